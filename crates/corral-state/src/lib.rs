@@ -1,0 +1,65 @@
+//! The lock state machine of corral.
+//!
+//! Commands in, state and responses out. This crate holds every lock
+//! semantic of corral and nothing else: no clock, no randomness, no I/O, no
+//! async. Replication, storage and HTTP live in other crates and only carry
+//! [`Proposal`]s to [`LockTable::apply`] and its answers back.
+//!
+//! # Leases
+//! A lease ties ownership to a living client. Its id is drawn at random by
+//! the node that takes the request and travels in the command. Its deadline
+//! is not replicated: the leader keeps it in memory, refreshes it on
+//! keepalive, and proposes [`Command::ExpireLease`] when it passes. Ending a
+//! lease (revoke or expiry) releases every lock it holds and takes it out of
+//! every queue.
+//!
+//! # Locks and fencing tokens
+//! An exclusive lock has at most one holder. Every grant takes the next value
+//! of one cluster-wide counter, the [`FencingToken`], so tokens rise strictly
+//! in log order across all locks and are never reused. Acquiring a lock the
+//! lease already holds answers with the same grant.
+//!
+//! # Waiting
+//! A request that may wait joins the lock's FIFO [`Lock::waiters`] queue. A
+//! release or an ended lease grants the lock to the head of the queue in the
+//! same command and reports an [`Event::Granted`] that any node can use to
+//! wake the waiting request. A wait that runs out is withdrawn with
+//! [`Command::CancelWait`], which answers with the grant if the grant won the
+//! race: a grant is never lost.
+//!
+//! # Time
+//! Each proposal carries the leader's wall-clock time. Apply keeps the
+//! largest value seen, so state-machine time never goes backwards. It stamps
+//! grants and queue entries, and nothing in this crate waits on it.
+//!
+//! # Limits
+//! Every collection that input can grow is bounded: see [`LEASES_MAX`],
+//! [`WAITERS_PER_LOCK_MAX`], [`LOCKS_PER_LEASE_MAX`] and
+//! [`LOCK_NAME_BYTES_MAX`]. A command that would pass a limit is refused with
+//! [`Refusal::LimitReached`] and changes nothing.
+
+mod command;
+mod lease;
+mod lock;
+mod outcome;
+mod table;
+mod token;
+
+#[cfg(test)]
+mod table_test;
+
+pub use command::{Command, Proposal};
+pub use lease::{Lease, LeaseId, LeaseIdError};
+pub use lock::{Grant, Lock, LockName, LockNameError, Waiter, LOCK_NAME_BYTES_MAX};
+pub use outcome::{Applied, Event, Limit, Outcome, Refusal, Response};
+pub use table::LockTable;
+pub use token::FencingToken;
+
+/// The most leases that may live at once.
+pub const LEASES_MAX: usize = 1_000_000;
+/// The most leases that may wait for one lock.
+pub const WAITERS_PER_LOCK_MAX: usize = 10_000;
+/// The most locks one lease may hold and wait for together.
+pub const LOCKS_PER_LEASE_MAX: usize = 10_000;
+/// The longest lease time to live: 24 hours.
+pub const TTL_MS_MAX: u64 = 24 * 60 * 60 * 1000;

@@ -1,0 +1,435 @@
+//! Tests of the lock table: stories of leases and locks, then properties
+//! over random command sequences.
+
+use proptest::prelude::*;
+
+use crate::*;
+
+fn id(n: u128) -> LeaseId {
+    LeaseId(n)
+}
+
+fn name(s: &str) -> LockName {
+    LockName::new(s).expect("valid name")
+}
+
+/// A table driven by commands at a fixed clock, checked after every step.
+struct Story {
+    table: LockTable,
+    now_ms: u64,
+}
+
+impl Story {
+    fn new() -> Story {
+        Story {
+            table: LockTable::new(),
+            now_ms: 1_000,
+        }
+    }
+
+    fn run(&mut self, command: Command) -> Applied {
+        let applied = self.table.apply(Proposal {
+            now_ms: self.now_ms,
+            command,
+        });
+        self.table.check_invariants().expect("invariants hold");
+        applied
+    }
+
+    fn lease(&mut self, n: u128) {
+        let r = self.run(Command::GrantLease {
+            lease_id: id(n),
+            ttl_ms: 10_000,
+        });
+        assert!(r.response.is_ok(), "{r:?}");
+    }
+
+    fn acquire(&mut self, n: u128, lock: &str, wait_ms: u64) -> Applied {
+        self.run(Command::Acquire {
+            lease_id: id(n),
+            name: name(lock),
+            wait_ms,
+        })
+    }
+
+    fn token(&mut self, n: u128, lock: &str) -> FencingToken {
+        match self.acquire(n, lock, 0).response {
+            Ok(Outcome::Granted(g)) => g.fencing_token,
+            other => panic!("expected a grant, got {other:?}"),
+        }
+    }
+
+    fn release(&mut self, n: u128, lock: &str) -> Applied {
+        self.run(Command::Release {
+            lease_id: id(n),
+            name: name(lock),
+        })
+    }
+
+    fn holder(&self, lock: &str) -> Option<LeaseId> {
+        self.table
+            .lock(&name(lock))
+            .and_then(|l| l.holder.as_ref())
+            .map(|h| h.lease_id)
+    }
+}
+
+#[test]
+fn free_lock_is_granted_with_rising_tokens() {
+    let mut s = Story::new();
+    s.lease(1);
+    let t1 = s.token(1, "a");
+    let t2 = s.token(1, "b");
+    assert_eq!(t1, FencingToken(1));
+    assert_eq!(t2, FencingToken(2));
+    s.release(1, "a");
+    let t3 = s.token(1, "a");
+    assert!(t3 > t2);
+}
+
+#[test]
+fn acquiring_again_returns_the_same_grant() {
+    let mut s = Story::new();
+    s.lease(1);
+    let first = s.token(1, "a");
+    let again = s.token(1, "a");
+    assert_eq!(first, again);
+    assert_eq!(s.table.last_token(), first);
+}
+
+#[test]
+fn held_lock_is_busy_without_wait() {
+    let mut s = Story::new();
+    s.lease(1);
+    s.lease(2);
+    let t = s.token(1, "a");
+    let r = s.acquire(2, "a", 0);
+    assert_eq!(r.response, Err(Refusal::LockBusy { holder_token: t }));
+    assert!(s.table.lock(&name("a")).unwrap().waiters.is_empty());
+}
+
+#[test]
+fn waiters_are_granted_in_arrival_order() {
+    let mut s = Story::new();
+    for n in 1..=4 {
+        s.lease(n);
+    }
+    s.token(1, "a");
+    for n in 2..=4 {
+        let r = s.acquire(n, "a", 5_000);
+        assert!(
+            matches!(r.response, Ok(Outcome::Queued { position, .. }) if position == (n - 2) as usize)
+        );
+    }
+    let mut last = FencingToken(1);
+    for (holder, next) in [(1, 2), (2, 3), (3, 4)] {
+        let r = s.release(holder, "a");
+        assert_eq!(r.response, Ok(Outcome::Released));
+        match &r.events[..] {
+            [Event::Granted(g)] => {
+                assert_eq!(g.lease_id, id(next));
+                assert!(g.fencing_token > last);
+                last = g.fencing_token;
+            }
+            other => panic!("expected one grant, got {other:?}"),
+        }
+        assert_eq!(s.holder("a"), Some(id(next)));
+    }
+    s.release(4, "a");
+    assert!(
+        s.table.lock(&name("a")).is_none(),
+        "a free lock leaves the table"
+    );
+}
+
+#[test]
+fn retried_wait_keeps_its_place() {
+    let mut s = Story::new();
+    for n in 1..=3 {
+        s.lease(n);
+    }
+    s.token(1, "a");
+    s.acquire(2, "a", 1_000);
+    s.acquire(3, "a", 1_000);
+    let r = s.acquire(2, "a", 9_000);
+    assert!(matches!(
+        r.response,
+        Ok(Outcome::Queued { position: 0, .. })
+    ));
+    let waiter = &s.table.lock(&name("a")).unwrap().waiters[0];
+    assert_eq!(waiter.deadline_ms, 1_000 + 9_000);
+}
+
+#[test]
+fn release_by_other_lease_is_refused() {
+    let mut s = Story::new();
+    s.lease(1);
+    s.lease(2);
+    s.token(1, "a");
+    assert_eq!(s.release(2, "a").response, Err(Refusal::NotHolder));
+    assert_eq!(s.release(2, "free").response, Err(Refusal::NotHolder));
+    assert_eq!(s.release(9, "a").response, Err(Refusal::LeaseNotFound));
+    assert_eq!(s.holder("a"), Some(id(1)));
+}
+
+#[test]
+fn cancel_wait_removes_the_waiter_or_returns_the_grant() {
+    let mut s = Story::new();
+    for n in 1..=3 {
+        s.lease(n);
+    }
+    s.token(1, "a");
+    s.acquire(2, "a", 1_000);
+    s.acquire(3, "a", 1_000);
+    let r = s.run(Command::CancelWait {
+        lease_id: id(3),
+        name: name("a"),
+    });
+    assert_eq!(r.response, Ok(Outcome::WaitCancelled));
+    assert_eq!(s.table.lock(&name("a")).unwrap().waiters.len(), 1);
+    // The grant wins the race: lease 2 is handed the lock before it cancels.
+    s.release(1, "a");
+    let r = s.run(Command::CancelWait {
+        lease_id: id(2),
+        name: name("a"),
+    });
+    match r.response {
+        Ok(Outcome::Granted(g)) => assert_eq!(g.lease_id, id(2)),
+        other => panic!("expected the grant, got {other:?}"),
+    }
+}
+
+#[test]
+fn ending_a_lease_releases_and_hands_over() {
+    for expire in [false, true] {
+        let mut s = Story::new();
+        for n in 1..=3 {
+            s.lease(n);
+        }
+        s.token(1, "a");
+        s.token(1, "b");
+        s.token(3, "c");
+        s.acquire(2, "a", 1_000);
+        s.acquire(1, "c", 1_000);
+        let command = if expire {
+            Command::ExpireLease { lease_id: id(1) }
+        } else {
+            Command::RevokeLease { lease_id: id(1) }
+        };
+        let r = s.run(command);
+        assert_eq!(
+            r.response,
+            Ok(Outcome::LeaseEnded {
+                released: vec![name("a"), name("b")]
+            })
+        );
+        assert!(r.events.contains(&Event::WaitEnded {
+            lease_id: id(1),
+            name: name("c")
+        }));
+        assert!(r
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Granted(g) if g.lease_id == id(2) && g.name == name("a"))));
+        assert_eq!(s.holder("a"), Some(id(2)));
+        assert_eq!(s.holder("b"), None);
+        assert!(s.table.lock(&name("c")).unwrap().waiters.is_empty());
+        assert!(s.table.lease(id(1)).is_none());
+        assert_eq!(s.acquire(1, "d", 0).response, Err(Refusal::LeaseNotFound));
+    }
+}
+
+#[test]
+fn lease_grant_checks_ttl_and_ids() {
+    let mut s = Story::new();
+    s.lease(1);
+    let again = s.run(Command::GrantLease {
+        lease_id: id(1),
+        ttl_ms: 5,
+    });
+    assert_eq!(again.response, Err(Refusal::LeaseExists));
+    for ttl_ms in [0, TTL_MS_MAX + 1] {
+        let r = s.run(Command::GrantLease {
+            lease_id: id(2),
+            ttl_ms,
+        });
+        assert_eq!(r.response, Err(Refusal::InvalidTtl { max_ms: TTL_MS_MAX }));
+    }
+}
+
+#[test]
+fn time_never_goes_backwards() {
+    let mut s = Story::new();
+    s.now_ms = 5_000;
+    s.lease(1);
+    s.now_ms = 4_000;
+    s.lease(2);
+    assert_eq!(s.table.now_ms(), 5_000);
+    assert_eq!(s.table.lease(id(2)).unwrap().granted_at_ms, 5_000);
+}
+
+#[test]
+fn overdue_waiters_are_listed_by_deadline() {
+    let mut s = Story::new();
+    for n in 1..=3 {
+        s.lease(n);
+    }
+    s.token(1, "a");
+    s.acquire(2, "a", 500);
+    s.acquire(3, "a", 100);
+    assert_eq!(s.table.overdue_waiters(1_050), vec![]);
+    assert_eq!(s.table.overdue_waiters(1_200), vec![(id(3), name("a"))]);
+    assert_eq!(
+        s.table.overdue_waiters(2_000),
+        vec![(id(3), name("a")), (id(2), name("a"))]
+    );
+}
+
+#[test]
+fn prefix_listing_stays_in_its_prefix() {
+    let mut s = Story::new();
+    s.lease(1);
+    for lock in ["app/a", "app/b", "apq", "ap", "b"] {
+        s.token(1, lock);
+    }
+    let names: Vec<_> = s
+        .table
+        .locks_with_prefix("app/")
+        .map(|(n, _)| n.to_string())
+        .collect();
+    assert_eq!(names, ["app/a", "app/b"]);
+    assert_eq!(s.table.locks_with_prefix("").count(), 5);
+}
+
+#[test]
+fn names_and_ids_are_checked() {
+    assert_eq!(LockName::new(""), Err(LockNameError::Empty));
+    assert_eq!(
+        LockName::new("a".repeat(513)),
+        Err(LockNameError::TooLong(513))
+    );
+    assert!(LockName::new("a".repeat(512)).is_ok());
+    assert_eq!(LockName::new("a\nb"), Err(LockNameError::ControlCharacter));
+    assert!(serde_json::from_str::<LockName>("\"\"").is_err());
+    let lease = id(0xabc);
+    let text = lease.to_string();
+    assert_eq!(text.len(), 32);
+    assert_eq!(text.parse::<LeaseId>(), Ok(lease));
+    assert!("xyz".parse::<LeaseId>().is_err());
+    assert!(format!("{}g", &text[..31]).parse::<LeaseId>().is_err());
+}
+
+#[test]
+fn waiters_per_lock_are_bounded() {
+    let mut s = Story::new();
+    s.lease(0);
+    s.token(0, "a");
+    for n in 1..=WAITERS_PER_LOCK_MAX as u128 {
+        s.table.apply(Proposal {
+            now_ms: 1,
+            command: Command::GrantLease {
+                lease_id: id(n),
+                ttl_ms: 1,
+            },
+        });
+        s.table.apply(Proposal {
+            now_ms: 1,
+            command: Command::Acquire {
+                lease_id: id(n),
+                name: name("a"),
+                wait_ms: 1,
+            },
+        });
+    }
+    s.lease(u128::MAX);
+    let r = s.acquire(u128::MAX, "a", 1);
+    assert_eq!(
+        r.response,
+        Err(Refusal::LimitReached(Limit::WaitersPerLock))
+    );
+}
+
+#[test]
+fn snapshot_round_trip_keeps_everything() {
+    let mut s = Story::new();
+    for n in 1..=3 {
+        s.lease(n);
+    }
+    s.token(1, "a");
+    s.acquire(2, "a", 1_000);
+    let bytes = serde_json::to_vec(&s.table).unwrap();
+    let restored: LockTable = serde_json::from_slice(&bytes).unwrap();
+    restored.check_invariants().unwrap();
+    assert_eq!(restored, s.table);
+}
+
+/// A small alphabet of commands, so that random sequences collide often.
+fn command() -> impl Strategy<Value = Command> {
+    let lease = (0u128..4).prop_map(LeaseId);
+    let lock = prop::sample::select(vec!["a", "b", "c"]).prop_map(name);
+    prop_oneof![
+        lease.clone().prop_map(|lease_id| Command::GrantLease {
+            lease_id,
+            ttl_ms: 1_000
+        }),
+        lease
+            .clone()
+            .prop_map(|lease_id| Command::RevokeLease { lease_id }),
+        lease
+            .clone()
+            .prop_map(|lease_id| Command::ExpireLease { lease_id }),
+        (
+            lease.clone(),
+            lock.clone(),
+            prop::sample::select(vec![0u64, 100])
+        )
+            .prop_map(|(lease_id, name, wait_ms)| Command::Acquire {
+                lease_id,
+                name,
+                wait_ms
+            }),
+        (lease.clone(), lock.clone())
+            .prop_map(|(lease_id, name)| Command::Release { lease_id, name }),
+        (lease, lock).prop_map(|(lease_id, name)| Command::CancelWait { lease_id, name }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Over any command sequence: invariants hold, tokens rise strictly in
+    /// grant order, a lock never has two holders, and replaying the same
+    /// log gives the same table and answers.
+    #[test]
+    fn any_sequence_keeps_the_invariants(
+        commands in prop::collection::vec((0u64..50, command()), 1..120)
+    ) {
+        let mut table = LockTable::new();
+        let mut replica = LockTable::new();
+        let mut last = FencingToken(0);
+        let mut now_ms = 0;
+        for (step_ms, command) in commands {
+            now_ms += step_ms;
+            let proposal = Proposal { now_ms, command };
+            let applied = table.apply(proposal.clone());
+            prop_assert_eq!(&applied, &replica.apply(proposal));
+            table.check_invariants().map_err(TestCaseError::fail)?;
+            let mut grants: Vec<&Grant> = applied.events.iter().filter_map(|e| match e {
+                Event::Granted(g) => Some(g),
+                Event::WaitEnded { .. } => None,
+            }).collect();
+            if let Ok(Outcome::Granted(g)) = &applied.response {
+                if g.fencing_token > last {
+                    grants.push(g);
+                }
+            }
+            grants.sort_by_key(|g| g.fencing_token);
+            for g in grants {
+                prop_assert!(g.fencing_token > last, "token {} after {}", g.fencing_token, last);
+                last = g.fencing_token;
+            }
+            prop_assert_eq!(table.last_token(), last);
+        }
+        prop_assert_eq!(table, replica);
+    }
+}

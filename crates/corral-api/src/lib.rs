@@ -1,1 +1,162 @@
+//! The HTTP API v1 of corral: request and response bodies and error codes.
+//!
+//! Shared by the server, which produces these bodies, and by clients, which
+//! read them. See `docs/api.md` for every endpoint with examples.
 
+mod error;
+
+pub use corral_state::{FencingToken, LeaseId, LockName};
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+
+use serde::{Deserialize, Serialize};
+
+/// The shortest lease ttl a server accepts by default, in milliseconds: twice
+/// the default longest election timeout, so that an ordinary election does
+/// not expire leases.
+pub const TTL_MS_MIN_DEFAULT: u64 = 3_000;
+/// The longest lease ttl: 24 hours.
+pub const TTL_MS_MAX: u64 = corral_state::TTL_MS_MAX;
+/// The longest server-side wait of one acquire, in milliseconds.
+pub const WAIT_MS_MAX: u64 = 60_000;
+/// The largest request body, in bytes.
+pub const BODY_BYTES_MAX: usize = 64 * 1024;
+/// The most locks one `GET /v1/locks?prefix=` answer lists.
+pub const LIST_LOCKS_MAX: usize = 1_000;
+
+/// `POST /v1/leases`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantLeaseRequest {
+    /// Time to live, renewed by each keepalive.
+    pub ttl_ms: u64,
+}
+
+/// A lease and its ttl: the answer to a grant or a keepalive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseResponse {
+    /// The lease.
+    pub lease_id: LeaseId,
+    /// Its time to live.
+    pub ttl_ms: u64,
+}
+
+/// `DELETE /v1/leases/{id}`: the locks the lease held.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeLeaseResponse {
+    /// Locks released (and handed to their next waiters).
+    pub released: Vec<LockName>,
+}
+
+/// `GET /v1/leases/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseView {
+    /// The lease.
+    pub lease_id: LeaseId,
+    /// Its time to live.
+    pub ttl_ms: u64,
+    /// The locks it holds, by name.
+    pub locks: Vec<HeldLock>,
+}
+
+/// A lock a lease holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldLock {
+    /// The lock.
+    pub name: LockName,
+    /// The token it is held under.
+    pub fencing_token: FencingToken,
+}
+
+/// `POST /v1/locks/acquire`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcquireRequest {
+    /// The lease that will hold the lock.
+    pub lease_id: LeaseId,
+    /// The lock.
+    pub name: LockName,
+    /// How long to wait in the lock's queue; absent or 0: answer at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+}
+
+/// A grant: the answer to a successful acquire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantResponse {
+    /// The lock.
+    pub name: LockName,
+    /// The lease that holds it.
+    pub lease_id: LeaseId,
+    /// The token of this grant. Pass it to every resource the lock guards.
+    pub fencing_token: FencingToken,
+}
+
+/// `POST /v1/locks/release`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseRequest {
+    /// The holding lease.
+    pub lease_id: LeaseId,
+    /// The lock.
+    pub name: LockName,
+}
+
+/// The answer to a release.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseResponse {
+    /// Always true: a release that did not happen is an error.
+    pub released: bool,
+}
+
+/// `GET /v1/locks?name=`: one lock. A free lock has no holder and no
+/// waiters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockView {
+    /// The lock.
+    pub name: LockName,
+    /// Its holder, or null when free.
+    pub holder: Option<HolderView>,
+    /// Waiting leases, next first.
+    pub waiters: Vec<LeaseId>,
+}
+
+/// The holder of a lock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HolderView {
+    /// The holding lease.
+    pub lease_id: LeaseId,
+    /// The token it holds the lock under.
+    pub fencing_token: FencingToken,
+}
+
+/// `GET /v1/locks?prefix=`: held locks, in name order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockList {
+    /// At most [`LIST_LOCKS_MAX`] locks.
+    pub locks: Vec<LockView>,
+}
+
+/// `GET /v1/cluster`: this node's view of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterView {
+    /// This node's id.
+    pub node_id: u64,
+    /// The leader this node knows of.
+    pub leader_id: Option<u64>,
+    /// This node's raft term.
+    pub term: u64,
+    /// The last log index known committed.
+    pub commit_index: Option<u64>,
+    /// The last log index applied here.
+    pub applied_index: Option<u64>,
+    /// Every member, in id order.
+    pub members: Vec<MemberView>,
+}
+
+/// A member of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberView {
+    /// Its node id.
+    pub id: u64,
+    /// Its HTTP address.
+    pub addr: String,
+    /// `leader`, `follower` or `learner`, as far as this node knows.
+    pub role: String,
+}

@@ -1,1 +1,33 @@
+//! Replication for corral.
+//!
+//! The lock table of `corral-state` is replicated with openraft. This crate
+//! holds the thin adapters around it and no lock logic:
+//! - [`TypeConfig`]: log entries carry `corral_state::Proposal`s;
+//! - [`LogStore`]: the raft log, vote and committed id in RocksDB, with group
+//!   commit (one WAL sync for every append that arrived meanwhile);
+//! - [`StateMachineStore`]: the lock table in memory, snapshots in RocksDB;
+//! - [`PeerNetwork`]: raft RPCs as HTTP calls to the peers' `/raft/*`
+//!   endpoints, bounded by openraft's RPC timeouts;
+//! - [`start`]: opens the database and starts a node.
 
+mod log_store;
+mod network;
+mod node;
+mod rocks;
+mod state_machine;
+mod type_config;
+
+#[cfg(test)]
+mod log_store_test;
+
+pub use log_store::LogStore;
+pub use network::{
+    PeerNetwork, RpcReply, SnapshotHeader, SnapshotReply, HEADER_SNAPSHOT, PATH_APPEND,
+    PATH_SNAPSHOT, PATH_VOTE,
+};
+pub use node::{initialize_once, start, wait_for_recovery, RaftTiming, ReplicatedNode, StartError};
+pub use rocks::StoreError;
+pub use state_machine::{AppliedState, EventSink, StateMachineStore};
+pub use type_config::{
+    CorralRaft, Entry, LogId, NodeId, Reply, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote,
+};

@@ -1,1 +1,108 @@
+//! A corral node: the HTTP API v1, the peer endpoints, forwarding to the
+//! leader, keepalives and lease expiry, around a replicated lock table.
+//!
+//! - [`routes`]: the axum router (public API and `/raft/*`).
+//! - [`Node`]: a node's raft, applied state, and how requests reach the
+//!   leader.
+//! - [`LeaseClock`] and [`expiry`]: lease deadlines on the leader, and the
+//!   sweep that proposes expiries.
+//! - [`WaitRegistry`]: requests waiting for locks, woken by applied events.
+//! - [`ApiError`]: every failure, mapped once to its code and status.
 
+mod config;
+mod error;
+pub mod expiry;
+mod json;
+mod lease_clock;
+mod node;
+pub mod routes;
+mod wait_registry;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::BasicNode;
+
+pub use config::{parse_initial_cluster, ClusterSpecError, ServerConfig};
+pub use corral_raft::RaftTiming;
+pub use error::ApiError;
+pub use lease_clock::LeaseClock;
+pub use node::Node;
+pub use wait_registry::{WaitEnd, WaitRegistry};
+
+/// Why a node stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The node's id is not in the initial cluster.
+    #[error("node id {0} is not in --initial-cluster")]
+    NotAMember(u64),
+    /// Raft or storage failed to start.
+    #[error(transparent)]
+    Start(#[from] corral_raft::StartError),
+    /// The listener failed.
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The HTTP client could not be built.
+    #[error("http client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// Runs a node until `shutdown` resolves, then stops it cleanly.
+pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    if !config.initial_cluster.contains_key(&config.node_id) {
+        return Err(ServeError::NotAMember(config.node_id));
+    }
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
+        .build()?;
+    let waits = WaitRegistry::default();
+    let events = {
+        let waits = waits.clone();
+        Arc::new(move |events| waits.notify(events))
+    };
+    let started = corral_raft::start(config.node_id, &config.data_dir, config.timing, http.clone(), events).await?;
+    let node = Arc::new(Node {
+        id: config.node_id,
+        raft: started.raft.clone(),
+        state: started.state,
+        waits,
+        clock: LeaseClock::default(),
+        http,
+        ttl_ms_min: config.ttl_ms_min(),
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    tracing::info!(node_id = config.node_id, listen = %config.listen, data_dir = %config.data_dir.display(), "corral node listening");
+    let members = config
+        .initial_cluster
+        .iter()
+        .map(|(id, addr)| (*id, BasicNode::new(addr)))
+        .collect();
+    // Every node may try: raft refuses all but the first, and a node that
+    // has a log or a vote is never initialized again.
+    corral_raft::initialize_once(&started.raft, members).await?;
+    let sweep = tokio::spawn(expiry::run(node.clone()));
+    let app = routes::router(node.clone());
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    sweep.abort();
+    if let Err(e) = started.raft.shutdown().await {
+        tracing::warn!(error = %e, "raft did not shut down cleanly");
+    }
+    tracing::info!(node_id = config.node_id, "corral node stopped");
+    served.map_err(|source| ServeError::Listen {
+        addr: config.listen,
+        source,
+    })
+}

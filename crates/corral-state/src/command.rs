@@ -68,3 +68,9 @@ pub enum Command {
         name: LockName,
     },
 }
+
+impl std::fmt::Display for Proposal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} at {}", self.command, self.now_ms)
+    }
+}

@@ -1,0 +1,70 @@
+//! The error body and its codes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::FencingToken;
+
+/// Every error answer: `{"error":{"code":"...","message":"..."}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, for programs (`code`) and for people (`message`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable code.
+    pub code: ErrorCode,
+    /// A sentence for people; may change between versions.
+    pub message: String,
+    /// With `lock_busy`: the token the lock is held under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder_token: Option<FencingToken>,
+    /// With `unavailable`: the leader's id, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_id: Option<u64>,
+}
+
+/// The error codes of API v1, each with one HTTP status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: a field is missing, mistyped or out of bounds, or the body is
+    /// not JSON.
+    InvalidArgument,
+    /// 404: no such route.
+    NotFound,
+    /// 404: the lease does not exist (never granted, revoked or expired).
+    LeaseNotFound,
+    /// 409: the lock is held by another lease.
+    LockBusy,
+    /// 409: the wait ran out before the lock was granted.
+    WaitTimeout,
+    /// 409: the lease does not hold the lock.
+    NotHolder,
+    /// 413: the body is larger than 64 KiB.
+    BodyTooLarge,
+    /// 429: a limit of the lock table was reached.
+    LimitReached,
+    /// 500: a fault inside the node; see its log.
+    Internal,
+    /// 503: no leader could be reached in time; the request may or may not
+    /// have taken effect if it was a write, so retry it.
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// The HTTP status this code is sent with.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidArgument => 400,
+            ErrorCode::NotFound | ErrorCode::LeaseNotFound => 404,
+            ErrorCode::LockBusy | ErrorCode::WaitTimeout | ErrorCode::NotHolder => 409,
+            ErrorCode::BodyTooLarge => 413,
+            ErrorCode::LimitReached => 429,
+            ErrorCode::Internal => 500,
+            ErrorCode::Unavailable => 503,
+        }
+    }
+}

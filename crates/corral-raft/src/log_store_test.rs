@@ -1,0 +1,34 @@
+//! openraft's storage conformance suite, run against the RocksDB stores.
+
+use std::sync::Arc;
+
+use openraft::testing::log::{StoreBuilder, Suite};
+use openraft::type_config::TypeConfigExt;
+use openraft::StorageError;
+
+use crate::log_store::LogStore;
+use crate::rocks::open_db;
+use crate::state_machine::StateMachineStore;
+use crate::type_config::TypeConfig;
+
+struct RocksBuilder;
+
+impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> for RocksBuilder {
+    async fn build(
+        &self,
+    ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError<TypeConfig>> {
+        let dir = tempfile::TempDir::new()
+            .map_err(|e| StorageError::read(TypeConfig::err_from_error(&e)))?;
+        let db =
+            open_db(dir.path()).map_err(|e| StorageError::read(TypeConfig::err_from_error(&e)))?;
+        let log = LogStore::new(db.clone());
+        let sm = StateMachineStore::open(db, Arc::new(|_| {}))
+            .map_err(|e| StorageError::read(TypeConfig::err_from_error(&e)))?;
+        Ok((dir, log, sm))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rocksdb_stores_pass_the_openraft_suite() {
+    Suite::test_all(RocksBuilder).await.expect("storage suite");
+}

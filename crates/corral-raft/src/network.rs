@@ -1,0 +1,172 @@
+//! The peer network: raft RPCs as HTTP calls to the other nodes' `/raft/*`
+//! endpoints, over one pooled HTTP client, each bounded by openraft's RPC
+//! timeout.
+
+use std::future::Future;
+use std::time::Duration;
+
+use openraft::errors::{
+    NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
+};
+use openraft::network::v2::RaftNetworkV2;
+use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::BasicNode;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::type_config::{NodeId, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote};
+
+/// Path of the append-entries RPC.
+pub const PATH_APPEND: &str = "/raft/append";
+/// Path of the vote RPC.
+pub const PATH_VOTE: &str = "/raft/vote";
+/// Path of the snapshot RPC.
+pub const PATH_SNAPSHOT: &str = "/raft/snapshot";
+/// Header of the snapshot RPC that carries [`SnapshotHeader`] as JSON; the
+/// body is the snapshot's data.
+pub const HEADER_SNAPSHOT: &str = "x-corral-snapshot";
+
+/// The vote and meta sent with a snapshot.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SnapshotHeader {
+    /// The sender's vote.
+    pub vote: Vote,
+    /// What the snapshot covers.
+    pub meta: SnapshotMeta,
+}
+
+/// What `/raft/append` and `/raft/vote` answer.
+pub type RpcReply<T> = Result<T, RaftError<TypeConfig>>;
+/// What `/raft/snapshot` answers.
+pub type SnapshotReply = Result<SnapshotResponse<TypeConfig>, openraft::errors::Fatal<TypeConfig>>;
+
+/// Makes connections to peers. Holds one pooled HTTP client shared by all.
+#[derive(Clone)]
+pub struct PeerNetwork {
+    http: reqwest::Client,
+}
+
+impl PeerNetwork {
+    /// A network over `http`, which should keep connections alive.
+    pub fn new(http: reqwest::Client) -> PeerNetwork {
+        PeerNetwork { http }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerConnection {
+        PeerConnection {
+            http: self.http.clone(),
+            base: format!("http://{}", node.addr),
+            target,
+        }
+    }
+}
+
+/// The raft client for one peer. Connects lazily, through the pool.
+pub struct PeerConnection {
+    http: reqwest::Client,
+    base: String,
+    target: NodeId,
+}
+
+impl PeerConnection {
+    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        path: &str,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, RPCError<TypeConfig>> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .timeout(timeout)
+            .json(request)
+            .send()
+            .await
+            .map_err(|e| transport_error(self.target, e))?;
+        let reply: RpcReply<Resp> = response
+            .json()
+            .await
+            .map_err(|e| transport_error(self.target, e))?;
+        // A remote raft error cannot travel as RemoteError in this openraft
+        // version; the peer is as good as unreachable for this call.
+        reply.map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))
+    }
+
+    async fn send_snapshot(
+        &self,
+        vote: Vote,
+        snapshot: Snapshot,
+        timeout: Duration,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let header = SnapshotHeader {
+            vote,
+            meta: snapshot.meta,
+        };
+        let header = serde_json::to_string(&header)
+            .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
+        let response = self
+            .http
+            .post(format!("{}{PATH_SNAPSHOT}", self.base))
+            .timeout(timeout)
+            .header(HEADER_SNAPSHOT, header)
+            .body(snapshot.snapshot.into_inner())
+            .send()
+            .await
+            .map_err(|e| StreamingError::from(transport_error(self.target, e)))?;
+        let reply: SnapshotReply = response
+            .json()
+            .await
+            .map_err(|e| StreamingError::from(transport_error(self.target, e)))?;
+        reply.map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))
+    }
+}
+
+/// Connection failures mean the peer is down: openraft backs off longer.
+fn transport_error(target: NodeId, e: reqwest::Error) -> RPCError<TypeConfig> {
+    tracing::debug!(target_node = target, error = %e, "peer rpc failed");
+    if e.is_connect() {
+        RPCError::Unreachable(Unreachable::new(&e))
+    } else {
+        RPCError::Network(NetworkError::new(&e))
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerConnection {
+    type SnapshotData = SnapshotData;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call(PATH_APPEND, &rpc, option.hard_ttl()).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call(PATH_VOTE, &rpc, option.hard_ttl()).await
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            reply = self.send_snapshot(vote, snapshot, option.hard_ttl()) => reply,
+        }
+    }
+}

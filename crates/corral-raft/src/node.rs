@@ -1,0 +1,121 @@
+//! Opening a node's storage and starting its raft instance.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::errors::{Fatal, InitializeError, RaftError};
+use openraft::{BasicNode, Config, SnapshotPolicy};
+
+use crate::log_store::LogStore;
+use crate::network::PeerNetwork;
+use crate::rocks::{open_db, StoreError};
+use crate::state_machine::{EventSink, StateMachineStore};
+use crate::type_config::{CorralRaft, NodeId, TypeConfig};
+
+/// Raft timing of a corral cluster.
+#[derive(Clone, Copy, Debug)]
+pub struct RaftTiming {
+    /// How often the leader sends heartbeats; also the bound of one append
+    /// RPC.
+    pub heartbeat_ms: u64,
+    /// The shortest election timeout.
+    pub election_timeout_min_ms: u64,
+    /// The longest election timeout. Leases may not be shorter than twice
+    /// this.
+    pub election_timeout_max_ms: u64,
+}
+
+impl Default for RaftTiming {
+    fn default() -> RaftTiming {
+        RaftTiming {
+            heartbeat_ms: 150,
+            election_timeout_min_ms: 750,
+            election_timeout_max_ms: 1_500,
+        }
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or read.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// The raft configuration is invalid.
+    #[error("raft config: {0}")]
+    Config(#[from] openraft::ConfigError),
+    /// Raft failed to start or to initialize the cluster.
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+impl From<Fatal<TypeConfig>> for StartError {
+    fn from(e: Fatal<TypeConfig>) -> StartError {
+        StartError::Raft(e.to_string())
+    }
+}
+
+/// A started raft node and the handle to its applied state.
+pub struct ReplicatedNode {
+    /// The raft instance.
+    pub raft: CorralRaft,
+    /// The state machine, for reads.
+    pub state: StateMachineStore,
+}
+
+/// Opens the node's database under `dir` and starts raft.
+pub async fn start(
+    node_id: NodeId,
+    dir: &Path,
+    timing: RaftTiming,
+    http: reqwest::Client,
+    events: EventSink,
+) -> Result<ReplicatedNode, StartError> {
+    let config = Config {
+        cluster_name: "corral".into(),
+        heartbeat_interval: timing.heartbeat_ms,
+        election_timeout_min: timing.election_timeout_min_ms,
+        election_timeout_max: timing.election_timeout_max_ms,
+        install_snapshot_timeout: 30_000,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(10_000),
+        max_in_snapshot_log_to_keep: 1_000,
+        ..Default::default()
+    }
+    .validate()?;
+    let db = open_db(dir)?;
+    let log = LogStore::new(db.clone());
+    let state = StateMachineStore::open(db, events)?;
+    let raft = CorralRaft::new(
+        node_id,
+        Arc::new(config),
+        PeerNetwork::new(http),
+        log,
+        state.clone(),
+    )
+    .await?;
+    Ok(ReplicatedNode { raft, state })
+}
+
+/// Initializes the cluster with `members` unless it was initialized before.
+/// Every node may call it: raft refuses all but the first, and a restarted
+/// node is never initialized again.
+pub async fn initialize_once(
+    raft: &CorralRaft,
+    members: BTreeMap<NodeId, BasicNode>,
+) -> Result<(), StartError> {
+    match raft.initialize(members).await {
+        Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+        Err(e) => Err(StartError::Raft(e.to_string())),
+    }
+}
+
+/// Waits, at most `timeout`, until raft has re-applied the log committed
+/// before a restart.
+pub async fn wait_for_recovery(raft: &CorralRaft, timeout: Duration) -> Result<(), StartError> {
+    raft.wait_for_recovery(Some(timeout))
+        .await
+        .map(|_| ())
+        .map_err(|e| StartError::Raft(e.to_string()))
+}

@@ -1,0 +1,70 @@
+//! The one RocksDB database of a node and its column families.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, DB};
+
+/// Raft log entries, keyed by big-endian index so that key order is log
+/// order.
+pub(crate) const CF_LOG: &str = "log";
+/// Raft metadata: vote, committed log id, last purged log id.
+pub(crate) const CF_META: &str = "meta";
+/// The current snapshot of the state machine: its meta and its data.
+pub(crate) const CF_SNAPSHOT: &str = "snapshot";
+
+/// Why the node's database could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// RocksDB failed.
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    /// What was read from disk could not be decoded.
+    #[error("corrupt {what} in the database: {source}")]
+    Corrupt {
+        /// What was being read.
+        what: &'static str,
+        /// The decoding error.
+        source: serde_json::Error,
+    },
+    /// What was read from disk decodes but breaks an invariant.
+    #[error("invalid state in the database: {0}")]
+    Invalid(String),
+}
+
+impl From<StoreError> for std::io::Error {
+    fn from(e: StoreError) -> std::io::Error {
+        std::io::Error::other(e)
+    }
+}
+
+/// Opens (or creates) the database under `dir`.
+pub(crate) fn open_db(dir: &Path) -> Result<Arc<DB>, StoreError> {
+    let mut options = Options::default();
+    options.create_if_missing(true);
+    options.create_missing_column_families(true);
+    let families = [CF_LOG, CF_META, CF_SNAPSHOT]
+        .into_iter()
+        .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+    let db = DB::open_cf_descriptors(&options, dir, families)?;
+    Ok(Arc::new(db))
+}
+
+/// A column family that `open_db` created.
+pub(crate) fn cf<'a>(db: &'a DB, name: &str) -> &'a ColumnFamily {
+    db.cf_handle(name)
+        .expect("open_db creates every column family")
+}
+
+/// Decodes a JSON value read from disk.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { what, source })
+}
+
+/// Encodes a value for disk. Our own types always serialize.
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("raft and lock-table types serialize to JSON")
+}

@@ -1,0 +1,77 @@
+//! What a node is told at start.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use corral_raft::{NodeId, RaftTiming};
+
+/// The configuration of one node.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// This node's id; a key of `initial_cluster`.
+    pub node_id: NodeId,
+    /// Where to listen for clients and peers.
+    pub listen: SocketAddr,
+    /// Where the node keeps its RocksDB database.
+    pub data_dir: PathBuf,
+    /// Every member at first start: id to `host:port`. Used only to form
+    /// the cluster once; a restarted node reads its membership from disk.
+    pub initial_cluster: BTreeMap<NodeId, String>,
+    /// Raft timing.
+    pub timing: RaftTiming,
+}
+
+impl ServerConfig {
+    /// The shortest lease ttl this cluster accepts: twice the longest
+    /// election timeout, so that an ordinary election does not expire
+    /// leases.
+    pub fn ttl_ms_min(&self) -> u64 {
+        2 * self.timing.election_timeout_max_ms
+    }
+}
+
+/// Why an `--initial-cluster` value is malformed.
+#[derive(Debug, thiserror::Error)]
+#[error("--initial-cluster: {0} (expected id=host:port,id=host:port,...)")]
+pub struct ClusterSpecError(String);
+
+/// Parses `1=127.0.0.1:7101,2=127.0.0.1:7102,...`.
+pub fn parse_initial_cluster(spec: &str) -> Result<BTreeMap<NodeId, String>, ClusterSpecError> {
+    let mut members = BTreeMap::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part
+            .split_once('=')
+            .ok_or_else(|| ClusterSpecError(format!("`{part}` has no `=`")))?;
+        let id: NodeId = id
+            .trim()
+            .parse()
+            .map_err(|_| ClusterSpecError(format!("`{id}` is not a node id")))?;
+        if addr.trim().is_empty() {
+            return Err(ClusterSpecError(format!("node {id} has no address")));
+        }
+        if members.insert(id, addr.trim().to_string()).is_some() {
+            return Err(ClusterSpecError(format!("node {id} is listed twice")));
+        }
+    }
+    if members.is_empty() {
+        return Err(ClusterSpecError("no members".into()));
+    }
+    Ok(members)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_members() {
+        let members = parse_initial_cluster("1=127.0.0.1:7101, 2=127.0.0.1:7102").unwrap();
+        assert_eq!(members.len(), 2);
+        assert_eq!(members[&2], "127.0.0.1:7102");
+        assert!(parse_initial_cluster("").is_err());
+        assert!(parse_initial_cluster("x=1").is_err());
+        assert!(parse_initial_cluster("1=a,1=b").is_err());
+        assert!(parse_initial_cluster("1").is_err());
+    }
+}

@@ -1,0 +1,44 @@
+//! A JSON body extractor whose failures look like every other error.
+//!
+//! It reads at most [`BODY_BYTES_MAX`] bytes (413 beyond), accepts JSON
+//! whatever the content type says (`curl -d` sends a form type), and names
+//! the offending field in its 400 message.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use corral_api::BODY_BYTES_MAX;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// A request body decoded from JSON.
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::to_bytes(request.into_body(), BODY_BYTES_MAX)
+            .await
+            .map_err(|_| ApiError::BodyTooLarge)?;
+        decode(&bytes).map(JsonBody)
+    }
+}
+
+/// Decodes `bytes`, naming the field at fault.
+pub fn decode<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            ApiError::InvalidArgument(format!("invalid JSON body: {inner}"))
+        } else {
+            ApiError::InvalidArgument(format!("field `{path}`: {inner}"))
+        }
+    })
+}

@@ -1,0 +1,162 @@
+//! Lease deadlines, kept by the leader in memory.
+//!
+//! Keepalives are not log entries: the leader renews a lease's deadline here
+//! after confirming it is still leader, and proposes an expiry when a
+//! deadline passes. The deadlines belong to one leader term. When the term
+//! changes they are dropped, and every lease gets a full ttl from the moment
+//! this node sees it as leader: a new leader knows nothing of the old one's
+//! deadlines, so leases expire late, never early.
+//!
+//! Once an expiry is proposed the lease is `expiring` and keepalives for it
+//! are refused, so no client holds an ack for a lease about to vanish. The
+//! mark is never lifted within the term: an entry proposed in a term either
+//! commits in that term or the term ends.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use corral_state::LeaseId;
+use tokio::time::Instant;
+
+/// Deadlines of the current leader term.
+#[derive(Default)]
+pub struct LeaseClock {
+    inner: Mutex<Deadlines>,
+}
+
+#[derive(Default)]
+struct Deadlines {
+    /// The leader term these deadlines belong to.
+    term: Option<u64>,
+    /// When each known lease is due.
+    due_at: HashMap<LeaseId, Instant>,
+    /// Leases whose expiry has been proposed in this term.
+    expiring: HashSet<LeaseId>,
+}
+
+impl Deadlines {
+    fn enter_term(&mut self, term: u64) {
+        if self.term != Some(term) {
+            *self = Deadlines {
+                term: Some(term),
+                ..Deadlines::default()
+            };
+        }
+    }
+}
+
+impl LeaseClock {
+    /// Renews `lease_id` to `now + ttl` in leader term `term`. False when its
+    /// expiry was already proposed: the keepalive must be refused.
+    pub fn renew(&self, term: u64, lease_id: LeaseId, ttl: Duration, now: Instant) -> bool {
+        let mut d = self.lock();
+        d.enter_term(term);
+        if d.expiring.contains(&lease_id) {
+            return false;
+        }
+        d.due_at.insert(lease_id, now + ttl);
+        true
+    }
+
+    /// Brings the deadlines in line with the live leases (a lease first seen
+    /// gets a full ttl from `now`), then marks as expiring and returns at
+    /// most `max` leases whose deadline has passed.
+    pub fn take_due(
+        &self,
+        term: u64,
+        live: impl Iterator<Item = (LeaseId, Duration)>,
+        now: Instant,
+        max: usize,
+    ) -> Vec<LeaseId> {
+        let mut d = self.lock();
+        d.enter_term(term);
+        let mut seen = HashSet::new();
+        for (lease_id, ttl) in live {
+            seen.insert(lease_id);
+            d.due_at.entry(lease_id).or_insert(now + ttl);
+        }
+        d.due_at.retain(|id, _| seen.contains(id));
+        d.expiring.retain(|id| seen.contains(id));
+        let mut due: Vec<LeaseId> = d
+            .due_at
+            .iter()
+            .filter(|&(id, at)| *at <= now && !d.expiring.contains(id))
+            .map(|(id, _)| *id)
+            .take(max)
+            .collect();
+        due.sort();
+        d.expiring.extend(due.iter().copied());
+        due
+    }
+
+    /// Forgets every deadline: this node is not leader.
+    pub fn clear(&self) {
+        *self.lock() = Deadlines::default();
+    }
+
+    /// How many leases have an expiry proposed and not yet applied.
+    pub fn expiring_count(&self) -> usize {
+        self.lock().expiring.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Deadlines> {
+        self.inner.lock().expect("lease clock lock is never poisoned")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TTL: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn a_lease_first_seen_gets_a_full_ttl() {
+        let clock = LeaseClock::default();
+        let t0 = Instant::now();
+        let id = LeaseId(1);
+        assert!(clock.take_due(1, [(id, TTL)].into_iter(), t0, 10).is_empty());
+        assert!(clock.take_due(1, [(id, TTL)].into_iter(), t0 + TTL / 2, 10).is_empty());
+        assert_eq!(clock.take_due(1, [(id, TTL)].into_iter(), t0 + TTL, 10), vec![id]);
+        // Marked expiring: not proposed twice, and keepalives are refused.
+        assert!(clock.take_due(1, [(id, TTL)].into_iter(), t0 + TTL * 2, 10).is_empty());
+        assert!(!clock.renew(1, id, TTL, t0 + TTL * 2));
+    }
+
+    #[tokio::test]
+    async fn keepalive_pushes_the_deadline() {
+        let clock = LeaseClock::default();
+        let t0 = Instant::now();
+        let id = LeaseId(1);
+        clock.take_due(1, [(id, TTL)].into_iter(), t0, 10);
+        assert!(clock.renew(1, id, TTL, t0 + TTL / 2));
+        assert!(clock.take_due(1, [(id, TTL)].into_iter(), t0 + TTL, 10).is_empty());
+        assert_eq!(clock.take_due(1, [(id, TTL)].into_iter(), t0 + TTL * 3 / 2, 10), vec![id]);
+    }
+
+    #[tokio::test]
+    async fn a_new_term_starts_every_lease_afresh() {
+        let clock = LeaseClock::default();
+        let t0 = Instant::now();
+        let id = LeaseId(1);
+        clock.take_due(1, [(id, TTL)].into_iter(), t0, 10);
+        assert_eq!(clock.take_due(1, [(id, TTL)].into_iter(), t0 + TTL, 10), vec![id]);
+        // Term 2: the old deadline and the expiring mark are gone.
+        assert!(clock.take_due(2, [(id, TTL)].into_iter(), t0 + TTL, 10).is_empty());
+        assert!(clock.renew(2, id, TTL, t0 + TTL));
+    }
+
+    #[tokio::test]
+    async fn gone_leases_are_forgotten_and_due_is_bounded() {
+        let clock = LeaseClock::default();
+        let t0 = Instant::now();
+        let ids: Vec<_> = (0..5).map(LeaseId).collect();
+        clock.take_due(1, ids.iter().map(|id| (*id, TTL)), t0, 10);
+        let due = clock.take_due(1, ids.iter().map(|id| (*id, TTL)), t0 + TTL, 2);
+        assert_eq!(due.len(), 2);
+        assert_eq!(clock.expiring_count(), 2);
+        clock.take_due(1, std::iter::empty(), t0 + TTL, 2);
+        assert_eq!(clock.expiring_count(), 0);
+    }
+}

@@ -1,0 +1,259 @@
+//! One corral node: its raft instance, its applied state, and the ways a
+//! request reaches the leader.
+//!
+//! Any node takes any request. Writes and linearizable reads are served by
+//! the leader: when this node is not the leader it forwards the command (not
+//! the HTTP request) to the leader's `/raft/*` endpoints and answers with the
+//! leader's reply. Waiting for a lock stays on the node that took the
+//! request, woken by its own state machine.
+
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use corral_api::LeaseResponse;
+use corral_raft::{CorralRaft, NodeId, StateMachineStore};
+use corral_state::{Command, LeaseId, Outcome, Proposal, Response};
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
+use openraft::{ReadPolicy, ServerState};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::error::ApiError;
+use crate::lease_clock::LeaseClock;
+use crate::wait_registry::WaitRegistry;
+
+/// Path of the internal propose RPC.
+pub const PATH_PROPOSE: &str = "/raft/propose";
+/// Path of the internal read-index RPC.
+pub const PATH_READ_INDEX: &str = "/raft/read-index";
+/// Path of the internal keepalive RPC.
+pub const PATH_KEEPALIVE: &str = "/raft/keepalive";
+
+/// How long a request may spend finding a leader before it is answered with
+/// 503.
+pub const LEADER_WAIT: Duration = Duration::from_secs(5);
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// The answer of a leader-only RPC.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerReply<T> {
+    /// Served: the result.
+    Done(Result<T, corral_api::ErrorBody>),
+    /// Not served: this node is not the leader.
+    NotLeader {
+        /// The leader it knows of.
+        leader_id: Option<NodeId>,
+    },
+}
+
+/// One try at a leader-only operation on this node.
+pub enum Attempt<T> {
+    /// The answer; final.
+    Done(Result<T, ApiError>),
+    /// This node is not (or no longer) the leader; nothing was done.
+    NotLeader,
+}
+
+/// A corral node.
+pub struct Node {
+    /// This node's id.
+    pub id: NodeId,
+    /// Its raft instance.
+    pub raft: CorralRaft,
+    /// Its applied state.
+    pub state: StateMachineStore,
+    /// Requests waiting for locks on this node.
+    pub waits: WaitRegistry,
+    /// Lease deadlines, while this node leads.
+    pub clock: LeaseClock,
+    /// The pooled client for peers.
+    pub http: reqwest::Client,
+    /// The shortest lease ttl accepted.
+    pub ttl_ms_min: u64,
+}
+
+impl Node {
+    /// The leader this node knows of, with its address.
+    pub fn leader(&self) -> Option<(NodeId, String)> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        let leader = m.current_leader?;
+        let addr = m.membership_config.membership().get_node(&leader)?.addr.clone();
+        Some((leader, addr))
+    }
+
+    /// This node's term, when it is the leader.
+    pub fn leader_term(&self) -> Option<u64> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        (m.state == ServerState::Leader && m.current_leader == Some(self.id)).then_some(m.current_term)
+    }
+
+    /// Runs a leader-only operation: here when this node leads, otherwise
+    /// through the leader's `path`. Retries while no leader answers, for at
+    /// most [`LEADER_WAIT`].
+    async fn on_leader<Req, T, F, Fut>(&self, path: &str, request: &Req, local: F) -> Result<T, ApiError>
+    where
+        Req: Serialize,
+        T: DeserializeOwned,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Attempt<T>>,
+    {
+        let deadline = Instant::now() + LEADER_WAIT;
+        let mut last_leader = None;
+        loop {
+            let leader = self.leader();
+            let attempt = match &leader {
+                Some((id, _)) if *id == self.id => local().await,
+                Some((id, addr)) => self.remote(addr, path, request, deadline).await.unwrap_or_else(|e| {
+                    tracing::debug!(leader = id, error = %e, "forwarding to the leader failed");
+                    Attempt::NotLeader
+                }),
+                None => Attempt::NotLeader,
+            };
+            match attempt {
+                Attempt::Done(result) => return result,
+                Attempt::NotLeader => last_leader = leader.map(|(id, _)| id).or(last_leader),
+            }
+            if Instant::now() + RETRY_PAUSE >= deadline {
+                return Err(ApiError::unavailable(
+                    format!("no leader answered within {} ms", LEADER_WAIT.as_millis()),
+                    last_leader,
+                ));
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    /// Sends a leader-only RPC. A transport error before the request was
+    /// sent is `Err` (safe to retry); one after it may have been applied, so
+    /// it is a final 503.
+    async fn remote<Req: Serialize, T: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        request: &Req,
+        deadline: Instant,
+    ) -> Result<Attempt<T>, reqwest::Error> {
+        let timeout = deadline.saturating_duration_since(Instant::now()).max(RETRY_PAUSE);
+        let sent = self
+            .http
+            .post(format!("http://{addr}{path}"))
+            .timeout(timeout)
+            .json(request)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) if e.is_connect() => return Err(e),
+            Err(e) => return Ok(Attempt::Done(Err(ApiError::unavailable(format!("leader did not answer: {e}"), None)))),
+        };
+        Ok(match response.json::<PeerReply<T>>().await {
+            Ok(PeerReply::Done(result)) => Attempt::Done(result.map_err(ApiError::from_body)),
+            Ok(PeerReply::NotLeader { .. }) => Attempt::NotLeader,
+            Err(e) => Attempt::Done(Err(ApiError::unavailable(format!("bad answer from the leader: {e}"), None))),
+        })
+    }
+
+    /// Replicates `command` and returns what applying it answered.
+    pub async fn propose(&self, command: Command) -> Result<Outcome, ApiError> {
+        let response: Response = self
+            .on_leader(PATH_PROPOSE, &command, || self.propose_here(command.clone()))
+            .await?;
+        response.map_err(ApiError::from)
+    }
+
+    /// Proposes `command` through this node's raft, stamped with this
+    /// node's clock, if it is the leader.
+    pub async fn propose_here(&self, command: Command) -> Attempt<Response> {
+        let proposal = Proposal {
+            now_ms: wall_clock_ms(),
+            command,
+        };
+        let written = tokio::time::timeout(LEADER_WAIT, self.raft.client_write(proposal)).await;
+        let result = match written {
+            Err(_) => Err(ApiError::unavailable("the write was not committed in time; it may still apply", None)),
+            Ok(Ok(written)) => match written.data {
+                Some(response) => Ok(response),
+                None => Err(ApiError::Internal("a proposal applied without a response".into())),
+            },
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => return Attempt::NotLeader,
+            Ok(Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)))) => Err(ApiError::unavailable(
+                "leadership changed before the write committed; it may still apply",
+                f.leader_id,
+            )),
+            Ok(Err(e)) => Err(ApiError::Internal(e.to_string())),
+        };
+        Attempt::Done(result)
+    }
+
+    /// Makes the next read of the local state linearizable: afterwards this
+    /// node has applied everything committed when the call began.
+    pub async fn linearize(&self) -> Result<(), ApiError> {
+        let index: u64 = self.on_leader(PATH_READ_INDEX, &(), || self.read_index_here()).await?;
+        let applied = self
+            .raft
+            .wait(Some(LEADER_WAIT))
+            .applied_index_at_least(Some(index), "linearizable read")
+            .await;
+        applied
+            .map(|_| ())
+            .map_err(|e| ApiError::unavailable(format!("this node did not catch up: {e}"), None))
+    }
+
+    /// Confirms leadership with a quorum and returns the index a
+    /// linearizable read must see, if this node is the leader.
+    pub async fn read_index_here(&self) -> Attempt<u64> {
+        let read = tokio::time::timeout(LEADER_WAIT, self.raft.ensure_linearizable(ReadPolicy::ReadIndex)).await;
+        match read {
+            Err(_) => Attempt::Done(Err(ApiError::unavailable("leadership not confirmed in time", None))),
+            Ok(Ok(read_log_id)) => Attempt::Done(Ok(read_log_id.index())),
+            Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_)))) => Attempt::NotLeader,
+            Ok(Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(e)))) => {
+                tracing::debug!(error = %e, "read index: no quorum");
+                Attempt::NotLeader
+            }
+            Ok(Err(e)) => Attempt::Done(Err(ApiError::Internal(e.to_string()))),
+        }
+    }
+
+    /// Renews a lease on the leader.
+    pub async fn keepalive(&self, lease_id: LeaseId) -> Result<LeaseResponse, ApiError> {
+        self.on_leader(PATH_KEEPALIVE, &lease_id, || self.keepalive_here(lease_id)).await
+    }
+
+    /// Renews a lease if this node is the leader, after confirming that with
+    /// a quorum: a deposed leader never acks.
+    pub async fn keepalive_here(&self, lease_id: LeaseId) -> Attempt<LeaseResponse> {
+        match self.read_index_here().await {
+            Attempt::Done(Ok(_)) => {}
+            Attempt::Done(Err(e)) => return Attempt::Done(Err(e)),
+            Attempt::NotLeader => return Attempt::NotLeader,
+        }
+        let Some(term) = self.leader_term() else {
+            return Attempt::NotLeader;
+        };
+        let ttl_ms = match self.state.read().table.lease(lease_id) {
+            Some(lease) => lease.ttl_ms,
+            None => return Attempt::Done(Err(ApiError::LeaseNotFound)),
+        };
+        let renewed = self
+            .clock
+            .renew(term, lease_id, Duration::from_millis(ttl_ms), Instant::now());
+        Attempt::Done(if renewed {
+            Ok(LeaseResponse { lease_id, ttl_ms })
+        } else {
+            Err(ApiError::LeaseNotFound)
+        })
+    }
+}
+
+/// This node's wall clock, in Unix milliseconds. Only proposals read it.
+pub fn wall_clock_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,90 @@
+//! `/v1/leases`: grant, keepalive, revoke and read leases.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use corral_api::{GrantLeaseRequest, HeldLock, LeaseResponse, LeaseView, RevokeLeaseResponse, TTL_MS_MAX};
+use corral_state::{Command, LeaseId, Outcome};
+
+use crate::error::ApiError;
+use crate::json::JsonBody;
+use crate::node::Node;
+
+pub(super) fn router() -> Router<Arc<Node>> {
+    Router::new()
+        .route("/v1/leases", post(grant))
+        .route("/v1/leases/{id}", get(show).delete(revoke))
+        .route("/v1/leases/{id}/keepalive", post(keepalive))
+}
+
+/// Parses the `{id}` path segment.
+fn lease_id(raw: &str) -> Result<LeaseId, ApiError> {
+    raw.parse()
+        .map_err(|e| ApiError::InvalidArgument(format!("path lease id `{raw}`: {e}")))
+}
+
+async fn grant(
+    State(node): State<Arc<Node>>,
+    JsonBody(request): JsonBody<GrantLeaseRequest>,
+) -> Result<(StatusCode, Json<LeaseResponse>), ApiError> {
+    if !(node.ttl_ms_min..=TTL_MS_MAX).contains(&request.ttl_ms) {
+        return Err(ApiError::InvalidArgument(format!(
+            "field `ttl_ms`: must be from {} to {TTL_MS_MAX}, got {}",
+            node.ttl_ms_min, request.ttl_ms
+        )));
+    }
+    // Drawn here, before proposing, so every replica applies the same id.
+    let lease_id = LeaseId(rand::random());
+    let command = Command::GrantLease {
+        lease_id,
+        ttl_ms: request.ttl_ms,
+    };
+    match node.propose(command).await? {
+        Outcome::LeaseGranted { lease_id, ttl_ms } => Ok((StatusCode::CREATED, Json(LeaseResponse { lease_id, ttl_ms }))),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn keepalive(State(node): State<Arc<Node>>, Path(raw): Path<String>) -> Result<Json<LeaseResponse>, ApiError> {
+    let lease_id = lease_id(&raw)?;
+    node.keepalive(lease_id).await.map(Json)
+}
+
+async fn revoke(State(node): State<Arc<Node>>, Path(raw): Path<String>) -> Result<Json<RevokeLeaseResponse>, ApiError> {
+    let lease_id = lease_id(&raw)?;
+    match node.propose(Command::RevokeLease { lease_id }).await? {
+        Outcome::LeaseEnded { released } => Ok(Json(RevokeLeaseResponse { released })),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn show(State(node): State<Arc<Node>>, Path(raw): Path<String>) -> Result<Json<LeaseView>, ApiError> {
+    let lease_id = lease_id(&raw)?;
+    node.linearize().await?;
+    let state = node.state.read();
+    let lease = state.table.lease(lease_id).ok_or(ApiError::LeaseNotFound)?;
+    let locks = lease
+        .holds
+        .iter()
+        .filter_map(|name| {
+            let holder = state.table.lock(name)?.holder.as_ref()?;
+            Some(HeldLock {
+                name: name.clone(),
+                fencing_token: holder.fencing_token,
+            })
+        })
+        .collect();
+    Ok(Json(LeaseView {
+        lease_id,
+        ttl_ms: lease.ttl_ms,
+        locks,
+    }))
+}
+
+/// An outcome that does not answer the command proposed: a bug.
+pub(super) fn unexpected(outcome: Outcome) -> ApiError {
+    ApiError::Internal(format!("unexpected outcome {outcome:?}"))
+}

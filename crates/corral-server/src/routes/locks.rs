@@ -1,0 +1,138 @@
+//! `/v1/locks`: acquire (with server-side waiting), release and read locks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use corral_api::{
+    AcquireRequest, GrantResponse, HolderView, LockList, LockView, ReleaseRequest, ReleaseResponse, LIST_LOCKS_MAX,
+    WAIT_MS_MAX,
+};
+use corral_state::{Command, Grant, Lock, LockName, Outcome};
+use serde::Deserialize;
+
+use super::leases::unexpected;
+use crate::error::ApiError;
+use crate::json::JsonBody;
+use crate::node::Node;
+use crate::wait_registry::WaitEnd;
+
+pub(super) fn router() -> Router<Arc<Node>> {
+    Router::new()
+        .route("/v1/locks", get(show))
+        .route("/v1/locks/acquire", post(acquire))
+        .route("/v1/locks/release", post(release))
+}
+
+fn granted(grant: Grant) -> Json<GrantResponse> {
+    Json(GrantResponse {
+        name: grant.name,
+        lease_id: grant.lease_id,
+        fencing_token: grant.fencing_token,
+    })
+}
+
+async fn acquire(
+    State(node): State<Arc<Node>>,
+    JsonBody(request): JsonBody<AcquireRequest>,
+) -> Result<Json<GrantResponse>, ApiError> {
+    let wait_ms = request.wait_ms.unwrap_or(0);
+    if wait_ms > WAIT_MS_MAX {
+        return Err(ApiError::InvalidArgument(format!(
+            "field `wait_ms`: must be at most {WAIT_MS_MAX}, got {wait_ms}"
+        )));
+    }
+    let AcquireRequest { lease_id, name, .. } = request;
+    // Registered before proposing, so a grant applied right after the
+    // enqueue cannot be missed.
+    let ticket = (wait_ms > 0).then(|| node.waits.register(lease_id, name.clone()));
+    let command = Command::Acquire {
+        lease_id,
+        name: name.clone(),
+        wait_ms,
+    };
+    match node.propose(command).await? {
+        Outcome::Granted(grant) => Ok(granted(grant)),
+        Outcome::Queued { .. } => {
+            let ticket = ticket.ok_or_else(|| ApiError::Internal("queued without a wait".into()))?;
+            match tokio::time::timeout(Duration::from_millis(wait_ms), ticket.ended).await {
+                Ok(Ok(WaitEnd::Granted(grant))) => Ok(granted(grant)),
+                Ok(Ok(WaitEnd::LeaseEnded)) => Err(ApiError::LeaseNotFound),
+                // Time ran out (or the registry dropped us): withdraw through
+                // the log, which answers with the grant if it won the race.
+                Ok(Err(_)) | Err(_) => match node.propose(Command::CancelWait { lease_id, name }).await? {
+                    Outcome::Granted(grant) => Ok(granted(grant)),
+                    Outcome::WaitCancelled => Err(ApiError::WaitTimeout),
+                    other => Err(unexpected(other)),
+                },
+            }
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn release(
+    State(node): State<Arc<Node>>,
+    JsonBody(request): JsonBody<ReleaseRequest>,
+) -> Result<Json<ReleaseResponse>, ApiError> {
+    let command = Command::Release {
+        lease_id: request.lease_id,
+        name: request.name,
+    };
+    match node.propose(command).await? {
+        Outcome::Released => Ok(Json(ReleaseResponse { released: true })),
+        other => Err(unexpected(other)),
+    }
+}
+
+#[derive(Deserialize)]
+struct LocksQuery {
+    name: Option<String>,
+    prefix: Option<String>,
+}
+
+fn view(name: &LockName, lock: Option<&Lock>) -> LockView {
+    LockView {
+        name: name.clone(),
+        holder: lock.and_then(|l| l.holder.as_ref()).map(|h| HolderView {
+            lease_id: h.lease_id,
+            fencing_token: h.fencing_token,
+        }),
+        waiters: lock.map(|l| l.waiters.iter().map(|w| w.lease_id).collect()).unwrap_or_default(),
+    }
+}
+
+async fn show(
+    State(node): State<Arc<Node>>,
+    query: Result<Query<LocksQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::InvalidArgument(e.body_text()))?;
+    let body = match (query.name, query.prefix) {
+        (Some(name), None) => {
+            let name = LockName::new(name).map_err(|e| ApiError::InvalidArgument(format!("query `name`: {e}")))?;
+            node.linearize().await?;
+            let state = node.state.read();
+            serde_json::to_value(view(&name, state.table.lock(&name)))
+        }
+        (None, Some(prefix)) => {
+            node.linearize().await?;
+            let state = node.state.read();
+            let locks = state
+                .table
+                .locks_with_prefix(&prefix)
+                .take(LIST_LOCKS_MAX)
+                .map(|(name, lock)| view(name, Some(lock)))
+                .collect();
+            serde_json::to_value(LockList { locks })
+        }
+        _ => {
+            return Err(ApiError::InvalidArgument(
+                "give exactly one of the queries `name` and `prefix`".into(),
+            ))
+        }
+    };
+    body.map(Json).map_err(|e| ApiError::Internal(e.to_string()))
+}

@@ -1,0 +1,84 @@
+//! `/raft/*`: raft's RPCs between nodes, and the leader-only RPCs a node
+//! uses to forward a client's command, read index or keepalive.
+//!
+//! These endpoints trust their callers: run corral on a network that only
+//! the cluster and its clients reach.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::{Json, Router};
+use corral_api::LeaseResponse;
+use corral_raft::{RpcReply, Snapshot, SnapshotHeader, SnapshotReply, TypeConfig, HEADER_SNAPSHOT, PATH_APPEND, PATH_SNAPSHOT, PATH_VOTE};
+use corral_state::{Command, LeaseId, Response};
+use openraft::errors::Fatal;
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
+
+use crate::error::ApiError;
+use crate::json::decode;
+use crate::node::{Attempt, Node, PeerReply, PATH_KEEPALIVE, PATH_PROPOSE, PATH_READ_INDEX};
+
+/// Snapshots of a large lock table are bigger than client bodies.
+const PEER_BODY_BYTES_MAX: usize = 1 << 30;
+
+pub(super) fn router() -> Router<Arc<Node>> {
+    Router::new()
+        .route(PATH_APPEND, post(append))
+        .route(PATH_VOTE, post(vote))
+        .route(PATH_SNAPSHOT, post(snapshot))
+        .route(PATH_PROPOSE, post(propose))
+        .route(PATH_READ_INDEX, post(read_index))
+        .route(PATH_KEEPALIVE, post(keepalive))
+        .layer(DefaultBodyLimit::max(PEER_BODY_BYTES_MAX))
+}
+
+async fn append(State(node): State<Arc<Node>>, body: Bytes) -> Result<Json<RpcReply<AppendEntriesResponse<TypeConfig>>>, ApiError> {
+    let request: AppendEntriesRequest<TypeConfig> = decode(&body)?;
+    Ok(Json(node.raft.append_entries(request).await))
+}
+
+async fn vote(State(node): State<Arc<Node>>, body: Bytes) -> Result<Json<RpcReply<VoteResponse<TypeConfig>>>, ApiError> {
+    let request: VoteRequest<TypeConfig> = decode(&body)?;
+    Ok(Json(node.raft.vote(request).await))
+}
+
+async fn snapshot(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Result<Json<SnapshotReply>, ApiError> {
+    let header = headers
+        .get(HEADER_SNAPSHOT)
+        .ok_or_else(|| ApiError::InvalidArgument(format!("missing header {HEADER_SNAPSHOT}")))?;
+    let header: SnapshotHeader =
+        serde_json::from_slice(header.as_bytes()).map_err(|e| ApiError::InvalidArgument(format!("header {HEADER_SNAPSHOT}: {e}")))?;
+    let snapshot = Snapshot {
+        meta: header.meta,
+        snapshot: Cursor::new(body.to_vec()),
+    };
+    let reply: Result<_, Fatal<TypeConfig>> = node.raft.install_full_snapshot(header.vote, snapshot).await;
+    Ok(Json(reply))
+}
+
+fn reply<T>(attempt: Attempt<T>, node: &Node) -> Json<PeerReply<T>> {
+    Json(match attempt {
+        Attempt::Done(result) => PeerReply::Done(result.map_err(|e| e.body())),
+        Attempt::NotLeader => PeerReply::NotLeader {
+            leader_id: node.leader().map(|(id, _)| id),
+        },
+    })
+}
+
+async fn propose(State(node): State<Arc<Node>>, body: Bytes) -> Result<Json<PeerReply<Response>>, ApiError> {
+    let command: Command = decode(&body)?;
+    Ok(reply(node.propose_here(command).await, &node))
+}
+
+async fn read_index(State(node): State<Arc<Node>>) -> Json<PeerReply<u64>> {
+    reply(node.read_index_here().await, &node)
+}
+
+async fn keepalive(State(node): State<Arc<Node>>, body: Bytes) -> Result<Json<PeerReply<LeaseResponse>>, ApiError> {
+    let lease_id: LeaseId = decode(&body)?;
+    Ok(reply(node.keepalive_here(lease_id).await, &node))
+}

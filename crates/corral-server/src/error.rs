@@ -123,14 +123,17 @@ impl From<Refusal> for ApiError {
             Refusal::LimitReached(limit) => ApiError::LimitReached(limit.to_string()),
             // The server checks ttl bounds and draws fresh ids before it
             // proposes, so these mean a bug, not bad input.
-            Refusal::InvalidTtl { .. } | Refusal::LeaseExists => ApiError::Internal(refusal.to_string()),
+            Refusal::InvalidTtl { .. } | Refusal::LeaseExists => {
+                ApiError::Internal(refusal.to_string())
+            }
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code().status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.code().status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status.is_server_error() {
             tracing::warn!(error = %self, "request failed");
         }

@@ -40,7 +40,9 @@ fn sweep(node: &Arc<Node>) {
             .table
             .leases()
             .map(|(id, lease)| (*id, Duration::from_millis(lease.ttl_ms)));
-        let due = node.clock.take_due(term, live, Instant::now(), EXPIRIES_PER_SWEEP_MAX);
+        let due = node
+            .clock
+            .take_due(term, live, Instant::now(), EXPIRIES_PER_SWEEP_MAX);
         let cutoff_ms = wall_clock_ms().saturating_sub(ORPHAN_WAIT_GRACE_MS);
         let mut orphaned = state.table.overdue_waiters(cutoff_ms);
         orphaned.truncate(CANCELS_PER_SWEEP_MAX);
@@ -62,7 +64,9 @@ fn spawn_proposal(node: &Arc<Node>, command: Command) {
         match node.propose_here(command.clone()).await {
             Attempt::Done(Ok(_)) => {}
             Attempt::Done(Err(e)) => tracing::warn!(?command, error = %e, "sweep proposal failed"),
-            Attempt::NotLeader => tracing::debug!(?command, "lost leadership before the sweep proposal"),
+            Attempt::NotLeader => {
+                tracing::debug!(?command, "lost leadership before the sweep proposal")
+            }
         }
     });
 }

@@ -35,7 +35,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." || path.is_empty() {
+        if inner.is_syntax() || inner.is_eof() || path == "." || path == "?" {
             ApiError::InvalidArgument(format!("invalid JSON body: {inner}"))
         } else {
             ApiError::InvalidArgument(format!("field `{path}`: {inner}"))

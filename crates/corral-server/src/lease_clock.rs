@@ -101,7 +101,9 @@ impl LeaseClock {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Deadlines> {
-        self.inner.lock().expect("lease clock lock is never poisoned")
+        self.inner
+            .lock()
+            .expect("lease clock lock is never poisoned")
     }
 }
 
@@ -116,11 +118,20 @@ mod tests {
         let clock = LeaseClock::default();
         let t0 = Instant::now();
         let id = LeaseId(1);
-        assert!(clock.take_due(1, [(id, TTL)].into_iter(), t0, 10).is_empty());
-        assert!(clock.take_due(1, [(id, TTL)].into_iter(), t0 + TTL / 2, 10).is_empty());
-        assert_eq!(clock.take_due(1, [(id, TTL)].into_iter(), t0 + TTL, 10), vec![id]);
+        assert!(clock
+            .take_due(1, [(id, TTL)].into_iter(), t0, 10)
+            .is_empty());
+        assert!(clock
+            .take_due(1, [(id, TTL)].into_iter(), t0 + TTL / 2, 10)
+            .is_empty());
+        assert_eq!(
+            clock.take_due(1, [(id, TTL)].into_iter(), t0 + TTL, 10),
+            vec![id]
+        );
         // Marked expiring: not proposed twice, and keepalives are refused.
-        assert!(clock.take_due(1, [(id, TTL)].into_iter(), t0 + TTL * 2, 10).is_empty());
+        assert!(clock
+            .take_due(1, [(id, TTL)].into_iter(), t0 + TTL * 2, 10)
+            .is_empty());
         assert!(!clock.renew(1, id, TTL, t0 + TTL * 2));
     }
 
@@ -131,8 +142,13 @@ mod tests {
         let id = LeaseId(1);
         clock.take_due(1, [(id, TTL)].into_iter(), t0, 10);
         assert!(clock.renew(1, id, TTL, t0 + TTL / 2));
-        assert!(clock.take_due(1, [(id, TTL)].into_iter(), t0 + TTL, 10).is_empty());
-        assert_eq!(clock.take_due(1, [(id, TTL)].into_iter(), t0 + TTL * 3 / 2, 10), vec![id]);
+        assert!(clock
+            .take_due(1, [(id, TTL)].into_iter(), t0 + TTL, 10)
+            .is_empty());
+        assert_eq!(
+            clock.take_due(1, [(id, TTL)].into_iter(), t0 + TTL * 3 / 2, 10),
+            vec![id]
+        );
     }
 
     #[tokio::test]
@@ -141,9 +157,14 @@ mod tests {
         let t0 = Instant::now();
         let id = LeaseId(1);
         clock.take_due(1, [(id, TTL)].into_iter(), t0, 10);
-        assert_eq!(clock.take_due(1, [(id, TTL)].into_iter(), t0 + TTL, 10), vec![id]);
+        assert_eq!(
+            clock.take_due(1, [(id, TTL)].into_iter(), t0 + TTL, 10),
+            vec![id]
+        );
         // Term 2: the old deadline and the expiring mark are gone.
-        assert!(clock.take_due(2, [(id, TTL)].into_iter(), t0 + TTL, 10).is_empty());
+        assert!(clock
+            .take_due(2, [(id, TTL)].into_iter(), t0 + TTL, 10)
+            .is_empty());
         assert!(clock.renew(2, id, TTL, t0 + TTL));
     }
 

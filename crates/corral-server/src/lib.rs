@@ -54,7 +54,10 @@ pub enum ServeError {
 }
 
 /// Runs a node until `shutdown` resolves, then stops it cleanly.
-pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     if !config.initial_cluster.contains_key(&config.node_id) {
         return Err(ServeError::NotAMember(config.node_id));
     }
@@ -68,7 +71,14 @@ pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Se
         let waits = waits.clone();
         Arc::new(move |events| waits.notify(events))
     };
-    let started = corral_raft::start(config.node_id, &config.data_dir, config.timing, http.clone(), events).await?;
+    let started = corral_raft::start(
+        config.node_id,
+        &config.data_dir,
+        config.timing,
+        http.clone(),
+        events,
+    )
+    .await?;
     let node = Arc::new(Node {
         id: config.node_id,
         raft: started.raft.clone(),
@@ -95,7 +105,9 @@ pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Se
     corral_raft::initialize_once(&started.raft, members).await?;
     let sweep = tokio::spawn(expiry::run(node.clone()));
     let app = routes::router(node.clone());
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
     sweep.abort();
     if let Err(e) = started.raft.shutdown().await {
         tracing::warn!(error = %e, "raft did not shut down cleanly");

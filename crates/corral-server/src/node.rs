@@ -80,7 +80,12 @@ impl Node {
         let metrics = self.raft.metrics();
         let m = metrics.borrow_watched();
         let leader = m.current_leader?;
-        let addr = m.membership_config.membership().get_node(&leader)?.addr.clone();
+        let addr = m
+            .membership_config
+            .membership()
+            .get_node(&leader)?
+            .addr
+            .clone();
         Some((leader, addr))
     }
 
@@ -88,13 +93,19 @@ impl Node {
     pub fn leader_term(&self) -> Option<u64> {
         let metrics = self.raft.metrics();
         let m = metrics.borrow_watched();
-        (m.state == ServerState::Leader && m.current_leader == Some(self.id)).then_some(m.current_term)
+        (m.state == ServerState::Leader && m.current_leader == Some(self.id))
+            .then_some(m.current_term)
     }
 
     /// Runs a leader-only operation: here when this node leads, otherwise
     /// through the leader's `path`. Retries while no leader answers, for at
     /// most [`LEADER_WAIT`].
-    async fn on_leader<Req, T, F, Fut>(&self, path: &str, request: &Req, local: F) -> Result<T, ApiError>
+    async fn on_leader<Req, T, F, Fut>(
+        &self,
+        path: &str,
+        request: &Req,
+        local: F,
+    ) -> Result<T, ApiError>
     where
         Req: Serialize,
         T: DeserializeOwned,
@@ -107,10 +118,13 @@ impl Node {
             let leader = self.leader();
             let attempt = match &leader {
                 Some((id, _)) if *id == self.id => local().await,
-                Some((id, addr)) => self.remote(addr, path, request, deadline).await.unwrap_or_else(|e| {
-                    tracing::debug!(leader = id, error = %e, "forwarding to the leader failed");
-                    Attempt::NotLeader
-                }),
+                Some((id, addr)) => self
+                    .remote(addr, path, request, deadline)
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::debug!(leader = id, error = %e, "forwarding to the leader failed");
+                        Attempt::NotLeader
+                    }),
                 None => Attempt::NotLeader,
             };
             match attempt {
@@ -137,7 +151,9 @@ impl Node {
         request: &Req,
         deadline: Instant,
     ) -> Result<Attempt<T>, reqwest::Error> {
-        let timeout = deadline.saturating_duration_since(Instant::now()).max(RETRY_PAUSE);
+        let timeout = deadline
+            .saturating_duration_since(Instant::now())
+            .max(RETRY_PAUSE);
         let sent = self
             .http
             .post(format!("http://{addr}{path}"))
@@ -148,19 +164,29 @@ impl Node {
         let response = match sent {
             Ok(response) => response,
             Err(e) if e.is_connect() => return Err(e),
-            Err(e) => return Ok(Attempt::Done(Err(ApiError::unavailable(format!("leader did not answer: {e}"), None)))),
+            Err(e) => {
+                return Ok(Attempt::Done(Err(ApiError::unavailable(
+                    format!("leader did not answer: {e}"),
+                    None,
+                ))))
+            }
         };
         Ok(match response.json::<PeerReply<T>>().await {
             Ok(PeerReply::Done(result)) => Attempt::Done(result.map_err(ApiError::from_body)),
             Ok(PeerReply::NotLeader { .. }) => Attempt::NotLeader,
-            Err(e) => Attempt::Done(Err(ApiError::unavailable(format!("bad answer from the leader: {e}"), None))),
+            Err(e) => Attempt::Done(Err(ApiError::unavailable(
+                format!("bad answer from the leader: {e}"),
+                None,
+            ))),
         })
     }
 
     /// Replicates `command` and returns what applying it answered.
     pub async fn propose(&self, command: Command) -> Result<Outcome, ApiError> {
         let response: Response = self
-            .on_leader(PATH_PROPOSE, &command, || self.propose_here(command.clone()))
+            .on_leader(PATH_PROPOSE, &command, || {
+                self.propose_here(command.clone())
+            })
             .await?;
         response.map_err(ApiError::from)
     }
@@ -174,16 +200,25 @@ impl Node {
         };
         let written = tokio::time::timeout(LEADER_WAIT, self.raft.client_write(proposal)).await;
         let result = match written {
-            Err(_) => Err(ApiError::unavailable("the write was not committed in time; it may still apply", None)),
+            Err(_) => Err(ApiError::unavailable(
+                "the write was not committed in time; it may still apply",
+                None,
+            )),
             Ok(Ok(written)) => match written.data {
                 Some(response) => Ok(response),
-                None => Err(ApiError::Internal("a proposal applied without a response".into())),
+                None => Err(ApiError::Internal(
+                    "a proposal applied without a response".into(),
+                )),
             },
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => return Attempt::NotLeader,
-            Ok(Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)))) => Err(ApiError::unavailable(
-                "leadership changed before the write committed; it may still apply",
-                f.leader_id,
-            )),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                return Attempt::NotLeader
+            }
+            Ok(Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)))) => {
+                Err(ApiError::unavailable(
+                    "leadership changed before the write committed; it may still apply",
+                    f.leader_id,
+                ))
+            }
             Ok(Err(e)) => Err(ApiError::Internal(e.to_string())),
         };
         Attempt::Done(result)
@@ -192,7 +227,9 @@ impl Node {
     /// Makes the next read of the local state linearizable: afterwards this
     /// node has applied everything committed when the call began.
     pub async fn linearize(&self) -> Result<(), ApiError> {
-        let index: u64 = self.on_leader(PATH_READ_INDEX, &(), || self.read_index_here()).await?;
+        let index: u64 = self
+            .on_leader(PATH_READ_INDEX, &(), || self.read_index_here())
+            .await?;
         let applied = self
             .raft
             .wait(Some(LEADER_WAIT))
@@ -206,11 +243,20 @@ impl Node {
     /// Confirms leadership with a quorum and returns the index a
     /// linearizable read must see, if this node is the leader.
     pub async fn read_index_here(&self) -> Attempt<u64> {
-        let read = tokio::time::timeout(LEADER_WAIT, self.raft.ensure_linearizable(ReadPolicy::ReadIndex)).await;
+        let read = tokio::time::timeout(
+            LEADER_WAIT,
+            self.raft.ensure_linearizable(ReadPolicy::ReadIndex),
+        )
+        .await;
         match read {
-            Err(_) => Attempt::Done(Err(ApiError::unavailable("leadership not confirmed in time", None))),
+            Err(_) => Attempt::Done(Err(ApiError::unavailable(
+                "leadership not confirmed in time",
+                None,
+            ))),
             Ok(Ok(read_log_id)) => Attempt::Done(Ok(read_log_id.index())),
-            Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_)))) => Attempt::NotLeader,
+            Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_)))) => {
+                Attempt::NotLeader
+            }
             Ok(Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(e)))) => {
                 tracing::debug!(error = %e, "read index: no quorum");
                 Attempt::NotLeader
@@ -221,7 +267,8 @@ impl Node {
 
     /// Renews a lease on the leader.
     pub async fn keepalive(&self, lease_id: LeaseId) -> Result<LeaseResponse, ApiError> {
-        self.on_leader(PATH_KEEPALIVE, &lease_id, || self.keepalive_here(lease_id)).await
+        self.on_leader(PATH_KEEPALIVE, &lease_id, || self.keepalive_here(lease_id))
+            .await
     }
 
     /// Renews a lease if this node is the leader, after confirming that with
@@ -239,9 +286,12 @@ impl Node {
             Some(lease) => lease.ttl_ms,
             None => return Attempt::Done(Err(ApiError::LeaseNotFound)),
         };
-        let renewed = self
-            .clock
-            .renew(term, lease_id, Duration::from_millis(ttl_ms), Instant::now());
+        let renewed = self.clock.renew(
+            term,
+            lease_id,
+            Duration::from_millis(ttl_ms),
+            Instant::now(),
+        );
         Attempt::Done(if renewed {
             Ok(LeaseResponse { lease_id, ttl_ms })
         } else {

@@ -16,12 +16,14 @@ pub enum WaitEnd {
 }
 
 type Key = (LeaseId, LockName);
+/// The requests waiting on one key, each with its ticket id.
+type Waiters = HashMap<Key, Vec<(u64, oneshot::Sender<WaitEnd>)>>;
 
 /// Waiting requests by (lease, lock). Every node applies every entry, so the
 /// node that holds the request wakes it from its own state machine.
 #[derive(Clone, Default)]
 pub struct WaitRegistry {
-    waiting: Arc<Mutex<HashMap<Key, Vec<(u64, oneshot::Sender<WaitEnd>)>>>>,
+    waiting: Arc<Mutex<Waiters>>,
     next_id: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -39,7 +41,9 @@ impl WaitRegistry {
     /// acquire so that no event can slip in between.
     pub fn register(&self, lease_id: LeaseId, name: LockName) -> WaitTicket {
         let (tx, ended) = oneshot::channel();
-        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let key = (lease_id, name);
         self.lock().entry(key.clone()).or_default().push((id, tx));
         WaitTicket {
@@ -55,7 +59,10 @@ impl WaitRegistry {
         let mut waiting = self.lock();
         for event in events {
             let (key, end) = match event {
-                Event::Granted(grant) => ((grant.lease_id, grant.name.clone()), WaitEnd::Granted(grant)),
+                Event::Granted(grant) => (
+                    (grant.lease_id, grant.name.clone()),
+                    WaitEnd::Granted(grant),
+                ),
                 Event::WaitEnded { lease_id, name } => ((lease_id, name), WaitEnd::LeaseEnded),
             };
             if let Some(senders) = waiting.remove(&key) {
@@ -77,8 +84,10 @@ impl WaitRegistry {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Vec<(u64, oneshot::Sender<WaitEnd>)>>> {
-        self.waiting.lock().expect("wait registry lock is never poisoned")
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiters> {
+        self.waiting
+            .lock()
+            .expect("wait registry lock is never poisoned")
     }
 }
 

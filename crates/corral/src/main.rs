@@ -1,1 +1,109 @@
-fn main() {}
+//! `corral`: run a node of the lock service, or a local 3-node cluster.
+
+mod dev;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use corral_server::{parse_initial_cluster, RaftTiming, ServerConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "corral",
+    version,
+    about = "A replicated lock service: leases, fenced locks, FIFO waiting."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run one node of a cluster.
+    Server(ServerArgs),
+    /// Run a local 3-node cluster on 127.0.0.1:7101-7103, each node its own
+    /// process; Ctrl-C stops all three.
+    Dev(dev::DevArgs),
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// This node's id: one of the ids in --initial-cluster.
+    #[arg(long)]
+    node_id: u64,
+    /// Address to listen on for clients and peers.
+    #[arg(long)]
+    listen: std::net::SocketAddr,
+    /// Folder of this node's RocksDB database (created if missing).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Every member at first start, as id=host:port,... The cluster forms
+    /// once all are up; a restart never re-initializes it.
+    #[arg(long)]
+    initial_cluster: String,
+    /// Raft heartbeat interval, in milliseconds.
+    #[arg(long, default_value_t = RaftTiming::default().heartbeat_ms)]
+    heartbeat_ms: u64,
+    /// Shortest raft election timeout, in milliseconds.
+    #[arg(long, default_value_t = RaftTiming::default().election_timeout_min_ms)]
+    election_timeout_min_ms: u64,
+    /// Longest raft election timeout, in milliseconds. Leases must be at
+    /// least twice as long.
+    #[arg(long, default_value_t = RaftTiming::default().election_timeout_max_ms)]
+    election_timeout_max_ms: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Commands::Server(args) => run_server(args),
+        Commands::Dev(args) => dev::run(args),
+    }
+}
+
+fn run_server(args: ServerArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+        )
+        .init();
+    let config = ServerConfig {
+        node_id: args.node_id,
+        listen: args.listen,
+        data_dir: args.data_dir,
+        initial_cluster: parse_initial_cluster(&args.initial_cluster)?,
+        timing: RaftTiming {
+            heartbeat_ms: args.heartbeat_ms,
+            election_timeout_min_ms: args.election_timeout_min_ms,
+            election_timeout_max_ms: args.election_timeout_max_ms,
+        },
+    };
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        corral_server::serve(config, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+}

@@ -6,7 +6,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use corral_api::{GrantLeaseRequest, HeldLock, LeaseResponse, LeaseView, RevokeLeaseResponse, TTL_MS_MAX};
+use corral_api::{
+    GrantLeaseRequest, HeldLock, LeaseResponse, LeaseView, RevokeLeaseResponse, TTL_MS_MAX,
+};
 use corral_state::{Command, LeaseId, Outcome};
 
 use crate::error::ApiError;
@@ -43,17 +45,26 @@ async fn grant(
         ttl_ms: request.ttl_ms,
     };
     match node.propose(command).await? {
-        Outcome::LeaseGranted { lease_id, ttl_ms } => Ok((StatusCode::CREATED, Json(LeaseResponse { lease_id, ttl_ms }))),
+        Outcome::LeaseGranted { lease_id, ttl_ms } => Ok((
+            StatusCode::CREATED,
+            Json(LeaseResponse { lease_id, ttl_ms }),
+        )),
         other => Err(unexpected(other)),
     }
 }
 
-async fn keepalive(State(node): State<Arc<Node>>, Path(raw): Path<String>) -> Result<Json<LeaseResponse>, ApiError> {
+async fn keepalive(
+    State(node): State<Arc<Node>>,
+    Path(raw): Path<String>,
+) -> Result<Json<LeaseResponse>, ApiError> {
     let lease_id = lease_id(&raw)?;
     node.keepalive(lease_id).await.map(Json)
 }
 
-async fn revoke(State(node): State<Arc<Node>>, Path(raw): Path<String>) -> Result<Json<RevokeLeaseResponse>, ApiError> {
+async fn revoke(
+    State(node): State<Arc<Node>>,
+    Path(raw): Path<String>,
+) -> Result<Json<RevokeLeaseResponse>, ApiError> {
     let lease_id = lease_id(&raw)?;
     match node.propose(Command::RevokeLease { lease_id }).await? {
         Outcome::LeaseEnded { released } => Ok(Json(RevokeLeaseResponse { released })),
@@ -61,7 +72,10 @@ async fn revoke(State(node): State<Arc<Node>>, Path(raw): Path<String>) -> Resul
     }
 }
 
-async fn show(State(node): State<Arc<Node>>, Path(raw): Path<String>) -> Result<Json<LeaseView>, ApiError> {
+async fn show(
+    State(node): State<Arc<Node>>,
+    Path(raw): Path<String>,
+) -> Result<Json<LeaseView>, ApiError> {
     let lease_id = lease_id(&raw)?;
     node.linearize().await?;
     let state = node.state.read();

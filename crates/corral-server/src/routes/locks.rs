@@ -8,8 +8,8 @@ use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use corral_api::{
-    AcquireRequest, GrantResponse, HolderView, LockList, LockView, ReleaseRequest, ReleaseResponse, LIST_LOCKS_MAX,
-    WAIT_MS_MAX,
+    AcquireRequest, GrantResponse, HolderView, LockList, LockView, ReleaseRequest, ReleaseResponse,
+    LIST_LOCKS_MAX, WAIT_MS_MAX,
 };
 use corral_state::{Command, Grant, Lock, LockName, Outcome};
 use serde::Deserialize;
@@ -57,17 +57,20 @@ async fn acquire(
     match node.propose(command).await? {
         Outcome::Granted(grant) => Ok(granted(grant)),
         Outcome::Queued { .. } => {
-            let ticket = ticket.ok_or_else(|| ApiError::Internal("queued without a wait".into()))?;
-            match tokio::time::timeout(Duration::from_millis(wait_ms), ticket.ended).await {
+            let mut ticket =
+                ticket.ok_or_else(|| ApiError::Internal("queued without a wait".into()))?;
+            match tokio::time::timeout(Duration::from_millis(wait_ms), &mut ticket.ended).await {
                 Ok(Ok(WaitEnd::Granted(grant))) => Ok(granted(grant)),
                 Ok(Ok(WaitEnd::LeaseEnded)) => Err(ApiError::LeaseNotFound),
                 // Time ran out (or the registry dropped us): withdraw through
                 // the log, which answers with the grant if it won the race.
-                Ok(Err(_)) | Err(_) => match node.propose(Command::CancelWait { lease_id, name }).await? {
-                    Outcome::Granted(grant) => Ok(granted(grant)),
-                    Outcome::WaitCancelled => Err(ApiError::WaitTimeout),
-                    other => Err(unexpected(other)),
-                },
+                Ok(Err(_)) | Err(_) => {
+                    match node.propose(Command::CancelWait { lease_id, name }).await? {
+                        Outcome::Granted(grant) => Ok(granted(grant)),
+                        Outcome::WaitCancelled => Err(ApiError::WaitTimeout),
+                        other => Err(unexpected(other)),
+                    }
+                }
             }
         }
         other => Err(unexpected(other)),
@@ -101,7 +104,9 @@ fn view(name: &LockName, lock: Option<&Lock>) -> LockView {
             lease_id: h.lease_id,
             fencing_token: h.fencing_token,
         }),
-        waiters: lock.map(|l| l.waiters.iter().map(|w| w.lease_id).collect()).unwrap_or_default(),
+        waiters: lock
+            .map(|l| l.waiters.iter().map(|w| w.lease_id).collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -112,7 +117,8 @@ async fn show(
     let Query(query) = query.map_err(|e| ApiError::InvalidArgument(e.body_text()))?;
     let body = match (query.name, query.prefix) {
         (Some(name), None) => {
-            let name = LockName::new(name).map_err(|e| ApiError::InvalidArgument(format!("query `name`: {e}")))?;
+            let name = LockName::new(name)
+                .map_err(|e| ApiError::InvalidArgument(format!("query `name`: {e}")))?;
             node.linearize().await?;
             let state = node.state.read();
             serde_json::to_value(view(&name, state.table.lock(&name)))
@@ -134,5 +140,6 @@ async fn show(
             ))
         }
     };
-    body.map(Json).map_err(|e| ApiError::Internal(e.to_string()))
+    body.map(Json)
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }

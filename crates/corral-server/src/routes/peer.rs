@@ -13,7 +13,10 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
 use corral_api::LeaseResponse;
-use corral_raft::{RpcReply, Snapshot, SnapshotHeader, SnapshotReply, TypeConfig, HEADER_SNAPSHOT, PATH_APPEND, PATH_SNAPSHOT, PATH_VOTE};
+use corral_raft::{
+    RpcReply, Snapshot, SnapshotHeader, SnapshotReply, TypeConfig, HEADER_SNAPSHOT, PATH_APPEND,
+    PATH_SNAPSHOT, PATH_VOTE,
+};
 use corral_state::{Command, LeaseId, Response};
 use openraft::errors::Fatal;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
@@ -36,27 +39,38 @@ pub(super) fn router() -> Router<Arc<Node>> {
         .layer(DefaultBodyLimit::max(PEER_BODY_BYTES_MAX))
 }
 
-async fn append(State(node): State<Arc<Node>>, body: Bytes) -> Result<Json<RpcReply<AppendEntriesResponse<TypeConfig>>>, ApiError> {
+async fn append(
+    State(node): State<Arc<Node>>,
+    body: Bytes,
+) -> Result<Json<RpcReply<AppendEntriesResponse<TypeConfig>>>, ApiError> {
     let request: AppendEntriesRequest<TypeConfig> = decode(&body)?;
     Ok(Json(node.raft.append_entries(request).await))
 }
 
-async fn vote(State(node): State<Arc<Node>>, body: Bytes) -> Result<Json<RpcReply<VoteResponse<TypeConfig>>>, ApiError> {
+async fn vote(
+    State(node): State<Arc<Node>>,
+    body: Bytes,
+) -> Result<Json<RpcReply<VoteResponse<TypeConfig>>>, ApiError> {
     let request: VoteRequest<TypeConfig> = decode(&body)?;
     Ok(Json(node.raft.vote(request).await))
 }
 
-async fn snapshot(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Result<Json<SnapshotReply>, ApiError> {
+async fn snapshot(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<SnapshotReply>, ApiError> {
     let header = headers
         .get(HEADER_SNAPSHOT)
         .ok_or_else(|| ApiError::InvalidArgument(format!("missing header {HEADER_SNAPSHOT}")))?;
-    let header: SnapshotHeader =
-        serde_json::from_slice(header.as_bytes()).map_err(|e| ApiError::InvalidArgument(format!("header {HEADER_SNAPSHOT}: {e}")))?;
+    let header: SnapshotHeader = serde_json::from_slice(header.as_bytes())
+        .map_err(|e| ApiError::InvalidArgument(format!("header {HEADER_SNAPSHOT}: {e}")))?;
     let snapshot = Snapshot {
         meta: header.meta,
         snapshot: Cursor::new(body.to_vec()),
     };
-    let reply: Result<_, Fatal<TypeConfig>> = node.raft.install_full_snapshot(header.vote, snapshot).await;
+    let reply: Result<_, Fatal<TypeConfig>> =
+        node.raft.install_full_snapshot(header.vote, snapshot).await;
     Ok(Json(reply))
 }
 
@@ -69,7 +83,10 @@ fn reply<T>(attempt: Attempt<T>, node: &Node) -> Json<PeerReply<T>> {
     })
 }
 
-async fn propose(State(node): State<Arc<Node>>, body: Bytes) -> Result<Json<PeerReply<Response>>, ApiError> {
+async fn propose(
+    State(node): State<Arc<Node>>,
+    body: Bytes,
+) -> Result<Json<PeerReply<Response>>, ApiError> {
     let command: Command = decode(&body)?;
     Ok(reply(node.propose_here(command).await, &node))
 }
@@ -78,7 +95,10 @@ async fn read_index(State(node): State<Arc<Node>>) -> Json<PeerReply<u64>> {
     reply(node.read_index_here().await, &node)
 }
 
-async fn keepalive(State(node): State<Arc<Node>>, body: Bytes) -> Result<Json<PeerReply<LeaseResponse>>, ApiError> {
+async fn keepalive(
+    State(node): State<Arc<Node>>,
+    body: Bytes,
+) -> Result<Json<PeerReply<LeaseResponse>>, ApiError> {
     let lease_id: LeaseId = decode(&body)?;
     Ok(reply(node.keepalive_here(lease_id).await, &node))
 }

@@ -1,0 +1,98 @@
+//! Node loss: kill -9 of the leader, and a full-cluster restart.
+
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use harness::{token, Cluster};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killing_the_leader_elects_another_and_keeps_every_lock() {
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.wait_leader().await;
+    let follower = cluster.live().into_iter().find(|id| *id != leader).unwrap();
+    let lease = cluster.lease(follower, 30_000).await;
+    let (status, grant) = cluster.acquire(follower, &lease, "ledger", 0).await;
+    assert_eq!(status, 200);
+
+    cluster.kill(leader);
+    let killed_at = Instant::now();
+    let new_leader = cluster.wait_leader().await;
+    let elected_in = killed_at.elapsed();
+    assert_ne!(new_leader, leader);
+    assert!(
+        elected_in < Duration::from_secs(5),
+        "election took {elected_in:?}"
+    );
+
+    // Lease, lock and token survive; the lease is still alive for
+    // keepalives on the new leader.
+    let (status, body) = cluster
+        .post(
+            follower,
+            &format!("/v1/leases/{lease}/keepalive"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let lock = cluster.lock(new_leader, "ledger").await;
+    assert_eq!(lock["holder"]["lease_id"], lease.as_str());
+    assert_eq!(lock["holder"]["fencing_token"], token(&grant));
+    let other = cluster.lease(new_leader, 30_000).await;
+    let (status, next) = cluster.acquire(new_leader, &other, "ledger-2", 0).await;
+    assert_eq!(status, 200);
+    assert!(token(&next) > token(&grant), "tokens go on upward");
+
+    // The old leader comes back as a follower and catches up.
+    cluster.restart(leader);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = cluster.get(leader, "/v1/locks?name=ledger-2").await;
+        if status == 200 && body["holder"]["lease_id"] == other.as_str() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "restarted node never caught up: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_restart_keeps_all_state_and_tokens_go_on_upward() {
+    let mut cluster = Cluster::start(3).await;
+    let lease = cluster.lease(1, 60_000).await;
+    let mut last = 0;
+    for i in 0..20 {
+        let name = format!("restart/{}", i % 4);
+        let (status, body) = cluster.acquire(i % 3 + 1, &lease, &name, 0).await;
+        assert_eq!(status, 200, "{body}");
+        last = last.max(token(&body));
+        if i % 4 != 3 {
+            assert_eq!(cluster.release(1, &lease, &name).await.0, 200);
+        }
+    }
+    let before = cluster.lock(2, "restart/3").await;
+
+    for id in [1, 2, 3] {
+        cluster.kill(id);
+    }
+    for id in [1, 2, 3] {
+        cluster.restart(id);
+    }
+    let leader = cluster.wait_leader().await;
+
+    assert_eq!(
+        cluster.lock(leader, "restart/3").await,
+        before,
+        "locks survive"
+    );
+    let (status, body) = cluster.get(1, &format!("/v1/leases/{lease}")).await;
+    assert_eq!(status, 200, "the lease survives: {body}");
+    let other = cluster.lease(2, 30_000).await;
+    let (status, body) = cluster.acquire(3, &other, "restart/new", 0).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(token(&body) > last, "token {} after {last}", token(&body));
+}

@@ -1,0 +1,290 @@
+//! A real corral cluster for integration tests: each node is a separate
+//! process of the built `corral` binary, on a free loopback port, with its
+//! RocksDB in a temporary folder.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// Generous: the test machine is small and shared.
+pub const LEADER_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// One node process.
+pub struct NodeProc {
+    pub id: u64,
+    pub addr: String,
+    data_dir: PathBuf,
+    log_path: PathBuf,
+    child: Option<Child>,
+}
+
+/// A cluster of node processes; dropping it kills them all.
+pub struct Cluster {
+    pub nodes: Vec<NodeProc>,
+    spec: String,
+    dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+/// A free loopback port (bound and released; the node binds it next).
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+impl Cluster {
+    /// Starts `n` nodes and waits until they agree on a leader.
+    pub async fn start(n: u64) -> Cluster {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let nodes: Vec<NodeProc> = (1..=n)
+            .map(|id| NodeProc {
+                id,
+                addr: format!("127.0.0.1:{}", free_port()),
+                data_dir: dir.path().join(format!("n{id}")),
+                log_path: dir.path().join(format!("n{id}.log")),
+                child: None,
+            })
+            .collect();
+        let spec = nodes
+            .iter()
+            .map(|node| format!("{}={}", node.id, node.addr))
+            .collect::<Vec<_>>()
+            .join(",");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(70))
+            .build()
+            .expect("http client");
+        let mut cluster = Cluster {
+            nodes,
+            spec,
+            dir,
+            http,
+        };
+        for id in 1..=n {
+            cluster.spawn(id);
+        }
+        cluster.wait_leader().await;
+        cluster
+    }
+
+    fn node_mut(&mut self, id: u64) -> &mut NodeProc {
+        self.nodes.iter_mut().find(|n| n.id == id).expect("node id")
+    }
+
+    fn spawn(&mut self, id: u64) {
+        let spec = self.spec.clone();
+        let node = self.node_mut(id);
+        assert!(node.child.is_none(), "node {id} is running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log_path)
+            .expect("node log");
+        let child = Command::new(env!("CARGO_BIN_EXE_corral"))
+            .args([
+                "server",
+                "--node-id",
+                &id.to_string(),
+                "--listen",
+                &node.addr,
+                "--initial-cluster",
+                &spec,
+            ])
+            .arg("--data-dir")
+            .arg(&node.data_dir)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start corral server");
+        node.child = Some(child);
+    }
+
+    /// kill -9 of one node.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut child) = self.node_mut(id).child.take() {
+            child.kill().expect("kill -9");
+            child.wait().expect("reap");
+        }
+    }
+
+    /// Starts a killed node again on the same data folder.
+    pub fn restart(&mut self, id: u64) {
+        self.spawn(id);
+    }
+
+    /// Ids of the nodes whose processes run.
+    pub fn live(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(|n| n.id)
+            .collect()
+    }
+
+    pub fn url(&self, id: u64, path: &str) -> String {
+        let node = self.nodes.iter().find(|n| n.id == id).expect("node id");
+        format!("http://{}{path}", node.addr)
+    }
+
+    /// Waits until every live node names the same live leader; returns it.
+    pub async fn wait_leader(&self) -> u64 {
+        let start = Instant::now();
+        loop {
+            let mut leaders = Vec::new();
+            for id in self.live() {
+                let (status, body) = self.get(id, "/v1/cluster").await;
+                leaders.push(
+                    (status == 200)
+                        .then(|| body["leader_id"].as_u64())
+                        .flatten(),
+                );
+            }
+            if let Some(Some(leader)) = leaders.first() {
+                if leaders.iter().all(|l| *l == Some(*leader)) && self.live().contains(leader) {
+                    // The leader answers linearizable reads once it has
+                    // committed an entry of its term.
+                    let (status, _) = self.get(*leader, "/v1/locks?prefix=").await;
+                    if status == 200 {
+                        return *leader;
+                    }
+                }
+            }
+            assert!(
+                start.elapsed() < LEADER_TIMEOUT,
+                "no agreed leader within {LEADER_TIMEOUT:?}: {leaders:?}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        id: u64,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, self.url(id, path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let text = response.text().await.unwrap_or_default();
+                (
+                    status,
+                    serde_json::from_str(&text).unwrap_or(Value::String(text)),
+                )
+            }
+            Err(e) => (0, Value::String(e.to_string())),
+        }
+    }
+
+    pub async fn get(&self, id: u64, path: &str) -> (u16, Value) {
+        self.request(reqwest::Method::GET, id, path, None).await
+    }
+
+    pub async fn post(&self, id: u64, path: &str, body: Value) -> (u16, Value) {
+        self.request(reqwest::Method::POST, id, path, Some(body))
+            .await
+    }
+
+    /// Sends raw bytes as a POST body.
+    pub async fn post_raw(
+        &self,
+        id: u64,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url(id, path))
+            .body(body)
+            .send()
+            .await
+            .expect("send");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Grants a lease through node `id`; returns its id.
+    pub async fn lease(&self, id: u64, ttl_ms: u64) -> String {
+        let (status, body) = self
+            .post(id, "/v1/leases", json!({ "ttl_ms": ttl_ms }))
+            .await;
+        assert_eq!(status, 201, "grant lease: {body}");
+        body["lease_id"].as_str().expect("lease_id").to_string()
+    }
+
+    /// Acquires through node `id`; returns the status and body.
+    pub async fn acquire(&self, id: u64, lease: &str, name: &str, wait_ms: u64) -> (u16, Value) {
+        self.post(
+            id,
+            "/v1/locks/acquire",
+            json!({ "lease_id": lease, "name": name, "wait_ms": wait_ms }),
+        )
+        .await
+    }
+
+    pub async fn release(&self, id: u64, lease: &str, name: &str) -> (u16, Value) {
+        self.post(
+            id,
+            "/v1/locks/release",
+            json!({ "lease_id": lease, "name": name }),
+        )
+        .await
+    }
+
+    /// `GET /v1/locks?name=` through node `id`.
+    pub async fn lock(&self, id: u64, name: &str) -> Value {
+        let (status, body) = self.get(id, &format!("/v1/locks?name={name}")).await;
+        assert_eq!(status, 200, "read lock {name}: {body}");
+        body
+    }
+
+    /// Every node's log, for a failing test's message.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for node in &self.nodes {
+            let log = std::fs::read_to_string(&node.log_path).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            out.push_str(&format!("--- node {} ({}) ---\n", node.id, node.addr));
+            for line in tail.into_iter().rev() {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        let _ = &self.dir;
+    }
+}
+
+/// The fencing token of a grant body.
+pub fn token(body: &Value) -> u64 {
+    body["fencing_token"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no token in {body}"))
+}

@@ -1,0 +1,222 @@
+//! Locks on a real 3-node cluster: exclusivity, fencing tokens, FIFO
+//! waiting, wait timeouts, lease expiry and forwarding from followers.
+
+mod harness;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use harness::{token, Cluster};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_holder_at_a_time_with_strictly_rising_tokens() {
+    let cluster = Arc::new(Cluster::start(3).await);
+    let held = Arc::new(AtomicBool::new(false));
+    let tokens = Arc::new(Mutex::new(Vec::new()));
+    const CLIENTS: u64 = 4;
+    const ROUNDS: usize = 15;
+    let mut tasks = Vec::new();
+    for client in 0..CLIENTS {
+        let (cluster, held, tokens) = (cluster.clone(), held.clone(), tokens.clone());
+        tasks.push(tokio::spawn(async move {
+            // Each client talks to another node, so followers forward.
+            let node = client % 3 + 1;
+            let lease = cluster.lease(node, 30_000).await;
+            for _ in 0..ROUNDS {
+                let (status, body) = cluster.acquire(node, &lease, "mutex", 30_000).await;
+                assert_eq!(status, 200, "acquire: {body}");
+                assert!(!held.swap(true, Ordering::SeqCst), "two holders at once");
+                tokens.lock().unwrap().push(token(&body));
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                // The hold ends before the release is sent.
+                held.store(false, Ordering::SeqCst);
+                let (status, body) = cluster.release(node, &lease, "mutex").await;
+                assert_eq!(status, 200, "release: {body}");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("client task");
+    }
+    let tokens = tokens.lock().unwrap().clone();
+    assert_eq!(tokens.len(), (CLIENTS as usize) * ROUNDS);
+    assert!(
+        tokens.windows(2).all(|w| w[0] < w[1]),
+        "tokens must rise strictly in grant order: {tokens:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn same_lease_gets_the_same_grant_and_others_are_busy() {
+    let cluster = Cluster::start(3).await;
+    let a = cluster.lease(1, 30_000).await;
+    let b = cluster.lease(2, 30_000).await;
+    let (status, first) = cluster.acquire(1, &a, "invoice/1", 0).await;
+    assert_eq!(status, 200, "{first}");
+    let (status, again) = cluster.acquire(3, &a, "invoice/1", 0).await;
+    assert_eq!(status, 200);
+    assert_eq!(token(&first), token(&again), "the same grant comes back");
+    let (status, busy) = cluster.acquire(2, &b, "invoice/1", 0).await;
+    assert_eq!(status, 409);
+    assert_eq!(busy["error"]["code"], "lock_busy");
+    assert_eq!(busy["error"]["holder_token"], token(&first));
+    let (status, body) = cluster.release(3, &b, "invoice/1").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("not_holder"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn waiters_are_granted_in_fifo_order() {
+    let cluster = Arc::new(Cluster::start(3).await);
+    let holder = cluster.lease(1, 30_000).await;
+    let (status, _) = cluster.acquire(1, &holder, "queue", 0).await;
+    assert_eq!(status, 200);
+    let mut waiters = Vec::new();
+    for i in 0..3u64 {
+        let lease = cluster.lease(i % 3 + 1, 30_000).await;
+        let task = {
+            let (cluster, lease) = (cluster.clone(), lease.clone());
+            tokio::spawn(async move { cluster.acquire(i % 3 + 1, &lease, "queue", 30_000).await })
+        };
+        // Wait until this waiter is queued before the next one comes.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while cluster.lock(1, "queue").await["waiters"]
+            .as_array()
+            .unwrap()
+            .len()
+            < (i + 1) as usize
+        {
+            assert!(Instant::now() < deadline, "waiter {i} never queued");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        waiters.push((lease, task));
+    }
+    let queued: Vec<String> = cluster.lock(2, "queue").await["waiters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = waiters.iter().map(|(l, _)| l.clone()).collect();
+    assert_eq!(queued, expected, "the queue keeps arrival order");
+
+    let mut current = holder;
+    let mut last_token = 0;
+    for (lease, task) in waiters {
+        let (status, _) = cluster.release(2, &current, "queue").await;
+        assert_eq!(status, 200);
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["lease_id"], lease.as_str(), "granted in arrival order");
+        assert!(token(&body) > last_token);
+        last_token = token(&body);
+        current = lease;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wait_that_runs_out_leaves_the_queue() {
+    let cluster = Cluster::start(3).await;
+    let a = cluster.lease(1, 30_000).await;
+    let b = cluster.lease(1, 30_000).await;
+    assert_eq!(cluster.acquire(1, &a, "slow", 0).await.0, 200);
+    let started = Instant::now();
+    let (status, body) = cluster.acquire(2, &b, "slow", 500).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "wait_timeout");
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    let lock = cluster.lock(3, "slow").await;
+    assert_eq!(
+        lock["waiters"],
+        json!([]),
+        "the timed-out waiter left the queue"
+    );
+    assert_eq!(lock["holder"]["lease_id"], a.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expired_lease_releases_its_locks_to_the_next_waiter() {
+    let cluster = Arc::new(Cluster::start(3).await);
+    let short = cluster.lease(1, 3_000).await;
+    let (status, first) = cluster.acquire(1, &short, "job", 0).await;
+    assert_eq!(status, 200);
+    let waiter = cluster.lease(2, 30_000).await;
+    let started = Instant::now();
+    // No keepalive for `short`: it expires and `waiter` is granted.
+    let (status, body) = cluster.acquire(2, &waiter, "job", 30_000).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["lease_id"], waiter.as_str());
+    assert!(token(&body) > token(&first));
+    assert!(
+        started.elapsed() >= Duration::from_millis(2_500),
+        "expired early: {:?}",
+        started.elapsed()
+    );
+    let (status, body) = cluster.get(3, &format!("/v1/leases/{short}")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("lease_not_found"))
+    );
+    let (status, _) = cluster
+        .post(3, &format!("/v1/leases/{short}/keepalive"), json!({}))
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keepalives_keep_a_lease_past_its_ttl() {
+    let cluster = Cluster::start(3).await;
+    let lease = cluster.lease(1, 3_000).await;
+    assert_eq!(cluster.acquire(2, &lease, "kept", 0).await.0, 200);
+    let until = Instant::now() + Duration::from_secs(7);
+    let mut node = 1;
+    while Instant::now() < until {
+        let (status, body) = cluster
+            .post(node, &format!("/v1/leases/{lease}/keepalive"), json!({}))
+            .await;
+        assert_eq!(status, 200, "keepalive through node {node}: {body}");
+        assert_eq!(body["ttl_ms"], 3_000);
+        node = node % 3 + 1;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    let (status, body) = cluster.get(3, &format!("/v1/leases/{lease}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["locks"][0]["name"], "kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revoking_a_lease_releases_everything_it_holds() {
+    let cluster = Cluster::start(3).await;
+    let lease = cluster.lease(2, 30_000).await;
+    for name in ["r/a", "r/b"] {
+        assert_eq!(cluster.acquire(3, &lease, name, 0).await.0, 200);
+    }
+    let (status, listed) = cluster.get(1, "/v1/locks?prefix=r/").await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["locks"].as_array().unwrap().len(), 2);
+    let (status, body) = cluster
+        .request(
+            reqwest::Method::DELETE,
+            1,
+            &format!("/v1/leases/{lease}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["released"], json!(["r/a", "r/b"]));
+    let (_, listed) = cluster.get(2, "/v1/locks?prefix=r/").await;
+    assert_eq!(listed["locks"], json!([]));
+    let (status, _) = cluster
+        .request(
+            reqwest::Method::DELETE,
+            1,
+            &format!("/v1/leases/{lease}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+}

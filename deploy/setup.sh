@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what building corral needs beyond the Rust toolchain: libclang,
+# which rocksdb's bindgen loads to generate the RocksDB bindings.
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "corral: cargo not found. Install the Rust toolchain first (https://rustup.rs)." >&2
+    exit 1
+fi
+
+have_libclang() {
+    [ -n "${LIBCLANG_PATH:-}" ] && return 0
+    compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null && return 0
+    compgen -G "/usr/lib/*-linux-gnu/libclang*.so*" >/dev/null && return 0
+    return 1
+}
+
+if ! have_libclang; then
+    install="apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev"
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "corral: installing libclang-dev (needed to build RocksDB)..." >&2
+        bash -c "$install" >&2
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        echo "corral: installing libclang-dev with sudo (needed to build RocksDB)..." >&2
+        sudo bash -c "$install" >&2
+    else
+        echo "corral: building RocksDB needs libclang. Run this as root, then try again:" >&2
+        echo "    apt-get update && apt-get install -y libclang-dev" >&2
+        exit 1
+    fi
+fi

@@ -96,3 +96,63 @@ async fn a_full_restart_keeps_all_state_and_tokens_go_on_upward() {
     assert_eq!(status, 200, "{body}");
     assert!(token(&body) > last, "token {} after {last}", token(&body));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn snapshots_carry_state_to_a_lagging_node_and_through_restarts() {
+    // A snapshot every 20 entries, keeping 2: a node that misses 60
+    // entries can only catch up from a snapshot.
+    let mut cluster = Cluster::start_with(3, &["--snapshot-logs", "20"]).await;
+    let lease = cluster.lease(1, 60_000).await;
+    cluster.kill(3);
+    let mut last = 0;
+    for i in 0..30 {
+        let name = format!("snap/{}", i % 5);
+        let (status, body) = cluster.acquire(i % 2 + 1, &lease, &name, 0).await;
+        assert_eq!(status, 200, "{body}");
+        last = last.max(token(&body));
+        if i < 25 {
+            assert_eq!(cluster.release(2, &lease, &name).await.0, 200);
+        }
+    }
+    let leader = cluster.wait_leader().await;
+    let (_, view) = cluster.get(leader, "/v1/cluster").await;
+    assert!(
+        view["purged_index"].as_u64().unwrap_or(0) > 10,
+        "the leader purged its log: {view}"
+    );
+
+    cluster.restart(3);
+    let held: Vec<String> = (0..5).map(|i| format!("snap/{i}")).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = cluster.get(3, "/v1/locks?prefix=snap/").await;
+        if status == 200 && body["locks"].as_array().map(Vec::len) == Some(held.len()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 3 never caught up: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, view) = cluster.get(3, "/v1/cluster").await;
+    assert!(
+        view["snapshot_index"].as_u64().is_some(),
+        "node 3 has a snapshot: {view}"
+    );
+
+    for id in [1, 2, 3] {
+        cluster.kill(id);
+    }
+    for id in [1, 2, 3] {
+        cluster.restart(id);
+    }
+    let leader = cluster.wait_leader().await;
+    let (status, body) = cluster.get(leader, &format!("/v1/leases/{lease}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["locks"].as_array().unwrap().len(), held.len());
+    let other = cluster.lease(3, 30_000).await;
+    let (status, body) = cluster.acquire(3, &other, "snap/after", 0).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(token(&body) > last, "token {} after {last}", token(&body));
+}

@@ -27,6 +27,7 @@ pub struct NodeProc {
 pub struct Cluster {
     pub nodes: Vec<NodeProc>,
     spec: String,
+    extra_args: Vec<String>,
     dir: tempfile::TempDir,
     pub http: reqwest::Client,
 }
@@ -40,6 +41,11 @@ fn free_port() -> u16 {
 impl Cluster {
     /// Starts `n` nodes and waits until they agree on a leader.
     pub async fn start(n: u64) -> Cluster {
+        Cluster::start_with(n, &[]).await
+    }
+
+    /// Starts `n` nodes with extra `corral server` flags.
+    pub async fn start_with(n: u64, extra_args: &[&str]) -> Cluster {
         let dir = tempfile::TempDir::new().expect("temp dir");
         let nodes: Vec<NodeProc> = (1..=n)
             .map(|id| NodeProc {
@@ -59,9 +65,11 @@ impl Cluster {
             .timeout(Duration::from_secs(70))
             .build()
             .expect("http client");
+        let extra_args = extra_args.iter().map(|a| a.to_string()).collect();
         let mut cluster = Cluster {
             nodes,
             spec,
+            extra_args,
             dir,
             http,
         };
@@ -78,6 +86,7 @@ impl Cluster {
 
     fn spawn(&mut self, id: u64) {
         let spec = self.spec.clone();
+        let extra_args = self.extra_args.clone();
         let node = self.node_mut(id);
         assert!(node.child.is_none(), "node {id} is running");
         let log = std::fs::OpenOptions::new()
@@ -97,6 +106,7 @@ impl Cluster {
             ])
             .arg("--data-dir")
             .arg(&node.data_dir)
+            .args(&extra_args)
             .env("RUST_LOG", "info,openraft=warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))

@@ -146,6 +146,11 @@ pub struct ClusterView {
     pub commit_index: Option<u64>,
     /// The last log index applied here.
     pub applied_index: Option<u64>,
+    /// The last log index covered by this node's snapshot.
+    pub snapshot_index: Option<u64>,
+    /// The last log index purged from this node's log (covered by a
+    /// snapshot).
+    pub purged_index: Option<u64>,
     /// Every member, in id order.
     pub members: Vec<MemberView>,
 }

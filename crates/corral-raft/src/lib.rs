@@ -25,7 +25,9 @@ pub use network::{
     PeerNetwork, RpcReply, SnapshotHeader, SnapshotReply, HEADER_SNAPSHOT, PATH_APPEND,
     PATH_SNAPSHOT, PATH_VOTE,
 };
-pub use node::{initialize_once, start, wait_for_recovery, RaftTiming, ReplicatedNode, StartError};
+pub use node::{
+    initialize_once, start, wait_for_recovery, RaftSettings, ReplicatedNode, StartError,
+};
 pub use rocks::StoreError;
 pub use state_machine::{AppliedState, EventSink, StateMachineStore};
 pub use type_config::{

@@ -14,9 +14,9 @@ use crate::rocks::{open_db, StoreError};
 use crate::state_machine::{EventSink, StateMachineStore};
 use crate::type_config::{CorralRaft, NodeId, TypeConfig};
 
-/// Raft timing of a corral cluster.
+/// Raft settings of a corral cluster: timing and snapshots.
 #[derive(Clone, Copy, Debug)]
-pub struct RaftTiming {
+pub struct RaftSettings {
     /// How often the leader sends heartbeats; also the bound of one append
     /// RPC.
     pub heartbeat_ms: u64,
@@ -25,14 +25,18 @@ pub struct RaftTiming {
     /// The longest election timeout. Leases may not be shorter than twice
     /// this.
     pub election_timeout_max_ms: u64,
+    /// Build a snapshot every this many applied entries; the log before it
+    /// is purged, keeping a tenth of it for followers that lag a little.
+    pub snapshot_logs: u64,
 }
 
-impl Default for RaftTiming {
-    fn default() -> RaftTiming {
-        RaftTiming {
+impl Default for RaftSettings {
+    fn default() -> RaftSettings {
+        RaftSettings {
             heartbeat_ms: 150,
             election_timeout_min_ms: 750,
             election_timeout_max_ms: 1_500,
+            snapshot_logs: 10_000,
         }
     }
 }
@@ -69,18 +73,18 @@ pub struct ReplicatedNode {
 pub async fn start(
     node_id: NodeId,
     dir: &Path,
-    timing: RaftTiming,
+    settings: RaftSettings,
     http: reqwest::Client,
     events: EventSink,
 ) -> Result<ReplicatedNode, StartError> {
     let config = Config {
         cluster_name: "corral".into(),
-        heartbeat_interval: timing.heartbeat_ms,
-        election_timeout_min: timing.election_timeout_min_ms,
-        election_timeout_max: timing.election_timeout_max_ms,
+        heartbeat_interval: settings.heartbeat_ms,
+        election_timeout_min: settings.election_timeout_min_ms,
+        election_timeout_max: settings.election_timeout_max_ms,
         install_snapshot_timeout: 30_000,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(10_000),
-        max_in_snapshot_log_to_keep: 1_000,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_logs.max(1)),
+        max_in_snapshot_log_to_keep: settings.snapshot_logs / 10,
         ..Default::default()
     }
     .validate()?;

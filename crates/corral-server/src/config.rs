@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use corral_raft::{NodeId, RaftTiming};
+use corral_raft::{NodeId, RaftSettings};
 
 /// The configuration of one node.
 #[derive(Clone, Debug)]
@@ -18,8 +18,8 @@ pub struct ServerConfig {
     /// Every member at first start: id to `host:port`. Used only to form
     /// the cluster once; a restarted node reads its membership from disk.
     pub initial_cluster: BTreeMap<NodeId, String>,
-    /// Raft timing.
-    pub timing: RaftTiming,
+    /// Raft timing and snapshots.
+    pub raft: RaftSettings,
 }
 
 impl ServerConfig {
@@ -27,7 +27,7 @@ impl ServerConfig {
     /// election timeout, so that an ordinary election does not expire
     /// leases.
     pub fn ttl_ms_min(&self) -> u64 {
-        2 * self.timing.election_timeout_max_ms
+        2 * self.raft.election_timeout_max_ms
     }
 }
 

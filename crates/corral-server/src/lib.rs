@@ -25,7 +25,7 @@ use std::time::Duration;
 use openraft::BasicNode;
 
 pub use config::{parse_initial_cluster, ClusterSpecError, ServerConfig};
-pub use corral_raft::RaftTiming;
+pub use corral_raft::RaftSettings;
 pub use error::ApiError;
 pub use lease_clock::LeaseClock;
 pub use node::Node;
@@ -74,7 +74,7 @@ pub async fn serve(
     let started = corral_raft::start(
         config.node_id,
         &config.data_dir,
-        config.timing,
+        config.raft,
         http.clone(),
         events,
     )

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use corral_server::{parse_initial_cluster, RaftTiming, ServerConfig};
+use corral_server::{parse_initial_cluster, RaftSettings, ServerConfig};
 
 #[derive(Parser)]
 #[command(
@@ -44,15 +44,19 @@ struct ServerArgs {
     #[arg(long)]
     initial_cluster: String,
     /// Raft heartbeat interval, in milliseconds.
-    #[arg(long, default_value_t = RaftTiming::default().heartbeat_ms)]
+    #[arg(long, default_value_t = RaftSettings::default().heartbeat_ms)]
     heartbeat_ms: u64,
     /// Shortest raft election timeout, in milliseconds.
-    #[arg(long, default_value_t = RaftTiming::default().election_timeout_min_ms)]
+    #[arg(long, default_value_t = RaftSettings::default().election_timeout_min_ms)]
     election_timeout_min_ms: u64,
     /// Longest raft election timeout, in milliseconds. Leases must be at
     /// least twice as long.
-    #[arg(long, default_value_t = RaftTiming::default().election_timeout_max_ms)]
+    #[arg(long, default_value_t = RaftSettings::default().election_timeout_max_ms)]
     election_timeout_max_ms: u64,
+    /// Snapshot the lock table every this many log entries, then purge the
+    /// log before it.
+    #[arg(long, default_value_t = RaftSettings::default().snapshot_logs)]
+    snapshot_logs: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -76,10 +80,11 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         listen: args.listen,
         data_dir: args.data_dir,
         initial_cluster: parse_initial_cluster(&args.initial_cluster)?,
-        timing: RaftTiming {
+        raft: RaftSettings {
             heartbeat_ms: args.heartbeat_ms,
             election_timeout_min_ms: args.election_timeout_min_ms,
             election_timeout_max_ms: args.election_timeout_max_ms,
+            snapshot_logs: args.snapshot_logs,
         },
     };
     std::fs::create_dir_all(&config.data_dir)

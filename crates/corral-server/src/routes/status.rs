@@ -45,6 +45,8 @@ async fn cluster(State(node): State<Arc<Node>>) -> Json<ClusterView> {
         term: m.current_term,
         commit_index: m.local_committed.map(|id| id.index),
         applied_index: m.last_applied.map(|id| id.index),
+        snapshot_index: m.snapshot.map(|id| id.index),
+        purged_index: m.purged.map(|id| id.index),
         members,
     })
 }

@@ -18,7 +18,7 @@ mod node;
 pub mod routes;
 mod wait_registry;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +30,9 @@ pub use error::ApiError;
 pub use lease_clock::LeaseClock;
 pub use node::Node;
 pub use wait_registry::{WaitEnd, WaitRegistry};
+
+/// How long open requests may run after a shutdown signal.
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);
 
 /// Why a node stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -101,13 +104,43 @@ pub async fn serve(
         .map(|(id, addr)| (*id, BasicNode::new(addr)))
         .collect();
     // Every node may try: raft refuses all but the first, and a node that
-    // has a log or a vote is never initialized again.
-    corral_raft::initialize_once(&started.raft, members).await?;
+    // has a log or a vote is never initialized again. In the background, so
+    // that this node already answers its peers' votes.
+    let raft = started.raft.clone();
+    tokio::spawn(async move {
+        if let Err(e) = corral_raft::initialize_once(&raft, members).await {
+            tracing::error!(error = %e, "initializing the cluster failed");
+        }
+    });
     let sweep = tokio::spawn(expiry::run(node.clone()));
-    let app = routes::router(node.clone());
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let server = axum::serve(listener, routes::router(node.clone()))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    // Requests still waiting for a lock get SHUTDOWN_DRAIN to finish; the
+    // rest are dropped, and their waits are cancelled by the next leader's
+    // sweep.
+    let drained = {
+        let stop = stopped(stop_rx);
+        async move {
+            stop.await;
+            tokio::time::sleep(SHUTDOWN_DRAIN).await;
+        }
+    };
+    let served = tokio::select! {
+        served = server.into_future() => served,
+        () = drained => {
+            tracing::warn!("requests still open after {SHUTDOWN_DRAIN:?}; stopping anyway");
+            Ok(())
+        }
+    };
     sweep.abort();
     if let Err(e) = started.raft.shutdown().await {
         tracing::warn!(error = %e, "raft did not shut down cleanly");

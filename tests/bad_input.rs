@@ -193,6 +193,8 @@ async fn every_bad_input_is_refused_with_a_named_field() {
     assert_eq!((status, code(&reply)), (400, "invalid_argument"));
     let (status, reply) = cluster.get(2, "/v1/nowhere").await;
     assert_eq!((status, code(&reply)), (404, "not_found"));
+    let (status, reply) = cluster.get(2, "/v1/locks/acquire").await;
+    assert_eq!((status, code(&reply)), (405, "method_not_allowed"));
 
     // Unknown leases are 404, not 400.
     let unknown = "0".repeat(32);
@@ -207,6 +209,7 @@ async fn every_bad_input_is_refused_with_a_named_field() {
     let (status, listed) = cluster.get(3, "/v1/locks?prefix=").await;
     assert_eq!(status, 200);
     assert_eq!(listed["locks"], json!([]));
+    assert_eq!(listed["truncated"], false);
     for node in [1, 2, 3] {
         assert_eq!(cluster.get(node, "/healthz").await.0, 200);
     }

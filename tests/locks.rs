@@ -220,3 +220,18 @@ async fn revoking_a_lease_releases_everything_it_holds() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_waiting_lease_that_expires_leaves_the_queue() {
+    let cluster = Cluster::start(3).await;
+    let holder = cluster.lease(1, 30_000).await;
+    assert_eq!(cluster.acquire(1, &holder, "held", 0).await.0, 200);
+    let short = cluster.lease(2, 3_000).await;
+    // The waiter sends no keepalives: its lease expires while it waits.
+    let (status, body) = cluster.acquire(3, &short, "held", 30_000).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "lease_not_found");
+    let lock = cluster.lock(2, "held").await;
+    assert_eq!(lock["waiters"], json!([]));
+    assert_eq!(lock["holder"]["lease_id"], holder.as_str());
+}

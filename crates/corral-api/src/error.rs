@@ -35,6 +35,8 @@ pub enum ErrorCode {
     InvalidArgument,
     /// 404: no such route.
     NotFound,
+    /// 405: the route exists, but not for this method.
+    MethodNotAllowed,
     /// 404: the lease does not exist (never granted, revoked or expired).
     LeaseNotFound,
     /// 409: the lock is held by another lease.
@@ -60,6 +62,7 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidArgument => 400,
             ErrorCode::NotFound | ErrorCode::LeaseNotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
             ErrorCode::LockBusy | ErrorCode::WaitTimeout | ErrorCode::NotHolder => 409,
             ErrorCode::BodyTooLarge => 413,
             ErrorCode::LimitReached => 429,

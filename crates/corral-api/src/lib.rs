@@ -129,8 +129,11 @@ pub struct HolderView {
 /// `GET /v1/locks?prefix=`: held locks, in name order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockList {
-    /// At most [`LIST_LOCKS_MAX`] locks.
+    /// At most [`LIST_LOCKS_MAX`] locks, the first in name order.
     pub locks: Vec<LockView>,
+    /// True when more locks have the prefix than the list holds; ask again
+    /// with a longer prefix.
+    pub truncated: bool,
 }
 
 /// `GET /v1/cluster`: this node's view of the cluster.

@@ -29,7 +29,7 @@ pub use node::{
     initialize_once, start, wait_for_recovery, RaftSettings, ReplicatedNode, StartError,
 };
 pub use rocks::StoreError;
-pub use state_machine::{AppliedState, EventSink, StateMachineStore};
+pub use state_machine::{AppliedState, EventSink, Notice, StateMachineStore};
 pub use type_config::{
     CorralRaft, Entry, LogId, NodeId, Reply, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote,
 };

@@ -8,7 +8,7 @@ use openraft::StorageError;
 
 use crate::log_store::LogStore;
 use crate::rocks::open_db;
-use crate::state_machine::StateMachineStore;
+use crate::state_machine::{Notice, StateMachineStore};
 use crate::type_config::TypeConfig;
 
 struct RocksBuilder;
@@ -22,7 +22,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
         let db =
             open_db(dir.path()).map_err(|e| StorageError::read(TypeConfig::err_from_error(&e)))?;
         let log = LogStore::new(db.clone());
-        let sm = StateMachineStore::open(db, Arc::new(|_| {}))
+        let sm = StateMachineStore::open(db, Arc::new(|_: Notice<'_>| {}))
             .map_err(|e| StorageError::read(TypeConfig::err_from_error(&e)))?;
         Ok((dir, log, sm))
     }

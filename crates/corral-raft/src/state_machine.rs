@@ -23,8 +23,18 @@ use crate::type_config::{
 const KEY_META: &[u8] = b"meta";
 const KEY_DATA: &[u8] = b"data";
 
-/// Receives the events of every applied command, on every node.
-pub type EventSink = Arc<dyn Fn(Vec<Event>) + Send + Sync>;
+/// What the state machine tells the node about requests that wait.
+pub enum Notice<'a> {
+    /// Applying a command did these things to waiting leases.
+    Events(Vec<Event>),
+    /// The whole table was replaced by a snapshot: no events were seen for
+    /// the entries it covers, so waiters must look at the table itself.
+    Restored(&'a LockTable),
+}
+
+/// Receives the notices of every applied command and installed snapshot,
+/// on every node.
+pub type EventSink = Arc<dyn Fn(Notice<'_>) + Send + Sync>;
 
 /// The applied state: the lock table and where in the log it stands.
 #[derive(Debug, Default)]
@@ -157,7 +167,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 }
             };
             if !events.is_empty() {
-                (self.events)(events);
+                (self.events)(Notice::Events(events));
             }
             if let Some(responder) = responder {
                 responder.send(reply);
@@ -178,6 +188,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let data = snapshot.into_inner();
         self.restore(meta, &data)?;
         self.write_snapshot(meta, &data)?;
+        (self.events)(Notice::Restored(&self.read().table));
         Ok(())
     }
 

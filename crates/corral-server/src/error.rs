@@ -19,6 +19,9 @@ pub enum ApiError {
     /// No such route.
     #[error("no such endpoint")]
     NotFound,
+    /// The route does not take this method.
+    #[error("this endpoint does not take that method")]
+    MethodNotAllowed,
     /// The lease does not exist.
     #[error("lease not found (never granted, revoked or expired)")]
     LeaseNotFound,
@@ -57,6 +60,7 @@ impl ApiError {
             ApiError::InvalidArgument(_) => ErrorCode::InvalidArgument,
             ApiError::BodyTooLarge => ErrorCode::BodyTooLarge,
             ApiError::NotFound => ErrorCode::NotFound,
+            ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             ApiError::LeaseNotFound => ErrorCode::LeaseNotFound,
             ApiError::LockBusy { .. } => ErrorCode::LockBusy,
             ApiError::WaitTimeout => ErrorCode::WaitTimeout,
@@ -101,6 +105,7 @@ impl ApiError {
             ErrorCode::InvalidArgument => ApiError::InvalidArgument(detail.message),
             ErrorCode::BodyTooLarge => ApiError::BodyTooLarge,
             ErrorCode::NotFound => ApiError::NotFound,
+            ErrorCode::MethodNotAllowed => ApiError::MethodNotAllowed,
             ErrorCode::LeaseNotFound => ApiError::LeaseNotFound,
             ErrorCode::LockBusy => ApiError::LockBusy {
                 holder_token: detail.holder_token.unwrap_or_default(),

@@ -72,7 +72,7 @@ pub async fn serve(
     let waits = WaitRegistry::default();
     let events = {
         let waits = waits.clone();
-        Arc::new(move |events| waits.notify(events))
+        Arc::new(move |notice: corral_raft::Notice<'_>| waits.notify(notice))
     };
     let started = corral_raft::start(
         config.node_id,

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use corral_state::{Event, Grant, LeaseId, LockName};
+use corral_raft::Notice;
+use corral_state::{Event, Grant, LeaseId, LockName, LockTable};
 use tokio::sync::oneshot;
 
 /// How a wait ended other than by the request's own timer.
@@ -54,8 +55,15 @@ impl WaitRegistry {
         }
     }
 
-    /// Wakes the requests that `events` concern.
-    pub fn notify(&self, events: Vec<Event>) {
+    /// Wakes the requests that a notice of the state machine concerns.
+    pub fn notify(&self, notice: Notice<'_>) {
+        match notice {
+            Notice::Events(events) => self.apply_events(events),
+            Notice::Restored(table) => self.recheck(table),
+        }
+    }
+
+    fn apply_events(&self, events: Vec<Event>) {
         let mut waiting = self.lock();
         for event in events {
             let (key, end) = match event {
@@ -65,12 +73,24 @@ impl WaitRegistry {
                 ),
                 Event::WaitEnded { lease_id, name } => ((lease_id, name), WaitEnd::LeaseEnded),
             };
-            if let Some(senders) = waiting.remove(&key) {
-                for (_, tx) in senders {
-                    // The request may have given up already; nothing to do.
-                    let _ = tx.send(end.clone());
-                }
-            }
+            wake(&mut waiting, &key, end);
+        }
+    }
+
+    /// After a snapshot replaced the table: wakes every request whose lease
+    /// now holds its lock or no longer exists.
+    fn recheck(&self, table: &LockTable) {
+        let mut waiting = self.lock();
+        let keys: Vec<Key> = waiting.keys().cloned().collect();
+        for key in keys {
+            let (lease_id, name) = &key;
+            let holder = table.lock(name).and_then(|lock| lock.holder.as_ref());
+            let end = match holder {
+                Some(grant) if grant.lease_id == *lease_id => WaitEnd::Granted(grant.clone()),
+                _ if table.lease(*lease_id).is_none() => WaitEnd::LeaseEnded,
+                _ => continue,
+            };
+            wake(&mut waiting, &key, end);
         }
     }
 
@@ -91,6 +111,16 @@ impl WaitRegistry {
     }
 }
 
+/// Sends `end` to every request waiting on `key`.
+fn wake(waiting: &mut Waiters, key: &Key, end: WaitEnd) {
+    if let Some(senders) = waiting.remove(key) {
+        for (_, tx) in senders {
+            // The request may have given up already; nothing to do.
+            let _ = tx.send(end.clone());
+        }
+    }
+}
+
 impl Drop for WaitTicket {
     fn drop(&mut self) {
         let mut waiting = self.registry.lock();
@@ -100,5 +130,88 @@ impl Drop for WaitTicket {
                 waiting.remove(&self.key);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use corral_state::{Command, Proposal};
+
+    use super::*;
+
+    fn run(table: &mut LockTable, command: Command) {
+        let applied = table.apply(Proposal { now_ms: 1, command });
+        assert!(applied.response.is_ok(), "{applied:?}");
+    }
+
+    fn name(s: &str) -> LockName {
+        LockName::new(s).unwrap()
+    }
+
+    #[test]
+    fn events_wake_the_matching_waits_only() {
+        let registry = WaitRegistry::default();
+        let mut a = registry.register(LeaseId(1), name("x"));
+        let mut b = registry.register(LeaseId(2), name("x"));
+        registry.notify(Notice::Events(vec![Event::WaitEnded {
+            lease_id: LeaseId(2),
+            name: name("x"),
+        }]));
+        assert!(matches!(b.ended.try_recv(), Ok(WaitEnd::LeaseEnded)));
+        assert!(a.ended.try_recv().is_err(), "lease 1 still waits");
+        assert_eq!(registry.len(), 1);
+        drop(a);
+        assert!(registry.is_empty(), "a dropped ticket unregisters");
+    }
+
+    #[test]
+    fn a_restored_table_wakes_granted_and_ended_waits() {
+        let mut table = LockTable::new();
+        for id in [1, 3] {
+            run(
+                &mut table,
+                Command::GrantLease {
+                    lease_id: LeaseId(id),
+                    ttl_ms: 1_000,
+                },
+            );
+        }
+        run(
+            &mut table,
+            Command::Acquire {
+                lease_id: LeaseId(1),
+                name: name("x"),
+                wait_ms: 0,
+            },
+        );
+        run(
+            &mut table,
+            Command::Acquire {
+                lease_id: LeaseId(1),
+                name: name("y"),
+                wait_ms: 0,
+            },
+        );
+        run(
+            &mut table,
+            Command::Acquire {
+                lease_id: LeaseId(3),
+                name: name("y"),
+                wait_ms: 100,
+            },
+        );
+        let registry = WaitRegistry::default();
+        let mut granted = registry.register(LeaseId(1), name("x"));
+        let mut ended = registry.register(LeaseId(2), name("x"));
+        let mut waiting = registry.register(LeaseId(3), name("y"));
+        registry.notify(Notice::Restored(&table));
+        assert!(
+            matches!(granted.ended.try_recv(), Ok(WaitEnd::Granted(g)) if g.lease_id == LeaseId(1))
+        );
+        assert!(matches!(ended.ended.try_recv(), Ok(WaitEnd::LeaseEnded)));
+        assert!(
+            waiting.ended.try_recv().is_err(),
+            "lease 3 still waits for y"
+        );
     }
 }

@@ -186,6 +186,11 @@ impl LockTable {
         }
         let holder_token = holder.fencing_token;
         let deadline_ms = now_ms.saturating_add(wait_ms);
+        if wait_ms == 0 {
+            // A try-lock answers now, even from a lease that also waits for
+            // this lock through another request; that wait goes on.
+            return Err(Refusal::LockBusy { holder_token });
+        }
         if let Some(position) = lock.position(lease_id) {
             // A retried wait keeps its place; the later deadline counts.
             let waiter = &mut lock.waiters[position];
@@ -194,9 +199,6 @@ impl LockTable {
                 position,
                 holder_token,
             });
-        }
-        if wait_ms == 0 {
-            return Err(Refusal::LockBusy { holder_token });
         }
         if lock.waiters.len() >= WAITERS_PER_LOCK_MAX {
             return Err(Refusal::LimitReached(Limit::WaitersPerLock));

@@ -158,6 +158,15 @@ fn retried_wait_keeps_its_place() {
     ));
     let waiter = &s.table.lock(&name("a")).unwrap().waiters[0];
     assert_eq!(waiter.deadline_ms, 1_000 + 9_000);
+    // A try-lock from a queued lease is busy and leaves its wait alone.
+    let r = s.acquire(2, "a", 0);
+    assert_eq!(
+        r.response,
+        Err(Refusal::LockBusy {
+            holder_token: FencingToken(1)
+        })
+    );
+    assert_eq!(s.table.lock(&name("a")).unwrap().position(id(2)), Some(0));
 }
 
 #[test]

@@ -126,13 +126,15 @@ async fn show(
         (None, Some(prefix)) => {
             node.linearize().await?;
             let state = node.state.read();
-            let locks = state
+            let mut locks: Vec<LockView> = state
                 .table
                 .locks_with_prefix(&prefix)
-                .take(LIST_LOCKS_MAX)
+                .take(LIST_LOCKS_MAX + 1)
                 .map(|(name, lock)| view(name, Some(lock)))
                 .collect();
-            serde_json::to_value(LockList { locks })
+            let truncated = locks.len() > LIST_LOCKS_MAX;
+            locks.truncate(LIST_LOCKS_MAX);
+            serde_json::to_value(LockList { locks, truncated })
         }
         _ => {
             return Err(ApiError::InvalidArgument(

@@ -21,5 +21,6 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(status::router())
         .merge(peer::router())
         .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(node)
 }

@@ -19,15 +19,15 @@ mod type_config;
 
 #[cfg(test)]
 mod log_store_test;
+#[cfg(test)]
+mod state_machine_test;
 
 pub use log_store::LogStore;
 pub use network::{
     PeerNetwork, RpcReply, SnapshotHeader, SnapshotReply, HEADER_SNAPSHOT, PATH_APPEND,
     PATH_SNAPSHOT, PATH_VOTE,
 };
-pub use node::{
-    initialize_once, start, wait_for_recovery, RaftSettings, ReplicatedNode, StartError,
-};
+pub use node::{initialize_once, start, RaftSettings, ReplicatedNode, StartError};
 pub use rocks::StoreError;
 pub use state_machine::{AppliedState, EventSink, Notice, StateMachineStore};
 pub use type_config::{

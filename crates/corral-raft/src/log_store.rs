@@ -81,7 +81,7 @@ impl LogStore {
         let mut entries = Vec::new();
         for item in self.db.iterator_cf(cf(&self.db, CF_LOG), mode) {
             let (key, bytes) = item?;
-            let index = index_of_key(&key);
+            let index = index_of_key(&key)?;
             if end_inclusive.is_some_and(|end| index > end) {
                 break;
             }
@@ -108,9 +108,11 @@ fn flush_loop(db: &DB, callbacks: &mpsc::Receiver<IOFlushed<TypeConfig>>) {
     }
 }
 
-fn index_of_key(key: &[u8]) -> u64 {
-    let bytes: [u8; 8] = key.try_into().expect("log keys are 8 bytes");
-    u64::from_be_bytes(bytes)
+fn index_of_key(key: &[u8]) -> Result<u64, StoreError> {
+    let bytes: [u8; 8] = key
+        .try_into()
+        .map_err(|_| StoreError::Invalid(format!("a log key of {} bytes, not 8", key.len())))?;
+    Ok(u64::from_be_bytes(bytes))
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -197,7 +199,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), std::io::Error> {
-        let from = last_log_id.map_or(0, |id| id.index + 1);
+        let from = last_log_id.map_or(0, |id| id.index.saturating_add(1));
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(
             cf(&self.db, CF_LOG),

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use openraft::errors::{Fatal, InitializeError, RaftError};
 use openraft::{BasicNode, Config, SnapshotPolicy};
@@ -113,13 +112,4 @@ pub async fn initialize_once(
         Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
         Err(e) => Err(StartError::Raft(e.to_string())),
     }
-}
-
-/// Waits, at most `timeout`, until raft has re-applied the log committed
-/// before a restart.
-pub async fn wait_for_recovery(raft: &CorralRaft, timeout: Duration) -> Result<(), StartError> {
-    raft.wait_for_recovery(Some(timeout))
-        .await
-        .map(|_| ())
-        .map_err(|e| StartError::Raft(e.to_string()))
 }

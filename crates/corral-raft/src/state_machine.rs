@@ -13,15 +13,17 @@ use corral_state::{Event, LockTable};
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::EntryPayload;
-use rocksdb::{WriteBatch, WriteOptions, DB};
+use rocksdb::{WriteOptions, DB};
 
 use crate::rocks::{cf, decode, encode, StoreError, CF_SNAPSHOT};
 use crate::type_config::{
     LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig,
 };
 
-const KEY_META: &[u8] = b"meta";
-const KEY_DATA: &[u8] = b"data";
+/// The current snapshot, as one value: the meta's length (8 bytes,
+/// big-endian), the meta as JSON, then the data. One value, so that a reader
+/// never sees the meta of one snapshot with the data of another.
+const KEY_CURRENT: &[u8] = b"current";
 
 /// What the state machine tells the node about requests that wait.
 pub enum Notice<'a> {
@@ -54,6 +56,9 @@ pub struct StateMachineStore {
     db: Arc<DB>,
     state: Arc<RwLock<AppliedState>>,
     events: EventSink,
+    /// Serializes snapshot writes, so that a slow build cannot overwrite a
+    /// newer installed snapshot.
+    snapshot_write: Arc<std::sync::Mutex<()>>,
 }
 
 impl StateMachineStore {
@@ -63,6 +68,7 @@ impl StateMachineStore {
             db,
             state: Arc::default(),
             events,
+            snapshot_write: Arc::default(),
         };
         if let Some((meta, data)) = store.read_snapshot()? {
             store.restore(&meta, &data)?;
@@ -78,24 +84,41 @@ impl StateMachineStore {
             .expect("the state lock is never poisoned: apply does not panic while holding it")
     }
 
-    fn read_snapshot(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StoreError> {
-        let family = cf(&self.db, CF_SNAPSHOT);
-        let Some(meta) = self.db.get_cf(family, KEY_META)? else {
+    pub(crate) fn read_snapshot(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StoreError> {
+        let Some(value) = self.db.get_cf(cf(&self.db, CF_SNAPSHOT), KEY_CURRENT)? else {
             return Ok(None);
         };
-        let meta: SnapshotMeta = decode("snapshot meta", &meta)?;
-        let data = self.db.get_cf(family, KEY_DATA)?.unwrap_or_default();
-        Ok(Some((meta, data)))
+        let corrupt = || StoreError::Invalid("snapshot value is shorter than its header".into());
+        let (len, rest) = value.split_at_checked(8).ok_or_else(corrupt)?;
+        let len = u64::from_be_bytes(len.try_into().map_err(|_| corrupt())?);
+        let len = usize::try_from(len).map_err(|_| corrupt())?;
+        let (meta, data) = rest.split_at_checked(len).ok_or_else(corrupt)?;
+        let meta: SnapshotMeta = decode("snapshot meta", meta)?;
+        Ok(Some((meta, data.to_vec())))
     }
 
-    fn write_snapshot(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StoreError> {
-        let family = cf(&self.db, CF_SNAPSHOT);
-        let mut batch = WriteBatch::default();
-        batch.put_cf(family, KEY_META, encode(meta));
-        batch.put_cf(family, KEY_DATA, data);
+    /// Stores a snapshot as the current one, unless the stored one is newer.
+    pub(crate) fn write_snapshot(
+        &self,
+        meta: &SnapshotMeta,
+        data: &[u8],
+    ) -> Result<(), StoreError> {
+        let _writing = self.snapshot_write.lock().expect("snapshot write lock");
+        if let Some((stored, _)) = self.read_snapshot()? {
+            if stored.last_log_id > meta.last_log_id {
+                tracing::info!(stored = ?stored.last_log_id, skipped = ?meta.last_log_id, "kept the newer stored snapshot");
+                return Ok(());
+            }
+        }
+        let meta = encode(meta);
+        let mut value = Vec::with_capacity(8 + meta.len() + data.len());
+        value.extend_from_slice(&(meta.len() as u64).to_be_bytes());
+        value.extend_from_slice(&meta);
+        value.extend_from_slice(data);
         let mut options = WriteOptions::default();
         options.set_sync(true);
-        self.db.write_opt(batch, &options)?;
+        self.db
+            .put_cf_opt(cf(&self.db, CF_SNAPSHOT), KEY_CURRENT, value, &options)?;
         Ok(())
     }
 

@@ -9,8 +9,10 @@
 //!
 //! Once an expiry is proposed the lease is `expiring` and keepalives for it
 //! are refused, so no client holds an ack for a lease about to vanish. The
-//! mark is never lifted within the term: an entry proposed in a term either
-//! commits in that term or the term ends.
+//! mark is lifted only when raft refused the proposal before appending it
+//! (not leader, or its quorum lease ran out); an entry that was appended
+//! either commits in its term or the term ends. Terms only move forward: a
+//! call for an older term changes nothing.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -36,27 +38,56 @@ struct Deadlines {
 }
 
 impl Deadlines {
-    fn enter_term(&mut self, term: u64) {
-        if self.term != Some(term) {
-            *self = Deadlines {
-                term: Some(term),
-                ..Deadlines::default()
-            };
+    /// Moves to `term` if it is newer; false if `term` is older than the
+    /// deadlines kept.
+    fn enter_term(&mut self, term: u64) -> bool {
+        match self.term {
+            Some(current) if current > term => false,
+            Some(current) if current == term => true,
+            _ => {
+                *self = Deadlines {
+                    term: Some(term),
+                    ..Deadlines::default()
+                };
+                true
+            }
         }
     }
 }
 
+/// What a keepalive did to a lease's deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Renewal {
+    /// The deadline is `now + ttl`.
+    Renewed,
+    /// The lease's expiry is under way; refuse the keepalive.
+    Expiring,
+    /// The term is older than the deadlines kept: this node's view of its
+    /// leadership is stale; nothing changed.
+    StaleTerm,
+}
+
 impl LeaseClock {
-    /// Renews `lease_id` to `now + ttl` in leader term `term`. False when its
-    /// expiry was already proposed: the keepalive must be refused.
-    pub fn renew(&self, term: u64, lease_id: LeaseId, ttl: Duration, now: Instant) -> bool {
+    /// Renews `lease_id` to `now + ttl` in leader term `term`.
+    pub fn renew(&self, term: u64, lease_id: LeaseId, ttl: Duration, now: Instant) -> Renewal {
         let mut d = self.lock();
-        d.enter_term(term);
+        if !d.enter_term(term) {
+            return Renewal::StaleTerm;
+        }
         if d.expiring.contains(&lease_id) {
-            return false;
+            return Renewal::Expiring;
         }
         d.due_at.insert(lease_id, now + ttl);
-        true
+        Renewal::Renewed
+    }
+
+    /// Lifts the expiring mark of a lease whose expiry raft refused without
+    /// appending it, so that the next sweep proposes it again.
+    pub fn unmark(&self, term: u64, lease_id: LeaseId) {
+        let mut d = self.lock();
+        if d.term == Some(term) {
+            d.expiring.remove(&lease_id);
+        }
     }
 
     /// Brings the deadlines in line with the live leases (a lease first seen
@@ -70,7 +101,9 @@ impl LeaseClock {
         max: usize,
     ) -> Vec<LeaseId> {
         let mut d = self.lock();
-        d.enter_term(term);
+        if !d.enter_term(term) {
+            return Vec::new();
+        }
         let mut seen = HashSet::new();
         for (lease_id, ttl) in live {
             seen.insert(lease_id);
@@ -132,7 +165,13 @@ mod tests {
         assert!(clock
             .take_due(1, [(id, TTL)].into_iter(), t0 + TTL * 2, 10)
             .is_empty());
-        assert!(!clock.renew(1, id, TTL, t0 + TTL * 2));
+        assert_eq!(clock.renew(1, id, TTL, t0 + TTL * 2), Renewal::Expiring);
+        // Raft refused the proposal before appending it: proposed again.
+        clock.unmark(1, id);
+        assert_eq!(
+            clock.take_due(1, [(id, TTL)].into_iter(), t0 + TTL * 2, 10),
+            vec![id]
+        );
     }
 
     #[tokio::test]
@@ -141,7 +180,7 @@ mod tests {
         let t0 = Instant::now();
         let id = LeaseId(1);
         clock.take_due(1, [(id, TTL)].into_iter(), t0, 10);
-        assert!(clock.renew(1, id, TTL, t0 + TTL / 2));
+        assert_eq!(clock.renew(1, id, TTL, t0 + TTL / 2), Renewal::Renewed);
         assert!(clock
             .take_due(1, [(id, TTL)].into_iter(), t0 + TTL, 10)
             .is_empty());
@@ -165,7 +204,16 @@ mod tests {
         assert!(clock
             .take_due(2, [(id, TTL)].into_iter(), t0 + TTL, 10)
             .is_empty());
-        assert!(clock.renew(2, id, TTL, t0 + TTL));
+        assert_eq!(clock.renew(2, id, TTL, t0 + TTL), Renewal::Renewed);
+        // A late call for term 1 changes nothing.
+        assert_eq!(clock.renew(1, id, TTL, t0 + TTL), Renewal::StaleTerm);
+        assert!(clock
+            .take_due(1, [(id, TTL)].into_iter(), t0 + TTL * 9, 10)
+            .is_empty());
+        assert_eq!(
+            clock.take_due(2, [(id, TTL)].into_iter(), t0 + TTL * 2, 10),
+            vec![id]
+        );
     }
 
     #[tokio::test]

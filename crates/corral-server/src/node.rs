@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::error::ApiError;
-use crate::lease_clock::LeaseClock;
+use crate::lease_clock::{LeaseClock, Renewal};
 use crate::wait_registry::WaitRegistry;
 
 /// Path of the internal propose RPC.
@@ -282,21 +282,24 @@ impl Node {
         let Some(term) = self.leader_term() else {
             return Attempt::NotLeader;
         };
-        let ttl_ms = match self.state.read().table.lease(lease_id) {
-            Some(lease) => lease.ttl_ms,
-            None => return Attempt::Done(Err(ApiError::LeaseNotFound)),
+        // Read the lease and renew it under one read guard, so that an
+        // expiry cannot apply (and its mark be dropped) in between.
+        let state = self.state.read();
+        let Some(lease) = state.table.lease(lease_id) else {
+            return Attempt::Done(Err(ApiError::LeaseNotFound));
         };
-        let renewed = self.clock.renew(
+        let ttl_ms = lease.ttl_ms;
+        let renewal = self.clock.renew(
             term,
             lease_id,
             Duration::from_millis(ttl_ms),
             Instant::now(),
         );
-        Attempt::Done(if renewed {
-            Ok(LeaseResponse { lease_id, ttl_ms })
-        } else {
-            Err(ApiError::LeaseNotFound)
-        })
+        match renewal {
+            Renewal::Renewed => Attempt::Done(Ok(LeaseResponse { lease_id, ttl_ms })),
+            Renewal::Expiring => Attempt::Done(Err(ApiError::LeaseNotFound)),
+            Renewal::StaleTerm => Attempt::NotLeader,
+        }
     }
 }
 

@@ -1,11 +1,17 @@
 //! Requests waiting for a lock on this node, woken by applied events.
+//!
+//! A ticket hears every event about its (lease, lock) until it is dropped,
+//! not just the first: a node that lags may apply an old grant of the same
+//! lock to the same lease after the request was queued, and the request must
+//! skip it (its token is not above the holder's token at queueing time) and
+//! go on waiting for the fresh one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use corral_raft::Notice;
 use corral_state::{Event, Grant, LeaseId, LockName, LockTable};
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 
 /// How a wait ended other than by the request's own timer.
 #[derive(Clone, Debug)]
@@ -18,7 +24,7 @@ pub enum WaitEnd {
 
 type Key = (LeaseId, LockName);
 /// The requests waiting on one key, each with its ticket id.
-type Waiters = HashMap<Key, Vec<(u64, oneshot::Sender<WaitEnd>)>>;
+type Waiters = HashMap<Key, Vec<(u64, mpsc::UnboundedSender<WaitEnd>)>>;
 
 /// Waiting requests by (lease, lock). Every node applies every entry, so the
 /// node that holds the request wakes it from its own state machine.
@@ -33,15 +39,15 @@ pub struct WaitTicket {
     registry: WaitRegistry,
     key: Key,
     id: u64,
-    /// Resolves when the wait ends by an applied event.
-    pub ended: oneshot::Receiver<WaitEnd>,
+    /// Every applied event about this wait, in apply order.
+    pub ended: mpsc::UnboundedReceiver<WaitEnd>,
 }
 
 impl WaitRegistry {
     /// Registers interest in `(lease_id, name)`; do it before proposing the
     /// acquire so that no event can slip in between.
     pub fn register(&self, lease_id: LeaseId, name: LockName) -> WaitTicket {
-        let (tx, ended) = oneshot::channel();
+        let (tx, ended) = mpsc::unbounded_channel();
         let id = self
             .next_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -111,9 +117,10 @@ impl WaitRegistry {
     }
 }
 
-/// Sends `end` to every request waiting on `key`.
+/// Sends `end` to every request waiting on `key`. They stay registered
+/// until their tickets are dropped.
 fn wake(waiting: &mut Waiters, key: &Key, end: WaitEnd) {
-    if let Some(senders) = waiting.remove(key) {
+    if let Some(senders) = waiting.get(key) {
         for (_, tx) in senders {
             // The request may have given up already; nothing to do.
             let _ = tx.send(end.clone());
@@ -159,8 +166,9 @@ mod tests {
         }]));
         assert!(matches!(b.ended.try_recv(), Ok(WaitEnd::LeaseEnded)));
         assert!(a.ended.try_recv().is_err(), "lease 1 still waits");
-        assert_eq!(registry.len(), 1);
+        assert_eq!(registry.len(), 2, "tickets stay until dropped");
         drop(a);
+        drop(b);
         assert!(registry.is_empty(), "a dropped ticket unregisters");
     }
 

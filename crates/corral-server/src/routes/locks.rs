@@ -11,14 +11,15 @@ use corral_api::{
     AcquireRequest, GrantResponse, HolderView, LockList, LockView, ReleaseRequest, ReleaseResponse,
     LIST_LOCKS_MAX, WAIT_MS_MAX,
 };
-use corral_state::{Command, Grant, Lock, LockName, Outcome};
+use corral_state::{Command, FencingToken, Grant, Lock, LockName, Outcome};
 use serde::Deserialize;
+use tokio::time::Instant;
 
 use super::leases::unexpected;
 use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::node::Node;
-use crate::wait_registry::WaitEnd;
+use crate::wait_registry::{WaitEnd, WaitTicket};
 
 pub(super) fn router() -> Router<Arc<Node>> {
     Router::new()
@@ -56,24 +57,43 @@ async fn acquire(
     };
     match node.propose(command).await? {
         Outcome::Granted(grant) => Ok(granted(grant)),
-        Outcome::Queued { .. } => {
-            let mut ticket =
+        Outcome::Queued { holder_token, .. } => {
+            let ticket =
                 ticket.ok_or_else(|| ApiError::Internal("queued without a wait".into()))?;
-            match tokio::time::timeout(Duration::from_millis(wait_ms), &mut ticket.ended).await {
-                Ok(Ok(WaitEnd::Granted(grant))) => Ok(granted(grant)),
-                Ok(Ok(WaitEnd::LeaseEnded)) => Err(ApiError::LeaseNotFound),
-                // Time ran out (or the registry dropped us): withdraw through
-                // the log, which answers with the grant if it won the race.
-                Ok(Err(_)) | Err(_) => {
-                    match node.propose(Command::CancelWait { lease_id, name }).await? {
-                        Outcome::Granted(grant) => Ok(granted(grant)),
-                        Outcome::WaitCancelled => Err(ApiError::WaitTimeout),
-                        other => Err(unexpected(other)),
-                    }
-                }
+            let deadline = Instant::now() + Duration::from_millis(wait_ms);
+            if let Some(grant) = wait_for_grant(ticket, holder_token, deadline).await? {
+                return Ok(granted(grant));
+            }
+            // Time ran out: withdraw through the log, which answers with the
+            // grant if it won the race.
+            match node.propose(Command::CancelWait { lease_id, name }).await? {
+                Outcome::Granted(grant) => Ok(granted(grant)),
+                Outcome::WaitCancelled => Err(ApiError::WaitTimeout),
+                other => Err(unexpected(other)),
             }
         }
         other => Err(unexpected(other)),
+    }
+}
+
+/// Waits until the lease is granted the lock or ends, or until `deadline`
+/// (`Ok(None)`). Only a grant whose token is above `holder_token`, the
+/// holder's token when the request was queued, is this request's grant: an
+/// older one is a grant this node applied late.
+async fn wait_for_grant(
+    mut ticket: WaitTicket,
+    holder_token: FencingToken,
+    deadline: Instant,
+) -> Result<Option<Grant>, ApiError> {
+    loop {
+        match tokio::time::timeout_at(deadline, ticket.ended.recv()).await {
+            Ok(Some(WaitEnd::Granted(grant))) if grant.fencing_token > holder_token => {
+                return Ok(Some(grant))
+            }
+            Ok(Some(WaitEnd::Granted(_))) => continue,
+            Ok(Some(WaitEnd::LeaseEnded)) => return Err(ApiError::LeaseNotFound),
+            Ok(None) | Err(_) => return Ok(None),
+        }
     }
 }
 

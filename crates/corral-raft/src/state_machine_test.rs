@@ -1,0 +1,47 @@
+//! Snapshot storage of the state machine.
+
+use std::sync::Arc;
+
+use corral_state::LockTable;
+
+use crate::rocks::{encode, open_db};
+use crate::state_machine::{Notice, StateMachineStore};
+use crate::type_config::{SnapshotMeta, TypeConfig};
+
+fn meta(index: u64) -> SnapshotMeta {
+    SnapshotMeta {
+        last_log_id: Some(openraft::testing::log_id::<TypeConfig>(1, 1, index)),
+        last_membership: Default::default(),
+    }
+}
+
+#[test]
+fn an_older_snapshot_never_replaces_a_newer_one() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let store = StateMachineStore::open(open_db(dir.path()).unwrap(), Arc::new(|_: Notice<'_>| {}))
+        .unwrap();
+    let data = encode(&LockTable::new());
+    store.write_snapshot(&meta(10), &data).unwrap();
+    store.write_snapshot(&meta(5), &data).unwrap();
+    let (stored, stored_data) = store.read_snapshot().unwrap().unwrap();
+    assert_eq!(stored, meta(10));
+    assert_eq!(stored_data, data);
+    store.write_snapshot(&meta(12), b"{}").unwrap();
+    assert_eq!(store.read_snapshot().unwrap().unwrap().0, meta(12));
+}
+
+#[test]
+fn a_restart_restores_the_stored_snapshot() {
+    let dir = tempfile::TempDir::new().unwrap();
+    {
+        let store =
+            StateMachineStore::open(open_db(dir.path()).unwrap(), Arc::new(|_: Notice<'_>| {}))
+                .unwrap();
+        store
+            .write_snapshot(&meta(7), &encode(&LockTable::new()))
+            .unwrap();
+    }
+    let store = StateMachineStore::open(open_db(dir.path()).unwrap(), Arc::new(|_: Notice<'_>| {}))
+        .unwrap();
+    assert_eq!(store.read().last_applied, meta(7).last_log_id);
+}

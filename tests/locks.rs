@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use harness::{token, Cluster};
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_holder_at_a_time_with_strictly_rising_tokens() {
@@ -234,4 +234,102 @@ async fn a_waiting_lease_that_expires_leaves_the_queue() {
     let lock = cluster.lock(2, "held").await;
     assert_eq!(lock["waiters"], json!([]));
     assert_eq!(lock["holder"]["lease_id"], holder.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readers_share_a_lock_and_a_waiting_writer_holds_back_new_readers() {
+    let cluster = Arc::new(Cluster::start(3).await);
+    let (r1, r2, w, r3) = (
+        cluster.lease(1, 30_000).await,
+        cluster.lease(2, 30_000).await,
+        cluster.lease(3, 30_000).await,
+        cluster.lease(1, 30_000).await,
+    );
+    let shared = |lease: &str| json!({ "lease_id": lease, "name": "doc", "mode": "shared" });
+    let (status, first) = cluster.post(1, "/v1/locks/acquire", shared(&r1)).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["mode"], "shared");
+    let (status, second) = cluster.post(2, "/v1/locks/acquire", shared(&r2)).await;
+    assert_eq!(status, 200, "{second}");
+    assert!(
+        token(&second) > token(&first),
+        "every shared grant takes its own token"
+    );
+    let lock = cluster.lock(3, "doc").await;
+    assert_eq!(lock["holder"], Value::Null, "no exclusive holder");
+    assert_eq!(lock["holders"].as_array().unwrap().len(), 2);
+
+    let writer = {
+        let (cluster, w) = (cluster.clone(), w.clone());
+        tokio::spawn(async move { cluster.acquire(3, &w, "doc", 30_000).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cluster.lock(1, "doc").await["waiters"]
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the writer never queued");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut late_reader = shared(&r3);
+    late_reader["wait_ms"] = json!(0);
+    let (status, body) = cluster.post(2, "/v1/locks/acquire", late_reader).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("lock_busy"))
+    );
+
+    for (node, lease) in [(1, &r1), (2, &r2)] {
+        assert_eq!(cluster.release(node, lease, "doc").await.0, 200);
+    }
+    let (status, body) = writer.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["mode"], "exclusive");
+    assert_eq!(
+        cluster.lock(2, "doc").await["holder"]["lease_id"],
+        w.as_str()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wait_that_would_deadlock_is_refused_with_the_cycle() {
+    let cluster = Arc::new(Cluster::start(3).await);
+    let one = cluster.lease(1, 30_000).await;
+    let two = cluster.lease(2, 30_000).await;
+    assert_eq!(cluster.acquire(1, &one, "user/7", 0).await.0, 200);
+    assert_eq!(cluster.acquire(2, &two, "cart/7", 0).await.0, 200);
+    let waiting = {
+        let (cluster, one) = (cluster.clone(), one.clone());
+        tokio::spawn(async move { cluster.acquire(3, &one, "cart/7", 30_000).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cluster.lock(1, "cart/7").await["waiters"]
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "lease one never queued");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, body) = cluster.acquire(2, &two, "user/7", 30_000).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "deadlock");
+    assert_eq!(
+        body["error"]["cycle"],
+        json!([
+            { "lease_id": two, "waits_for": "user/7", "held_by": one },
+            { "lease_id": one, "waits_for": "cart/7", "held_by": two },
+        ])
+    );
+    assert_eq!(
+        cluster.lock(3, "user/7").await["waiters"],
+        json!([]),
+        "nothing was queued"
+    );
+    // Lease two lets go of cart/7: lease one is granted it at once.
+    assert_eq!(cluster.release(2, &two, "cart/7").await.0, 200);
+    let (status, body) = waiting.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["lease_id"], one.as_str());
 }

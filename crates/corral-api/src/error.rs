@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::FencingToken;
+use crate::{FencingToken, WaitEdge};
 
 /// Every error answer: `{"error":{"code":"...","message":"..."}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +21,10 @@ pub struct ErrorDetail {
     /// With `lock_busy`: the token the lock is held under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holder_token: Option<FencingToken>,
+    /// With `deadlock`: the cycle the wait would have closed, starting with
+    /// the refused wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycle: Option<Vec<WaitEdge>>,
     /// With `unavailable`: the leader's id, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader_id: Option<u64>,
@@ -45,6 +49,10 @@ pub enum ErrorCode {
     WaitTimeout,
     /// 409: the lease does not hold the lock.
     NotHolder,
+    /// 409: waiting would close a cycle of leases waiting for each other.
+    Deadlock,
+    /// 409: the lease holds (or waits for) the lock in the other mode.
+    ModeConflict,
     /// 413: the body is larger than 64 KiB.
     BodyTooLarge,
     /// 429: a limit of the lock table was reached.
@@ -63,7 +71,11 @@ impl ErrorCode {
             ErrorCode::InvalidArgument => 400,
             ErrorCode::NotFound | ErrorCode::LeaseNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
-            ErrorCode::LockBusy | ErrorCode::WaitTimeout | ErrorCode::NotHolder => 409,
+            ErrorCode::LockBusy
+            | ErrorCode::WaitTimeout
+            | ErrorCode::NotHolder
+            | ErrorCode::Deadlock
+            | ErrorCode::ModeConflict => 409,
             ErrorCode::BodyTooLarge => 413,
             ErrorCode::LimitReached => 429,
             ErrorCode::Internal => 500,

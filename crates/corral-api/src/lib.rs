@@ -5,7 +5,7 @@
 
 mod error;
 
-pub use corral_state::{FencingToken, LeaseId, LockName};
+pub use corral_state::{FencingToken, LeaseId, LockName, Mode, WaitEdge};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 
 use serde::{Deserialize, Serialize};
@@ -73,6 +73,9 @@ pub struct AcquireRequest {
     pub lease_id: LeaseId,
     /// The lock.
     pub name: LockName,
+    /// `exclusive` (the default) or `shared`.
+    #[serde(default)]
+    pub mode: Mode,
     /// How long to wait in the lock's queue; absent or 0: answer at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_ms: Option<u64>,
@@ -85,6 +88,8 @@ pub struct GrantResponse {
     pub name: LockName,
     /// The lease that holds it.
     pub lease_id: LeaseId,
+    /// How it holds it.
+    pub mode: Mode,
     /// The token of this grant. Pass it to every resource the lock guards.
     pub fencing_token: FencingToken,
 }
@@ -111,8 +116,10 @@ pub struct ReleaseResponse {
 pub struct LockView {
     /// The lock.
     pub name: LockName,
-    /// Its holder, or null when free.
+    /// Its exclusive holder, or null when free or held shared.
     pub holder: Option<HolderView>,
+    /// Every holder: the exclusive one, or all shared ones.
+    pub holders: Vec<HolderView>,
     /// Waiting leases, next first.
     pub waiters: Vec<LeaseId>,
 }
@@ -122,6 +129,8 @@ pub struct LockView {
 pub struct HolderView {
     /// The holding lease.
     pub lease_id: LeaseId,
+    /// How it holds the lock.
+    pub mode: Mode,
     /// The token it holds the lock under.
     pub fencing_token: FencingToken,
 }

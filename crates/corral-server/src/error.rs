@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use corral_api::{ErrorBody, ErrorCode, ErrorDetail, FencingToken};
-use corral_state::Refusal;
+use corral_state::{Refusal, WaitEdge};
 
 /// A failed request.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +37,15 @@ pub enum ApiError {
     /// The lease does not hold the lock.
     #[error("the lease does not hold the lock")]
     NotHolder,
+    /// Waiting would deadlock.
+    #[error("waiting would close a cycle of leases waiting for each other; nothing was queued")]
+    Deadlock {
+        /// The cycle.
+        cycle: Vec<WaitEdge>,
+    },
+    /// The lease holds or waits for the lock in the other mode.
+    #[error("{0}")]
+    ModeConflict(String),
     /// A limit of the lock table.
     #[error("{0}")]
     LimitReached(String),
@@ -65,6 +74,8 @@ impl ApiError {
             ApiError::LockBusy { .. } => ErrorCode::LockBusy,
             ApiError::WaitTimeout => ErrorCode::WaitTimeout,
             ApiError::NotHolder => ErrorCode::NotHolder,
+            ApiError::Deadlock { .. } => ErrorCode::Deadlock,
+            ApiError::ModeConflict(_) => ErrorCode::ModeConflict,
             ApiError::LimitReached(_) => ErrorCode::LimitReached,
             ApiError::Unavailable { .. } => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
@@ -87,6 +98,10 @@ impl ApiError {
                 message: self.to_string(),
                 holder_token: match self {
                     ApiError::LockBusy { holder_token } => Some(*holder_token),
+                    _ => None,
+                },
+                cycle: match self {
+                    ApiError::Deadlock { cycle } => Some(cycle.clone()),
                     _ => None,
                 },
                 leader_id: match self {
@@ -112,6 +127,10 @@ impl ApiError {
             },
             ErrorCode::WaitTimeout => ApiError::WaitTimeout,
             ErrorCode::NotHolder => ApiError::NotHolder,
+            ErrorCode::Deadlock => ApiError::Deadlock {
+                cycle: detail.cycle.unwrap_or_default(),
+            },
+            ErrorCode::ModeConflict => ApiError::ModeConflict(detail.message),
             ErrorCode::LimitReached => ApiError::LimitReached(detail.message),
             ErrorCode::Unavailable => ApiError::unavailable(detail.message, detail.leader_id),
             ErrorCode::Internal => ApiError::Internal(detail.message),
@@ -125,6 +144,10 @@ impl From<Refusal> for ApiError {
             Refusal::LeaseNotFound => ApiError::LeaseNotFound,
             Refusal::LockBusy { holder_token } => ApiError::LockBusy { holder_token },
             Refusal::NotHolder => ApiError::NotHolder,
+            Refusal::Deadlock { cycle } => ApiError::Deadlock { cycle },
+            Refusal::ModeConflict { held } => ApiError::ModeConflict(format!(
+                "the lease holds or waits for the lock in {held} mode; release it or let the wait end first"
+            )),
             Refusal::LimitReached(limit) => ApiError::LimitReached(limit.to_string()),
             // The server checks ttl bounds and draws fresh ids before it
             // proposes, so these mean a bug, not bad input.

@@ -90,9 +90,9 @@ impl WaitRegistry {
         let keys: Vec<Key> = waiting.keys().cloned().collect();
         for key in keys {
             let (lease_id, name) = &key;
-            let holder = table.lock(name).and_then(|lock| lock.holder.as_ref());
-            let end = match holder {
-                Some(grant) if grant.lease_id == *lease_id => WaitEnd::Granted(grant.clone()),
+            let grant = table.lock(name).and_then(|lock| lock.holders.get(lease_id));
+            let end = match grant {
+                Some(grant) => WaitEnd::Granted(grant.clone()),
                 _ if table.lease(*lease_id).is_none() => WaitEnd::LeaseEnded,
                 _ => continue,
             };
@@ -184,30 +184,15 @@ mod tests {
                 },
             );
         }
-        run(
-            &mut table,
-            Command::Acquire {
-                lease_id: LeaseId(1),
-                name: name("x"),
-                wait_ms: 0,
-            },
-        );
-        run(
-            &mut table,
-            Command::Acquire {
-                lease_id: LeaseId(1),
-                name: name("y"),
-                wait_ms: 0,
-            },
-        );
-        run(
-            &mut table,
-            Command::Acquire {
-                lease_id: LeaseId(3),
-                name: name("y"),
-                wait_ms: 100,
-            },
-        );
+        for (lease, lock, wait_ms) in [(1, "x", 0), (1, "y", 0), (3, "y", 100)] {
+            let command = Command::Acquire {
+                lease_id: LeaseId(lease),
+                name: name(lock),
+                mode: Default::default(),
+                wait_ms,
+            };
+            run(&mut table, command);
+        }
         let registry = WaitRegistry::default();
         let mut granted = registry.register(LeaseId(1), name("x"));
         let mut ended = registry.register(LeaseId(2), name("x"));

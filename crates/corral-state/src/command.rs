@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::lease::LeaseId;
-use crate::lock::LockName;
+use crate::lock::{LockName, Mode};
 
 /// A command with the time at which the leader proposed it.
 ///
@@ -48,6 +48,9 @@ pub enum Command {
         lease_id: LeaseId,
         /// The lock.
         name: LockName,
+        /// Exclusive or shared.
+        #[serde(default)]
+        mode: Mode,
         /// How long the request may wait; 0 asks for a grant or a refusal
         /// now.
         wait_ms: u64,

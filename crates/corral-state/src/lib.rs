@@ -50,8 +50,8 @@ mod table_test;
 
 pub use command::{Command, Proposal};
 pub use lease::{Lease, LeaseId, LeaseIdError};
-pub use lock::{Grant, Lock, LockName, LockNameError, Waiter, LOCK_NAME_BYTES_MAX};
-pub use outcome::{Applied, Event, Limit, Outcome, Refusal, Response};
+pub use lock::{Grant, Lock, LockName, LockNameError, Mode, Waiter, LOCK_NAME_BYTES_MAX};
+pub use outcome::{Applied, Event, Limit, Outcome, Refusal, Response, WaitEdge};
 pub use table::LockTable;
 pub use token::FencingToken;
 

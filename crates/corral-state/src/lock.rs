@@ -1,6 +1,6 @@
 //! Locks, their holders and their FIFO wait queues.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -78,6 +78,29 @@ impl TryFrom<String> for LockName {
     }
 }
 
+/// How a lock is held: by one exclusive holder, or by any number of shared
+/// holders.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The only holder (a writer).
+    #[default]
+    Exclusive,
+    /// One of many holders, none of them exclusive (a reader).
+    Shared,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Exclusive => "exclusive",
+            Mode::Shared => "shared",
+        })
+    }
+}
+
 /// One grant of a lock to a lease.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
@@ -85,6 +108,8 @@ pub struct Grant {
     pub name: LockName,
     /// The lease that holds it.
     pub lease_id: LeaseId,
+    /// How it holds it.
+    pub mode: Mode,
     /// The token this grant took.
     pub fencing_token: FencingToken,
     /// State-machine time of the grant.
@@ -96,6 +121,8 @@ pub struct Grant {
 pub struct Waiter {
     /// The waiting lease.
     pub lease_id: LeaseId,
+    /// The mode it asks for.
+    pub mode: Mode,
     /// State-machine time at which it joined the queue.
     pub queued_at_ms: u64,
     /// State-machine time after which the leader may cancel the wait if the
@@ -104,16 +131,16 @@ pub struct Waiter {
     pub deadline_ms: u64,
 }
 
-/// A lock: its holder, if any, and the leases waiting for it, in arrival
-/// order.
+/// A lock: its holders and the leases waiting for it, in arrival order.
 ///
-/// Invariant: a lock with waiters has a holder (a free lock is granted to the
-/// head of its queue in the same command that frees it), and a lock with
-/// neither is removed from the table.
+/// Invariants: the holders are one exclusive grant or any number of shared
+/// ones; the head of the queue is never admissible (a lock that frees up
+/// grants its queue head in the same command), so a lock with waiters has
+/// holders; a lock with neither is removed from the table.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lock {
-    /// The current grant, if the lock is held.
-    pub holder: Option<Grant>,
+    /// The current grants, by lease.
+    pub holders: BTreeMap<LeaseId, Grant>,
     /// The wait queue, oldest first.
     pub waiters: VecDeque<Waiter>,
 }
@@ -122,5 +149,23 @@ impl Lock {
     /// The position (0 is next) of `lease_id` in the queue, if it waits.
     pub fn position(&self, lease_id: LeaseId) -> Option<usize> {
         self.waiters.iter().position(|w| w.lease_id == lease_id)
+    }
+
+    /// The exclusive holder, if the lock is held exclusively.
+    pub fn exclusive_holder(&self) -> Option<&Grant> {
+        self.holders.values().find(|g| g.mode == Mode::Exclusive)
+    }
+
+    /// Whether a grant in `mode` fits beside the current holders.
+    pub fn admits(&self, mode: Mode) -> bool {
+        match mode {
+            Mode::Exclusive => self.holders.is_empty(),
+            Mode::Shared => self.holders.values().all(|g| g.mode == Mode::Shared),
+        }
+    }
+
+    /// The newest token the lock is held under.
+    pub fn newest_token(&self) -> Option<FencingToken> {
+        self.holders.values().map(|g| g.fencing_token).max()
     }
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::lease::LeaseId;
-use crate::lock::{Grant, LockName};
+use crate::lock::{Grant, LockName, Mode};
 use crate::token::FencingToken;
 
 /// The answer to the command's proposer.
@@ -32,8 +32,9 @@ pub enum Outcome {
     Queued {
         /// Its place in the queue; 0 is next.
         position: usize,
-        /// The token the lock is held under now.
-        holder_token: FencingToken,
+        /// The last token handed out when it was queued: its grant will take
+        /// a higher one, so any grant at or below this is an older one.
+        after_token: FencingToken,
     },
     /// The lock was released (and perhaps handed to the next waiter).
     Released,
@@ -66,9 +67,47 @@ pub enum Refusal {
     /// The lease does not hold the lock.
     #[error("lease does not hold the lock")]
     NotHolder,
+    /// Waiting would close a cycle of leases that wait for each other.
+    #[error("waiting would deadlock: {}", describe_cycle(cycle))]
+    Deadlock {
+        /// The cycle, starting with the lease that asked.
+        cycle: Vec<WaitEdge>,
+    },
+    /// The lease holds the lock in the other mode; upgrades and downgrades
+    /// are not done in place (release first).
+    #[error("the lease holds or waits for the lock in {held} mode")]
+    ModeConflict {
+        /// The mode it holds.
+        held: Mode,
+    },
     /// A limit of the state machine was reached.
     #[error("{0}")]
     LimitReached(Limit),
+}
+
+/// One edge of the wait-for graph: `lease_id` waits for the lock
+/// `waits_for`, which `held_by` holds (or waits for ahead of it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitEdge {
+    /// The waiting lease.
+    pub lease_id: LeaseId,
+    /// The lock it waits for.
+    pub waits_for: LockName,
+    /// The lease it waits on.
+    pub held_by: LeaseId,
+}
+
+fn describe_cycle(cycle: &[WaitEdge]) -> String {
+    cycle
+        .iter()
+        .map(|e| {
+            format!(
+                "{} waits for {} held by {}",
+                e.lease_id, e.waits_for, e.held_by
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The bounded collections of the lock table.

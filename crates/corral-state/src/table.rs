@@ -1,14 +1,15 @@
 //! The lock table: the replicated state and its apply function.
 
-use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, Proposal};
 use crate::lease::{Lease, LeaseId};
-use crate::lock::{Grant, Lock, LockName, Waiter};
-use crate::outcome::{Applied, Event, Limit, Outcome, Refusal, Response};
+use crate::lock::{Grant, Lock, LockName, Mode, Waiter};
+use crate::outcome::{Applied, Event, Limit, Outcome, Refusal, Response, WaitEdge};
 use crate::token::FencingToken;
 use crate::{LEASES_MAX, LOCKS_PER_LEASE_MAX, TTL_MS_MAX, WAITERS_PER_LOCK_MAX};
 
@@ -50,10 +51,13 @@ impl LockTable {
             Command::Acquire {
                 lease_id,
                 name,
+                mode,
                 wait_ms,
-            } => self.acquire(lease_id, name, wait_ms),
+            } => self.acquire(lease_id, name, mode, wait_ms),
             Command::Release { lease_id, name } => self.release(lease_id, &name, &mut events),
-            Command::CancelWait { lease_id, name } => self.cancel_wait(lease_id, &name),
+            Command::CancelWait { lease_id, name } => {
+                self.cancel_wait(lease_id, &name, &mut events)
+            }
         };
         assert!(
             self.last_token >= token_before,
@@ -154,50 +158,66 @@ impl LockTable {
             .remove(&lease_id)
             .ok_or(Refusal::LeaseNotFound)?;
         for name in &lease.waits {
-            let lock = self.locks.get_mut(name).expect("a waited-for lock is held");
-            lock.waiters.retain(|w| w.lease_id != lease_id);
             events.push(Event::WaitEnded {
                 lease_id,
                 name: name.clone(),
             });
+            self.leave_queue(lease_id, name, events);
         }
         for name in &lease.holds {
-            self.hand_over(name, events);
+            self.let_go(lease_id, name, events);
         }
         Ok(Outcome::LeaseEnded {
             released: lease.holds.into_iter().collect(),
         })
     }
 
-    fn acquire(&mut self, lease_id: LeaseId, name: LockName, wait_ms: u64) -> Response {
+    fn acquire(&mut self, lease_id: LeaseId, name: LockName, mode: Mode, wait_ms: u64) -> Response {
         let now_ms = self.now_ms;
         let lease = self.leases.get(&lease_id).ok_or(Refusal::LeaseNotFound)?;
         let lease_full = lease.holds.len() + lease.waits.len() >= LOCKS_PER_LEASE_MAX;
+        let after_token = self.last_token;
         let Some(lock) = self.locks.get_mut(&name) else {
             if lease_full {
                 return Err(Refusal::LimitReached(Limit::LocksPerLease));
             }
-            let grant = self.grant(lease_id, name);
+            let grant = self.grant(lease_id, name, mode);
             return Ok(Outcome::Granted(grant));
         };
-        let holder = lock.holder.as_ref().expect("a lock in the table is held");
-        if holder.lease_id == lease_id {
-            return Ok(Outcome::Granted(holder.clone()));
+        if let Some(held) = lock.holders.get(&lease_id) {
+            if held.mode != mode {
+                return Err(Refusal::ModeConflict { held: held.mode });
+            }
+            return Ok(Outcome::Granted(held.clone()));
         }
-        let holder_token = holder.fencing_token;
-        let deadline_ms = now_ms.saturating_add(wait_ms);
+        // FIFO without barging: a request is granted at once only when no
+        // one waits ahead of it, so a waiting writer holds back later readers.
+        if lock.waiters.is_empty() && lock.admits(mode) {
+            if lease_full {
+                return Err(Refusal::LimitReached(Limit::LocksPerLease));
+            }
+            let grant = self.grant(lease_id, name, mode);
+            return Ok(Outcome::Granted(grant));
+        }
+        let holder_token = lock
+            .newest_token()
+            .expect("a lock with waiters or incompatible holders is held");
         if wait_ms == 0 {
             // A try-lock answers now, even from a lease that also waits for
             // this lock through another request; that wait goes on.
             return Err(Refusal::LockBusy { holder_token });
         }
+        let deadline_ms = now_ms.saturating_add(wait_ms);
         if let Some(position) = lock.position(lease_id) {
-            // A retried wait keeps its place; the later deadline counts.
             let waiter = &mut lock.waiters[position];
+            if waiter.mode != mode {
+                return Err(Refusal::ModeConflict { held: waiter.mode });
+            }
+            // A retried wait keeps its place; the later deadline counts.
             waiter.deadline_ms = waiter.deadline_ms.max(deadline_ms);
             return Ok(Outcome::Queued {
                 position,
-                holder_token,
+                after_token,
             });
         }
         if lock.waiters.len() >= WAITERS_PER_LOCK_MAX {
@@ -206,8 +226,13 @@ impl LockTable {
         if lease_full {
             return Err(Refusal::LimitReached(Limit::LocksPerLease));
         }
+        if let Some(cycle) = self.cycle_through(lease_id, &name) {
+            return Err(Refusal::Deadlock { cycle });
+        }
+        let lock = self.locks.get_mut(&name).expect("checked above");
         lock.waiters.push_back(Waiter {
             lease_id,
+            mode,
             queued_at_ms: now_ms,
             deadline_ms,
         });
@@ -215,8 +240,134 @@ impl LockTable {
         self.lease_mut(lease_id).waits.insert(name);
         Ok(Outcome::Queued {
             position,
-            holder_token,
+            after_token,
         })
+    }
+
+    /// The leases a lease waiting in `lock` (at `position`, or joining the
+    /// end) waits on directly: every holder, and the waiter just ahead of
+    /// it. That waiter in turn waits on the one ahead of it, so the lease
+    /// reaches every waiter ahead without an edge to each.
+    fn blockers(lock: &Lock, lease_id: LeaseId, position: Option<usize>) -> BTreeSet<LeaseId> {
+        let ahead = position.unwrap_or(lock.waiters.len());
+        let just_ahead = ahead.checked_sub(1).map(|i| lock.waiters[i].lease_id);
+        lock.holders
+            .keys()
+            .copied()
+            .chain(just_ahead)
+            .filter(|id| *id != lease_id)
+            .collect()
+    }
+
+    /// The cycle in the wait-for graph through `lease_id` waiting for
+    /// `name` (a new wait, joining the end of the queue), starting with that
+    /// wait's edge.
+    ///
+    /// A waiter waits for the holders of its lock and for the waiters ahead
+    /// of it (they must be granted and let go first). A grant never adds an
+    /// edge (the queue head everyone behind already waited for becomes a
+    /// holder), so refusing every new wait that closes a cycle keeps the
+    /// graph free of cycles.
+    fn cycle_through(&self, lease_id: LeaseId, name: &LockName) -> Option<Vec<WaitEdge>> {
+        let lock = self.locks.get(name)?;
+        let lease = self.leases.get(&lease_id)?;
+        if lease.holds.is_empty() && lease.waits.is_empty() {
+            // Edges point only at holders and waiters: nothing reaches a
+            // lease that holds nothing and waits nowhere yet.
+            return None;
+        }
+        // Breadth-first from the new wait's blockers, in BTree order, so
+        // that every replica finds the same (shortest) cycle. `came_by`
+        // keeps the edge that first reached each lease, to rebuild the path.
+        let mut came_by: BTreeMap<LeaseId, WaitEdge> = BTreeMap::new();
+        let mut frontier = VecDeque::new();
+        for blocker in Self::blockers(lock, lease_id, None) {
+            let edge = WaitEdge {
+                lease_id,
+                waits_for: name.clone(),
+                held_by: blocker,
+            };
+            came_by.insert(blocker, edge);
+            frontier.push_back(blocker);
+        }
+        while let Some(from) = frontier.pop_front() {
+            let Some(waiting) = self.leases.get(&from) else {
+                continue;
+            };
+            for waited in &waiting.waits {
+                let lock = self
+                    .locks
+                    .get(waited)
+                    .expect("a waited-for lock is in the table");
+                for next in Self::blockers(lock, from, lock.position(from)) {
+                    let edge = WaitEdge {
+                        lease_id: from,
+                        waits_for: waited.clone(),
+                        held_by: next,
+                    };
+                    if next == lease_id {
+                        return Some(Self::path_back(&came_by, edge, lease_id));
+                    }
+                    if let Entry::Vacant(slot) = came_by.entry(next) {
+                        slot.insert(edge);
+                        frontier.push_back(next);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// The edges from `start` to the tail of `last`, then `last`.
+    fn path_back(
+        came_by: &BTreeMap<LeaseId, WaitEdge>,
+        last: WaitEdge,
+        start: LeaseId,
+    ) -> Vec<WaitEdge> {
+        let mut path = vec![last];
+        loop {
+            let tail = path.last().expect("the path is not empty").lease_id;
+            if tail == start {
+                break;
+            }
+            path.push(came_by[&tail].clone());
+        }
+        path.reverse();
+        path
+    }
+
+    /// Whether the wait-for graph has no cycle (Kahn's algorithm: peel off
+    /// leases nothing waits on until none are left).
+    fn wait_graph_is_acyclic(&self) -> bool {
+        let mut edges: BTreeMap<LeaseId, Vec<LeaseId>> = BTreeMap::new();
+        let mut waited_on: BTreeMap<LeaseId, usize> =
+            self.leases.keys().map(|id| (*id, 0)).collect();
+        for (id, lease) in &self.leases {
+            for name in &lease.waits {
+                let lock = &self.locks[name];
+                for next in Self::blockers(lock, *id, lock.position(*id)) {
+                    edges.entry(*id).or_default().push(next);
+                    *waited_on.entry(next).or_default() += 1;
+                }
+            }
+        }
+        let mut free: Vec<LeaseId> = waited_on
+            .iter()
+            .filter(|(_, n)| **n == 0)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut peeled = 0;
+        while let Some(id) = free.pop() {
+            peeled += 1;
+            for next in edges.remove(&id).unwrap_or_default() {
+                let n = waited_on.get_mut(&next).expect("every lease is counted");
+                *n -= 1;
+                if *n == 0 {
+                    free.push(next);
+                }
+            }
+        }
+        peeled == waited_on.len()
     }
 
     fn release(&mut self, lease_id: LeaseId, name: &LockName, events: &mut Vec<Event>) -> Response {
@@ -227,11 +378,16 @@ impl LockTable {
         if !lease.holds.remove(name) {
             return Err(Refusal::NotHolder);
         }
-        self.hand_over(name, events);
+        self.let_go(lease_id, name, events);
         Ok(Outcome::Released)
     }
 
-    fn cancel_wait(&mut self, lease_id: LeaseId, name: &LockName) -> Response {
+    fn cancel_wait(
+        &mut self,
+        lease_id: LeaseId,
+        name: &LockName,
+        events: &mut Vec<Event>,
+    ) -> Response {
         let lease = self
             .leases
             .get_mut(&lease_id)
@@ -242,51 +398,80 @@ impl LockTable {
                 .get(name)
                 .expect("a lock a lease holds is in the table");
             let grant = lock
-                .holder
-                .clone()
-                .expect("a lock a lease holds has a holder");
+                .holders
+                .get(&lease_id)
+                .expect("a lock a lease holds lists it")
+                .clone();
             return Ok(Outcome::Granted(grant));
         }
         if lease.waits.remove(name) {
-            let lock = self.locks.get_mut(name).expect("a waited-for lock is held");
-            lock.waiters.retain(|w| w.lease_id != lease_id);
+            self.leave_queue(lease_id, name, events);
         }
         Ok(Outcome::WaitCancelled)
     }
 
-    /// Frees the lock `name` (its holder has already let go of it in its
-    /// lease) and grants it to the head of its queue, if any.
-    fn hand_over(&mut self, name: &LockName, events: &mut Vec<Event>) {
+    /// Removes `lease_id`'s grant of `name` (its lease has already let go
+    /// of it) and grants the lock onwards.
+    fn let_go(&mut self, lease_id: LeaseId, name: &LockName, events: &mut Vec<Event>) {
         let lock = self
             .locks
             .get_mut(name)
             .expect("a released lock is in the table");
-        lock.holder = None;
-        match lock.waiters.pop_front() {
-            None => {
-                self.locks.remove(name);
-            }
-            Some(next) => {
-                self.lease_mut(next.lease_id).waits.remove(name);
-                let grant = self.grant(next.lease_id, name.clone());
-                events.push(Event::Granted(grant));
-            }
+        lock.holders.remove(&lease_id);
+        self.grant_waiters(name, events);
+    }
+
+    /// Removes `lease_id` from the queue of `name` (its lease has already let
+    /// go of the wait) and grants the lock onwards: the waiter may have held
+    /// back the ones behind it.
+    fn leave_queue(&mut self, lease_id: LeaseId, name: &LockName, events: &mut Vec<Event>) {
+        let lock = self
+            .locks
+            .get_mut(name)
+            .expect("a waited-for lock is in the table");
+        lock.waiters.retain(|w| w.lease_id != lease_id);
+        self.grant_waiters(name, events);
+    }
+
+    /// Grants the lock `name` to the head of its queue for as long as the
+    /// head fits beside the holders, in order; removes the lock when nothing
+    /// is left.
+    fn grant_waiters(&mut self, name: &LockName, events: &mut Vec<Event>) {
+        loop {
+            let lock = self.locks.get_mut(name).expect("the lock is in the table");
+            let next = match lock.waiters.front() {
+                Some(head) if lock.admits(head.mode) => lock.waiters.pop_front().expect("a head"),
+                Some(_) => return,
+                None => {
+                    if lock.holders.is_empty() {
+                        self.locks.remove(name);
+                    }
+                    return;
+                }
+            };
+            self.lease_mut(next.lease_id).waits.remove(name);
+            let grant = self.grant(next.lease_id, name.clone(), next.mode);
+            events.push(Event::Granted(grant));
         }
     }
 
-    /// Grants the free lock `name` to `lease_id` under the next token.
-    fn grant(&mut self, lease_id: LeaseId, name: LockName) -> Grant {
+    /// Grants the lock `name` to `lease_id` under the next token.
+    fn grant(&mut self, lease_id: LeaseId, name: LockName, mode: Mode) -> Grant {
         self.last_token = self.last_token.next();
         let grant = Grant {
             name: name.clone(),
             lease_id,
+            mode,
             fencing_token: self.last_token,
             granted_at_ms: self.now_ms,
         };
         self.lease_mut(lease_id).holds.insert(name.clone());
         let lock = self.locks.entry(name).or_default();
-        assert!(lock.holder.is_none(), "granted a lock that is held");
-        lock.holder = Some(grant.clone());
+        assert!(
+            lock.admits(mode),
+            "granted a lock beside an incompatible holder"
+        );
+        lock.holders.insert(lease_id, grant.clone());
         grant
     }
 
@@ -302,56 +487,83 @@ impl LockTable {
     /// after every command, and after restoring a snapshot.
     pub fn check_invariants(&self) -> Result<(), String> {
         for (name, lock) in &self.locks {
-            let holder = lock
-                .holder
-                .as_ref()
-                .ok_or(format!("lock {name:?} in the table without a holder"))?;
-            if holder.fencing_token > self.last_token {
-                return Err(format!("lock {name:?} holds a token above the counter"));
+            self.check_lock(name, lock)?;
+        }
+        for (id, lease) in &self.leases {
+            for name in &lease.holds {
+                let holds = self
+                    .locks
+                    .get(name)
+                    .is_some_and(|l| l.holders.contains_key(id));
+                if !holds {
+                    return Err(format!("lease {id} lists {name:?} but does not hold it"));
+                }
+            }
+            for name in &lease.waits {
+                if self.locks.get(name).and_then(|l| l.position(*id)).is_none() {
+                    return Err(format!(
+                        "lease {id} lists a wait for {name:?} but is not queued"
+                    ));
+                }
+            }
+        }
+        if !self.wait_graph_is_acyclic() {
+            return Err("the wait-for graph has a cycle".into());
+        }
+        Ok(())
+    }
+
+    fn check_lock(&self, name: &LockName, lock: &Lock) -> Result<(), String> {
+        if lock.holders.is_empty() && lock.waiters.is_empty() {
+            return Err(format!(
+                "lock {name:?} in the table with no holder and no waiter"
+            ));
+        }
+        let exclusive = lock
+            .holders
+            .values()
+            .filter(|g| g.mode == Mode::Exclusive)
+            .count();
+        if exclusive > 1 || (exclusive == 1 && lock.holders.len() > 1) {
+            return Err(format!(
+                "lock {name:?} has an exclusive holder beside another holder"
+            ));
+        }
+        if let Some(head) = lock.waiters.front() {
+            if lock.admits(head.mode) {
+                return Err(format!(
+                    "lock {name:?} strands its queue head while it could be granted"
+                ));
+            }
+        }
+        for (lease_id, grant) in &lock.holders {
+            if grant.fencing_token > self.last_token
+                || grant.lease_id != *lease_id
+                || grant.name != *name
+            {
+                return Err(format!("lock {name:?} has a malformed grant {grant:?}"));
             }
             let lease = self
                 .leases
-                .get(&holder.lease_id)
+                .get(lease_id)
                 .ok_or(format!("lock {name:?} held by a dead lease"))?;
             if !lease.holds.contains(name) {
                 return Err(format!(
                     "lock {name:?} held by a lease that does not list it"
                 ));
             }
-            for waiter in &lock.waiters {
-                let lease = self
-                    .leases
-                    .get(&waiter.lease_id)
-                    .ok_or(format!("lock {name:?} has a dead waiter"))?;
-                if !lease.waits.contains(name) || waiter.lease_id == holder.lease_id {
-                    return Err(format!("lock {name:?} has a waiter that does not list it"));
-                }
-            }
-            let mut ids: Vec<_> = lock.waiters.iter().map(|w| w.lease_id).collect();
-            ids.sort();
-            ids.dedup();
-            if ids.len() != lock.waiters.len() {
-                return Err(format!("lock {name:?} has a lease twice in its queue"));
-            }
         }
-        for (id, lease) in &self.leases {
-            for name in &lease.holds {
-                let held_by = self
-                    .locks
-                    .get(name)
-                    .and_then(|l| l.holder.as_ref())
-                    .map(|h| h.lease_id);
-                if held_by != Some(*id) {
-                    return Err(format!("lease {id} lists {name:?} but does not hold it"));
-                }
+        let mut seen = BTreeSet::new();
+        for waiter in &lock.waiters {
+            let lease = self
+                .leases
+                .get(&waiter.lease_id)
+                .ok_or(format!("lock {name:?} has a dead waiter"))?;
+            if !lease.waits.contains(name) || lock.holders.contains_key(&waiter.lease_id) {
+                return Err(format!("lock {name:?} has a waiter that does not list it"));
             }
-            for name in &lease.waits {
-                let waits = self.locks.get(name).and_then(|l| l.position(*id));
-                if waits.is_none() {
-                    return Err(format!(
-                        "lease {id} lists a wait for {name:?} but is not queued"
-                    ));
-                }
+            if !seen.insert(waiter.lease_id) {
+                return Err(format!("lock {name:?} has a lease twice in its queue"));
             }
         }
         Ok(())

@@ -45,9 +45,14 @@ impl Story {
     }
 
     fn acquire(&mut self, n: u128, lock: &str, wait_ms: u64) -> Applied {
+        self.acquire_mode(n, lock, Mode::Exclusive, wait_ms)
+    }
+
+    fn acquire_mode(&mut self, n: u128, lock: &str, mode: Mode, wait_ms: u64) -> Applied {
         self.run(Command::Acquire {
             lease_id: id(n),
             name: name(lock),
+            mode,
             wait_ms,
         })
     }
@@ -69,8 +74,15 @@ impl Story {
     fn holder(&self, lock: &str) -> Option<LeaseId> {
         self.table
             .lock(&name(lock))
-            .and_then(|l| l.holder.as_ref())
+            .and_then(|l| l.exclusive_holder())
             .map(|h| h.lease_id)
+    }
+
+    fn holders(&self, lock: &str) -> Vec<LeaseId> {
+        self.table
+            .lock(&name(lock))
+            .map(|l| l.holders.keys().copied().collect())
+            .unwrap_or_default()
     }
 }
 
@@ -346,6 +358,7 @@ fn waiters_per_lock_are_bounded() {
             command: Command::Acquire {
                 lease_id: id(n),
                 name: name("a"),
+                mode: Mode::Exclusive,
                 wait_ms: 1,
             },
         });
@@ -374,7 +387,7 @@ fn snapshot_round_trip_keeps_everything() {
 
 /// A small alphabet of commands, so that random sequences collide often.
 fn command() -> impl Strategy<Value = Command> {
-    let lease = (0u128..4).prop_map(LeaseId);
+    let lease = (0u128..5).prop_map(LeaseId);
     let lock = prop::sample::select(vec!["a", "b", "c"]).prop_map(name);
     prop_oneof![
         lease.clone().prop_map(|lease_id| Command::GrantLease {
@@ -390,11 +403,13 @@ fn command() -> impl Strategy<Value = Command> {
         (
             lease.clone(),
             lock.clone(),
+            prop::sample::select(vec![Mode::Exclusive, Mode::Shared]),
             prop::sample::select(vec![0u64, 100])
         )
-            .prop_map(|(lease_id, name, wait_ms)| Command::Acquire {
+            .prop_map(|(lease_id, name, mode, wait_ms)| Command::Acquire {
                 lease_id,
                 name,
+                mode,
                 wait_ms
             }),
         (lease.clone(), lock.clone())
@@ -441,4 +456,146 @@ proptest! {
         }
         prop_assert_eq!(table, replica);
     }
+}
+
+#[test]
+fn shared_holders_coexist_and_each_take_a_token() {
+    let mut s = Story::new();
+    for n in 1..=3 {
+        s.lease(n);
+    }
+    let mut tokens = Vec::new();
+    for n in 1..=2 {
+        match s.acquire_mode(n, "doc", Mode::Shared, 0).response {
+            Ok(Outcome::Granted(g)) => tokens.push(g.fencing_token),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(tokens[0] < tokens[1]);
+    assert_eq!(s.holders("doc"), vec![id(1), id(2)]);
+    assert_eq!(s.holder("doc"), None, "no exclusive holder");
+    let busy = s.acquire_mode(3, "doc", Mode::Exclusive, 0).response;
+    assert_eq!(
+        busy,
+        Err(Refusal::LockBusy {
+            holder_token: tokens[1]
+        })
+    );
+    let conflict = s.acquire_mode(1, "doc", Mode::Exclusive, 0).response;
+    assert_eq!(conflict, Err(Refusal::ModeConflict { held: Mode::Shared }));
+}
+
+#[test]
+fn a_waiting_writer_holds_back_later_readers() {
+    let mut s = Story::new();
+    for n in 1..=4 {
+        s.lease(n);
+    }
+    s.acquire_mode(1, "doc", Mode::Shared, 0);
+    assert!(matches!(
+        s.acquire_mode(2, "doc", Mode::Exclusive, 1_000).response,
+        Ok(Outcome::Queued { .. })
+    ));
+    // A reader behind the waiting writer waits too, though readers hold it.
+    assert!(matches!(
+        s.acquire_mode(3, "doc", Mode::Shared, 1_000).response,
+        Ok(Outcome::Queued { position: 1, .. })
+    ));
+    assert_eq!(
+        s.acquire_mode(4, "doc", Mode::Shared, 0).response,
+        Err(Refusal::LockBusy {
+            holder_token: FencingToken(1)
+        })
+    );
+    let r = s.release(1, "doc");
+    assert!(
+        matches!(&r.events[..], [Event::Granted(g)] if g.lease_id == id(2) && g.mode == Mode::Exclusive)
+    );
+    // The writer lets go: the reader behind it is granted.
+    let r = s.release(2, "doc");
+    assert!(
+        matches!(&r.events[..], [Event::Granted(g)] if g.lease_id == id(3) && g.mode == Mode::Shared)
+    );
+}
+
+#[test]
+fn readers_queued_together_are_granted_together() {
+    let mut s = Story::new();
+    for n in 1..=4 {
+        s.lease(n);
+    }
+    s.acquire_mode(1, "doc", Mode::Exclusive, 0);
+    for n in 2..=3 {
+        s.acquire_mode(n, "doc", Mode::Shared, 1_000);
+    }
+    s.acquire_mode(4, "doc", Mode::Exclusive, 1_000);
+    let r = s.release(1, "doc");
+    let granted: Vec<LeaseId> = r
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Granted(g) => Some(g.lease_id),
+            Event::WaitEnded { .. } => None,
+        })
+        .collect();
+    assert_eq!(
+        granted,
+        vec![id(2), id(3)],
+        "both readers, not the writer behind them"
+    );
+    assert_eq!(s.table.lock(&name("doc")).unwrap().waiters.len(), 1);
+}
+
+#[test]
+fn the_classic_deadlock_is_refused_with_its_cycle() {
+    let mut s = Story::new();
+    s.lease(1);
+    s.lease(2);
+    s.token(1, "user/7");
+    s.token(2, "cart/7");
+    assert!(matches!(
+        s.acquire(1, "cart/7", 5_000).response,
+        Ok(Outcome::Queued { .. })
+    ));
+    let refused = s.acquire(2, "user/7", 5_000).response;
+    let expected = vec![
+        WaitEdge {
+            lease_id: id(2),
+            waits_for: name("user/7"),
+            held_by: id(1),
+        },
+        WaitEdge {
+            lease_id: id(1),
+            waits_for: name("cart/7"),
+            held_by: id(2),
+        },
+    ];
+    assert_eq!(refused, Err(Refusal::Deadlock { cycle: expected }));
+    assert!(
+        s.table.lock(&name("user/7")).unwrap().waiters.is_empty(),
+        "nothing enqueued"
+    );
+    // Lease 2 lets go of cart/7: lease 1 is granted it at once.
+    let r = s.release(2, "cart/7");
+    assert!(matches!(&r.events[..], [Event::Granted(g)] if g.lease_id == id(1)));
+}
+
+#[test]
+fn a_cycle_through_a_queue_is_refused_too() {
+    // Lease 3 waits behind lease 2 for a; lease 2 holds b. Lease 2 may not
+    // wait for what lease 3 holds: lease 3 cannot pass lease 2 in a's queue.
+    let mut s = Story::new();
+    for n in 1..=3 {
+        s.lease(n);
+    }
+    s.token(1, "a");
+    s.token(2, "b");
+    s.token(3, "c");
+    s.acquire(2, "a", 5_000);
+    s.acquire(3, "a", 5_000);
+    let refused = s.acquire(2, "c", 5_000).response;
+    assert!(
+        matches!(refused, Err(Refusal::Deadlock { ref cycle }) if cycle.len() == 2),
+        "{refused:?}"
+    );
 }

@@ -84,7 +84,7 @@ async fn show(
         .holds
         .iter()
         .filter_map(|name| {
-            let holder = state.table.lock(name)?.holder.as_ref()?;
+            let holder = state.table.lock(name)?.holders.get(&lease_id)?;
             Some(HeldLock {
                 name: name.clone(),
                 fencing_token: holder.fencing_token,

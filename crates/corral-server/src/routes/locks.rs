@@ -32,6 +32,7 @@ fn granted(grant: Grant) -> Json<GrantResponse> {
     Json(GrantResponse {
         name: grant.name,
         lease_id: grant.lease_id,
+        mode: grant.mode,
         fencing_token: grant.fencing_token,
     })
 }
@@ -46,22 +47,28 @@ async fn acquire(
             "field `wait_ms`: must be at most {WAIT_MS_MAX}, got {wait_ms}"
         )));
     }
-    let AcquireRequest { lease_id, name, .. } = request;
+    let AcquireRequest {
+        lease_id,
+        name,
+        mode,
+        ..
+    } = request;
     // Registered before proposing, so a grant applied right after the
     // enqueue cannot be missed.
     let ticket = (wait_ms > 0).then(|| node.waits.register(lease_id, name.clone()));
     let command = Command::Acquire {
         lease_id,
         name: name.clone(),
+        mode,
         wait_ms,
     };
     match node.propose(command).await? {
         Outcome::Granted(grant) => Ok(granted(grant)),
-        Outcome::Queued { holder_token, .. } => {
+        Outcome::Queued { after_token, .. } => {
             let ticket =
                 ticket.ok_or_else(|| ApiError::Internal("queued without a wait".into()))?;
             let deadline = Instant::now() + Duration::from_millis(wait_ms);
-            if let Some(grant) = wait_for_grant(ticket, holder_token, deadline).await? {
+            if let Some(grant) = wait_for_grant(ticket, after_token, deadline).await? {
                 return Ok(granted(grant));
             }
             // Time ran out: withdraw through the log, which answers with the
@@ -77,17 +84,17 @@ async fn acquire(
 }
 
 /// Waits until the lease is granted the lock or ends, or until `deadline`
-/// (`Ok(None)`). Only a grant whose token is above `holder_token`, the
-/// holder's token when the request was queued, is this request's grant: an
+/// (`Ok(None)`). Only a grant whose token is above `after_token`, the last
+/// token handed out when the request was queued, is this request's grant: an
 /// older one is a grant this node applied late.
 async fn wait_for_grant(
     mut ticket: WaitTicket,
-    holder_token: FencingToken,
+    after_token: FencingToken,
     deadline: Instant,
 ) -> Result<Option<Grant>, ApiError> {
     loop {
         match tokio::time::timeout_at(deadline, ticket.ended.recv()).await {
-            Ok(Some(WaitEnd::Granted(grant))) if grant.fencing_token > holder_token => {
+            Ok(Some(WaitEnd::Granted(grant))) if grant.fencing_token > after_token => {
                 return Ok(Some(grant))
             }
             Ok(Some(WaitEnd::Granted(_))) => continue,
@@ -118,12 +125,17 @@ struct LocksQuery {
 }
 
 fn view(name: &LockName, lock: Option<&Lock>) -> LockView {
+    let holder_view = |g: &Grant| HolderView {
+        lease_id: g.lease_id,
+        mode: g.mode,
+        fencing_token: g.fencing_token,
+    };
     LockView {
         name: name.clone(),
-        holder: lock.and_then(|l| l.holder.as_ref()).map(|h| HolderView {
-            lease_id: h.lease_id,
-            fencing_token: h.fencing_token,
-        }),
+        holder: lock.and_then(Lock::exclusive_holder).map(holder_view),
+        holders: lock
+            .map(|l| l.holders.values().map(holder_view).collect())
+            .unwrap_or_default(),
         waiters: lock
             .map(|l| l.waiters.iter().map(|w| w.lease_id).collect())
             .unwrap_or_default(),

@@ -83,16 +83,7 @@ async fn waiters_are_granted_in_fifo_order() {
             tokio::spawn(async move { cluster.acquire(i % 3 + 1, &lease, "queue", 30_000).await })
         };
         // Wait until this waiter is queued before the next one comes.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while cluster.lock(1, "queue").await["waiters"]
-            .as_array()
-            .unwrap()
-            .len()
-            < (i + 1) as usize
-        {
-            assert!(Instant::now() < deadline, "waiter {i} never queued");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        cluster.wait_queued(1, "queue", (i + 1) as usize).await;
         waiters.push((lease, task));
     }
     let queued: Vec<String> = cluster.lock(2, "queue").await["waiters"]
@@ -263,15 +254,7 @@ async fn readers_share_a_lock_and_a_waiting_writer_holds_back_new_readers() {
         let (cluster, w) = (cluster.clone(), w.clone());
         tokio::spawn(async move { cluster.acquire(3, &w, "doc", 30_000).await })
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cluster.lock(1, "doc").await["waiters"]
-        .as_array()
-        .unwrap()
-        .is_empty()
-    {
-        assert!(Instant::now() < deadline, "the writer never queued");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    cluster.wait_queued(1, "doc", 1).await;
     let mut late_reader = shared(&r3);
     late_reader["wait_ms"] = json!(0);
     let (status, body) = cluster.post(2, "/v1/locks/acquire", late_reader).await;
@@ -303,15 +286,7 @@ async fn a_wait_that_would_deadlock_is_refused_with_the_cycle() {
         let (cluster, one) = (cluster.clone(), one.clone());
         tokio::spawn(async move { cluster.acquire(3, &one, "cart/7", 30_000).await })
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cluster.lock(1, "cart/7").await["waiters"]
-        .as_array()
-        .unwrap()
-        .is_empty()
-    {
-        assert!(Instant::now() < deadline, "lease one never queued");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    cluster.wait_queued(1, "cart/7", 1).await;
     let (status, body) = cluster.acquire(2, &two, "user/7", 30_000).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "deadlock");

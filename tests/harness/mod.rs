@@ -261,6 +261,23 @@ impl Cluster {
         body
     }
 
+    /// Waits until at least `count` leases wait for `name`, as node `id`
+    /// reads it.
+    pub async fn wait_queued(&self, id: u64, name: &str, count: usize) {
+        let deadline = Instant::now() + LEADER_TIMEOUT;
+        loop {
+            let lock = self.lock(id, name).await;
+            if lock["waiters"].as_array().map_or(0, Vec::len) >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{count} waiters never queued for {name}: {lock}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Every node's log, for a failing test's message.
     pub fn logs(&self) -> String {
         let mut out = String::new();

@@ -158,3 +158,56 @@ async fn snapshots_carry_state_to_a_lagging_node_and_through_restarts() {
     assert_eq!(status, 200, "{body}");
     assert!(token(&body) > last, "token {} after {last}", token(&body));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_leader_grants_and_expires_nothing_when_it_wakes() {
+    let cluster = Cluster::start(3).await;
+    let old = cluster.wait_leader().await;
+    let others: Vec<u64> = cluster.live().into_iter().filter(|id| *id != old).collect();
+    let holder = cluster.lease(others[0], 3_000).await;
+    let (status, grant) = cluster.acquire(others[0], &holder, "paused", 0).await;
+    assert_eq!(status, 200, "{grant}");
+
+    // Freeze the leader for longer than the election timeout and the ttl.
+    cluster.pause(old);
+    let new = cluster.wait_leader_among(&others).await;
+    assert_ne!(new, old);
+    let frozen_until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < frozen_until {
+        let (status, body) = cluster
+            .post(
+                others[1],
+                &format!("/v1/leases/{holder}/keepalive"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 200, "keepalive through the new leader: {body}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // The old leader wakes with every deadline it knew long past. It must
+    // not expire the lease, grant the lock, or ack on its stale view.
+    cluster.resume(old);
+    let other = cluster.lease(others[1], 30_000).await;
+    let (status, body) = cluster.acquire(old, &other, "paused", 0).await;
+    assert_eq!(
+        status, 409,
+        "the woken node must not grant a held lock: {body}"
+    );
+    assert_eq!(body["error"]["code"], "lock_busy");
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        let (status, body) = cluster
+            .post(old, &format!("/v1/leases/{holder}/keepalive"), json!({}))
+            .await;
+        assert_eq!(status, 200, "keepalive through the woken node: {body}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let lock = cluster.lock(old, "paused").await;
+    assert_eq!(
+        lock["holder"]["lease_id"],
+        holder.as_str(),
+        "the lease was not expired"
+    );
+    assert_eq!(lock["holder"]["fencing_token"], token(&grant));
+}

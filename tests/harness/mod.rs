@@ -63,6 +63,7 @@ impl Cluster {
             .join(",");
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(70))
+            .connect_timeout(Duration::from_secs(2))
             .build()
             .expect("http client");
         let extra_args = extra_args.iter().map(|a| a.to_string()).collect();
@@ -121,6 +122,53 @@ impl Cluster {
         if let Some(mut child) = self.node_mut(id).child.take() {
             child.kill().expect("kill -9");
             child.wait().expect("reap");
+        }
+    }
+
+    /// SIGSTOP (`pause`) or SIGCONT (`resume`) to one node's process.
+    fn signal(&self, id: u64, signal: &str) {
+        let node = self.nodes.iter().find(|n| n.id == id).expect("node id");
+        let pid = node.child.as_ref().expect("node is running").id();
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
+    /// Freezes a node's process, as a long GC pause or a stopped VM would.
+    pub fn pause(&self, id: u64) {
+        self.signal(id, "-STOP");
+    }
+
+    /// Lets a paused node run again.
+    pub fn resume(&self, id: u64) {
+        self.signal(id, "-CONT");
+    }
+
+    /// Waits until the nodes `ids` agree on a leader among themselves.
+    pub async fn wait_leader_among(&self, ids: &[u64]) -> u64 {
+        let start = Instant::now();
+        loop {
+            let mut leaders = Vec::new();
+            for id in ids {
+                let (status, body) = self.get(*id, "/v1/cluster").await;
+                leaders.push(
+                    (status == 200)
+                        .then(|| body["leader_id"].as_u64())
+                        .flatten(),
+                );
+            }
+            if let Some(Some(leader)) = leaders.first() {
+                if ids.contains(leader) && leaders.iter().all(|l| *l == Some(*leader)) {
+                    return *leader;
+                }
+            }
+            assert!(
+                start.elapsed() < LEADER_TIMEOUT,
+                "no leader among {ids:?}: {leaders:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

@@ -7,5 +7,7 @@ bash deploy/setup.sh
 if [ ! -x target/debug/corral ]; then
     echo "corral: first build; compiling RocksDB from source takes about 9 minutes on 2 cores." >&2
 fi
-cargo build -p corral --bin corral
+# The same build as the tests' (all targets of the workspace), so that
+# RocksDB is compiled once for both.
+cargo build --workspace --all-targets
 exec target/debug/corral dev "$@"

@@ -9,10 +9,15 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
+# libclang itself (libclang.so, libclang-14.so.1, ...), not libclang-cpp,
+# which a fresh machine may have without it.
 have_libclang() {
     [ -n "${LIBCLANG_PATH:-}" ] && return 0
-    compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null && return 0
-    compgen -G "/usr/lib/*-linux-gnu/libclang*.so*" >/dev/null && return 0
+    local dir
+    for dir in /usr/lib/llvm-*/lib /usr/lib/*-linux-gnu; do
+        compgen -G "$dir/libclang.so*" >/dev/null && return 0
+        compgen -G "$dir/libclang-[0-9]*.so*" >/dev/null && return 0
+    done
     return 1
 }
 

@@ -11,6 +11,7 @@ use corral_api::{
 };
 use corral_state::{Command, LeaseId, Outcome};
 
+use super::unexpected;
 use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::node::Node;
@@ -96,9 +97,4 @@ async fn show(
         ttl_ms: lease.ttl_ms,
         locks,
     }))
-}
-
-/// An outcome that does not answer the command proposed: a bug.
-pub(super) fn unexpected(outcome: Outcome) -> ApiError {
-    ApiError::Internal(format!("unexpected outcome {outcome:?}"))
 }

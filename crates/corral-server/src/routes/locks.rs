@@ -15,7 +15,7 @@ use corral_state::{Command, FencingToken, Grant, Lock, LockName, Outcome};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::leases::unexpected;
+use super::unexpected;
 use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::node::Node;

@@ -9,6 +9,7 @@ mod status;
 use std::sync::Arc;
 
 use axum::Router;
+use corral_state::Outcome;
 
 use crate::error::ApiError;
 use crate::node::Node;
@@ -23,4 +24,9 @@ pub fn router(node: Arc<Node>) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(node)
+}
+
+/// An outcome that does not answer the command proposed: a bug.
+fn unexpected(outcome: Outcome) -> ApiError {
+    ApiError::Internal(format!("unexpected outcome {outcome:?}"))
 }

@@ -10,7 +10,7 @@
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
@@ -33,7 +33,10 @@ pub struct LogStore {
 impl LogStore {
     pub(crate) fn new(db: Arc<DB>) -> LogStore {
         let (flusher, callbacks) = mpsc::channel();
-        let flush_db = db.clone();
+        // Weak: the database closes when the stores are dropped, on the
+        // thread that drops them, not later on this one (a RocksDB closed
+        // during process exit aborts in its static destructors).
+        let flush_db = Arc::downgrade(&db);
         std::thread::Builder::new()
             .name("corral-log-flush".into())
             .spawn(move || flush_loop(&flush_db, &callbacks))
@@ -93,11 +96,14 @@ impl LogStore {
 
 /// Syncs the WAL once for every batch of waiting callbacks, then reports
 /// them. Ends when every `LogStore` handle is dropped.
-fn flush_loop(db: &DB, callbacks: &mpsc::Receiver<IOFlushed<TypeConfig>>) {
+fn flush_loop(db: &Weak<DB>, callbacks: &mpsc::Receiver<IOFlushed<TypeConfig>>) {
     while let Ok(first) = callbacks.recv() {
         let mut batch = vec![first];
         batch.extend(callbacks.try_iter());
-        let synced = db.flush_wal(true);
+        let synced = match db.upgrade() {
+            Some(db) => db.flush_wal(true).map_err(|e| e.to_string()),
+            None => Err("the database is closed".to_string()),
+        };
         for callback in batch {
             let result = match &synced {
                 Ok(()) => Ok(()),

@@ -10,10 +10,6 @@ pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 
 use serde::{Deserialize, Serialize};
 
-/// The shortest lease ttl a server accepts by default, in milliseconds: twice
-/// the default longest election timeout, so that an ordinary election does
-/// not expire leases.
-pub const TTL_MS_MIN_DEFAULT: u64 = 3_000;
 /// The longest lease ttl: 24 hours.
 pub const TTL_MS_MAX: u64 = corral_state::TTL_MS_MAX;
 /// The longest server-side wait of one acquire, in milliseconds.

@@ -32,10 +32,22 @@ pub struct Cluster {
     pub http: reqwest::Client,
 }
 
-/// A free loopback port (bound and released; the node binds it next).
+/// A free loopback port for a node, below the kernel's ephemeral range
+/// (32768 and up), so that the clients' own outgoing connections cannot take
+/// it between this check and the node's bind. Each test process starts at
+/// its own offset, and takes the ports in turn.
 fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local addr").port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 200) as u16 * 50;
+    for _ in 0..10_000 {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % 12_000;
+        let port = 20_000 + (base - 20_000 + offset) % 12_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port below 32000");
 }
 
 impl Cluster {

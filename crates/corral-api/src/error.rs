@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{FencingToken, WaitEdge};
+use crate::{FencingToken, LockName, WaitEdge};
 
 /// Every error answer: `{"error":{"code":"...","message":"..."}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,9 +18,25 @@ pub struct ErrorDetail {
     pub code: ErrorCode,
     /// A sentence for people; may change between versions.
     pub message: String,
-    /// With `lock_busy`: the token the lock is held under.
+    /// With `lock_busy`: the newest token the lock is held under (absent
+    /// when it is free but held back by lock-delay or by an acquire-all
+    /// waiting ahead).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holder_token: Option<FencingToken>,
+    /// With `lock_busy`: when the lock's lock-delay ends, in Unix
+    /// milliseconds of state-machine time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delayed_until_ms: Option<u64>,
+    /// With `limit_mismatch`: the semaphore's limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// With `order_violation` and `already_waiting`: the lock asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<LockName>,
+    /// With `order_violation`: the lock the lease holds or waits for that
+    /// `name` is ordered before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<LockName>,
     /// With `deadlock`: the cycle the wait would have closed, starting with
     /// the refused wait.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -53,6 +69,14 @@ pub enum ErrorCode {
     Deadlock,
     /// 409: the lease holds (or waits for) the lock in the other mode.
     ModeConflict,
+    /// 409: the lease holds (or waits for) other permits of the semaphore.
+    PermitsConflict,
+    /// 409: the semaphore exists with another limit.
+    LimitMismatch,
+    /// 409: the lease already waits for the lock through another request.
+    AlreadyWaiting,
+    /// 409: the lock is ordered before one the lease holds or waits for.
+    OrderViolation,
     /// 413: the body is larger than 64 KiB.
     BodyTooLarge,
     /// 429: a limit of the lock table was reached.
@@ -75,7 +99,11 @@ impl ErrorCode {
             | ErrorCode::WaitTimeout
             | ErrorCode::NotHolder
             | ErrorCode::Deadlock
-            | ErrorCode::ModeConflict => 409,
+            | ErrorCode::ModeConflict
+            | ErrorCode::PermitsConflict
+            | ErrorCode::LimitMismatch
+            | ErrorCode::AlreadyWaiting
+            | ErrorCode::OrderViolation => 409,
             ErrorCode::BodyTooLarge => 413,
             ErrorCode::LimitReached => 429,
             ErrorCode::Internal => 500,

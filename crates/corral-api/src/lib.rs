@@ -4,9 +4,15 @@
 //! read them. See `docs/api.md` for every endpoint with examples.
 
 mod error;
+mod semaphore;
 
-pub use corral_state::{FencingToken, LeaseId, LockName, Mode, WaitEdge};
+pub use corral_state::{FencingToken, LeaseId, LockName, LockOrder, Mode, WaitEdge};
+pub use corral_state::{ACQUIRE_ALL_NAMES_MAX, LOCK_DELAY_MS_MAX, SEMAPHORE_LIMIT_MAX};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use semaphore::{
+    PermitHolderView, PermitWaiterView, SemaphoreAcquireRequest, SemaphoreGrantResponse,
+    SemaphoreList, SemaphoreReleaseRequest, SemaphoreView,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +22,7 @@ pub const TTL_MS_MAX: u64 = corral_state::TTL_MS_MAX;
 pub const WAIT_MS_MAX: u64 = 60_000;
 /// The largest request body, in bytes.
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
-/// The most locks one `GET /v1/locks?prefix=` answer lists.
+/// The most locks (or semaphores) one `?prefix=` listing answers with.
 pub const LIST_LOCKS_MAX: usize = 1_000;
 
 /// `POST /v1/leases`.
@@ -24,6 +30,14 @@ pub const LIST_LOCKS_MAX: usize = 1_000;
 pub struct GrantLeaseRequest {
     /// Time to live, renewed by each keepalive.
     pub ttl_ms: u64,
+    /// `lexicographic`: refuse any acquire of a lock that sorts before one
+    /// the lease holds or waits for. Absent: only the cluster's order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_order: Option<LockOrder>,
+    /// How long the lease's locks stay unavailable after it expires (not
+    /// after a release or a revoke); 0 to [`LOCK_DELAY_MS_MAX`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_delay_ms: Option<u64>,
 }
 
 /// A lease and its ttl: the answer to a grant or a keepalive.
@@ -40,6 +54,9 @@ pub struct LeaseResponse {
 pub struct RevokeLeaseResponse {
     /// Locks released (and handed to their next waiters).
     pub released: Vec<LockName>,
+    /// Semaphores whose permits were released.
+    #[serde(default)]
+    pub released_semaphores: Vec<LockName>,
 }
 
 /// `GET /v1/leases/{id}`.
@@ -51,9 +68,18 @@ pub struct LeaseView {
     pub ttl_ms: u64,
     /// The locks it holds, by name.
     pub locks: Vec<HeldLock>,
+    /// The semaphores it holds permits of, by name.
+    #[serde(default)]
+    pub semaphores: Vec<HeldLock>,
+    /// The lock order it keeps.
+    #[serde(default)]
+    pub lock_order: LockOrder,
+    /// Its lock-delay.
+    #[serde(default)]
+    pub lock_delay_ms: u64,
 }
 
-/// A lock a lease holds.
+/// A lock (or semaphore) a lease holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeldLock {
     /// The lock.
@@ -90,6 +116,42 @@ pub struct GrantResponse {
     pub fencing_token: FencingToken,
 }
 
+/// `POST /v1/locks/acquire-all`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcquireAllRequest {
+    /// The lease that will hold the locks.
+    pub lease_id: LeaseId,
+    /// 1 to [`ACQUIRE_ALL_NAMES_MAX`] distinct locks.
+    pub names: Vec<LockName>,
+    /// The mode of every grant: `exclusive` (the default) or `shared`.
+    #[serde(default)]
+    pub mode: Mode,
+    /// How long to wait for all of them together; absent or 0: answer at
+    /// once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+}
+
+/// The answer to a successful acquire-all: one grant per name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcquireAllResponse {
+    /// The lease that holds the locks.
+    pub lease_id: LeaseId,
+    /// Every lock, in name order.
+    pub grants: Vec<NamedToken>,
+}
+
+/// One lock of an acquire-all and the token of its grant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedToken {
+    /// The lock.
+    pub name: LockName,
+    /// How it is held.
+    pub mode: Mode,
+    /// The token of its grant.
+    pub fencing_token: FencingToken,
+}
+
 /// `POST /v1/locks/release`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseRequest {
@@ -118,6 +180,25 @@ pub struct LockView {
     pub holders: Vec<HolderView>,
     /// Waiting leases, next first.
     pub waiters: Vec<LeaseId>,
+    /// The same waiters with what they wait for, next first.
+    #[serde(default)]
+    pub queue: Vec<WaiterView>,
+    /// While the lock is under lock-delay: when it ends, in Unix
+    /// milliseconds of state-machine time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delayed_until_ms: Option<u64>,
+}
+
+/// A lease waiting in a lock's queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaiterView {
+    /// The waiting lease.
+    pub lease_id: LeaseId,
+    /// The mode it asks for.
+    pub mode: Mode,
+    /// True when it waits for an acquire-all, granted only together with
+    /// its other locks.
+    pub acquire_all: bool,
 }
 
 /// The holder of a lock.

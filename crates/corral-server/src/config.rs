@@ -20,6 +20,10 @@ pub struct ServerConfig {
     pub initial_cluster: BTreeMap<NodeId, String>,
     /// Raft timing and snapshots.
     pub raft: RaftSettings,
+    /// The cluster's lock ranks, as name prefixes, lowest rank first. The
+    /// leader writes its own into the replicated state, so every node
+    /// should be given the same.
+    pub lock_order: Vec<String>,
 }
 
 impl ServerConfig {
@@ -29,6 +33,23 @@ impl ServerConfig {
     pub fn ttl_ms_min(&self) -> u64 {
         2 * self.raft.election_timeout_max_ms
     }
+}
+
+/// Why a `--lock-order` value is malformed.
+#[derive(Debug, thiserror::Error)]
+#[error("--lock-order: {0} (expected prefix,prefix,...)")]
+pub struct LockOrderSpecError(String);
+
+/// Parses `--lock-order user/,cart/,inventory/` into prefixes.
+pub fn parse_lock_order(spec: &str) -> Result<Vec<String>, LockOrderSpecError> {
+    let prefixes: Vec<String> = spec
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .collect();
+    corral_state::check_lock_order(&prefixes).map_err(LockOrderSpecError)?;
+    Ok(prefixes)
 }
 
 /// Why an `--initial-cluster` value is malformed.
@@ -73,5 +94,13 @@ mod tests {
         assert!(parse_initial_cluster("x=1").is_err());
         assert!(parse_initial_cluster("1=a,1=b").is_err());
         assert!(parse_initial_cluster("1").is_err());
+    }
+
+    #[test]
+    fn parses_lock_order() {
+        let order = parse_lock_order("user/, cart/,,inventory/").unwrap();
+        assert_eq!(order, ["user/", "cart/", "inventory/"]);
+        assert!(parse_lock_order("").unwrap().is_empty());
+        assert!(parse_lock_order("a,a").is_err());
     }
 }

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use corral_api::{ErrorBody, ErrorCode, ErrorDetail, FencingToken};
-use corral_state::{Refusal, WaitEdge};
+use corral_state::{LockName, Refusal, WaitEdge};
 
 /// A failed request.
 #[derive(Debug, thiserror::Error)]
@@ -25,11 +25,14 @@ pub enum ApiError {
     /// The lease does not exist.
     #[error("lease not found (never granted, revoked or expired)")]
     LeaseNotFound,
-    /// The lock is held by another lease.
-    #[error("lock is held by another lease under token {holder_token}")]
+    /// The lock is held by another lease, held back by lock-delay, or
+    /// others wait ahead.
+    #[error("{}", busy_message(*holder_token, *delayed_until_ms))]
     LockBusy {
-        /// The token it is held under.
-        holder_token: FencingToken,
+        /// The newest token it is held under.
+        holder_token: Option<FencingToken>,
+        /// When its lock-delay ends.
+        delayed_until_ms: Option<u64>,
     },
     /// The wait ran out first.
     #[error("wait_ms ran out before the lock was granted")]
@@ -46,6 +49,29 @@ pub enum ApiError {
     /// The lease holds or waits for the lock in the other mode.
     #[error("{0}")]
     ModeConflict(String),
+    /// The lease holds or waits for other permits of the semaphore.
+    #[error("{0}")]
+    PermitsConflict(String),
+    /// The semaphore has another limit.
+    #[error("the semaphore exists with limit {limit}; every acquire must name the same limit while it is in use")]
+    LimitMismatch {
+        /// Its limit.
+        limit: u32,
+    },
+    /// The lease waits for the lock through another request.
+    #[error("the lease already waits for {name} through another request (an acquire-all and a single acquire, or two different acquire-alls)")]
+    AlreadyWaiting {
+        /// The lock.
+        name: LockName,
+    },
+    /// The lock is ordered before one the lease holds or waits for.
+    #[error("lock order: {name} is ordered before {held}, which the lease holds or waits for")]
+    OrderViolation {
+        /// The lock asked for.
+        name: LockName,
+        /// The lock it is ordered before.
+        held: LockName,
+    },
     /// A limit of the lock table.
     #[error("{0}")]
     LimitReached(String),
@@ -76,6 +102,10 @@ impl ApiError {
             ApiError::NotHolder => ErrorCode::NotHolder,
             ApiError::Deadlock { .. } => ErrorCode::Deadlock,
             ApiError::ModeConflict(_) => ErrorCode::ModeConflict,
+            ApiError::PermitsConflict(_) => ErrorCode::PermitsConflict,
+            ApiError::LimitMismatch { .. } => ErrorCode::LimitMismatch,
+            ApiError::AlreadyWaiting { .. } => ErrorCode::AlreadyWaiting,
+            ApiError::OrderViolation { .. } => ErrorCode::OrderViolation,
             ApiError::LimitReached(_) => ErrorCode::LimitReached,
             ApiError::Unavailable { .. } => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
@@ -97,7 +127,27 @@ impl ApiError {
                 code: self.code(),
                 message: self.to_string(),
                 holder_token: match self {
-                    ApiError::LockBusy { holder_token } => Some(*holder_token),
+                    ApiError::LockBusy { holder_token, .. } => *holder_token,
+                    _ => None,
+                },
+                delayed_until_ms: match self {
+                    ApiError::LockBusy {
+                        delayed_until_ms, ..
+                    } => *delayed_until_ms,
+                    _ => None,
+                },
+                limit: match self {
+                    ApiError::LimitMismatch { limit } => Some(*limit),
+                    _ => None,
+                },
+                name: match self {
+                    ApiError::AlreadyWaiting { name } | ApiError::OrderViolation { name, .. } => {
+                        Some(name.clone())
+                    }
+                    _ => None,
+                },
+                held: match self {
+                    ApiError::OrderViolation { held, .. } => Some(held.clone()),
                     _ => None,
                 },
                 cycle: match self {
@@ -123,7 +173,8 @@ impl ApiError {
             ErrorCode::MethodNotAllowed => ApiError::MethodNotAllowed,
             ErrorCode::LeaseNotFound => ApiError::LeaseNotFound,
             ErrorCode::LockBusy => ApiError::LockBusy {
-                holder_token: detail.holder_token.unwrap_or_default(),
+                holder_token: detail.holder_token,
+                delayed_until_ms: detail.delayed_until_ms,
             },
             ErrorCode::WaitTimeout => ApiError::WaitTimeout,
             ErrorCode::NotHolder => ApiError::NotHolder,
@@ -131,6 +182,18 @@ impl ApiError {
                 cycle: detail.cycle.unwrap_or_default(),
             },
             ErrorCode::ModeConflict => ApiError::ModeConflict(detail.message),
+            ErrorCode::PermitsConflict => ApiError::PermitsConflict(detail.message),
+            ErrorCode::LimitMismatch => ApiError::LimitMismatch {
+                limit: detail.limit.unwrap_or_default(),
+            },
+            ErrorCode::AlreadyWaiting => match detail.name {
+                Some(name) => ApiError::AlreadyWaiting { name },
+                None => ApiError::Internal(detail.message),
+            },
+            ErrorCode::OrderViolation => match (detail.name, detail.held) {
+                (Some(name), Some(held)) => ApiError::OrderViolation { name, held },
+                _ => ApiError::Internal(detail.message),
+            },
             ErrorCode::LimitReached => ApiError::LimitReached(detail.message),
             ErrorCode::Unavailable => ApiError::unavailable(detail.message, detail.leader_id),
             ErrorCode::Internal => ApiError::Internal(detail.message),
@@ -142,7 +205,21 @@ impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> ApiError {
         match refusal {
             Refusal::LeaseNotFound => ApiError::LeaseNotFound,
-            Refusal::LockBusy { holder_token } => ApiError::LockBusy { holder_token },
+            Refusal::LockBusy { holder_token } => ApiError::LockBusy {
+                holder_token,
+                delayed_until_ms: None,
+            },
+            Refusal::LockDelayed { until_ms } => ApiError::LockBusy {
+                holder_token: None,
+                delayed_until_ms: Some(until_ms),
+            },
+            Refusal::PermitsConflict { held } => ApiError::PermitsConflict(format!(
+                "the lease holds or waits for {held} permits of the semaphore; release them or let the wait end first"
+            )),
+            Refusal::LimitMismatch { limit } => ApiError::LimitMismatch { limit },
+            Refusal::AlreadyWaiting { name } => ApiError::AlreadyWaiting { name },
+            Refusal::OrderViolation { name, held } => ApiError::OrderViolation { name, held },
+            Refusal::Invalid { reason } => ApiError::InvalidArgument(reason),
             Refusal::NotHolder => ApiError::NotHolder,
             Refusal::Deadlock { cycle } => ApiError::Deadlock { cycle },
             Refusal::ModeConflict { held } => ApiError::ModeConflict(format!(
@@ -154,6 +231,19 @@ impl From<Refusal> for ApiError {
             Refusal::InvalidTtl { .. } | Refusal::LeaseExists => {
                 ApiError::Internal(refusal.to_string())
             }
+        }
+    }
+}
+
+fn busy_message(holder_token: Option<FencingToken>, delayed_until_ms: Option<u64>) -> String {
+    match (holder_token, delayed_until_ms) {
+        (_, Some(until)) => format!(
+            "lock is held back by lock-delay until {until} (Unix ms): a lease that held it expired"
+        ),
+        (Some(token), None) => format!("lock is held by another lease under token {token}"),
+        (None, None) => {
+            "lock is free but a request waiting for several locks at once is ahead in its queue"
+                .into()
         }
     }
 }

@@ -11,11 +11,11 @@
 
 mod config;
 mod error;
-pub mod expiry;
 mod json;
 mod lease_clock;
 mod node;
 pub mod routes;
+pub mod sweep;
 mod wait_registry;
 
 use std::future::{Future, IntoFuture};
@@ -24,7 +24,9 @@ use std::time::Duration;
 
 use openraft::BasicNode;
 
-pub use config::{parse_initial_cluster, ClusterSpecError, ServerConfig};
+pub use config::{
+    parse_initial_cluster, parse_lock_order, ClusterSpecError, LockOrderSpecError, ServerConfig,
+};
 pub use corral_raft::RaftSettings;
 pub use error::ApiError;
 pub use lease_clock::LeaseClock;
@@ -90,6 +92,7 @@ pub async fn serve(
         clock: LeaseClock::default(),
         http,
         ttl_ms_min: config.ttl_ms_min(),
+        lock_order: config.lock_order.clone(),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -112,7 +115,7 @@ pub async fn serve(
             tracing::error!(error = %e, "initializing the cluster failed");
         }
     });
-    let sweep = tokio::spawn(expiry::run(node.clone()));
+    let sweep = tokio::spawn(sweep::run(node.clone()));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

@@ -72,6 +72,9 @@ pub struct Node {
     pub http: reqwest::Client,
     /// The shortest lease ttl accepted.
     pub ttl_ms_min: u64,
+    /// The cluster lock order this node was started with; written into the
+    /// replicated state while it leads.
+    pub lock_order: Vec<String>,
 }
 
 impl Node {

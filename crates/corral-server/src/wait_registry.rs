@@ -10,52 +10,62 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use corral_raft::Notice;
-use corral_state::{Event, Grant, LeaseId, LockName, LockTable};
+use corral_state::{Event, Grant, Kind, LeaseId, LockName, LockTable};
 use tokio::sync::mpsc;
 
 /// How a wait ended other than by the request's own timer.
 #[derive(Clone, Debug)]
 pub enum WaitEnd {
-    /// The lock was granted to the waiting lease.
-    Granted(Grant),
+    /// The waiting lease was granted: one grant for a lock or a semaphore,
+    /// every grant of an acquire-all.
+    Granted(Vec<Grant>),
     /// The lease ended while it waited.
     LeaseEnded,
 }
 
-type Key = (LeaseId, LockName);
-/// The requests waiting on one key, each with its ticket id.
-type Waiters = HashMap<Key, Vec<(u64, mpsc::UnboundedSender<WaitEnd>)>>;
+type Key = (Kind, LeaseId, LockName);
 
-/// Waiting requests by (lease, lock). Every node applies every entry, so the
-/// node that holds the request wakes it from its own state machine.
+#[derive(Default)]
+struct Waiting {
+    /// Every registered request: the keys it waits on, and where to tell it.
+    tickets: HashMap<u64, (Vec<Key>, mpsc::UnboundedSender<WaitEnd>)>,
+    /// The tickets waiting on each key.
+    by_key: HashMap<Key, Vec<u64>>,
+}
+
+/// Waiting requests by (kind, lease, name). Every node applies every entry,
+/// so the node that holds the request wakes it from its own state machine.
 #[derive(Clone, Default)]
 pub struct WaitRegistry {
-    waiting: Arc<Mutex<Waiters>>,
+    waiting: Arc<Mutex<Waiting>>,
     next_id: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A registered wait. Dropping it unregisters.
 pub struct WaitTicket {
     registry: WaitRegistry,
-    key: Key,
     id: u64,
     /// Every applied event about this wait, in apply order.
     pub ended: mpsc::UnboundedReceiver<WaitEnd>,
 }
 
 impl WaitRegistry {
-    /// Registers interest in `(lease_id, name)`; do it before proposing the
-    /// acquire so that no event can slip in between.
-    pub fn register(&self, lease_id: LeaseId, name: LockName) -> WaitTicket {
+    /// Registers interest in `names` of `kind` for `lease_id` (one name, or
+    /// every name of an acquire-all); do it before proposing the acquire so
+    /// that no event can slip in between.
+    pub fn register(&self, kind: Kind, lease_id: LeaseId, names: &[LockName]) -> WaitTicket {
         let (tx, ended) = mpsc::unbounded_channel();
         let id = self
             .next_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let key = (lease_id, name);
-        self.lock().entry(key.clone()).or_default().push((id, tx));
+        let keys: Vec<Key> = names.iter().map(|n| (kind, lease_id, n.clone())).collect();
+        let mut waiting = self.lock();
+        for key in &keys {
+            waiting.by_key.entry(key.clone()).or_default().push(id);
+        }
+        waiting.tickets.insert(id, (keys, tx));
         WaitTicket {
             registry: self.clone(),
-            key,
             id,
             ended,
         }
@@ -70,39 +80,57 @@ impl WaitRegistry {
     }
 
     fn apply_events(&self, events: Vec<Event>) {
-        let mut waiting = self.lock();
+        let waiting = self.lock();
         for event in events {
-            let (key, end) = match event {
-                Event::Granted(grant) => (
-                    (grant.lease_id, grant.name.clone()),
-                    WaitEnd::Granted(grant),
+            let (keys, end) = match event {
+                Event::Granted { kind, grant } => (
+                    vec![(kind, grant.lease_id, grant.name.clone())],
+                    WaitEnd::Granted(vec![grant]),
                 ),
-                Event::WaitEnded { lease_id, name } => ((lease_id, name), WaitEnd::LeaseEnded),
+                Event::GrantedAll(grants) => (
+                    grants
+                        .iter()
+                        .map(|g| (Kind::Lock, g.lease_id, g.name.clone()))
+                        .collect(),
+                    WaitEnd::Granted(grants),
+                ),
+                Event::WaitEnded {
+                    kind,
+                    lease_id,
+                    name,
+                } => (vec![(kind, lease_id, name)], WaitEnd::LeaseEnded),
             };
-            wake(&mut waiting, &key, end);
+            waiting.wake(&keys, &end);
         }
     }
 
     /// After a snapshot replaced the table: wakes every request whose lease
-    /// now holds its lock or no longer exists.
+    /// now holds all it waits for, or no longer exists.
     fn recheck(&self, table: &LockTable) {
-        let mut waiting = self.lock();
-        let keys: Vec<Key> = waiting.keys().cloned().collect();
-        for key in keys {
-            let (lease_id, name) = &key;
-            let grant = table.lock(name).and_then(|lock| lock.holders.get(lease_id));
-            let end = match grant {
-                Some(grant) => WaitEnd::Granted(grant.clone()),
-                _ if table.lease(*lease_id).is_none() => WaitEnd::LeaseEnded,
-                _ => continue,
+        let waiting = self.lock();
+        for (keys, tx) in waiting.tickets.values() {
+            let grants: Option<Vec<Grant>> = keys
+                .iter()
+                .map(|(kind, lease_id, name)| {
+                    table.entry(*kind, name)?.holders.get(lease_id).cloned()
+                })
+                .collect();
+            let lease_gone = keys
+                .first()
+                .is_some_and(|(_, lease_id, _)| table.lease(*lease_id).is_none());
+            let end = match grants {
+                Some(grants) => WaitEnd::Granted(grants),
+                None if lease_gone => WaitEnd::LeaseEnded,
+                None => continue,
             };
-            wake(&mut waiting, &key, end);
+            // The request may have given up already; nothing to do.
+            let _ = tx.send(end);
         }
     }
 
     /// How many requests wait on this node.
     pub fn len(&self) -> usize {
-        self.lock().values().map(Vec::len).sum()
+        self.lock().tickets.len()
     }
 
     /// Whether no request waits on this node.
@@ -110,20 +138,30 @@ impl WaitRegistry {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Waiters> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
         self.waiting
             .lock()
             .expect("wait registry lock is never poisoned")
     }
 }
 
-/// Sends `end` to every request waiting on `key`. They stay registered
-/// until their tickets are dropped.
-fn wake(waiting: &mut Waiters, key: &Key, end: WaitEnd) {
-    if let Some(senders) = waiting.get(key) {
-        for (_, tx) in senders {
-            // The request may have given up already; nothing to do.
-            let _ = tx.send(end.clone());
+impl Waiting {
+    /// Sends `end` once to every request waiting on any of `keys`. They
+    /// stay registered until their tickets are dropped.
+    fn wake(&self, keys: &[Key], end: &WaitEnd) {
+        let mut ids: Vec<u64> = keys
+            .iter()
+            .filter_map(|key| self.by_key.get(key))
+            .flatten()
+            .copied()
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            if let Some((_, tx)) = self.tickets.get(&id) {
+                // The request may have given up already; nothing to do.
+                let _ = tx.send(end.clone());
+            }
         }
     }
 }
@@ -131,10 +169,15 @@ fn wake(waiting: &mut Waiters, key: &Key, end: WaitEnd) {
 impl Drop for WaitTicket {
     fn drop(&mut self) {
         let mut waiting = self.registry.lock();
-        if let Some(senders) = waiting.get_mut(&self.key) {
-            senders.retain(|(id, _)| *id != self.id);
-            if senders.is_empty() {
-                waiting.remove(&self.key);
+        let Some((keys, _)) = waiting.tickets.remove(&self.id) else {
+            return;
+        };
+        for key in keys {
+            if let Some(ids) = waiting.by_key.get_mut(&key) {
+                ids.retain(|id| *id != self.id);
+                if ids.is_empty() {
+                    waiting.by_key.remove(&key);
+                }
             }
         }
     }
@@ -158,18 +201,56 @@ mod tests {
     #[test]
     fn events_wake_the_matching_waits_only() {
         let registry = WaitRegistry::default();
-        let mut a = registry.register(LeaseId(1), name("x"));
-        let mut b = registry.register(LeaseId(2), name("x"));
+        let mut a = registry.register(Kind::Lock, LeaseId(1), &[name("x")]);
+        let mut b = registry.register(Kind::Lock, LeaseId(2), &[name("x")]);
+        let mut c = registry.register(Kind::Semaphore, LeaseId(2), &[name("x")]);
         registry.notify(Notice::Events(vec![Event::WaitEnded {
+            kind: Kind::Lock,
             lease_id: LeaseId(2),
             name: name("x"),
         }]));
         assert!(matches!(b.ended.try_recv(), Ok(WaitEnd::LeaseEnded)));
         assert!(a.ended.try_recv().is_err(), "lease 1 still waits");
-        assert_eq!(registry.len(), 2, "tickets stay until dropped");
+        assert!(
+            c.ended.try_recv().is_err(),
+            "a semaphore of the same name is another wait"
+        );
+        assert_eq!(registry.len(), 3, "tickets stay until dropped");
         drop(a);
         drop(b);
+        drop(c);
         assert!(registry.is_empty(), "a dropped ticket unregisters");
+    }
+
+    #[test]
+    fn an_acquire_all_grant_wakes_its_request_once() {
+        let registry = WaitRegistry::default();
+        let mut all = registry.register(Kind::Lock, LeaseId(1), &[name("x"), name("y")]);
+        let mut table = LockTable::new();
+        run(
+            &mut table,
+            Command::GrantLease {
+                lease_id: LeaseId(1),
+                ttl_ms: 1_000,
+                lock_order: Default::default(),
+                lock_delay_ms: 0,
+            },
+        );
+        let applied = table.apply(Proposal {
+            now_ms: 1,
+            command: Command::AcquireAll {
+                lease_id: LeaseId(1),
+                names: vec![name("x"), name("y")],
+                mode: Default::default(),
+                wait_ms: 0,
+            },
+        });
+        let Ok(corral_state::Outcome::GrantedAll(grants)) = applied.response else {
+            panic!("{applied:?}");
+        };
+        registry.notify(Notice::Events(vec![Event::GrantedAll(grants)]));
+        assert!(matches!(all.ended.try_recv(), Ok(WaitEnd::Granted(g)) if g.len() == 2));
+        assert!(all.ended.try_recv().is_err(), "one wake, not one per name");
     }
 
     #[test]
@@ -181,6 +262,8 @@ mod tests {
                 Command::GrantLease {
                     lease_id: LeaseId(id),
                     ttl_ms: 1_000,
+                    lock_order: Default::default(),
+                    lock_delay_ms: 0,
                 },
             );
         }
@@ -194,12 +277,12 @@ mod tests {
             run(&mut table, command);
         }
         let registry = WaitRegistry::default();
-        let mut granted = registry.register(LeaseId(1), name("x"));
-        let mut ended = registry.register(LeaseId(2), name("x"));
-        let mut waiting = registry.register(LeaseId(3), name("y"));
+        let mut granted = registry.register(Kind::Lock, LeaseId(1), &[name("x"), name("y")]);
+        let mut ended = registry.register(Kind::Lock, LeaseId(2), &[name("x")]);
+        let mut waiting = registry.register(Kind::Lock, LeaseId(3), &[name("y")]);
         registry.notify(Notice::Restored(&table));
         assert!(
-            matches!(granted.ended.try_recv(), Ok(WaitEnd::Granted(g)) if g.lease_id == LeaseId(1))
+            matches!(granted.ended.try_recv(), Ok(WaitEnd::Granted(g)) if g.len() == 2 && g[0].lease_id == LeaseId(1))
         );
         assert!(matches!(ended.ended.try_recv(), Ok(WaitEnd::LeaseEnded)));
         assert!(

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::lease::LeaseId;
-use crate::lock::{LockName, Mode};
+use crate::lease::{LeaseId, LockOrder};
+use crate::lock::{Kind, LockName, Mode};
 
 /// A command with the time at which the leader proposed it.
 ///
@@ -30,6 +30,12 @@ pub enum Command {
         lease_id: LeaseId,
         /// Its time to live, in milliseconds.
         ttl_ms: u64,
+        /// The order it promises to take its locks in.
+        #[serde(default)]
+        lock_order: LockOrder,
+        /// How long its locks stay unavailable after it expires.
+        #[serde(default)]
+        lock_delay_ms: u64,
     },
     /// End a lease at its client's request, releasing all it holds.
     RevokeLease {
@@ -55,20 +61,75 @@ pub enum Command {
         /// now.
         wait_ms: u64,
     },
-    /// Give up a held lock, handing it to the next waiter.
+    /// Take several locks in one step, all or none; wait for all of them
+    /// together when `wait_ms` is above zero.
+    AcquireAll {
+        /// The lease that will hold the locks.
+        lease_id: LeaseId,
+        /// The locks, each once.
+        names: Vec<LockName>,
+        /// The mode of every grant.
+        #[serde(default)]
+        mode: Mode,
+        /// How long the request may wait; 0 asks for the grants or a refusal
+        /// now.
+        wait_ms: u64,
+    },
+    /// Take permits of a semaphore, or join its queue when `wait_ms` is
+    /// above zero.
+    AcquirePermits {
+        /// The lease that will hold the permits.
+        lease_id: LeaseId,
+        /// The semaphore.
+        name: LockName,
+        /// How many permits the semaphore has; fixed by the acquire that
+        /// creates it.
+        limit: u32,
+        /// How many permits to take.
+        permits: u32,
+        /// How long the request may wait.
+        wait_ms: u64,
+    },
+    /// Give up a held lock or semaphore, handing it to the next waiters.
     Release {
         /// The holding lease.
         lease_id: LeaseId,
-        /// The lock.
+        /// The lock or semaphore.
         name: LockName,
+        /// Which of the two.
+        #[serde(default)]
+        kind: Kind,
     },
-    /// Leave a lock's queue because the wait ran out. If the grant won the
-    /// race, the grant is the answer.
+    /// Leave a queue because the wait ran out. If the grant won the race,
+    /// the grant is the answer. Leaving one queue of an acquire-all leaves
+    /// all of them.
     CancelWait {
         /// The waiting lease.
         lease_id: LeaseId,
-        /// The lock.
+        /// The lock or semaphore.
         name: LockName,
+        /// Which of the two.
+        #[serde(default)]
+        kind: Kind,
+    },
+    /// Withdraw an acquire-all whose wait ran out. If the grants won the
+    /// race, they are the answer.
+    CancelWaitAll {
+        /// The waiting lease.
+        lease_id: LeaseId,
+        /// The names of the acquire-all.
+        names: Vec<LockName>,
+    },
+    /// Let the locks whose lock-delay has run out by the proposal's time
+    /// grant again. The leader proposes it when a delay falls due.
+    LiftLockDelays,
+    /// Rank lock names by prefix, cluster-wide: an acquire of a name ranked
+    /// before one the lease holds or waits for is refused. Names matching
+    /// no prefix are not ranked. The leader proposes it when its configured
+    /// order differs from the replicated one.
+    SetLockOrder {
+        /// The prefixes, lowest rank first.
+        prefixes: Vec<String>,
     },
 }
 

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::lock::LockName;
+use crate::lock::{Kind, LockName, Mode};
 
 /// A lease id: 128 random bits, drawn by the node that takes the request
 /// before it proposes, so replicas agree and ids cannot be guessed.
@@ -71,8 +71,93 @@ pub struct Lease {
     pub ttl_ms: u64,
     /// State-machine time at which the lease was granted.
     pub granted_at_ms: u64,
+    /// The order in which this lease promised to take its locks.
+    #[serde(default)]
+    pub lock_order: LockOrder,
+    /// How long the locks of this lease stay unavailable after it expires
+    /// (not after a release or a revoke), in milliseconds.
+    #[serde(default)]
+    pub lock_delay_ms: u64,
     /// Locks this lease holds.
     pub holds: BTreeSet<LockName>,
     /// Locks whose queues this lease waits in.
     pub waits: BTreeSet<LockName>,
+    /// Semaphores this lease holds permits of.
+    #[serde(default)]
+    pub sem_holds: BTreeSet<LockName>,
+    /// Semaphores whose queues this lease waits in.
+    #[serde(default)]
+    pub sem_waits: BTreeSet<LockName>,
+    /// The acquire-all requests this lease waits for. Each of their waited
+    /// names is also in `waits`.
+    #[serde(default)]
+    pub groups: Vec<WaitGroup>,
+}
+
+impl Lease {
+    /// The names of `kind` this lease holds.
+    pub fn held(&self, kind: Kind) -> &BTreeSet<LockName> {
+        match kind {
+            Kind::Lock => &self.holds,
+            Kind::Semaphore => &self.sem_holds,
+        }
+    }
+
+    /// The names of `kind` whose queues this lease waits in.
+    pub fn waited(&self, kind: Kind) -> &BTreeSet<LockName> {
+        match kind {
+            Kind::Lock => &self.waits,
+            Kind::Semaphore => &self.sem_waits,
+        }
+    }
+
+    pub(crate) fn held_mut(&mut self, kind: Kind) -> &mut BTreeSet<LockName> {
+        match kind {
+            Kind::Lock => &mut self.holds,
+            Kind::Semaphore => &mut self.sem_holds,
+        }
+    }
+
+    pub(crate) fn waited_mut(&mut self, kind: Kind) -> &mut BTreeSet<LockName> {
+        match kind {
+            Kind::Lock => &mut self.waits,
+            Kind::Semaphore => &mut self.sem_waits,
+        }
+    }
+
+    /// How many locks and semaphores it holds and waits for, together.
+    pub fn load(&self) -> usize {
+        self.holds.len() + self.waits.len() + self.sem_holds.len() + self.sem_waits.len()
+    }
+
+    /// The acquire-all request whose wait includes `name`, if any.
+    pub fn group_of(&self, name: &LockName) -> Option<&WaitGroup> {
+        self.groups
+            .iter()
+            .find(|g| g.names.contains(name) && self.waits.contains(name))
+    }
+}
+
+/// The order a lease promised to take its locks in. An acquire that breaks
+/// it is refused, so leases that keep an order can never wait in a circle.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockOrder {
+    /// Only the cluster's ranks (if any) apply.
+    #[default]
+    None,
+    /// Besides the cluster's ranks, names are taken in byte order: a lease
+    /// never takes a name below one it holds or waits for.
+    Lexicographic,
+}
+
+/// One waiting acquire-all request: every name it asked for, all granted in
+/// one command or none.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitGroup {
+    /// Every name of the request, including those the lease already held
+    /// when it asked.
+    pub names: BTreeSet<LockName>,
+    /// The mode of every grant.
+    pub mode: Mode,
 }

@@ -45,14 +45,11 @@ mod outcome;
 mod table;
 mod token;
 
-#[cfg(test)]
-mod table_test;
-
 pub use command::{Command, Proposal};
-pub use lease::{Lease, LeaseId, LeaseIdError};
-pub use lock::{Grant, Lock, LockName, LockNameError, Mode, Waiter, LOCK_NAME_BYTES_MAX};
+pub use lease::{Lease, LeaseId, LeaseIdError, LockOrder, WaitGroup};
+pub use lock::{Grant, Kind, Lock, LockName, LockNameError, Mode, Waiter, LOCK_NAME_BYTES_MAX};
 pub use outcome::{Applied, Event, Limit, Outcome, Refusal, Response, WaitEdge};
-pub use table::LockTable;
+pub use table::{check_lock_order, LockTable};
 pub use token::FencingToken;
 
 /// The most leases that may live at once.
@@ -63,3 +60,11 @@ pub const WAITERS_PER_LOCK_MAX: usize = 10_000;
 pub const LOCKS_PER_LEASE_MAX: usize = 10_000;
 /// The longest lease time to live: 24 hours.
 pub const TTL_MS_MAX: u64 = 24 * 60 * 60 * 1000;
+/// The largest number of permits a semaphore may have.
+pub const SEMAPHORE_LIMIT_MAX: u32 = 10_000;
+/// The most locks one acquire-all may name.
+pub const ACQUIRE_ALL_NAMES_MAX: usize = 64;
+/// The longest lock-delay a lease may carry: one minute.
+pub const LOCK_DELAY_MS_MAX: u64 = 60_000;
+/// The most prefixes the cluster's lock order may rank.
+pub const LOCK_ORDER_PREFIXES_MAX: usize = 64;

@@ -101,19 +101,58 @@ impl fmt::Display for Mode {
     }
 }
 
-/// One grant of a lock to a lease.
+/// Which of the two namespaces a name lives in: locks (exclusive or
+/// shared) or counting semaphores. The same name may be a lock and a
+/// semaphore at once; they have nothing to do with each other.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A lock: one exclusive holder or many shared ones.
+    #[default]
+    Lock,
+    /// A counting semaphore: holders share a fixed number of permits.
+    Semaphore,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Lock => "lock",
+            Kind::Semaphore => "semaphore",
+        })
+    }
+}
+
+/// One grant of a lock (or of permits of a semaphore) to a lease.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
-    /// The lock granted.
+    /// The lock or semaphore granted.
     pub name: LockName,
     /// The lease that holds it.
     pub lease_id: LeaseId,
-    /// How it holds it.
+    /// How it holds it; semaphore grants are shared.
     pub mode: Mode,
+    /// Permits held: 1 for a lock, 1 or more for a semaphore.
+    #[serde(default = "one")]
+    pub permits: u32,
     /// The token this grant took.
     pub fencing_token: FencingToken,
     /// State-machine time of the grant.
     pub granted_at_ms: u64,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A lease waiting in a lock's queue.
@@ -123,6 +162,14 @@ pub struct Waiter {
     pub lease_id: LeaseId,
     /// The mode it asks for.
     pub mode: Mode,
+    /// Permits it asks for: 1 for a lock.
+    #[serde(default = "one")]
+    pub permits: u32,
+    /// Whether it waits as part of an acquire-all: then it is granted only
+    /// together with the lease's other waits of that request, and holds its
+    /// place in every one of those queues until then.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub grouped: bool,
     /// State-machine time at which it joined the queue.
     pub queued_at_ms: u64,
     /// State-machine time after which the leader may cancel the wait if the
@@ -131,18 +178,30 @@ pub struct Waiter {
     pub deadline_ms: u64,
 }
 
-/// A lock: its holders and the leases waiting for it, in arrival order.
+/// A lock or a semaphore: its holders and the leases waiting for it, in
+/// arrival order.
 ///
-/// Invariants: the holders are one exclusive grant or any number of shared
-/// ones; the head of the queue is never admissible (a lock that frees up
-/// grants its queue head in the same command), so a lock with waiters has
-/// holders; a lock with neither is removed from the table.
+/// A semaphore is a lock whose holders are all shared and share `limit`
+/// permits. Invariants: the holders are one exclusive grant or any number
+/// of shared ones, and never more permits than the limit; the head of the
+/// queue is not admissible, unless the lock is under lock-delay or the head
+/// waits for an acquire-all that another queue holds back (a lock that frees
+/// up grants its queue head in the same command); a lock with no holder, no
+/// waiter and no delay is removed from the table.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lock {
     /// The current grants, by lease.
     pub holders: BTreeMap<LeaseId, Grant>,
     /// The wait queue, oldest first.
     pub waiters: VecDeque<Waiter>,
+    /// For a semaphore, the number of permits, fixed by the acquire that
+    /// created it and kept while it is held or waited for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// While above 0, state-machine time until which the lock grants
+    /// nothing because a holder's lease expired with a lock-delay.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub delayed_until_ms: u64,
 }
 
 impl Lock {
@@ -156,12 +215,37 @@ impl Lock {
         self.holders.values().find(|g| g.mode == Mode::Exclusive)
     }
 
-    /// Whether a grant in `mode` fits beside the current holders.
-    pub fn admits(&self, mode: Mode) -> bool {
-        match mode {
-            Mode::Exclusive => self.holders.is_empty(),
-            Mode::Shared => self.holders.values().all(|g| g.mode == Mode::Shared),
+    /// Whether a grant of `permits` in `mode` fits beside the current
+    /// holders now. A lock under lock-delay admits nothing.
+    pub fn admits(&self, mode: Mode, permits: u32) -> bool {
+        if self.delayed_until_ms > 0 {
+            return false;
         }
+        match (self.limit, mode) {
+            (Some(limit), _) => {
+                u64::from(self.permits_held()) + u64::from(permits) <= u64::from(limit)
+            }
+            (None, Mode::Exclusive) => self.holders.is_empty(),
+            (None, Mode::Shared) => self.holders.values().all(|g| g.mode == Mode::Shared),
+        }
+    }
+
+    /// Whether the queue head could be granted here, leaving aside the
+    /// other queues of an acquire-all.
+    pub fn head_fits(&self) -> bool {
+        self.waiters
+            .front()
+            .is_some_and(|head| self.admits(head.mode, head.permits))
+    }
+
+    /// The permits held, summed over the holders.
+    pub fn permits_held(&self) -> u32 {
+        self.holders.values().map(|g| g.permits).sum()
+    }
+
+    /// Whether nothing keeps the lock in the table.
+    pub fn is_unused(&self) -> bool {
+        self.holders.is_empty() && self.waiters.is_empty() && self.delayed_until_ms == 0
     }
 
     /// The newest token the lock is held under.

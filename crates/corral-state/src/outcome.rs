@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::lease::LeaseId;
-use crate::lock::{Grant, LockName, Mode};
+use crate::lock::{Grant, Kind, LockName, Mode};
 use crate::token::FencingToken;
 
 /// The answer to the command's proposer.
@@ -20,17 +20,25 @@ pub enum Outcome {
         /// Its time to live.
         ttl_ms: u64,
     },
-    /// The lease is gone; these locks were released.
+    /// The lease is gone; these locks and semaphores were released.
     LeaseEnded {
         /// The locks it held, now released or handed to their next waiter.
         released: Vec<LockName>,
+        /// The semaphores it held permits of.
+        #[serde(default)]
+        released_semaphores: Vec<LockName>,
     },
     /// The lease holds the lock under this grant (new, or the one it
     /// already had).
     Granted(Grant),
-    /// The lease waits in the lock's queue.
+    /// The lease holds every lock of an acquire-all, under these grants
+    /// (in name order; new ones, or ones it already had).
+    GrantedAll(Vec<Grant>),
+    /// The lease waits in the queue (for an acquire-all, in every queue of
+    /// a lock it does not hold yet).
     Queued {
-        /// Its place in the queue; 0 is next.
+        /// Its place in the queue; 0 is next. For an acquire-all, its
+        /// furthest place.
         position: usize,
         /// The last token handed out when it was queued: its grant will take
         /// a higher one, so any grant at or below this is an older one.
@@ -40,6 +48,13 @@ pub enum Outcome {
     Released,
     /// The lease no longer waits for the lock and does not hold it.
     WaitCancelled,
+    /// Locks whose lock-delay ran out grant again.
+    DelaysLifted {
+        /// How many.
+        count: usize,
+    },
+    /// The cluster's lock order is now the one proposed.
+    LockOrderSet,
 }
 
 /// A command refused; the state is unchanged.
@@ -58,11 +73,13 @@ pub enum Refusal {
         /// The largest ttl accepted.
         max_ms: u64,
     },
-    /// The lock is held by another lease and the request would not wait.
-    #[error("lock is held by another lease under token {holder_token}")]
+    /// The lock is held by another lease, or others wait ahead, and the
+    /// request would not wait.
+    #[error("lock is busy{}", holder_token.map(|t| format!(": held under token {t}")).unwrap_or_default())]
     LockBusy {
-        /// The token the lock is held under.
-        holder_token: FencingToken,
+        /// The newest token the lock is held under; none when the lock is
+        /// free but an acquire-all waits for it ahead of this request.
+        holder_token: Option<FencingToken>,
     },
     /// The lease does not hold the lock.
     #[error("lease does not hold the lock")]
@@ -79,6 +96,48 @@ pub enum Refusal {
     ModeConflict {
         /// The mode it holds.
         held: Mode,
+    },
+    /// The lease holds or waits for other permits of the semaphore; change
+    /// them by releasing first.
+    #[error("the lease holds or waits for {held} permits of the semaphore")]
+    PermitsConflict {
+        /// The permits it holds or waits for.
+        held: u32,
+    },
+    /// The semaphore exists with another limit.
+    #[error("the semaphore exists with limit {limit}")]
+    LimitMismatch {
+        /// The semaphore's limit.
+        limit: u32,
+    },
+    /// The lease already waits for this lock through another request that
+    /// cannot be merged with this one (an acquire-all and a single acquire,
+    /// or two different acquire-alls).
+    #[error("the lease already waits for {name} through another request")]
+    AlreadyWaiting {
+        /// The lock.
+        name: LockName,
+    },
+    /// The lock is under lock-delay: a lease that held it expired.
+    #[error("lock is held back by lock-delay until {until_ms}")]
+    LockDelayed {
+        /// State-machine time at which the delay ends.
+        until_ms: u64,
+    },
+    /// Taking the lock would break the lock order the lease or the cluster
+    /// keeps: it is ranked before a lock the lease holds or waits for.
+    #[error("{name} is ordered before {held}, which the lease holds or waits for")]
+    OrderViolation {
+        /// The lock asked for.
+        name: LockName,
+        /// The lock held (or waited for) that it is ordered before.
+        held: LockName,
+    },
+    /// The command's arguments are out of range.
+    #[error("{reason}")]
+    Invalid {
+        /// What is wrong.
+        reason: String,
     },
     /// A limit of the state machine was reached.
     #[error("{0}")]
@@ -136,13 +195,23 @@ pub enum Limit {
 /// every replica, so any node can wake its own waiting requests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// A waiting lease was granted the lock.
-    Granted(Grant),
+    /// A waiting lease was granted a lock or permits of a semaphore.
+    Granted {
+        /// Lock or semaphore.
+        kind: Kind,
+        /// The grant.
+        grant: Grant,
+    },
+    /// A waiting acquire-all was granted: every lock it named, in name
+    /// order.
+    GrantedAll(Vec<Grant>),
     /// A waiting lease left the queue without a grant because it ended.
     WaitEnded {
+        /// Lock or semaphore.
+        kind: Kind,
         /// The lease that ended.
         lease_id: LeaseId,
-        /// The lock it waited for.
+        /// The lock or semaphore it waited for.
         name: LockName,
     },
 }

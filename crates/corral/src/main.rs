@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use corral_server::{parse_initial_cluster, RaftSettings, ServerConfig};
+use corral_server::{parse_initial_cluster, parse_lock_order, RaftSettings, ServerConfig};
 
 #[derive(Parser)]
 #[command(
@@ -57,6 +57,12 @@ struct ServerArgs {
     /// log before it.
     #[arg(long, default_value_t = RaftSettings::default().snapshot_logs)]
     snapshot_logs: u64,
+    /// The cluster's lock order, as name prefixes, lowest rank first (e.g.
+    /// `user/,cart/,inventory/`): an acquire of a lock ranked before one the
+    /// lease holds is refused. Give every node the same value; the
+    /// leader's is written into the replicated state.
+    #[arg(long, default_value = "")]
+    lock_order: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -86,6 +92,7 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
             election_timeout_max_ms: args.election_timeout_max_ms,
             snapshot_logs: args.snapshot_logs,
         },
+        lock_order: parse_lock_order(&args.lock_order)?,
     };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;

@@ -7,9 +7,10 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use corral_api::{
-    GrantLeaseRequest, HeldLock, LeaseResponse, LeaseView, RevokeLeaseResponse, TTL_MS_MAX,
+    GrantLeaseRequest, HeldLock, LeaseResponse, LeaseView, RevokeLeaseResponse, LOCK_DELAY_MS_MAX,
+    TTL_MS_MAX,
 };
-use corral_state::{Command, LeaseId, Outcome};
+use corral_state::{Command, Kind, Lease, LeaseId, LockTable, Outcome};
 
 use super::unexpected;
 use crate::error::ApiError;
@@ -39,11 +40,19 @@ async fn grant(
             node.ttl_ms_min, request.ttl_ms
         )));
     }
+    let lock_delay_ms = request.lock_delay_ms.unwrap_or(0);
+    if lock_delay_ms > LOCK_DELAY_MS_MAX {
+        return Err(ApiError::InvalidArgument(format!(
+            "field `lock_delay_ms`: must be at most {LOCK_DELAY_MS_MAX}, got {lock_delay_ms}"
+        )));
+    }
     // Drawn here, before proposing, so every replica applies the same id.
     let lease_id = LeaseId(rand::random());
     let command = Command::GrantLease {
         lease_id,
         ttl_ms: request.ttl_ms,
+        lock_order: request.lock_order.unwrap_or_default(),
+        lock_delay_ms,
     };
     match node.propose(command).await? {
         Outcome::LeaseGranted { lease_id, ttl_ms } => Ok((
@@ -68,7 +77,13 @@ async fn revoke(
 ) -> Result<Json<RevokeLeaseResponse>, ApiError> {
     let lease_id = lease_id(&raw)?;
     match node.propose(Command::RevokeLease { lease_id }).await? {
-        Outcome::LeaseEnded { released } => Ok(Json(RevokeLeaseResponse { released })),
+        Outcome::LeaseEnded {
+            released,
+            released_semaphores,
+        } => Ok(Json(RevokeLeaseResponse {
+            released,
+            released_semaphores,
+        })),
         other => Err(unexpected(other)),
     }
 }
@@ -81,20 +96,27 @@ async fn show(
     node.linearize().await?;
     let state = node.state.read();
     let lease = state.table.lease(lease_id).ok_or(ApiError::LeaseNotFound)?;
-    let locks = lease
-        .holds
+    Ok(Json(LeaseView {
+        lease_id,
+        ttl_ms: lease.ttl_ms,
+        locks: held(&state.table, lease_id, lease, Kind::Lock),
+        semaphores: held(&state.table, lease_id, lease, Kind::Semaphore),
+        lock_order: lease.lock_order,
+        lock_delay_ms: lease.lock_delay_ms,
+    }))
+}
+
+/// What `lease` holds of `kind`, with tokens.
+fn held(table: &LockTable, lease_id: LeaseId, lease: &Lease, kind: Kind) -> Vec<HeldLock> {
+    lease
+        .held(kind)
         .iter()
         .filter_map(|name| {
-            let holder = state.table.lock(name)?.holders.get(&lease_id)?;
+            let holder = table.entry(kind, name)?.holders.get(&lease_id)?;
             Some(HeldLock {
                 name: name.clone(),
                 fencing_token: holder.fencing_token,
             })
         })
-        .collect();
-    Ok(Json(LeaseView {
-        lease_id,
-        ttl_ms: lease.ttl_ms,
-        locks,
-    }))
+        .collect()
 }

@@ -1,90 +1,7 @@
-//! Tests of the lock table: stories of leases and locks, then properties
-//! over random command sequences.
+//! Stories of leases and locks: grants, queues, modes, deadlocks.
 
-use proptest::prelude::*;
-
+use super::story::{id, name, Story};
 use crate::*;
-
-fn id(n: u128) -> LeaseId {
-    LeaseId(n)
-}
-
-fn name(s: &str) -> LockName {
-    LockName::new(s).expect("valid name")
-}
-
-/// A table driven by commands at a fixed clock, checked after every step.
-struct Story {
-    table: LockTable,
-    now_ms: u64,
-}
-
-impl Story {
-    fn new() -> Story {
-        Story {
-            table: LockTable::new(),
-            now_ms: 1_000,
-        }
-    }
-
-    fn run(&mut self, command: Command) -> Applied {
-        let applied = self.table.apply(Proposal {
-            now_ms: self.now_ms,
-            command,
-        });
-        self.table.check_invariants().expect("invariants hold");
-        applied
-    }
-
-    fn lease(&mut self, n: u128) {
-        let r = self.run(Command::GrantLease {
-            lease_id: id(n),
-            ttl_ms: 10_000,
-        });
-        assert!(r.response.is_ok(), "{r:?}");
-    }
-
-    fn acquire(&mut self, n: u128, lock: &str, wait_ms: u64) -> Applied {
-        self.acquire_mode(n, lock, Mode::Exclusive, wait_ms)
-    }
-
-    fn acquire_mode(&mut self, n: u128, lock: &str, mode: Mode, wait_ms: u64) -> Applied {
-        self.run(Command::Acquire {
-            lease_id: id(n),
-            name: name(lock),
-            mode,
-            wait_ms,
-        })
-    }
-
-    fn token(&mut self, n: u128, lock: &str) -> FencingToken {
-        match self.acquire(n, lock, 0).response {
-            Ok(Outcome::Granted(g)) => g.fencing_token,
-            other => panic!("expected a grant, got {other:?}"),
-        }
-    }
-
-    fn release(&mut self, n: u128, lock: &str) -> Applied {
-        self.run(Command::Release {
-            lease_id: id(n),
-            name: name(lock),
-        })
-    }
-
-    fn holder(&self, lock: &str) -> Option<LeaseId> {
-        self.table
-            .lock(&name(lock))
-            .and_then(|l| l.exclusive_holder())
-            .map(|h| h.lease_id)
-    }
-
-    fn holders(&self, lock: &str) -> Vec<LeaseId> {
-        self.table
-            .lock(&name(lock))
-            .map(|l| l.holders.keys().copied().collect())
-            .unwrap_or_default()
-    }
-}
 
 #[test]
 fn free_lock_is_granted_with_rising_tokens() {
@@ -116,7 +33,12 @@ fn held_lock_is_busy_without_wait() {
     s.lease(2);
     let t = s.token(1, "a");
     let r = s.acquire(2, "a", 0);
-    assert_eq!(r.response, Err(Refusal::LockBusy { holder_token: t }));
+    assert_eq!(
+        r.response,
+        Err(Refusal::LockBusy {
+            holder_token: Some(t)
+        })
+    );
     assert!(s.table.lock(&name("a")).unwrap().waiters.is_empty());
 }
 
@@ -138,7 +60,7 @@ fn waiters_are_granted_in_arrival_order() {
         let r = s.release(holder, "a");
         assert_eq!(r.response, Ok(Outcome::Released));
         match &r.events[..] {
-            [Event::Granted(g)] => {
+            [Event::Granted { grant: g, .. }] => {
                 assert_eq!(g.lease_id, id(next));
                 assert!(g.fencing_token > last);
                 last = g.fencing_token;
@@ -175,7 +97,7 @@ fn retried_wait_keeps_its_place() {
     assert_eq!(
         r.response,
         Err(Refusal::LockBusy {
-            holder_token: FencingToken(1)
+            holder_token: Some(FencingToken(1))
         })
     );
     assert_eq!(s.table.lock(&name("a")).unwrap().position(id(2)), Some(0));
@@ -205,6 +127,7 @@ fn cancel_wait_removes_the_waiter_or_returns_the_grant() {
     let r = s.run(Command::CancelWait {
         lease_id: id(3),
         name: name("a"),
+        kind: Kind::Lock,
     });
     assert_eq!(r.response, Ok(Outcome::WaitCancelled));
     assert_eq!(s.table.lock(&name("a")).unwrap().waiters.len(), 1);
@@ -213,6 +136,7 @@ fn cancel_wait_removes_the_waiter_or_returns_the_grant() {
     let r = s.run(Command::CancelWait {
         lease_id: id(2),
         name: name("a"),
+        kind: Kind::Lock,
     });
     match r.response {
         Ok(Outcome::Granted(g)) => assert_eq!(g.lease_id, id(2)),
@@ -241,17 +165,19 @@ fn ending_a_lease_releases_and_hands_over() {
         assert_eq!(
             r.response,
             Ok(Outcome::LeaseEnded {
-                released: vec![name("a"), name("b")]
+                released: vec![name("a"), name("b")],
+                released_semaphores: vec![],
             })
         );
         assert!(r.events.contains(&Event::WaitEnded {
+            kind: Kind::Lock,
             lease_id: id(1),
             name: name("c")
         }));
         assert!(r
             .events
             .iter()
-            .any(|e| matches!(e, Event::Granted(g) if g.lease_id == id(2) && g.name == name("a"))));
+            .any(|e| matches!(e, Event::Granted { grant: g, .. } if g.lease_id == id(2) && g.name == name("a"))));
         assert_eq!(s.holder("a"), Some(id(2)));
         assert_eq!(s.holder("b"), None);
         assert!(s.table.lock(&name("c")).unwrap().waiters.is_empty());
@@ -267,12 +193,16 @@ fn lease_grant_checks_ttl_and_ids() {
     let again = s.run(Command::GrantLease {
         lease_id: id(1),
         ttl_ms: 5,
+        lock_order: LockOrder::None,
+        lock_delay_ms: 0,
     });
     assert_eq!(again.response, Err(Refusal::LeaseExists));
     for ttl_ms in [0, TTL_MS_MAX + 1] {
         let r = s.run(Command::GrantLease {
             lease_id: id(2),
             ttl_ms,
+            lock_order: LockOrder::None,
+            lock_delay_ms: 0,
         });
         assert_eq!(r.response, Err(Refusal::InvalidTtl { max_ms: TTL_MS_MAX }));
     }
@@ -299,10 +229,16 @@ fn overdue_waiters_are_listed_by_deadline() {
     s.acquire(2, "a", 500);
     s.acquire(3, "a", 100);
     assert_eq!(s.table.overdue_waiters(1_050), vec![]);
-    assert_eq!(s.table.overdue_waiters(1_200), vec![(id(3), name("a"))]);
+    assert_eq!(
+        s.table.overdue_waiters(1_200),
+        vec![(Kind::Lock, id(3), name("a"))]
+    );
     assert_eq!(
         s.table.overdue_waiters(2_000),
-        vec![(id(3), name("a")), (id(2), name("a"))]
+        vec![
+            (Kind::Lock, id(3), name("a")),
+            (Kind::Lock, id(2), name("a"))
+        ]
     );
 }
 
@@ -351,6 +287,8 @@ fn waiters_per_lock_are_bounded() {
             command: Command::GrantLease {
                 lease_id: id(n),
                 ttl_ms: 1,
+                lock_order: LockOrder::None,
+                lock_delay_ms: 0,
             },
         });
         s.table.apply(Proposal {
@@ -385,79 +323,6 @@ fn snapshot_round_trip_keeps_everything() {
     assert_eq!(restored, s.table);
 }
 
-/// A small alphabet of commands, so that random sequences collide often.
-fn command() -> impl Strategy<Value = Command> {
-    let lease = (0u128..5).prop_map(LeaseId);
-    let lock = prop::sample::select(vec!["a", "b", "c"]).prop_map(name);
-    prop_oneof![
-        lease.clone().prop_map(|lease_id| Command::GrantLease {
-            lease_id,
-            ttl_ms: 1_000
-        }),
-        lease
-            .clone()
-            .prop_map(|lease_id| Command::RevokeLease { lease_id }),
-        lease
-            .clone()
-            .prop_map(|lease_id| Command::ExpireLease { lease_id }),
-        (
-            lease.clone(),
-            lock.clone(),
-            prop::sample::select(vec![Mode::Exclusive, Mode::Shared]),
-            prop::sample::select(vec![0u64, 100])
-        )
-            .prop_map(|(lease_id, name, mode, wait_ms)| Command::Acquire {
-                lease_id,
-                name,
-                mode,
-                wait_ms
-            }),
-        (lease.clone(), lock.clone())
-            .prop_map(|(lease_id, name)| Command::Release { lease_id, name }),
-        (lease, lock).prop_map(|(lease_id, name)| Command::CancelWait { lease_id, name }),
-    ]
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
-
-    /// Over any command sequence: invariants hold, tokens rise strictly in
-    /// grant order, a lock never has two holders, and replaying the same
-    /// log gives the same table and answers.
-    #[test]
-    fn any_sequence_keeps_the_invariants(
-        commands in prop::collection::vec((0u64..50, command()), 1..120)
-    ) {
-        let mut table = LockTable::new();
-        let mut replica = LockTable::new();
-        let mut last = FencingToken(0);
-        let mut now_ms = 0;
-        for (step_ms, command) in commands {
-            now_ms += step_ms;
-            let proposal = Proposal { now_ms, command };
-            let applied = table.apply(proposal.clone());
-            prop_assert_eq!(&applied, &replica.apply(proposal));
-            table.check_invariants().map_err(TestCaseError::fail)?;
-            let mut grants: Vec<&Grant> = applied.events.iter().filter_map(|e| match e {
-                Event::Granted(g) => Some(g),
-                Event::WaitEnded { .. } => None,
-            }).collect();
-            if let Ok(Outcome::Granted(g)) = &applied.response {
-                if g.fencing_token > last {
-                    grants.push(g);
-                }
-            }
-            grants.sort_by_key(|g| g.fencing_token);
-            for g in grants {
-                prop_assert!(g.fencing_token > last, "token {} after {}", g.fencing_token, last);
-                last = g.fencing_token;
-            }
-            prop_assert_eq!(table.last_token(), last);
-        }
-        prop_assert_eq!(table, replica);
-    }
-}
-
 #[test]
 fn shared_holders_coexist_and_each_take_a_token() {
     let mut s = Story::new();
@@ -478,7 +343,7 @@ fn shared_holders_coexist_and_each_take_a_token() {
     assert_eq!(
         busy,
         Err(Refusal::LockBusy {
-            holder_token: tokens[1]
+            holder_token: Some(tokens[1])
         })
     );
     let conflict = s.acquire_mode(1, "doc", Mode::Exclusive, 0).response;
@@ -504,17 +369,17 @@ fn a_waiting_writer_holds_back_later_readers() {
     assert_eq!(
         s.acquire_mode(4, "doc", Mode::Shared, 0).response,
         Err(Refusal::LockBusy {
-            holder_token: FencingToken(1)
+            holder_token: Some(FencingToken(1))
         })
     );
     let r = s.release(1, "doc");
     assert!(
-        matches!(&r.events[..], [Event::Granted(g)] if g.lease_id == id(2) && g.mode == Mode::Exclusive)
+        matches!(&r.events[..], [Event::Granted { grant: g, .. }] if g.lease_id == id(2) && g.mode == Mode::Exclusive)
     );
     // The writer lets go: the reader behind it is granted.
     let r = s.release(2, "doc");
     assert!(
-        matches!(&r.events[..], [Event::Granted(g)] if g.lease_id == id(3) && g.mode == Mode::Shared)
+        matches!(&r.events[..], [Event::Granted { grant: g, .. }] if g.lease_id == id(3) && g.mode == Mode::Shared)
     );
 }
 
@@ -534,8 +399,8 @@ fn readers_queued_together_are_granted_together() {
         .events
         .iter()
         .filter_map(|e| match e {
-            Event::Granted(g) => Some(g.lease_id),
-            Event::WaitEnded { .. } => None,
+            Event::Granted { grant: g, .. } => Some(g.lease_id),
+            _ => None,
         })
         .collect();
     assert_eq!(
@@ -577,7 +442,7 @@ fn the_classic_deadlock_is_refused_with_its_cycle() {
     );
     // Lease 2 lets go of cart/7: lease 1 is granted it at once.
     let r = s.release(2, "cart/7");
-    assert!(matches!(&r.events[..], [Event::Granted(g)] if g.lease_id == id(1)));
+    assert!(matches!(&r.events[..], [Event::Granted { grant: g, .. }] if g.lease_id == id(1)));
 }
 
 #[test]

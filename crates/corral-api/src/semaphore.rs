@@ -1,0 +1,94 @@
+//! `/v1/semaphores`: counting semaphores.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{FencingToken, LeaseId, LockName};
+
+fn one() -> u32 {
+    1
+}
+
+/// `POST /v1/semaphores/acquire`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SemaphoreAcquireRequest {
+    /// The lease that will hold the permits.
+    pub lease_id: LeaseId,
+    /// The semaphore.
+    pub name: LockName,
+    /// Its number of permits, 1 to [`crate::SEMAPHORE_LIMIT_MAX`]: fixed by
+    /// the first acquire and kept while the semaphore is held or waited for.
+    pub limit: u32,
+    /// Permits to take, 1 to `limit`; default 1.
+    #[serde(default = "one")]
+    pub permits: u32,
+    /// How long to wait in the queue; absent or 0: answer at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+}
+
+/// The answer to a successful semaphore acquire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SemaphoreGrantResponse {
+    /// The semaphore.
+    pub name: LockName,
+    /// The lease that holds the permits.
+    pub lease_id: LeaseId,
+    /// How many it holds.
+    pub permits: u32,
+    /// The token of this grant.
+    pub fencing_token: FencingToken,
+}
+
+/// `POST /v1/semaphores/release`: gives back all the lease's permits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SemaphoreReleaseRequest {
+    /// The holding lease.
+    pub lease_id: LeaseId,
+    /// The semaphore.
+    pub name: LockName,
+}
+
+/// `GET /v1/semaphores?name=`: one semaphore. One that no one holds or
+/// waits for has no limit yet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SemaphoreView {
+    /// The semaphore.
+    pub name: LockName,
+    /// Its limit while in use; null when free.
+    pub limit: Option<u32>,
+    /// Permits held, summed over the holders.
+    pub permits_held: u32,
+    /// Every holder, in lease id order.
+    pub holders: Vec<PermitHolderView>,
+    /// Waiting leases, next first.
+    pub waiters: Vec<PermitWaiterView>,
+}
+
+/// A holder of permits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PermitHolderView {
+    /// The holding lease.
+    pub lease_id: LeaseId,
+    /// How many permits it holds.
+    pub permits: u32,
+    /// The token of its grant.
+    pub fencing_token: FencingToken,
+}
+
+/// A lease waiting for permits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PermitWaiterView {
+    /// The waiting lease.
+    pub lease_id: LeaseId,
+    /// How many permits it waits for.
+    pub permits: u32,
+}
+
+/// `GET /v1/semaphores?prefix=`: semaphores in use, in name order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SemaphoreList {
+    /// At most [`crate::LIST_LOCKS_MAX`] semaphores.
+    pub semaphores: Vec<SemaphoreView>,
+    /// True when more semaphores have the prefix than the list holds.
+    pub truncated: bool,
+}

@@ -1,0 +1,155 @@
+//! `/v1/semaphores`: take and give back permits (with server-side
+//! waiting), and read semaphores.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use corral_api::{
+    PermitHolderView, PermitWaiterView, ReleaseResponse, SemaphoreAcquireRequest,
+    SemaphoreGrantResponse, SemaphoreList, SemaphoreReleaseRequest, SemaphoreView, LIST_LOCKS_MAX,
+    SEMAPHORE_LIMIT_MAX,
+};
+use corral_state::{Command, Kind, Lock, LockName, Outcome};
+
+use super::waiting::{self, Acquire};
+use super::{unexpected, Lookup, NameQuery};
+use crate::error::ApiError;
+use crate::json::JsonBody;
+use crate::node::Node;
+
+pub(super) fn router() -> Router<Arc<Node>> {
+    Router::new()
+        .route("/v1/semaphores", get(show))
+        .route("/v1/semaphores/acquire", post(acquire))
+        .route("/v1/semaphores/release", post(release))
+}
+
+async fn acquire(
+    State(node): State<Arc<Node>>,
+    JsonBody(request): JsonBody<SemaphoreAcquireRequest>,
+) -> Result<Json<SemaphoreGrantResponse>, ApiError> {
+    let wait_ms = waiting::wait_ms(request.wait_ms)?;
+    let SemaphoreAcquireRequest {
+        lease_id,
+        name,
+        limit,
+        permits,
+        ..
+    } = request;
+    if !(1..=SEMAPHORE_LIMIT_MAX).contains(&limit) {
+        return Err(ApiError::InvalidArgument(format!(
+            "field `limit`: must be from 1 to {SEMAPHORE_LIMIT_MAX}, got {limit}"
+        )));
+    }
+    if !(1..=limit).contains(&permits) {
+        return Err(ApiError::InvalidArgument(format!(
+            "field `permits`: must be from 1 to the limit {limit}, got {permits}"
+        )));
+    }
+    let acquire = Acquire {
+        kind: Kind::Semaphore,
+        lease_id,
+        names: vec![name.clone()],
+        command: Command::AcquirePermits {
+            lease_id,
+            name: name.clone(),
+            limit,
+            permits,
+            wait_ms,
+        },
+        cancel: Command::CancelWait {
+            lease_id,
+            name,
+            kind: Kind::Semaphore,
+        },
+        wait_ms,
+    };
+    let grant = waiting::acquire(&node, acquire)
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::Internal("an acquire answered with no grant".into()))?;
+    Ok(Json(SemaphoreGrantResponse {
+        name: grant.name,
+        lease_id: grant.lease_id,
+        permits: grant.permits,
+        fencing_token: grant.fencing_token,
+    }))
+}
+
+async fn release(
+    State(node): State<Arc<Node>>,
+    JsonBody(request): JsonBody<SemaphoreReleaseRequest>,
+) -> Result<Json<ReleaseResponse>, ApiError> {
+    let command = Command::Release {
+        lease_id: request.lease_id,
+        name: request.name,
+        kind: Kind::Semaphore,
+    };
+    match node.propose(command).await? {
+        Outcome::Released => Ok(Json(ReleaseResponse { released: true })),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn view(name: &LockName, semaphore: Option<&Lock>) -> SemaphoreView {
+    SemaphoreView {
+        name: name.clone(),
+        limit: semaphore.and_then(|s| s.limit),
+        permits_held: semaphore.map(Lock::permits_held).unwrap_or(0),
+        holders: semaphore
+            .map(|s| {
+                s.holders
+                    .values()
+                    .map(|g| PermitHolderView {
+                        lease_id: g.lease_id,
+                        permits: g.permits,
+                        fencing_token: g.fencing_token,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        waiters: semaphore
+            .map(|s| {
+                s.waiters
+                    .iter()
+                    .map(|w| PermitWaiterView {
+                        lease_id: w.lease_id,
+                        permits: w.permits,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+async fn show(
+    State(node): State<Arc<Node>>,
+    query: Result<Query<NameQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::InvalidArgument(e.body_text()))?;
+    let lookup = query.lookup()?;
+    node.linearize().await?;
+    let state = node.state.read();
+    let body = match lookup {
+        Lookup::One(name) => serde_json::to_value(view(&name, state.table.semaphore(&name))),
+        Lookup::Prefix(prefix) => {
+            let mut semaphores: Vec<SemaphoreView> = state
+                .table
+                .with_prefix(Kind::Semaphore, &prefix)
+                .take(LIST_LOCKS_MAX + 1)
+                .map(|(name, s)| view(name, Some(s)))
+                .collect();
+            let truncated = semaphores.len() > LIST_LOCKS_MAX;
+            semaphores.truncate(LIST_LOCKS_MAX);
+            serde_json::to_value(SemaphoreList {
+                semaphores,
+                truncated,
+            })
+        }
+    };
+    body.map(Json)
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}

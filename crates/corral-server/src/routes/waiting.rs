@@ -1,0 +1,102 @@
+//! Server-side waiting, shared by every acquire: propose, wait for the
+//! grant while queued, and withdraw through the log when the wait runs out.
+
+use std::time::Duration;
+
+use corral_api::WAIT_MS_MAX;
+use corral_state::{Command, FencingToken, Grant, Kind, LeaseId, LockName, Outcome};
+use tokio::time::Instant;
+
+use super::unexpected;
+use crate::error::ApiError;
+use crate::node::Node;
+use crate::wait_registry::{WaitEnd, WaitTicket};
+
+/// One acquire as the routes hand it over.
+pub(super) struct Acquire {
+    /// Lock or semaphore.
+    pub kind: Kind,
+    /// The acquiring lease.
+    pub lease_id: LeaseId,
+    /// Every name it asks for (one, or the names of an acquire-all).
+    pub names: Vec<LockName>,
+    /// The command to propose.
+    pub command: Command,
+    /// The command that withdraws it when the wait runs out.
+    pub cancel: Command,
+    /// How long it may wait.
+    pub wait_ms: u64,
+}
+
+/// Checks a request's `wait_ms`.
+pub(super) fn wait_ms(wait_ms: Option<u64>) -> Result<u64, ApiError> {
+    let wait_ms = wait_ms.unwrap_or(0);
+    if wait_ms > WAIT_MS_MAX {
+        return Err(ApiError::InvalidArgument(format!(
+            "field `wait_ms`: must be at most {WAIT_MS_MAX}, got {wait_ms}"
+        )));
+    }
+    Ok(wait_ms)
+}
+
+/// Proposes the acquire and answers with its grants: at once, after
+/// waiting in the queue, or from the cancel if the grant won the race.
+pub(super) async fn acquire(node: &Node, acquire: Acquire) -> Result<Vec<Grant>, ApiError> {
+    let Acquire {
+        kind,
+        lease_id,
+        names,
+        command,
+        cancel,
+        wait_ms,
+    } = acquire;
+    // Registered before proposing, so a grant applied right after the
+    // enqueue cannot be missed.
+    let ticket = (wait_ms > 0).then(|| node.waits.register(kind, lease_id, &names));
+    match node.propose(command).await? {
+        Outcome::Granted(grant) => Ok(vec![grant]),
+        Outcome::GrantedAll(grants) => Ok(grants),
+        Outcome::Queued { after_token, .. } => {
+            let ticket =
+                ticket.ok_or_else(|| ApiError::Internal("queued without a wait".into()))?;
+            let deadline = Instant::now() + Duration::from_millis(wait_ms);
+            if let Some(grants) = wait_for_grant(ticket, &names, after_token, deadline).await? {
+                return Ok(grants);
+            }
+            // Time ran out: withdraw through the log, which answers with the
+            // grant if it won the race.
+            match node.propose(cancel).await? {
+                Outcome::Granted(grant) => Ok(vec![grant]),
+                Outcome::GrantedAll(grants) => Ok(grants),
+                Outcome::WaitCancelled => Err(ApiError::WaitTimeout),
+                other => Err(unexpected(other)),
+            }
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Waits until the lease is granted every name or ends, or until
+/// `deadline` (`Ok(None)`). Only grants newer than `after_token`, the last
+/// token handed out when the request was queued, answer this request: an
+/// older one is a grant this node applied late.
+async fn wait_for_grant(
+    mut ticket: WaitTicket,
+    names: &[LockName],
+    after_token: FencingToken,
+    deadline: Instant,
+) -> Result<Option<Vec<Grant>>, ApiError> {
+    loop {
+        match tokio::time::timeout_at(deadline, ticket.ended.recv()).await {
+            Ok(Some(WaitEnd::Granted(grants))) => {
+                let fresh = grants.iter().any(|g| g.fencing_token > after_token);
+                let covers = names.iter().all(|n| grants.iter().any(|g| g.name == *n));
+                if fresh && covers {
+                    return Ok(Some(grants));
+                }
+            }
+            Ok(Some(WaitEnd::LeaseEnded)) => return Err(ApiError::LeaseNotFound),
+            Ok(None) | Err(_) => return Ok(None),
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! Taking, releasing and withdrawing: the commands a client's request
+//! becomes.
+
+use std::collections::BTreeSet;
+
+use super::LockTable;
+use crate::lease::{LeaseId, WaitGroup};
+use crate::lock::{Grant, Kind, Lock, LockName, Mode, Waiter};
+use crate::outcome::{Event, Limit, Outcome, Refusal, Response};
+use crate::{
+    ACQUIRE_ALL_NAMES_MAX, LOCKS_PER_LEASE_MAX, SEMAPHORE_LIMIT_MAX, WAITERS_PER_LOCK_MAX,
+};
+
+/// One acquire of one lock or semaphore.
+struct Ask {
+    kind: Kind,
+    lease_id: LeaseId,
+    name: LockName,
+    mode: Mode,
+    permits: u32,
+    /// The limit of a semaphore the acquire would create.
+    limit: Option<u32>,
+    wait_ms: u64,
+}
+
+impl LockTable {
+    pub(super) fn acquire(
+        &mut self,
+        lease_id: LeaseId,
+        name: LockName,
+        mode: Mode,
+        wait_ms: u64,
+        events: &mut Vec<Event>,
+    ) -> Response {
+        self.lift_if_due(&name, events);
+        self.acquire_one(Ask {
+            kind: Kind::Lock,
+            lease_id,
+            name,
+            mode,
+            permits: 1,
+            limit: None,
+            wait_ms,
+        })
+    }
+
+    pub(super) fn acquire_permits(
+        &mut self,
+        lease_id: LeaseId,
+        name: LockName,
+        limit: u32,
+        permits: u32,
+        wait_ms: u64,
+    ) -> Response {
+        if limit == 0 || limit > SEMAPHORE_LIMIT_MAX {
+            return Err(Refusal::Invalid {
+                reason: format!("limit must be from 1 to {SEMAPHORE_LIMIT_MAX}, got {limit}"),
+            });
+        }
+        if permits == 0 || permits > limit {
+            return Err(Refusal::Invalid {
+                reason: format!("permits must be from 1 to the limit {limit}, got {permits}"),
+            });
+        }
+        if let Some(existing) = self.semaphores.get(&name).and_then(|s| s.limit) {
+            if existing != limit {
+                return Err(Refusal::LimitMismatch { limit: existing });
+            }
+        }
+        self.acquire_one(Ask {
+            kind: Kind::Semaphore,
+            lease_id,
+            name,
+            mode: Mode::Shared,
+            permits,
+            limit: Some(limit),
+            wait_ms,
+        })
+    }
+
+    /// Grants, queues or refuses one acquire.
+    fn acquire_one(&mut self, ask: Ask) -> Response {
+        let Ask {
+            kind,
+            lease_id,
+            name,
+            mode,
+            permits,
+            limit,
+            wait_ms,
+        } = ask;
+        let now_ms = self.now_ms;
+        let lease = self.leases.get(&lease_id).ok_or(Refusal::LeaseNotFound)?;
+        let lease_full = lease.load() >= LOCKS_PER_LEASE_MAX;
+        let after_token = self.last_token;
+        if let Some(held) = self
+            .map(kind)
+            .get(&name)
+            .and_then(|l| l.holders.get(&lease_id))
+        {
+            check_same(kind, held.mode, held.permits, mode, permits)?;
+            return Ok(Outcome::Granted(held.clone()));
+        }
+        if kind == Kind::Lock {
+            if let Some(refusal) = self.order_violation(lease, &name) {
+                return Err(refusal);
+            }
+        }
+        let Some(lock) = self.map_mut(kind).get_mut(&name) else {
+            if lease_full {
+                return Err(Refusal::LimitReached(Limit::LocksPerLease));
+            }
+            let lock = Lock {
+                limit,
+                ..Lock::default()
+            };
+            self.map_mut(kind).insert(name.clone(), lock);
+            let grant = self.grant(kind, lease_id, name, mode, permits);
+            return Ok(Outcome::Granted(grant));
+        };
+        // FIFO without barging: a request is granted at once only when no
+        // one waits ahead of it, so a waiting writer holds back later readers.
+        if lock.waiters.is_empty() && lock.admits(mode, permits) {
+            if lease_full {
+                return Err(Refusal::LimitReached(Limit::LocksPerLease));
+            }
+            let grant = self.grant(kind, lease_id, name, mode, permits);
+            return Ok(Outcome::Granted(grant));
+        }
+        if wait_ms == 0 {
+            // A try-lock answers now, even from a lease that also waits for
+            // this lock through another request; that wait goes on.
+            return Err(busy(lock));
+        }
+        let deadline_ms = now_ms.saturating_add(wait_ms);
+        if let Some(position) = lock.position(lease_id) {
+            let waiter = &mut lock.waiters[position];
+            if waiter.grouped {
+                return Err(Refusal::AlreadyWaiting { name });
+            }
+            check_same(kind, waiter.mode, waiter.permits, mode, permits)?;
+            // A retried wait keeps its place; the later deadline counts.
+            waiter.deadline_ms = waiter.deadline_ms.max(deadline_ms);
+            return Ok(Outcome::Queued {
+                position,
+                after_token,
+            });
+        }
+        if lock.waiters.len() >= WAITERS_PER_LOCK_MAX {
+            return Err(Refusal::LimitReached(Limit::WaitersPerLock));
+        }
+        if lease_full {
+            return Err(Refusal::LimitReached(Limit::LocksPerLease));
+        }
+        // Semaphore waits stay out of the wait-for graph: any holder's
+        // release may be the one that frees enough permits, so an edge to
+        // every holder would refuse waits that are not deadlocks.
+        if kind == Kind::Lock {
+            if let Some(cycle) = self.cycle_through(lease_id, std::slice::from_ref(&name)) {
+                return Err(Refusal::Deadlock { cycle });
+            }
+        }
+        let position = self.enqueue(kind, lease_id, &name, mode, permits, deadline_ms, false);
+        Ok(Outcome::Queued {
+            position,
+            after_token,
+        })
+    }
+
+    /// Takes every lock of `names` in one command, or waits for all of them
+    /// together in every queue, or refuses.
+    pub(super) fn acquire_all(
+        &mut self,
+        lease_id: LeaseId,
+        names: Vec<LockName>,
+        mode: Mode,
+        wait_ms: u64,
+        events: &mut Vec<Event>,
+    ) -> Response {
+        let set: BTreeSet<LockName> = names.iter().cloned().collect();
+        if set.is_empty() || set.len() > ACQUIRE_ALL_NAMES_MAX || set.len() != names.len() {
+            return Err(Refusal::Invalid {
+                reason: format!(
+                    "names must be 1 to {ACQUIRE_ALL_NAMES_MAX} distinct lock names, got {} ({} distinct)",
+                    names.len(),
+                    set.len()
+                ),
+            });
+        }
+        for name in &set {
+            self.lift_if_due(name, events);
+        }
+        let now_ms = self.now_ms;
+        let after_token = self.last_token;
+        let lease = self.leases.get(&lease_id).ok_or(Refusal::LeaseNotFound)?;
+        if let Some(group) = lease.groups.iter().find(|g| g.names == set) {
+            // A retried acquire-all keeps its places; the later deadline
+            // counts.
+            if group.mode != mode {
+                return Err(Refusal::ModeConflict { held: group.mode });
+            }
+            let waited: Vec<LockName> = set
+                .iter()
+                .filter(|n| lease.waits.contains(*n))
+                .cloned()
+                .collect();
+            let deadline_ms = now_ms.saturating_add(wait_ms);
+            let mut position = 0;
+            for name in &waited {
+                let lock = self.locks.get_mut(name).expect("a waited lock is in use");
+                let at = lock
+                    .position(lease_id)
+                    .expect("a waited lock queues the lease");
+                let waiter = &mut lock.waiters[at];
+                waiter.deadline_ms = waiter.deadline_ms.max(deadline_ms);
+                position = position.max(at);
+            }
+            return Ok(Outcome::Queued {
+                position,
+                after_token,
+            });
+        }
+        let mut missing = Vec::new();
+        for name in &set {
+            if let Some(held) = self.locks.get(name).and_then(|l| l.holders.get(&lease_id)) {
+                check_same(Kind::Lock, held.mode, held.permits, mode, 1)?;
+                continue;
+            }
+            if lease.waits.contains(name) {
+                return Err(Refusal::AlreadyWaiting { name: name.clone() });
+            }
+            if let Some(refusal) = self.order_violation(lease, name) {
+                return Err(refusal);
+            }
+            missing.push(name.clone());
+        }
+        if lease.load() + missing.len() > LOCKS_PER_LEASE_MAX {
+            return Err(Refusal::LimitReached(Limit::LocksPerLease));
+        }
+        let blocked = missing.iter().find_map(|name| {
+            self.locks
+                .get(name)
+                .filter(|l| !(l.waiters.is_empty() && l.admits(mode, 1)))
+        });
+        let Some(blocked) = blocked else {
+            for name in missing {
+                self.locks.entry(name.clone()).or_default();
+                self.grant(Kind::Lock, lease_id, name, mode, 1);
+            }
+            return Ok(Outcome::GrantedAll(self.grants_of(lease_id, &set)));
+        };
+        if wait_ms == 0 {
+            return Err(busy(blocked));
+        }
+        let crowded = missing.iter().any(|name| {
+            self.locks
+                .get(name)
+                .is_some_and(|l| l.waiters.len() >= WAITERS_PER_LOCK_MAX)
+        });
+        if crowded {
+            return Err(Refusal::LimitReached(Limit::WaitersPerLock));
+        }
+        if let Some(cycle) = self.cycle_through(lease_id, &missing) {
+            return Err(Refusal::Deadlock { cycle });
+        }
+        // It queues in every lock it lacks, free ones included: that is how
+        // it keeps its place everywhere and cannot be starved by later
+        // requests for its free locks.
+        let deadline_ms = now_ms.saturating_add(wait_ms);
+        let mut position = 0;
+        for name in &missing {
+            self.locks.entry(name.clone()).or_default();
+            let at = self.enqueue(Kind::Lock, lease_id, name, mode, 1, deadline_ms, true);
+            position = position.max(at);
+        }
+        self.lease_mut(lease_id)
+            .groups
+            .push(WaitGroup { names: set, mode });
+        Ok(Outcome::Queued {
+            position,
+            after_token,
+        })
+    }
+
+    /// Puts the lease at the end of the queue of a lock in use and returns
+    /// its position.
+    #[allow(clippy::too_many_arguments)]
+    fn enqueue(
+        &mut self,
+        kind: Kind,
+        lease_id: LeaseId,
+        name: &LockName,
+        mode: Mode,
+        permits: u32,
+        deadline_ms: u64,
+        grouped: bool,
+    ) -> usize {
+        let queued_at_ms = self.now_ms;
+        let lock = self
+            .map_mut(kind)
+            .get_mut(name)
+            .expect("a queue is joined on a lock in use");
+        lock.waiters.push_back(Waiter {
+            lease_id,
+            mode,
+            permits,
+            grouped,
+            queued_at_ms,
+            deadline_ms,
+        });
+        let position = lock.waiters.len() - 1;
+        self.lease_mut(lease_id)
+            .waited_mut(kind)
+            .insert(name.clone());
+        position
+    }
+
+    /// The lease's grants of `names` that it holds, in name order.
+    pub(super) fn grants_of(&self, lease_id: LeaseId, names: &BTreeSet<LockName>) -> Vec<Grant> {
+        names
+            .iter()
+            .filter_map(|name| self.locks.get(name)?.holders.get(&lease_id).cloned())
+            .collect()
+    }
+
+    pub(super) fn release(
+        &mut self,
+        kind: Kind,
+        lease_id: LeaseId,
+        name: &LockName,
+        events: &mut Vec<Event>,
+    ) -> Response {
+        let lease = self
+            .leases
+            .get_mut(&lease_id)
+            .ok_or(Refusal::LeaseNotFound)?;
+        if !lease.held_mut(kind).remove(name) {
+            return Err(Refusal::NotHolder);
+        }
+        self.remove_lease_from(kind, lease_id, std::slice::from_ref(name), events);
+        Ok(Outcome::Released)
+    }
+
+    pub(super) fn cancel_wait(
+        &mut self,
+        kind: Kind,
+        lease_id: LeaseId,
+        name: &LockName,
+        events: &mut Vec<Event>,
+    ) -> Response {
+        let lease = self.leases.get(&lease_id).ok_or(Refusal::LeaseNotFound)?;
+        if let Some(grant) = self
+            .map(kind)
+            .get(name)
+            .and_then(|l| l.holders.get(&lease_id))
+        {
+            return Ok(Outcome::Granted(grant.clone()));
+        }
+        if kind == Kind::Lock {
+            if let Some(group) = lease.group_of(name).cloned() {
+                self.drop_group(lease_id, &group, events);
+                return Ok(Outcome::WaitCancelled);
+            }
+        }
+        if self.lease_mut(lease_id).waited_mut(kind).remove(name) {
+            self.remove_lease_from(kind, lease_id, std::slice::from_ref(name), events);
+        }
+        Ok(Outcome::WaitCancelled)
+    }
+
+    pub(super) fn cancel_wait_all(
+        &mut self,
+        lease_id: LeaseId,
+        names: &[LockName],
+        events: &mut Vec<Event>,
+    ) -> Response {
+        let lease = self.leases.get(&lease_id).ok_or(Refusal::LeaseNotFound)?;
+        let set: BTreeSet<LockName> = names.iter().cloned().collect();
+        if let Some(group) = lease.groups.iter().find(|g| g.names == set).cloned() {
+            self.drop_group(lease_id, &group, events);
+            return Ok(Outcome::WaitCancelled);
+        }
+        let grants = self.grants_of(lease_id, &set);
+        if !set.is_empty() && grants.len() == set.len() {
+            return Ok(Outcome::GrantedAll(grants));
+        }
+        Ok(Outcome::WaitCancelled)
+    }
+
+    /// Withdraws a waiting acquire-all from every queue it waits in.
+    fn drop_group(&mut self, lease_id: LeaseId, group: &WaitGroup, events: &mut Vec<Event>) {
+        let lease = self.lease_mut(lease_id);
+        lease.groups.retain(|g| g != group);
+        let waited: Vec<LockName> = group
+            .names
+            .iter()
+            .filter(|n| lease.waits.remove(*n))
+            .cloned()
+            .collect();
+        self.remove_lease_from(Kind::Lock, lease_id, &waited, events);
+    }
+}
+
+/// Refuses an acquire whose lease holds or waits for the name otherwise.
+fn check_same(
+    kind: Kind,
+    mode: Mode,
+    permits: u32,
+    asked_mode: Mode,
+    asked: u32,
+) -> Result<(), Refusal> {
+    match kind {
+        Kind::Lock if mode != asked_mode => Err(Refusal::ModeConflict { held: mode }),
+        Kind::Semaphore if permits != asked => Err(Refusal::PermitsConflict { held: permits }),
+        _ => Ok(()),
+    }
+}
+
+/// The refusal of a request that would not wait for a lock it cannot have.
+fn busy(lock: &Lock) -> Refusal {
+    if lock.delayed_until_ms > 0 {
+        return Refusal::LockDelayed {
+            until_ms: lock.delayed_until_ms,
+        };
+    }
+    Refusal::LockBusy {
+        holder_token: lock.newest_token(),
+    }
+}

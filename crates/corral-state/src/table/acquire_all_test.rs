@@ -1,0 +1,180 @@
+//! Acquire-all: every lock in one command or none, waiting in every queue.
+
+use super::story::{id, name, Story};
+use crate::*;
+
+fn tokens(applied: &Applied) -> Vec<(String, FencingToken)> {
+    match &applied.response {
+        Ok(Outcome::GrantedAll(grants)) => grants
+            .iter()
+            .map(|g| (g.name.to_string(), g.fencing_token))
+            .collect(),
+        other => panic!("expected all grants, got {other:?}"),
+    }
+}
+
+#[test]
+fn free_locks_are_all_granted_at_once_in_name_order() {
+    let mut s = Story::new();
+    s.lease(1);
+    let got = tokens(&s.acquire_all(1, &["b", "a", "c"], 0));
+    assert_eq!(
+        got,
+        vec![
+            ("a".into(), FencingToken(1)),
+            ("b".into(), FencingToken(2)),
+            ("c".into(), FencingToken(3))
+        ]
+    );
+    // Asking again answers with the same grants, taking no token.
+    assert_eq!(tokens(&s.acquire_all(1, &["a", "b", "c"], 0)), got);
+    assert_eq!(s.table.last_token(), FencingToken(3));
+}
+
+#[test]
+fn a_busy_lock_refuses_the_whole_request() {
+    let mut s = Story::new();
+    s.lease(1);
+    s.lease(2);
+    let held = s.token(2, "b");
+    let r = s.acquire_all(1, &["a", "b"], 0);
+    assert_eq!(
+        r.response,
+        Err(Refusal::LockBusy {
+            holder_token: Some(held)
+        })
+    );
+    assert!(s.table.lock(&name("a")).is_none(), "nothing taken");
+    assert!(s.table.lease(id(1)).unwrap().holds.is_empty());
+}
+
+#[test]
+fn bad_name_lists_are_refused() {
+    let mut s = Story::new();
+    s.lease(1);
+    for names in [vec![], vec!["a", "a"]] {
+        let r = s.acquire_all(1, &names, 0);
+        assert!(matches!(r.response, Err(Refusal::Invalid { .. })), "{r:?}");
+    }
+    let many: Vec<String> = (0..=ACQUIRE_ALL_NAMES_MAX)
+        .map(|i| format!("l{i}"))
+        .collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    assert!(matches!(
+        s.acquire_all(1, &many, 0).response,
+        Err(Refusal::Invalid { .. })
+    ));
+}
+
+#[test]
+fn a_waiting_request_holds_nothing_and_keeps_its_place_everywhere() {
+    let mut s = Story::new();
+    for n in 1..=3 {
+        s.lease(n);
+    }
+    s.token(2, "b");
+    assert!(matches!(
+        s.acquire_all(1, &["a", "b"], 1_000).response,
+        Ok(Outcome::Queued { .. })
+    ));
+    // Lock a is free, but lease 1 queues for it: lease 3 waits behind.
+    assert!(s.table.lease(id(1)).unwrap().holds.is_empty());
+    assert_eq!(
+        s.acquire(3, "a", 0).response,
+        Err(Refusal::LockBusy { holder_token: None })
+    );
+    assert!(matches!(
+        s.acquire(3, "a", 1_000).response,
+        Ok(Outcome::Queued { position: 1, .. })
+    ));
+    // Lease 2 lets go of b: lease 1 takes a and b in one step, and lease 3
+    // goes on waiting for a.
+    let r = s.release(2, "b");
+    match &r.events[..] {
+        [Event::GrantedAll(grants)] => {
+            let names: Vec<&str> = grants.iter().map(|g| g.name.as_str()).collect();
+            assert_eq!(names, ["a", "b"]);
+            assert!(grants.iter().all(|g| g.lease_id == id(1)));
+        }
+        other => panic!("expected one acquire-all grant, got {other:?}"),
+    }
+    assert_eq!(s.table.lock(&name("a")).unwrap().position(id(3)), Some(0));
+    let r = s.release(1, "a");
+    assert!(matches!(&r.events[..], [Event::Granted { grant, .. }] if grant.lease_id == id(3)));
+}
+
+#[test]
+fn cancelling_one_queue_withdraws_the_whole_request() {
+    let mut s = Story::new();
+    for n in 1..=2 {
+        s.lease(n);
+    }
+    s.token(2, "b");
+    s.acquire_all(1, &["a", "b"], 1_000);
+    let r = s.run(Command::CancelWait {
+        lease_id: id(1),
+        name: name("b"),
+        kind: Kind::Lock,
+    });
+    assert_eq!(r.response, Ok(Outcome::WaitCancelled));
+    assert!(
+        s.table.lock(&name("a")).is_none(),
+        "its place in a is gone too"
+    );
+    let lease = s.table.lease(id(1)).unwrap();
+    assert!(lease.waits.is_empty() && lease.groups.is_empty());
+}
+
+#[test]
+fn cancel_all_answers_with_the_grants_if_they_won() {
+    let mut s = Story::new();
+    for n in 1..=2 {
+        s.lease(n);
+    }
+    s.token(2, "b");
+    s.acquire_all(1, &["a", "b"], 1_000);
+    s.release(2, "b");
+    let r = s.run(Command::CancelWaitAll {
+        lease_id: id(1),
+        names: vec![name("b"), name("a")],
+    });
+    assert_eq!(tokens(&r).len(), 2);
+}
+
+#[test]
+fn a_held_lock_counts_and_a_single_wait_conflicts() {
+    let mut s = Story::new();
+    for n in 1..=2 {
+        s.lease(n);
+    }
+    let a = s.token(1, "a");
+    s.token(2, "c");
+    let got = tokens(&s.acquire_all(1, &["a", "b"], 0));
+    assert_eq!(
+        got[0],
+        ("a".into(), a),
+        "the held grant is part of the answer"
+    );
+    s.acquire(1, "c", 1_000);
+    assert_eq!(
+        s.acquire_all(1, &["c", "d"], 1_000).response,
+        Err(Refusal::AlreadyWaiting { name: name("c") })
+    );
+}
+
+#[test]
+fn a_request_that_would_close_a_cycle_is_refused() {
+    let mut s = Story::new();
+    for n in 1..=2 {
+        s.lease(n);
+    }
+    s.token(1, "a");
+    s.token(2, "b");
+    s.acquire(1, "b", 1_000);
+    let r = s.acquire_all(2, &["a", "c"], 1_000);
+    assert!(
+        matches!(r.response, Err(Refusal::Deadlock { ref cycle }) if cycle.len() == 2),
+        "{r:?}"
+    );
+    assert!(s.table.lock(&name("c")).is_none(), "nothing enqueued");
+}

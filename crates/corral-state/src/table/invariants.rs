@@ -1,0 +1,152 @@
+//! The table's invariants, checked by tests after every command.
+
+use std::collections::BTreeSet;
+
+use super::LockTable;
+use crate::lock::{Kind, Lock, LockName, Mode};
+
+impl LockTable {
+    /// Checks every invariant of the table; `Err` names the first broken one.
+    ///
+    /// It walks the whole table, so apply does not call it; tests call it
+    /// after every command, and after restoring a snapshot.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for kind in [Kind::Lock, Kind::Semaphore] {
+            for (name, lock) in self.map(kind) {
+                self.check_lock(kind, name, lock)?;
+            }
+        }
+        for (id, lease) in &self.leases {
+            for kind in [Kind::Lock, Kind::Semaphore] {
+                for name in lease.held(kind) {
+                    let holds = self
+                        .map(kind)
+                        .get(name)
+                        .is_some_and(|l| l.holders.contains_key(id));
+                    if !holds {
+                        return Err(format!(
+                            "lease {id} lists {kind} {name:?} but does not hold it"
+                        ));
+                    }
+                }
+                for name in lease.waited(kind) {
+                    if self
+                        .map(kind)
+                        .get(name)
+                        .and_then(|l| l.position(*id))
+                        .is_none()
+                    {
+                        return Err(format!(
+                            "lease {id} lists a wait for {kind} {name:?} but is not queued"
+                        ));
+                    }
+                }
+            }
+            for group in &lease.groups {
+                let waited = group
+                    .names
+                    .iter()
+                    .filter(|n| lease.waits.contains(*n))
+                    .count();
+                if waited == 0 {
+                    return Err(format!(
+                        "lease {id} keeps an acquire-all that waits for nothing"
+                    ));
+                }
+                let shared = lease
+                    .groups
+                    .iter()
+                    .filter(|g| {
+                        g.names
+                            .iter()
+                            .any(|n| group.names.contains(n) && lease.waits.contains(n))
+                    })
+                    .count();
+                if shared > 1 {
+                    return Err(format!("lease {id} waits for one lock in two acquire-alls"));
+                }
+            }
+        }
+        if !self.wait_graph_is_acyclic() {
+            return Err("the wait-for graph has a cycle".into());
+        }
+        Ok(())
+    }
+
+    fn check_lock(&self, kind: Kind, name: &LockName, lock: &Lock) -> Result<(), String> {
+        if lock.is_unused() {
+            return Err(format!("{kind} {name:?} in the table but not in use"));
+        }
+        if (kind == Kind::Semaphore) != lock.limit.is_some() {
+            return Err(format!("{kind} {name:?} has a limit only semaphores have"));
+        }
+        if kind == Kind::Semaphore && lock.delayed_until_ms > 0 {
+            return Err(format!("semaphore {name:?} is under lock-delay"));
+        }
+        let exclusive = lock
+            .holders
+            .values()
+            .filter(|g| g.mode == Mode::Exclusive)
+            .count();
+        if exclusive > 1 || (exclusive == 1 && lock.holders.len() > 1) {
+            return Err(format!(
+                "{kind} {name:?} has an exclusive holder beside another holder"
+            ));
+        }
+        if let Some(limit) = lock.limit {
+            if lock.permits_held() > limit || exclusive > 0 {
+                return Err(format!(
+                    "semaphore {name:?} holds more permits than {limit}"
+                ));
+            }
+        }
+        if let Some(head) = lock.waiters.front() {
+            let held_back = head.grouped && self.ready_group(head.lease_id, name).is_none();
+            if lock.head_fits() && !held_back {
+                return Err(format!(
+                    "{kind} {name:?} strands its queue head while it could be granted"
+                ));
+            }
+        }
+        for (lease_id, grant) in &lock.holders {
+            if grant.fencing_token > self.last_token
+                || grant.lease_id != *lease_id
+                || grant.name != *name
+                || (kind == Kind::Lock && grant.permits != 1)
+            {
+                return Err(format!("{kind} {name:?} has a malformed grant {grant:?}"));
+            }
+            let lease = self
+                .leases
+                .get(lease_id)
+                .ok_or(format!("{kind} {name:?} held by a dead lease"))?;
+            if !lease.held(kind).contains(name) {
+                return Err(format!(
+                    "{kind} {name:?} held by a lease that does not list it"
+                ));
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for waiter in &lock.waiters {
+            let lease = self
+                .leases
+                .get(&waiter.lease_id)
+                .ok_or(format!("{kind} {name:?} has a dead waiter"))?;
+            if !lease.waited(kind).contains(name) || lock.holders.contains_key(&waiter.lease_id) {
+                return Err(format!(
+                    "{kind} {name:?} has a waiter that does not list it"
+                ));
+            }
+            let in_group = kind == Kind::Lock && lease.group_of(name).is_some();
+            if waiter.grouped != in_group {
+                return Err(format!(
+                    "{kind} {name:?} has a waiter outside its acquire-all"
+                ));
+            }
+            if !seen.insert(waiter.lease_id) {
+                return Err(format!("{kind} {name:?} has a lease twice in its queue"));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,322 @@
+//! The lock table: the replicated state and its apply function.
+//!
+//! The table's methods are split by concern: `acquire` (taking, releasing
+//! and withdrawing), `queue` (granting waiters, lock-delay), `deadlock` (the
+//! wait-for graph), `order` (lock ordering) and `invariants`.
+
+mod acquire;
+mod deadlock;
+mod invariants;
+mod order;
+mod queue;
+
+pub use order::check_lock_order;
+
+#[cfg(test)]
+mod acquire_all_test;
+#[cfg(test)]
+mod lock_delay_test;
+#[cfg(test)]
+mod order_test;
+#[cfg(test)]
+mod property_test;
+#[cfg(test)]
+mod semaphore_test;
+#[cfg(test)]
+mod story;
+#[cfg(test)]
+mod story_test;
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Command, Proposal};
+use crate::lease::{Lease, LeaseId, LockOrder};
+use crate::lock::{Kind, Lock, LockName};
+use crate::outcome::{Applied, Event, Limit, Outcome, Refusal, Response};
+use crate::token::FencingToken;
+use crate::{LEASES_MAX, LOCK_DELAY_MS_MAX, TTL_MS_MAX};
+
+/// Every lease, lock and semaphore of the cluster, the fencing-token
+/// counter and the cluster's lock order.
+///
+/// `apply` is a pure function of the state and the proposal: no clock, no
+/// randomness, no I/O, and only ordered collections, so every replica that
+/// applies the same log holds the same table and gives the same answers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockTable {
+    /// State-machine time: the largest `now_ms` of any proposal applied.
+    now_ms: u64,
+    /// The last fencing token handed out; 0 before the first grant.
+    last_token: FencingToken,
+    /// Live leases by id.
+    leases: BTreeMap<LeaseId, Lease>,
+    /// Locks in use (held, waited for or under lock-delay), by name.
+    locks: BTreeMap<LockName, Lock>,
+    /// Semaphores in use (held or waited for), by name.
+    #[serde(default)]
+    semaphores: BTreeMap<LockName, Lock>,
+    /// The cluster's lock ranks: name prefixes, lowest rank first.
+    #[serde(default)]
+    lock_order: Vec<String>,
+}
+
+impl LockTable {
+    /// An empty table.
+    pub fn new() -> LockTable {
+        LockTable::default()
+    }
+
+    /// Applies one proposal and says what it did.
+    pub fn apply(&mut self, proposal: Proposal) -> Applied {
+        // Clamped so that a new leader whose clock is behind the old one's
+        // cannot move state-machine time backwards.
+        self.now_ms = self.now_ms.max(proposal.now_ms);
+        let token_before = self.last_token;
+        let mut events = Vec::new();
+        let response = match proposal.command {
+            Command::GrantLease {
+                lease_id,
+                ttl_ms,
+                lock_order,
+                lock_delay_ms,
+            } => self.grant_lease(lease_id, ttl_ms, lock_order, lock_delay_ms),
+            Command::RevokeLease { lease_id } => self.end_lease(lease_id, false, &mut events),
+            Command::ExpireLease { lease_id } => self.end_lease(lease_id, true, &mut events),
+            Command::Acquire {
+                lease_id,
+                name,
+                mode,
+                wait_ms,
+            } => self.acquire(lease_id, name, mode, wait_ms, &mut events),
+            Command::AcquireAll {
+                lease_id,
+                names,
+                mode,
+                wait_ms,
+            } => self.acquire_all(lease_id, names, mode, wait_ms, &mut events),
+            Command::AcquirePermits {
+                lease_id,
+                name,
+                limit,
+                permits,
+                wait_ms,
+            } => self.acquire_permits(lease_id, name, limit, permits, wait_ms),
+            Command::Release {
+                lease_id,
+                name,
+                kind,
+            } => self.release(kind, lease_id, &name, &mut events),
+            Command::CancelWait {
+                lease_id,
+                name,
+                kind,
+            } => self.cancel_wait(kind, lease_id, &name, &mut events),
+            Command::CancelWaitAll { lease_id, names } => {
+                self.cancel_wait_all(lease_id, &names, &mut events)
+            }
+            Command::LiftLockDelays => Ok(Outcome::DelaysLifted {
+                count: self.lift_lock_delays(&mut events),
+            }),
+            Command::SetLockOrder { prefixes } => self.set_lock_order(prefixes),
+        };
+        assert!(
+            self.last_token >= token_before,
+            "fencing token went backwards"
+        );
+        Applied { response, events }
+    }
+
+    /// State-machine time, in Unix milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// The last fencing token handed out.
+    pub fn last_token(&self) -> FencingToken {
+        self.last_token
+    }
+
+    /// A lease by id.
+    pub fn lease(&self, lease_id: LeaseId) -> Option<&Lease> {
+        self.leases.get(&lease_id)
+    }
+
+    /// Every live lease, in id order.
+    pub fn leases(&self) -> impl Iterator<Item = (&LeaseId, &Lease)> {
+        self.leases.iter()
+    }
+
+    /// How many leases are live.
+    pub fn lease_count(&self) -> usize {
+        self.leases.len()
+    }
+
+    /// A lock in use by name; `None` when it is free.
+    pub fn lock(&self, name: &LockName) -> Option<&Lock> {
+        self.locks.get(name)
+    }
+
+    /// A semaphore in use by name; `None` when no one holds or waits for it.
+    pub fn semaphore(&self, name: &LockName) -> Option<&Lock> {
+        self.semaphores.get(name)
+    }
+
+    /// A lock or a semaphore in use, by kind and name.
+    pub fn entry(&self, kind: Kind, name: &LockName) -> Option<&Lock> {
+        self.map(kind).get(name)
+    }
+
+    /// The cluster's lock ranks, lowest first.
+    pub fn lock_order(&self) -> &[String] {
+        &self.lock_order
+    }
+
+    /// Locks (or semaphores) in use whose names start with `prefix`, in
+    /// name order.
+    pub fn with_prefix<'a>(
+        &'a self,
+        kind: Kind,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a LockName, &'a Lock)> + 'a {
+        let start = match LockName::new(prefix) {
+            Ok(name) => Bound::Included(name),
+            Err(_) => Bound::Unbounded,
+        };
+        self.map(kind)
+            .range((start, Bound::Unbounded))
+            .take_while(move |(name, _)| name.as_str().starts_with(prefix))
+    }
+
+    /// Locks in use whose names start with `prefix`, in name order.
+    pub fn locks_with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a LockName, &'a Lock)> + 'a {
+        self.with_prefix(Kind::Lock, prefix)
+    }
+
+    /// Waits whose deadline is before `now_ms`, oldest deadline first.
+    ///
+    /// The request that queued a waiter cancels it when its wait runs out;
+    /// the leader uses this list to cancel the waits whose request is gone.
+    pub fn overdue_waiters(&self, now_ms: u64) -> Vec<(Kind, LeaseId, LockName)> {
+        let mut overdue: Vec<(u64, Kind, LeaseId, LockName)> = Vec::new();
+        for kind in [Kind::Lock, Kind::Semaphore] {
+            for (name, lock) in self.map(kind) {
+                for w in lock.waiters.iter().filter(|w| w.deadline_ms < now_ms) {
+                    overdue.push((w.deadline_ms, kind, w.lease_id, name.clone()));
+                }
+            }
+        }
+        overdue.sort();
+        overdue
+            .into_iter()
+            .map(|(_, kind, id, name)| (kind, id, name))
+            .collect()
+    }
+
+    /// Whether some lock's lock-delay has run out by `now_ms`, so that the
+    /// leader should propose [`Command::LiftLockDelays`].
+    pub fn has_due_lock_delays(&self, now_ms: u64) -> bool {
+        self.locks
+            .values()
+            .any(|l| l.delayed_until_ms > 0 && l.delayed_until_ms <= now_ms)
+    }
+
+    fn map(&self, kind: Kind) -> &BTreeMap<LockName, Lock> {
+        match kind {
+            Kind::Lock => &self.locks,
+            Kind::Semaphore => &self.semaphores,
+        }
+    }
+
+    fn map_mut(&mut self, kind: Kind) -> &mut BTreeMap<LockName, Lock> {
+        match kind {
+            Kind::Lock => &mut self.locks,
+            Kind::Semaphore => &mut self.semaphores,
+        }
+    }
+
+    fn grant_lease(
+        &mut self,
+        lease_id: LeaseId,
+        ttl_ms: u64,
+        lock_order: LockOrder,
+        lock_delay_ms: u64,
+    ) -> Response {
+        if ttl_ms == 0 || ttl_ms > TTL_MS_MAX {
+            return Err(Refusal::InvalidTtl { max_ms: TTL_MS_MAX });
+        }
+        if lock_delay_ms > LOCK_DELAY_MS_MAX {
+            return Err(Refusal::Invalid {
+                reason: format!("lock_delay_ms must be at most {LOCK_DELAY_MS_MAX}"),
+            });
+        }
+        if self.leases.contains_key(&lease_id) {
+            return Err(Refusal::LeaseExists);
+        }
+        if self.leases.len() >= LEASES_MAX {
+            return Err(Refusal::LimitReached(Limit::Leases));
+        }
+        let lease = Lease {
+            ttl_ms,
+            granted_at_ms: self.now_ms,
+            lock_order,
+            lock_delay_ms,
+            holds: Default::default(),
+            waits: Default::default(),
+            sem_holds: Default::default(),
+            sem_waits: Default::default(),
+            groups: Default::default(),
+        };
+        self.leases.insert(lease_id, lease);
+        Ok(Outcome::LeaseGranted { lease_id, ttl_ms })
+    }
+
+    /// Ends a lease: leaves every queue, then lets go of everything it
+    /// holds. An expired lease's locks first take its lock-delay.
+    fn end_lease(&mut self, lease_id: LeaseId, expired: bool, events: &mut Vec<Event>) -> Response {
+        let lease = self
+            .leases
+            .remove(&lease_id)
+            .ok_or(Refusal::LeaseNotFound)?;
+        for kind in [Kind::Lock, Kind::Semaphore] {
+            for name in lease.waited(kind) {
+                events.push(Event::WaitEnded {
+                    kind,
+                    lease_id,
+                    name: name.clone(),
+                });
+            }
+        }
+        if expired && lease.lock_delay_ms > 0 {
+            let until_ms = self.now_ms.saturating_add(lease.lock_delay_ms);
+            for name in &lease.holds {
+                let lock = self.locks.get_mut(name).expect("a held lock is in use");
+                lock.delayed_until_ms = lock.delayed_until_ms.max(until_ms);
+            }
+        }
+        for kind in [Kind::Lock, Kind::Semaphore] {
+            let names: Vec<LockName> = lease
+                .waited(kind)
+                .iter()
+                .chain(lease.held(kind))
+                .cloned()
+                .collect();
+            self.remove_lease_from(kind, lease_id, &names, events);
+        }
+        Ok(Outcome::LeaseEnded {
+            released: lease.holds.into_iter().collect(),
+            released_semaphores: lease.sem_holds.into_iter().collect(),
+        })
+    }
+
+    fn lease_mut(&mut self, lease_id: LeaseId) -> &mut Lease {
+        self.leases
+            .get_mut(&lease_id)
+            .expect("a lease in a lock is live")
+    }
+}

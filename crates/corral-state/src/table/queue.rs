@@ -1,0 +1,185 @@
+//! Granting: handing locks and permits to their waiters in FIFO order,
+//! acquire-alls all at once, and lock-delay.
+
+use std::collections::BTreeSet;
+
+use super::LockTable;
+use crate::lease::LeaseId;
+use crate::lock::{Grant, Kind, LockName, Mode};
+use crate::outcome::Event;
+
+impl LockTable {
+    /// Takes `lease_id` out of the holders and queues of `names` (its lease
+    /// has already let go of them), then grants each onwards.
+    ///
+    /// All removals come before any grant, so that a grant cascading into
+    /// another of `names` never finds the departing lease still queued.
+    pub(super) fn remove_lease_from(
+        &mut self,
+        kind: Kind,
+        lease_id: LeaseId,
+        names: &[LockName],
+        events: &mut Vec<Event>,
+    ) {
+        for name in names {
+            let lock = self
+                .map_mut(kind)
+                .get_mut(name)
+                .expect("a lock a lease held or waited for is in use");
+            lock.holders.remove(&lease_id);
+            lock.waiters.retain(|w| w.lease_id != lease_id);
+        }
+        for name in names {
+            self.grant_waiters(kind, name, events);
+        }
+    }
+
+    /// Grants `name` to the head of its queue for as long as the head fits,
+    /// in order, and removes the lock once nothing keeps it in use.
+    ///
+    /// A head that waits for an acquire-all is granted only together with
+    /// the rest of it, when it heads every one of its queues and fits in
+    /// each; its grant may free up those other queues, which are then
+    /// granted onwards too.
+    pub(super) fn grant_waiters(&mut self, kind: Kind, name: &LockName, events: &mut Vec<Event>) {
+        let mut todo = vec![name.clone()];
+        while let Some(name) = todo.pop() {
+            loop {
+                let map = self.map_mut(kind);
+                let Some(lock) = map.get_mut(&name) else {
+                    break;
+                };
+                if lock.is_unused() {
+                    map.remove(&name);
+                    break;
+                }
+                if !lock.head_fits() {
+                    break;
+                }
+                let head = lock.waiters.front().expect("a head that fits").clone();
+                if !head.grouped {
+                    lock.waiters.pop_front();
+                    self.lease_mut(head.lease_id).waited_mut(kind).remove(&name);
+                    let grant =
+                        self.grant(kind, head.lease_id, name.clone(), head.mode, head.permits);
+                    events.push(Event::Granted { kind, grant });
+                    continue;
+                }
+                let Some(waited) = self.ready_group(head.lease_id, &name) else {
+                    break;
+                };
+                let grants = self.grant_group(head.lease_id, &name, &waited);
+                events.push(Event::GrantedAll(grants));
+                todo.extend(waited.into_iter().filter(|n| *n != name));
+            }
+        }
+    }
+
+    /// The locks the acquire-all that queues `lease_id` in `name` still
+    /// waits for, if it heads every one of those queues and fits in each.
+    pub(super) fn ready_group(&self, lease_id: LeaseId, name: &LockName) -> Option<Vec<LockName>> {
+        let lease = self.leases.get(&lease_id)?;
+        let group = lease.group_of(name)?;
+        let waited: Vec<LockName> = group
+            .names
+            .iter()
+            .filter(|n| lease.waits.contains(*n))
+            .cloned()
+            .collect();
+        let ready = waited.iter().all(|n| {
+            self.locks.get(n).is_some_and(|lock| {
+                lock.waiters.front().map(|w| w.lease_id) == Some(lease_id)
+                    && lock.admits(group.mode, 1)
+            })
+        });
+        ready.then_some(waited)
+    }
+
+    /// Grants a ready acquire-all every lock it waits for, in name order,
+    /// and answers with all its grants.
+    fn grant_group(
+        &mut self,
+        lease_id: LeaseId,
+        name: &LockName,
+        waited: &[LockName],
+    ) -> Vec<Grant> {
+        let lease = self.lease_mut(lease_id);
+        let at = lease
+            .groups
+            .iter()
+            .position(|g| g.names.contains(name))
+            .expect("a grouped waiter's lease keeps its group");
+        let group = lease.groups.remove(at);
+        for n in waited {
+            lease.waits.remove(n);
+        }
+        for n in waited {
+            let lock = self.locks.get_mut(n).expect("a waited lock is in use");
+            lock.waiters.pop_front();
+            self.grant(Kind::Lock, lease_id, n.clone(), group.mode, 1);
+        }
+        // Names the lease held when it asked are in the answer too, unless
+        // it released one meanwhile.
+        self.grants_of(lease_id, &group.names)
+    }
+
+    /// Grants `name` of `kind`, which is in use, to `lease_id` under the
+    /// next token.
+    pub(super) fn grant(
+        &mut self,
+        kind: Kind,
+        lease_id: LeaseId,
+        name: LockName,
+        mode: Mode,
+        permits: u32,
+    ) -> Grant {
+        self.last_token = self.last_token.next();
+        let grant = Grant {
+            name: name.clone(),
+            lease_id,
+            mode,
+            permits,
+            fencing_token: self.last_token,
+            granted_at_ms: self.now_ms,
+        };
+        self.lease_mut(lease_id).held_mut(kind).insert(name.clone());
+        let lock = self
+            .map_mut(kind)
+            .get_mut(&name)
+            .expect("a lock is in use before it is granted");
+        assert!(
+            lock.admits(mode, permits),
+            "granted a lock beside an incompatible holder"
+        );
+        lock.holders.insert(lease_id, grant.clone());
+        grant
+    }
+
+    /// Ends the lock-delay of `name` if it has run out, granting its
+    /// waiters before any new request.
+    pub(super) fn lift_if_due(&mut self, name: &LockName, events: &mut Vec<Event>) {
+        let now_ms = self.now_ms;
+        let Some(lock) = self.locks.get_mut(name) else {
+            return;
+        };
+        if lock.delayed_until_ms > 0 && lock.delayed_until_ms <= now_ms {
+            lock.delayed_until_ms = 0;
+            self.grant_waiters(Kind::Lock, name, events);
+        }
+    }
+
+    /// Ends every lock-delay that has run out and says how many.
+    pub(super) fn lift_lock_delays(&mut self, events: &mut Vec<Event>) -> usize {
+        let now_ms = self.now_ms;
+        let due: BTreeSet<LockName> = self
+            .locks
+            .iter()
+            .filter(|(_, l)| l.delayed_until_ms > 0 && l.delayed_until_ms <= now_ms)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &due {
+            self.lift_if_due(name, events);
+        }
+        due.len()
+    }
+}

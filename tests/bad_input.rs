@@ -146,6 +146,102 @@ async fn every_bad_input_is_refused_with_a_named_field() {
             "invalid_argument",
             "lease_id",
         ),
+        (
+            "/v1/leases",
+            "",
+            json!({"ttl_ms": 30_000, "lock_delay_ms": 60_001}),
+            400,
+            "invalid_argument",
+            "lock_delay_ms",
+        ),
+        (
+            "/v1/leases",
+            "",
+            json!({"ttl_ms": 30_000, "lock_order": "random"}),
+            400,
+            "invalid_argument",
+            "lock_order",
+        ),
+        (
+            "/v1/locks/acquire",
+            "L",
+            json!({"name": "a", "mode": "upgradable"}),
+            400,
+            "invalid_argument",
+            "mode",
+        ),
+        (
+            "/v1/locks/acquire-all",
+            "L",
+            json!({"names": []}),
+            400,
+            "invalid_argument",
+            "names",
+        ),
+        (
+            "/v1/locks/acquire-all",
+            "L",
+            json!({"names": ["a", "b", "a"]}),
+            400,
+            "invalid_argument",
+            "names",
+        ),
+        (
+            "/v1/locks/acquire-all",
+            "L",
+            json!({"names": ["a", ""]}),
+            400,
+            "invalid_argument",
+            "names",
+        ),
+        (
+            "/v1/semaphores/acquire",
+            "L",
+            json!({"name": "s"}),
+            400,
+            "invalid_argument",
+            "limit",
+        ),
+        (
+            "/v1/semaphores/acquire",
+            "L",
+            json!({"name": "s", "limit": 0}),
+            400,
+            "invalid_argument",
+            "limit",
+        ),
+        (
+            "/v1/semaphores/acquire",
+            "L",
+            json!({"name": "s", "limit": 10_001}),
+            400,
+            "invalid_argument",
+            "limit",
+        ),
+        (
+            "/v1/semaphores/acquire",
+            "L",
+            json!({"name": "s", "limit": 2, "permits": 3}),
+            400,
+            "invalid_argument",
+            "permits",
+        ),
+        (
+            "/v1/semaphores/acquire",
+            "L",
+            json!({"name": "s", "limit": 2, "permits": 0}),
+            400,
+            "invalid_argument",
+            "permits",
+        ),
+        (
+            "/v1/semaphores/release",
+            "L",
+            json!({}),
+            400,
+            "invalid_argument",
+            "name",
+        ),
     ];
     for (path, with_lease, mut body, status, expected_code, field) in cases {
         if with_lease == "L" {
@@ -190,6 +286,8 @@ async fn every_bad_input_is_refused_with_a_named_field() {
     let (status, reply) = cluster.get(2, "/v1/locks?name=").await;
     assert_eq!((status, code(&reply)), (400, "invalid_argument"));
     let (status, reply) = cluster.get(2, "/v1/locks").await;
+    assert_eq!((status, code(&reply)), (400, "invalid_argument"));
+    let (status, reply) = cluster.get(2, "/v1/semaphores?name=a&prefix=b").await;
     assert_eq!((status, code(&reply)), (400, "invalid_argument"));
     let (status, reply) = cluster.get(2, "/v1/nowhere").await;
     assert_eq!((status, code(&reply)), (404, "not_found"));

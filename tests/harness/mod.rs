@@ -338,6 +338,22 @@ impl Cluster {
         }
     }
 
+    /// Polls `GET path` on node `id` until `ready` holds for the body.
+    pub async fn wait_for(&self, id: u64, path: &str, ready: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + LEADER_TIMEOUT;
+        loop {
+            let (status, body) = self.get(id, path).await;
+            if status == 200 && ready(&body) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "GET {path} never got ready: {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Every node's log, for a failing test's message.
     pub fn logs(&self) -> String {
         let mut out = String::new();

@@ -62,12 +62,11 @@ async fn acquire_all_takes_every_lock_at_once_or_none() {
 
     // It waits in both queues, holding nothing; a later request for the
     // free lock queues behind it.
-    let waiter = {
-        let (cluster, batch) = (cluster.clone(), batch.clone());
-        tokio::spawn(async move {
-            acquire_all(&cluster, 2, &batch, &["order/b", "order/a"], 30_000).await
-        })
-    };
+    let waiter = cluster.spawn_post(
+        2,
+        "/v1/locks/acquire-all",
+        json!({ "lease_id": batch, "names": ["order/b", "order/a"], "wait_ms": 30_000 }),
+    );
     let view = cluster
         .wait_for(3, "/v1/locks?name=order/a", |v| {
             v["queue"].as_array().is_some_and(|q| q.len() == 1)
@@ -242,46 +241,21 @@ async fn shared_semaphore_and_acquire_all_waits_survive_a_leader_kill() {
         .await;
     assert_eq!(status, 200, "{shared}");
 
-    let http = Arc::new(cluster.http.clone());
-    let all = {
-        let (url, batch) = (cluster.url(f2, "/v1/locks/acquire-all"), batch.clone());
-        let http = http.clone();
-        tokio::spawn(async move {
-            let body =
-                json!({ "lease_id": batch, "names": ["cart/1", "cart/2"], "wait_ms": 40_000 });
-            let response = http.post(url).json(&body).send().await.expect("send");
-            (
-                response.status().as_u16(),
-                response.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        })
-    };
-    let permits = {
-        let (url, reader) = (cluster.url(f2, "/v1/semaphores/acquire"), reader.clone());
-        let http = http.clone();
-        tokio::spawn(async move {
-            let body =
-                json!({ "lease_id": reader, "name": "slots", "limit": 1, "wait_ms": 40_000 });
-            let response = http.post(url).json(&body).send().await.expect("send");
-            (
-                response.status().as_u16(),
-                response.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        })
-    };
-    let read = {
-        let (url, reader) = (cluster.url(f2, "/v1/locks/acquire"), reader.clone());
-        let http = http.clone();
-        tokio::spawn(async move {
-            let body =
-                json!({ "lease_id": reader, "name": "doc", "mode": "shared", "wait_ms": 40_000 });
-            let response = http.post(url).json(&body).send().await.expect("send");
-            (
-                response.status().as_u16(),
-                response.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        })
-    };
+    let all = cluster.spawn_post(
+        f2,
+        "/v1/locks/acquire-all",
+        json!({ "lease_id": batch, "names": ["cart/1", "cart/2"], "wait_ms": 40_000 }),
+    );
+    let permits = cluster.spawn_post(
+        f2,
+        "/v1/semaphores/acquire",
+        json!({ "lease_id": reader, "name": "slots", "limit": 1, "wait_ms": 40_000 }),
+    );
+    let read = cluster.spawn_post(
+        f2,
+        "/v1/locks/acquire",
+        json!({ "lease_id": reader, "name": "doc", "mode": "shared", "wait_ms": 40_000 }),
+    );
     cluster.wait_queued(f1, "cart/1", 1).await;
     cluster.wait_queued(f1, "doc", 1).await;
     cluster

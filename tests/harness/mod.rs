@@ -338,6 +338,26 @@ impl Cluster {
         }
     }
 
+    /// POSTs `body` to node `id` in a task of its own, for a request that
+    /// waits while the test goes on (even while it kills nodes).
+    pub fn spawn_post(
+        &self,
+        id: u64,
+        path: &str,
+        body: Value,
+    ) -> tokio::task::JoinHandle<(u16, Value)> {
+        let (http, url) = (self.http.clone(), self.url(id, path));
+        tokio::spawn(async move {
+            match http.post(url).json(&body).send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    (status, response.json().await.unwrap_or(Value::Null))
+                }
+                Err(e) => (0, Value::String(e.to_string())),
+            }
+        })
+    }
+
     /// Polls `GET path` on node `id` until `ready` holds for the body.
     pub async fn wait_for(&self, id: u64, path: &str, ready: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + LEADER_TIMEOUT;

@@ -130,6 +130,17 @@ impl Lease {
         self.holds.len() + self.waits.len() + self.sem_holds.len() + self.sem_waits.len()
     }
 
+    /// The names of `group` this lease still waits for (the others it held
+    /// when it asked).
+    pub fn waited_in(&self, group: &WaitGroup) -> Vec<LockName> {
+        group
+            .names
+            .iter()
+            .filter(|n| self.waits.contains(*n))
+            .cloned()
+            .collect()
+    }
+
     /// The acquire-all request whose wait includes `name`, if any.
     pub fn group_of(&self, name: &LockName) -> Option<&WaitGroup> {
         self.groups

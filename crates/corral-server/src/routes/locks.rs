@@ -10,12 +10,11 @@ use axum::{Json, Router};
 use corral_api::{
     AcquireAllRequest, AcquireAllResponse, AcquireRequest, GrantResponse, HolderView, LockList,
     LockView, NamedToken, ReleaseRequest, ReleaseResponse, WaiterView, ACQUIRE_ALL_NAMES_MAX,
-    LIST_LOCKS_MAX,
 };
-use corral_state::{Command, Grant, Kind, Lock, LockName, Outcome};
+use corral_state::{Command, Grant, Kind, Lock, LockName};
 
 use super::waiting::{self, Acquire};
-use super::{unexpected, Lookup, NameQuery};
+use super::{show_named, NameQuery};
 use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::node::Node;
@@ -127,15 +126,7 @@ async fn release(
     State(node): State<Arc<Node>>,
     JsonBody(request): JsonBody<ReleaseRequest>,
 ) -> Result<Json<ReleaseResponse>, ApiError> {
-    let command = Command::Release {
-        lease_id: request.lease_id,
-        name: request.name,
-        kind: Kind::Lock,
-    };
-    match node.propose(command).await? {
-        Outcome::Released => Ok(Json(ReleaseResponse { released: true })),
-        other => Err(unexpected(other)),
-    }
+    super::release(&node, Kind::Lock, request.lease_id, request.name).await
 }
 
 fn view(name: &LockName, lock: Option<&Lock>) -> LockView {
@@ -173,24 +164,6 @@ async fn show(
     State(node): State<Arc<Node>>,
     query: Result<Query<NameQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::InvalidArgument(e.body_text()))?;
-    let lookup = query.lookup()?;
-    node.linearize().await?;
-    let state = node.state.read();
-    let body = match lookup {
-        Lookup::One(name) => serde_json::to_value(view(&name, state.table.lock(&name))),
-        Lookup::Prefix(prefix) => {
-            let mut locks: Vec<LockView> = state
-                .table
-                .with_prefix(Kind::Lock, &prefix)
-                .take(LIST_LOCKS_MAX + 1)
-                .map(|(name, lock)| view(name, Some(lock)))
-                .collect();
-            let truncated = locks.len() > LIST_LOCKS_MAX;
-            locks.truncate(LIST_LOCKS_MAX);
-            serde_json::to_value(LockList { locks, truncated })
-        }
-    };
-    body.map(Json)
-        .map_err(|e| ApiError::Internal(e.to_string()))
+    let list = |locks, truncated| LockList { locks, truncated };
+    show_named(&node, query, Kind::Lock, view, list).await
 }

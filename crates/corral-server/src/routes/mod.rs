@@ -10,8 +10,12 @@ mod waiting;
 
 use std::sync::Arc;
 
-use axum::Router;
-use corral_state::Outcome;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::Query;
+use axum::{Json, Router};
+use corral_api::{ReleaseResponse, LIST_LOCKS_MAX};
+use corral_state::{Command, Kind, LeaseId, Lock, LockName, Outcome};
+use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::node::Node;
@@ -41,22 +45,68 @@ struct NameQuery {
     prefix: Option<String>,
 }
 
-/// What a `NameQuery` asks for.
-enum Lookup {
-    One(corral_state::LockName),
-    Prefix(String),
+/// Answers `?name=` with the view of one lock (or semaphore) and
+/// `?prefix=` with a list of at most [`LIST_LOCKS_MAX`] of those in use,
+/// read linearizably.
+async fn show_named<V, L>(
+    node: &Node,
+    query: Result<Query<NameQuery>, QueryRejection>,
+    kind: Kind,
+    view: impl Fn(&LockName, Option<&Lock>) -> V,
+    list: impl FnOnce(Vec<V>, bool) -> L,
+) -> Result<Json<serde_json::Value>, ApiError>
+where
+    V: Serialize,
+    L: Serialize,
+{
+    let Query(query) = query.map_err(|e| ApiError::InvalidArgument(e.body_text()))?;
+    let name = match (query.name, &query.prefix) {
+        (Some(name), None) => Some(
+            LockName::new(name)
+                .map_err(|e| ApiError::InvalidArgument(format!("query `name`: {e}")))?,
+        ),
+        (None, Some(_)) => None,
+        _ => {
+            return Err(ApiError::InvalidArgument(
+                "give exactly one of the queries `name` and `prefix`".into(),
+            ))
+        }
+    };
+    node.linearize().await?;
+    let state = node.state.read();
+    let body = match name {
+        Some(name) => serde_json::to_value(view(&name, state.table.entry(kind, &name))),
+        None => {
+            let prefix = query.prefix.unwrap_or_default();
+            let mut views: Vec<V> = state
+                .table
+                .with_prefix(kind, &prefix)
+                .take(LIST_LOCKS_MAX + 1)
+                .map(|(name, lock)| view(name, Some(lock)))
+                .collect();
+            let truncated = views.len() > LIST_LOCKS_MAX;
+            views.truncate(LIST_LOCKS_MAX);
+            serde_json::to_value(list(views, truncated))
+        }
+    };
+    body.map(Json)
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-impl NameQuery {
-    fn lookup(self) -> Result<Lookup, ApiError> {
-        match (self.name, self.prefix) {
-            (Some(name), None) => corral_state::LockName::new(name)
-                .map(Lookup::One)
-                .map_err(|e| ApiError::InvalidArgument(format!("query `name`: {e}"))),
-            (None, Some(prefix)) => Ok(Lookup::Prefix(prefix)),
-            _ => Err(ApiError::InvalidArgument(
-                "give exactly one of the queries `name` and `prefix`".into(),
-            )),
-        }
+/// Gives up a lock or all permits of a semaphore.
+async fn release(
+    node: &Node,
+    kind: Kind,
+    lease_id: LeaseId,
+    name: LockName,
+) -> Result<Json<ReleaseResponse>, ApiError> {
+    let command = Command::Release {
+        lease_id,
+        name,
+        kind,
+    };
+    match node.propose(command).await? {
+        Outcome::Released => Ok(Json(ReleaseResponse { released: true })),
+        other => Err(unexpected(other)),
     }
 }

@@ -9,13 +9,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use corral_api::{
     PermitHolderView, PermitWaiterView, ReleaseResponse, SemaphoreAcquireRequest,
-    SemaphoreGrantResponse, SemaphoreList, SemaphoreReleaseRequest, SemaphoreView, LIST_LOCKS_MAX,
+    SemaphoreGrantResponse, SemaphoreList, SemaphoreReleaseRequest, SemaphoreView,
     SEMAPHORE_LIMIT_MAX,
 };
-use corral_state::{Command, Kind, Lock, LockName, Outcome};
+use corral_state::{Command, Kind, Lock, LockName};
 
 use super::waiting::{self, Acquire};
-use super::{unexpected, Lookup, NameQuery};
+use super::{show_named, NameQuery};
 use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::node::Node;
@@ -83,15 +83,7 @@ async fn release(
     State(node): State<Arc<Node>>,
     JsonBody(request): JsonBody<SemaphoreReleaseRequest>,
 ) -> Result<Json<ReleaseResponse>, ApiError> {
-    let command = Command::Release {
-        lease_id: request.lease_id,
-        name: request.name,
-        kind: Kind::Semaphore,
-    };
-    match node.propose(command).await? {
-        Outcome::Released => Ok(Json(ReleaseResponse { released: true })),
-        other => Err(unexpected(other)),
-    }
+    super::release(&node, Kind::Semaphore, request.lease_id, request.name).await
 }
 
 fn view(name: &LockName, semaphore: Option<&Lock>) -> SemaphoreView {
@@ -129,27 +121,9 @@ async fn show(
     State(node): State<Arc<Node>>,
     query: Result<Query<NameQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::InvalidArgument(e.body_text()))?;
-    let lookup = query.lookup()?;
-    node.linearize().await?;
-    let state = node.state.read();
-    let body = match lookup {
-        Lookup::One(name) => serde_json::to_value(view(&name, state.table.semaphore(&name))),
-        Lookup::Prefix(prefix) => {
-            let mut semaphores: Vec<SemaphoreView> = state
-                .table
-                .with_prefix(Kind::Semaphore, &prefix)
-                .take(LIST_LOCKS_MAX + 1)
-                .map(|(name, s)| view(name, Some(s)))
-                .collect();
-            let truncated = semaphores.len() > LIST_LOCKS_MAX;
-            semaphores.truncate(LIST_LOCKS_MAX);
-            serde_json::to_value(SemaphoreList {
-                semaphores,
-                truncated,
-            })
-        }
+    let list = |semaphores, truncated| SemaphoreList {
+        semaphores,
+        truncated,
     };
-    body.map(Json)
-        .map_err(|e| ApiError::Internal(e.to_string()))
+    show_named(&node, query, Kind::Semaphore, view, list).await
 }

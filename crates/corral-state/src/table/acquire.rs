@@ -199,11 +199,7 @@ impl LockTable {
             if group.mode != mode {
                 return Err(Refusal::ModeConflict { held: group.mode });
             }
-            let waited: Vec<LockName> = set
-                .iter()
-                .filter(|n| lease.waits.contains(*n))
-                .cloned()
-                .collect();
+            let waited = lease.waited_in(group);
             let deadline_ms = now_ms.saturating_add(wait_ms);
             let mut position = 0;
             for name in &waited {
@@ -391,12 +387,10 @@ impl LockTable {
     fn drop_group(&mut self, lease_id: LeaseId, group: &WaitGroup, events: &mut Vec<Event>) {
         let lease = self.lease_mut(lease_id);
         lease.groups.retain(|g| g != group);
-        let waited: Vec<LockName> = group
-            .names
-            .iter()
-            .filter(|n| lease.waits.remove(*n))
-            .cloned()
-            .collect();
+        let waited = lease.waited_in(group);
+        for name in &waited {
+            lease.waits.remove(name);
+        }
         self.remove_lease_from(Kind::Lock, lease_id, &waited, events);
     }
 }

@@ -43,26 +43,18 @@ impl LockTable {
                 }
             }
             for group in &lease.groups {
-                let waited = group
-                    .names
-                    .iter()
-                    .filter(|n| lease.waits.contains(*n))
-                    .count();
-                if waited == 0 {
+                let waited = lease.waited_in(group);
+                if waited.is_empty() {
                     return Err(format!(
                         "lease {id} keeps an acquire-all that waits for nothing"
                     ));
                 }
-                let shared = lease
+                let sharing = lease
                     .groups
                     .iter()
-                    .filter(|g| {
-                        g.names
-                            .iter()
-                            .any(|n| group.names.contains(n) && lease.waits.contains(n))
-                    })
+                    .filter(|g| lease.waited_in(g).iter().any(|n| waited.contains(n)))
                     .count();
-                if shared > 1 {
+                if sharing > 1 {
                     return Err(format!("lease {id} waits for one lock in two acquire-alls"));
                 }
             }

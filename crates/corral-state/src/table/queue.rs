@@ -80,12 +80,7 @@ impl LockTable {
     pub(super) fn ready_group(&self, lease_id: LeaseId, name: &LockName) -> Option<Vec<LockName>> {
         let lease = self.leases.get(&lease_id)?;
         let group = lease.group_of(name)?;
-        let waited: Vec<LockName> = group
-            .names
-            .iter()
-            .filter(|n| lease.waits.contains(*n))
-            .cloned()
-            .collect();
+        let waited = lease.waited_in(group);
         let ready = waited.iter().all(|n| {
             self.locks.get(n).is_some_and(|lock| {
                 lock.waiters.front().map(|w| w.lease_id) == Some(lease_id)

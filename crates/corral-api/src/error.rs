@@ -41,6 +41,14 @@ pub struct ErrorDetail {
     /// the refused wait.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cycle: Option<Vec<WaitEdge>>,
+    /// With `stale_token`: the newest token the fencing lock is held under
+    /// now (absent when it is free).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_token: Option<FencingToken>,
+    /// With `stale_token`: the highest token that wrote the key (absent
+    /// when none has).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_token: Option<FencingToken>,
     /// With `unavailable`: the leader's id, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader_id: Option<u64>,
@@ -77,10 +85,19 @@ pub enum ErrorCode {
     AlreadyWaiting,
     /// 409: the lock is ordered before one the lease holds or waits for.
     OrderViolation,
-    /// 413: the body is larger than 64 KiB.
+    /// 409: a fenced write's token is not the one its lock is held under
+    /// now, or is below one that wrote the key before.
+    StaleToken,
+    /// 404: no such key in the fenced store.
+    KeyNotFound,
+    /// 413: the body is larger than the endpoint takes.
     BodyTooLarge,
+    /// 422: the `Idempotency-Key` was used before for another request.
+    IdempotencyMismatch,
     /// 429: a limit of the lock table was reached.
     LimitReached,
+    /// 429: the fenced store holds as many keys as it may.
+    TooManyKeys,
     /// 500: a fault inside the node; see its log.
     Internal,
     /// 503: no leader could be reached in time; the request may or may not
@@ -93,7 +110,7 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         match self {
             ErrorCode::InvalidArgument => 400,
-            ErrorCode::NotFound | ErrorCode::LeaseNotFound => 404,
+            ErrorCode::NotFound | ErrorCode::LeaseNotFound | ErrorCode::KeyNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::LockBusy
             | ErrorCode::WaitTimeout
@@ -103,9 +120,11 @@ impl ErrorCode {
             | ErrorCode::PermitsConflict
             | ErrorCode::LimitMismatch
             | ErrorCode::AlreadyWaiting
-            | ErrorCode::OrderViolation => 409,
+            | ErrorCode::OrderViolation
+            | ErrorCode::StaleToken => 409,
             ErrorCode::BodyTooLarge => 413,
-            ErrorCode::LimitReached => 429,
+            ErrorCode::IdempotencyMismatch => 422,
+            ErrorCode::LimitReached | ErrorCode::TooManyKeys => 429,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
         }

@@ -4,11 +4,16 @@
 //! read them. See `docs/api.md` for every endpoint with examples.
 
 mod error;
+mod kv;
 mod semaphore;
 
+pub use corral_state::{Fence, KvKey, KV_VALUE_BYTES_MAX};
 pub use corral_state::{FencingToken, LeaseId, LockName, LockOrder, Mode, WaitEdge};
 pub use corral_state::{ACQUIRE_ALL_NAMES_MAX, LOCK_DELAY_MS_MAX, SEMAPHORE_LIMIT_MAX};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use kv::{
+    KvDeleteRequest, KvPutRequest, KvValue, KvWriteResponse, ValidateRequest, ValidateResponse,
+};
 pub use semaphore::{
     PermitHolderView, PermitWaiterView, SemaphoreAcquireRequest, SemaphoreGrantResponse,
     SemaphoreList, SemaphoreReleaseRequest, SemaphoreView,
@@ -22,6 +27,9 @@ pub const TTL_MS_MAX: u64 = corral_state::TTL_MS_MAX;
 pub const WAIT_MS_MAX: u64 = 60_000;
 /// The largest request body, in bytes.
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
+/// The largest body of a fenced write: room for a 64 KiB value even when
+/// JSON escapes every byte of it (`\u0001` is 6 bytes).
+pub const KV_BODY_BYTES_MAX: usize = 6 * KV_VALUE_BYTES_MAX + 4 * 1024;
 /// The most locks (or semaphores) one `?prefix=` listing answers with.
 pub const LIST_LOCKS_MAX: usize = 1_000;
 

@@ -24,6 +24,11 @@ pub struct ServerConfig {
     /// leader writes its own into the replicated state, so every node
     /// should be given the same.
     pub lock_order: Vec<String>,
+    /// How long answers to idempotency keys are remembered, in
+    /// milliseconds of state-machine time.
+    pub idempotency_window_ms: u64,
+    /// The most keys the fenced store may hold (deleted ones count).
+    pub kv_keys_max: usize,
 }
 
 impl ServerConfig {

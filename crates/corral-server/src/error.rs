@@ -13,9 +13,9 @@ pub enum ApiError {
     /// The request is malformed or out of bounds.
     #[error("{0}")]
     InvalidArgument(String),
-    /// The body is over the size limit.
-    #[error("request body is larger than {} bytes", corral_api::BODY_BYTES_MAX)]
-    BodyTooLarge,
+    /// The body is over the size limit, in bytes.
+    #[error("request body is larger than {0} bytes")]
+    BodyTooLarge(usize),
     /// No such route.
     #[error("no such endpoint")]
     NotFound,
@@ -75,6 +75,25 @@ pub enum ApiError {
     /// A limit of the lock table.
     #[error("{0}")]
     LimitReached(String),
+    /// A fenced write with a token that is not current.
+    #[error("stale fencing token: the lock is held under {}, the key was last written under {}; a newer owner exists or the lock is not held", show(*current_token), show(*key_token))]
+    StaleToken {
+        /// The newest token the lock is held under now.
+        current_token: Option<FencingToken>,
+        /// The highest token that wrote the key.
+        key_token: Option<FencingToken>,
+    },
+    /// No such key.
+    #[error("no such key")]
+    KeyNotFound,
+    /// The fenced store is full.
+    #[error("{0}")]
+    TooManyKeys(String),
+    /// The idempotency key answered another request.
+    #[error(
+        "the Idempotency-Key was used before for another request; use a new key for a new request"
+    )]
+    IdempotencyMismatch,
     /// No leader could be reached in time.
     #[error("no leader reachable: {reason}")]
     Unavailable {
@@ -93,7 +112,7 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ApiError::InvalidArgument(_) => ErrorCode::InvalidArgument,
-            ApiError::BodyTooLarge => ErrorCode::BodyTooLarge,
+            ApiError::BodyTooLarge(_) => ErrorCode::BodyTooLarge,
             ApiError::NotFound => ErrorCode::NotFound,
             ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             ApiError::LeaseNotFound => ErrorCode::LeaseNotFound,
@@ -107,6 +126,10 @@ impl ApiError {
             ApiError::AlreadyWaiting { .. } => ErrorCode::AlreadyWaiting,
             ApiError::OrderViolation { .. } => ErrorCode::OrderViolation,
             ApiError::LimitReached(_) => ErrorCode::LimitReached,
+            ApiError::StaleToken { .. } => ErrorCode::StaleToken,
+            ApiError::KeyNotFound => ErrorCode::KeyNotFound,
+            ApiError::TooManyKeys(_) => ErrorCode::TooManyKeys,
+            ApiError::IdempotencyMismatch => ErrorCode::IdempotencyMismatch,
             ApiError::Unavailable { .. } => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
@@ -154,6 +177,14 @@ impl ApiError {
                     ApiError::Deadlock { cycle } => Some(cycle.clone()),
                     _ => None,
                 },
+                current_token: match self {
+                    ApiError::StaleToken { current_token, .. } => *current_token,
+                    _ => None,
+                },
+                key_token: match self {
+                    ApiError::StaleToken { key_token, .. } => *key_token,
+                    _ => None,
+                },
                 leader_id: match self {
                     ApiError::Unavailable { leader_id, .. } => *leader_id,
                     _ => None,
@@ -168,7 +199,7 @@ impl ApiError {
         let detail = body.error;
         match detail.code {
             ErrorCode::InvalidArgument => ApiError::InvalidArgument(detail.message),
-            ErrorCode::BodyTooLarge => ApiError::BodyTooLarge,
+            ErrorCode::BodyTooLarge => ApiError::BodyTooLarge(corral_api::BODY_BYTES_MAX),
             ErrorCode::NotFound => ApiError::NotFound,
             ErrorCode::MethodNotAllowed => ApiError::MethodNotAllowed,
             ErrorCode::LeaseNotFound => ApiError::LeaseNotFound,
@@ -195,6 +226,13 @@ impl ApiError {
                 _ => ApiError::Internal(detail.message),
             },
             ErrorCode::LimitReached => ApiError::LimitReached(detail.message),
+            ErrorCode::StaleToken => ApiError::StaleToken {
+                current_token: detail.current_token,
+                key_token: detail.key_token,
+            },
+            ErrorCode::KeyNotFound => ApiError::KeyNotFound,
+            ErrorCode::TooManyKeys => ApiError::TooManyKeys(detail.message),
+            ErrorCode::IdempotencyMismatch => ApiError::IdempotencyMismatch,
             ErrorCode::Unavailable => ApiError::unavailable(detail.message, detail.leader_id),
             ErrorCode::Internal => ApiError::Internal(detail.message),
         }
@@ -220,6 +258,16 @@ impl From<Refusal> for ApiError {
             Refusal::AlreadyWaiting { name } => ApiError::AlreadyWaiting { name },
             Refusal::OrderViolation { name, held } => ApiError::OrderViolation { name, held },
             Refusal::Invalid { reason } => ApiError::InvalidArgument(reason),
+            Refusal::StaleToken {
+                lock_token,
+                key_token,
+            } => ApiError::StaleToken {
+                current_token: lock_token,
+                key_token,
+            },
+            Refusal::KeyNotFound => ApiError::KeyNotFound,
+            Refusal::TooManyKeys { .. } => ApiError::TooManyKeys(refusal.to_string()),
+            Refusal::IdempotencyMismatch => ApiError::IdempotencyMismatch,
             Refusal::NotHolder => ApiError::NotHolder,
             Refusal::Deadlock { cycle } => ApiError::Deadlock { cycle },
             Refusal::ModeConflict { held } => ApiError::ModeConflict(format!(
@@ -233,6 +281,10 @@ impl From<Refusal> for ApiError {
             }
         }
     }
+}
+
+fn show(token: Option<FencingToken>) -> String {
+    token.map_or("nothing".into(), |t| format!("token {t}"))
 }
 
 fn busy_message(holder_token: Option<FencingToken>, delayed_until_ms: Option<u64>) -> String {

@@ -1,6 +1,6 @@
 //! A JSON body extractor whose failures look like every other error.
 //!
-//! It reads at most [`BODY_BYTES_MAX`] bytes (413 beyond), accepts JSON
+//! It reads at most [`BODY_BYTES_MAX`] bytes by default (413 beyond), accepts JSON
 //! whatever the content type says (`curl -d` sends a form type), and names
 //! the offending field in its 400 message.
 
@@ -11,10 +11,10 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// A request body decoded from JSON.
-pub struct JsonBody<T>(pub T);
+/// A request body decoded from JSON, of at most `LIMIT` bytes.
+pub struct JsonBody<T, const LIMIT: usize = BODY_BYTES_MAX>(pub T);
 
-impl<S, T> FromRequest<S> for JsonBody<T>
+impl<S, T, const LIMIT: usize> FromRequest<S> for JsonBody<T, LIMIT>
 where
     S: Send + Sync,
     T: DeserializeOwned,
@@ -22,9 +22,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::to_bytes(request.into_body(), BODY_BYTES_MAX)
+        let bytes = axum::body::to_bytes(request.into_body(), LIMIT)
             .await
-            .map_err(|_| ApiError::BodyTooLarge)?;
+            .map_err(|_| ApiError::BodyTooLarge(LIMIT))?;
         decode(&bytes).map(JsonBody)
     }
 }

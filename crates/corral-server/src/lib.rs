@@ -11,6 +11,7 @@
 
 mod config;
 mod error;
+mod idempotency;
 mod json;
 mod lease_clock;
 mod node;
@@ -23,6 +24,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::BasicNode;
+
+pub use corral_state::IDEMPOTENCY_WINDOW_MS_DEFAULT;
+
+/// The default cap on keys of the fenced store.
+pub const KV_KEYS_MAX_DEFAULT: usize = 100_000;
 
 pub use config::{
     parse_initial_cluster, parse_lock_order, ClusterSpecError, LockOrderSpecError, ServerConfig,
@@ -93,6 +99,8 @@ pub async fn serve(
         http,
         ttl_ms_min: config.ttl_ms_min(),
         lock_order: config.lock_order.clone(),
+        idempotency_window_ms: config.idempotency_window_ms,
+        kv_keys_max: config.kv_keys_max,
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use corral_api::LeaseResponse;
 use corral_raft::{CorralRaft, NodeId, StateMachineStore};
-use corral_state::{Command, LeaseId, Outcome, Proposal, Response};
+use corral_state::{Command, Idempotency, LeaseId, Outcome, Proposal, Response};
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::{ReadPolicy, ServerState};
@@ -48,6 +48,25 @@ pub enum PeerReply<T> {
     },
 }
 
+/// A command on its way to the leader, with the client's idempotency key.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Submission {
+    /// What to do.
+    pub command: Command,
+    /// The request's idempotency key, if it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency: Option<Idempotency>,
+}
+
+impl From<Command> for Submission {
+    fn from(command: Command) -> Submission {
+        Submission {
+            command,
+            idempotency: None,
+        }
+    }
+}
+
 /// One try at a leader-only operation on this node.
 pub enum Attempt<T> {
     /// The answer; final.
@@ -75,6 +94,10 @@ pub struct Node {
     /// The cluster lock order this node was started with; written into the
     /// replicated state while it leads.
     pub lock_order: Vec<String>,
+    /// How long answers to idempotency keys are remembered.
+    pub idempotency_window_ms: u64,
+    /// The most keys of the fenced store.
+    pub kv_keys_max: usize,
 }
 
 impl Node {
@@ -184,22 +207,29 @@ impl Node {
         })
     }
 
-    /// Replicates `command` and returns what applying it answered.
-    pub async fn propose(&self, command: Command) -> Result<Outcome, ApiError> {
+    /// Replicates a command (with its idempotency key, if any) and returns
+    /// what applying it answered.
+    pub async fn propose(&self, submission: impl Into<Submission>) -> Result<Outcome, ApiError> {
+        let submission = submission.into();
         let response: Response = self
-            .on_leader(PATH_PROPOSE, &command, || {
-                self.propose_here(command.clone())
+            .on_leader(PATH_PROPOSE, &submission, || {
+                self.propose_here(submission.clone())
             })
             .await?;
         response.map_err(ApiError::from)
     }
 
-    /// Proposes `command` through this node's raft, stamped with this
+    /// Proposes a command through this node's raft, stamped with this
     /// node's clock, if it is the leader.
-    pub async fn propose_here(&self, command: Command) -> Attempt<Response> {
+    pub async fn propose_here(&self, submission: impl Into<Submission>) -> Attempt<Response> {
+        let Submission {
+            command,
+            idempotency,
+        } = submission.into();
         let proposal = Proposal {
             now_ms: wall_clock_ms(),
             command,
+            idempotency,
         };
         let written = tokio::time::timeout(LEADER_WAIT, self.raft.client_write(proposal)).await;
         let result = match written {

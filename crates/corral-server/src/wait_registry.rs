@@ -190,7 +190,7 @@ mod tests {
     use super::*;
 
     fn run(table: &mut LockTable, command: Command) {
-        let applied = table.apply(Proposal { now_ms: 1, command });
+        let applied = table.apply(Proposal::new(1, command));
         assert!(applied.response.is_ok(), "{applied:?}");
     }
 
@@ -238,6 +238,7 @@ mod tests {
         );
         let applied = table.apply(Proposal {
             now_ms: 1,
+            idempotency: None,
             command: Command::AcquireAll {
                 lease_id: LeaseId(1),
                 names: vec![name("x"), name("y")],

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::idempotency::Idempotency;
+use crate::kv::{Fence, KvKey};
 use crate::lease::{LeaseId, LockOrder};
 use crate::lock::{Kind, LockName, Mode};
 
@@ -17,6 +19,21 @@ pub struct Proposal {
     pub now_ms: u64,
     /// What to do.
     pub command: Command,
+    /// The client's idempotency key, if it sent one: a retry with the same
+    /// key is answered with the first answer and applies nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency: Option<Idempotency>,
+}
+
+impl Proposal {
+    /// A proposal without an idempotency key.
+    pub fn new(now_ms: u64, command: Command) -> Proposal {
+        Proposal {
+            now_ms,
+            command,
+            idempotency: None,
+        }
+    }
 }
 
 /// What a client (or the leader itself) asks of the lock table.
@@ -130,6 +147,25 @@ pub enum Command {
     SetLockOrder {
         /// The prefixes, lowest rank first.
         prefixes: Vec<String>,
+    },
+    /// Write a key of the fenced store, if the fence is current.
+    KvPut {
+        /// The key.
+        key: KvKey,
+        /// Its new value.
+        value: String,
+        /// The lock and token the write is made under.
+        fence: Fence,
+        /// The most keys the store may hold, from the proposing node's
+        /// configuration (carried here so every replica decides the same).
+        keys_max: usize,
+    },
+    /// Delete a key of the fenced store, if the fence is current.
+    KvDelete {
+        /// The key.
+        key: KvKey,
+        /// The lock and token the delete is made under.
+        fence: Fence,
     },
 }
 

@@ -39,6 +39,8 @@
 //! [`Refusal::LimitReached`] and changes nothing.
 
 mod command;
+mod idempotency;
+mod kv;
 mod lease;
 mod lock;
 mod outcome;
@@ -46,6 +48,10 @@ mod table;
 mod token;
 
 pub use command::{Command, Proposal};
+pub use idempotency::{
+    check_idempotency_key, fingerprint, Idempotency, IdempotencyKeyError, IDEMPOTENCY_KEY_BYTES_MAX,
+};
+pub use kv::{Fence, FencedValue, KvKey, KV_VALUE_BYTES_MAX};
 pub use lease::{Lease, LeaseId, LeaseIdError, LockOrder, WaitGroup};
 pub use lock::{Grant, Kind, Lock, LockName, LockNameError, Mode, Waiter, LOCK_NAME_BYTES_MAX};
 pub use outcome::{Applied, Event, Limit, Outcome, Refusal, Response, WaitEdge};
@@ -66,5 +72,14 @@ pub const SEMAPHORE_LIMIT_MAX: u32 = 10_000;
 pub const ACQUIRE_ALL_NAMES_MAX: usize = 64;
 /// The longest lock-delay a lease may carry: one minute.
 pub const LOCK_DELAY_MS_MAX: u64 = 60_000;
+/// The most idempotency keys remembered at once; the oldest is forgotten
+/// first.
+pub const IDEMPOTENCY_KEYS_MAX: usize = 100_000;
+/// The most bytes of remembered answers (keys plus JSON answers); the
+/// oldest is forgotten first.
+pub const IDEMPOTENCY_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// How long an idempotency key's answer is remembered by default, in
+/// state-machine milliseconds: 10 minutes.
+pub const IDEMPOTENCY_WINDOW_MS_DEFAULT: u64 = 10 * 60 * 1000;
 /// The most prefixes the cluster's lock order may rank.
 pub const LOCK_ORDER_PREFIXES_MAX: usize = 64;

@@ -55,6 +55,15 @@ pub enum Outcome {
     },
     /// The cluster's lock order is now the one proposed.
     LockOrderSet,
+    /// A fenced write or delete took effect.
+    Written {
+        /// The key.
+        key: LockName,
+        /// The token it was written under.
+        fencing_token: FencingToken,
+        /// Whether it was a delete.
+        deleted: bool,
+    },
 }
 
 /// A command refused; the state is unchanged.
@@ -133,6 +142,28 @@ pub enum Refusal {
         /// The lock held (or waited for) that it is ordered before.
         held: LockName,
     },
+    /// A fenced write whose token is not the one the lock is held under
+    /// now, or is below one that wrote the key before.
+    #[error("stale fencing token: the lock is held under {}, the key was written under {}",
+        show_token(*lock_token), show_token(*key_token))]
+    StaleToken {
+        /// The newest token the lock is held under; none when it is free.
+        lock_token: Option<FencingToken>,
+        /// The highest token that wrote the key; none when it never was.
+        key_token: Option<FencingToken>,
+    },
+    /// A delete of a key that was never written.
+    #[error("no such key")]
+    KeyNotFound,
+    /// The fenced store holds as many keys as it may.
+    #[error("the fenced store holds its maximum of {max} keys")]
+    TooManyKeys {
+        /// The maximum.
+        max: usize,
+    },
+    /// The idempotency key answered another request.
+    #[error("the idempotency key was used for another request")]
+    IdempotencyMismatch,
     /// The command's arguments are out of range.
     #[error("{reason}")]
     Invalid {
@@ -154,6 +185,10 @@ pub struct WaitEdge {
     pub waits_for: LockName,
     /// The lease it waits on.
     pub held_by: LeaseId,
+}
+
+fn show_token(token: Option<FencingToken>) -> String {
+    token.map_or("nothing".into(), |t| format!("token {t}"))
 }
 
 fn describe_cycle(cycle: &[WaitEdge]) -> String {

@@ -63,6 +63,14 @@ struct ServerArgs {
     /// leader's is written into the replicated state.
     #[arg(long, default_value = "")]
     lock_order: String,
+    /// How long the cluster remembers the answer to a request sent with an
+    /// `Idempotency-Key` header, in milliseconds of state-machine time.
+    #[arg(long, default_value_t = corral_server::IDEMPOTENCY_WINDOW_MS_DEFAULT)]
+    idempotency_window_ms: u64,
+    /// The most keys the fenced key-value store may hold (deleted keys
+    /// count: they keep the highest token that wrote them).
+    #[arg(long, default_value_t = corral_server::KV_KEYS_MAX_DEFAULT)]
+    kv_keys_max: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -93,6 +101,8 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
             snapshot_logs: args.snapshot_logs,
         },
         lock_order: parse_lock_order(&args.lock_order)?,
+        idempotency_window_ms: args.idempotency_window_ms,
+        kv_keys_max: args.kv_keys_max,
     };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;

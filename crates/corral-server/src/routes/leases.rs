@@ -14,8 +14,9 @@ use corral_state::{Command, Kind, Lease, LeaseId, LockTable, Outcome};
 
 use super::unexpected;
 use crate::error::ApiError;
+use crate::idempotency::IdempotencyKey;
 use crate::json::JsonBody;
-use crate::node::Node;
+use crate::node::{Node, Submission};
 
 pub(super) fn router() -> Router<Arc<Node>> {
     Router::new()
@@ -32,6 +33,7 @@ fn lease_id(raw: &str) -> Result<LeaseId, ApiError> {
 
 async fn grant(
     State(node): State<Arc<Node>>,
+    key: IdempotencyKey,
     JsonBody(request): JsonBody<GrantLeaseRequest>,
 ) -> Result<(StatusCode, Json<LeaseResponse>), ApiError> {
     if !(node.ttl_ms_min..=TTL_MS_MAX).contains(&request.ttl_ms) {
@@ -54,7 +56,12 @@ async fn grant(
         lock_order: request.lock_order.unwrap_or_default(),
         lock_delay_ms,
     };
-    match node.propose(command).await? {
+    let idempotency = key.for_request("POST /v1/leases", &request, node.idempotency_window_ms);
+    let submission = Submission {
+        command,
+        idempotency,
+    };
+    match node.propose(submission).await? {
         Outcome::LeaseGranted { lease_id, ttl_ms } => Ok((
             StatusCode::CREATED,
             Json(LeaseResponse { lease_id, ttl_ms }),
@@ -63,8 +70,11 @@ async fn grant(
     }
 }
 
+/// A keepalive is not logged and may be repeated at will; an
+/// `Idempotency-Key` is checked but has nothing to do.
 async fn keepalive(
     State(node): State<Arc<Node>>,
+    _key: IdempotencyKey,
     Path(raw): Path<String>,
 ) -> Result<Json<LeaseResponse>, ApiError> {
     let lease_id = lease_id(&raw)?;
@@ -73,10 +83,15 @@ async fn keepalive(
 
 async fn revoke(
     State(node): State<Arc<Node>>,
+    key: IdempotencyKey,
     Path(raw): Path<String>,
 ) -> Result<Json<RevokeLeaseResponse>, ApiError> {
     let lease_id = lease_id(&raw)?;
-    match node.propose(Command::RevokeLease { lease_id }).await? {
+    let submission = Submission {
+        command: Command::RevokeLease { lease_id },
+        idempotency: key.for_request("DELETE /v1/leases", &lease_id, node.idempotency_window_ms),
+    };
+    match node.propose(submission).await? {
         Outcome::LeaseEnded {
             released,
             released_semaphores,

@@ -9,13 +9,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use corral_api::{
     AcquireAllRequest, AcquireAllResponse, AcquireRequest, GrantResponse, HolderView, LockList,
-    LockView, NamedToken, ReleaseRequest, ReleaseResponse, WaiterView, ACQUIRE_ALL_NAMES_MAX,
+    LockView, NamedToken, ReleaseRequest, ReleaseResponse, ValidateRequest, ValidateResponse,
+    WaiterView, ACQUIRE_ALL_NAMES_MAX,
 };
 use corral_state::{Command, Grant, Kind, Lock, LockName};
 
 use super::waiting::{self, Acquire};
 use super::{show_named, NameQuery};
 use crate::error::ApiError;
+use crate::idempotency::IdempotencyKey;
 use crate::json::JsonBody;
 use crate::node::Node;
 
@@ -25,13 +27,20 @@ pub(super) fn router() -> Router<Arc<Node>> {
         .route("/v1/locks/acquire", post(acquire))
         .route("/v1/locks/acquire-all", post(acquire_all))
         .route("/v1/locks/release", post(release))
+        .route("/v1/locks/validate", post(validate))
 }
 
 async fn acquire(
     State(node): State<Arc<Node>>,
+    key: IdempotencyKey,
     JsonBody(request): JsonBody<AcquireRequest>,
 ) -> Result<Json<GrantResponse>, ApiError> {
     let wait_ms = waiting::wait_ms(request.wait_ms)?;
+    let idempotency = key.for_request(
+        "POST /v1/locks/acquire",
+        &request,
+        node.idempotency_window_ms,
+    );
     let AcquireRequest {
         lease_id,
         name,
@@ -48,6 +57,7 @@ async fn acquire(
             mode,
             wait_ms,
         },
+        idempotency,
         cancel: Command::CancelWait {
             lease_id,
             name,
@@ -69,9 +79,15 @@ async fn acquire(
 
 async fn acquire_all(
     State(node): State<Arc<Node>>,
+    key: IdempotencyKey,
     JsonBody(request): JsonBody<AcquireAllRequest>,
 ) -> Result<Json<AcquireAllResponse>, ApiError> {
     let wait_ms = waiting::wait_ms(request.wait_ms)?;
+    let idempotency = key.for_request(
+        "POST /v1/locks/acquire-all",
+        &request,
+        node.idempotency_window_ms,
+    );
     let AcquireAllRequest {
         lease_id,
         names,
@@ -102,6 +118,7 @@ async fn acquire_all(
             mode,
             wait_ms,
         },
+        idempotency,
         cancel: Command::CancelWaitAll {
             lease_id,
             names: sorted,
@@ -124,9 +141,37 @@ async fn acquire_all(
 
 async fn release(
     State(node): State<Arc<Node>>,
+    key: IdempotencyKey,
     JsonBody(request): JsonBody<ReleaseRequest>,
 ) -> Result<Json<ReleaseResponse>, ApiError> {
-    super::release(&node, Kind::Lock, request.lease_id, request.name).await
+    let idempotency = key.for_request(
+        "POST /v1/locks/release",
+        &request,
+        node.idempotency_window_ms,
+    );
+    super::release(
+        &node,
+        Kind::Lock,
+        request.lease_id,
+        request.name,
+        idempotency,
+    )
+    .await
+}
+
+/// Whether a token is the one a lock is held under now: a linearizable
+/// read, for a downstream service that keeps no state of its own.
+async fn validate(
+    State(node): State<Arc<Node>>,
+    JsonBody(request): JsonBody<ValidateRequest>,
+) -> Result<Json<ValidateResponse>, ApiError> {
+    node.linearize().await?;
+    let state = node.state.read();
+    let (valid, current_token) = state.table.validate(&request.name, request.fencing_token);
+    Ok(Json(ValidateResponse {
+        valid,
+        current_token,
+    }))
 }
 
 fn view(name: &LockName, lock: Option<&Lock>) -> LockView {

@@ -1,6 +1,7 @@
 //! The HTTP routes of a node: the public API v1 and the peer endpoints, on
 //! one listener.
 
+mod kv;
 mod leases;
 mod locks;
 mod peer;
@@ -14,11 +15,11 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::Query;
 use axum::{Json, Router};
 use corral_api::{ReleaseResponse, LIST_LOCKS_MAX};
-use corral_state::{Command, Kind, LeaseId, Lock, LockName, Outcome};
+use corral_state::{Command, Idempotency, Kind, LeaseId, Lock, LockName, Outcome};
 use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::node::Node;
+use crate::node::{Node, Submission};
 
 /// The whole router of a node.
 pub fn router(node: Arc<Node>) -> Router {
@@ -26,6 +27,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(leases::router())
         .merge(locks::router())
         .merge(semaphores::router())
+        .merge(kv::router())
         .merge(status::router())
         .merge(peer::router())
         .fallback(|| async { ApiError::NotFound })
@@ -99,13 +101,17 @@ async fn release(
     kind: Kind,
     lease_id: LeaseId,
     name: LockName,
+    idempotency: Option<Idempotency>,
 ) -> Result<Json<ReleaseResponse>, ApiError> {
-    let command = Command::Release {
-        lease_id,
-        name,
-        kind,
+    let submission = Submission {
+        command: Command::Release {
+            lease_id,
+            name,
+            kind,
+        },
+        idempotency,
     };
-    match node.propose(command).await? {
+    match node.propose(submission).await? {
         Outcome::Released => Ok(Json(ReleaseResponse { released: true })),
         other => Err(unexpected(other)),
     }

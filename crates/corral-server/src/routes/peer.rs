@@ -17,13 +17,15 @@ use corral_raft::{
     RpcReply, Snapshot, SnapshotHeader, SnapshotReply, TypeConfig, HEADER_SNAPSHOT, PATH_APPEND,
     PATH_SNAPSHOT, PATH_VOTE,
 };
-use corral_state::{Command, LeaseId, Response};
+use corral_state::{LeaseId, Response};
 use openraft::errors::Fatal;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
 
 use crate::error::ApiError;
 use crate::json::decode;
-use crate::node::{Attempt, Node, PeerReply, PATH_KEEPALIVE, PATH_PROPOSE, PATH_READ_INDEX};
+use crate::node::{
+    Attempt, Node, PeerReply, Submission, PATH_KEEPALIVE, PATH_PROPOSE, PATH_READ_INDEX,
+};
 
 /// Snapshots of a large lock table are bigger than client bodies.
 const PEER_BODY_BYTES_MAX: usize = 1 << 30;
@@ -87,8 +89,8 @@ async fn propose(
     State(node): State<Arc<Node>>,
     body: Bytes,
 ) -> Result<Json<PeerReply<Response>>, ApiError> {
-    let command: Command = decode(&body)?;
-    Ok(reply(node.propose_here(command).await, &node))
+    let submission: Submission = decode(&body)?;
+    Ok(reply(node.propose_here(submission).await, &node))
 }
 
 async fn read_index(State(node): State<Arc<Node>>) -> Json<PeerReply<u64>> {

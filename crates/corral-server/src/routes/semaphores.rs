@@ -17,6 +17,7 @@ use corral_state::{Command, Kind, Lock, LockName};
 use super::waiting::{self, Acquire};
 use super::{show_named, NameQuery};
 use crate::error::ApiError;
+use crate::idempotency::IdempotencyKey;
 use crate::json::JsonBody;
 use crate::node::Node;
 
@@ -29,9 +30,15 @@ pub(super) fn router() -> Router<Arc<Node>> {
 
 async fn acquire(
     State(node): State<Arc<Node>>,
+    key: IdempotencyKey,
     JsonBody(request): JsonBody<SemaphoreAcquireRequest>,
 ) -> Result<Json<SemaphoreGrantResponse>, ApiError> {
     let wait_ms = waiting::wait_ms(request.wait_ms)?;
+    let idempotency = key.for_request(
+        "POST /v1/semaphores/acquire",
+        &request,
+        node.idempotency_window_ms,
+    );
     let SemaphoreAcquireRequest {
         lease_id,
         name,
@@ -60,6 +67,7 @@ async fn acquire(
             permits,
             wait_ms,
         },
+        idempotency,
         cancel: Command::CancelWait {
             lease_id,
             name,
@@ -81,9 +89,22 @@ async fn acquire(
 
 async fn release(
     State(node): State<Arc<Node>>,
+    key: IdempotencyKey,
     JsonBody(request): JsonBody<SemaphoreReleaseRequest>,
 ) -> Result<Json<ReleaseResponse>, ApiError> {
-    super::release(&node, Kind::Semaphore, request.lease_id, request.name).await
+    let idempotency = key.for_request(
+        "POST /v1/semaphores/release",
+        &request,
+        node.idempotency_window_ms,
+    );
+    super::release(
+        &node,
+        Kind::Semaphore,
+        request.lease_id,
+        request.name,
+        idempotency,
+    )
+    .await
 }
 
 fn view(name: &LockName, semaphore: Option<&Lock>) -> SemaphoreView {

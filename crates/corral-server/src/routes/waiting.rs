@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use corral_api::WAIT_MS_MAX;
-use corral_state::{Command, FencingToken, Grant, Kind, LeaseId, LockName, Outcome};
+use corral_state::{Command, FencingToken, Grant, Idempotency, Kind, LeaseId, LockName, Outcome};
 use tokio::time::Instant;
 
 use super::unexpected;
 use crate::error::ApiError;
-use crate::node::Node;
+use crate::node::{Node, Submission};
 use crate::wait_registry::{WaitEnd, WaitTicket};
 
 /// One acquire as the routes hand it over.
@@ -22,6 +22,8 @@ pub(super) struct Acquire {
     pub names: Vec<LockName>,
     /// The command to propose.
     pub command: Command,
+    /// The request's idempotency key.
+    pub idempotency: Option<Idempotency>,
     /// The command that withdraws it when the wait runs out.
     pub cancel: Command,
     /// How long it may wait.
@@ -47,18 +49,28 @@ pub(super) async fn acquire(node: &Node, acquire: Acquire) -> Result<Vec<Grant>,
         lease_id,
         names,
         command,
+        idempotency,
         cancel,
         wait_ms,
     } = acquire;
     // Registered before proposing, so a grant applied right after the
     // enqueue cannot be missed.
     let ticket = (wait_ms > 0).then(|| node.waits.register(kind, lease_id, &names));
-    match node.propose(command).await? {
+    let submission = Submission {
+        command,
+        idempotency,
+    };
+    match node.propose(submission).await? {
         Outcome::Granted(grant) => Ok(vec![grant]),
         Outcome::GrantedAll(grants) => Ok(grants),
         Outcome::Queued { after_token, .. } => {
             let ticket =
                 ticket.ok_or_else(|| ApiError::Internal("queued without a wait".into()))?;
+            // A retry answered from its idempotency key may come after the
+            // grant it waits for was applied here.
+            if let Some(grants) = granted_since(node, kind, lease_id, &names, after_token) {
+                return Ok(grants);
+            }
             let deadline = Instant::now() + Duration::from_millis(wait_ms);
             if let Some(grants) = wait_for_grant(ticket, &names, after_token, deadline).await? {
                 return Ok(grants);
@@ -74,6 +86,33 @@ pub(super) async fn acquire(node: &Node, acquire: Acquire) -> Result<Vec<Grant>,
         }
         other => Err(unexpected(other)),
     }
+}
+
+/// The lease's grants of every name, if this node has applied them and one
+/// is newer than `after_token`.
+fn granted_since(
+    node: &Node,
+    kind: Kind,
+    lease_id: LeaseId,
+    names: &[LockName],
+    after_token: FencingToken,
+) -> Option<Vec<Grant>> {
+    let state = node.state.read();
+    let grants: Vec<Grant> = names
+        .iter()
+        .map(|name| {
+            state
+                .table
+                .entry(kind, name)?
+                .holders
+                .get(&lease_id)
+                .cloned()
+        })
+        .collect::<Option<_>>()?;
+    grants
+        .iter()
+        .any(|g| g.fencing_token > after_token)
+        .then_some(grants)
 }
 
 /// Waits until the lease is granted every name or ends, or until

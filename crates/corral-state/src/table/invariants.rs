@@ -59,6 +59,14 @@ impl LockTable {
                 }
             }
         }
+        self.remembered.check()?;
+        for (key, record) in &self.kv {
+            if record.fencing_token > self.last_token {
+                return Err(format!(
+                    "key {key:?} was written under a token never handed out"
+                ));
+            }
+        }
         if !self.wait_graph_is_acyclic() {
             return Err("the wait-for graph has a cycle".into());
         }

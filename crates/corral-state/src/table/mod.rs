@@ -7,6 +7,7 @@
 mod acquire;
 mod deadlock;
 mod invariants;
+mod kv;
 mod order;
 mod queue;
 
@@ -14,6 +15,10 @@ pub use order::check_lock_order;
 
 #[cfg(test)]
 mod acquire_all_test;
+#[cfg(test)]
+mod idempotency_test;
+#[cfg(test)]
+mod kv_test;
 #[cfg(test)]
 mod lock_delay_test;
 #[cfg(test)]
@@ -33,6 +38,8 @@ use std::ops::Bound;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, Proposal};
+use crate::idempotency::{Recall, RememberedResponses};
+use crate::kv::{FencedValue, KvKey};
 use crate::lease::{Lease, LeaseId, LockOrder};
 use crate::lock::{Kind, Lock, LockName};
 use crate::outcome::{Applied, Event, Limit, Outcome, Refusal, Response};
@@ -61,6 +68,12 @@ pub struct LockTable {
     /// The cluster's lock ranks: name prefixes, lowest rank first.
     #[serde(default)]
     lock_order: Vec<String>,
+    /// The fenced key-value store.
+    #[serde(default)]
+    kv: BTreeMap<KvKey, FencedValue>,
+    /// Answers to requests with idempotency keys, for their retries.
+    #[serde(default)]
+    remembered: RememberedResponses,
 }
 
 impl LockTable {
@@ -70,13 +83,37 @@ impl LockTable {
     }
 
     /// Applies one proposal and says what it did.
+    ///
+    /// A proposal with an idempotency key that answered the same request
+    /// before is answered the same way again and changes nothing.
     pub fn apply(&mut self, proposal: Proposal) -> Applied {
         // Clamped so that a new leader whose clock is behind the old one's
         // cannot move state-machine time backwards.
         self.now_ms = self.now_ms.max(proposal.now_ms);
+        self.remembered.forget_expired(self.now_ms);
+        let Some(idempotency) = proposal.idempotency else {
+            return self.apply_command(proposal.command);
+        };
+        let response = match self.remembered.recall(&idempotency) {
+            Recall::Answered(response) => response,
+            Recall::Mismatch => Err(Refusal::IdempotencyMismatch),
+            Recall::New => {
+                let applied = self.apply_command(proposal.command);
+                self.remembered
+                    .remember(idempotency, self.now_ms, &applied.response);
+                return applied;
+            }
+        };
+        Applied {
+            response,
+            events: Vec::new(),
+        }
+    }
+
+    fn apply_command(&mut self, command: Command) -> Applied {
         let token_before = self.last_token;
         let mut events = Vec::new();
-        let response = match proposal.command {
+        let response = match command {
             Command::GrantLease {
                 lease_id,
                 ttl_ms,
@@ -121,6 +158,13 @@ impl LockTable {
                 count: self.lift_lock_delays(&mut events),
             }),
             Command::SetLockOrder { prefixes } => self.set_lock_order(prefixes),
+            Command::KvPut {
+                key,
+                value,
+                fence,
+                keys_max,
+            } => self.write_fenced(key, Some(value), fence, keys_max),
+            Command::KvDelete { key, fence } => self.write_fenced(key, None, fence, usize::MAX),
         };
         assert!(
             self.last_token >= token_before,
@@ -167,6 +211,11 @@ impl LockTable {
     /// A lock or a semaphore in use, by kind and name.
     pub fn entry(&self, kind: Kind, name: &LockName) -> Option<&Lock> {
         self.map(kind).get(name)
+    }
+
+    /// How many answers to idempotency keys are remembered.
+    pub fn remembered_count(&self) -> usize {
+        self.remembered.len()
     }
 
     /// The cluster's lock ranks, lowest first.

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 
+use crate::idempotency::Recall;
 use crate::*;
 
 fn name(s: &str) -> LockName {
@@ -42,7 +43,7 @@ fn command() -> impl Strategy<Value = Command> {
         lease
             .clone()
             .prop_map(|lease_id| Command::ExpireLease { lease_id }),
-        (lease.clone(), lock, mode.clone(), wait.clone()).prop_map(
+        (lease.clone(), lock.clone(), mode.clone(), wait.clone()).prop_map(
             |(lease_id, name, mode, wait_ms)| Command::Acquire {
                 lease_id,
                 name,
@@ -81,6 +82,17 @@ fn command() -> impl Strategy<Value = Command> {
         }),
         (lease, names).prop_map(|(lease_id, names)| Command::CancelWaitAll { lease_id, names }),
         Just(Command::LiftLockDelays),
+        (lock.clone(), 0u64..12, prop::sample::select(vec!["k", "m"])).prop_map(
+            |(lock, token, key)| Command::KvPut {
+                key: name(key),
+                value: format!("{lock}@{token}"),
+                fence: Fence {
+                    lock,
+                    fencing_token: FencingToken(token),
+                },
+                keys_max: 1,
+            }
+        ),
         prop::sample::select(vec![vec![], vec!["b"], vec!["c", "a"]]).prop_map(|p| {
             Command::SetLockOrder {
                 prefixes: p.into_iter().map(String::from).collect(),
@@ -158,6 +170,17 @@ fn held_but_just_granted(
     })
 }
 
+/// Whether `proposal` carries an idempotency key that `table` answers from
+/// memory (a retry or a mismatch) instead of applying the command.
+fn answered_from_memory(table: &LockTable, proposal: &Proposal) -> bool {
+    let Some(idempotency) = &proposal.idempotency else {
+        return false;
+    };
+    let mut remembered = table.remembered.clone();
+    remembered.forget_expired(table.now_ms().max(proposal.now_ms));
+    !matches!(remembered.recall(idempotency), Recall::New)
+}
+
 fn new_grants(applied: &Applied, last: FencingToken) -> Vec<Grant> {
     let mut grants: Vec<Grant> = applied
         .events
@@ -192,18 +215,36 @@ proptest! {
     /// lifting every delay and revoking every lease empties the table.
     #[test]
     fn any_sequence_keeps_the_invariants(
-        commands in prop::collection::vec((0u64..50, command()), 1..150)
+        commands in prop::collection::vec(
+            (0u64..50, command(), prop::option::of(prop::sample::select(vec!["x", "y"]))),
+            1..150,
+        )
     ) {
         let mut table = LockTable::new();
         let mut replica = LockTable::new();
         let mut last = FencingToken(0);
         let mut now_ms = 0;
-        for (step_ms, command) in commands {
+        for (step_ms, command, key) in commands {
             now_ms += step_ms;
             let before = table.clone();
-            let proposal = Proposal { now_ms, command: command.clone() };
+            let mut proposal = Proposal::new(now_ms, command.clone());
+            // A few idempotency keys over random commands: the same key
+            // with the same command is a retry, with another a mismatch.
+            proposal.idempotency = key.map(|key| Idempotency {
+                key: key.into(),
+                fingerprint: fingerprint(&[format!("{command:?}").as_bytes()]),
+                window_ms: 200,
+            });
+            let retried = answered_from_memory(&before, &proposal);
             let applied = table.apply(proposal.clone());
             prop_assert_eq!(&applied, &replica.apply(proposal));
+            if retried {
+                // A remembered answer: nothing but time and the memory of
+                // answers may change.
+                prop_assert_eq!(table.last_token(), before.last_token());
+                prop_assert!(applied.events.is_empty());
+                continue;
+            }
             table.check_invariants().map_err(TestCaseError::fail)?;
 
             for g in new_grants(&applied, last) {
@@ -263,10 +304,10 @@ proptest! {
         prop_assert_eq!(&table, &replica);
 
         now_ms += LOCK_DELAY_MS_MAX + 1;
-        table.apply(Proposal { now_ms, command: Command::LiftLockDelays });
+        table.apply(Proposal::new(now_ms, Command::LiftLockDelays));
         let leases: Vec<LeaseId> = table.leases().map(|(id, _)| *id).collect();
         for lease_id in leases {
-            table.apply(Proposal { now_ms, command: Command::RevokeLease { lease_id } });
+            table.apply(Proposal::new(now_ms, Command::RevokeLease { lease_id }));
             table.check_invariants().map_err(TestCaseError::fail)?;
         }
         prop_assert_eq!(table.locks_with_prefix("").count(), 0);

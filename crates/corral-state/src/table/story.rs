@@ -25,10 +25,7 @@ impl Story {
     }
 
     pub(super) fn run(&mut self, command: Command) -> Applied {
-        let applied = self.table.apply(Proposal {
-            now_ms: self.now_ms,
-            command,
-        });
+        let applied = self.table.apply(Proposal::new(self.now_ms, command));
         self.table.check_invariants().expect("invariants hold");
         applied
     }

@@ -284,6 +284,7 @@ fn waiters_per_lock_are_bounded() {
     for n in 1..=WAITERS_PER_LOCK_MAX as u128 {
         s.table.apply(Proposal {
             now_ms: 1,
+            idempotency: None,
             command: Command::GrantLease {
                 lease_id: id(n),
                 ttl_ms: 1,
@@ -293,6 +294,7 @@ fn waiters_per_lock_are_bounded() {
         });
         s.table.apply(Proposal {
             now_ms: 1,
+            idempotency: None,
             command: Command::Acquire {
                 lease_id: id(n),
                 name: name("a"),

@@ -1,0 +1,101 @@
+//! `/v1/kv`: fenced writes, deletes and reads of the key-value store.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use corral_api::{
+    KvDeleteRequest, KvPutRequest, KvValue, KvWriteResponse, KV_BODY_BYTES_MAX, KV_VALUE_BYTES_MAX,
+};
+use corral_state::{Command, LockName, Outcome};
+use serde::Deserialize;
+
+use super::unexpected;
+use crate::error::ApiError;
+use crate::idempotency::IdempotencyKey;
+use crate::json::JsonBody;
+use crate::node::{Node, Submission};
+
+pub(super) fn router() -> Router<Arc<Node>> {
+    Router::new().route("/v1/kv", get(show).put(put).delete(delete))
+}
+
+async fn put(
+    State(node): State<Arc<Node>>,
+    key: IdempotencyKey,
+    JsonBody(request): JsonBody<KvPutRequest, KV_BODY_BYTES_MAX>,
+) -> Result<Json<KvWriteResponse>, ApiError> {
+    if request.value.len() > KV_VALUE_BYTES_MAX {
+        return Err(ApiError::InvalidArgument(format!(
+            "field `value`: must be at most {KV_VALUE_BYTES_MAX} bytes, got {}",
+            request.value.len()
+        )));
+    }
+    let idempotency = key.for_request("PUT /v1/kv", &request, node.idempotency_window_ms);
+    let command = Command::KvPut {
+        key: request.key,
+        value: request.value,
+        fence: request.fence,
+        keys_max: node.kv_keys_max,
+    };
+    write(&node, command, idempotency).await
+}
+
+async fn delete(
+    State(node): State<Arc<Node>>,
+    key: IdempotencyKey,
+    JsonBody(request): JsonBody<KvDeleteRequest>,
+) -> Result<Json<KvWriteResponse>, ApiError> {
+    let idempotency = key.for_request("DELETE /v1/kv", &request, node.idempotency_window_ms);
+    let command = Command::KvDelete {
+        key: request.key,
+        fence: request.fence,
+    };
+    write(&node, command, idempotency).await
+}
+
+async fn write(
+    node: &Node,
+    command: Command,
+    idempotency: Option<corral_state::Idempotency>,
+) -> Result<Json<KvWriteResponse>, ApiError> {
+    let submission = Submission {
+        command,
+        idempotency,
+    };
+    match node.propose(submission).await? {
+        Outcome::Written {
+            key, fencing_token, ..
+        } => Ok(Json(KvWriteResponse { key, fencing_token })),
+        other => Err(unexpected(other)),
+    }
+}
+
+#[derive(Deserialize)]
+struct KeyQuery {
+    key: String,
+}
+
+async fn show(
+    State(node): State<Arc<Node>>,
+    query: Result<Query<KeyQuery>, QueryRejection>,
+) -> Result<Json<KvValue>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::InvalidArgument(e.body_text()))?;
+    let key = LockName::new(query.key)
+        .map_err(|e| ApiError::InvalidArgument(format!("query `key`: {e}")))?;
+    node.linearize().await?;
+    let state = node.state.read();
+    let record = state
+        .table
+        .fenced_value(&key)
+        .ok_or(ApiError::KeyNotFound)?;
+    let value = record.value.clone().ok_or(ApiError::KeyNotFound)?;
+    Ok(Json(KvValue {
+        key,
+        value,
+        fencing_token: record.fencing_token,
+        lock: record.lock.clone(),
+    }))
+}

@@ -1,0 +1,37 @@
+//! The fenced key-value store: records that only the current holder of a
+//! lock may write, and never with a token lower than one that wrote before.
+
+use serde::{Deserialize, Serialize};
+
+use crate::lock::LockName;
+use crate::token::FencingToken;
+
+/// A key of the fenced store. Keys follow the rules of lock names: 1 to
+/// 512 bytes of UTF-8 without control characters.
+pub type KvKey = LockName;
+
+/// The longest value, in bytes.
+pub const KV_VALUE_BYTES_MAX: usize = 64 * 1024;
+
+/// The lock and token a write claims to be made under.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fence {
+    /// The lock that guards the key.
+    pub lock: LockName,
+    /// The token the writer holds that lock under.
+    pub fencing_token: FencingToken,
+}
+
+/// A key's record. A deleted key keeps its record without a value, so that
+/// the highest token that wrote it still refuses older writers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FencedValue {
+    /// The value; `None` once deleted.
+    pub value: Option<String>,
+    /// The highest token that wrote (or deleted) the key.
+    pub fencing_token: FencingToken,
+    /// The lock that write was fenced by.
+    pub lock: LockName,
+    /// State-machine time of that write.
+    pub written_at_ms: u64,
+}

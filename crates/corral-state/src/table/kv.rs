@@ -1,0 +1,76 @@
+//! Fenced writes to the key-value store.
+
+use super::LockTable;
+use crate::kv::{Fence, FencedValue, KvKey, KV_VALUE_BYTES_MAX};
+use crate::outcome::{Outcome, Refusal, Response};
+
+impl LockTable {
+    /// Writes (`Some`) or deletes (`None`) `key` if `fence` is current: the
+    /// lock is held under its token right now, and no higher token has
+    /// written the key. A new key is refused once `keys_max` keys exist
+    /// (deleted ones count: they keep their highest token).
+    pub(super) fn write_fenced(
+        &mut self,
+        key: KvKey,
+        value: Option<String>,
+        fence: Fence,
+        keys_max: usize,
+    ) -> Response {
+        if value.as_ref().is_some_and(|v| v.len() > KV_VALUE_BYTES_MAX) {
+            return Err(Refusal::Invalid {
+                reason: format!("a value is at most {KV_VALUE_BYTES_MAX} bytes"),
+            });
+        }
+        let lock = self.locks.get(&fence.lock);
+        let held = lock.is_some_and(|l| {
+            l.holders
+                .values()
+                .any(|g| g.fencing_token == fence.fencing_token)
+        });
+        let key_token = self.kv.get(&key).map(|r| r.fencing_token);
+        if !held || key_token.is_some_and(|t| t > fence.fencing_token) {
+            return Err(Refusal::StaleToken {
+                lock_token: lock.and_then(|l| l.newest_token()),
+                key_token,
+            });
+        }
+        if key_token.is_none() && (value.is_none() || self.kv.len() >= keys_max) {
+            return match value {
+                None => Err(Refusal::KeyNotFound),
+                Some(_) => Err(Refusal::TooManyKeys { max: keys_max }),
+            };
+        }
+        let deleted = value.is_none();
+        self.kv.insert(
+            key.clone(),
+            FencedValue {
+                value,
+                fencing_token: fence.fencing_token,
+                lock: fence.lock,
+                written_at_ms: self.now_ms,
+            },
+        );
+        Ok(Outcome::Written {
+            key,
+            fencing_token: fence.fencing_token,
+            deleted,
+        })
+    }
+
+    /// A key's record, deleted ones included.
+    pub fn fenced_value(&self, key: &KvKey) -> Option<&FencedValue> {
+        self.kv.get(key)
+    }
+
+    /// Whether `name` is held under `token` right now, and the newest token
+    /// it is held under.
+    pub fn validate(
+        &self,
+        name: &crate::LockName,
+        token: crate::FencingToken,
+    ) -> (bool, Option<crate::FencingToken>) {
+        let lock = self.locks.get(name);
+        let valid = lock.is_some_and(|l| l.holders.values().any(|g| g.fencing_token == token));
+        (valid, lock.and_then(|l| l.newest_token()))
+    }
+}

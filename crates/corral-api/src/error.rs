@@ -85,6 +85,11 @@ pub enum ErrorCode {
     AlreadyWaiting,
     /// 409: the lock is ordered before one the lease holds or waits for.
     OrderViolation,
+    /// 409: the lease does not lead the election.
+    NotLeader,
+    /// 409: a waiting acquire-all was withdrawn because its lease released
+    /// a lock the request counted as held.
+    WaitWithdrawn,
     /// 409: a fenced write's token is not the one its lock is held under
     /// now, or is below one that wrote the key before.
     StaleToken,
@@ -121,7 +126,9 @@ impl ErrorCode {
             | ErrorCode::LimitMismatch
             | ErrorCode::AlreadyWaiting
             | ErrorCode::OrderViolation
-            | ErrorCode::StaleToken => 409,
+            | ErrorCode::StaleToken
+            | ErrorCode::NotLeader
+            | ErrorCode::WaitWithdrawn => 409,
             ErrorCode::BodyTooLarge => 413,
             ErrorCode::IdempotencyMismatch => 422,
             ErrorCode::LimitReached | ErrorCode::TooManyKeys => 429,

@@ -3,13 +3,17 @@
 //! Shared by the server, which produces these bodies, and by clients, which
 //! read them. See `docs/api.md` for every endpoint with examples.
 
+mod election;
 mod error;
 mod kv;
 mod semaphore;
 
-pub use corral_state::{Fence, KvKey, KV_VALUE_BYTES_MAX};
+pub use corral_state::{Fence, KvKey, ELECTION_VALUE_BYTES_MAX, KV_VALUE_BYTES_MAX};
 pub use corral_state::{FencingToken, LeaseId, LockName, LockOrder, Mode, WaitEdge};
 pub use corral_state::{ACQUIRE_ALL_NAMES_MAX, LOCK_DELAY_MS_MAX, SEMAPHORE_LIMIT_MAX};
+pub use election::{
+    CampaignRequest, ElectionView, LeaderView, ProclaimRequest, ResignRequest, ResignResponse,
+};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use kv::{
     KvDeleteRequest, KvPutRequest, KvValue, KvWriteResponse, ValidateRequest, ValidateResponse,
@@ -65,6 +69,9 @@ pub struct RevokeLeaseResponse {
     /// Semaphores whose permits were released.
     #[serde(default)]
     pub released_semaphores: Vec<LockName>,
+    /// Elections the lease led (the next candidate leads each now).
+    #[serde(default)]
+    pub resigned: Vec<LockName>,
 }
 
 /// `GET /v1/leases/{id}`.
@@ -79,6 +86,9 @@ pub struct LeaseView {
     /// The semaphores it holds permits of, by name.
     #[serde(default)]
     pub semaphores: Vec<HeldLock>,
+    /// The elections it leads, by name.
+    #[serde(default)]
+    pub elections: Vec<HeldLock>,
     /// The lock order it keeps.
     #[serde(default)]
     pub lock_order: LockOrder,

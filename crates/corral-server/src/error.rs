@@ -86,6 +86,14 @@ pub enum ApiError {
     /// No such key.
     #[error("no such key")]
     KeyNotFound,
+    /// The lease does not lead the election.
+    #[error("the lease does not lead the election (and is not a waiting candidate)")]
+    NotLeader,
+    /// A waiting acquire-all was withdrawn.
+    #[error(
+        "the acquire-all was withdrawn: its lease released a lock the request counted as held"
+    )]
+    WaitWithdrawn,
     /// The fenced store is full.
     #[error("{0}")]
     TooManyKeys(String),
@@ -128,6 +136,8 @@ impl ApiError {
             ApiError::LimitReached(_) => ErrorCode::LimitReached,
             ApiError::StaleToken { .. } => ErrorCode::StaleToken,
             ApiError::KeyNotFound => ErrorCode::KeyNotFound,
+            ApiError::NotLeader => ErrorCode::NotLeader,
+            ApiError::WaitWithdrawn => ErrorCode::WaitWithdrawn,
             ApiError::TooManyKeys(_) => ErrorCode::TooManyKeys,
             ApiError::IdempotencyMismatch => ErrorCode::IdempotencyMismatch,
             ApiError::Unavailable { .. } => ErrorCode::Unavailable,
@@ -231,6 +241,8 @@ impl ApiError {
                 key_token: detail.key_token,
             },
             ErrorCode::KeyNotFound => ApiError::KeyNotFound,
+            ErrorCode::NotLeader => ApiError::NotLeader,
+            ErrorCode::WaitWithdrawn => ApiError::WaitWithdrawn,
             ErrorCode::TooManyKeys => ApiError::TooManyKeys(detail.message),
             ErrorCode::IdempotencyMismatch => ApiError::IdempotencyMismatch,
             ErrorCode::Unavailable => ApiError::unavailable(detail.message, detail.leader_id),
@@ -266,6 +278,7 @@ impl From<Refusal> for ApiError {
                 key_token,
             },
             Refusal::KeyNotFound => ApiError::KeyNotFound,
+            Refusal::NotLeader => ApiError::NotLeader,
             Refusal::TooManyKeys { .. } => ApiError::TooManyKeys(refusal.to_string()),
             Refusal::IdempotencyMismatch => ApiError::IdempotencyMismatch,
             Refusal::NotHolder => ApiError::NotHolder,

@@ -21,6 +21,9 @@ pub enum WaitEnd {
     Granted(Vec<Grant>),
     /// The lease ended while it waited.
     LeaseEnded,
+    /// The acquire-all was withdrawn: its lease released a lock the request
+    /// counted as held.
+    Withdrawn,
 }
 
 type Key = (Kind, LeaseId, LockName);
@@ -99,6 +102,13 @@ impl WaitRegistry {
                     lease_id,
                     name,
                 } => (vec![(kind, lease_id, name)], WaitEnd::LeaseEnded),
+                Event::Withdrawn { lease_id, names } => (
+                    names
+                        .into_iter()
+                        .map(|name| (Kind::Lock, lease_id, name))
+                        .collect(),
+                    WaitEnd::Withdrawn,
+                ),
             };
             waiting.wake(&keys, &end);
         }

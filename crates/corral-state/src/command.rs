@@ -148,6 +148,35 @@ pub enum Command {
         /// The prefixes, lowest rank first.
         prefixes: Vec<String>,
     },
+    /// Stand for leader of an election: lead at once if no one does, or
+    /// queue as a candidate when `wait_ms` is above zero.
+    Campaign {
+        /// The candidate's lease.
+        lease_id: LeaseId,
+        /// The election.
+        name: LockName,
+        /// The value it will lead with.
+        value: String,
+        /// How long it may wait.
+        wait_ms: u64,
+    },
+    /// Change the value of an election the lease leads, under a new token.
+    Proclaim {
+        /// The leader's lease.
+        lease_id: LeaseId,
+        /// The election.
+        name: LockName,
+        /// The new value.
+        value: String,
+    },
+    /// Step down as leader (the next candidate leads), or withdraw a
+    /// waiting candidacy.
+    Resign {
+        /// The lease.
+        lease_id: LeaseId,
+        /// The election.
+        name: LockName,
+    },
     /// Write a key of the fenced store, if the fence is current.
     KvPut {
         /// The key.

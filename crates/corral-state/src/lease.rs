@@ -88,6 +88,12 @@ pub struct Lease {
     /// Semaphores whose queues this lease waits in.
     #[serde(default)]
     pub sem_waits: BTreeSet<LockName>,
+    /// Elections this lease leads.
+    #[serde(default)]
+    pub leads: BTreeSet<LockName>,
+    /// Elections this lease is a waiting candidate in.
+    #[serde(default)]
+    pub campaigns: BTreeSet<LockName>,
     /// The acquire-all requests this lease waits for. Each of their waited
     /// names is also in `waits`.
     #[serde(default)]
@@ -100,6 +106,7 @@ impl Lease {
         match kind {
             Kind::Lock => &self.holds,
             Kind::Semaphore => &self.sem_holds,
+            Kind::Election => &self.leads,
         }
     }
 
@@ -108,6 +115,7 @@ impl Lease {
         match kind {
             Kind::Lock => &self.waits,
             Kind::Semaphore => &self.sem_waits,
+            Kind::Election => &self.campaigns,
         }
     }
 
@@ -115,6 +123,7 @@ impl Lease {
         match kind {
             Kind::Lock => &mut self.holds,
             Kind::Semaphore => &mut self.sem_holds,
+            Kind::Election => &mut self.leads,
         }
     }
 
@@ -122,30 +131,22 @@ impl Lease {
         match kind {
             Kind::Lock => &mut self.waits,
             Kind::Semaphore => &mut self.sem_waits,
+            Kind::Election => &mut self.campaigns,
         }
     }
 
-    /// How many locks and semaphores it holds and waits for, together.
+    /// How many locks, semaphores and elections it holds and waits for,
+    /// together.
     pub fn load(&self) -> usize {
-        self.holds.len() + self.waits.len() + self.sem_holds.len() + self.sem_waits.len()
-    }
-
-    /// The names of `group` this lease still waits for (the others it held
-    /// when it asked).
-    pub fn waited_in(&self, group: &WaitGroup) -> Vec<LockName> {
-        group
-            .names
+        Kind::ALL
             .iter()
-            .filter(|n| self.waits.contains(*n))
-            .cloned()
-            .collect()
+            .map(|kind| self.held(*kind).len() + self.waited(*kind).len())
+            .sum()
     }
 
-    /// The acquire-all request whose wait includes `name`, if any.
+    /// The acquire-all request that queued this lease for `name`, if any.
     pub fn group_of(&self, name: &LockName) -> Option<&WaitGroup> {
-        self.groups
-            .iter()
-            .find(|g| g.names.contains(name) && self.waits.contains(name))
+        self.groups.iter().find(|g| g.waiting.contains(name))
     }
 }
 
@@ -169,6 +170,9 @@ pub struct WaitGroup {
     /// Every name of the request, including those the lease already held
     /// when it asked.
     pub names: BTreeSet<LockName>,
+    /// The names it queued for: those it did not hold. Each is in the
+    /// lease's `waits`, and in no other group's `waiting`.
+    pub waiting: BTreeSet<LockName>,
     /// The mode of every grant.
     pub mode: Mode,
 }

@@ -81,5 +81,7 @@ pub const IDEMPOTENCY_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// How long an idempotency key's answer is remembered by default, in
 /// state-machine milliseconds: 10 minutes.
 pub const IDEMPOTENCY_WINDOW_MS_DEFAULT: u64 = 10 * 60 * 1000;
+/// The longest election value, in bytes.
+pub const ELECTION_VALUE_BYTES_MAX: usize = 4096;
 /// The most prefixes the cluster's lock order may rank.
 pub const LOCK_ORDER_PREFIXES_MAX: usize = 64;

@@ -114,6 +114,13 @@ pub enum Kind {
     Lock,
     /// A counting semaphore: holders share a fixed number of permits.
     Semaphore,
+    /// An election: one leader with a value, candidates queued behind it.
+    Election,
+}
+
+impl Kind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [Kind; 3] = [Kind::Lock, Kind::Semaphore, Kind::Election];
 }
 
 impl fmt::Display for Kind {
@@ -121,6 +128,7 @@ impl fmt::Display for Kind {
         f.write_str(match self {
             Kind::Lock => "lock",
             Kind::Semaphore => "semaphore",
+            Kind::Election => "election",
         })
     }
 }
@@ -137,6 +145,9 @@ pub struct Grant {
     /// Permits held: 1 for a lock, 1 or more for a semaphore.
     #[serde(default = "one")]
     pub permits: u32,
+    /// An election leader's value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
     /// The token this grant took.
     pub fencing_token: FencingToken,
     /// State-machine time of the grant.
@@ -155,6 +166,37 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// What a request asks to hold: the mode, the permits and, for an
+/// election, the value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Claim {
+    pub(crate) mode: Mode,
+    pub(crate) permits: u32,
+    pub(crate) value: Option<String>,
+}
+
+impl Claim {
+    /// One exclusive or shared hold of a lock.
+    pub(crate) fn lock(mode: Mode) -> Claim {
+        Claim {
+            mode,
+            permits: 1,
+            value: None,
+        }
+    }
+}
+
+impl Waiter {
+    /// What the waiter asks to hold.
+    pub(crate) fn claim(&self) -> Claim {
+        Claim {
+            mode: self.mode,
+            permits: self.permits,
+            value: self.value.clone(),
+        }
+    }
+}
+
 /// A lease waiting in a lock's queue.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Waiter {
@@ -165,6 +207,9 @@ pub struct Waiter {
     /// Permits it asks for: 1 for a lock.
     #[serde(default = "one")]
     pub permits: u32,
+    /// An election candidate's value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
     /// Whether it waits as part of an acquire-all: then it is granted only
     /// together with the lease's other waits of that request, and holds its
     /// place in every one of those queues until then.

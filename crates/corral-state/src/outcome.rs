@@ -27,6 +27,9 @@ pub enum Outcome {
         /// The semaphores it held permits of.
         #[serde(default)]
         released_semaphores: Vec<LockName>,
+        /// The elections it led.
+        #[serde(default)]
+        resigned: Vec<LockName>,
     },
     /// The lease holds the lock under this grant (new, or the one it
     /// already had).
@@ -152,6 +155,9 @@ pub enum Refusal {
         /// The highest token that wrote the key; none when it never was.
         key_token: Option<FencingToken>,
     },
+    /// The lease does not lead the election.
+    #[error("the lease does not lead the election")]
+    NotLeader,
     /// A delete of a key that was never written.
     #[error("no such key")]
     KeyNotFound,
@@ -240,6 +246,14 @@ pub enum Event {
     /// A waiting acquire-all was granted: every lock it named, in name
     /// order.
     GrantedAll(Vec<Grant>),
+    /// A waiting acquire-all was withdrawn because its lease released a
+    /// lock the request counted as held.
+    Withdrawn {
+        /// The lease.
+        lease_id: LeaseId,
+        /// Every name of the acquire-all.
+        names: Vec<LockName>,
+    },
     /// A waiting lease left the queue without a grant because it ended.
     WaitEnded {
         /// Lock or semaphore.

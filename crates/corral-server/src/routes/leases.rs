@@ -95,9 +95,11 @@ async fn revoke(
         Outcome::LeaseEnded {
             released,
             released_semaphores,
+            resigned,
         } => Ok(Json(RevokeLeaseResponse {
             released,
             released_semaphores,
+            resigned,
         })),
         other => Err(unexpected(other)),
     }
@@ -116,6 +118,7 @@ async fn show(
         ttl_ms: lease.ttl_ms,
         locks: held(&state.table, lease_id, lease, Kind::Lock),
         semaphores: held(&state.table, lease_id, lease, Kind::Semaphore),
+        elections: held(&state.table, lease_id, lease, Kind::Election),
         lock_order: lease.lock_order,
         lock_delay_ms: lease.lock_delay_ms,
     }))

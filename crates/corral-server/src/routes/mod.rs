@@ -1,6 +1,7 @@
 //! The HTTP routes of a node: the public API v1 and the peer endpoints, on
 //! one listener.
 
+mod elections;
 mod kv;
 mod leases;
 mod locks;
@@ -28,6 +29,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(locks::router())
         .merge(semaphores::router())
         .merge(kv::router())
+        .merge(elections::router())
         .merge(status::router())
         .merge(peer::router())
         .fallback(|| async { ApiError::NotFound })

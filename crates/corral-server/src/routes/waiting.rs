@@ -135,6 +135,7 @@ async fn wait_for_grant(
                 }
             }
             Ok(Some(WaitEnd::LeaseEnded)) => return Err(ApiError::LeaseNotFound),
+            Ok(Some(WaitEnd::Withdrawn)) => return Err(ApiError::WaitWithdrawn),
             Ok(None) | Err(_) => return Ok(None),
         }
     }

@@ -5,10 +5,11 @@ use std::collections::BTreeSet;
 
 use super::LockTable;
 use crate::lease::{LeaseId, WaitGroup};
-use crate::lock::{Grant, Kind, Lock, LockName, Mode, Waiter};
+use crate::lock::{Claim, Grant, Kind, Lock, LockName, Mode, Waiter};
 use crate::outcome::{Event, Limit, Outcome, Refusal, Response};
 use crate::{
-    ACQUIRE_ALL_NAMES_MAX, LOCKS_PER_LEASE_MAX, SEMAPHORE_LIMIT_MAX, WAITERS_PER_LOCK_MAX,
+    ACQUIRE_ALL_NAMES_MAX, ELECTION_VALUE_BYTES_MAX, LOCKS_PER_LEASE_MAX, SEMAPHORE_LIMIT_MAX,
+    WAITERS_PER_LOCK_MAX,
 };
 
 /// One acquire of one lock or semaphore.
@@ -16,8 +17,7 @@ struct Ask {
     kind: Kind,
     lease_id: LeaseId,
     name: LockName,
-    mode: Mode,
-    permits: u32,
+    claim: Claim,
     /// The limit of a semaphore the acquire would create.
     limit: Option<u32>,
     wait_ms: u64,
@@ -37,11 +37,73 @@ impl LockTable {
             kind: Kind::Lock,
             lease_id,
             name,
-            mode,
-            permits: 1,
+            claim: Claim::lock(mode),
             limit: None,
             wait_ms,
         })
+    }
+
+    /// Leads the election, or queues as a candidate.
+    pub(super) fn campaign(
+        &mut self,
+        lease_id: LeaseId,
+        name: LockName,
+        value: String,
+        wait_ms: u64,
+    ) -> Response {
+        check_value(&value)?;
+        self.acquire_one(Ask {
+            kind: Kind::Election,
+            lease_id,
+            name,
+            claim: Claim {
+                mode: Mode::Exclusive,
+                permits: 1,
+                value: Some(value),
+            },
+            limit: None,
+            wait_ms,
+        })
+    }
+
+    /// Changes the leader's value under a new token, so that observers
+    /// holding the old token see the change.
+    pub(super) fn proclaim(
+        &mut self,
+        lease_id: LeaseId,
+        name: &LockName,
+        value: String,
+    ) -> Response {
+        check_value(&value)?;
+        self.leases.get(&lease_id).ok_or(Refusal::LeaseNotFound)?;
+        let next = self.last_token.next();
+        let now_ms = self.now_ms;
+        let leader = self
+            .elections
+            .get_mut(name)
+            .and_then(|e| e.holders.get_mut(&lease_id))
+            .ok_or(Refusal::NotLeader)?;
+        leader.value = Some(value);
+        leader.fencing_token = next;
+        leader.granted_at_ms = now_ms;
+        let leader = leader.clone();
+        self.last_token = next;
+        Ok(Outcome::Granted(leader))
+    }
+
+    /// Steps down as leader, or withdraws a waiting candidacy.
+    pub(super) fn resign(
+        &mut self,
+        lease_id: LeaseId,
+        name: &LockName,
+        events: &mut Vec<Event>,
+    ) -> Response {
+        let lease = self.leases.get(&lease_id).ok_or(Refusal::LeaseNotFound)?;
+        if lease.campaigns.contains(name) {
+            return self.cancel_wait(Kind::Election, lease_id, name, events);
+        }
+        self.release(Kind::Election, lease_id, name, events)
+            .map_err(|_| Refusal::NotLeader)
     }
 
     pub(super) fn acquire_permits(
@@ -71,8 +133,11 @@ impl LockTable {
             kind: Kind::Semaphore,
             lease_id,
             name,
-            mode: Mode::Shared,
-            permits,
+            claim: Claim {
+                mode: Mode::Shared,
+                permits,
+                value: None,
+            },
             limit: Some(limit),
             wait_ms,
         })
@@ -84,11 +149,11 @@ impl LockTable {
             kind,
             lease_id,
             name,
-            mode,
-            permits,
+            claim,
             limit,
             wait_ms,
         } = ask;
+        let (mode, permits) = (claim.mode, claim.permits);
         let now_ms = self.now_ms;
         let lease = self.leases.get(&lease_id).ok_or(Refusal::LeaseNotFound)?;
         let lease_full = lease.load() >= LOCKS_PER_LEASE_MAX;
@@ -101,7 +166,9 @@ impl LockTable {
             check_same(kind, held.mode, held.permits, mode, permits)?;
             return Ok(Outcome::Granted(held.clone()));
         }
-        if kind == Kind::Lock {
+        // A retried wait is not a new acquire: the order was checked when
+        // it first queued.
+        if kind == Kind::Lock && !lease.waits.contains(&name) {
             if let Some(refusal) = self.order_violation(lease, &name) {
                 return Err(refusal);
             }
@@ -115,7 +182,7 @@ impl LockTable {
                 ..Lock::default()
             };
             self.map_mut(kind).insert(name.clone(), lock);
-            let grant = self.grant(kind, lease_id, name, mode, permits);
+            let grant = self.grant(kind, lease_id, name, claim);
             return Ok(Outcome::Granted(grant));
         };
         // FIFO without barging: a request is granted at once only when no
@@ -124,7 +191,7 @@ impl LockTable {
             if lease_full {
                 return Err(Refusal::LimitReached(Limit::LocksPerLease));
             }
-            let grant = self.grant(kind, lease_id, name, mode, permits);
+            let grant = self.grant(kind, lease_id, name, claim);
             return Ok(Outcome::Granted(grant));
         }
         if wait_ms == 0 {
@@ -156,11 +223,11 @@ impl LockTable {
         // release may be the one that frees enough permits, so an edge to
         // every holder would refuse waits that are not deadlocks.
         if kind == Kind::Lock {
-            if let Some(cycle) = self.cycle_through(lease_id, std::slice::from_ref(&name)) {
+            if let Some(cycle) = self.cycle_through(lease_id, mode, std::slice::from_ref(&name)) {
                 return Err(Refusal::Deadlock { cycle });
             }
         }
-        let position = self.enqueue(kind, lease_id, &name, mode, permits, deadline_ms, false);
+        let position = self.enqueue(kind, lease_id, &name, claim, deadline_ms, false);
         Ok(Outcome::Queued {
             position,
             after_token,
@@ -199,7 +266,13 @@ impl LockTable {
             if group.mode != mode {
                 return Err(Refusal::ModeConflict { held: group.mode });
             }
-            let waited = lease.waited_in(group);
+            let waited: Vec<LockName> = group.waiting.iter().cloned().collect();
+            if wait_ms == 0 {
+                // A try answers now, as a single acquire does; the waiting
+                // request goes on.
+                let blocked = self.locks.get(&waited[0]).expect("a waited lock is in use");
+                return Err(busy(blocked));
+            }
             let deadline_ms = now_ms.saturating_add(wait_ms);
             let mut position = 0;
             for name in &waited {
@@ -241,7 +314,7 @@ impl LockTable {
         let Some(blocked) = blocked else {
             for name in missing {
                 self.locks.entry(name.clone()).or_default();
-                self.grant(Kind::Lock, lease_id, name, mode, 1);
+                self.grant(Kind::Lock, lease_id, name, Claim::lock(mode));
             }
             return Ok(Outcome::GrantedAll(self.grants_of(lease_id, &set)));
         };
@@ -256,7 +329,7 @@ impl LockTable {
         if crowded {
             return Err(Refusal::LimitReached(Limit::WaitersPerLock));
         }
-        if let Some(cycle) = self.cycle_through(lease_id, &missing) {
+        if let Some(cycle) = self.cycle_through(lease_id, mode, &missing) {
             return Err(Refusal::Deadlock { cycle });
         }
         // It queues in every lock it lacks, free ones included: that is how
@@ -266,12 +339,21 @@ impl LockTable {
         let mut position = 0;
         for name in &missing {
             self.locks.entry(name.clone()).or_default();
-            let at = self.enqueue(Kind::Lock, lease_id, name, mode, 1, deadline_ms, true);
+            let at = self.enqueue(
+                Kind::Lock,
+                lease_id,
+                name,
+                Claim::lock(mode),
+                deadline_ms,
+                true,
+            );
             position = position.max(at);
         }
-        self.lease_mut(lease_id)
-            .groups
-            .push(WaitGroup { names: set, mode });
+        self.lease_mut(lease_id).groups.push(WaitGroup {
+            names: set,
+            waiting: missing.into_iter().collect(),
+            mode,
+        });
         Ok(Outcome::Queued {
             position,
             after_token,
@@ -280,14 +362,12 @@ impl LockTable {
 
     /// Puts the lease at the end of the queue of a lock in use and returns
     /// its position.
-    #[allow(clippy::too_many_arguments)]
     fn enqueue(
         &mut self,
         kind: Kind,
         lease_id: LeaseId,
         name: &LockName,
-        mode: Mode,
-        permits: u32,
+        claim: Claim,
         deadline_ms: u64,
         grouped: bool,
     ) -> usize {
@@ -298,8 +378,9 @@ impl LockTable {
             .expect("a queue is joined on a lock in use");
         lock.waiters.push_back(Waiter {
             lease_id,
-            mode,
-            permits,
+            mode: claim.mode,
+            permits: claim.permits,
+            value: claim.value,
             grouped,
             queued_at_ms,
             deadline_ms,
@@ -332,6 +413,21 @@ impl LockTable {
             .ok_or(Refusal::LeaseNotFound)?;
         if !lease.held_mut(kind).remove(name) {
             return Err(Refusal::NotHolder);
+        }
+        // A waiting acquire-all of this lease that counted the lock as held
+        // can no longer be granted whole: it is withdrawn.
+        let broken: Vec<WaitGroup> = lease
+            .groups
+            .iter()
+            .filter(|g| kind == Kind::Lock && g.names.contains(name))
+            .cloned()
+            .collect();
+        for group in broken {
+            self.drop_group(lease_id, &group, events);
+            events.push(Event::Withdrawn {
+                lease_id,
+                names: group.names.into_iter().collect(),
+            });
         }
         self.remove_lease_from(kind, lease_id, std::slice::from_ref(name), events);
         Ok(Outcome::Released)
@@ -387,12 +483,22 @@ impl LockTable {
     fn drop_group(&mut self, lease_id: LeaseId, group: &WaitGroup, events: &mut Vec<Event>) {
         let lease = self.lease_mut(lease_id);
         lease.groups.retain(|g| g != group);
-        let waited = lease.waited_in(group);
+        let waited: Vec<LockName> = group.waiting.iter().cloned().collect();
         for name in &waited {
             lease.waits.remove(name);
         }
         self.remove_lease_from(Kind::Lock, lease_id, &waited, events);
     }
+}
+
+/// Refuses an election value that is too long.
+fn check_value(value: &str) -> Result<(), Refusal> {
+    if value.len() > ELECTION_VALUE_BYTES_MAX {
+        return Err(Refusal::Invalid {
+            reason: format!("an election value is at most {ELECTION_VALUE_BYTES_MAX} bytes"),
+        });
+    }
+    Ok(())
 }
 
 /// Refuses an acquire whose lease holds or waits for the name otherwise.

@@ -178,3 +178,72 @@ fn a_request_that_would_close_a_cycle_is_refused() {
     );
     assert!(s.table.lock(&name("c")).is_none(), "nothing enqueued");
 }
+
+#[test]
+fn releasing_a_lock_the_request_counted_as_held_withdraws_it() {
+    // Lease 1 holds b and waits for {b, c}; it releases b: the request can
+    // no longer be granted whole, so it is withdrawn, and a later wait for
+    // b is a wait of its own.
+    let mut s = Story::new();
+    for n in 1..=3 {
+        s.lease(n);
+    }
+    s.token(2, "c");
+    s.token(1, "b");
+    s.acquire_all(1, &["b", "c"], 1_000);
+    let r = s.release(1, "b");
+    assert!(r.events.contains(&Event::Withdrawn {
+        lease_id: id(1),
+        names: vec![name("b"), name("c")],
+    }));
+    let lease = s.table.lease(id(1)).unwrap();
+    assert!(lease.groups.is_empty() && lease.waits.is_empty());
+    s.token(3, "b");
+    s.acquire(1, "b", 1_000);
+    let r = s.acquire_all(1, &["a", "b"], 1_000);
+    assert_eq!(r.response, Err(Refusal::AlreadyWaiting { name: name("b") }));
+    // Lease 2 lets go of c: nothing of the withdrawn request is granted.
+    let r = s.release(2, "c");
+    assert!(r.events.is_empty(), "{r:?}");
+}
+
+#[test]
+fn a_try_of_a_waiting_request_answers_busy_and_leaves_it_waiting() {
+    let mut s = Story::new();
+    s.lease(1);
+    s.lease(2);
+    s.token(2, "b");
+    s.acquire_all(1, &["a", "b"], 1_000);
+    // The first lock it waits for, a, is free but held back by the request
+    // itself: busy, with no holder.
+    assert_eq!(
+        s.acquire_all(1, &["a", "b"], 0).response,
+        Err(Refusal::LockBusy { holder_token: None })
+    );
+    assert_eq!(s.table.lease(id(1)).unwrap().groups.len(), 1);
+}
+
+#[test]
+fn a_shared_request_held_back_elsewhere_does_not_wait_on_shared_holders() {
+    // Lease 2 holds a shared; lease 1 waits for {a, b} shared, held back by
+    // lease 3's b. Lease 2 may wait for d, which lease 1 holds: lease 1
+    // waits on lease 3 only.
+    let mut s = Story::new();
+    for n in 1..=3 {
+        s.lease(n);
+    }
+    s.acquire_mode(2, "a", Mode::Shared, 0);
+    s.token(3, "b");
+    s.token(1, "d");
+    let r = s.run(Command::AcquireAll {
+        lease_id: id(1),
+        names: vec![name("a"), name("b")],
+        mode: Mode::Shared,
+        wait_ms: 1_000,
+    });
+    assert!(matches!(r.response, Ok(Outcome::Queued { .. })), "{r:?}");
+    assert!(matches!(
+        s.acquire(2, "d", 1_000).response,
+        Ok(Outcome::Queued { .. })
+    ));
+}

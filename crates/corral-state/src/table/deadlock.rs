@@ -1,8 +1,10 @@
 //! Deadlock detection over the wait-for graph.
 //!
-//! A lease waiting for a lock waits on the lock's holders and on the
-//! waiter just ahead of it (that waiter in turn waits on the one ahead, so
-//! the lease reaches every waiter ahead without an edge to each). Only lock
+//! A lease waiting for a lock waits on the lock's holders it conflicts with
+//! (every holder for an exclusive wait, the exclusive one for a shared
+//! wait) and on the waiter just ahead of it (that waiter in turn waits on
+//! the one ahead, so the lease reaches every waiter ahead without an edge
+//! to each). Only lock
 //! waits are edges: a semaphore wait may be ended by any holder's release,
 //! so it does not wait on any one of them.
 
@@ -11,34 +13,50 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::LockTable;
 use crate::lease::LeaseId;
-use crate::lock::{Lock, LockName};
+use crate::lock::{Lock, LockName, Mode};
 use crate::outcome::WaitEdge;
 
 impl LockTable {
-    /// The leases a lease waiting in `lock` (at `position`, or joining the
-    /// end) waits on directly: every holder, and the waiter just ahead.
-    fn blockers(lock: &Lock, lease_id: LeaseId, position: Option<usize>) -> BTreeSet<LeaseId> {
+    /// The leases a lease waiting in `lock` in `mode` (at `position`, or
+    /// joining the end) waits on directly: the holders its mode conflicts
+    /// with, and the waiter just ahead.
+    fn blockers(
+        lock: &Lock,
+        lease_id: LeaseId,
+        mode: Mode,
+        position: Option<usize>,
+    ) -> BTreeSet<LeaseId> {
         let ahead = position.unwrap_or(lock.waiters.len());
         let just_ahead = ahead.checked_sub(1).map(|i| lock.waiters[i].lease_id);
         lock.holders
-            .keys()
-            .copied()
+            .values()
+            .filter(|g| mode == Mode::Exclusive || g.mode == Mode::Exclusive)
+            .map(|g| g.lease_id)
             .chain(just_ahead)
             .filter(|id| *id != lease_id)
             .collect()
     }
 
+    /// The direct blockers of `lease_id`'s wait in `lock`.
+    fn blockers_of_waiter(lock: &Lock, lease_id: LeaseId) -> BTreeSet<LeaseId> {
+        let position = lock.position(lease_id);
+        let mode = position.map_or(Mode::Exclusive, |i| lock.waiters[i].mode);
+        Self::blockers(lock, lease_id, mode, position)
+    }
+
     /// The cycle in the wait-for graph that `lease_id` would close by
-    /// joining the end of the queues of `names`, starting with the new
-    /// wait's edge.
+    /// joining the end of the queues of `names` in `mode`, starting with the
+    /// new wait's edge.
     ///
-    /// A grant never adds an edge (the queue head everyone behind already
-    /// waited for becomes a holder), and leaving a queue only shortcuts a
-    /// path that existed, so refusing every new wait that closes a cycle
-    /// keeps the graph free of cycles.
+    /// A grant only adds edges that shortcut a path that existed (the head
+    /// that everyone behind already waited for, through the waiters ahead,
+    /// becomes a holder), and leaving a queue only shortcuts a path too, so
+    /// refusing every new wait that closes a cycle keeps the graph free of
+    /// cycles.
     pub(super) fn cycle_through(
         &self,
         lease_id: LeaseId,
+        mode: Mode,
         names: &[LockName],
     ) -> Option<Vec<WaitEdge>> {
         let lease = self.leases.get(&lease_id)?;
@@ -56,7 +74,7 @@ impl LockTable {
             let Some(lock) = self.locks.get(name) else {
                 continue;
             };
-            for blocker in Self::blockers(lock, lease_id, None) {
+            for blocker in Self::blockers(lock, lease_id, mode, None) {
                 if let Entry::Vacant(slot) = came_by.entry(blocker) {
                     slot.insert(WaitEdge {
                         lease_id,
@@ -76,7 +94,7 @@ impl LockTable {
                     .locks
                     .get(waited)
                     .expect("a waited-for lock is in the table");
-                for next in Self::blockers(lock, from, lock.position(from)) {
+                for next in Self::blockers_of_waiter(lock, from) {
                     let edge = WaitEdge {
                         lease_id: from,
                         waits_for: waited.clone(),
@@ -122,7 +140,7 @@ impl LockTable {
         for (id, lease) in &self.leases {
             for name in &lease.waits {
                 let lock = &self.locks[name];
-                for next in Self::blockers(lock, *id, lock.position(*id)) {
+                for next in Self::blockers_of_waiter(lock, *id) {
                     edges.entry(*id).or_default().push(next);
                     *waited_on.entry(next).or_default() += 1;
                 }

@@ -11,13 +11,13 @@ impl LockTable {
     /// It walks the whole table, so apply does not call it; tests call it
     /// after every command, and after restoring a snapshot.
     pub fn check_invariants(&self) -> Result<(), String> {
-        for kind in [Kind::Lock, Kind::Semaphore] {
+        for kind in Kind::ALL {
             for (name, lock) in self.map(kind) {
                 self.check_lock(kind, name, lock)?;
             }
         }
         for (id, lease) in &self.leases {
-            for kind in [Kind::Lock, Kind::Semaphore] {
+            for kind in Kind::ALL {
                 for name in lease.held(kind) {
                     let holds = self
                         .map(kind)
@@ -42,20 +42,24 @@ impl LockTable {
                     }
                 }
             }
+            let mut grouped = BTreeSet::new();
             for group in &lease.groups {
-                let waited = lease.waited_in(group);
-                if waited.is_empty() {
+                let whole = group.waiting.is_subset(&group.names)
+                    && group
+                        .names
+                        .iter()
+                        .all(|n| group.waiting.contains(n) != lease.holds.contains(n));
+                if group.waiting.is_empty() || !whole {
                     return Err(format!(
-                        "lease {id} keeps an acquire-all that waits for nothing"
+                        "lease {id} keeps an acquire-all that waits for nothing or lost a lock"
                     ));
                 }
-                let sharing = lease
-                    .groups
-                    .iter()
-                    .filter(|g| lease.waited_in(g).iter().any(|n| waited.contains(n)))
-                    .count();
-                if sharing > 1 {
-                    return Err(format!("lease {id} waits for one lock in two acquire-alls"));
+                for name in &group.waiting {
+                    if !lease.waits.contains(name) || !grouped.insert(name.clone()) {
+                        return Err(format!(
+                            "lease {id} waits for {name:?} in two requests, or not at all"
+                        ));
+                    }
                 }
             }
         }
@@ -80,8 +84,19 @@ impl LockTable {
         if (kind == Kind::Semaphore) != lock.limit.is_some() {
             return Err(format!("{kind} {name:?} has a limit only semaphores have"));
         }
-        if kind == Kind::Semaphore && lock.delayed_until_ms > 0 {
-            return Err(format!("semaphore {name:?} is under lock-delay"));
+        if kind != Kind::Lock && lock.delayed_until_ms > 0 {
+            return Err(format!("{kind} {name:?} is under lock-delay"));
+        }
+        let valued = lock
+            .holders
+            .values()
+            .map(|g| &g.value)
+            .chain(lock.waiters.iter().map(|w| &w.value))
+            .all(|v| v.is_some() == (kind == Kind::Election));
+        if !valued || (kind == Kind::Election && lock.holders.len() > 1) {
+            return Err(format!(
+                "{kind} {name:?} has values or leaders it should not"
+            ));
         }
         let exclusive = lock
             .holders

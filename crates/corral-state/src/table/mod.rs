@@ -16,6 +16,8 @@ pub use order::check_lock_order;
 #[cfg(test)]
 mod acquire_all_test;
 #[cfg(test)]
+mod election_test;
+#[cfg(test)]
 mod idempotency_test;
 #[cfg(test)]
 mod kv_test;
@@ -65,6 +67,9 @@ pub struct LockTable {
     /// Semaphores in use (held or waited for), by name.
     #[serde(default)]
     semaphores: BTreeMap<LockName, Lock>,
+    /// Elections in use (led or campaigned for), by name.
+    #[serde(default)]
+    elections: BTreeMap<LockName, Lock>,
     /// The cluster's lock ranks: name prefixes, lowest rank first.
     #[serde(default)]
     lock_order: Vec<String>,
@@ -165,6 +170,18 @@ impl LockTable {
                 keys_max,
             } => self.write_fenced(key, Some(value), fence, keys_max),
             Command::KvDelete { key, fence } => self.write_fenced(key, None, fence, usize::MAX),
+            Command::Campaign {
+                lease_id,
+                name,
+                value,
+                wait_ms,
+            } => self.campaign(lease_id, name, value, wait_ms),
+            Command::Proclaim {
+                lease_id,
+                name,
+                value,
+            } => self.proclaim(lease_id, &name, value),
+            Command::Resign { lease_id, name } => self.resign(lease_id, &name, &mut events),
         };
         assert!(
             self.last_token >= token_before,
@@ -208,7 +225,12 @@ impl LockTable {
         self.semaphores.get(name)
     }
 
-    /// A lock or a semaphore in use, by kind and name.
+    /// An election in use by name; `None` when no one leads or campaigns.
+    pub fn election(&self, name: &LockName) -> Option<&Lock> {
+        self.elections.get(name)
+    }
+
+    /// A lock, semaphore or election in use, by kind and name.
     pub fn entry(&self, kind: Kind, name: &LockName) -> Option<&Lock> {
         self.map(kind).get(name)
     }
@@ -253,7 +275,7 @@ impl LockTable {
     /// the leader uses this list to cancel the waits whose request is gone.
     pub fn overdue_waiters(&self, now_ms: u64) -> Vec<(Kind, LeaseId, LockName)> {
         let mut overdue: Vec<(u64, Kind, LeaseId, LockName)> = Vec::new();
-        for kind in [Kind::Lock, Kind::Semaphore] {
+        for kind in Kind::ALL {
             for (name, lock) in self.map(kind) {
                 for w in lock.waiters.iter().filter(|w| w.deadline_ms < now_ms) {
                     overdue.push((w.deadline_ms, kind, w.lease_id, name.clone()));
@@ -279,6 +301,7 @@ impl LockTable {
         match kind {
             Kind::Lock => &self.locks,
             Kind::Semaphore => &self.semaphores,
+            Kind::Election => &self.elections,
         }
     }
 
@@ -286,6 +309,7 @@ impl LockTable {
         match kind {
             Kind::Lock => &mut self.locks,
             Kind::Semaphore => &mut self.semaphores,
+            Kind::Election => &mut self.elections,
         }
     }
 
@@ -319,6 +343,8 @@ impl LockTable {
             waits: Default::default(),
             sem_holds: Default::default(),
             sem_waits: Default::default(),
+            leads: Default::default(),
+            campaigns: Default::default(),
             groups: Default::default(),
         };
         self.leases.insert(lease_id, lease);
@@ -332,7 +358,7 @@ impl LockTable {
             .leases
             .remove(&lease_id)
             .ok_or(Refusal::LeaseNotFound)?;
-        for kind in [Kind::Lock, Kind::Semaphore] {
+        for kind in Kind::ALL {
             for name in lease.waited(kind) {
                 events.push(Event::WaitEnded {
                     kind,
@@ -348,7 +374,7 @@ impl LockTable {
                 lock.delayed_until_ms = lock.delayed_until_ms.max(until_ms);
             }
         }
-        for kind in [Kind::Lock, Kind::Semaphore] {
+        for kind in Kind::ALL {
             let names: Vec<LockName> = lease
                 .waited(kind)
                 .iter()
@@ -360,6 +386,7 @@ impl LockTable {
         Ok(Outcome::LeaseEnded {
             released: lease.holds.into_iter().collect(),
             released_semaphores: lease.sem_holds.into_iter().collect(),
+            resigned: lease.leads.into_iter().collect(),
         })
     }
 

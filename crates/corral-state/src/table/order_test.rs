@@ -92,3 +92,18 @@ fn bad_prefix_lists_are_refused() {
     }
     assert!(s.table.lock_order().is_empty());
 }
+
+#[test]
+fn a_retried_wait_is_not_an_order_violation() {
+    let mut s = Story::new();
+    s.lease_with(1, LockOrder::Lexicographic, 0);
+    s.lease(2);
+    s.token(2, "b");
+    s.token(2, "c");
+    s.acquire(1, "b", 1_000);
+    s.acquire(1, "c", 1_000);
+    assert!(matches!(
+        s.acquire(1, "b", 5_000).response,
+        Ok(Outcome::Queued { position: 0, .. })
+    ));
+}

@@ -18,8 +18,10 @@ fn command() -> impl Strategy<Value = Command> {
     let lease = (0u128..5).prop_map(LeaseId);
     let lock = prop::sample::select(vec!["a", "b", "c"]).prop_map(name);
     let sem = prop::sample::select(vec!["a", "s"]).prop_map(name);
-    let kind = prop::sample::select(vec![Kind::Lock, Kind::Semaphore]);
-    let any_name = prop::sample::select(vec!["a", "b", "c", "s"]).prop_map(name);
+    let kind = prop::sample::select(Kind::ALL.to_vec());
+    let any_name = prop::sample::select(vec!["a", "b", "c", "s", "e"]).prop_map(name);
+    let election = prop::sample::select(vec!["e", "a"]).prop_map(name);
+    let value = prop::sample::select(vec!["v1", "v2"]).prop_map(String::from);
     let mode = prop::sample::select(vec![Mode::Exclusive, Mode::Shared]);
     let wait = prop::sample::select(vec![0u64, 100]);
     let names = prop::collection::vec(lock.clone(), 1..4);
@@ -59,7 +61,7 @@ fn command() -> impl Strategy<Value = Command> {
                 wait_ms
             }
         ),
-        (lease.clone(), sem, 2u32..4, 1u32..4, wait).prop_map(
+        (lease.clone(), sem, 2u32..4, 1u32..4, wait.clone()).prop_map(
             |(lease_id, name, limit, permits, wait_ms)| Command::AcquirePermits {
                 lease_id,
                 name,
@@ -80,8 +82,25 @@ fn command() -> impl Strategy<Value = Command> {
             name,
             kind
         }),
-        (lease, names).prop_map(|(lease_id, names)| Command::CancelWaitAll { lease_id, names }),
+        (lease.clone(), names)
+            .prop_map(|(lease_id, names)| Command::CancelWaitAll { lease_id, names }),
         Just(Command::LiftLockDelays),
+        (lease.clone(), election.clone(), value.clone(), wait.clone()).prop_map(
+            |(lease_id, name, value, wait_ms)| Command::Campaign {
+                lease_id,
+                name,
+                value,
+                wait_ms
+            }
+        ),
+        (lease.clone(), election.clone(), value).prop_map(|(lease_id, name, value)| {
+            Command::Proclaim {
+                lease_id,
+                name,
+                value,
+            }
+        }),
+        (lease.clone(), election).prop_map(|(lease_id, name)| Command::Resign { lease_id, name }),
         (lock.clone(), 0u64..12, prop::sample::select(vec!["k", "m"])).prop_map(
             |(lock, token, key)| Command::KvPut {
                 key: name(key),
@@ -140,6 +159,11 @@ fn ended_waits(events: &[Event]) -> BTreeSet<Wait> {
             } => {
                 ended.insert((*kind, *lease_id, name.clone()));
             }
+            Event::Withdrawn { lease_id, names } => {
+                for name in names {
+                    ended.insert((Kind::Lock, *lease_id, name.clone()));
+                }
+            }
         }
     }
     ended
@@ -148,7 +172,9 @@ fn ended_waits(events: &[Event]) -> BTreeSet<Wait> {
 /// Whether the command is one that withdraws waits of `lease`.
 fn withdraws(command: &Command, lease: LeaseId) -> bool {
     matches!(command,
-        Command::CancelWait { lease_id, .. } | Command::CancelWaitAll { lease_id, .. }
+        Command::CancelWait { lease_id, .. }
+            | Command::CancelWaitAll { lease_id, .. }
+            | Command::Resign { lease_id, .. }
             if *lease_id == lease)
 }
 
@@ -188,7 +214,7 @@ fn new_grants(applied: &Applied, last: FencingToken) -> Vec<Grant> {
         .flat_map(|e| match e {
             Event::Granted { grant, .. } => vec![grant.clone()],
             Event::GrantedAll(grants) => grants.clone(),
-            Event::WaitEnded { .. } => vec![],
+            Event::WaitEnded { .. } | Event::Withdrawn { .. } => vec![],
         })
         .collect();
     match &applied.response {

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use super::LockTable;
 use crate::lease::LeaseId;
-use crate::lock::{Grant, Kind, LockName, Mode};
+use crate::lock::{Claim, Grant, Kind, LockName};
 use crate::outcome::Event;
 
 impl LockTable {
@@ -60,8 +60,7 @@ impl LockTable {
                 if !head.grouped {
                     lock.waiters.pop_front();
                     self.lease_mut(head.lease_id).waited_mut(kind).remove(&name);
-                    let grant =
-                        self.grant(kind, head.lease_id, name.clone(), head.mode, head.permits);
+                    let grant = self.grant(kind, head.lease_id, name.clone(), head.claim());
                     events.push(Event::Granted { kind, grant });
                     continue;
                 }
@@ -80,7 +79,7 @@ impl LockTable {
     pub(super) fn ready_group(&self, lease_id: LeaseId, name: &LockName) -> Option<Vec<LockName>> {
         let lease = self.leases.get(&lease_id)?;
         let group = lease.group_of(name)?;
-        let waited = lease.waited_in(group);
+        let waited: Vec<LockName> = group.waiting.iter().cloned().collect();
         let ready = waited.iter().all(|n| {
             self.locks.get(n).is_some_and(|lock| {
                 lock.waiters.front().map(|w| w.lease_id) == Some(lease_id)
@@ -102,7 +101,7 @@ impl LockTable {
         let at = lease
             .groups
             .iter()
-            .position(|g| g.names.contains(name))
+            .position(|g| g.waiting.contains(name))
             .expect("a grouped waiter's lease keeps its group");
         let group = lease.groups.remove(at);
         for n in waited {
@@ -111,7 +110,7 @@ impl LockTable {
         for n in waited {
             let lock = self.locks.get_mut(n).expect("a waited lock is in use");
             lock.waiters.pop_front();
-            self.grant(Kind::Lock, lease_id, n.clone(), group.mode, 1);
+            self.grant(Kind::Lock, lease_id, n.clone(), Claim::lock(group.mode));
         }
         // Names the lease held when it asked are in the answer too, unless
         // it released one meanwhile.
@@ -125,15 +124,20 @@ impl LockTable {
         kind: Kind,
         lease_id: LeaseId,
         name: LockName,
-        mode: Mode,
-        permits: u32,
+        claim: Claim,
     ) -> Grant {
         self.last_token = self.last_token.next();
+        let Claim {
+            mode,
+            permits,
+            value,
+        } = claim;
         let grant = Grant {
             name: name.clone(),
             lease_id,
             mode,
             permits,
+            value,
             fencing_token: self.last_token,
             granted_at_ms: self.now_ms,
         };

@@ -113,6 +113,7 @@ fn an_ended_lease_frees_its_permits() {
         Ok(Outcome::LeaseEnded {
             released: vec![],
             released_semaphores: vec![name("pool")],
+            resigned: vec![],
         })
     );
     assert!(

@@ -167,6 +167,7 @@ fn ending_a_lease_releases_and_hands_over() {
             Ok(Outcome::LeaseEnded {
                 released: vec![name("a"), name("b")],
                 released_semaphores: vec![],
+                resigned: vec![],
             })
         );
         assert!(r.events.contains(&Event::WaitEnded {

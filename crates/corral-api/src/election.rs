@@ -1,0 +1,69 @@
+//! `/v1/elections`: one leader with a value, candidates in FIFO order.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{FencingToken, LeaseId, LockName};
+
+/// `POST /v1/elections/campaign`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignRequest {
+    /// The candidate's lease.
+    pub lease_id: LeaseId,
+    /// The election: 1 to 512 bytes, no control characters.
+    pub name: LockName,
+    /// What the candidate will lead with (an address, an id): at most
+    /// [`crate::ELECTION_VALUE_BYTES_MAX`] bytes.
+    pub value: String,
+    /// How long to wait as a candidate; absent or 0: answer at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+}
+
+/// `POST /v1/elections/proclaim`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProclaimRequest {
+    /// The leader's lease.
+    pub lease_id: LeaseId,
+    /// The election.
+    pub name: LockName,
+    /// The new value.
+    pub value: String,
+}
+
+/// `POST /v1/elections/resign`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResignRequest {
+    /// The leader's (or a waiting candidate's) lease.
+    pub lease_id: LeaseId,
+    /// The election.
+    pub name: LockName,
+}
+
+/// The answer to a resign.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResignResponse {
+    /// Always true: a resign that did not happen is an error.
+    pub resigned: bool,
+}
+
+/// An election and its leader: the answer to campaign, proclaim, read and
+/// observe.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ElectionView {
+    /// The election.
+    pub name: LockName,
+    /// The leader; null when no one leads.
+    pub leader: Option<LeaderView>,
+}
+
+/// The leader of an election.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderView {
+    /// The leading lease.
+    pub lease_id: LeaseId,
+    /// Its value.
+    pub value: String,
+    /// The token of its leadership: taken when it was elected, and anew at
+    /// each proclaim. Observers pass it as `after_token`.
+    pub fencing_token: FencingToken,
+}

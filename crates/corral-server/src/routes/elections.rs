@@ -1,0 +1,214 @@
+//! `/v1/elections`: campaign (with server-side waiting), proclaim, resign,
+//! read and observe elections.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use corral_api::{
+    CampaignRequest, ElectionView, LeaderView, ProclaimRequest, ResignRequest, ResignResponse,
+    ELECTION_VALUE_BYTES_MAX,
+};
+use corral_state::{Command, FencingToken, Grant, Kind, LockName, LockTable, Outcome};
+use openraft::async_runtime::WatchReceiver;
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use super::unexpected;
+use super::waiting::{self, Acquire};
+use crate::error::ApiError;
+use crate::idempotency::IdempotencyKey;
+use crate::json::JsonBody;
+use crate::node::{Node, Submission};
+
+pub(super) fn router() -> Router<Arc<Node>> {
+    Router::new()
+        .route("/v1/elections", get(show))
+        .route("/v1/elections/observe", get(observe))
+        .route("/v1/elections/campaign", post(campaign))
+        .route("/v1/elections/proclaim", post(proclaim))
+        .route("/v1/elections/resign", post(resign))
+}
+
+fn check_value(value: &str) -> Result<(), ApiError> {
+    if value.len() > ELECTION_VALUE_BYTES_MAX {
+        return Err(ApiError::InvalidArgument(format!(
+            "field `value`: must be at most {ELECTION_VALUE_BYTES_MAX} bytes, got {}",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+fn leader_view(grant: &Grant) -> LeaderView {
+    LeaderView {
+        lease_id: grant.lease_id,
+        value: grant.value.clone().unwrap_or_default(),
+        fencing_token: grant.fencing_token,
+    }
+}
+
+fn view(table: &LockTable, name: &LockName) -> ElectionView {
+    let leader = table
+        .election(name)
+        .and_then(|e| e.holders.values().next())
+        .map(leader_view);
+    ElectionView {
+        name: name.clone(),
+        leader,
+    }
+}
+
+async fn campaign(
+    State(node): State<Arc<Node>>,
+    key: IdempotencyKey,
+    JsonBody(request): JsonBody<CampaignRequest>,
+) -> Result<Json<ElectionView>, ApiError> {
+    let wait_ms = waiting::wait_ms(request.wait_ms)?;
+    check_value(&request.value)?;
+    let idempotency = key.for_request(
+        "POST /v1/elections/campaign",
+        &request,
+        node.idempotency_window_ms,
+    );
+    let CampaignRequest {
+        lease_id,
+        name,
+        value,
+        ..
+    } = request;
+    let acquire = Acquire {
+        kind: Kind::Election,
+        lease_id,
+        names: vec![name.clone()],
+        command: Command::Campaign {
+            lease_id,
+            name: name.clone(),
+            value,
+            wait_ms,
+        },
+        idempotency,
+        cancel: Command::CancelWait {
+            lease_id,
+            name: name.clone(),
+            kind: Kind::Election,
+        },
+        wait_ms,
+    };
+    let grant = waiting::acquire(&node, acquire)
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::Internal("a campaign answered with no grant".into()))?;
+    Ok(Json(ElectionView {
+        name,
+        leader: Some(leader_view(&grant)),
+    }))
+}
+
+async fn proclaim(
+    State(node): State<Arc<Node>>,
+    key: IdempotencyKey,
+    JsonBody(request): JsonBody<ProclaimRequest>,
+) -> Result<Json<ElectionView>, ApiError> {
+    check_value(&request.value)?;
+    let idempotency = key.for_request(
+        "POST /v1/elections/proclaim",
+        &request,
+        node.idempotency_window_ms,
+    );
+    let submission = Submission {
+        command: Command::Proclaim {
+            lease_id: request.lease_id,
+            name: request.name.clone(),
+            value: request.value,
+        },
+        idempotency,
+    };
+    match node.propose(submission).await? {
+        Outcome::Granted(grant) => Ok(Json(ElectionView {
+            name: request.name,
+            leader: Some(leader_view(&grant)),
+        })),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn resign(
+    State(node): State<Arc<Node>>,
+    key: IdempotencyKey,
+    JsonBody(request): JsonBody<ResignRequest>,
+) -> Result<Json<ResignResponse>, ApiError> {
+    let idempotency = key.for_request(
+        "POST /v1/elections/resign",
+        &request,
+        node.idempotency_window_ms,
+    );
+    let submission = Submission {
+        command: Command::Resign {
+            lease_id: request.lease_id,
+            name: request.name,
+        },
+        idempotency,
+    };
+    match node.propose(submission).await? {
+        Outcome::Released | Outcome::WaitCancelled => Ok(Json(ResignResponse { resigned: true })),
+        other => Err(unexpected(other)),
+    }
+}
+
+#[derive(Deserialize)]
+struct ElectionQuery {
+    name: String,
+    after_token: Option<u64>,
+    wait_ms: Option<u64>,
+}
+
+fn election_name(raw: String) -> Result<LockName, ApiError> {
+    LockName::new(raw).map_err(|e| ApiError::InvalidArgument(format!("query `name`: {e}")))
+}
+
+async fn show(
+    State(node): State<Arc<Node>>,
+    query: Result<Query<ElectionQuery>, QueryRejection>,
+) -> Result<Json<ElectionView>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::InvalidArgument(e.body_text()))?;
+    let name = election_name(query.name)?;
+    node.linearize().await?;
+    let state = node.state.read();
+    Ok(Json(view(&state.table, &name)))
+}
+
+/// A long poll: answers once the leader's token differs from `after_token`
+/// (0 for "no leader"), or with the unchanged state when `wait_ms` runs
+/// out. Without `after_token` it answers at once.
+async fn observe(
+    State(node): State<Arc<Node>>,
+    query: Result<Query<ElectionQuery>, QueryRejection>,
+) -> Result<Json<ElectionView>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::InvalidArgument(e.body_text()))?;
+    let name = election_name(query.name)?;
+    let wait_ms = waiting::wait_ms(query.wait_ms)?;
+    // Linearizable from the start; afterwards the local state only moves
+    // forward, and every apply updates raft's metrics, which wakes us.
+    node.linearize().await?;
+    let deadline = Instant::now() + Duration::from_millis(wait_ms);
+    let mut applied = node.raft.metrics();
+    loop {
+        let current = view(&node.state.read().table, &name);
+        let token = current
+            .leader
+            .as_ref()
+            .map_or(FencingToken(0), |l| l.fencing_token);
+        match query.after_token {
+            Some(after) if after == token.0 => {}
+            _ => return Ok(Json(current)),
+        }
+        match tokio::time::timeout_at(deadline, applied.changed()).await {
+            Ok(Ok(())) => continue,
+            Ok(Err(_)) | Err(_) => return Ok(Json(current)),
+        }
+    }
+}

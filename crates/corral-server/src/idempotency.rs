@@ -7,6 +7,7 @@ use corral_state::{check_idempotency_key, fingerprint, Idempotency};
 use serde::Serialize;
 
 use crate::error::ApiError;
+use crate::node::Node;
 
 /// The header's name.
 pub const HEADER: &str = "idempotency-key";
@@ -37,13 +38,15 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 
 impl IdempotencyKey {
     /// The key of a request to `route` with `body`, fingerprinted so that
-    /// the same key with another request is refused; `None` without a key.
+    /// the same key with another request is refused, remembered for the
+    /// node's window; `None` without a key.
     pub fn for_request(
         self,
+        node: &Node,
         route: &str,
         body: &impl Serialize,
-        window_ms: u64,
     ) -> Option<Idempotency> {
+        let window_ms = node.idempotency_window_ms;
         let key = self.0?;
         // Serializing the decoded request, not hashing the raw bytes, makes
         // the fingerprint blind to whitespace and key order.

@@ -69,11 +69,7 @@ async fn campaign(
 ) -> Result<Json<ElectionView>, ApiError> {
     let wait_ms = waiting::wait_ms(request.wait_ms)?;
     check_value(&request.value)?;
-    let idempotency = key.for_request(
-        "POST /v1/elections/campaign",
-        &request,
-        node.idempotency_window_ms,
-    );
+    let idempotency = key.for_request(&node, "POST /v1/elections/campaign", &request);
     let CampaignRequest {
         lease_id,
         name,
@@ -114,11 +110,7 @@ async fn proclaim(
     JsonBody(request): JsonBody<ProclaimRequest>,
 ) -> Result<Json<ElectionView>, ApiError> {
     check_value(&request.value)?;
-    let idempotency = key.for_request(
-        "POST /v1/elections/proclaim",
-        &request,
-        node.idempotency_window_ms,
-    );
+    let idempotency = key.for_request(&node, "POST /v1/elections/proclaim", &request);
     let submission = Submission {
         command: Command::Proclaim {
             lease_id: request.lease_id,
@@ -141,11 +133,7 @@ async fn resign(
     key: IdempotencyKey,
     JsonBody(request): JsonBody<ResignRequest>,
 ) -> Result<Json<ResignResponse>, ApiError> {
-    let idempotency = key.for_request(
-        "POST /v1/elections/resign",
-        &request,
-        node.idempotency_window_ms,
-    );
+    let idempotency = key.for_request(&node, "POST /v1/elections/resign", &request);
     let submission = Submission {
         command: Command::Resign {
             lease_id: request.lease_id,

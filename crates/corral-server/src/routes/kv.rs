@@ -33,7 +33,7 @@ async fn put(
             request.value.len()
         )));
     }
-    let idempotency = key.for_request("PUT /v1/kv", &request, node.idempotency_window_ms);
+    let idempotency = key.for_request(&node, "PUT /v1/kv", &request);
     let command = Command::KvPut {
         key: request.key,
         value: request.value,
@@ -48,7 +48,7 @@ async fn delete(
     key: IdempotencyKey,
     JsonBody(request): JsonBody<KvDeleteRequest>,
 ) -> Result<Json<KvWriteResponse>, ApiError> {
-    let idempotency = key.for_request("DELETE /v1/kv", &request, node.idempotency_window_ms);
+    let idempotency = key.for_request(&node, "DELETE /v1/kv", &request);
     let command = Command::KvDelete {
         key: request.key,
         fence: request.fence,

@@ -56,7 +56,7 @@ async fn grant(
         lock_order: request.lock_order.unwrap_or_default(),
         lock_delay_ms,
     };
-    let idempotency = key.for_request("POST /v1/leases", &request, node.idempotency_window_ms);
+    let idempotency = key.for_request(&node, "POST /v1/leases", &request);
     let submission = Submission {
         command,
         idempotency,
@@ -89,7 +89,7 @@ async fn revoke(
     let lease_id = lease_id(&raw)?;
     let submission = Submission {
         command: Command::RevokeLease { lease_id },
-        idempotency: key.for_request("DELETE /v1/leases", &lease_id, node.idempotency_window_ms),
+        idempotency: key.for_request(&node, "DELETE /v1/leases", &lease_id),
     };
     match node.propose(submission).await? {
         Outcome::LeaseEnded {

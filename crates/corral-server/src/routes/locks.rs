@@ -36,11 +36,7 @@ async fn acquire(
     JsonBody(request): JsonBody<AcquireRequest>,
 ) -> Result<Json<GrantResponse>, ApiError> {
     let wait_ms = waiting::wait_ms(request.wait_ms)?;
-    let idempotency = key.for_request(
-        "POST /v1/locks/acquire",
-        &request,
-        node.idempotency_window_ms,
-    );
+    let idempotency = key.for_request(&node, "POST /v1/locks/acquire", &request);
     let AcquireRequest {
         lease_id,
         name,
@@ -83,11 +79,7 @@ async fn acquire_all(
     JsonBody(request): JsonBody<AcquireAllRequest>,
 ) -> Result<Json<AcquireAllResponse>, ApiError> {
     let wait_ms = waiting::wait_ms(request.wait_ms)?;
-    let idempotency = key.for_request(
-        "POST /v1/locks/acquire-all",
-        &request,
-        node.idempotency_window_ms,
-    );
+    let idempotency = key.for_request(&node, "POST /v1/locks/acquire-all", &request);
     let AcquireAllRequest {
         lease_id,
         names,
@@ -144,11 +136,7 @@ async fn release(
     key: IdempotencyKey,
     JsonBody(request): JsonBody<ReleaseRequest>,
 ) -> Result<Json<ReleaseResponse>, ApiError> {
-    let idempotency = key.for_request(
-        "POST /v1/locks/release",
-        &request,
-        node.idempotency_window_ms,
-    );
+    let idempotency = key.for_request(&node, "POST /v1/locks/release", &request);
     super::release(
         &node,
         Kind::Lock,

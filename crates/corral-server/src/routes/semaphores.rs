@@ -34,11 +34,7 @@ async fn acquire(
     JsonBody(request): JsonBody<SemaphoreAcquireRequest>,
 ) -> Result<Json<SemaphoreGrantResponse>, ApiError> {
     let wait_ms = waiting::wait_ms(request.wait_ms)?;
-    let idempotency = key.for_request(
-        "POST /v1/semaphores/acquire",
-        &request,
-        node.idempotency_window_ms,
-    );
+    let idempotency = key.for_request(&node, "POST /v1/semaphores/acquire", &request);
     let SemaphoreAcquireRequest {
         lease_id,
         name,
@@ -92,11 +88,7 @@ async fn release(
     key: IdempotencyKey,
     JsonBody(request): JsonBody<SemaphoreReleaseRequest>,
 ) -> Result<Json<ReleaseResponse>, ApiError> {
-    let idempotency = key.for_request(
-        "POST /v1/semaphores/release",
-        &request,
-        node.idempotency_window_ms,
-    );
+    let idempotency = key.for_request(&node, "POST /v1/semaphores/release", &request);
     super::release(
         &node,
         Kind::Semaphore,

@@ -1,8 +1,39 @@
 //! The Rust client library of corral.
 //!
-//! So far it holds the downstream half of fencing: [`FenceGuard`], for a
-//! service that takes writes from lock holders and must refuse a stale
-//! owner. The client that talks to a cluster comes with the client issue.
+//! [`Client`] talks to any node of a cluster and moves to the next on a
+//! connection error, a timeout or a `503`, retrying with exponential
+//! backoff and full jitter; every write carries an `Idempotency-Key`, so a
+//! retry never applies twice. [`Client::grant_lease`] returns a [`Lease`]
+//! kept alive in the background, under which locks are taken as
+//! [`LockGuard`]s carrying their fencing token. [`FenceGuard`] is the other
+//! half of fencing, for the downstream service that must refuse a stale
+//! owner.
+//!
+//! # Example
+//!
+//! With a cluster running (`corral dev` starts one on 127.0.0.1:7101-7103):
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use corral_client::{Client, LockName};
+//!
+//! # async fn run() -> Result<(), corral_client::Error> {
+//! let client = Client::new(["127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"])?;
+//! let lease = client.grant_lease(Duration::from_secs(10)).await?;
+//! let name = LockName::new("invoice/42").expect("a valid name");
+//! let guard = lease.lock_timeout(&name, Duration::from_secs(30)).await?;
+//! // Send the token with every write to what the lock guards.
+//! println!("holding {} under token {}", guard.name(), guard.fencing_token());
+//! tokio::select! {
+//!     reason = lease.lost() => eprintln!("lease lost ({reason}): stop writing"),
+//!     () = tokio::time::sleep(Duration::from_secs(1)) => {}
+//! }
+//! guard.release().await?;
+//! lease.revoke().await?;
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Fencing a downstream service
 //!
@@ -26,7 +57,15 @@
 //! # });
 //! ```
 
+mod client;
+mod error;
 mod fence;
+mod guard;
+mod lease;
 
-pub use corral_api::FencingToken;
+pub use client::{Client, RetryPolicy};
+pub use corral_api::{Fence, FencingToken, LeaseId, LockName, LockOrder, Mode};
+pub use error::Error;
 pub use fence::{FenceError, FenceGuard, FenceStore, MemoryFenceStore};
+pub use guard::LockGuard;
+pub use lease::{Lease, LeaseOptions, LostReason};

@@ -1,0 +1,330 @@
+//! [`Lease`]: ownership tied to this process, kept alive in the
+//! background, and the locks taken under it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use corral_api::{
+    AcquireAllRequest, AcquireAllResponse, AcquireRequest, GrantResponse, LeaseId, LockName,
+    LockOrder, Mode, WAIT_MS_MAX,
+};
+use reqwest::Method;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::client::{Call, Client};
+use crate::error::Error;
+use crate::guard::LockGuard;
+
+/// Options of a new lease.
+#[derive(Clone, Debug, Default)]
+pub struct LeaseOptions {
+    /// `Some(LockOrder::Lexicographic)`: the cluster refuses any lock
+    /// taken out of name order.
+    pub lock_order: Option<LockOrder>,
+    /// If the lease expires, its locks stay unavailable this long.
+    pub lock_delay: Option<Duration>,
+}
+
+/// Why a lease is lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LostReason {
+    /// No keepalive was acked before the lease's deadline on this
+    /// process's clock.
+    Expired,
+    /// The cluster says the lease does not exist (expired or revoked).
+    Gone,
+    /// This process revoked it.
+    Revoked,
+}
+
+impl std::fmt::Display for LostReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LostReason::Expired => "no keepalive was acked before the lease's deadline",
+            LostReason::Gone => "the cluster no longer has the lease (expired or revoked)",
+            LostReason::Revoked => "the lease was revoked",
+        })
+    }
+}
+
+/// What this process may assume about its lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Standing {
+    /// Held until this instant: the send time of the last acked keepalive
+    /// (or of the grant) plus the ttl.
+    Held { until: Instant },
+    /// Lost.
+    Lost(LostReason),
+}
+
+/// A lease, kept alive every ttl/3 while this value (or a clone, or a
+/// [`LockGuard`] under it) exists.
+///
+/// The lease is held, as far as this process may assume, until the *send*
+/// time of the last acked keepalive plus the ttl, on this process's
+/// monotonic clock: never counted from a reply's arrival, which may come
+/// late. [`Lease::lost`] resolves when that deadline passes without a newer
+/// ack, or when the cluster says the lease is gone. Stop using what its
+/// locks guard at that moment; fencing tokens protect the resources from
+/// anything done after it anyway.
+#[derive(Clone, Debug)]
+pub struct Lease {
+    inner: Arc<LeaseInner>,
+}
+
+#[derive(Debug)]
+struct LeaseInner {
+    client: Client,
+    id: LeaseId,
+    ttl: Duration,
+    standing: watch::Sender<Standing>,
+    keepalive: JoinHandle<()>,
+}
+
+impl Drop for LeaseInner {
+    fn drop(&mut self) {
+        self.keepalive.abort();
+    }
+}
+
+impl Lease {
+    pub(crate) fn start(client: Client, id: LeaseId, ttl: Duration, sent_at: Instant) -> Lease {
+        let (standing, _) = watch::channel(Standing::Held {
+            until: sent_at + ttl,
+        });
+        let keepalive = tokio::spawn(keep_alive(client.clone(), id, ttl, standing.clone()));
+        Lease {
+            inner: Arc::new(LeaseInner {
+                client,
+                id,
+                ttl,
+                standing,
+                keepalive,
+            }),
+        }
+    }
+
+    /// The lease's id.
+    pub fn id(&self) -> LeaseId {
+        self.inner.id
+    }
+
+    /// Its time to live.
+    pub fn ttl(&self) -> Duration {
+        self.inner.ttl
+    }
+
+    /// The client it was granted through.
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// Until when this process may assume it holds the lease; `None` once
+    /// it is lost.
+    pub fn held_until(&self) -> Option<Instant> {
+        match *self.inner.standing.borrow() {
+            Standing::Held { until } if Instant::now() < until => Some(until),
+            _ => None,
+        }
+    }
+
+    /// Whether the lease is still held, as far as this process may assume.
+    pub fn is_held(&self) -> bool {
+        self.held_until().is_some()
+    }
+
+    /// Resolves when the lease is lost, with the reason: its deadline
+    /// passed without a newer ack, the cluster says it is gone, or it was
+    /// revoked.
+    pub async fn lost(&self) -> LostReason {
+        let mut standing = self.inner.standing.subscribe();
+        loop {
+            let now = *standing.borrow_and_update();
+            match now {
+                Standing::Lost(reason) => return reason,
+                Standing::Held { until } => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(until) => {
+                            self.mark_lost_if(until, LostReason::Expired);
+                        }
+                        changed = standing.changed() => {
+                            if changed.is_err() {
+                                return LostReason::Expired;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Marks the lease lost for `reason` unless a newer ack moved its
+    /// deadline past `until`.
+    fn mark_lost_if(&self, until: Instant, reason: LostReason) {
+        self.inner.standing.send_if_modified(|s| match *s {
+            Standing::Held { until: current } if current <= until => {
+                *s = Standing::Lost(reason);
+                true
+            }
+            _ => false,
+        });
+    }
+
+    /// Ends the lease now, releasing every lock it holds, and stops its
+    /// keepalives.
+    pub async fn revoke(&self) -> Result<(), Error> {
+        self.inner.keepalive.abort();
+        self.inner
+            .standing
+            .send_replace(Standing::Lost(LostReason::Revoked));
+        self.inner.client.revoke(self.inner.id).await
+    }
+
+    /// Takes `name` exclusively, waiting as long as it takes (while the
+    /// lease is held).
+    pub async fn lock(&self, name: &LockName) -> Result<LockGuard, Error> {
+        self.acquire(name, Mode::Exclusive, None).await
+    }
+
+    /// Takes `name` exclusively if it is free now.
+    pub async fn try_lock(&self, name: &LockName) -> Result<LockGuard, Error> {
+        self.acquire(name, Mode::Exclusive, Some(Duration::ZERO))
+            .await
+    }
+
+    /// Takes `name` exclusively, waiting at most `wait`.
+    pub async fn lock_timeout(&self, name: &LockName, wait: Duration) -> Result<LockGuard, Error> {
+        self.acquire(name, Mode::Exclusive, Some(wait)).await
+    }
+
+    /// Takes `name` shared (a reader), waiting at most `wait` (`None`: as
+    /// long as it takes).
+    pub async fn lock_shared(
+        &self,
+        name: &LockName,
+        wait: Option<Duration>,
+    ) -> Result<LockGuard, Error> {
+        self.acquire(name, Mode::Shared, wait).await
+    }
+
+    /// Takes `name` in `mode`, waiting at most `wait` (`None`: as long as
+    /// the lease is held; each server-side wait is at most a minute, and a
+    /// new one joins the end of the queue).
+    pub async fn acquire(
+        &self,
+        name: &LockName,
+        mode: Mode,
+        wait: Option<Duration>,
+    ) -> Result<LockGuard, Error> {
+        let deadline = wait.map(|w| Instant::now() + w);
+        loop {
+            if !self.is_held() {
+                return Err(Error::LeaseLost);
+            }
+            let wait_ms = wait_ms_until(deadline);
+            let request = AcquireRequest {
+                lease_id: self.id(),
+                name: name.clone(),
+                mode,
+                wait_ms: Some(wait_ms),
+            };
+            let mut call = Call::new(Method::POST, "/v1/locks/acquire", Some(&request));
+            call.server_wait = Duration::from_millis(wait_ms);
+            match self.inner.client.write::<_, GrantResponse>(call).await {
+                Ok(grant) => {
+                    return Ok(LockGuard::new(
+                        self.clone(),
+                        grant.name,
+                        grant.mode,
+                        grant.fencing_token,
+                    ))
+                }
+                Err(Error::Timeout) if deadline.is_none() => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Takes every lock of `names` in one step, all or none, waiting at
+    /// most `wait` for all of them together.
+    pub async fn lock_all(
+        &self,
+        names: &[LockName],
+        mode: Mode,
+        wait: Duration,
+    ) -> Result<Vec<LockGuard>, Error> {
+        if !self.is_held() {
+            return Err(Error::LeaseLost);
+        }
+        let wait_ms = wait_ms_until(Some(Instant::now() + wait));
+        let request = AcquireAllRequest {
+            lease_id: self.id(),
+            names: names.to_vec(),
+            mode,
+            wait_ms: Some(wait_ms),
+        };
+        let mut call = Call::new(Method::POST, "/v1/locks/acquire-all", Some(&request));
+        call.server_wait = Duration::from_millis(wait_ms);
+        let granted: AcquireAllResponse = self.inner.client.write(call).await?;
+        Ok(granted
+            .grants
+            .into_iter()
+            .map(|g| LockGuard::new(self.clone(), g.name, g.mode, g.fencing_token))
+            .collect())
+    }
+}
+
+/// The server-side wait for a call that must answer by `deadline` (`None`:
+/// the longest the server takes).
+fn wait_ms_until(deadline: Option<Instant>) -> u64 {
+    match deadline {
+        None => WAIT_MS_MAX,
+        Some(deadline) => (deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis() as u64)
+            .min(WAIT_MS_MAX),
+    }
+}
+
+/// Sends a keepalive every ttl/3 (sooner after a failure) until the lease
+/// is lost, moving the deadline to each acked keepalive's send time plus
+/// the ttl.
+async fn keep_alive(client: Client, id: LeaseId, ttl: Duration, standing: watch::Sender<Standing>) {
+    let period = ttl / 3;
+    let mut pause = period;
+    loop {
+        tokio::time::sleep(pause).await;
+        let until = match *standing.borrow() {
+            Standing::Held { until } => until,
+            Standing::Lost(_) => return,
+        };
+        let sent_at = Instant::now();
+        if sent_at >= until {
+            standing.send_replace(Standing::Lost(LostReason::Expired));
+            return;
+        }
+        match client.keepalive(id, until).await {
+            Ok(()) => {
+                let renewed = sent_at + ttl;
+                standing.send_if_modified(|s| match *s {
+                    Standing::Held { until } if until < renewed => {
+                        *s = Standing::Held { until: renewed };
+                        true
+                    }
+                    _ => false,
+                });
+                pause = period;
+            }
+            Err(Error::LeaseLost) => {
+                standing.send_replace(Standing::Lost(LostReason::Gone));
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(lease_id = %id, error = %e, "keepalive failed; trying again");
+                pause = (period / 4).max(Duration::from_millis(50));
+            }
+        }
+    }
+}

@@ -338,6 +338,15 @@ impl Cluster {
         }
     }
 
+    /// Every node's address, comma-separated, for `--endpoints`.
+    pub fn endpoints(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| n.addr.clone())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// POSTs `body` to node `id` in a task of its own, for a request that
     /// waits while the test goes on (even while it kills nodes).
     pub fn spawn_post(

@@ -188,6 +188,18 @@ impl Client {
         Ok(Lease::start(self.clone(), granted.lease_id, ttl, sent_at))
     }
 
+    /// Grants a lease that this client does not keep alive: for a caller
+    /// that sends its own keepalives (or lets it expire).
+    pub async fn grant_lease_id(&self, ttl: Duration) -> Result<LeaseResponse, Error> {
+        let request = GrantLeaseRequest {
+            ttl_ms: ttl.as_millis() as u64,
+            lock_order: None,
+            lock_delay_ms: None,
+        };
+        self.write(Call::new(Method::POST, "/v1/leases", Some(&request)))
+            .await
+    }
+
     /// Renews a lease once; `Ok` means the leader acked it.
     pub async fn keepalive(&self, lease_id: LeaseId, give_up_at: Instant) -> Result<(), Error> {
         let path = format!("/v1/leases/{lease_id}/keepalive");

@@ -1,13 +1,27 @@
 //! [`LockGuard`]: a held lock, its fencing token, and its release.
 
-use corral_api::{FencingToken, LockName, Mode, ReleaseRequest, ReleaseResponse};
+use corral_api::{
+    FencingToken, LockName, Mode, ReleaseRequest, ReleaseResponse, ResignRequest, ResignResponse,
+};
 use reqwest::Method;
 
 use crate::client::Call;
 use crate::error::Error;
 use crate::lease::Lease;
 
-/// A lock held under a [`Lease`].
+/// What a [`LockGuard`] holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Held {
+    /// A lock.
+    Lock,
+    /// Permits of a semaphore.
+    Semaphore,
+    /// The leadership of an election.
+    Election,
+}
+
+/// A lock, semaphore permits or an election's leadership, held under a
+/// [`Lease`].
 ///
 /// Pass [`LockGuard::fencing_token`] to every resource the lock guards.
 /// Release it with [`LockGuard::release`]; a guard dropped without that is
@@ -16,6 +30,7 @@ use crate::lease::Lease;
 #[derive(Debug)]
 pub struct LockGuard {
     lease: Lease,
+    held: Held,
     name: LockName,
     mode: Mode,
     token: FencingToken,
@@ -23,9 +38,16 @@ pub struct LockGuard {
 }
 
 impl LockGuard {
-    pub(crate) fn new(lease: Lease, name: LockName, mode: Mode, token: FencingToken) -> LockGuard {
+    pub(crate) fn new(
+        lease: Lease,
+        held: Held,
+        name: LockName,
+        mode: Mode,
+        token: FencingToken,
+    ) -> LockGuard {
         LockGuard {
             lease,
+            held,
             name,
             mode,
             token,
@@ -33,9 +55,14 @@ impl LockGuard {
         }
     }
 
-    /// The lock.
+    /// The lock, semaphore or election.
     pub fn name(&self) -> &LockName {
         &self.name
+    }
+
+    /// What it holds.
+    pub fn held(&self) -> Held {
+        self.held
     }
 
     /// Exclusive or shared.
@@ -57,18 +84,31 @@ impl LockGuard {
     /// released.
     pub async fn release(mut self) -> Result<(), Error> {
         self.released = true;
-        release(&self.lease, &self.name).await
+        release(&self.lease, self.held, &self.name).await
     }
 }
 
-async fn release(lease: &Lease, name: &LockName) -> Result<(), Error> {
-    let request = ReleaseRequest {
-        lease_id: lease.id(),
-        name: name.clone(),
+async fn release(lease: &Lease, held: Held, name: &LockName) -> Result<(), Error> {
+    let client = lease.client();
+    let (lease_id, name) = (lease.id(), name.clone());
+    let answer = match held {
+        Held::Lock | Held::Semaphore => {
+            let path = match held {
+                Held::Lock => "/v1/locks/release",
+                _ => "/v1/semaphores/release",
+            };
+            let request = ReleaseRequest { lease_id, name };
+            let call = Call::new(Method::POST, path, Some(&request));
+            client.write::<_, ReleaseResponse>(call).await.map(drop)
+        }
+        Held::Election => {
+            let request = ResignRequest { lease_id, name };
+            let call = Call::new(Method::POST, "/v1/elections/resign", Some(&request));
+            client.write::<_, ResignResponse>(call).await.map(drop)
+        }
     };
-    let call = Call::new(Method::POST, "/v1/locks/release", Some(&request));
-    match lease.client().write::<_, ReleaseResponse>(call).await {
-        Ok(_) | Err(Error::NotHolder) | Err(Error::LeaseLost) => Ok(()),
+    match answer {
+        Ok(()) | Err(Error::NotHolder) | Err(Error::LeaseLost) => Ok(()),
         Err(e) => Err(e),
     }
 }
@@ -81,9 +121,9 @@ impl Drop for LockGuard {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (lease, name) = (self.lease.clone(), self.name.clone());
+        let (lease, held, name) = (self.lease.clone(), self.held, self.name.clone());
         runtime.spawn(async move {
-            if let Err(e) = release(&lease, &name).await {
+            if let Err(e) = release(&lease, held, &name).await {
                 tracing::warn!(lock = %name, error = %e, "releasing a dropped lock failed; it goes when the lease ends");
             }
         });

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use corral_api::{
-    AcquireAllRequest, AcquireAllResponse, AcquireRequest, GrantResponse, LeaseId, LockName,
-    LockOrder, Mode, WAIT_MS_MAX,
+    AcquireAllRequest, AcquireAllResponse, AcquireRequest, CampaignRequest, ElectionView,
+    GrantResponse, LeaseId, LockName, LockOrder, Mode, SemaphoreAcquireRequest,
+    SemaphoreGrantResponse, WAIT_MS_MAX,
 };
 use reqwest::Method;
 use tokio::sync::watch;
@@ -15,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::client::{Call, Client};
 use crate::error::Error;
-use crate::guard::LockGuard;
+use crate::guard::{Held, LockGuard};
 
 /// Options of a new lease.
 #[derive(Clone, Debug, Default)]
@@ -236,6 +237,7 @@ impl Lease {
                 Ok(grant) => {
                     return Ok(LockGuard::new(
                         self.clone(),
+                        Held::Lock,
                         grant.name,
                         grant.mode,
                         grant.fencing_token,
@@ -271,8 +273,73 @@ impl Lease {
         Ok(granted
             .grants
             .into_iter()
-            .map(|g| LockGuard::new(self.clone(), g.name, g.mode, g.fencing_token))
+            .map(|g| LockGuard::new(self.clone(), Held::Lock, g.name, g.mode, g.fencing_token))
             .collect())
+    }
+
+    /// Takes `permits` of the semaphore `name` (of `limit` permits),
+    /// waiting at most `wait`.
+    pub async fn acquire_permits(
+        &self,
+        name: &LockName,
+        limit: u32,
+        permits: u32,
+        wait: Duration,
+    ) -> Result<LockGuard, Error> {
+        if !self.is_held() {
+            return Err(Error::LeaseLost);
+        }
+        let wait_ms = wait_ms_until(Some(Instant::now() + wait));
+        let request = SemaphoreAcquireRequest {
+            lease_id: self.id(),
+            name: name.clone(),
+            limit,
+            permits,
+            wait_ms: Some(wait_ms),
+        };
+        let mut call = Call::new(Method::POST, "/v1/semaphores/acquire", Some(&request));
+        call.server_wait = Duration::from_millis(wait_ms);
+        let granted: SemaphoreGrantResponse = self.inner.client.write(call).await?;
+        Ok(LockGuard::new(
+            self.clone(),
+            Held::Semaphore,
+            granted.name,
+            Mode::Shared,
+            granted.fencing_token,
+        ))
+    }
+
+    /// Stands for leader of the election `name` with `value`, waiting at
+    /// most `wait` to lead. The guard's token is the leadership's.
+    pub async fn campaign(
+        &self,
+        name: &LockName,
+        value: &str,
+        wait: Duration,
+    ) -> Result<LockGuard, Error> {
+        if !self.is_held() {
+            return Err(Error::LeaseLost);
+        }
+        let wait_ms = wait_ms_until(Some(Instant::now() + wait));
+        let request = CampaignRequest {
+            lease_id: self.id(),
+            name: name.clone(),
+            value: value.to_string(),
+            wait_ms: Some(wait_ms),
+        };
+        let mut call = Call::new(Method::POST, "/v1/elections/campaign", Some(&request));
+        call.server_wait = Duration::from_millis(wait_ms);
+        let elected: ElectionView = self.inner.client.write(call).await?;
+        let leader = elected
+            .leader
+            .ok_or_else(|| Error::Unavailable("a campaign answered without a leader".into()))?;
+        Ok(LockGuard::new(
+            self.clone(),
+            Held::Election,
+            elected.name,
+            Mode::Exclusive,
+            leader.fencing_token,
+        ))
     }
 }
 

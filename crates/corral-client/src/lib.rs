@@ -67,5 +67,5 @@ pub use client::{Client, RetryPolicy};
 pub use corral_api::{Fence, FencingToken, LeaseId, LockName, LockOrder, Mode};
 pub use error::Error;
 pub use fence::{FenceError, FenceGuard, FenceStore, MemoryFenceStore};
-pub use guard::LockGuard;
+pub use guard::{Held, LockGuard};
 pub use lease::{Lease, LeaseOptions, LostReason};

@@ -1,5 +1,7 @@
-//! `corral`: run a node of the lock service, or a local 3-node cluster.
+//! `corral`: run a node of the lock service or a local 3-node cluster, and
+//! the client commands (`corral lock NAME -- CMD`, `corral locks list`, ...).
 
+mod cli;
 mod dev;
 
 use std::path::PathBuf;
@@ -12,11 +14,14 @@ use corral_server::{parse_initial_cluster, parse_lock_order, RaftSettings, Serve
 #[command(
     name = "corral",
     version,
-    about = "A replicated lock service: leases, fenced locks, FIFO waiting."
+    about = "A replicated lock service: leases, fenced locks, FIFO waiting.",
+    after_help = cli::EXIT_CODES_HELP
 )]
 struct Cli {
     #[command(subcommand)]
     command: Commands,
+    #[command(flatten)]
+    connection: cli::Connection,
 }
 
 #[derive(Subcommand)]
@@ -26,6 +31,8 @@ enum Commands {
     /// Run a local 3-node cluster on 127.0.0.1:7101-7103, each node its own
     /// process; Ctrl-C stops all three.
     Dev(dev::DevArgs),
+    #[command(flatten)]
+    Client(cli::ClientCommand),
 }
 
 #[derive(clap::Args)]
@@ -78,6 +85,10 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Commands::Server(args) => run_server(args),
         Commands::Dev(args) => dev::run(args),
+        Commands::Client(command) => {
+            let code = cli::run(cli.connection, command)?;
+            std::process::exit(code)
+        }
     }
 }
 

@@ -1,0 +1,207 @@
+//! `corral lock`, `corral elect`, `corral sem`: hold something while a
+//! command runs, and stop the command if the hold is lost.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use corral_client::{Client, Error, Lease, LockGuard, LockName, LostReason, Mode};
+use tokio::process::{Child, Command};
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::output::duration;
+use super::{exit, HoldArgs};
+
+/// What to hold.
+pub enum Claim {
+    /// A lock, exclusive or shared.
+    Lock { name: LockName, shared: bool },
+    /// Leadership of an election, with a value.
+    Election { name: LockName, value: String },
+    /// Permits of a semaphore.
+    Semaphore {
+        name: LockName,
+        limit: u32,
+        permits: u32,
+    },
+}
+
+impl Claim {
+    fn describe(&self) -> String {
+        match self {
+            Claim::Lock { name, shared: true } => format!("shared lock {name}"),
+            Claim::Lock { name, .. } => format!("lock {name}"),
+            Claim::Election { name, .. } => format!("leadership of {name}"),
+            Claim::Semaphore {
+                name,
+                limit,
+                permits,
+            } => format!("{permits} of {limit} permits of {name}"),
+        }
+    }
+
+    async fn take(&self, lease: &Lease, wait: Duration) -> Result<LockGuard, Error> {
+        match self {
+            Claim::Lock { name, shared } => {
+                let mode = if *shared {
+                    Mode::Shared
+                } else {
+                    Mode::Exclusive
+                };
+                lease.acquire(name, mode, Some(wait)).await
+            }
+            Claim::Election { name, value } => lease.campaign(name, value, wait).await,
+            Claim::Semaphore {
+                name,
+                limit,
+                permits,
+            } => lease.acquire_permits(name, *limit, *permits, wait).await,
+        }
+    }
+}
+
+/// Takes `claim` under a new lease, runs the command while holding it, and
+/// gives it back on every way out. Returns the process exit code.
+pub async fn run(client: Client, claim: Claim, args: HoldArgs) -> anyhow::Result<i32> {
+    let lease = match client.grant_lease(args.ttl).await {
+        Ok(lease) => lease,
+        Err(e) => return Ok(fail("granting a lease", &e)),
+    };
+    let what = claim.describe();
+    if !args.wait.is_zero() {
+        eprintln!("corral: waiting for {what} (up to {})", duration(args.wait));
+    }
+    let started = tokio::time::Instant::now();
+    let guard = match claim.take(&lease, args.wait).await {
+        Ok(guard) => guard,
+        Err(e) => {
+            let _ = lease.revoke().await;
+            return Ok(fail(&format!("taking {what}"), &e));
+        }
+    };
+    if !args.wait.is_zero() {
+        eprintln!(
+            "corral: got {what} after {} under token {}",
+            duration(started.elapsed()),
+            guard.fencing_token()
+        );
+    }
+    let code = if args.command.is_empty() {
+        hold_until_interrupted(&lease, &guard, &what).await
+    } else {
+        run_command(&lease, &guard, &args).await?
+    };
+    let lost = !lease.is_held();
+    if let Err(e) = guard.release().await {
+        eprintln!("corral: releasing {what} failed ({e}); it goes when the lease ends");
+    }
+    if !lost {
+        if let Err(e) = lease.revoke().await {
+            eprintln!("corral: revoking the lease failed ({e}); it expires by itself");
+        }
+    }
+    Ok(code)
+}
+
+fn fail(what: &str, error: &Error) -> i32 {
+    eprintln!("corral: {what}: {error}");
+    exit::for_error(error)
+}
+
+/// Without a command: print the token and hold until Ctrl-C, SIGTERM or
+/// the lease is lost.
+async fn hold_until_interrupted(lease: &Lease, guard: &LockGuard, what: &str) -> i32 {
+    println!(
+        "holding {what} under token {} (lease {}); Ctrl-C releases",
+        guard.fencing_token(),
+        lease.id()
+    );
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            eprintln!("corral: cannot listen for SIGTERM: {e}");
+            return exit::ERROR;
+        }
+    };
+    tokio::select! {
+        reason = lease.lost() => lost_message(reason, what),
+        _ = tokio::signal::ctrl_c() => exit::OK,
+        _ = term.recv() => exit::OK,
+    }
+}
+
+fn lost_message(reason: LostReason, what: &str) -> i32 {
+    eprintln!("corral: lost {what}: {reason}");
+    exit::LEASE_LOST
+}
+
+/// Runs the command with the lock in its environment, until it exits, the
+/// lease is lost (the command is stopped: SIGTERM, then SIGKILL after the
+/// grace period), or this process is told to stop (passed on to the
+/// command).
+async fn run_command(lease: &Lease, guard: &LockGuard, args: &HoldArgs) -> anyhow::Result<i32> {
+    let mut command = Command::new(&args.command[0]);
+    command
+        .args(&args.command[1..])
+        .env("CORRAL_LOCK_NAME", guard.name().as_str())
+        .env("CORRAL_FENCING_TOKEN", guard.fencing_token().to_string())
+        .env("CORRAL_LEASE_ID", lease.id().to_string())
+        .stdin(Stdio::inherit())
+        // Its own process group: a terminal's Ctrl-C reaches this process
+        // only, which passes it on once.
+        .process_group(0);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!("corral: cannot run {}: {e}", args.command[0]);
+            return Ok(exit::ERROR);
+        }
+    };
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            status = child.wait() => return Ok(exit_code(status?)),
+            reason = lease.lost() => {
+                eprintln!(
+                    "corral: lost {} ({reason}); stopping the command",
+                    guard.name()
+                );
+                stop(&mut child, args.grace).await;
+                return Ok(exit::LEASE_LOST);
+            }
+            _ = interrupt.recv() => pass_on(&child, libc::SIGINT),
+            _ = term.recv() => pass_on(&child, libc::SIGTERM),
+        }
+    }
+}
+
+fn pass_on(child: &Child, signal: libc::c_int) {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) with a pid this process spawned and has not
+        // reaped (it is still waited for).
+        unsafe {
+            libc::kill(pid as libc::pid_t, signal);
+        }
+    }
+}
+
+/// SIGTERM, then SIGKILL if the command is still running after `grace`.
+async fn stop(child: &mut Child, grace: Duration) {
+    pass_on(child, libc::SIGTERM);
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        eprintln!(
+            "corral: the command did not stop within {}; killing it",
+            duration(grace)
+        );
+        let _ = child.kill().await;
+    }
+}
+
+/// The command's exit code, or 128 + the signal that ended it.
+fn exit_code(status: ExitStatus) -> i32 {
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(exit::ERROR)
+}

@@ -1,0 +1,300 @@
+//! `corral lease|locks|cluster|kv`: one request each, printed for people
+//! or as JSON.
+
+use std::time::Duration;
+
+use clap::Subcommand;
+use corral_api::{KvValue, LockView, Mode};
+use corral_client::{Client, Error, Fence, FencingToken, LeaseId};
+use tokio::time::Instant;
+
+use super::output::{self, duration, parse_duration};
+use super::{exit, lock_name};
+
+/// `corral lease ...`.
+#[derive(Subcommand, Debug)]
+pub enum LeaseCommand {
+    /// Grant a lease and print its id. Nothing keeps it alive: send
+    /// `corral lease keepalive ID` every ttl/3, or it expires.
+    Grant {
+        /// Its time to live.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        ttl: Duration,
+    },
+    /// Renew a lease once.
+    Keepalive {
+        /// The lease id.
+        id: LeaseId,
+    },
+    /// End a lease, releasing all it holds.
+    Revoke {
+        /// The lease id.
+        id: LeaseId,
+    },
+    /// Show a lease and what it holds.
+    Show {
+        /// The lease id.
+        id: LeaseId,
+    },
+}
+
+/// `corral locks ...`.
+#[derive(Subcommand, Debug)]
+pub enum LocksCommand {
+    /// List the locks in use, in name order (at most 1000).
+    List {
+        /// Only names starting with this.
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
+    /// Show one lock: holders and queue.
+    Show {
+        /// The lock.
+        name: String,
+    },
+}
+
+/// `corral cluster ...`.
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Members, leader, term and log indexes, as the first node that
+    /// answers sees them.
+    Status,
+}
+
+/// `corral kv ...`.
+#[derive(Subcommand, Debug)]
+pub enum KvCommand {
+    /// Print a key's value (exit 3 if there is none).
+    Get {
+        /// The key.
+        key: String,
+    },
+    /// Write a key under a lock's current token.
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        /// The lock that guards the key.
+        #[arg(long)]
+        lock: String,
+        /// The token the lock is held under (CORRAL_FENCING_TOKEN inside
+        /// `corral lock`).
+        #[arg(long, env = "CORRAL_FENCING_TOKEN")]
+        token: u64,
+    },
+    /// Delete a key under a lock's current token.
+    Delete {
+        /// The key.
+        key: String,
+        /// The lock that guards the key.
+        #[arg(long)]
+        lock: String,
+        /// The token the lock is held under.
+        #[arg(long, env = "CORRAL_FENCING_TOKEN")]
+        token: u64,
+    },
+}
+
+/// Prints `result` with `show` (or as JSON); an error becomes a message
+/// and its exit code.
+fn finish<T: serde::Serialize>(
+    result: Result<T, Error>,
+    json: bool,
+    show: impl FnOnce(&T),
+) -> anyhow::Result<i32> {
+    match result {
+        Ok(value) if json => output::json(&value).map(|()| exit::OK),
+        Ok(value) => {
+            show(&value);
+            Ok(exit::OK)
+        }
+        Err(e) => {
+            eprintln!("corral: {e}");
+            Ok(exit::for_error(&e))
+        }
+    }
+}
+
+pub async fn lease(client: &Client, command: LeaseCommand, json: bool) -> anyhow::Result<i32> {
+    match command {
+        LeaseCommand::Grant { ttl } => finish(client.grant_lease_id(ttl).await, json, |granted| {
+            println!("{}", granted.lease_id);
+        }),
+        LeaseCommand::Keepalive { id } => {
+            let sent = Instant::now();
+            let renewed = client
+                .keepalive(id, sent + Duration::from_secs(10))
+                .await
+                .map(|()| serde_json::json!({ "lease_id": id, "renewed": true }));
+            finish(renewed, json, |_| {
+                println!("renewed {id} ({} round trip)", duration(sent.elapsed()));
+            })
+        }
+        LeaseCommand::Revoke { id } => {
+            let revoked = client
+                .revoke(id)
+                .await
+                .map(|()| serde_json::json!({ "lease_id": id, "revoked": true }));
+            finish(revoked, json, |_| println!("revoked {id}"))
+        }
+        LeaseCommand::Show { id } => finish(client.lease(id).await, json, |lease| {
+            println!(
+                "lease {}  ttl {}  order {:?}  lock-delay {}",
+                lease.lease_id,
+                duration(Duration::from_millis(lease.ttl_ms)),
+                lease.lock_order,
+                duration(Duration::from_millis(lease.lock_delay_ms))
+            );
+            let rows: Vec<Vec<String>> = [
+                ("lock", &lease.locks),
+                ("semaphore", &lease.semaphores),
+                ("election", &lease.elections),
+            ]
+            .into_iter()
+            .flat_map(|(kind, held)| {
+                held.iter().map(move |h| {
+                    vec![
+                        kind.to_string(),
+                        h.name.to_string(),
+                        h.fencing_token.to_string(),
+                    ]
+                })
+            })
+            .collect();
+            output::table(&["KIND", "NAME", "TOKEN"], &rows);
+        }),
+    }
+}
+
+fn lock_row(lock: &LockView) -> Vec<String> {
+    let holders: Vec<String> = lock
+        .holders
+        .iter()
+        .map(|h| h.lease_id.to_string())
+        .collect();
+    let mode = match lock.holders.first().map(|h| h.mode) {
+        Some(Mode::Exclusive) => "exclusive",
+        Some(Mode::Shared) => "shared",
+        None if lock.delayed_until_ms.is_some() => "delayed",
+        None => "-",
+    };
+    let token = lock
+        .holders
+        .iter()
+        .map(|h| h.fencing_token)
+        .max()
+        .map_or("-".into(), |t: FencingToken| t.to_string());
+    vec![
+        lock.name.to_string(),
+        mode.to_string(),
+        token,
+        if holders.is_empty() {
+            "-".into()
+        } else {
+            holders.join(",")
+        },
+        lock.queue.len().to_string(),
+    ]
+}
+
+const LOCK_HEADER: [&str; 5] = ["NAME", "MODE", "TOKEN", "HOLDERS", "WAITERS"];
+
+pub async fn locks(client: &Client, command: LocksCommand, json: bool) -> anyhow::Result<i32> {
+    match command {
+        LocksCommand::List { prefix } => finish(client.locks(&prefix).await, json, |list| {
+            let rows: Vec<Vec<String>> = list.locks.iter().map(lock_row).collect();
+            output::table(&LOCK_HEADER, &rows);
+            if list.truncated {
+                println!("(more: narrow the prefix)");
+            }
+        }),
+        LocksCommand::Show { name } => {
+            let name = lock_name(&name)?;
+            finish(client.lock(&name).await, json, |lock| {
+                output::table(&LOCK_HEADER, &[lock_row(lock)]);
+                if !lock.queue.is_empty() {
+                    println!();
+                    let rows: Vec<Vec<String>> = lock
+                        .queue
+                        .iter()
+                        .enumerate()
+                        .map(|(i, w)| {
+                            vec![
+                                i.to_string(),
+                                w.lease_id.to_string(),
+                                format!("{:?}", w.mode).to_lowercase(),
+                                if w.acquire_all { "yes" } else { "no" }.into(),
+                            ]
+                        })
+                        .collect();
+                    output::table(&["#", "WAITING LEASE", "MODE", "ACQUIRE-ALL"], &rows);
+                }
+            })
+        }
+    }
+}
+
+pub async fn cluster(client: &Client, command: ClusterCommand, json: bool) -> anyhow::Result<i32> {
+    let ClusterCommand::Status = command;
+    finish(client.cluster().await, json, |view| {
+        let show = |i: Option<u64>| i.map_or("-".into(), |i| i.to_string());
+        println!(
+            "node {} says: leader {}, term {}, commit {}, applied {}, snapshot {}",
+            view.node_id,
+            show(view.leader_id),
+            view.term,
+            show(view.commit_index),
+            show(view.applied_index),
+            show(view.snapshot_index)
+        );
+        let rows: Vec<Vec<String>> = view
+            .members
+            .iter()
+            .map(|m| vec![m.id.to_string(), m.addr.clone(), m.role.clone()])
+            .collect();
+        output::table(&["ID", "ADDRESS", "ROLE"], &rows);
+    })
+}
+
+pub async fn kv(client: &Client, command: KvCommand, json: bool) -> anyhow::Result<i32> {
+    match command {
+        KvCommand::Get { key } => {
+            let key = lock_name(&key)?;
+            match client.kv_get(&key).await {
+                Ok(None) => {
+                    eprintln!("corral: no such key {key}");
+                    Ok(exit::NOT_ACQUIRED)
+                }
+                Ok(Some(value)) => finish(Ok(value), json, |v| println!("{}", v.value)),
+                Err(e) => finish::<KvValue>(Err(e), json, |_| {}),
+            }
+        }
+        KvCommand::Put {
+            key,
+            value,
+            lock,
+            token,
+        } => {
+            let fence = Fence {
+                lock: lock_name(&lock)?,
+                fencing_token: FencingToken(token),
+            };
+            let written = client.kv_put(&lock_name(&key)?, &value, fence).await;
+            finish(written, json, |w| {
+                println!("wrote {} under token {}", w.key, w.fencing_token)
+            })
+        }
+        KvCommand::Delete { key, lock, token } => {
+            let fence = Fence {
+                lock: lock_name(&lock)?,
+                fencing_token: FencingToken(token),
+            };
+            let deleted = client.kv_delete(&lock_name(&key)?, fence).await;
+            finish(deleted, json, |w| {
+                println!("deleted {} under token {}", w.key, w.fencing_token)
+            })
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The client commands of the `corral` binary.
+
+mod hold;
+mod inspect;
+mod output;
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use corral_client::{Client, LockName};
+
+pub use inspect::{ClusterCommand, KvCommand, LeaseCommand, LocksCommand};
+
+/// Exit codes of the client commands.
+pub mod exit {
+    use corral_client::Error;
+
+    /// Success (or the command's own code).
+    pub const OK: i32 = 0;
+    /// An error from the cluster or a bad argument it refused.
+    pub const ERROR: i32 = 1;
+    /// Not acquired: busy, or the wait ran out (or, for `kv`, no such key).
+    pub const NOT_ACQUIRED: i32 = 3;
+    /// The lease was lost while holding; the command was stopped.
+    pub const LEASE_LOST: i32 = 4;
+    /// No node of the cluster answered.
+    pub const UNAVAILABLE: i32 = 5;
+
+    /// The exit code for a failed call.
+    pub fn for_error(error: &Error) -> i32 {
+        match error {
+            Error::Busy { .. } | Error::Timeout | Error::Deadlock { .. } => NOT_ACQUIRED,
+            Error::LeaseLost => LEASE_LOST,
+            Error::Unavailable(_) => UNAVAILABLE,
+            _ => ERROR,
+        }
+    }
+}
+
+/// The text `corral --help` ends with.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes of the client commands:
+  0    success; `lock`, `elect` and `sem` exit with their command's code
+  1    an error: the cluster refused the request, or bad input
+  2    bad usage
+  3    not acquired: busy, deadlock or the wait ran out (`kv get`: no such key)
+  4    the lease was lost while holding; the command was stopped
+  5    no node of the cluster answered
+  128+N  the command was ended by signal N
+
+Endpoints come from --endpoints or CORRAL_ENDPOINTS
+(default 127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103, the `corral dev` cluster).";
+
+/// Where the cluster is, and how to print.
+#[derive(Args, Clone, Debug)]
+pub struct Connection {
+    /// Nodes of the cluster, comma-separated (host:port or URLs).
+    #[arg(
+        long,
+        env = "CORRAL_ENDPOINTS",
+        default_value = "127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103",
+        global = true
+    )]
+    pub endpoints: String,
+    /// Print JSON for scripts instead of text for people.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl Connection {
+    /// A client for these endpoints.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::new(self.endpoints.split(','))?)
+    }
+}
+
+/// How to hold something while a command runs.
+#[derive(Args, Clone, Debug)]
+pub struct HoldArgs {
+    /// The lease's time to live; keepalives go every ttl/3.
+    #[arg(long, default_value = "10s", value_parser = output::parse_duration)]
+    pub ttl: Duration,
+    /// How long to wait for it (0: fail at once if it is taken).
+    #[arg(long, default_value = "30s", value_parser = output::parse_duration)]
+    pub wait: Duration,
+    /// After the lease is lost, how long the command gets between SIGTERM
+    /// and SIGKILL.
+    #[arg(long, default_value = "5s", value_parser = output::parse_duration)]
+    pub grace: Duration,
+    /// The command to run while holding, after `--`. Without one: hold
+    /// until Ctrl-C, printing the token.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+/// `corral lock`.
+#[derive(Args, Debug)]
+pub struct LockArgs {
+    /// The lock.
+    pub name: String,
+    /// Take it shared (a reader) instead of exclusive.
+    #[arg(long)]
+    pub shared: bool,
+    #[command(flatten)]
+    pub hold: HoldArgs,
+}
+
+/// `corral elect`.
+#[derive(Args, Debug)]
+pub struct ElectArgs {
+    /// The election.
+    pub name: String,
+    /// The value to lead with (an address, an id).
+    #[arg(long, default_value = "")]
+    pub value: String,
+    #[command(flatten)]
+    pub hold: HoldArgs,
+}
+
+/// `corral sem`.
+#[derive(Args, Debug)]
+pub struct SemArgs {
+    /// The semaphore.
+    pub name: String,
+    /// Its number of permits (every user must give the same).
+    #[arg(long)]
+    pub limit: u32,
+    /// Permits to take.
+    #[arg(long, default_value_t = 1)]
+    pub permits: u32,
+    #[command(flatten)]
+    pub hold: HoldArgs,
+}
+
+/// The client commands.
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Run a command while holding a lock; with none, hold it until Ctrl-C.
+    ///
+    /// The command gets CORRAL_LOCK_NAME, CORRAL_FENCING_TOKEN and
+    /// CORRAL_LEASE_ID in its environment. If the lease is lost, the
+    /// command gets SIGTERM, then SIGKILL after --grace, and corral exits
+    /// with 4. Ctrl-C is passed to the command. The lock is released on
+    /// every way out.
+    Lock(LockArgs),
+    /// Run a command while leading an election (as `lock` does).
+    Elect(ElectArgs),
+    /// Run a command while holding permits of a semaphore (as `lock`
+    /// does).
+    Sem(SemArgs),
+    /// Grant, renew, revoke and show leases.
+    #[command(subcommand)]
+    Lease(LeaseCommand),
+    /// List and show locks.
+    #[command(subcommand)]
+    Locks(LocksCommand),
+    /// The cluster's members and leader.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Read and write the fenced key-value store.
+    #[command(subcommand)]
+    Kv(KvCommand),
+}
+
+/// Runs a client command; returns the exit code.
+pub fn run(connection: Connection, command: ClientCommand) -> anyhow::Result<i32> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let client = connection.client()?;
+        let json = connection.json;
+        match command {
+            ClientCommand::Lock(args) => {
+                let claim = hold::Claim::Lock {
+                    name: lock_name(&args.name)?,
+                    shared: args.shared,
+                };
+                hold::run(client, claim, args.hold).await
+            }
+            ClientCommand::Elect(args) => {
+                let claim = hold::Claim::Election {
+                    name: lock_name(&args.name)?,
+                    value: args.value,
+                };
+                hold::run(client, claim, args.hold).await
+            }
+            ClientCommand::Sem(args) => {
+                let claim = hold::Claim::Semaphore {
+                    name: lock_name(&args.name)?,
+                    limit: args.limit,
+                    permits: args.permits,
+                };
+                hold::run(client, claim, args.hold).await
+            }
+            ClientCommand::Lease(command) => inspect::lease(&client, command, json).await,
+            ClientCommand::Locks(command) => inspect::locks(&client, command, json).await,
+            ClientCommand::Cluster(command) => inspect::cluster(&client, command, json).await,
+            ClientCommand::Kv(command) => inspect::kv(&client, command, json).await,
+        }
+    })
+}
+
+/// Checks a lock (or semaphore, election, key) name.
+pub fn lock_name(name: &str) -> anyhow::Result<LockName> {
+    LockName::new(name).map_err(|e| anyhow::anyhow!("name `{name}`: {e}"))
+}

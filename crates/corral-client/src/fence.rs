@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use corral_api::FencingToken;
 
@@ -87,24 +87,86 @@ pub enum FenceError<E: std::error::Error + 'static> {
     /// The store failed.
     #[error("fence store: {0}")]
     Store(#[source] E),
+    /// The store kept changing under every try to raise the token.
+    #[error(
+        "fence store: the token of {resource} kept changing; gave up after {ADMIT_TRIES_MAX} tries"
+    )]
+    Contended {
+        /// The resource.
+        resource: String,
+    },
 }
+
+/// How many times [`FenceGuard::admit`] reads and tries to raise a token
+/// before it gives up.
+pub const ADMIT_TRIES_MAX: usize = 64;
 
 /// Keeps the highest fencing token accepted per resource and refuses lower
 /// ones. Equal tokens are accepted: they come from the same grant.
 ///
-/// Call [`FenceGuard::admit`] before every write a lock holder asks for,
-/// and do the write only if it succeeds. For the write and the token to
-/// agree after a crash, keep the tokens in the same database as the data
-/// and admit inside the write's transaction.
+/// Admitting a token and doing the write are two steps: a stale writer
+/// admitted just before a newer one could still write after it. Use
+/// [`FenceGuard::admit_then`], which does both under a per-resource lock of
+/// this guard, when the writes go through this process. When the data
+/// lives in a database, the database is the real guard: keep the token in
+/// the row and write with a condition (`UPDATE ... SET fence = :token WHERE
+/// fence <= :token`), in the same transaction as the data.
 #[derive(Debug, Default)]
 pub struct FenceGuard<S> {
     store: S,
+    /// One lock per resource with a write in progress.
+    serial: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl<S: FenceStore> FenceGuard<S> {
     /// A guard over `store`.
     pub fn new(store: S) -> FenceGuard<S> {
-        FenceGuard { store }
+        FenceGuard {
+            store,
+            serial: Mutex::default(),
+        }
+    }
+
+    /// Admits `token` for `resource` and runs `write`, both under this
+    /// guard's lock for the resource: no other write to it through this
+    /// guard comes between the check and the write. `write` runs only if
+    /// the token is admitted.
+    pub async fn admit_then<T>(
+        &self,
+        resource: &str,
+        token: FencingToken,
+        write: impl Future<Output = T>,
+    ) -> Result<T, FenceError<S::Error>> {
+        let lock = self
+            .serial_lock()
+            .entry(resource.to_string())
+            .or_default()
+            .clone();
+        let result = {
+            let _held = lock.lock().await;
+            match self.admit(resource, token).await {
+                Ok(()) => Ok(write.await),
+                Err(e) => Err(e),
+            }
+        };
+        // Forget the resource's lock once no one else holds or waits for it.
+        drop(lock);
+        let mut serial = self.serial_lock();
+        if serial
+            .get(resource)
+            .is_some_and(|l| Arc::strong_count(l) == 1)
+        {
+            serial.remove(resource);
+        }
+        result
+    }
+
+    fn serial_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<()>>>> {
+        self.serial
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Accepts `token` for `resource` if no higher token was accepted
@@ -114,7 +176,7 @@ impl<S: FenceStore> FenceGuard<S> {
         resource: &str,
         token: FencingToken,
     ) -> Result<(), FenceError<S::Error>> {
-        loop {
+        for _ in 0..ADMIT_TRIES_MAX {
             let highest = self
                 .store
                 .highest(resource)
@@ -138,6 +200,9 @@ impl<S: FenceStore> FenceGuard<S> {
                 return Ok(());
             }
         }
+        Err(FenceError::Contended {
+            resource: resource.to_string(),
+        })
     }
 
     /// The highest token accepted for `resource`, if any.
@@ -173,6 +238,37 @@ mod tests {
         ));
         guard.admit("a", FencingToken(6)).await.unwrap();
         assert_eq!(guard.highest("a").await.unwrap(), Some(FencingToken(6)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn admit_then_keeps_a_stale_write_from_landing_last() {
+        let guard = Arc::new(FenceGuard::new(MemoryFenceStore::default()));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let tasks: Vec<_> = (1..=32u64)
+            .map(|t| {
+                let (guard, log) = (guard.clone(), log.clone());
+                tokio::spawn(async move {
+                    let write = async {
+                        tokio::task::yield_now().await;
+                        log.lock().unwrap().push(t);
+                    };
+                    guard.admit_then("r", FencingToken(t), write).await.is_ok()
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let log = log.lock().unwrap().clone();
+        assert!(
+            log.windows(2).all(|w| w[0] < w[1]),
+            "writes landed in token order: {log:?}"
+        );
+        assert_eq!(log.last(), Some(&32));
+        assert!(
+            guard.serial_lock().is_empty(),
+            "per-resource locks are dropped"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

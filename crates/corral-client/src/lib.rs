@@ -66,6 +66,6 @@ mod lease;
 pub use client::{Client, RetryPolicy};
 pub use corral_api::{Fence, FencingToken, LeaseId, LockName, LockOrder, Mode};
 pub use error::Error;
-pub use fence::{FenceError, FenceGuard, FenceStore, MemoryFenceStore};
+pub use fence::{FenceError, FenceGuard, FenceStore, MemoryFenceStore, ADMIT_TRIES_MAX};
 pub use guard::{Held, LockGuard};
 pub use lease::{Lease, LeaseOptions, LostReason};

@@ -124,7 +124,8 @@ impl StateMachineStore {
 
     /// Replaces the applied state with a snapshot's.
     fn restore(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StoreError> {
-        let table: LockTable = decode("snapshot data", data)?;
+        let mut table: LockTable = decode("snapshot data", data)?;
+        table.rebuild_derived();
         if let Err(broken) = table.check_invariants() {
             return Err(StoreError::Invalid(format!(
                 "snapshot breaks an invariant: {broken}"
@@ -189,9 +190,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     }
                 }
             };
-            if !events.is_empty() {
-                (self.events)(Notice::Events(events));
-            }
+            // Sent after every entry, events or not: it also tells waiting
+            // readers (election observers) that the state moved.
+            (self.events)(Notice::Events(events));
             if let Some(responder) = responder {
                 responder.send(reply);
             }

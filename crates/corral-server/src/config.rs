@@ -29,6 +29,8 @@ pub struct ServerConfig {
     pub idempotency_window_ms: u64,
     /// The most keys the fenced store may hold (deleted ones count).
     pub kv_keys_max: usize,
+    /// The most bytes the fenced store may hold (keys plus JSON values).
+    pub kv_bytes_max: usize,
 }
 
 impl ServerConfig {

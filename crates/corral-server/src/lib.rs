@@ -29,6 +29,9 @@ pub use corral_state::IDEMPOTENCY_WINDOW_MS_DEFAULT;
 
 /// The default cap on keys of the fenced store.
 pub const KV_KEYS_MAX_DEFAULT: usize = 100_000;
+/// The default cap on bytes of the fenced store (keys plus JSON values):
+/// it keeps snapshots small enough to ship to a lagging follower.
+pub const KV_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
 
 pub use config::{
     parse_initial_cluster, parse_lock_order, ClusterSpecError, LockOrderSpecError, ServerConfig,
@@ -101,6 +104,7 @@ pub async fn serve(
         lock_order: config.lock_order.clone(),
         idempotency_window_ms: config.idempotency_window_ms,
         kv_keys_max: config.kv_keys_max,
+        kv_bytes_max: config.kv_bytes_max,
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

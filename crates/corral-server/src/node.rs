@@ -98,6 +98,8 @@ pub struct Node {
     pub idempotency_window_ms: u64,
     /// The most keys of the fenced store.
     pub kv_keys_max: usize,
+    /// The most bytes of the fenced store.
+    pub kv_bytes_max: usize,
 }
 
 impl Node {

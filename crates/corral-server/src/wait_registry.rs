@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use corral_raft::Notice;
 use corral_state::{Event, Grant, Kind, LeaseId, LockName, LockTable};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// How a wait ended other than by the request's own timer.
 #[derive(Clone, Debug)]
@@ -21,9 +21,9 @@ pub enum WaitEnd {
     Granted(Vec<Grant>),
     /// The lease ended while it waited.
     LeaseEnded,
-    /// The acquire-all was withdrawn: its lease released a lock the request
-    /// counted as held.
-    Withdrawn,
+    /// An acquire-all of these names (sorted) was withdrawn: its lease
+    /// released a lock the request counted as held.
+    Withdrawn(Vec<LockName>),
 }
 
 type Key = (Kind, LeaseId, LockName);
@@ -38,10 +38,22 @@ struct Waiting {
 
 /// Waiting requests by (kind, lease, name). Every node applies every entry,
 /// so the node that holds the request wakes it from its own state machine.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct WaitRegistry {
     waiting: Arc<Mutex<Waiting>>,
     next_id: Arc<std::sync::atomic::AtomicU64>,
+    /// Counts the notices: it moves whenever the applied state does.
+    moved: Arc<watch::Sender<u64>>,
+}
+
+impl Default for WaitRegistry {
+    fn default() -> WaitRegistry {
+        WaitRegistry {
+            waiting: Default::default(),
+            next_id: Default::default(),
+            moved: Arc::new(watch::channel(0).0),
+        }
+    }
 }
 
 /// A registered wait. Dropping it unregisters.
@@ -74,8 +86,15 @@ impl WaitRegistry {
         }
     }
 
+    /// A receiver that changes whenever the applied state moves (an entry
+    /// applied, a snapshot restored), for readers that wait for a change.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.moved.subscribe()
+    }
+
     /// Wakes the requests that a notice of the state machine concerns.
     pub fn notify(&self, notice: Notice<'_>) {
+        self.moved.send_modify(|n| *n = n.wrapping_add(1));
         match notice {
             Notice::Events(events) => self.apply_events(events),
             Notice::Restored(table) => self.recheck(table),
@@ -104,10 +123,10 @@ impl WaitRegistry {
                 } => (vec![(kind, lease_id, name)], WaitEnd::LeaseEnded),
                 Event::Withdrawn { lease_id, names } => (
                     names
-                        .into_iter()
-                        .map(|name| (Kind::Lock, lease_id, name))
+                        .iter()
+                        .map(|name| (Kind::Lock, lease_id, name.clone()))
                         .collect(),
-                    WaitEnd::Withdrawn,
+                    WaitEnd::Withdrawn(names),
                 ),
             };
             waiting.wake(&keys, &end);

@@ -188,6 +188,10 @@ pub enum Command {
         /// The most keys the store may hold, from the proposing node's
         /// configuration (carried here so every replica decides the same).
         keys_max: usize,
+        /// The most bytes the store may hold (keys plus JSON-encoded
+        /// values), likewise.
+        #[serde(default = "unbounded")]
+        bytes_max: usize,
     },
     /// Delete a key of the fenced store, if the fence is current.
     KvDelete {
@@ -196,6 +200,10 @@ pub enum Command {
         /// The lock and token the delete is made under.
         fence: Fence,
     },
+}
+
+fn unbounded() -> usize {
+    usize::MAX
 }
 
 impl std::fmt::Display for Proposal {

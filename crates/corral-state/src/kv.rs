@@ -13,6 +13,17 @@ pub type KvKey = LockName;
 /// The longest value, in bytes.
 pub const KV_VALUE_BYTES_MAX: usize = 64 * 1024;
 
+/// What a record counts against the store's byte cap: its key, and its
+/// value as JSON (escapes included, as snapshots carry it).
+pub(crate) fn kv_cost(key: &KvKey, record: &FencedValue) -> usize {
+    key.as_str().len() + record.value.as_ref().map_or(0, |v| json_len(v))
+}
+
+/// The length of `value` as a JSON string.
+pub(crate) fn json_len(value: &str) -> usize {
+    serde_json::to_string(value).map_or(value.len(), |s| s.len())
+}
+
 /// The lock and token a write claims to be made under.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fence {

@@ -171,7 +171,9 @@ pub struct WaitGroup {
     /// when it asked.
     pub names: BTreeSet<LockName>,
     /// The names it queued for: those it did not hold. Each is in the
-    /// lease's `waits`, and in no other group's `waiting`.
+    /// lease's `waits`, and in no other group's `waiting`. (Absent from
+    /// snapshots written before it existed; rebuilt on restore.)
+    #[serde(default)]
     pub waiting: BTreeSet<LockName>,
     /// The mode of every grant.
     pub mode: Mode,

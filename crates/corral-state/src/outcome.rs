@@ -161,11 +161,11 @@ pub enum Refusal {
     /// A delete of a key that was never written.
     #[error("no such key")]
     KeyNotFound,
-    /// The fenced store holds as many keys as it may.
-    #[error("the fenced store holds its maximum of {max} keys")]
+    /// The fenced store holds as many keys (or bytes) as it may.
+    #[error("the fenced store is full: {limit}")]
     TooManyKeys {
-        /// The maximum.
-        max: usize,
+        /// Which limit, in words.
+        limit: String,
     },
     /// The idempotency key answered another request.
     #[error("the idempotency key was used for another request")]

@@ -78,6 +78,10 @@ struct ServerArgs {
     /// count: they keep the highest token that wrote them).
     #[arg(long, default_value_t = corral_server::KV_KEYS_MAX_DEFAULT)]
     kv_keys_max: usize,
+    /// The most bytes the fenced key-value store may hold: keys plus values
+    /// as JSON (so snapshots stay small enough to ship).
+    #[arg(long, default_value_t = corral_server::KV_BYTES_MAX_DEFAULT)]
+    kv_bytes_max: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -114,6 +118,7 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         lock_order: parse_lock_order(&args.lock_order)?,
         idempotency_window_ms: args.idempotency_window_ms,
         kv_keys_max: args.kv_keys_max,
+        kv_bytes_max: args.kv_bytes_max,
     };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;

@@ -13,7 +13,6 @@ use corral_api::{
     ELECTION_VALUE_BYTES_MAX,
 };
 use corral_state::{Command, FencingToken, Grant, Kind, LockName, LockTable, Outcome};
-use openraft::async_runtime::WatchReceiver;
 use serde::Deserialize;
 use tokio::time::Instant;
 
@@ -69,7 +68,6 @@ async fn campaign(
 ) -> Result<Json<ElectionView>, ApiError> {
     let wait_ms = waiting::wait_ms(request.wait_ms)?;
     check_value(&request.value)?;
-    let idempotency = key.for_request(&node, "POST /v1/elections/campaign", &request);
     let CampaignRequest {
         lease_id,
         name,
@@ -86,7 +84,7 @@ async fn campaign(
             value,
             wait_ms,
         },
-        idempotency,
+        key: (key, "POST /v1/elections/campaign"),
         cancel: Command::CancelWait {
             lease_id,
             name: name.clone(),
@@ -180,10 +178,10 @@ async fn observe(
     let name = election_name(query.name)?;
     let wait_ms = waiting::wait_ms(query.wait_ms)?;
     // Linearizable from the start; afterwards the local state only moves
-    // forward, and every apply updates raft's metrics, which wakes us.
+    // forward, and every apply or restore moves the registry's counter.
+    let mut applied = node.waits.changes();
     node.linearize().await?;
     let deadline = Instant::now() + Duration::from_millis(wait_ms);
-    let mut applied = node.raft.metrics();
     loop {
         let current = view(&node.state.read().table, &name);
         let token = current

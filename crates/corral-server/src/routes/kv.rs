@@ -39,6 +39,7 @@ async fn put(
         value: request.value,
         fence: request.fence,
         keys_max: node.kv_keys_max,
+        bytes_max: node.kv_bytes_max,
     };
     write(&node, command, idempotency).await
 }

@@ -56,7 +56,14 @@ async fn grant(
         lock_order: request.lock_order.unwrap_or_default(),
         lock_delay_ms,
     };
-    let idempotency = key.for_request(&node, "POST /v1/leases", &request);
+    // Fingerprinted with the defaults filled in, so that a retry that
+    // spells them out is the same request.
+    let normalized = GrantLeaseRequest {
+        ttl_ms: request.ttl_ms,
+        lock_order: Some(request.lock_order.unwrap_or_default()),
+        lock_delay_ms: Some(lock_delay_ms),
+    };
+    let idempotency = key.for_request(&node, "POST /v1/leases", &normalized);
     let submission = Submission {
         command,
         idempotency,

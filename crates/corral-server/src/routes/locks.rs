@@ -36,7 +36,6 @@ async fn acquire(
     JsonBody(request): JsonBody<AcquireRequest>,
 ) -> Result<Json<GrantResponse>, ApiError> {
     let wait_ms = waiting::wait_ms(request.wait_ms)?;
-    let idempotency = key.for_request(&node, "POST /v1/locks/acquire", &request);
     let AcquireRequest {
         lease_id,
         name,
@@ -53,7 +52,7 @@ async fn acquire(
             mode,
             wait_ms,
         },
-        idempotency,
+        key: (key, "POST /v1/locks/acquire"),
         cancel: Command::CancelWait {
             lease_id,
             name,
@@ -79,7 +78,6 @@ async fn acquire_all(
     JsonBody(request): JsonBody<AcquireAllRequest>,
 ) -> Result<Json<AcquireAllResponse>, ApiError> {
     let wait_ms = waiting::wait_ms(request.wait_ms)?;
-    let idempotency = key.for_request(&node, "POST /v1/locks/acquire-all", &request);
     let AcquireAllRequest {
         lease_id,
         names,
@@ -110,7 +108,7 @@ async fn acquire_all(
             mode,
             wait_ms,
         },
-        idempotency,
+        key: (key, "POST /v1/locks/acquire-all"),
         cancel: Command::CancelWaitAll {
             lease_id,
             names: sorted,

@@ -34,7 +34,6 @@ async fn acquire(
     JsonBody(request): JsonBody<SemaphoreAcquireRequest>,
 ) -> Result<Json<SemaphoreGrantResponse>, ApiError> {
     let wait_ms = waiting::wait_ms(request.wait_ms)?;
-    let idempotency = key.for_request(&node, "POST /v1/semaphores/acquire", &request);
     let SemaphoreAcquireRequest {
         lease_id,
         name,
@@ -63,7 +62,7 @@ async fn acquire(
             permits,
             wait_ms,
         },
-        idempotency,
+        key: (key, "POST /v1/semaphores/acquire"),
         cancel: Command::CancelWait {
             lease_id,
             name,

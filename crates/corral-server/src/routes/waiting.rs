@@ -4,11 +4,12 @@
 use std::time::Duration;
 
 use corral_api::WAIT_MS_MAX;
-use corral_state::{Command, FencingToken, Grant, Idempotency, Kind, LeaseId, LockName, Outcome};
+use corral_state::{Command, FencingToken, Grant, Kind, LeaseId, LockName, Outcome};
 use tokio::time::Instant;
 
 use super::unexpected;
 use crate::error::ApiError;
+use crate::idempotency::IdempotencyKey;
 use crate::node::{Node, Submission};
 use crate::wait_registry::{WaitEnd, WaitTicket};
 
@@ -22,8 +23,11 @@ pub(super) struct Acquire {
     pub names: Vec<LockName>,
     /// The command to propose.
     pub command: Command,
-    /// The request's idempotency key.
-    pub idempotency: Option<Idempotency>,
+    /// The request's idempotency key, and the route it came by. The key is
+    /// fingerprinted over the command, in which the request is normalized
+    /// (names sorted, an absent wait made 0), so that a retry written
+    /// differently is still the same request.
+    pub key: (IdempotencyKey, &'static str),
     /// The command that withdraws it when the wait runs out.
     pub cancel: Command,
     /// How long it may wait.
@@ -49,10 +53,11 @@ pub(super) async fn acquire(node: &Node, acquire: Acquire) -> Result<Vec<Grant>,
         lease_id,
         names,
         command,
-        idempotency,
+        key: (key, route),
         cancel,
         wait_ms,
     } = acquire;
+    let idempotency = key.for_request(node, route, &command);
     // Registered before proposing, so a grant applied right after the
     // enqueue cannot be missed.
     let ticket = (wait_ms > 0).then(|| node.waits.register(kind, lease_id, &names));
@@ -72,15 +77,18 @@ pub(super) async fn acquire(node: &Node, acquire: Acquire) -> Result<Vec<Grant>,
                 return Ok(grants);
             }
             let deadline = Instant::now() + Duration::from_millis(wait_ms);
-            if let Some(grants) = wait_for_grant(ticket, &names, after_token, deadline).await? {
-                return Ok(grants);
-            }
-            // Time ran out: withdraw through the log, which answers with the
-            // grant if it won the race.
+            let all = matches!(cancel, Command::CancelWaitAll { .. });
+            let ended = match wait_for_grant(ticket, &names, all, after_token, deadline).await? {
+                WaitOutcome::Granted(grants) => return Ok(grants),
+                WaitOutcome::TimedOut => ApiError::WaitTimeout,
+                WaitOutcome::MaybeWithdrawn => ApiError::WaitWithdrawn,
+            };
+            // Time ran out (or the wait looks withdrawn): withdraw through
+            // the log, which answers with the grant if it won the race.
             match node.propose(cancel).await? {
                 Outcome::Granted(grant) => Ok(vec![grant]),
                 Outcome::GrantedAll(grants) => Ok(grants),
-                Outcome::WaitCancelled => Err(ApiError::WaitTimeout),
+                Outcome::WaitCancelled => Err(ended),
                 other => Err(unexpected(other)),
             }
         }
@@ -115,28 +123,44 @@ fn granted_since(
         .then_some(grants)
 }
 
+/// How a wait ended on this node.
+enum WaitOutcome {
+    /// Granted: the grants.
+    Granted(Vec<Grant>),
+    /// The request's time ran out.
+    TimedOut,
+    /// This node applied the withdrawal of an acquire-all of the same
+    /// names; it may be an older request's, so the log must say.
+    MaybeWithdrawn,
+}
+
 /// Waits until the lease is granted every name or ends, or until
-/// `deadline` (`Ok(None)`). Only grants newer than `after_token`, the last
-/// token handed out when the request was queued, answer this request: an
-/// older one is a grant this node applied late.
+/// `deadline`. Only grants newer than `after_token`, the last token handed
+/// out when the request was queued, answer this request: an older one is a
+/// grant this node applied late. Likewise a withdrawal only hints that this
+/// acquire-all (`all`) was withdrawn.
 async fn wait_for_grant(
     mut ticket: WaitTicket,
     names: &[LockName],
+    all: bool,
     after_token: FencingToken,
     deadline: Instant,
-) -> Result<Option<Vec<Grant>>, ApiError> {
+) -> Result<WaitOutcome, ApiError> {
     loop {
         match tokio::time::timeout_at(deadline, ticket.ended.recv()).await {
             Ok(Some(WaitEnd::Granted(grants))) => {
                 let fresh = grants.iter().any(|g| g.fencing_token > after_token);
                 let covers = names.iter().all(|n| grants.iter().any(|g| g.name == *n));
                 if fresh && covers {
-                    return Ok(Some(grants));
+                    return Ok(WaitOutcome::Granted(grants));
                 }
             }
             Ok(Some(WaitEnd::LeaseEnded)) => return Err(ApiError::LeaseNotFound),
-            Ok(Some(WaitEnd::Withdrawn)) => return Err(ApiError::WaitWithdrawn),
-            Ok(None) | Err(_) => return Ok(None),
+            Ok(Some(WaitEnd::Withdrawn(withdrawn))) if all && withdrawn == names => {
+                return Ok(WaitOutcome::MaybeWithdrawn)
+            }
+            Ok(Some(WaitEnd::Withdrawn(_))) => {}
+            Ok(None) | Err(_) => return Ok(WaitOutcome::TimedOut),
         }
     }
 }

@@ -247,3 +247,29 @@ fn a_shared_request_held_back_elsewhere_does_not_wait_on_shared_holders() {
         Ok(Outcome::Queued { .. })
     ));
 }
+
+#[test]
+fn a_snapshot_without_queued_names_is_rebuilt_on_restore() {
+    let mut s = Story::new();
+    s.lease(1);
+    s.lease(2);
+    s.token(2, "b");
+    s.token(1, "a");
+    s.acquire_all(1, &["a", "b"], 1_000);
+    let mut json = serde_json::to_value(&s.table).unwrap();
+    // Snapshots written before acquire-alls recorded their queued names.
+    let lease = json["leases"]
+        .as_object_mut()
+        .unwrap()
+        .values_mut()
+        .find(|l| !l["groups"].as_array().unwrap().is_empty())
+        .unwrap();
+    lease["groups"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("waiting");
+    let mut restored: LockTable = serde_json::from_value(json).unwrap();
+    restored.rebuild_derived();
+    restored.check_invariants().unwrap();
+    assert_eq!(restored, s.table);
+}

@@ -64,6 +64,13 @@ impl LockTable {
             }
         }
         self.remembered.check()?;
+        let kv_bytes: usize = self.kv.iter().map(|(k, v)| crate::kv::kv_cost(k, v)).sum();
+        if kv_bytes != self.kv_bytes {
+            return Err(format!(
+                "the fenced store counts {} bytes but holds {kv_bytes}",
+                self.kv_bytes
+            ));
+        }
         for (key, record) in &self.kv {
             if record.fencing_token > self.last_token {
                 return Err(format!(

@@ -1,20 +1,22 @@
 //! Fenced writes to the key-value store.
 
 use super::LockTable;
-use crate::kv::{Fence, FencedValue, KvKey, KV_VALUE_BYTES_MAX};
+use crate::kv::{json_len, kv_cost, Fence, FencedValue, KvKey, KV_VALUE_BYTES_MAX};
 use crate::outcome::{Outcome, Refusal, Response};
 
 impl LockTable {
     /// Writes (`Some`) or deletes (`None`) `key` if `fence` is current: the
     /// lock is held under its token right now, and no higher token has
     /// written the key. A new key is refused once `keys_max` keys exist
-    /// (deleted ones count: they keep their highest token).
+    /// (deleted ones count: they keep their highest token), and any write
+    /// that would take the store past `bytes_max`.
     pub(super) fn write_fenced(
         &mut self,
         key: KvKey,
         value: Option<String>,
         fence: Fence,
         keys_max: usize,
+        bytes_max: usize,
     ) -> Response {
         if value.as_ref().is_some_and(|v| v.len() > KV_VALUE_BYTES_MAX) {
             return Err(Refusal::Invalid {
@@ -34,13 +36,23 @@ impl LockTable {
                 key_token,
             });
         }
-        if key_token.is_none() && (value.is_none() || self.kv.len() >= keys_max) {
-            return match value {
-                None => Err(Refusal::KeyNotFound),
-                Some(_) => Err(Refusal::TooManyKeys { max: keys_max }),
-            };
+        if key_token.is_none() && value.is_none() {
+            return Err(Refusal::KeyNotFound);
+        }
+        if key_token.is_none() && self.kv.len() >= keys_max {
+            return Err(Refusal::TooManyKeys {
+                limit: format!("at most {keys_max} keys"),
+            });
+        }
+        let old_cost = self.kv.get(&key).map_or(0, |r| kv_cost(&key, r));
+        let new_cost = key.as_str().len() + value.as_deref().map_or(0, json_len);
+        if new_cost > old_cost && self.kv_bytes - old_cost + new_cost > bytes_max {
+            return Err(Refusal::TooManyKeys {
+                limit: format!("at most {bytes_max} bytes of keys and values"),
+            });
         }
         let deleted = value.is_none();
+        self.kv_bytes = self.kv_bytes - old_cost + new_cost;
         self.kv.insert(
             key.clone(),
             FencedValue {

@@ -12,6 +12,7 @@ fn put(s: &mut Story, key: &str, value: &str, lock: &str, token: FencingToken) -
             fencing_token: token,
         },
         keys_max: 2,
+        bytes_max: 40,
     })
     .response
 }
@@ -88,10 +89,17 @@ fn a_delete_keeps_the_highest_token_and_keys_are_capped() {
         Err(Refusal::KeyNotFound)
     );
     assert!(put(&mut s, "k2", "v", "l", again).is_ok());
-    assert_eq!(
+    assert!(matches!(
         put(&mut s, "k3", "v", "l", again),
-        Err(Refusal::TooManyKeys { max: 2 })
-    );
+        Err(Refusal::TooManyKeys { .. })
+    ));
+    // Keys and JSON values count against the byte cap: "k" + "\"back\"" and
+    // "k2" + "\"v\"" are 7 and 5 bytes of 40.
+    assert!(matches!(
+        put(&mut s, "k2", &"x".repeat(40), "l", again),
+        Err(Refusal::TooManyKeys { .. })
+    ));
+    assert!(put(&mut s, "k2", &"x".repeat(20), "l", again).is_ok());
     let free = put(&mut s, "k", "v", "free-lock", again);
     assert_eq!(
         free,

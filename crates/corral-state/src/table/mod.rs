@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, Proposal};
 use crate::idempotency::{Recall, RememberedResponses};
-use crate::kv::{FencedValue, KvKey};
+use crate::kv::{kv_cost, FencedValue, KvKey};
 use crate::lease::{Lease, LeaseId, LockOrder};
 use crate::lock::{Kind, Lock, LockName};
 use crate::outcome::{Applied, Event, Limit, Outcome, Refusal, Response};
@@ -76,6 +76,10 @@ pub struct LockTable {
     /// The fenced key-value store.
     #[serde(default)]
     kv: BTreeMap<KvKey, FencedValue>,
+    /// The bytes the fenced store counts against its cap; derived from
+    /// `kv`, so not in snapshots.
+    #[serde(skip)]
+    kv_bytes: usize,
     /// Answers to requests with idempotency keys, for their retries.
     #[serde(default)]
     remembered: RememberedResponses,
@@ -168,8 +172,11 @@ impl LockTable {
                 value,
                 fence,
                 keys_max,
-            } => self.write_fenced(key, Some(value), fence, keys_max),
-            Command::KvDelete { key, fence } => self.write_fenced(key, None, fence, usize::MAX),
+                bytes_max,
+            } => self.write_fenced(key, Some(value), fence, keys_max, bytes_max),
+            Command::KvDelete { key, fence } => {
+                self.write_fenced(key, None, fence, usize::MAX, usize::MAX)
+            }
             Command::Campaign {
                 lease_id,
                 name,
@@ -188,6 +195,21 @@ impl LockTable {
             "fencing token went backwards"
         );
         Applied { response, events }
+    }
+
+    /// Rebuilds what a decoded snapshot does not carry: the fenced store's
+    /// byte count, and the queued names of acquire-alls written before
+    /// those were recorded. Call it on every table decoded from bytes.
+    pub fn rebuild_derived(&mut self) {
+        self.kv_bytes = self.kv.iter().map(|(k, v)| kv_cost(k, v)).sum();
+        for lease in self.leases.values_mut() {
+            let waits = lease.waits.clone();
+            for group in &mut lease.groups {
+                if group.waiting.is_empty() {
+                    group.waiting = group.names.intersection(&waits).cloned().collect();
+                }
+            }
+        }
     }
 
     /// State-machine time, in Unix milliseconds.

@@ -110,6 +110,7 @@ fn command() -> impl Strategy<Value = Command> {
                     fencing_token: FencingToken(token),
                 },
                 keys_max: 1,
+                bytes_max: 16,
             }
         ),
         prop::sample::select(vec![vec![], vec!["b"], vec!["c", "a"]]).prop_map(|p| {

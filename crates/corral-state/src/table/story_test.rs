@@ -321,7 +321,8 @@ fn snapshot_round_trip_keeps_everything() {
     s.token(1, "a");
     s.acquire(2, "a", 1_000);
     let bytes = serde_json::to_vec(&s.table).unwrap();
-    let restored: LockTable = serde_json::from_slice(&bytes).unwrap();
+    let mut restored: LockTable = serde_json::from_slice(&bytes).unwrap();
+    restored.rebuild_derived();
     restored.check_invariants().unwrap();
     assert_eq!(restored, s.table);
 }

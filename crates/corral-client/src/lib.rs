@@ -57,6 +57,8 @@
 //! # });
 //! ```
 
+#![warn(missing_docs)]
+
 mod client;
 mod error;
 mod fence;

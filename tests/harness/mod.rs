@@ -338,6 +338,57 @@ impl Cluster {
         }
     }
 
+    /// Makes node `id` drop its traffic to the nodes `blocked` (the cluster
+    /// must run with `--test-faults`).
+    pub async fn block(&self, id: u64, blocked: &[u64]) {
+        let addrs: Vec<String> = blocked
+            .iter()
+            .map(|b| {
+                self.nodes
+                    .iter()
+                    .find(|n| n.id == *b)
+                    .expect("node id")
+                    .addr
+                    .clone()
+            })
+            .collect();
+        let (status, body) = self
+            .post(id, "/test/faults", json!({ "blocked": addrs }))
+            .await;
+        assert_eq!(status, 200, "setting faults on node {id}: {body}");
+    }
+
+    /// Splits the live nodes into groups that cannot reach each other.
+    pub async fn partition(&self, groups: &[&[u64]]) {
+        for group in groups {
+            let others: Vec<u64> = groups
+                .iter()
+                .filter(|g| !std::ptr::eq(**g, *group))
+                .flat_map(|g| g.iter().copied())
+                .collect();
+            for id in *group {
+                if self.live().contains(id) {
+                    self.block(*id, &others).await;
+                }
+            }
+        }
+    }
+
+    /// Ends every partition among the live nodes.
+    pub async fn heal(&self) {
+        for id in self.live() {
+            self.block(id, &[]).await;
+        }
+    }
+
+    /// Sets node `id`'s clock skew.
+    pub async fn skew_clock(&self, id: u64, offset_ms: i64) {
+        let (status, body) = self
+            .post(id, "/test/faults", json!({ "clock_offset_ms": offset_ms }))
+            .await;
+        assert_eq!(status, 200, "skewing node {id}'s clock: {body}");
+    }
+
     /// Every node's address, comma-separated, for `--endpoints`.
     pub fn endpoints(&self) -> String {
         self.nodes
@@ -388,7 +439,15 @@ impl Cluster {
         let mut out = String::new();
         for node in &self.nodes {
             let log = std::fs::read_to_string(&node.log_path).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let tail: Vec<&str> = log
+                .lines()
+                .rev()
+                .take(if std::env::var_os("CORRAL_TEST_LOGS").is_some() {
+                    4000
+                } else {
+                    40
+                })
+                .collect();
             out.push_str(&format!("--- node {} ({}) ---\n", node.id, node.addr));
             for line in tail.into_iter().rev() {
                 out.push_str(line);
@@ -401,7 +460,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("CORRAL_TEST_LOGS").is_some() {
             eprintln!("{}", self.logs());
         }
         for node in &mut self.nodes {

@@ -7,10 +7,10 @@ use reqwest::Method;
 
 use crate::client::Call;
 use crate::error::Error;
-use crate::lease::Lease;
+use crate::lease::{Claim, Lease};
 
 /// What a [`LockGuard`] holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Held {
     /// A lock.
     Lock,
@@ -26,32 +26,33 @@ pub enum Held {
 /// Pass [`LockGuard::fencing_token`] to every resource the lock guards.
 /// Release it with [`LockGuard::release`]; a guard dropped without that is
 /// released in the background, best effort (if that fails, the lock goes
-/// when the lease ends).
+/// when the lease ends). Two guards of one lease for one name (the second
+/// acquire answered with the same grant) share it: it is released when the
+/// last of them is.
 #[derive(Debug)]
 pub struct LockGuard {
-    lease: Lease,
-    held: Held,
+    /// Taken out only by release or drop.
+    claim: Option<Claim>,
     name: LockName,
+    held: Held,
     mode: Mode,
     token: FencingToken,
-    released: bool,
 }
 
 impl LockGuard {
     pub(crate) fn new(
-        lease: Lease,
-        held: Held,
+        claim: Claim,
         name: LockName,
+        held: Held,
         mode: Mode,
         token: FencingToken,
     ) -> LockGuard {
         LockGuard {
-            lease,
-            held,
+            claim: Some(claim),
             name,
+            held,
             mode,
             token,
-            released: false,
         }
     }
 
@@ -77,18 +78,28 @@ impl LockGuard {
 
     /// The lease it is held under.
     pub fn lease(&self) -> &Lease {
-        &self.lease
+        self.claim
+            .as_ref()
+            .expect("a guard keeps its claim until release or drop")
+            .lease()
     }
 
     /// Gives the lock up. A lock already gone (its lease ended) counts as
-    /// released.
+    /// released; one that another guard of the lease still holds stays.
     pub async fn release(mut self) -> Result<(), Error> {
-        self.released = true;
-        release(&self.lease, self.held, &self.name).await
+        let Some(claim) = self.claim.take() else {
+            return Ok(());
+        };
+        if !claim.is_sole() {
+            return Ok(());
+        }
+        release(claim.lease(), self.held, &self.name).await
     }
 }
 
-async fn release(lease: &Lease, held: Held, name: &LockName) -> Result<(), Error> {
+/// Releases `name` of `held` kind for `lease`; gone already counts as
+/// released.
+pub(crate) async fn release(lease: &Lease, held: Held, name: &LockName) -> Result<(), Error> {
     let client = lease.client();
     let (lease_id, name) = (lease.id(), name.clone());
     let answer = match held {
@@ -115,15 +126,19 @@ async fn release(lease: &Lease, held: Held, name: &LockName) -> Result<(), Error
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        if self.released || !self.lease.is_held() {
+        let Some(claim) = self.claim.take() else {
+            return;
+        };
+        if !claim.lease().is_held() || !claim.is_sole() {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (lease, held, name) = (self.lease.clone(), self.held, self.name.clone());
+        let (held, name) = (self.held, self.name.clone());
         runtime.spawn(async move {
-            if let Err(e) = release(&lease, held, &name).await {
+            // The claim lives until the release is done.
+            if let Err(e) = release(claim.lease(), held, &name).await {
                 tracing::warn!(lock = %name, error = %e, "releasing a dropped lock failed; it goes when the lease ends");
             }
         });

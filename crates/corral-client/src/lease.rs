@@ -1,7 +1,8 @@
 //! [`Lease`]: ownership tied to this process, kept alive in the
 //! background, and the locks taken under it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use corral_api::{
@@ -16,7 +17,12 @@ use tokio::time::Instant;
 
 use crate::client::{Call, Client};
 use crate::error::Error;
-use crate::guard::{Held, LockGuard};
+use crate::guard::{release, Held, LockGuard};
+
+/// How long after an acquire's wait ended the server may still grant it
+/// (its leader cancels an abandoned wait about 2 s past its deadline), with
+/// a margin.
+const ABANDONED_WAIT_GRACE: Duration = Duration::from_secs(4);
 
 /// Options of a new lease.
 #[derive(Clone, Debug, Default)]
@@ -82,6 +88,50 @@ struct LeaseInner {
     ttl: Duration,
     standing: watch::Sender<Standing>,
     keepalive: JoinHandle<()>,
+    /// For each name: how many guards hold it.
+    claims: Mutex<HashMap<(Held, LockName), usize>>,
+    /// Held shared by every acquire in flight, and exclusively while the
+    /// clean-up of an abandoned acquire checks and releases: so a clean-up
+    /// never releases what a concurrent acquire is being granted.
+    in_flight: tokio::sync::RwLock<()>,
+}
+
+/// A guard's claim on a name of its lease: while one exists, the lease
+/// does not release the name behind its back, and a second guard of the
+/// same grant does not release it either.
+#[derive(Debug)]
+pub(crate) struct Claim {
+    lease: Lease,
+    key: (Held, LockName),
+}
+
+impl Claim {
+    /// The name claimed.
+    fn name(&self) -> &LockName {
+        &self.key.1
+    }
+
+    /// The lease.
+    pub(crate) fn lease(&self) -> &Lease {
+        &self.lease
+    }
+
+    /// Whether no other guard claims the name.
+    pub(crate) fn is_sole(&self) -> bool {
+        self.lease.claims().get(&self.key).copied().unwrap_or(0) <= 1
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut claims = self.lease.claims();
+        if let Some(n) = claims.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                claims.remove(&self.key);
+            }
+        }
+    }
 }
 
 impl Drop for LeaseInner {
@@ -103,7 +153,81 @@ impl Lease {
                 ttl,
                 standing,
                 keepalive,
+                claims: Mutex::default(),
+                in_flight: tokio::sync::RwLock::new(()),
             }),
+        }
+    }
+
+    fn claims(&self) -> std::sync::MutexGuard<'_, HashMap<(Held, LockName), usize>> {
+        // Every change is one insert or decrement: a panic cannot leave the
+        // map half written.
+        self.inner
+            .claims
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Claims `name` for a guard.
+    pub(crate) fn claim(&self, held: Held, name: &LockName) -> Claim {
+        let key = (held, name.clone());
+        *self.claims().entry(key.clone()).or_default() += 1;
+        Claim {
+            lease: self.clone(),
+            key,
+        }
+    }
+
+    /// Handles an acquire whose outcome is unknown (the cluster was
+    /// unreachable after the request may have been applied): it may still
+    /// be granted, up to a few seconds after its wait ends, and would then
+    /// sit with the lease unknown to anyone. Once that cannot happen any
+    /// more, give the names back, unless a guard holds them.
+    fn release_if_abandoned(&self, held: Held, names: Vec<LockName>, wait: Duration) {
+        let lease = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait + ABANDONED_WAIT_GRACE).await;
+            // No acquire may be granted while this checks and releases.
+            let _alone = lease.inner.in_flight.write().await;
+            for name in names {
+                let guarded = lease.claims().contains_key(&(held, name.clone()));
+                if lease.is_held() && !guarded {
+                    if let Err(e) = release(&lease, held, &name).await {
+                        tracing::warn!(lock = %name, error = %e, "releasing a possibly granted lock failed; it goes when the lease ends");
+                    }
+                }
+            }
+        });
+    }
+
+    /// Runs one acquire call under claims on its names, turning an answer
+    /// into guards; an unknown outcome is cleaned up in the background.
+    async fn acquire_call<F, Fut, T>(
+        &self,
+        held: Held,
+        names: &[LockName],
+        wait: Duration,
+        call: F,
+        guards: impl FnOnce(T, &mut Vec<Claim>) -> Vec<LockGuard>,
+    ) -> Result<Vec<LockGuard>, Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        // Claimed before the read guard goes, so a clean-up cannot release
+        // a name between its grant and its guard.
+        let in_flight = self.inner.in_flight.read().await;
+        match call().await {
+            Ok(answer) => {
+                let mut claims: Vec<Claim> = names.iter().map(|n| self.claim(held, n)).collect();
+                Ok(guards(answer, &mut claims))
+            }
+            Err(Error::Unavailable(why)) => {
+                drop(in_flight);
+                self.release_if_abandoned(held, names.to_vec(), wait);
+                Err(Error::Unavailable(why))
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -231,18 +355,27 @@ impl Lease {
                 mode,
                 wait_ms: Some(wait_ms),
             };
-            let mut call = Call::new(Method::POST, "/v1/locks/acquire", Some(&request));
-            call.server_wait = Duration::from_millis(wait_ms);
-            match self.inner.client.write::<_, GrantResponse>(call).await {
-                Ok(grant) => {
-                    return Ok(LockGuard::new(
-                        self.clone(),
-                        Held::Lock,
-                        grant.name,
-                        grant.mode,
-                        grant.fencing_token,
-                    ))
-                }
+            let server_wait = Duration::from_millis(wait_ms);
+            let call = || {
+                let mut call = Call::new(Method::POST, "/v1/locks/acquire", Some(&request));
+                call.server_wait = server_wait;
+                self.inner.client.write::<_, GrantResponse>(call)
+            };
+            let to_guard = |grant: GrantResponse, claims: &mut Vec<Claim>| {
+                vec![LockGuard::new(
+                    claims.remove(0),
+                    grant.name,
+                    Held::Lock,
+                    grant.mode,
+                    grant.fencing_token,
+                )]
+            };
+            let names = std::slice::from_ref(name);
+            match self
+                .acquire_call(Held::Lock, names, server_wait, call, to_guard)
+                .await
+            {
+                Ok(mut guards) => return Ok(guards.remove(0)),
                 Err(Error::Timeout) if deadline.is_none() => continue,
                 Err(e) => return Err(e),
             }
@@ -267,14 +400,31 @@ impl Lease {
             mode,
             wait_ms: Some(wait_ms),
         };
-        let mut call = Call::new(Method::POST, "/v1/locks/acquire-all", Some(&request));
-        call.server_wait = Duration::from_millis(wait_ms);
-        let granted: AcquireAllResponse = self.inner.client.write(call).await?;
-        Ok(granted
-            .grants
-            .into_iter()
-            .map(|g| LockGuard::new(self.clone(), Held::Lock, g.name, g.mode, g.fencing_token))
-            .collect())
+        let server_wait = Duration::from_millis(wait_ms);
+        let call = || {
+            let mut call = Call::new(Method::POST, "/v1/locks/acquire-all", Some(&request));
+            call.server_wait = server_wait;
+            self.inner.client.write::<_, AcquireAllResponse>(call)
+        };
+        let to_guards = |granted: AcquireAllResponse, claims: &mut Vec<Claim>| {
+            granted
+                .grants
+                .into_iter()
+                .filter_map(|g| {
+                    let at = claims.iter().position(|c| c.name() == &g.name)?;
+                    let claim = claims.swap_remove(at);
+                    Some(LockGuard::new(
+                        claim,
+                        g.name,
+                        Held::Lock,
+                        g.mode,
+                        g.fencing_token,
+                    ))
+                })
+                .collect()
+        };
+        self.acquire_call(Held::Lock, names, server_wait, call, to_guards)
+            .await
     }
 
     /// Takes `permits` of the semaphore `name` (of `limit` permits),
@@ -297,16 +447,26 @@ impl Lease {
             permits,
             wait_ms: Some(wait_ms),
         };
-        let mut call = Call::new(Method::POST, "/v1/semaphores/acquire", Some(&request));
-        call.server_wait = Duration::from_millis(wait_ms);
-        let granted: SemaphoreGrantResponse = self.inner.client.write(call).await?;
-        Ok(LockGuard::new(
-            self.clone(),
-            Held::Semaphore,
-            granted.name,
-            Mode::Shared,
-            granted.fencing_token,
-        ))
+        let server_wait = Duration::from_millis(wait_ms);
+        let call = || {
+            let mut call = Call::new(Method::POST, "/v1/semaphores/acquire", Some(&request));
+            call.server_wait = server_wait;
+            self.inner.client.write::<_, SemaphoreGrantResponse>(call)
+        };
+        let to_guard = |granted: SemaphoreGrantResponse, claims: &mut Vec<Claim>| {
+            vec![LockGuard::new(
+                claims.remove(0),
+                granted.name,
+                Held::Semaphore,
+                Mode::Shared,
+                granted.fencing_token,
+            )]
+        };
+        let names = std::slice::from_ref(name);
+        let mut guards = self
+            .acquire_call(Held::Semaphore, names, server_wait, call, to_guard)
+            .await?;
+        Ok(guards.remove(0))
     }
 
     /// Stands for leader of the election `name` with `value`, waiting at
@@ -327,19 +487,30 @@ impl Lease {
             value: value.to_string(),
             wait_ms: Some(wait_ms),
         };
-        let mut call = Call::new(Method::POST, "/v1/elections/campaign", Some(&request));
-        call.server_wait = Duration::from_millis(wait_ms);
-        let elected: ElectionView = self.inner.client.write(call).await?;
-        let leader = elected
-            .leader
-            .ok_or_else(|| Error::Unavailable("a campaign answered without a leader".into()))?;
-        Ok(LockGuard::new(
-            self.clone(),
-            Held::Election,
-            elected.name,
-            Mode::Exclusive,
-            leader.fencing_token,
-        ))
+        let server_wait = Duration::from_millis(wait_ms);
+        let call = || async {
+            let mut call = Call::new(Method::POST, "/v1/elections/campaign", Some(&request));
+            call.server_wait = server_wait;
+            let elected: ElectionView = self.inner.client.write(call).await?;
+            let leader = elected
+                .leader
+                .ok_or_else(|| Error::Unavailable("a campaign answered without a leader".into()))?;
+            Ok((elected.name, leader.fencing_token))
+        };
+        let to_guard = |(name, token), claims: &mut Vec<Claim>| {
+            vec![LockGuard::new(
+                claims.remove(0),
+                name,
+                Held::Election,
+                Mode::Exclusive,
+                token,
+            )]
+        };
+        let names = std::slice::from_ref(name);
+        let mut guards = self
+            .acquire_call(Held::Election, names, server_wait, call, to_guard)
+            .await?;
+        Ok(guards.remove(0))
     }
 }
 

@@ -8,8 +8,10 @@
 //! - [`StateMachineStore`]: the lock table in memory, snapshots in RocksDB;
 //! - [`PeerNetwork`]: raft RPCs as HTTP calls to the peers' `/raft/*`
 //!   endpoints, bounded by openraft's RPC timeouts;
-//! - [`start`]: opens the database and starts a node.
+//! - [`start`]: opens the database and starts a node;
+//! - [`Faults`]: partitions injected by failure tests (off by default).
 
+mod faults;
 mod log_store;
 mod network;
 mod node;
@@ -22,6 +24,7 @@ mod log_store_test;
 #[cfg(test)]
 mod state_machine_test;
 
+pub use faults::Faults;
 pub use log_store::LogStore;
 pub use network::{
     PeerNetwork, RpcReply, SnapshotHeader, SnapshotReply, HEADER_SNAPSHOT, PATH_APPEND,

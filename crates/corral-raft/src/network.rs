@@ -17,6 +17,7 @@ use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::faults::Faults;
 use crate::type_config::{NodeId, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote};
 
 /// Path of the append-entries RPC.
@@ -47,12 +48,14 @@ pub type SnapshotReply = Result<SnapshotResponse<TypeConfig>, openraft::errors::
 #[derive(Clone)]
 pub struct PeerNetwork {
     http: reqwest::Client,
+    faults: Faults,
 }
 
 impl PeerNetwork {
-    /// A network over `http`, which should keep connections alive.
-    pub fn new(http: reqwest::Client) -> PeerNetwork {
-        PeerNetwork { http }
+    /// A network over `http`, which should keep connections alive, that
+    /// drops what `faults` blocks.
+    pub fn new(http: reqwest::Client, faults: Faults) -> PeerNetwork {
+        PeerNetwork { http, faults }
     }
 }
 
@@ -62,8 +65,10 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerConnection {
         PeerConnection {
             http: self.http.clone(),
+            addr: node.addr.clone(),
             base: format!("http://{}", node.addr),
             target,
+            faults: self.faults.clone(),
         }
     }
 }
@@ -71,17 +76,29 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
 /// The raft client for one peer. Connects lazily, through the pool.
 pub struct PeerConnection {
     http: reqwest::Client,
+    addr: String,
     base: String,
     target: NodeId,
+    faults: Faults,
 }
 
 impl PeerConnection {
+    /// Fails the call if a test partitioned this peer away.
+    fn check_faults(&self) -> Result<(), RPCError<TypeConfig>> {
+        if self.faults.blocks(&self.addr) {
+            let e = std::io::Error::other("partitioned by a test fault");
+            return Err(RPCError::Unreachable(Unreachable::new(&e)));
+        }
+        Ok(())
+    }
+
     async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         path: &str,
         request: &Req,
         timeout: Duration,
     ) -> Result<Resp, RPCError<TypeConfig>> {
+        self.check_faults()?;
         let response = self
             .http
             .post(format!("{}{path}", self.base))
@@ -111,6 +128,7 @@ impl PeerConnection {
         };
         let header = serde_json::to_string(&header)
             .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
+        self.check_faults().map_err(StreamingError::from)?;
         let response = self
             .http
             .post(format!("{}{PATH_SNAPSHOT}", self.base))

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use openraft::errors::{Fatal, InitializeError, RaftError};
 use openraft::{BasicNode, Config, SnapshotPolicy};
 
+use crate::faults::Faults;
 use crate::log_store::LogStore;
 use crate::network::PeerNetwork;
 use crate::rocks::{open_db, StoreError};
@@ -74,6 +75,7 @@ pub async fn start(
     dir: &Path,
     settings: RaftSettings,
     http: reqwest::Client,
+    faults: Faults,
     events: EventSink,
 ) -> Result<ReplicatedNode, StartError> {
     let config = Config {
@@ -93,7 +95,7 @@ pub async fn start(
     let raft = CorralRaft::new(
         node_id,
         Arc::new(config),
-        PeerNetwork::new(http),
+        PeerNetwork::new(http, faults),
         log,
         state.clone(),
     )

@@ -85,11 +85,22 @@ pub async fn serve(
         let waits = waits.clone();
         Arc::new(move |notice: corral_raft::Notice<'_>| waits.notify(notice))
     };
+    let faults = if config.test_faults {
+        tracing::warn!(
+            clock_offset_ms = config.test_clock_offset_ms,
+            "TEST FAULTS ARE ON: POST /test/faults can partition this node and skew its clock. Never run a production node with --test-faults."
+        );
+        node::set_clock_offset_ms(config.test_clock_offset_ms);
+        corral_raft::Faults::enabled()
+    } else {
+        corral_raft::Faults::default()
+    };
     let started = corral_raft::start(
         config.node_id,
         &config.data_dir,
         config.raft,
         http.clone(),
+        faults.clone(),
         events,
     )
     .await?;
@@ -105,6 +116,7 @@ pub async fn serve(
         idempotency_window_ms: config.idempotency_window_ms,
         kv_keys_max: config.kv_keys_max,
         kv_bytes_max: config.kv_bytes_max,
+        faults,
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -8,10 +8,11 @@
 //! request, woken by its own state machine.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use corral_api::LeaseResponse;
-use corral_raft::{CorralRaft, NodeId, StateMachineStore};
+use corral_raft::{CorralRaft, Faults, NodeId, StateMachineStore};
 use corral_state::{Command, Idempotency, LeaseId, Outcome, Proposal, Response};
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
@@ -100,6 +101,8 @@ pub struct Node {
     pub kv_keys_max: usize,
     /// The most bytes of the fenced store.
     pub kv_bytes_max: usize,
+    /// Partitions injected by failure tests; off unless `--test-faults`.
+    pub faults: Faults,
 }
 
 impl Node {
@@ -146,6 +149,8 @@ impl Node {
             let leader = self.leader();
             let attempt = match &leader {
                 Some((id, _)) if *id == self.id => local().await,
+                // A test partitioned the leader away: as if unreachable.
+                Some((_, addr)) if self.faults.blocks(addr) => Attempt::NotLeader,
                 Some((id, addr)) => self
                     .remote(addr, path, request, deadline)
                     .await
@@ -338,10 +343,25 @@ impl Node {
     }
 }
 
-/// This node's wall clock, in Unix milliseconds. Only proposals read it.
+/// How far a failure test set this node's wall clock off; 0 otherwise.
+static CLOCK_OFFSET_MS: AtomicI64 = AtomicI64::new(0);
+
+/// Sets this node's clock skew (failure tests only).
+pub fn set_clock_offset_ms(offset_ms: i64) {
+    CLOCK_OFFSET_MS.store(offset_ms, Ordering::Relaxed);
+}
+
+/// This node's clock skew.
+pub fn clock_offset_ms() -> i64 {
+    CLOCK_OFFSET_MS.load(Ordering::Relaxed)
+}
+
+/// This node's wall clock, in Unix milliseconds (plus the skew a failure
+/// test set). Only proposals and the leader's sweep read it.
 pub fn wall_clock_ms() -> u64 {
-    SystemTime::now()
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+        .unwrap_or(0);
+    now.saturating_add_signed(clock_offset_ms())
 }

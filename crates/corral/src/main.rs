@@ -82,6 +82,19 @@ struct ServerArgs {
     /// as JSON (so snapshots stay small enough to ship).
     #[arg(long, default_value_t = corral_server::KV_BYTES_MAX_DEFAULT)]
     kv_bytes_max: usize,
+    /// FAILURE TESTS ONLY: accept POST /test/faults, which partitions this
+    /// node from peers and skews its clock. Never in production.
+    #[arg(long)]
+    test_faults: bool,
+    /// FAILURE TESTS ONLY (needs --test-faults): offset this node's wall
+    /// clock by this many milliseconds, forward or backward.
+    #[arg(
+        long,
+        default_value_t = 0,
+        allow_negative_numbers = true,
+        requires = "test_faults"
+    )]
+    test_clock_offset_ms: i64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -119,6 +132,8 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         idempotency_window_ms: args.idempotency_window_ms,
         kv_keys_max: args.kv_keys_max,
         kv_bytes_max: args.kv_bytes_max,
+        test_faults: args.test_faults,
+        test_clock_offset_ms: args.test_clock_offset_ms,
     };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;

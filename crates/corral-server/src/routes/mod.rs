@@ -2,6 +2,7 @@
 //! one listener.
 
 mod elections;
+mod faults;
 mod kv;
 mod leases;
 mod locks;
@@ -30,6 +31,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(semaphores::router())
         .merge(kv::router())
         .merge(elections::router())
+        .merge(faults::router())
         .merge(status::router())
         .merge(peer::router())
         .fallback(|| async { ApiError::NotFound })

@@ -1,0 +1,49 @@
+//! `POST /test/faults`: partitions and clock skew for failure tests. Only
+//! on a node started with `--test-faults`; a 404 otherwise.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::json::JsonBody;
+use crate::node::{clock_offset_ms, set_clock_offset_ms, Node};
+
+pub(super) fn router() -> Router<Arc<Node>> {
+    Router::new().route("/test/faults", post(set))
+}
+
+/// The faults to inject from now on.
+#[derive(Debug, Serialize, Deserialize)]
+struct FaultsRequest {
+    /// Peers (`host:port`) this node may not reach, the others it may;
+    /// unchanged when absent.
+    #[serde(default)]
+    blocked: Option<Vec<String>>,
+    /// This node's clock skew in milliseconds; unchanged when absent.
+    #[serde(default)]
+    clock_offset_ms: Option<i64>,
+}
+
+async fn set(
+    State(node): State<Arc<Node>>,
+    JsonBody(request): JsonBody<FaultsRequest>,
+) -> Result<Json<FaultsRequest>, ApiError> {
+    if !node.faults.is_enabled() {
+        return Err(ApiError::NotFound);
+    }
+    if let Some(blocked) = request.blocked {
+        node.faults.set_blocked(blocked);
+    }
+    if let Some(offset) = request.clock_offset_ms {
+        set_clock_offset_ms(offset);
+    }
+    tracing::warn!(blocked = ?node.faults.blocked(), clock_offset_ms = clock_offset_ms(), "test faults set");
+    Ok(Json(FaultsRequest {
+        blocked: Some(node.faults.blocked()),
+        clock_offset_ms: Some(clock_offset_ms()),
+    }))
+}

@@ -52,6 +52,33 @@ struct History {
     max_token: u64,
 }
 
+impl History {
+    /// Records a hold and what its fenced increment did; `proven_held`
+    /// says whether the writer's lease was proven alive after the write.
+    fn record(&mut self, hold: Hold, outcome: Increment, proven_held: bool) {
+        let (lock, token) = (hold.lock, hold.token);
+        self.max_token = self.max_token.max(token);
+        if hold.end > hold.start {
+            self.holds.push(hold);
+        }
+        match outcome {
+            Increment::Acked => *self.acked.entry(lock).or_default() += 1,
+            Increment::Unknown => *self.unknown.entry(lock).or_default() += 1,
+            Increment::Refused {
+                current_token,
+                key_token,
+            } => self.refused.push(Refusal {
+                lock,
+                token,
+                current_token,
+                key_token,
+                proven_held,
+            }),
+            Increment::NotTried => {}
+        }
+    }
+}
+
 fn name(s: &str) -> LockName {
     LockName::new(s).expect("a valid name")
 }
@@ -108,31 +135,13 @@ async fn client_loop(
             }
             let end = Instant::now().min(proven);
             let _ = guard.release().await;
-            let mut h = history.lock().unwrap();
-            h.max_token = h.max_token.max(token);
-            if end > start {
-                h.holds.push(Hold {
-                    lock,
-                    token,
-                    start,
-                    end,
-                });
-            }
-            match outcome {
-                Increment::Acked => *h.acked.entry(lock).or_default() += 1,
-                Increment::Unknown => *h.unknown.entry(lock).or_default() += 1,
-                Increment::Refused {
-                    current_token,
-                    key_token,
-                } => h.refused.push(Refusal {
-                    lock,
-                    token,
-                    current_token,
-                    key_token,
-                    proven_held,
-                }),
-                Increment::NotTried => {}
-            }
+            let hold = Hold {
+                lock,
+                token,
+                start,
+                end,
+            };
+            history.lock().unwrap().record(hold, outcome, proven_held);
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), lease.revoke()).await;
     }
@@ -200,33 +209,13 @@ async fn sleeper_loop(
         tokio::time::sleep(TTL + Duration::from_millis(rng.random_range(500..1_500))).await;
         let outcome = increment(&client, lock, token).await;
         let end = Instant::now().min(deadline);
-        {
-            let mut h = history.lock().unwrap();
-            h.max_token = h.max_token.max(token);
-            if end > start {
-                h.holds.push(Hold {
-                    lock,
-                    token,
-                    start,
-                    end,
-                });
-            }
-            match outcome {
-                Increment::Acked => *h.acked.entry(lock).or_default() += 1,
-                Increment::Unknown => *h.unknown.entry(lock).or_default() += 1,
-                Increment::Refused {
-                    current_token,
-                    key_token,
-                } => h.refused.push(Refusal {
-                    lock,
-                    token,
-                    current_token,
-                    key_token,
-                    proven_held: false,
-                }),
-                Increment::NotTried => {}
-            }
-        }
+        let hold = Hold {
+            lock,
+            token,
+            start,
+            end,
+        };
+        history.lock().unwrap().record(hold, outcome, false);
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
 }

@@ -80,3 +80,45 @@ async fn lost_fires_by_the_deadline_when_keepalives_stop_getting_through() {
     );
     assert!(!lease.is_held());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn guards_of_one_grant_release_it_when_the_last_goes_and_a_dropped_acquire_is_cleaned_up() {
+    let cluster = Cluster::start(3).await;
+    let client = Client::new(endpoints(&cluster, &[1, 2, 3])).unwrap();
+    let lease = client.grant_lease(Duration::from_secs(30)).await.unwrap();
+    let name = LockName::new("shared-grant").unwrap();
+    let first = lease.try_lock(&name).await.unwrap();
+    let second = lease.try_lock(&name).await.unwrap();
+    assert_eq!(
+        first.fencing_token(),
+        second.fencing_token(),
+        "the same grant"
+    );
+    first.release().await.unwrap();
+    let view = client.lock(&name).await.unwrap();
+    assert_eq!(view.holders.len(), 1, "the second guard still holds it");
+    second.release().await.unwrap();
+    assert!(client.lock(&name).await.unwrap().holders.is_empty());
+
+    // An acquire whose caller gives up while it waits may still be granted
+    // later; the lease gives the lock back once no grant can come.
+    let other = client.grant_lease(Duration::from_secs(30)).await.unwrap();
+    let blocker = other.try_lock(&name).await.unwrap();
+    let wait = Duration::from_secs(2);
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(300), lease.lock_timeout(&name, wait)).await;
+    assert!(gave_up.is_err(), "still waiting when the caller gave up");
+    blocker.release().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let view = client.lock(&name).await.unwrap();
+        if view.holders.is_empty() && view.queue.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the abandoned grant was never given back: {view:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

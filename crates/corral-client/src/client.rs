@@ -89,6 +89,8 @@ pub(crate) struct Call<'a, B> {
     pub(crate) server_wait: Duration,
     /// The time after which no new try starts.
     pub(crate) give_up_at: Option<Instant>,
+    /// The longest one try may take, if shorter than the client's.
+    pub(crate) try_timeout: Option<Duration>,
 }
 
 impl<'a, B> Call<'a, B> {
@@ -99,6 +101,7 @@ impl<'a, B> Call<'a, B> {
             body,
             server_wait: Duration::ZERO,
             give_up_at: None,
+            try_timeout: None,
         }
     }
 }
@@ -200,11 +203,19 @@ impl Client {
             .await
     }
 
-    /// Renews a lease once; `Ok` means the leader acked it.
-    pub async fn keepalive(&self, lease_id: LeaseId, give_up_at: Instant) -> Result<(), Error> {
+    /// Renews a lease once; `Ok` means the leader acked it. Each try takes
+    /// at most `try_timeout`, so that a node cut off from the leader (which
+    /// may take seconds to say so) does not use up the lease's time.
+    pub async fn keepalive(
+        &self,
+        lease_id: LeaseId,
+        give_up_at: Instant,
+        try_timeout: Duration,
+    ) -> Result<(), Error> {
         let path = format!("/v1/leases/{lease_id}/keepalive");
         let mut call = Call::new(Method::POST, &path, None::<&()>);
         call.give_up_at = Some(give_up_at);
+        call.try_timeout = Some(try_timeout);
         let _: LeaseResponse = self.read(call).await?;
         Ok(())
     }
@@ -347,7 +358,8 @@ impl Client {
             if remaining.is_zero() {
                 break;
             }
-            let timeout = (inner.timeout + call.server_wait).min(remaining);
+            let timeout =
+                (call.try_timeout.unwrap_or(inner.timeout) + call.server_wait).min(remaining);
             let mut request = inner
                 .http
                 .request(call.method.clone(), format!("{endpoint}{}", call.path))

@@ -90,11 +90,19 @@ impl LockGuard {
         let Some(claim) = self.claim.take() else {
             return Ok(());
         };
-        if !claim.is_sole() {
-            return Ok(());
-        }
-        release(claim.lease(), self.held, &self.name).await
+        release_claim(claim, self.held, &self.name).await
     }
+}
+
+/// Gives up a guard's claim and, if it was the name's last, releases the
+/// name, with no acquire of it by the lease in between.
+async fn release_claim(claim: Claim, held: Held, name: &LockName) -> Result<(), Error> {
+    let lease = claim.lease().clone();
+    let _turn = claim.turn().await;
+    if !claim.give_up() {
+        return Ok(());
+    }
+    release(&lease, held, name).await
 }
 
 /// Releases `name` of `held` kind for `lease`; gone already counts as
@@ -129,16 +137,12 @@ impl Drop for LockGuard {
         let Some(claim) = self.claim.take() else {
             return;
         };
-        if !claim.lease().is_held() || !claim.is_sole() {
-            return;
-        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         let (held, name) = (self.held, self.name.clone());
         runtime.spawn(async move {
-            // The claim lives until the release is done.
-            if let Err(e) = release(claim.lease(), held, &name).await {
+            if let Err(e) = release_claim(claim, held, &name).await {
                 tracing::warn!(lock = %name, error = %e, "releasing a dropped lock failed; it goes when the lease ends");
             }
         });

@@ -90,11 +90,15 @@ struct LeaseInner {
     keepalive: JoinHandle<()>,
     /// For each name: how many guards hold it.
     claims: Mutex<HashMap<(Held, LockName), usize>>,
-    /// Held shared by every acquire in flight, and exclusively while the
-    /// clean-up of an abandoned acquire checks and releases: so a clean-up
-    /// never releases what a concurrent acquire is being granted.
-    in_flight: tokio::sync::RwLock<()>,
+    /// One async lock per name in use, held by an acquire until its guard
+    /// exists and by a release from its last-guard check until the cluster
+    /// answered: the cluster answers a repeat acquire of a lease with the
+    /// same grant, so an acquire and a release of one name must not cross.
+    turns: Mutex<HashMap<(Held, LockName), Turn>>,
 }
+
+/// One name's turn lock.
+type Turn = Arc<tokio::sync::Mutex<()>>;
 
 /// A guard's claim on a name of its lease: while one exists, the lease
 /// does not release the name behind its back, and a second guard of the
@@ -103,6 +107,8 @@ struct LeaseInner {
 pub(crate) struct Claim {
     lease: Lease,
     key: (Held, LockName),
+    /// Whether it still counts (not given up).
+    counted: bool,
 }
 
 impl Claim {
@@ -116,20 +122,24 @@ impl Claim {
         &self.lease
     }
 
-    /// Whether no other guard claims the name.
-    pub(crate) fn is_sole(&self) -> bool {
-        self.lease.claims().get(&self.key).copied().unwrap_or(0) <= 1
+    /// Gives the claim up and says whether it was the name's last, in one
+    /// step, so that two guards let go at once cannot both think another
+    /// remains.
+    pub(crate) fn give_up(mut self) -> bool {
+        self.counted = false;
+        self.lease.unclaim(&self.key)
+    }
+
+    /// The name's turn lock, for a release.
+    pub(crate) async fn turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.lease.turn(&self.key).await
     }
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        let mut claims = self.lease.claims();
-        if let Some(n) = claims.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                claims.remove(&self.key);
-            }
+        if self.counted {
+            self.lease.unclaim(&self.key);
         }
     }
 }
@@ -154,7 +164,7 @@ impl Lease {
                 standing,
                 keepalive,
                 claims: Mutex::default(),
-                in_flight: tokio::sync::RwLock::new(()),
+                turns: Mutex::default(),
             }),
         }
     }
@@ -175,7 +185,35 @@ impl Lease {
         Claim {
             lease: self.clone(),
             key,
+            counted: true,
         }
+    }
+
+    /// Drops one claim on `key`; true if it was the last.
+    fn unclaim(&self, key: &(Held, LockName)) -> bool {
+        let mut claims = self.claims();
+        let Some(n) = claims.get_mut(key) else {
+            return true;
+        };
+        *n -= 1;
+        if *n > 0 {
+            return false;
+        }
+        claims.remove(key);
+        true
+    }
+
+    /// Waits for `key`'s turn: see `LeaseInner::turns`.
+    async fn turn(&self, key: &(Held, LockName)) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .inner
+            .turns
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
     }
 
     /// Handles an acquire whose outcome is unknown (the cluster was
@@ -185,12 +223,16 @@ impl Lease {
     /// more, give the names back, unless a guard holds them.
     fn release_if_abandoned(&self, held: Held, names: Vec<LockName>, wait: Duration) {
         let lease = self.clone();
-        tokio::spawn(async move {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
             tokio::time::sleep(wait + ABANDONED_WAIT_GRACE).await;
-            // No acquire may be granted while this checks and releases.
-            let _alone = lease.inner.in_flight.write().await;
             for name in names {
-                let guarded = lease.claims().contains_key(&(held, name.clone()));
+                let key = (held, name.clone());
+                // No acquire of the name may be granted meanwhile.
+                let _turn = lease.turn(&key).await;
+                let guarded = lease.claims().contains_key(&key);
                 if lease.is_held() && !guarded {
                     if let Err(e) = release(&lease, held, &name).await {
                         tracing::warn!(lock = %name, error = %e, "releasing a possibly granted lock failed; it goes when the lease ends");
@@ -214,18 +256,30 @@ impl Lease {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<T, Error>>,
     {
-        // Claimed before the read guard goes, so a clean-up cannot release
-        // a name between its grant and its guard.
-        let in_flight = self.inner.in_flight.read().await;
-        match call().await {
+        // The names' turns, in name order (so two acquires cannot
+        // deadlock), until the guards exist.
+        let mut sorted: Vec<&LockName> = names.iter().collect();
+        sorted.sort();
+        let mut turns = Vec::with_capacity(sorted.len());
+        for name in sorted {
+            turns.push(self.turn(&(held, name.clone())).await);
+        }
+        // If this future is dropped before an answer, the acquire may still
+        // be granted: clean up as for a lost answer.
+        let mut pending = PendingAcquire {
+            lease: self,
+            held,
+            names,
+            wait,
+            answered: false,
+        };
+        let answer = call().await;
+        pending.answered = !matches!(answer, Err(Error::Unavailable(_)));
+        drop(pending);
+        match answer {
             Ok(answer) => {
                 let mut claims: Vec<Claim> = names.iter().map(|n| self.claim(held, n)).collect();
                 Ok(guards(answer, &mut claims))
-            }
-            Err(Error::Unavailable(why)) => {
-                drop(in_flight);
-                self.release_if_abandoned(held, names.to_vec(), wait);
-                Err(Error::Unavailable(why))
             }
             Err(e) => Err(e),
         }
@@ -376,7 +430,8 @@ impl Lease {
                 .await
             {
                 Ok(mut guards) => return Ok(guards.remove(0)),
-                Err(Error::Timeout) if deadline.is_none() => continue,
+                // The server waits at most a minute at a time.
+                Err(Error::Timeout) if deadline.is_none_or(|d| Instant::now() < d) => continue,
                 Err(e) => return Err(e),
             }
         }
@@ -514,6 +569,25 @@ impl Lease {
     }
 }
 
+/// An acquire call in flight: dropped without an answer (the caller gave
+/// up, or the answer was lost), it leaves a clean-up behind.
+struct PendingAcquire<'a> {
+    lease: &'a Lease,
+    held: Held,
+    names: &'a [LockName],
+    wait: Duration,
+    answered: bool,
+}
+
+impl Drop for PendingAcquire<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.lease
+                .release_if_abandoned(self.held, self.names.to_vec(), self.wait);
+        }
+    }
+}
+
 /// The server-side wait for a call that must answer by `deadline` (`None`:
 /// the longest the server takes).
 fn wait_ms_until(deadline: Option<Instant>) -> u64 {
@@ -543,7 +617,8 @@ async fn keep_alive(client: Client, id: LeaseId, ttl: Duration, standing: watch:
             standing.send_replace(Standing::Lost(LostReason::Expired));
             return;
         }
-        match client.keepalive(id, until).await {
+        let try_timeout = (ttl / 6).max(Duration::from_millis(200));
+        match client.keepalive(id, until, try_timeout).await {
             Ok(()) => {
                 let renewed = sent_at + ttl;
                 standing.send_if_modified(|s| match *s {

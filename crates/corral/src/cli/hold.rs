@@ -1,6 +1,7 @@
 //! `corral lock`, `corral elect`, `corral sem`: hold something while a
 //! command runs, and stop the command if the hold is lost.
 
+use std::io::IsTerminal;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -140,16 +141,25 @@ fn lost_message(reason: LostReason, what: &str) -> i32 {
 /// grace period), or this process is told to stop (passed on to the
 /// command).
 async fn run_command(lease: &Lease, guard: &LockGuard, args: &HoldArgs) -> anyhow::Result<i32> {
+    // Listening before the command starts, so no signal slips in between.
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    // From a terminal the command shares this process's group, so that it
+    // can read the terminal; the terminal sends Ctrl-C to both. Otherwise
+    // it gets a group of its own, so that stopping it stops its children
+    // too.
+    let own_group = !std::io::stdin().is_terminal();
     let mut command = Command::new(&args.command[0]);
     command
         .args(&args.command[1..])
         .env("CORRAL_LOCK_NAME", guard.name().as_str())
         .env("CORRAL_FENCING_TOKEN", guard.fencing_token().to_string())
         .env("CORRAL_LEASE_ID", lease.id().to_string())
-        .stdin(Stdio::inherit())
-        // Its own process group: a terminal's Ctrl-C reaches this process
-        // only, which passes it on once.
-        .process_group(0);
+        .stdin(Stdio::inherit());
+    if own_group {
+        command.process_group(0);
+    }
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -157,44 +167,71 @@ async fn run_command(lease: &Lease, guard: &LockGuard, args: &HoldArgs) -> anyho
             return Ok(exit::ERROR);
         }
     };
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
+    let target = Target {
+        pid: child.id(),
+        own_group,
+    };
     loop {
         tokio::select! {
-            status = child.wait() => return Ok(exit_code(status?)),
+            status = child.wait() => {
+                return Ok(match status {
+                    Ok(status) => exit_code(status),
+                    Err(e) => {
+                        eprintln!("corral: waiting for the command failed ({e}); stopping it");
+                        stop(&mut child, target, args.grace).await;
+                        exit::ERROR
+                    }
+                });
+            }
             reason = lease.lost() => {
                 eprintln!(
                     "corral: lost {} ({reason}); stopping the command",
                     guard.name()
                 );
-                stop(&mut child, args.grace).await;
+                stop(&mut child, target, args.grace).await;
                 return Ok(exit::LEASE_LOST);
             }
-            _ = interrupt.recv() => pass_on(&child, libc::SIGINT),
-            _ = term.recv() => pass_on(&child, libc::SIGTERM),
+            // In a shared group the terminal already sent it.
+            _ = interrupt.recv() => if own_group { target.send(libc::SIGINT) },
+            _ = term.recv() => target.send(libc::SIGTERM),
+            _ = hangup.recv() => target.send(libc::SIGHUP),
         }
     }
 }
 
-fn pass_on(child: &Child, signal: libc::c_int) {
-    if let Some(pid) = child.id() {
-        // SAFETY: kill(2) with a pid this process spawned and has not
-        // reaped (it is still waited for).
+/// Where to send the command's signals: its process group when it has its
+/// own, else the process.
+#[derive(Clone, Copy)]
+struct Target {
+    pid: Option<u32>,
+    own_group: bool,
+}
+
+impl Target {
+    fn send(self, signal: libc::c_int) {
+        let Some(pid) = self.pid else {
+            return;
+        };
+        let pid = pid as libc::pid_t;
+        let target = if self.own_group { -pid } else { pid };
+        // SAFETY: kill(2) on a process (group) this process spawned and
+        // has not reaped yet.
         unsafe {
-            libc::kill(pid as libc::pid_t, signal);
+            libc::kill(target, signal);
         }
     }
 }
 
 /// SIGTERM, then SIGKILL if the command is still running after `grace`.
-async fn stop(child: &mut Child, grace: Duration) {
-    pass_on(child, libc::SIGTERM);
+async fn stop(child: &mut Child, target: Target, grace: Duration) {
+    target.send(libc::SIGTERM);
     if tokio::time::timeout(grace, child.wait()).await.is_err() {
         eprintln!(
             "corral: the command did not stop within {}; killing it",
             duration(grace)
         );
-        let _ = child.kill().await;
+        target.send(libc::SIGKILL);
+        let _ = child.wait().await;
     }
 }
 

@@ -125,7 +125,7 @@ pub async fn lease(client: &Client, command: LeaseCommand, json: bool) -> anyhow
         LeaseCommand::Keepalive { id } => {
             let sent = Instant::now();
             let renewed = client
-                .keepalive(id, sent + Duration::from_secs(10))
+                .keepalive(id, sent + Duration::from_secs(10), Duration::from_secs(5))
                 .await
                 .map(|()| serde_json::json!({ "lease_id": id, "renewed": true }));
             finish(renewed, json, |_| {

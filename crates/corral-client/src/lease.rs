@@ -445,6 +445,61 @@ impl Lease {
         mode: Mode,
         wait: Duration,
     ) -> Result<Vec<LockGuard>, Error> {
+        self.until_deadline(wait, |left| self.lock_all_once(names, mode, left))
+            .await
+    }
+
+    /// Takes `permits` of the semaphore `name` (of `limit` permits),
+    /// waiting at most `wait`.
+    pub async fn acquire_permits(
+        &self,
+        name: &LockName,
+        limit: u32,
+        permits: u32,
+        wait: Duration,
+    ) -> Result<LockGuard, Error> {
+        self.until_deadline(wait, |left| {
+            self.acquire_permits_once(name, limit, permits, left)
+        })
+        .await
+    }
+
+    /// Stands for leader of the election `name` with `value`, waiting at
+    /// most `wait` to lead. The guard's token is the leadership's.
+    pub async fn campaign(
+        &self,
+        name: &LockName,
+        value: &str,
+        wait: Duration,
+    ) -> Result<LockGuard, Error> {
+        self.until_deadline(wait, |left| self.campaign_once(name, value, left))
+            .await
+    }
+
+    /// Runs `once` with what is left of `wait` until it answers, or its
+    /// wait runs out at the deadline: the server waits at most a minute at
+    /// a time, so a longer wait is renewed (joining the end of the queue).
+    async fn until_deadline<T, F, Fut>(&self, wait: Duration, mut once: F) -> Result<T, Error>
+    where
+        F: FnMut(Duration) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match once(left).await {
+                Err(Error::Timeout) if Instant::now() < deadline => continue,
+                answer => return answer,
+            }
+        }
+    }
+
+    async fn lock_all_once(
+        &self,
+        names: &[LockName],
+        mode: Mode,
+        wait: Duration,
+    ) -> Result<Vec<LockGuard>, Error> {
         if !self.is_held() {
             return Err(Error::LeaseLost);
         }
@@ -482,9 +537,7 @@ impl Lease {
             .await
     }
 
-    /// Takes `permits` of the semaphore `name` (of `limit` permits),
-    /// waiting at most `wait`.
-    pub async fn acquire_permits(
+    async fn acquire_permits_once(
         &self,
         name: &LockName,
         limit: u32,
@@ -524,9 +577,7 @@ impl Lease {
         Ok(guards.remove(0))
     }
 
-    /// Stands for leader of the election `name` with `value`, waiting at
-    /// most `wait` to lead. The guard's token is the leadership's.
-    pub async fn campaign(
+    async fn campaign_once(
         &self,
         name: &LockName,
         value: &str,

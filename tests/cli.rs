@@ -161,3 +161,33 @@ async fn a_busy_lock_without_waiting_exits_3_and_inspection_commands_work() {
         .unwrap();
     assert_eq!(output.status.code(), Some(5), "{output:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bench_runs_both_workloads_and_reports_json() {
+    let cluster = Cluster::start(3).await;
+    for workload in ["uncontended", "contended"] {
+        let output = corral(&cluster)
+            .args([
+                "bench",
+                "--workload",
+                workload,
+                "--workers",
+                "2",
+                "--duration",
+                "1s",
+                "--json",
+            ])
+            .output()
+            .await
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["workload"], workload);
+        assert!(report["cycles"].as_u64().unwrap() > 0, "{report}");
+        assert_eq!(report["errors"], 0, "{report}");
+        assert!(
+            report["acquire_p99_ms"].as_f64().unwrap()
+                >= report["acquire_p50_ms"].as_f64().unwrap()
+        );
+    }
+}

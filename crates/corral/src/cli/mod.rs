@@ -1,5 +1,6 @@
 //! The client commands of the `corral` binary.
 
+mod bench;
 mod hold;
 mod inspect;
 mod output;
@@ -160,6 +161,9 @@ pub enum ClientCommand {
     /// Read and write the fenced key-value store.
     #[command(subcommand)]
     Kv(KvCommand),
+    /// Load a cluster with acquire/release cycles and report throughput
+    /// and latency percentiles.
+    Bench(bench::BenchArgs),
 }
 
 /// Runs a client command; returns the exit code.
@@ -195,6 +199,7 @@ pub fn run(connection: Connection, command: ClientCommand) -> anyhow::Result<i32
             ClientCommand::Locks(command) => inspect::locks(&client, command, json).await,
             ClientCommand::Cluster(command) => inspect::cluster(&client, command, json).await,
             ClientCommand::Kv(command) => inspect::kv(&client, command, json).await,
+            ClientCommand::Bench(args) => bench::run(&client, args, json).await,
         }
     })
 }

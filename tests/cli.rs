@@ -137,6 +137,17 @@ async fn a_busy_lock_without_waiting_exits_3_and_inspection_commands_work() {
     assert_eq!(view["holder"]["lease_id"], lease.as_str());
 
     let output = corral(&cluster)
+        .args(["locks", "history", "taken", "--json"])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let history: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let events = history["events"].as_array().expect("events");
+    assert_eq!(events[0]["kind"], "granted", "{history}");
+    assert_eq!(events[0]["lease_id"], lease.as_str());
+
+    let output = corral(&cluster)
         .args(["locks", "list"])
         .output()
         .await

@@ -10,6 +10,7 @@ mod semaphore;
 
 pub use corral_state::{Fence, KvKey, ELECTION_VALUE_BYTES_MAX, KV_VALUE_BYTES_MAX};
 pub use corral_state::{FencingToken, LeaseId, LockName, LockOrder, Mode, WaitEdge};
+pub use corral_state::{TimelineEvent, TimelineKind, TIMELINE_EVENTS_PER_LOCK, TIMELINE_LOCKS_MAX};
 pub use corral_state::{ACQUIRE_ALL_NAMES_MAX, LOCK_DELAY_MS_MAX, SEMAPHORE_LIMIT_MAX};
 pub use election::{
     CampaignRequest, ElectionView, LeaderView, ProclaimRequest, ResignRequest, ResignResponse,
@@ -238,6 +239,15 @@ pub struct LockList {
     /// True when more locks have the prefix than the list holds; ask again
     /// with a longer prefix.
     pub truncated: bool,
+}
+
+/// `GET /v1/locks/history?name=`: a lock's recent events, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockHistory {
+    /// The lock.
+    pub name: LockName,
+    /// At most [`TIMELINE_EVENTS_PER_LOCK`] events, oldest first.
+    pub events: Vec<TimelineEvent>,
 }
 
 /// `GET /v1/cluster`: this node's view of the cluster.

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use corral_api::{
     ClusterView, ErrorBody, GrantLeaseRequest, KvDeleteRequest, KvPutRequest, KvValue,
-    KvWriteResponse, LeaseResponse, LeaseView, LockList, LockName, LockView, ValidateRequest,
-    ValidateResponse,
+    KvWriteResponse, LeaseResponse, LeaseView, LockHistory, LockList, LockName, LockView,
+    ValidateRequest, ValidateResponse,
 };
 use corral_api::{Fence, FencingToken, KvKey, LeaseId};
 use rand::Rng;
@@ -242,6 +242,12 @@ impl Client {
     /// One lock, its holders and queue.
     pub async fn lock(&self, name: &LockName) -> Result<LockView, Error> {
         let path = format!("/v1/locks?name={}", encode(name.as_str()));
+        self.read(Call::new(Method::GET, &path, None::<&()>)).await
+    }
+
+    /// A lock's recent events, oldest first.
+    pub async fn lock_history(&self, name: &LockName) -> Result<LockHistory, Error> {
+        let path = format!("/v1/locks/history?name={}", encode(name.as_str()));
         self.read(Call::new(Method::GET, &path, None::<&()>)).await
     }
 

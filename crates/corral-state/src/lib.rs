@@ -45,6 +45,7 @@ mod lease;
 mod lock;
 mod outcome;
 mod table;
+mod timeline;
 mod token;
 
 pub use command::{Command, Proposal};
@@ -56,6 +57,7 @@ pub use lease::{Lease, LeaseId, LeaseIdError, LockOrder, WaitGroup};
 pub use lock::{Grant, Kind, Lock, LockName, LockNameError, Mode, Waiter, LOCK_NAME_BYTES_MAX};
 pub use outcome::{Applied, Event, Limit, Outcome, Refusal, Response, WaitEdge};
 pub use table::{check_lock_order, LockTable};
+pub use timeline::{TimelineEvent, TimelineKind, TIMELINE_EVENTS_PER_LOCK, TIMELINE_LOCKS_MAX};
 pub use token::FencingToken;
 
 /// The most leases that may live at once.

@@ -8,9 +8,9 @@ use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use corral_api::{
-    AcquireAllRequest, AcquireAllResponse, AcquireRequest, GrantResponse, HolderView, LockList,
-    LockView, NamedToken, ReleaseRequest, ReleaseResponse, ValidateRequest, ValidateResponse,
-    WaiterView, ACQUIRE_ALL_NAMES_MAX,
+    AcquireAllRequest, AcquireAllResponse, AcquireRequest, GrantResponse, HolderView, LockHistory,
+    LockList, LockView, NamedToken, ReleaseRequest, ReleaseResponse, ValidateRequest,
+    ValidateResponse, WaiterView, ACQUIRE_ALL_NAMES_MAX,
 };
 use corral_state::{Command, Grant, Kind, Lock, LockName};
 
@@ -28,6 +28,7 @@ pub(super) fn router() -> Router<Arc<Node>> {
         .route("/v1/locks/acquire-all", post(acquire_all))
         .route("/v1/locks/release", post(release))
         .route("/v1/locks/validate", post(validate))
+        .route("/v1/locks/history", get(history))
 }
 
 async fn acquire(
@@ -143,6 +144,24 @@ async fn release(
         idempotency,
     )
     .await
+}
+
+#[derive(serde::Deserialize)]
+struct HistoryQuery {
+    name: String,
+}
+
+/// A lock's recent events, read linearizably.
+async fn history(
+    State(node): State<Arc<Node>>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<Json<LockHistory>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::InvalidArgument(e.body_text()))?;
+    let name = LockName::new(query.name)
+        .map_err(|e| ApiError::InvalidArgument(format!("query `name`: {e}")))?;
+    node.linearize().await?;
+    let events = node.state.read().table.timeline(&name);
+    Ok(Json(LockHistory { name, events }))
 }
 
 /// Whether a token is the one a lock is held under now: a linearizable

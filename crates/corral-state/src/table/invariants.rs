@@ -64,6 +64,7 @@ impl LockTable {
             }
         }
         self.remembered.check()?;
+        self.timelines.check()?;
         let kv_bytes: usize = self.kv.iter().map(|(k, v)| crate::kv::kv_cost(k, v)).sum();
         if kv_bytes != self.kv_bytes {
             return Err(format!(

@@ -10,6 +10,7 @@ mod invariants;
 mod kv;
 mod order;
 mod queue;
+mod record;
 
 pub use order::check_lock_order;
 
@@ -33,6 +34,8 @@ mod semaphore_test;
 mod story;
 #[cfg(test)]
 mod story_test;
+#[cfg(test)]
+mod timeline_test;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -45,6 +48,7 @@ use crate::kv::{kv_cost, FencedValue, KvKey};
 use crate::lease::{Lease, LeaseId, LockOrder};
 use crate::lock::{Kind, Lock, LockName};
 use crate::outcome::{Applied, Event, Limit, Outcome, Refusal, Response};
+use crate::timeline::{TimelineEvent, Timelines};
 use crate::token::FencingToken;
 use crate::{LEASES_MAX, LOCK_DELAY_MS_MAX, TTL_MS_MAX};
 
@@ -83,6 +87,9 @@ pub struct LockTable {
     /// Answers to requests with idempotency keys, for their retries.
     #[serde(default)]
     remembered: RememberedResponses,
+    /// Recent events per lock.
+    #[serde(default)]
+    timelines: Timelines,
 }
 
 impl LockTable {
@@ -121,6 +128,7 @@ impl LockTable {
 
     fn apply_command(&mut self, command: Command) -> Applied {
         let token_before = self.last_token;
+        let subject = record::Subject::of(&command);
         let mut events = Vec::new();
         let response = match command {
             Command::GrantLease {
@@ -194,7 +202,13 @@ impl LockTable {
             self.last_token >= token_before,
             "fencing token went backwards"
         );
+        self.record(&subject, &response, &events, token_before);
         Applied { response, events }
+    }
+
+    /// The recent events of the lock `name`, oldest first.
+    pub fn timeline(&self, name: &LockName) -> Vec<TimelineEvent> {
+        self.timelines.of(name)
     }
 
     /// Rebuilds what a decoded snapshot does not carry: the fenced store's

@@ -52,6 +52,12 @@ pub enum LocksCommand {
         /// The lock.
         name: String,
     },
+    /// Show a lock's recent events (grants, releases, expiries, waits,
+    /// refusals), oldest first.
+    History {
+        /// The lock.
+        name: String,
+    },
 }
 
 /// `corral cluster ...`.
@@ -199,6 +205,18 @@ fn lock_row(lock: &LockView) -> Vec<String> {
     ]
 }
 
+/// Unix milliseconds as a time of day, `HH:MM:SS.mmm` (UTC).
+fn clock_time(at_ms: u64) -> String {
+    let day_ms = at_ms % 86_400_000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        day_ms / 3_600_000,
+        day_ms / 60_000 % 60,
+        day_ms / 1_000 % 60,
+        day_ms % 1_000
+    )
+}
+
 const LOCK_HEADER: [&str; 5] = ["NAME", "MODE", "TOKEN", "HOLDERS", "WAITERS"];
 
 pub async fn locks(client: &Client, command: LocksCommand, json: bool) -> anyhow::Result<i32> {
@@ -210,6 +228,25 @@ pub async fn locks(client: &Client, command: LocksCommand, json: bool) -> anyhow
                 println!("(more: narrow the prefix)");
             }
         }),
+        LocksCommand::History { name } => {
+            let name = lock_name(&name)?;
+            finish(client.lock_history(&name).await, json, |history| {
+                let rows: Vec<Vec<String>> = history
+                    .events
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            e.seq.to_string(),
+                            clock_time(e.at_ms),
+                            format!("{:?}", e.kind),
+                            e.lease_id.map_or("-".into(), |l| l.to_string()),
+                            e.fencing_token.map_or("-".into(), |t| t.to_string()),
+                        ]
+                    })
+                    .collect();
+                output::table(&["SEQ", "TIME (UTC)", "EVENT", "LEASE", "TOKEN"], &rows);
+            })
+        }
         LocksCommand::Show { name } => {
             let name = lock_name(&name)?;
             finish(client.lock(&name).await, json, |lock| {

@@ -1,0 +1,134 @@
+//! The timeline of each lock: a bounded ring of its recent events, kept in
+//! the replicated state, so every replica holds the same history and it
+//! survives snapshots.
+//!
+//! Memory is bounded however many locks come and go: at most
+//! [`TIMELINE_EVENTS_PER_LOCK`] events for each of at most
+//! [`TIMELINE_LOCKS_MAX`] locks; the lock whose last event is oldest is
+//! forgotten first.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::lease::LeaseId;
+use crate::lock::LockName;
+use crate::token::FencingToken;
+
+/// The most events kept per lock.
+pub const TIMELINE_EVENTS_PER_LOCK: usize = 100;
+/// The most locks whose timelines are kept.
+pub const TIMELINE_LOCKS_MAX: usize = 10_000;
+
+/// What happened to a lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimelineKind {
+    /// A lease joined the queue.
+    Queued,
+    /// A lease was granted the lock.
+    Granted,
+    /// Its holder released it.
+    Released,
+    /// Its holder's lease expired.
+    Expired,
+    /// Its holder's lease was revoked.
+    Revoked,
+    /// A wait ended without a grant (it ran out, or was withdrawn).
+    WaitEnded,
+    /// A wait was refused: it would have closed a deadlock.
+    RefusedDeadlock,
+    /// An acquire was refused: it broke the lock order.
+    RefusedOrder,
+    /// A fenced write under the lock was refused as stale.
+    StaleWriteRefused,
+}
+
+/// One event of a lock's timeline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEvent {
+    /// Its place among all timeline events of the cluster.
+    pub seq: u64,
+    /// State-machine time, Unix milliseconds.
+    pub at_ms: u64,
+    /// What happened.
+    pub kind: TimelineKind,
+    /// The lease concerned, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_id: Option<LeaseId>,
+    /// The token concerned, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fencing_token: Option<FencingToken>,
+}
+
+/// Every kept timeline.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Timelines {
+    seq: u64,
+    by_lock: BTreeMap<LockName, VecDeque<TimelineEvent>>,
+    /// (seq of the last event, lock), to forget the stalest lock first.
+    by_last: BTreeSet<(u64, LockName)>,
+}
+
+impl Timelines {
+    /// Appends an event to `name`'s timeline, within the bounds.
+    pub(crate) fn record(
+        &mut self,
+        name: &LockName,
+        at_ms: u64,
+        kind: TimelineKind,
+        lease_id: Option<LeaseId>,
+        fencing_token: Option<FencingToken>,
+    ) {
+        self.seq += 1;
+        let ring = self.by_lock.entry(name.clone()).or_default();
+        if let Some(last) = ring.back() {
+            self.by_last.remove(&(last.seq, name.clone()));
+        }
+        ring.push_back(TimelineEvent {
+            seq: self.seq,
+            at_ms,
+            kind,
+            lease_id,
+            fencing_token,
+        });
+        if ring.len() > TIMELINE_EVENTS_PER_LOCK {
+            ring.pop_front();
+        }
+        self.by_last.insert((self.seq, name.clone()));
+        while self.by_lock.len() > TIMELINE_LOCKS_MAX {
+            let Some((_, stalest)) = self.by_last.pop_first() else {
+                break;
+            };
+            self.by_lock.remove(&stalest);
+        }
+    }
+
+    /// The kept events of `name`, oldest first.
+    pub(crate) fn of(&self, name: &LockName) -> Vec<TimelineEvent> {
+        self.by_lock
+            .get(name)
+            .map(|ring| ring.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Checks the bounds and that the two indexes agree.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let bounded = self.by_lock.len() <= TIMELINE_LOCKS_MAX
+            && self
+                .by_lock
+                .values()
+                .all(|r| !r.is_empty() && r.len() <= TIMELINE_EVENTS_PER_LOCK);
+        let indexed = self.by_last.len() == self.by_lock.len()
+            && self.by_last.iter().all(|(seq, name)| {
+                self.by_lock
+                    .get(name)
+                    .and_then(|r| r.back())
+                    .is_some_and(|e| e.seq == *seq)
+            });
+        if !bounded || !indexed {
+            return Err("the lock timelines are out of bounds or their index disagrees".into());
+        }
+        Ok(())
+    }
+}

@@ -126,18 +126,13 @@ impl LockTable {
             }
         }
         match (subject, response) {
-            (Subject::Acquire(lease, _), Ok(Outcome::Granted(g)))
-                if g.fencing_token > token_before =>
-            {
-                note(
-                    self,
-                    &g.name,
-                    TimelineKind::Granted,
-                    Some(*lease),
-                    Some(g.fencing_token),
-                )
-            }
-            (Subject::Acquire(lease, _), Ok(Outcome::GrantedAll(grants))) => {
+            (Subject::Acquire(lease, _), Ok(Outcome::Granted(_) | Outcome::GrantedAll(_))) => {
+                let grants = match response {
+                    Ok(Outcome::Granted(g)) => std::slice::from_ref(g),
+                    Ok(Outcome::GrantedAll(grants)) => grants.as_slice(),
+                    _ => &[],
+                };
+                // An answer with the grant the lease already had is no event.
                 for g in grants.iter().filter(|g| g.fencing_token > token_before) {
                     note(
                         self,

@@ -15,6 +15,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use crate::client::{Call, Client};
 use crate::error::Error;
 use crate::guard::{release, Held, LockGuard};
@@ -242,20 +245,31 @@ impl Lease {
         });
     }
 
-    /// Runs one acquire call under claims on its names, turning an answer
-    /// into guards; an unknown outcome is cleaned up in the background.
-    async fn acquire_call<F, Fut, T>(
+    /// Runs one acquire: `request`, given the server-side wait in
+    /// milliseconds (`wait`, or the server's longest), goes to `path`
+    /// under the names' turns, and `guards` turns the answer into guards
+    /// carrying claims on the names. An unknown outcome is cleaned up in
+    /// the background.
+    #[allow(clippy::too_many_arguments)]
+    async fn acquire_call<B, T>(
         &self,
         held: Held,
         names: &[LockName],
-        wait: Duration,
-        call: F,
-        guards: impl FnOnce(T, &mut Vec<Claim>) -> Vec<LockGuard>,
+        path: &'static str,
+        wait: Option<Duration>,
+        request: impl FnOnce(u64) -> B,
+        guards: impl FnOnce(T, &mut Vec<Claim>) -> Result<Vec<LockGuard>, Error>,
     ) -> Result<Vec<LockGuard>, Error>
     where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<T, Error>>,
+        B: Serialize,
+        T: DeserializeOwned,
     {
+        if !self.is_held() {
+            return Err(Error::LeaseLost);
+        }
+        let wait_ms = wait.map_or(WAIT_MS_MAX, |w| (w.as_millis() as u64).min(WAIT_MS_MAX));
+        let server_wait = Duration::from_millis(wait_ms);
+        let body = request(wait_ms);
         // The names' turns, in name order (so two acquires cannot
         // deadlock), until the guards exist.
         let mut sorted: Vec<&LockName> = names.iter().collect();
@@ -270,19 +284,19 @@ impl Lease {
             lease: self,
             held,
             names,
-            wait,
+            wait: server_wait,
             answered: false,
         };
-        let answer = call().await;
+        let mut call = Call::new(Method::POST, path, Some(&body));
+        call.server_wait = server_wait;
+        let answer = self.inner.client.write::<_, T>(call).await;
         pending.answered = !matches!(answer, Err(Error::Unavailable(_)));
         drop(pending);
-        match answer {
-            Ok(answer) => {
-                let mut claims: Vec<Claim> = names.iter().map(|n| self.claim(held, n)).collect();
-                Ok(guards(answer, &mut claims))
-            }
-            Err(e) => Err(e),
-        }
+        let mut claims: Vec<Claim> = match &answer {
+            Ok(_) => names.iter().map(|n| self.claim(held, n)).collect(),
+            Err(_) => Vec::new(),
+        };
+        guards(answer?, &mut claims)
     }
 
     /// The lease's id.
@@ -399,34 +413,26 @@ impl Lease {
     ) -> Result<LockGuard, Error> {
         let deadline = wait.map(|w| Instant::now() + w);
         loop {
-            if !self.is_held() {
-                return Err(Error::LeaseLost);
-            }
-            let wait_ms = wait_ms_until(deadline);
-            let request = AcquireRequest {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let request = |wait_ms| AcquireRequest {
                 lease_id: self.id(),
                 name: name.clone(),
                 mode,
                 wait_ms: Some(wait_ms),
             };
-            let server_wait = Duration::from_millis(wait_ms);
-            let call = || {
-                let mut call = Call::new(Method::POST, "/v1/locks/acquire", Some(&request));
-                call.server_wait = server_wait;
-                self.inner.client.write::<_, GrantResponse>(call)
-            };
             let to_guard = |grant: GrantResponse, claims: &mut Vec<Claim>| {
-                vec![LockGuard::new(
+                Ok(vec![LockGuard::new(
                     claims.remove(0),
                     grant.name,
                     Held::Lock,
                     grant.mode,
                     grant.fencing_token,
-                )]
+                )])
             };
             let names = std::slice::from_ref(name);
+            let path = "/v1/locks/acquire";
             match self
-                .acquire_call(Held::Lock, names, server_wait, call, to_guard)
+                .acquire_call(Held::Lock, names, path, left, request, to_guard)
                 .await
             {
                 Ok(mut guards) => return Ok(guards.remove(0)),
@@ -500,24 +506,14 @@ impl Lease {
         mode: Mode,
         wait: Duration,
     ) -> Result<Vec<LockGuard>, Error> {
-        if !self.is_held() {
-            return Err(Error::LeaseLost);
-        }
-        let wait_ms = wait_ms_until(Some(Instant::now() + wait));
-        let request = AcquireAllRequest {
+        let request = |wait_ms| AcquireAllRequest {
             lease_id: self.id(),
             names: names.to_vec(),
             mode,
             wait_ms: Some(wait_ms),
         };
-        let server_wait = Duration::from_millis(wait_ms);
-        let call = || {
-            let mut call = Call::new(Method::POST, "/v1/locks/acquire-all", Some(&request));
-            call.server_wait = server_wait;
-            self.inner.client.write::<_, AcquireAllResponse>(call)
-        };
         let to_guards = |granted: AcquireAllResponse, claims: &mut Vec<Claim>| {
-            granted
+            Ok(granted
                 .grants
                 .into_iter()
                 .filter_map(|g| {
@@ -531,9 +527,10 @@ impl Lease {
                         g.fencing_token,
                     ))
                 })
-                .collect()
+                .collect())
         };
-        self.acquire_call(Held::Lock, names, server_wait, call, to_guards)
+        let path = "/v1/locks/acquire-all";
+        self.acquire_call(Held::Lock, names, path, Some(wait), request, to_guards)
             .await
     }
 
@@ -544,35 +541,26 @@ impl Lease {
         permits: u32,
         wait: Duration,
     ) -> Result<LockGuard, Error> {
-        if !self.is_held() {
-            return Err(Error::LeaseLost);
-        }
-        let wait_ms = wait_ms_until(Some(Instant::now() + wait));
-        let request = SemaphoreAcquireRequest {
+        let request = |wait_ms| SemaphoreAcquireRequest {
             lease_id: self.id(),
             name: name.clone(),
             limit,
             permits,
             wait_ms: Some(wait_ms),
         };
-        let server_wait = Duration::from_millis(wait_ms);
-        let call = || {
-            let mut call = Call::new(Method::POST, "/v1/semaphores/acquire", Some(&request));
-            call.server_wait = server_wait;
-            self.inner.client.write::<_, SemaphoreGrantResponse>(call)
-        };
         let to_guard = |granted: SemaphoreGrantResponse, claims: &mut Vec<Claim>| {
-            vec![LockGuard::new(
+            Ok(vec![LockGuard::new(
                 claims.remove(0),
                 granted.name,
                 Held::Semaphore,
                 Mode::Shared,
                 granted.fencing_token,
-            )]
+            )])
         };
         let names = std::slice::from_ref(name);
+        let path = "/v1/semaphores/acquire";
         let mut guards = self
-            .acquire_call(Held::Semaphore, names, server_wait, call, to_guard)
+            .acquire_call(Held::Semaphore, names, path, Some(wait), request, to_guard)
             .await?;
         Ok(guards.remove(0))
     }
@@ -583,38 +571,28 @@ impl Lease {
         value: &str,
         wait: Duration,
     ) -> Result<LockGuard, Error> {
-        if !self.is_held() {
-            return Err(Error::LeaseLost);
-        }
-        let wait_ms = wait_ms_until(Some(Instant::now() + wait));
-        let request = CampaignRequest {
+        let request = |wait_ms| CampaignRequest {
             lease_id: self.id(),
             name: name.clone(),
             value: value.to_string(),
             wait_ms: Some(wait_ms),
         };
-        let server_wait = Duration::from_millis(wait_ms);
-        let call = || async {
-            let mut call = Call::new(Method::POST, "/v1/elections/campaign", Some(&request));
-            call.server_wait = server_wait;
-            let elected: ElectionView = self.inner.client.write(call).await?;
+        let to_guard = |elected: ElectionView, claims: &mut Vec<Claim>| {
             let leader = elected
                 .leader
                 .ok_or_else(|| Error::Unavailable("a campaign answered without a leader".into()))?;
-            Ok((elected.name, leader.fencing_token))
-        };
-        let to_guard = |(name, token), claims: &mut Vec<Claim>| {
-            vec![LockGuard::new(
+            Ok(vec![LockGuard::new(
                 claims.remove(0),
-                name,
+                elected.name,
                 Held::Election,
                 Mode::Exclusive,
-                token,
-            )]
+                leader.fencing_token,
+            )])
         };
         let names = std::slice::from_ref(name);
+        let path = "/v1/elections/campaign";
         let mut guards = self
-            .acquire_call(Held::Election, names, server_wait, call, to_guard)
+            .acquire_call(Held::Election, names, path, Some(wait), request, to_guard)
             .await?;
         Ok(guards.remove(0))
     }
@@ -636,18 +614,6 @@ impl Drop for PendingAcquire<'_> {
             self.lease
                 .release_if_abandoned(self.held, self.names.to_vec(), self.wait);
         }
-    }
-}
-
-/// The server-side wait for a call that must answer by `deadline` (`None`:
-/// the longest the server takes).
-fn wait_ms_until(deadline: Option<Instant>) -> u64 {
-    match deadline {
-        None => WAIT_MS_MAX,
-        Some(deadline) => (deadline
-            .saturating_duration_since(Instant::now())
-            .as_millis() as u64)
-            .min(WAIT_MS_MAX),
     }
 }
 

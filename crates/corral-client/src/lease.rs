@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use corral_api::{
     AcquireAllRequest, AcquireAllResponse, AcquireRequest, CampaignRequest, ElectionView,
-    GrantResponse, LeaseId, LockName, LockOrder, Mode, SemaphoreAcquireRequest,
+    FencingToken, GrantResponse, LeaseId, LockName, LockOrder, Mode, SemaphoreAcquireRequest,
     SemaphoreGrantResponse, WAIT_MS_MAX,
 };
 use reqwest::Method;
@@ -299,6 +299,38 @@ impl Lease {
         guards(answer?, &mut claims)
     }
 
+    /// [`Lease::acquire_call`] for one name: `grant` reads the answer's
+    /// name, mode and token, from which the guard is made.
+    async fn acquire_one_call<B, T>(
+        &self,
+        held: Held,
+        name: &LockName,
+        path: &'static str,
+        wait: Option<Duration>,
+        request: impl FnOnce(u64) -> B,
+        grant: impl FnOnce(T) -> Result<(LockName, Mode, FencingToken), Error>,
+    ) -> Result<LockGuard, Error>
+    where
+        B: Serialize,
+        T: DeserializeOwned,
+    {
+        let to_guard = |answer: T, claims: &mut Vec<Claim>| {
+            let (name, mode, token) = grant(answer)?;
+            Ok(vec![LockGuard::new(
+                claims.remove(0),
+                name,
+                held,
+                mode,
+                token,
+            )])
+        };
+        let names = std::slice::from_ref(name);
+        let mut guards = self
+            .acquire_call(held, names, path, wait, request, to_guard)
+            .await?;
+        Ok(guards.remove(0))
+    }
+
     /// The lease's id.
     pub fn id(&self) -> LeaseId {
         self.inner.id
@@ -420,22 +452,13 @@ impl Lease {
                 mode,
                 wait_ms: Some(wait_ms),
             };
-            let to_guard = |grant: GrantResponse, claims: &mut Vec<Claim>| {
-                Ok(vec![LockGuard::new(
-                    claims.remove(0),
-                    grant.name,
-                    Held::Lock,
-                    grant.mode,
-                    grant.fencing_token,
-                )])
-            };
-            let names = std::slice::from_ref(name);
+            let grant = |g: GrantResponse| Ok((g.name, g.mode, g.fencing_token));
             let path = "/v1/locks/acquire";
             match self
-                .acquire_call(Held::Lock, names, path, left, request, to_guard)
+                .acquire_one_call(Held::Lock, name, path, left, request, grant)
                 .await
             {
-                Ok(mut guards) => return Ok(guards.remove(0)),
+                Ok(guard) => return Ok(guard),
                 // The server waits at most a minute at a time.
                 Err(Error::Timeout) if deadline.is_none_or(|d| Instant::now() < d) => continue,
                 Err(e) => return Err(e),
@@ -548,21 +571,10 @@ impl Lease {
             permits,
             wait_ms: Some(wait_ms),
         };
-        let to_guard = |granted: SemaphoreGrantResponse, claims: &mut Vec<Claim>| {
-            Ok(vec![LockGuard::new(
-                claims.remove(0),
-                granted.name,
-                Held::Semaphore,
-                Mode::Shared,
-                granted.fencing_token,
-            )])
-        };
-        let names = std::slice::from_ref(name);
+        let grant = |g: SemaphoreGrantResponse| Ok((g.name, Mode::Shared, g.fencing_token));
         let path = "/v1/semaphores/acquire";
-        let mut guards = self
-            .acquire_call(Held::Semaphore, names, path, Some(wait), request, to_guard)
-            .await?;
-        Ok(guards.remove(0))
+        self.acquire_one_call(Held::Semaphore, name, path, Some(wait), request, grant)
+            .await
     }
 
     async fn campaign_once(
@@ -577,24 +589,15 @@ impl Lease {
             value: value.to_string(),
             wait_ms: Some(wait_ms),
         };
-        let to_guard = |elected: ElectionView, claims: &mut Vec<Claim>| {
+        let grant = |elected: ElectionView| {
             let leader = elected
                 .leader
                 .ok_or_else(|| Error::Unavailable("a campaign answered without a leader".into()))?;
-            Ok(vec![LockGuard::new(
-                claims.remove(0),
-                elected.name,
-                Held::Election,
-                Mode::Exclusive,
-                leader.fencing_token,
-            )])
+            Ok((elected.name, Mode::Exclusive, leader.fencing_token))
         };
-        let names = std::slice::from_ref(name);
         let path = "/v1/elections/campaign";
-        let mut guards = self
-            .acquire_call(Held::Election, names, path, Some(wait), request, to_guard)
-            .await?;
-        Ok(guards.remove(0))
+        self.acquire_one_call(Held::Election, name, path, Some(wait), request, grant)
+            .await
     }
 }
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what building corral needs beyond the Rust toolchain: libclang,
-# which rocksdb's bindgen loads to generate the RocksDB bindings.
+# Installs what building and testing corral needs beyond the Rust
+# toolchain: libclang, which rocksdb's bindgen loads to generate the RocksDB
+# bindings; and for the tests, headless Chromium with chromedriver (the
+# status page's browser test) and promtool (the alert rules' test).
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
@@ -21,17 +23,23 @@ have_libclang() {
     return 1
 }
 
-if ! have_libclang; then
-    install="apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev"
+missing=()
+have_libclang || missing+=(libclang-dev)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+
+if [ ${#missing[@]} -gt 0 ]; then
+    install="apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${missing[*]}"
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "corral: installing libclang-dev (needed to build RocksDB)..." >&2
+        echo "corral: installing ${missing[*]}..." >&2
         bash -c "$install" >&2
     elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        echo "corral: installing libclang-dev with sudo (needed to build RocksDB)..." >&2
+        echo "corral: installing ${missing[*]} with sudo..." >&2
         sudo bash -c "$install" >&2
     else
-        echo "corral: building RocksDB needs libclang. Run this as root, then try again:" >&2
-        echo "    apt-get update && apt-get install -y libclang-dev" >&2
+        echo "corral: building and testing corral needs ${missing[*]}. Run this as root, then try again:" >&2
+        echo "    apt-get update && apt-get install -y --no-install-recommends ${missing[*]}" >&2
         exit 1
     fi
 fi

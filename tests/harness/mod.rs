@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+/// The nodes' log filter unless a test asks for another.
+const DEFAULT_LOG: &str = "info,openraft=warn";
+
 /// Generous: the test machine is small and shared.
 pub const LEADER_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -28,6 +31,7 @@ pub struct Cluster {
     pub nodes: Vec<NodeProc>,
     spec: String,
     extra_args: Vec<String>,
+    rust_log: String,
     dir: tempfile::TempDir,
     pub http: reqwest::Client,
 }
@@ -58,6 +62,12 @@ impl Cluster {
 
     /// Starts `n` nodes with extra `corral server` flags.
     pub async fn start_with(n: u64, extra_args: &[&str]) -> Cluster {
+        Cluster::start_logging(n, extra_args, DEFAULT_LOG).await
+    }
+
+    /// Starts `n` nodes with extra flags, logging by the `RUST_LOG` filter
+    /// `rust_log`.
+    pub async fn start_logging(n: u64, extra_args: &[&str], rust_log: &str) -> Cluster {
         let dir = tempfile::TempDir::new().expect("temp dir");
         let nodes: Vec<NodeProc> = (1..=n)
             .map(|id| NodeProc {
@@ -83,6 +93,7 @@ impl Cluster {
             nodes,
             spec,
             extra_args,
+            rust_log: rust_log.to_string(),
             dir,
             http,
         };
@@ -100,6 +111,7 @@ impl Cluster {
     fn spawn(&mut self, id: u64) {
         let spec = self.spec.clone();
         let extra_args = self.extra_args.clone();
+        let rust_log = self.rust_log.clone();
         let node = self.node_mut(id);
         assert!(node.child.is_none(), "node {id} is running");
         let log = std::fs::OpenOptions::new()
@@ -120,7 +132,7 @@ impl Cluster {
             .arg("--data-dir")
             .arg(&node.data_dir)
             .args(&extra_args)
-            .env("RUST_LOG", "info,openraft=warn")
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)
@@ -432,6 +444,12 @@ impl Cluster {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The whole log of one node.
+    pub fn log_of(&self, id: u64) -> String {
+        let node = self.nodes.iter().find(|n| n.id == id).expect("node id");
+        std::fs::read_to_string(&node.log_path).unwrap_or_default()
     }
 
     /// Every node's log, for a failing test's message.

@@ -37,6 +37,8 @@ pub const BODY_BYTES_MAX: usize = 64 * 1024;
 pub const KV_BODY_BYTES_MAX: usize = 6 * KV_VALUE_BYTES_MAX + 4 * 1024;
 /// The most locks (or semaphores) one `?prefix=` listing answers with.
 pub const LIST_LOCKS_MAX: usize = 1_000;
+/// The most leases `GET /v1/leases` lists.
+pub const LIST_LEASES_MAX: usize = 1_000;
 
 /// `POST /v1/leases`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +98,15 @@ pub struct LeaseView {
     /// Its lock-delay.
     #[serde(default)]
     pub lock_delay_ms: u64,
+}
+
+/// `GET /v1/leases`: the live leases, in id order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseList {
+    /// At most [`LIST_LEASES_MAX`] leases.
+    pub leases: Vec<LeaseView>,
+    /// True when there were more.
+    pub truncated: bool,
 }
 
 /// A lock (or semaphore) a lease holds.
@@ -248,6 +259,10 @@ pub struct LockHistory {
     pub name: LockName,
     /// At most [`TIMELINE_EVENTS_PER_LOCK`] events, oldest first.
     pub events: Vec<TimelineEvent>,
+    /// When it was read (Unix ms): the state-machine time, or the serving
+    /// node's clock if that is ahead. Holds still open last until then.
+    #[serde(default)]
+    pub now_ms: u64,
 }
 
 /// `GET /v1/cluster`: this node's view of the cluster.

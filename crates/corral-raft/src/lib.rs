@@ -9,10 +9,12 @@
 //! - [`PeerNetwork`]: raft RPCs as HTTP calls to the peers' `/raft/*`
 //!   endpoints, bounded by openraft's RPC timeouts;
 //! - [`start`]: opens the database and starts a node;
-//! - [`Faults`]: partitions injected by failure tests (off by default).
+//! - [`Faults`]: partitions injected by failure tests (off by default);
+//! - [`StoreMetrics`]: log fsync times and snapshots, for `/metrics`.
 
 mod faults;
 mod log_store;
+mod metrics;
 mod network;
 mod node;
 mod rocks;
@@ -26,6 +28,7 @@ mod state_machine_test;
 
 pub use faults::Faults;
 pub use log_store::LogStore;
+pub use metrics::StoreMetrics;
 pub use network::{
     PeerNetwork, RpcReply, SnapshotHeader, SnapshotReply, HEADER_SNAPSHOT, PATH_APPEND,
     PATH_SNAPSHOT, PATH_VOTE,

@@ -11,6 +11,9 @@ use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::mpsc;
 use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use prometheus_client::metrics::histogram::Histogram;
 
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
@@ -31,7 +34,7 @@ pub struct LogStore {
 }
 
 impl LogStore {
-    pub(crate) fn new(db: Arc<DB>) -> LogStore {
+    pub(crate) fn new(db: Arc<DB>, fsync_seconds: Histogram) -> LogStore {
         let (flusher, callbacks) = mpsc::channel();
         // Weak: the database closes when the stores are dropped, on the
         // thread that drops them, not later on this one (a RocksDB closed
@@ -39,7 +42,7 @@ impl LogStore {
         let flush_db = Arc::downgrade(&db);
         std::thread::Builder::new()
             .name("corral-log-flush".into())
-            .spawn(move || flush_loop(&flush_db, &callbacks))
+            .spawn(move || flush_loop(&flush_db, &callbacks, &fsync_seconds))
             .expect("spawn the log flusher thread");
         LogStore { db, flusher }
     }
@@ -96,14 +99,20 @@ impl LogStore {
 
 /// Syncs the WAL once for every batch of waiting callbacks, then reports
 /// them. Ends when every `LogStore` handle is dropped.
-fn flush_loop(db: &Weak<DB>, callbacks: &mpsc::Receiver<IOFlushed<TypeConfig>>) {
+fn flush_loop(
+    db: &Weak<DB>,
+    callbacks: &mpsc::Receiver<IOFlushed<TypeConfig>>,
+    fsync_seconds: &Histogram,
+) {
     while let Ok(first) = callbacks.recv() {
         let mut batch = vec![first];
         batch.extend(callbacks.try_iter());
+        let started = Instant::now();
         let synced = match db.upgrade() {
             Some(db) => db.flush_wal(true).map_err(|e| e.to_string()),
             None => Err("the database is closed".to_string()),
         };
+        fsync_seconds.observe(started.elapsed().as_secs_f64());
         for callback in batch {
             let result = match &synced {
                 Ok(()) => Ok(()),

@@ -7,6 +7,7 @@ use openraft::type_config::TypeConfigExt;
 use openraft::StorageError;
 
 use crate::log_store::LogStore;
+use crate::metrics::StoreMetrics;
 use crate::rocks::open_db;
 use crate::state_machine::{Notice, StateMachineStore};
 use crate::type_config::TypeConfig;
@@ -21,8 +22,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
             .map_err(|e| StorageError::read(TypeConfig::err_from_error(&e)))?;
         let db =
             open_db(dir.path()).map_err(|e| StorageError::read(TypeConfig::err_from_error(&e)))?;
-        let log = LogStore::new(db.clone());
-        let sm = StateMachineStore::open(db, Arc::new(|_: Notice<'_>| {}))
+        let log = LogStore::new(db.clone(), StoreMetrics::default().log_fsync);
+        let sm = StateMachineStore::open(db, Arc::new(|_: Notice<'_>| {}), StoreMetrics::default())
             .map_err(|e| StorageError::read(TypeConfig::err_from_error(&e)))?;
         Ok((dir, log, sm))
     }

@@ -9,6 +9,7 @@ use openraft::{BasicNode, Config, SnapshotPolicy};
 
 use crate::faults::Faults;
 use crate::log_store::LogStore;
+use crate::metrics::StoreMetrics;
 use crate::network::PeerNetwork;
 use crate::rocks::{open_db, StoreError};
 use crate::state_machine::{EventSink, StateMachineStore};
@@ -77,6 +78,7 @@ pub async fn start(
     http: reqwest::Client,
     faults: Faults,
     events: EventSink,
+    metrics: StoreMetrics,
 ) -> Result<ReplicatedNode, StartError> {
     let config = Config {
         cluster_name: "corral".into(),
@@ -90,8 +92,8 @@ pub async fn start(
     }
     .validate()?;
     let db = open_db(dir)?;
-    let log = LogStore::new(db.clone());
-    let state = StateMachineStore::open(db, events)?;
+    let log = LogStore::new(db.clone(), metrics.log_fsync.clone());
+    let state = StateMachineStore::open(db, events, metrics)?;
     let raft = CorralRaft::new(
         node_id,
         Arc::new(config),

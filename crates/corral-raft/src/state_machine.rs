@@ -9,12 +9,13 @@
 use std::io::Cursor;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
-use corral_state::{Event, LockTable};
+use corral_state::{EndedHold, Event, LeaseId, LockTable};
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::EntryPayload;
 use rocksdb::{WriteOptions, DB};
 
+use crate::metrics::StoreMetrics;
 use crate::rocks::{cf, decode, encode, StoreError, CF_SNAPSHOT};
 use crate::type_config::{
     LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig,
@@ -25,10 +26,17 @@ use crate::type_config::{
 /// never sees the meta of one snapshot with the data of another.
 const KEY_CURRENT: &[u8] = b"current";
 
-/// What the state machine tells the node about requests that wait.
+/// What the state machine tells the node after each entry it applies.
 pub enum Notice<'a> {
-    /// Applying a command did these things to waiting leases.
-    Events(Vec<Event>),
+    /// An entry was applied (a command, or an entry without one).
+    Applied {
+        /// What it did to waiting leases.
+        events: Vec<Event>,
+        /// The holds it ended.
+        ended: Vec<EndedHold>,
+        /// The lease it expired.
+        expired_lease: Option<LeaseId>,
+    },
     /// The whole table was replaced by a snapshot: no events were seen for
     /// the entries it covers, so waiters must look at the table itself.
     Restored(&'a LockTable),
@@ -56,6 +64,7 @@ pub struct StateMachineStore {
     db: Arc<DB>,
     state: Arc<RwLock<AppliedState>>,
     events: EventSink,
+    metrics: StoreMetrics,
     /// Serializes snapshot writes, so that a slow build cannot overwrite a
     /// newer installed snapshot.
     snapshot_write: Arc<std::sync::Mutex<()>>,
@@ -63,11 +72,16 @@ pub struct StateMachineStore {
 
 impl StateMachineStore {
     /// Opens the state machine over `db`, restoring the last snapshot.
-    pub(crate) fn open(db: Arc<DB>, events: EventSink) -> Result<StateMachineStore, StoreError> {
+    pub(crate) fn open(
+        db: Arc<DB>,
+        events: EventSink,
+        metrics: StoreMetrics,
+    ) -> Result<StateMachineStore, StoreError> {
         let store = StateMachineStore {
             db,
             state: Arc::default(),
             events,
+            metrics,
             snapshot_write: Arc::default(),
         };
         if let Some((meta, data)) = store.read_snapshot()? {
@@ -152,6 +166,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             (meta, encode(&state.table))
         };
         self.write_snapshot(&meta, &data)?;
+        self.metrics.snapshots_built.inc();
         Ok(Snapshot {
             meta,
             snapshot: Cursor::new(data),
@@ -173,7 +188,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         S: Stream<Item = Result<EntryResponder<TypeConfig>, std::io::Error>> + Unpin + Send,
     {
         while let Some((entry, responder)) = entries.try_next().await? {
-            let mut events = Vec::new();
+            let mut notice = (Vec::new(), Vec::new(), None);
             let reply = {
                 let mut state = self.state.write().expect("state lock");
                 state.last_applied = Some(entry.log_id);
@@ -181,7 +196,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     EntryPayload::Blank => None,
                     EntryPayload::Normal(proposal) => {
                         let applied = state.table.apply(proposal);
-                        events = applied.events;
+                        notice = (applied.events, applied.ended, applied.expired_lease);
                         Some(applied.response)
                     }
                     EntryPayload::Membership(membership) => {
@@ -192,7 +207,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             };
             // Sent after every entry, events or not: it also tells waiting
             // readers (election observers) that the state moved.
-            (self.events)(Notice::Events(events));
+            let (events, ended, expired_lease) = notice;
+            (self.events)(Notice::Applied {
+                events,
+                ended,
+                expired_lease,
+            });
             if let Some(responder) = responder {
                 responder.send(reply);
             }
@@ -212,6 +232,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let data = snapshot.into_inner();
         self.restore(meta, &data)?;
         self.write_snapshot(meta, &data)?;
+        self.metrics.snapshots_installed.inc();
         (self.events)(Notice::Restored(&self.read().table));
         Ok(())
     }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use corral_state::LockTable;
 
+use crate::metrics::StoreMetrics;
 use crate::rocks::{encode, open_db};
 use crate::state_machine::{Notice, StateMachineStore};
 use crate::type_config::{SnapshotMeta, TypeConfig};
@@ -18,8 +19,12 @@ fn meta(index: u64) -> SnapshotMeta {
 #[test]
 fn an_older_snapshot_never_replaces_a_newer_one() {
     let dir = tempfile::TempDir::new().unwrap();
-    let store = StateMachineStore::open(open_db(dir.path()).unwrap(), Arc::new(|_: Notice<'_>| {}))
-        .unwrap();
+    let store = StateMachineStore::open(
+        open_db(dir.path()).unwrap(),
+        Arc::new(|_: Notice<'_>| {}),
+        StoreMetrics::default(),
+    )
+    .unwrap();
     let data = encode(&LockTable::new());
     store.write_snapshot(&meta(10), &data).unwrap();
     store.write_snapshot(&meta(5), &data).unwrap();
@@ -34,14 +39,21 @@ fn an_older_snapshot_never_replaces_a_newer_one() {
 fn a_restart_restores_the_stored_snapshot() {
     let dir = tempfile::TempDir::new().unwrap();
     {
-        let store =
-            StateMachineStore::open(open_db(dir.path()).unwrap(), Arc::new(|_: Notice<'_>| {}))
-                .unwrap();
+        let store = StateMachineStore::open(
+            open_db(dir.path()).unwrap(),
+            Arc::new(|_: Notice<'_>| {}),
+            StoreMetrics::default(),
+        )
+        .unwrap();
         store
             .write_snapshot(&meta(7), &encode(&LockTable::new()))
             .unwrap();
     }
-    let store = StateMachineStore::open(open_db(dir.path()).unwrap(), Arc::new(|_: Notice<'_>| {}))
-        .unwrap();
+    let store = StateMachineStore::open(
+        open_db(dir.path()).unwrap(),
+        Arc::new(|_: Notice<'_>| {}),
+        StoreMetrics::default(),
+    )
+    .unwrap();
     assert_eq!(store.read().last_applied, meta(7).last_log_id);
 }

@@ -320,6 +320,10 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::warn!(error = %self, "request failed");
         }
-        (status, Json(self.body())).into_response()
+        let code = self.code();
+        let mut response = (status, Json(self.body())).into_response();
+        // For the metrics layer, which counts safety refusals by code.
+        response.extensions_mut().insert(code);
+        response
     }
 }

@@ -14,7 +14,9 @@ mod error;
 mod idempotency;
 mod json;
 mod lease_clock;
+pub mod metrics;
 mod node;
+mod request_id;
 pub mod routes;
 pub mod sweep;
 mod wait_registry;
@@ -81,9 +83,21 @@ pub async fn serve(
         .tcp_nodelay(true)
         .build()?;
     let waits = WaitRegistry::default();
+    let metrics = Arc::new(metrics::Metrics::new());
     let events = {
         let waits = waits.clone();
-        Arc::new(move |notice: corral_raft::Notice<'_>| waits.notify(notice))
+        let metrics = metrics.clone();
+        Arc::new(move |notice: corral_raft::Notice<'_>| {
+            if let corral_raft::Notice::Applied {
+                ended,
+                expired_lease,
+                ..
+            } = &notice
+            {
+                metrics.applied(ended, expired_lease.is_some());
+            }
+            waits.notify(notice)
+        })
     };
     let faults = if config.test_faults {
         tracing::warn!(
@@ -102,6 +116,7 @@ pub async fn serve(
         http.clone(),
         faults.clone(),
         events,
+        metrics.store.clone(),
     )
     .await?;
     let node = Arc::new(Node {
@@ -117,6 +132,7 @@ pub async fn serve(
         kv_keys_max: config.kv_keys_max,
         kv_bytes_max: config.kv_bytes_max,
         faults,
+        metrics: metrics.clone(),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -140,6 +156,7 @@ pub async fn serve(
         }
     });
     let sweep = tokio::spawn(sweep::run(node.clone()));
+    let leaders = tokio::spawn(watch_leader(started.raft.clone(), metrics));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -169,6 +186,7 @@ pub async fn serve(
         }
     };
     sweep.abort();
+    leaders.abort();
     if let Err(e) = started.raft.shutdown().await {
         tracing::warn!(error = %e, "raft did not shut down cleanly");
     }
@@ -177,4 +195,22 @@ pub async fn serve(
         addr: config.listen,
         source,
     })
+}
+
+/// Counts and logs every change of the leader this node knows.
+async fn watch_leader(raft: corral_raft::CorralRaft, metrics: Arc<metrics::Metrics>) {
+    use openraft::async_runtime::WatchReceiver;
+    let mut watch = raft.metrics();
+    let mut leader = watch.borrow_watched().current_leader;
+    while watch.changed().await.is_ok() {
+        let (now, term) = {
+            let m = watch.borrow_watched();
+            (m.current_leader, m.current_term)
+        };
+        if now != leader {
+            tracing::info!(leader = ?now, term, "leader changed");
+            metrics.leader_changed();
+            leader = now;
+        }
+    }
 }

@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use corral_api::LeaseResponse;
@@ -23,6 +24,8 @@ use tokio::time::Instant;
 
 use crate::error::ApiError;
 use crate::lease_clock::{LeaseClock, Renewal};
+use crate::metrics::Metrics;
+use crate::request_id;
 use crate::wait_registry::WaitRegistry;
 
 /// Path of the internal propose RPC.
@@ -103,6 +106,8 @@ pub struct Node {
     pub kv_bytes_max: usize,
     /// Partitions injected by failure tests; off unless `--test-faults`.
     pub faults: Faults,
+    /// What this node measures.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Node {
@@ -187,13 +192,15 @@ impl Node {
         let timeout = deadline
             .saturating_duration_since(Instant::now())
             .max(RETRY_PAUSE);
-        let sent = self
+        let mut post = self
             .http
             .post(format!("http://{addr}{path}"))
-            .timeout(timeout)
-            .json(request)
-            .send()
-            .await;
+            .timeout(timeout);
+        // The leader logs the forwarded request under the same id.
+        if let Some(id) = request_id::current() {
+            post = post.header(request_id::HEADER, id);
+        }
+        let sent = post.json(request).send().await;
         let response = match sent {
             Ok(response) => response,
             Err(e) if e.is_connect() => return Err(e),

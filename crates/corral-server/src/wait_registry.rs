@@ -96,7 +96,7 @@ impl WaitRegistry {
     pub fn notify(&self, notice: Notice<'_>) {
         self.moved.send_modify(|n| *n = n.wrapping_add(1));
         match notice {
-            Notice::Events(events) => self.apply_events(events),
+            Notice::Applied { events, .. } => self.apply_events(events),
             Notice::Restored(table) => self.recheck(table),
         }
     }
@@ -227,13 +227,21 @@ mod tests {
         LockName::new(s).unwrap()
     }
 
+    fn notice(events: Vec<Event>) -> Notice<'static> {
+        Notice::Applied {
+            events,
+            ended: Vec::new(),
+            expired_lease: None,
+        }
+    }
+
     #[test]
     fn events_wake_the_matching_waits_only() {
         let registry = WaitRegistry::default();
         let mut a = registry.register(Kind::Lock, LeaseId(1), &[name("x")]);
         let mut b = registry.register(Kind::Lock, LeaseId(2), &[name("x")]);
         let mut c = registry.register(Kind::Semaphore, LeaseId(2), &[name("x")]);
-        registry.notify(Notice::Events(vec![Event::WaitEnded {
+        registry.notify(notice(vec![Event::WaitEnded {
             kind: Kind::Lock,
             lease_id: LeaseId(2),
             name: name("x"),
@@ -278,7 +286,7 @@ mod tests {
         let Ok(corral_state::Outcome::GrantedAll(grants)) = applied.response else {
             panic!("{applied:?}");
         };
-        registry.notify(Notice::Events(vec![Event::GrantedAll(grants)]));
+        registry.notify(notice(vec![Event::GrantedAll(grants)]));
         assert!(matches!(all.ended.try_recv(), Ok(WaitEnd::Granted(g)) if g.len() == 2));
         assert!(all.ended.try_recv().is_err(), "one wake, not one per name");
     }

@@ -55,7 +55,9 @@ pub use idempotency::{
 pub use kv::{Fence, FencedValue, KvKey, KV_VALUE_BYTES_MAX};
 pub use lease::{Lease, LeaseId, LeaseIdError, LockOrder, WaitGroup};
 pub use lock::{Grant, Kind, Lock, LockName, LockNameError, Mode, Waiter, LOCK_NAME_BYTES_MAX};
-pub use outcome::{Applied, Event, Limit, Outcome, Refusal, Response, WaitEdge};
+pub use outcome::{
+    Applied, EndedHold, Event, HoldEnd, Limit, Outcome, Refusal, Response, WaitEdge,
+};
 pub use table::{check_lock_order, LockTable};
 pub use timeline::{TimelineEvent, TimelineKind, TIMELINE_EVENTS_PER_LOCK, TIMELINE_LOCKS_MAX};
 pub use token::FencingToken;

@@ -272,4 +272,44 @@ pub struct Applied {
     pub response: Response,
     /// What it did to other waiting requests.
     pub events: Vec<Event>,
+    /// The holds it ended, for hold-time metrics.
+    pub ended: Vec<EndedHold>,
+    /// The lease it expired, if it was an expiry.
+    pub expired_lease: Option<LeaseId>,
+}
+
+impl Applied {
+    /// A result that changed nothing else.
+    pub fn answer(response: Response) -> Applied {
+        Applied {
+            response,
+            events: Vec::new(),
+            ended: Vec::new(),
+            expired_lease: None,
+        }
+    }
+}
+
+/// A hold that a command ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndedHold {
+    /// Lock, semaphore or election.
+    pub kind: Kind,
+    /// The grant that ended.
+    pub grant: Grant,
+    /// How long it was held, in state-machine time.
+    pub held_ms: u64,
+    /// Why it ended.
+    pub reason: HoldEnd,
+}
+
+/// Why a hold ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HoldEnd {
+    /// Its holder released it (or resigned).
+    Released,
+    /// Its holder's lease expired.
+    Expired,
+    /// Its holder's lease was revoked.
+    Revoked,
 }

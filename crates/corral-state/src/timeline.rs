@@ -112,6 +112,24 @@ impl Timelines {
             .unwrap_or_default()
     }
 
+    /// The lock granted most often at or after `since_ms`, with its count
+    /// of grants (the first such lock by name on a tie).
+    pub(crate) fn most_granted_since(&self, since_ms: u64) -> Option<(&LockName, usize)> {
+        let mut busiest: Option<(&LockName, usize)> = None;
+        for (name, ring) in &self.by_lock {
+            let grants = ring
+                .iter()
+                .rev()
+                .take_while(|e| e.at_ms >= since_ms)
+                .filter(|e| e.kind == TimelineKind::Granted)
+                .count();
+            if grants > busiest.map_or(0, |(_, n)| n) {
+                busiest = Some((name, grants));
+            }
+        }
+        busiest
+    }
+
     /// Checks the bounds and that the two indexes agree.
     pub(crate) fn check(&self) -> Result<(), String> {
         let bounded = self.by_lock.len() <= TIMELINE_LOCKS_MAX

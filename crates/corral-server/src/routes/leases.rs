@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use corral_api::{
-    GrantLeaseRequest, HeldLock, LeaseResponse, LeaseView, RevokeLeaseResponse, LOCK_DELAY_MS_MAX,
-    TTL_MS_MAX,
+    GrantLeaseRequest, HeldLock, LeaseList, LeaseResponse, LeaseView, RevokeLeaseResponse,
+    LIST_LEASES_MAX, LOCK_DELAY_MS_MAX, TTL_MS_MAX,
 };
 use corral_state::{Command, Kind, Lease, LeaseId, LockTable, Outcome};
 
@@ -20,7 +20,7 @@ use crate::node::{Node, Submission};
 
 pub(super) fn router() -> Router<Arc<Node>> {
     Router::new()
-        .route("/v1/leases", post(grant))
+        .route("/v1/leases", post(grant).get(list))
         .route("/v1/leases/{id}", get(show).delete(revoke))
         .route("/v1/leases/{id}/keepalive", post(keepalive))
 }
@@ -85,7 +85,9 @@ async fn keepalive(
     Path(raw): Path<String>,
 ) -> Result<Json<LeaseResponse>, ApiError> {
     let lease_id = lease_id(&raw)?;
-    node.keepalive(lease_id).await.map(Json)
+    let renewed = node.keepalive(lease_id).await;
+    node.metrics.keepalive_done(renewed.is_ok());
+    renewed.map(Json)
 }
 
 async fn revoke(
@@ -120,15 +122,35 @@ async fn show(
     node.linearize().await?;
     let state = node.state.read();
     let lease = state.table.lease(lease_id).ok_or(ApiError::LeaseNotFound)?;
-    Ok(Json(LeaseView {
+    Ok(Json(view(&state.table, lease_id, lease)))
+}
+
+/// Every live lease, at most [`LIST_LEASES_MAX`] in id order, read
+/// linearizably.
+async fn list(State(node): State<Arc<Node>>) -> Result<Json<LeaseList>, ApiError> {
+    node.linearize().await?;
+    let state = node.state.read();
+    let table = &state.table;
+    Ok(Json(LeaseList {
+        leases: table
+            .leases()
+            .take(LIST_LEASES_MAX)
+            .map(|(id, lease)| view(table, *id, lease))
+            .collect(),
+        truncated: table.lease_count() > LIST_LEASES_MAX,
+    }))
+}
+
+fn view(table: &LockTable, lease_id: LeaseId, lease: &Lease) -> LeaseView {
+    LeaseView {
         lease_id,
         ttl_ms: lease.ttl_ms,
-        locks: held(&state.table, lease_id, lease, Kind::Lock),
-        semaphores: held(&state.table, lease_id, lease, Kind::Semaphore),
-        elections: held(&state.table, lease_id, lease, Kind::Election),
+        locks: held(table, lease_id, lease, Kind::Lock),
+        semaphores: held(table, lease_id, lease, Kind::Semaphore),
+        elections: held(table, lease_id, lease, Kind::Election),
         lock_order: lease.lock_order,
         lock_delay_ms: lease.lock_delay_ms,
-    }))
+    }
 }
 
 /// What `lease` holds of `kind`, with tokens.

@@ -160,8 +160,14 @@ async fn history(
     let name = LockName::new(query.name)
         .map_err(|e| ApiError::InvalidArgument(format!("query `name`: {e}")))?;
     node.linearize().await?;
-    let events = node.state.read().table.timeline(&name);
-    Ok(Json(LockHistory { name, events }))
+    let state = node.state.read();
+    Ok(Json(LockHistory {
+        events: state.table.timeline(&name),
+        // The node's clock when it is ahead: state-machine time stands
+        // still while nothing is written, and open holds run to now.
+        now_ms: state.table.now_ms().max(crate::node::wall_clock_ms()),
+        name,
+    }))
 }
 
 /// Whether a token is the one a lock is held under now: a linearizable

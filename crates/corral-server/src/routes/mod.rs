@@ -6,9 +6,12 @@ mod faults;
 mod kv;
 mod leases;
 mod locks;
+mod metrics;
+mod observe;
 mod peer;
 mod semaphores;
 mod status;
+mod ui;
 mod waiting;
 
 use std::sync::Arc;
@@ -33,9 +36,15 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(elections::router())
         .merge(faults::router())
         .merge(status::router())
+        .merge(metrics::router())
+        .merge(ui::router())
         .merge(peer::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            observe::observe,
+        ))
         .with_state(node)
 }
 

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use super::unexpected;
 use crate::error::ApiError;
 use crate::idempotency::IdempotencyKey;
+use crate::metrics::AcquireOutcome;
 use crate::node::{Node, Submission};
 use crate::wait_registry::{WaitEnd, WaitTicket};
 
@@ -47,7 +48,23 @@ pub(super) fn wait_ms(wait_ms: Option<u64>) -> Result<u64, ApiError> {
 
 /// Proposes the acquire and answers with its grants: at once, after
 /// waiting in the queue, or from the cancel if the grant won the race.
+/// Its latency and outcome go into the metrics.
 pub(super) async fn acquire(node: &Node, acquire: Acquire) -> Result<Vec<Grant>, ApiError> {
+    let started = Instant::now();
+    let kind = acquire.kind;
+    let result = acquire_granted(node, acquire).await;
+    let outcome = match &result {
+        Ok(_) => AcquireOutcome::Granted,
+        Err(ApiError::LockBusy { .. }) => AcquireOutcome::Busy,
+        Err(ApiError::WaitTimeout) => AcquireOutcome::Timeout,
+        Err(ApiError::Deadlock { .. }) => AcquireOutcome::Deadlock,
+        Err(_) => AcquireOutcome::Failed,
+    };
+    node.metrics.acquire_done(kind, outcome, started.elapsed());
+    result
+}
+
+async fn acquire_granted(node: &Node, acquire: Acquire) -> Result<Vec<Grant>, ApiError> {
     let Acquire {
         kind,
         lease_id,

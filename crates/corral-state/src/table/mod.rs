@@ -6,6 +6,7 @@
 
 mod acquire;
 mod deadlock;
+mod ended;
 mod invariants;
 mod kv;
 mod order;
@@ -18,6 +19,8 @@ pub use order::check_lock_order;
 mod acquire_all_test;
 #[cfg(test)]
 mod election_test;
+#[cfg(test)]
+mod ended_test;
 #[cfg(test)]
 mod idempotency_test;
 #[cfg(test)]
@@ -120,15 +123,17 @@ impl LockTable {
                 return applied;
             }
         };
-        Applied {
-            response,
-            events: Vec::new(),
-        }
+        Applied::answer(response)
     }
 
     fn apply_command(&mut self, command: Command) -> Applied {
         let token_before = self.last_token;
         let subject = record::Subject::of(&command);
+        let holding = self.holds_ended_by(&command);
+        let expiry = match &command {
+            Command::ExpireLease { lease_id } => Some(*lease_id),
+            _ => None,
+        };
         let mut events = Vec::new();
         let response = match command {
             Command::GrantLease {
@@ -203,12 +208,29 @@ impl LockTable {
             "fencing token went backwards"
         );
         self.record(&subject, &response, &events, token_before);
-        Applied { response, events }
+        let ended = match &response {
+            Ok(_) => self.ended(holding),
+            Err(_) => Vec::new(),
+        };
+        let expired_lease = expiry.filter(|_| response.is_ok());
+        Applied {
+            response,
+            events,
+            ended,
+            expired_lease,
+        }
     }
 
     /// The recent events of the lock `name`, oldest first.
     pub fn timeline(&self, name: &LockName) -> Vec<TimelineEvent> {
         self.timelines.of(name)
+    }
+
+    /// The lock granted most often at or after `since_ms` (state-machine
+    /// time), with its count of grants, as far as the timelines reach back:
+    /// a lock that flaps between owners.
+    pub fn most_granted_since(&self, since_ms: u64) -> Option<(&LockName, usize)> {
+        self.timelines.most_granted_since(since_ms)
     }
 
     /// Rebuilds what a decoded snapshot does not carry: the fenced store's

@@ -109,3 +109,25 @@ fn timelines_stay_within_their_bounds() {
     assert_eq!(s.table.timeline(&name("many/1")).len(), 2);
     s.table.check_invariants().unwrap();
 }
+
+#[test]
+fn the_most_granted_lock_is_counted_within_the_window() {
+    let mut s = Story::new();
+    s.lease(1);
+    s.lease(2);
+    assert_eq!(s.table.most_granted_since(0), None);
+    for _ in 0..3 {
+        s.token(1, "flappy");
+        s.release(1, "flappy");
+        s.token(2, "flappy");
+        s.release(2, "flappy");
+        s.now_ms += 100;
+    }
+    s.token(1, "calm");
+    let (name, grants) = s.table.most_granted_since(0).expect("grants");
+    assert_eq!((name.as_str(), grants), ("flappy", 6));
+    // Only grants at or after the start of the window count.
+    let (_, recent) = s.table.most_granted_since(1_200).expect("grants");
+    assert_eq!(recent, 2);
+    assert_eq!(s.table.most_granted_since(s.now_ms + 1), None);
+}

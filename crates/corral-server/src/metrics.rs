@@ -1,0 +1,366 @@
+//! A node's Prometheus metrics, served at `GET /metrics`.
+//!
+//! Three sources feed them:
+//! - requests, counted on the node that took them (sum them over nodes):
+//!   acquire latency by outcome, keepalives, refusals, HTTP requests;
+//! - the applied log, counted on every replica alike (take one node's, or
+//!   the max over nodes): hold times and lease expirations;
+//! - the state and raft's own metrics, read at scrape time: leases, held
+//!   locks, waiters, term, indexes, leader.
+
+use std::time::Duration;
+
+use corral_api::ErrorCode;
+use corral_raft::{CorralRaft, StateMachineStore, StoreMetrics};
+use corral_state::{EndedHold, Kind, LockTable};
+use openraft::async_runtime::WatchReceiver;
+use openraft::ServerState;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+
+/// The content type of `/metrics` (OpenMetrics text, which Prometheus
+/// reads).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// How far back `corral_lock_grants_last_minute_max` looks.
+const FLAP_WINDOW_MS: u64 = 60_000;
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AcquireLabels {
+    kind: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: String,
+    method: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+/// How an acquire ended, as its metric labels it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AcquireOutcome {
+    /// Granted, at once or after waiting.
+    Granted,
+    /// Refused at once: held by another lease.
+    Busy,
+    /// The wait ran out.
+    Timeout,
+    /// Refused: waiting would have closed a deadlock.
+    Deadlock,
+    /// Anything else: a bad request, a lost lease, no leader, ...
+    Failed,
+}
+
+impl AcquireOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            AcquireOutcome::Granted => "granted",
+            AcquireOutcome::Busy => "busy",
+            AcquireOutcome::Timeout => "timeout",
+            AcquireOutcome::Deadlock => "deadlock",
+            AcquireOutcome::Failed => "failed",
+        }
+    }
+}
+
+fn kind_label(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Lock => "lock",
+        Kind::Semaphore => "semaphore",
+        Kind::Election => "election",
+    }
+}
+
+/// Every metric of one node.
+pub struct Metrics {
+    registry: Registry,
+    /// Storage measurements, handed to the raft layer.
+    pub store: StoreMetrics,
+    acquire: HistogramFamily<AcquireLabels>,
+    hold: HistogramFamily<KindLabels>,
+    keepalives: Family<ResultLabels, Counter>,
+    lease_expirations: Counter,
+    refusals: Family<ReasonLabels, Counter>,
+    http_requests: Family<HttpLabels, Counter>,
+    http_duration: HistogramFamily<RouteLabels>,
+    leases: Gauge,
+    held: Family<KindLabels, Gauge>,
+    waiters: Family<KindLabels, Gauge>,
+    grants_last_minute_max: Gauge,
+    term: Gauge,
+    is_leader: Gauge,
+    has_leader: Gauge,
+    leader_changes: Counter,
+    commit_index: Gauge,
+    applied_index: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric, all named `corral_*`.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("corral");
+        let store = StoreMetrics::default();
+        store.register(&mut registry);
+        let m = Metrics {
+            store,
+            // 0.5 ms to about 65 s.
+            acquire: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.000_5, 2.0, 18))
+            }),
+            // 1 ms to about 70 min.
+            hold: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.001, 4.0, 12))
+            }),
+            keepalives: Family::default(),
+            lease_expirations: Counter::default(),
+            refusals: Family::default(),
+            http_requests: Family::default(),
+            // 0.5 ms to about 65 s.
+            http_duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.000_5, 2.0, 18))
+            }),
+            leases: Gauge::default(),
+            held: Family::default(),
+            waiters: Family::default(),
+            grants_last_minute_max: Gauge::default(),
+            term: Gauge::default(),
+            is_leader: Gauge::default(),
+            has_leader: Gauge::default(),
+            leader_changes: Counter::default(),
+            commit_index: Gauge::default(),
+            applied_index: Gauge::default(),
+            registry: Registry::default(),
+        };
+        m.register_into(registry)
+    }
+
+    fn register_into(mut self, mut r: Registry) -> Metrics {
+        r.register_with_unit(
+            "acquire_duration",
+            "Time from an acquire request to its answer, by kind and outcome (granted, busy, timeout, deadlock, failed)",
+            Unit::Seconds,
+            self.acquire.clone(),
+        );
+        r.register_with_unit(
+            "hold_duration",
+            "How long ended holds were held, in state-machine time (the same on every replica)",
+            Unit::Seconds,
+            self.hold.clone(),
+        );
+        r.register(
+            "keepalives",
+            "Keepalives taken by this node, by result (acked, refused)",
+            self.keepalives.clone(),
+        );
+        r.register(
+            "lease_expirations",
+            "Leases expired by the leader (the same on every replica)",
+            self.lease_expirations.clone(),
+        );
+        r.register(
+            "refusals",
+            "Requests refused for safety, by reason (stale_token, deadlock, order_violation)",
+            self.refusals.clone(),
+        );
+        r.register(
+            "http_requests",
+            "HTTP requests answered, by route, method and status",
+            self.http_requests.clone(),
+        );
+        r.register_with_unit(
+            "http_request_duration",
+            "Time to answer an HTTP request, by route",
+            Unit::Seconds,
+            self.http_duration.clone(),
+        );
+        r.register("leases", "Live leases", self.leases.clone());
+        r.register(
+            "held",
+            "Locks, semaphores and elections held by at least one lease, by kind",
+            self.held.clone(),
+        );
+        r.register(
+            "waiters",
+            "Leases waiting in queues, by kind",
+            self.waiters.clone(),
+        );
+        r.register(
+            "lock_grants_last_minute_max",
+            "The most grants any one lock had in the last minute of state-machine time (ownership flapping)",
+            self.grants_last_minute_max.clone(),
+        );
+        r.register("raft_term", "This node's raft term", self.term.clone());
+        r.register(
+            "raft_is_leader",
+            "1 if this node is the leader",
+            self.is_leader.clone(),
+        );
+        r.register(
+            "raft_has_leader",
+            "1 if this node knows a leader",
+            self.has_leader.clone(),
+        );
+        r.register(
+            "raft_leader_changes",
+            "Times this node saw the leader change",
+            self.leader_changes.clone(),
+        );
+        r.register(
+            "raft_commit_index",
+            "The last log index this node knows committed",
+            self.commit_index.clone(),
+        );
+        r.register(
+            "raft_applied_index",
+            "The last log index this node applied",
+            self.applied_index.clone(),
+        );
+        self.registry = r;
+        self
+    }
+
+    /// Records an acquire's latency and outcome.
+    pub fn acquire_done(&self, kind: Kind, outcome: AcquireOutcome, took: Duration) {
+        self.acquire
+            .get_or_create(&AcquireLabels {
+                kind: kind_label(kind),
+                outcome: outcome.label(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Records a keepalive's result.
+    pub fn keepalive_done(&self, acked: bool) {
+        let result = if acked { "acked" } else { "refused" };
+        self.keepalives
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    /// Records an answered HTTP request, and the safety refusal it carried.
+    pub fn http_done(
+        &self,
+        route: &str,
+        method: &str,
+        status: u16,
+        code: Option<ErrorCode>,
+        took: Duration,
+    ) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                route: route.to_string(),
+                method: method.to_string(),
+                status,
+            })
+            .inc();
+        self.http_duration
+            .get_or_create(&RouteLabels {
+                route: route.to_string(),
+            })
+            .observe(took.as_secs_f64());
+        let reason = match code {
+            Some(ErrorCode::StaleToken) => "stale_token",
+            Some(ErrorCode::Deadlock) => "deadlock",
+            Some(ErrorCode::OrderViolation) => "order_violation",
+            _ => return,
+        };
+        self.refusals.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Records what an applied entry ended.
+    pub fn applied(&self, ended: &[EndedHold], expired: bool) {
+        for hold in ended {
+            self.hold
+                .get_or_create(&KindLabels {
+                    kind: kind_label(hold.kind),
+                })
+                .observe(hold.held_ms as f64 / 1_000.0);
+        }
+        if expired {
+            self.lease_expirations.inc();
+        }
+    }
+
+    /// Records a change of the known leader.
+    pub fn leader_changed(&self) {
+        self.leader_changes.inc();
+    }
+
+    /// Reads the gauges from the state and raft, then renders everything.
+    pub fn render(&self, raft: &CorralRaft, node_id: u64, state: &StateMachineStore) -> String {
+        {
+            let m = raft.metrics();
+            let m = m.borrow_watched();
+            self.term.set(to_i64(m.current_term));
+            let leads = m.state == ServerState::Leader && m.current_leader == Some(node_id);
+            self.is_leader.set(i64::from(leads));
+            self.has_leader.set(i64::from(m.current_leader.is_some()));
+            self.commit_index
+                .set(to_i64(m.local_committed.map_or(0, |id| id.index)));
+            self.applied_index
+                .set(to_i64(m.last_applied.map_or(0, |id| id.index)));
+        }
+        self.read_table(&state.read().table);
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+
+    fn read_table(&self, table: &LockTable) {
+        self.leases.set(to_i64(table.lease_count() as u64));
+        for kind in Kind::ALL {
+            let (mut held, mut waiting) = (0u64, 0u64);
+            for (_, lock) in table.with_prefix(kind, "") {
+                held += u64::from(!lock.holders.is_empty());
+                waiting += lock.waiters.len() as u64;
+            }
+            let labels = KindLabels {
+                kind: kind_label(kind),
+            };
+            self.held.get_or_create(&labels).set(to_i64(held));
+            self.waiters.get_or_create(&labels).set(to_i64(waiting));
+        }
+        let since = table.now_ms().saturating_sub(FLAP_WINDOW_MS);
+        let busiest = table.most_granted_since(since).map_or(0, |(_, n)| n);
+        self.grants_last_minute_max.set(to_i64(busiest as u64));
+    }
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,63 @@
+//! Request ids: each request gets one (the client's `X-Request-Id`, or a
+//! new one), which names it in the logs of the node that took it, in the
+//! logs of the leader it was forwarded to, and in the response.
+
+use axum::http::HeaderMap;
+
+/// The header that carries a request id.
+pub const HEADER: &str = "x-request-id";
+
+/// The longest request id taken from a client; longer ones are replaced.
+const LEN_MAX: usize = 64;
+
+tokio::task_local! {
+    static CURRENT: String;
+}
+
+/// The request's id from its headers, if it is short printable ASCII, or a
+/// new random one.
+pub fn from_headers(headers: &HeaderMap) -> String {
+    headers
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= LEN_MAX)
+        .filter(|v| v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()))
+}
+
+/// Runs `future` as the request `id`.
+pub async fn scope<F: std::future::Future>(id: String, future: F) -> F::Output {
+    CURRENT.scope(id, future).await
+}
+
+/// The id of the request this task serves, if any.
+pub fn current() -> Option<String> {
+    CURRENT.try_with(Clone::clone).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clean_client_id_is_kept_and_a_bad_one_replaced() {
+        let mut headers = HeaderMap::new();
+        headers.insert(HEADER, "job-42".parse().unwrap());
+        assert_eq!(from_headers(&headers), "job-42");
+        headers.insert(HEADER, "a b".parse().unwrap());
+        let made = from_headers(&headers);
+        assert_eq!(made.len(), 16);
+        assert!(made.bytes().all(|b| b.is_ascii_hexdigit()));
+        headers.insert(HEADER, "x".repeat(LEN_MAX + 1).parse().unwrap());
+        assert_ne!(from_headers(&headers).len(), LEN_MAX + 1);
+        assert_eq!(from_headers(&HeaderMap::new()).len(), 16);
+    }
+
+    #[tokio::test]
+    async fn the_id_is_current_inside_its_scope_only() {
+        assert_eq!(current(), None);
+        let inside = scope("r1".into(), async { current() }).await;
+        assert_eq!(inside.as_deref(), Some("r1"));
+    }
+}

@@ -1,0 +1,50 @@
+//! The layer around every route: a request id and a tracing span for each
+//! request, and its count, status and duration in the metrics.
+
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use corral_api::ErrorCode;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::node::Node;
+use crate::request_id;
+
+/// Serves one request inside its span and records how it went.
+pub(super) async fn observe(
+    State(node): State<Arc<Node>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let id = request_id::from_headers(request.headers());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_string();
+    let method = request.method().to_string();
+    let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
+    let mut response = request_id::scope(id.clone(), next.run(request))
+        .instrument(span.clone())
+        .await;
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    let code = response.extensions().get::<ErrorCode>().copied();
+    span.in_scope(|| {
+        tracing::debug!(
+            status,
+            took_ms = took.as_secs_f64() * 1e3,
+            "request answered"
+        )
+    });
+    node.metrics.http_done(&route, &method, status, code, took);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(request_id::HEADER, value);
+    }
+    response
+}

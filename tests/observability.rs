@@ -175,9 +175,28 @@ async fn metrics_count_acquires_holds_refusals_expiries_and_raft() {
     }
 }
 
+/// Whether a JSON log has a line inside the span of request `id` on
+/// `route`. Every line must be a JSON object.
+fn logged(log: &str, id: &str, route: &str) -> bool {
+    log.lines().any(|line| {
+        let line: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        line["spans"].as_array().is_some_and(|spans| {
+            spans
+                .iter()
+                .any(|s| s["name"] == "request" && s["id"] == id && s["route"] == route)
+        })
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_request_id_is_answered_and_logged_by_the_leader_it_was_forwarded_to() {
-    let cluster = Cluster::start_logging(3, &[], "info,openraft=warn,corral_server=debug").await;
+    let cluster = Cluster::start_logging(
+        3,
+        &["--log-format", "json"],
+        "info,openraft=warn,corral_server=debug",
+    )
+    .await;
     let leader = cluster.wait_leader().await;
     let follower = cluster.live().into_iter().find(|id| *id != leader).unwrap();
 
@@ -196,11 +215,7 @@ async fn a_request_id_is_answered_and_logged_by_the_leader_it_was_forwarded_to()
     // same id, on the route of the forwarded call.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let log = cluster.log_of(leader);
-        let forwarded = log
-            .lines()
-            .any(|l| l.contains("trace-me-7f3a") && l.contains("/raft/propose"));
-        if forwarded {
+        if logged(&cluster.log_of(leader), "trace-me-7f3a", "/raft/propose") {
             break;
         }
         assert!(
@@ -210,10 +225,11 @@ async fn a_request_id_is_answered_and_logged_by_the_leader_it_was_forwarded_to()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(cluster
-        .log_of(follower)
-        .lines()
-        .any(|l| l.contains("trace-me-7f3a") && l.contains("/v1/leases")));
+    assert!(logged(
+        &cluster.log_of(follower),
+        "trace-me-7f3a",
+        "/v1/leases"
+    ));
 
     // Without one, the node makes one up and answers with it.
     let response = cluster

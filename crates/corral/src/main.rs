@@ -37,6 +37,10 @@ enum Commands {
 
 #[derive(clap::Args)]
 struct ServerArgs {
+    /// Log lines as text for people, or as one JSON object per line for
+    /// log shippers. Filter with RUST_LOG (default info,openraft=warn).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "CORRAL_LOG_FORMAT")]
+    log_format: LogFormat,
     /// This node's id: one of the ids in --initial-cluster.
     #[arg(long)]
     node_id: u64,
@@ -109,14 +113,26 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// How a server writes its log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines, with span fields (request ids) inline.
+    Text,
+    /// One JSON object per line: timestamp, level, target, fields, and the
+    /// spans it happened in.
+    Json,
+}
+
 fn run_server(args: ServerArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
-        )
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match args.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init(),
+        LogFormat::Json => logs.json().with_current_span(false).init(),
+    }
     let config = ServerConfig {
         node_id: args.node_id,
         listen: args.listen,

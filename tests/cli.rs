@@ -201,4 +201,27 @@ async fn bench_runs_both_workloads_and_reports_json() {
                 >= report["acquire_p50_ms"].as_f64().unwrap()
         );
     }
+    let output = corral(&cluster)
+        .args([
+            "bench",
+            "--workload",
+            "keepalive",
+            "--leases",
+            "40",
+            "--batch",
+            "16",
+            "--ttl",
+            "3s",
+            "--duration",
+            "3s",
+            "--json",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["granted"], 40, "{report}");
+    assert_eq!(report["lost"], 0, "{report}");
+    assert!(report["renewals"].as_u64().unwrap() >= 40, "{report}");
 }

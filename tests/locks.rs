@@ -180,6 +180,60 @@ async fn keepalives_keep_a_lease_past_its_ttl() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_keepalive_renews_live_leases_and_lists_gone_ones() {
+    let cluster = Cluster::start(3).await;
+    let kept: Vec<String> =
+        futures::future::join_all((0..3).map(|_| cluster.lease(2, 3_000))).await;
+    let gone = cluster.lease(1, 3_000).await;
+    let (status, _) = cluster
+        .request(
+            reqwest::Method::DELETE,
+            1,
+            &format!("/v1/leases/{gone}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut ids = kept.clone();
+    ids.push(gone.clone());
+    let until = Instant::now() + Duration::from_secs(7);
+    let mut node = 1;
+    while Instant::now() < until {
+        let (status, body) = cluster
+            .post(node, "/v1/leases/keepalive", json!({ "lease_ids": ids }))
+            .await;
+        assert_eq!(status, 200, "batch keepalive through node {node}: {body}");
+        let renewed: Vec<&str> = body["renewed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["lease_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(renewed, kept.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(body["not_found"], json!([gone]));
+        node = node % 3 + 1;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    for lease in &kept {
+        let (status, body) = cluster.get(3, &format!("/v1/leases/{lease}")).await;
+        assert_eq!(status, 200, "kept past its ttl: {body}");
+    }
+    // Empty and oversized batches are refused.
+    let (status, body) = cluster
+        .post(1, "/v1/leases/keepalive", json!({ "lease_ids": [] }))
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("invalid_argument"))
+    );
+    let many: Vec<String> = (0..1_001).map(|_| kept[0].clone()).collect();
+    let (status, _) = cluster
+        .post(1, "/v1/leases/keepalive", json!({ "lease_ids": many }))
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn revoking_a_lease_releases_everything_it_holds() {
     let cluster = Cluster::start(3).await;
     let lease = cluster.lease(2, 30_000).await;

@@ -37,6 +37,8 @@ pub const BODY_BYTES_MAX: usize = 64 * 1024;
 pub const KV_BODY_BYTES_MAX: usize = 6 * KV_VALUE_BYTES_MAX + 4 * 1024;
 /// The most locks (or semaphores) one `?prefix=` listing answers with.
 pub const LIST_LOCKS_MAX: usize = 1_000;
+/// The most leases one `POST /v1/leases/keepalive` renews.
+pub const KEEPALIVE_BATCH_MAX: usize = 1_000;
 /// The most leases `GET /v1/leases` lists.
 pub const LIST_LEASES_MAX: usize = 1_000;
 
@@ -98,6 +100,22 @@ pub struct LeaseView {
     /// Its lock-delay.
     #[serde(default)]
     pub lock_delay_ms: u64,
+}
+
+/// `POST /v1/leases/keepalive`: renew many leases at once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeepaliveAllRequest {
+    /// At most [`KEEPALIVE_BATCH_MAX`] leases.
+    pub lease_ids: Vec<LeaseId>,
+}
+
+/// The answer to a batch keepalive.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeepaliveAllResponse {
+    /// The leases renewed, each for its own ttl from now.
+    pub renewed: Vec<LeaseResponse>,
+    /// The leases that are gone (expired, revoked, never granted).
+    pub not_found: Vec<LeaseId>,
 }
 
 /// `GET /v1/leases`: the live leases, in id order.

@@ -15,10 +15,11 @@ use corral_raft::{CorralRaft, StateMachineStore, StoreMetrics};
 use corral_state::{EndedHold, Kind, LockTable};
 use openraft::async_runtime::WatchReceiver;
 use openraft::ServerState;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
@@ -130,11 +131,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Creates and registers every metric, all named `corral_*`.
+    /// Creates and registers every metric: the node's named `corral_*`,
+    /// and the standard `process_cpu_seconds_total` and
+    /// `process_resident_memory_bytes`.
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("corral");
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(ProcessCollector));
         let store = StoreMetrics::default();
-        store.register(&mut registry);
         let m = Metrics {
             store,
             // 0.5 ms to about 65 s.
@@ -168,7 +171,9 @@ impl Metrics {
         m.register_into(registry)
     }
 
-    fn register_into(mut self, mut r: Registry) -> Metrics {
+    fn register_into(mut self, mut root: Registry) -> Metrics {
+        let r = root.sub_registry_with_prefix("corral");
+        self.store.register(r);
         r.register_with_unit(
             "acquire_duration",
             "Time from an acquire request to its answer, by kind and outcome (granted, busy, timeout, deadlock, failed)",
@@ -249,7 +254,7 @@ impl Metrics {
             "The last log index this node applied",
             self.applied_index.clone(),
         );
-        self.registry = r;
+        self.registry = root;
         self
     }
 
@@ -263,12 +268,15 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// Records a keepalive's result.
-    pub fn keepalive_done(&self, acked: bool) {
-        let result = if acked { "acked" } else { "refused" };
-        self.keepalives
-            .get_or_create(&ResultLabels { result })
-            .inc();
+    /// Records keepalives: how many were acked and refused.
+    pub fn keepalives_done(&self, acked: u64, refused: u64) {
+        for (result, n) in [("acked", acked), ("refused", refused)] {
+            if n > 0 {
+                self.keepalives
+                    .get_or_create(&ResultLabels { result })
+                    .inc_by(n);
+            }
+        }
     }
 
     /// Records an answered HTTP request, and the safety refusal it carried.
@@ -363,4 +371,55 @@ impl Metrics {
 
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The process' CPU time and resident memory, read when scraped.
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let cpu = ConstCounter::new(process_cpu_seconds());
+        let metric = encoder.encode_descriptor(
+            "process_cpu",
+            "User and system CPU time of this process",
+            Some(&Unit::Seconds),
+            cpu.metric_type(),
+        )?;
+        cpu.encode(metric)?;
+        if let Some(bytes) = resident_bytes() {
+            let memory = ConstGauge::new(bytes);
+            let metric = encoder.encode_descriptor(
+                "process_resident_memory",
+                "Resident memory of this process",
+                Some(&Unit::Bytes),
+                memory.metric_type(),
+            )?;
+            memory.encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
+/// User plus system CPU seconds of this process.
+fn process_cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes into the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return 0.0;
+        }
+        usage
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// Resident bytes of this process, from `/proc/self/statm` (Linux).
+fn resident_bytes() -> Option<i64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: i64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf only reads a system setting.
+    let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    (page_size > 0).then(|| pages * page_size)
 }

@@ -314,13 +314,25 @@ impl Node {
 
     /// Renews a lease on the leader.
     pub async fn keepalive(&self, lease_id: LeaseId) -> Result<LeaseResponse, ApiError> {
-        self.on_leader(PATH_KEEPALIVE, &lease_id, || self.keepalive_here(lease_id))
-            .await
+        let mut answers = self.keepalive_all(vec![lease_id]).await?;
+        answers
+            .pop()
+            .unwrap_or(Err(ApiError::LeaseNotFound.body()))
+            .map_err(ApiError::from_body)
     }
 
-    /// Renews a lease if this node is the leader, after confirming that with
-    /// a quorum: a deposed leader never acks.
-    pub async fn keepalive_here(&self, lease_id: LeaseId) -> Attempt<LeaseResponse> {
+    /// Renews many leases on the leader, with one leadership check: one
+    /// answer per lease, in order.
+    pub async fn keepalive_all(&self, lease_ids: Vec<LeaseId>) -> Result<Renewals, ApiError> {
+        self.on_leader(PATH_KEEPALIVE, &lease_ids, || {
+            self.keepalive_here(&lease_ids)
+        })
+        .await
+    }
+
+    /// Renews leases if this node is the leader, after confirming that with
+    /// a quorum (once for all of them): a deposed leader never acks.
+    pub async fn keepalive_here(&self, lease_ids: &[LeaseId]) -> Attempt<Renewals> {
         match self.read_index_here().await {
             Attempt::Done(Ok(_)) => {}
             Attempt::Done(Err(e)) => return Attempt::Done(Err(e)),
@@ -329,26 +341,32 @@ impl Node {
         let Some(term) = self.leader_term() else {
             return Attempt::NotLeader;
         };
-        // Read the lease and renew it under one read guard, so that an
+        let now = Instant::now();
+        // Read each lease and renew it under one read guard, so that an
         // expiry cannot apply (and its mark be dropped) in between.
         let state = self.state.read();
-        let Some(lease) = state.table.lease(lease_id) else {
-            return Attempt::Done(Err(ApiError::LeaseNotFound));
-        };
-        let ttl_ms = lease.ttl_ms;
-        let renewal = self.clock.renew(
-            term,
-            lease_id,
-            Duration::from_millis(ttl_ms),
-            Instant::now(),
-        );
-        match renewal {
-            Renewal::Renewed => Attempt::Done(Ok(LeaseResponse { lease_id, ttl_ms })),
-            Renewal::Expiring => Attempt::Done(Err(ApiError::LeaseNotFound)),
-            Renewal::StaleTerm => Attempt::NotLeader,
+        let mut answers = Vec::with_capacity(lease_ids.len());
+        for &lease_id in lease_ids {
+            let Some(lease) = state.table.lease(lease_id) else {
+                answers.push(Err(ApiError::LeaseNotFound.body()));
+                continue;
+            };
+            let ttl_ms = lease.ttl_ms;
+            match self
+                .clock
+                .renew(term, lease_id, Duration::from_millis(ttl_ms), now)
+            {
+                Renewal::Renewed => answers.push(Ok(LeaseResponse { lease_id, ttl_ms })),
+                Renewal::Expiring => answers.push(Err(ApiError::LeaseNotFound.body())),
+                Renewal::StaleTerm => return Attempt::NotLeader,
+            }
         }
+        Attempt::Done(Ok(answers))
     }
 }
+
+/// One answer per lease of a batch keepalive: renewed, or why not.
+pub type Renewals = Vec<Result<LeaseResponse, corral_api::ErrorBody>>;
 
 /// How far a failure test set this node's wall clock off; 0 otherwise.
 static CLOCK_OFFSET_MS: AtomicI64 = AtomicI64::new(0);

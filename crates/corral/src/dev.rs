@@ -2,10 +2,9 @@
 //! loopback, with their data and logs in one folder.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context};
+use crate::local_cluster::LocalCluster;
 
 #[derive(clap::Args)]
 pub struct DevArgs {
@@ -18,87 +17,16 @@ pub struct DevArgs {
 }
 
 const NODES: u16 = 3;
-const READY_WAIT: Duration = Duration::from_secs(30);
 
 pub fn run(args: DevArgs) -> anyhow::Result<()> {
     let stop = stop_requested();
-    let exe = std::env::current_exe().context("finding the corral binary")?;
-    let addrs: Vec<String> = (0..NODES)
-        .map(|i| format!("127.0.0.1:{}", args.base_port + i))
-        .collect();
-    let cluster = addrs
-        .iter()
-        .enumerate()
-        .map(|(i, a)| format!("{}={a}", i + 1))
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut children = Vec::new();
-    for (i, addr) in addrs.iter().enumerate() {
-        let id = i + 1;
-        let dir = args.data_dir.join(format!("n{id}"));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let log_path = args.data_dir.join(format!("n{id}.log"));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .with_context(|| format!("opening {}", log_path.display()))?;
-        let child = Command::new(&exe)
-            .args([
-                "server",
-                "--node-id",
-                &id.to_string(),
-                "--listen",
-                addr,
-                "--initial-cluster",
-                &cluster,
-            ])
-            .arg("--data-dir")
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting node {id}"))?;
-        children.push(child);
-    }
-    let outcome = wait_ready(&addrs, &mut children).and_then(|()| {
-        announce(&args, &addrs);
-        supervise(&mut children, stop)
+    let mut cluster = LocalCluster::start(&args.data_dir, args.base_port, NODES)?;
+    let outcome = cluster.wait_ready().and_then(|()| {
+        announce(&args, &cluster.addrs);
+        supervise(&mut cluster, stop)
     });
-    stop_all(&mut children);
+    cluster.stop_all();
     outcome
-}
-
-fn wait_ready(addrs: &[String], children: &mut [Child]) -> anyhow::Result<()> {
-    let start = Instant::now();
-    while start.elapsed() < READY_WAIT {
-        check_children(children)?;
-        if addrs.iter().all(|a| is_ready(a)) {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    bail!("the cluster did not elect a leader within {READY_WAIT:?}; see the node logs")
-}
-
-/// `GET /readyz` answers 200: the node knows a leader.
-fn is_ready(addr: &str) -> bool {
-    use std::io::{Read, Write};
-    let Ok(addr) = addr.parse() else { return false };
-    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500))
-    else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream
-        .write_all(b"GET /readyz HTTP/1.0\r\nHost: corral\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).is_ok() && head.ends_with(b" 200")
 }
 
 fn announce(args: &DevArgs, addrs: &[String]) {
@@ -120,35 +48,16 @@ fn announce(args: &DevArgs, addrs: &[String]) {
 }
 
 /// Waits until a node exits or this process is told to stop.
-fn supervise(children: &mut [Child], stop: &std::sync::atomic::AtomicBool) -> anyhow::Result<()> {
+fn supervise(
+    cluster: &mut LocalCluster,
+    stop: &std::sync::atomic::AtomicBool,
+) -> anyhow::Result<()> {
     loop {
         if stop.load(std::sync::atomic::Ordering::SeqCst) {
             return Ok(());
         }
-        check_children(children)?;
+        cluster.check()?;
         std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn check_children(children: &mut [Child]) -> anyhow::Result<()> {
-    for (i, child) in children.iter_mut().enumerate() {
-        if let Some(status) = child.try_wait()? {
-            bail!("node {} exited ({status}); see its log", i + 1);
-        }
-    }
-    Ok(())
-}
-
-/// Sends SIGTERM to every node still running and waits for it.
-fn stop_all(children: &mut [Child]) {
-    for child in children.iter() {
-        // SAFETY: kill(2) with a pid we spawned and a valid signal number.
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-        }
-    }
-    for child in children.iter_mut() {
-        let _ = child.wait();
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod cli;
 mod dev;
+mod local_cluster;
 
 use std::path::PathBuf;
 

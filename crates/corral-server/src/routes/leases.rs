@@ -7,8 +7,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use corral_api::{
-    GrantLeaseRequest, HeldLock, LeaseList, LeaseResponse, LeaseView, RevokeLeaseResponse,
-    LIST_LEASES_MAX, LOCK_DELAY_MS_MAX, TTL_MS_MAX,
+    GrantLeaseRequest, HeldLock, KeepaliveAllRequest, KeepaliveAllResponse, LeaseList,
+    LeaseResponse, LeaseView, RevokeLeaseResponse, KEEPALIVE_BATCH_MAX, LIST_LEASES_MAX,
+    LOCK_DELAY_MS_MAX, TTL_MS_MAX,
 };
 use corral_state::{Command, Kind, Lease, LeaseId, LockTable, Outcome};
 
@@ -23,6 +24,7 @@ pub(super) fn router() -> Router<Arc<Node>> {
         .route("/v1/leases", post(grant).get(list))
         .route("/v1/leases/{id}", get(show).delete(revoke))
         .route("/v1/leases/{id}/keepalive", post(keepalive))
+        .route("/v1/leases/keepalive", post(keepalive_all))
 }
 
 /// Parses the `{id}` path segment.
@@ -86,8 +88,41 @@ async fn keepalive(
 ) -> Result<Json<LeaseResponse>, ApiError> {
     let lease_id = lease_id(&raw)?;
     let renewed = node.keepalive(lease_id).await;
-    node.metrics.keepalive_done(renewed.is_ok());
+    let acked = u64::from(renewed.is_ok());
+    node.metrics.keepalives_done(acked, 1 - acked);
     renewed.map(Json)
+}
+
+/// Renews many leases with one leadership check; a gone lease is listed,
+/// not an error.
+async fn keepalive_all(
+    State(node): State<Arc<Node>>,
+    _key: IdempotencyKey,
+    JsonBody(request): JsonBody<KeepaliveAllRequest>,
+) -> Result<Json<KeepaliveAllResponse>, ApiError> {
+    let count = request.lease_ids.len();
+    if count == 0 || count > KEEPALIVE_BATCH_MAX {
+        return Err(ApiError::InvalidArgument(format!(
+            "field `lease_ids`: give 1 to {KEEPALIVE_BATCH_MAX} leases, got {count}"
+        )));
+    }
+    let renewals = match node.keepalive_all(request.lease_ids.clone()).await {
+        Ok(renewals) => renewals,
+        Err(e) => {
+            node.metrics.keepalives_done(0, count as u64);
+            return Err(e);
+        }
+    };
+    let mut answer = KeepaliveAllResponse::default();
+    for (lease_id, renewal) in request.lease_ids.into_iter().zip(renewals) {
+        match renewal {
+            Ok(renewed) => answer.renewed.push(renewed),
+            Err(_) => answer.not_found.push(lease_id),
+        }
+    }
+    node.metrics
+        .keepalives_done(answer.renewed.len() as u64, answer.not_found.len() as u64);
+    Ok(Json(answer))
 }
 
 async fn revoke(

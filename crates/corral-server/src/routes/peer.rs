@@ -12,7 +12,6 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
-use corral_api::LeaseResponse;
 use corral_raft::{
     RpcReply, Snapshot, SnapshotHeader, SnapshotReply, TypeConfig, HEADER_SNAPSHOT, PATH_APPEND,
     PATH_SNAPSHOT, PATH_VOTE,
@@ -24,7 +23,7 @@ use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, V
 use crate::error::ApiError;
 use crate::json::decode;
 use crate::node::{
-    Attempt, Node, PeerReply, Submission, PATH_KEEPALIVE, PATH_PROPOSE, PATH_READ_INDEX,
+    Attempt, Node, PeerReply, Renewals, Submission, PATH_KEEPALIVE, PATH_PROPOSE, PATH_READ_INDEX,
 };
 
 /// Snapshots of a large lock table are bigger than client bodies.
@@ -100,7 +99,7 @@ async fn read_index(State(node): State<Arc<Node>>) -> Json<PeerReply<u64>> {
 async fn keepalive(
     State(node): State<Arc<Node>>,
     body: Bytes,
-) -> Result<Json<PeerReply<LeaseResponse>>, ApiError> {
-    let lease_id: LeaseId = decode(&body)?;
-    Ok(reply(node.keepalive_here(lease_id).await, &node))
+) -> Result<Json<PeerReply<Renewals>>, ApiError> {
+    let lease_ids: Vec<LeaseId> = decode(&body)?;
+    Ok(reply(node.keepalive_here(&lease_ids).await, &node))
 }

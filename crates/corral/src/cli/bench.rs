@@ -1,28 +1,30 @@
-//! `corral bench`: load against a cluster, measured from the client side.
-//!
-//! Each worker takes its own lease and cycles acquire/release: over names of
-//! its own (`uncontended`) or all on one name (`contended`, which measures
-//! hand-offs). It reports cycles per second and the acquire and release
-//! latencies, for comparing runs made side by side, not as absolute truth.
+//! `corral bench`: load against a cluster (or, with `--etcd`, against an
+//! etcd cluster through the same client code), measured from the client
+//! side. The workloads live in the `corral-bench` crate; this prints them.
 
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use corral_client::{Client, LockName};
-use serde::Serialize;
-use tokio::time::Instant;
+use corral_bench::{KeepaliveReport, Report, Target, Workload};
 
+use super::failover::{self, FailoverReport};
 use super::output::{self, duration, parse_duration};
-use super::{exit, lock_name};
+use super::{exit, lock_name, Connection};
 
 /// What the workers do.
-#[derive(Clone, Copy, Debug, ValueEnum, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Workload {
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum WorkloadArg {
     /// Each worker cycles over 16 names of its own.
     Uncontended,
     /// Every worker cycles on one name: hand-offs per second.
     Contended,
+    /// --leases leases kept alive at ttl/3 in batches: leases lost, and
+    /// the leader's CPU (corral only).
+    Keepalive,
+    /// A 3-node cluster of this binary, started for the run, whose leader
+    /// is killed --trials times: time until an acquire succeeds through a
+    /// survivor (corral only; ignores --endpoints).
+    Failover,
 }
 
 /// `corral bench`.
@@ -30,8 +32,9 @@ pub enum Workload {
 pub struct BenchArgs {
     /// The workload.
     #[arg(long, value_enum, default_value = "uncontended")]
-    pub workload: Workload,
-    /// Concurrent workers, each with its own lease.
+    pub workload: WorkloadArg,
+    /// Concurrent workers, each with its own lease; worker i talks to
+    /// endpoint i mod n.
     #[arg(long, default_value_t = 8)]
     pub workers: usize,
     /// How long to run.
@@ -40,92 +43,63 @@ pub struct BenchArgs {
     /// Name prefix of the locks used.
     #[arg(long, default_value = "bench/")]
     pub prefix: String,
-}
-
-/// What one run measured.
-#[derive(Debug, Serialize)]
-pub struct Report {
-    workload: Workload,
-    workers: usize,
-    seconds: f64,
-    cycles: usize,
-    cycles_per_second: f64,
-    acquire_p50_ms: f64,
-    acquire_p99_ms: f64,
-    release_p50_ms: f64,
-    release_p99_ms: f64,
-    errors: usize,
-}
-
-#[derive(Default)]
-struct Samples {
-    acquire: Vec<Duration>,
-    release: Vec<Duration>,
-    errors: usize,
+    /// Load an etcd cluster at these client URLs (comma-separated) through
+    /// its JSON gateway, instead of corral.
+    #[arg(long)]
+    pub etcd: Option<String>,
+    /// keepalive: how many leases.
+    #[arg(long, default_value_t = 100_000)]
+    pub leases: usize,
+    /// keepalive: their ttl.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub ttl: Duration,
+    /// keepalive: leases per keepalive call.
+    #[arg(long, default_value_t = corral_api::KEEPALIVE_BATCH_MAX)]
+    pub batch: usize,
+    /// failover: how many kills.
+    #[arg(long, default_value_t = 10)]
+    pub trials: usize,
+    /// failover: port of the run's node 1; nodes 2 and 3 take the next two.
+    #[arg(long, default_value_t = 27301)]
+    pub base_port: u16,
 }
 
 /// Runs the workload and prints the report; exit 1 if no cycle completed.
-pub async fn run(client: &Client, args: BenchArgs, json: bool) -> anyhow::Result<i32> {
+pub async fn run(connection: &Connection, args: BenchArgs) -> anyhow::Result<i32> {
     if args.workers == 0 {
         anyhow::bail!("--workers must be at least 1");
     }
     lock_name(&format!("{}probe", args.prefix))?;
-    let started = Instant::now();
-    let until = started + args.duration;
-    let tasks: Vec<_> = (0..args.workers)
-        .map(|worker| {
-            let client = client.clone();
-            let prefix = args.prefix.clone();
-            let workload = args.workload;
-            tokio::spawn(async move { work(client, workload, worker, prefix, until).await })
-        })
-        .collect();
-    let mut all = Samples::default();
-    for task in tasks {
-        let samples = task.await?;
-        all.acquire.extend(samples.acquire);
-        all.release.extend(samples.release);
-        all.errors += samples.errors;
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    let report = Report {
-        workload: args.workload,
-        workers: args.workers,
-        seconds,
-        cycles: all.release.len(),
-        cycles_per_second: all.release.len() as f64 / seconds,
-        acquire_p50_ms: percentile_ms(&mut all.acquire, 0.50),
-        acquire_p99_ms: percentile_ms(&mut all.acquire, 0.99),
-        release_p50_ms: percentile_ms(&mut all.release, 0.50),
-        release_p99_ms: percentile_ms(&mut all.release, 0.99),
-        errors: all.errors,
+    let target = match &args.etcd {
+        Some(etcd) => Target::etcd(&split(etcd))?,
+        None => Target::corral(&split(&connection.endpoints))?,
     };
-    if json {
+    let workload = match args.workload {
+        WorkloadArg::Uncontended => Workload::Uncontended,
+        WorkloadArg::Contended => Workload::Contended,
+        WorkloadArg::Keepalive => {
+            let report =
+                corral_bench::keepalive(&target, args.leases, args.ttl, args.batch, args.duration)
+                    .await;
+            print_keepalive(&report, connection.json)?;
+            return Ok(if report.granted > 0 && report.lost == 0 {
+                exit::OK
+            } else {
+                exit::ERROR
+            });
+        }
+        WorkloadArg::Failover => {
+            let report = failover::run(args.trials, args.base_port).await?;
+            print_failover(&report, connection.json)?;
+            return Ok(exit::OK);
+        }
+    };
+    let report =
+        corral_bench::run(&target, workload, args.workers, args.duration, &args.prefix).await;
+    if connection.json {
         output::json(&report)?;
     } else {
-        let rows = vec![vec![
-            format!("{:?}", report.workload).to_lowercase(),
-            report.workers.to_string(),
-            duration(Duration::from_secs_f64(report.seconds)),
-            report.cycles.to_string(),
-            format!("{:.0}", report.cycles_per_second),
-            format!("{:.2}/{:.2}", report.acquire_p50_ms, report.acquire_p99_ms),
-            format!("{:.2}/{:.2}", report.release_p50_ms, report.release_p99_ms),
-            report.errors.to_string(),
-        ]];
-        output::table(
-            &[
-                "WORKLOAD",
-                "WORKERS",
-                "TIME",
-                "CYCLES",
-                "CYCLES/S",
-                "ACQUIRE P50/P99 MS",
-                "RELEASE P50/P99 MS",
-                "ERRORS",
-            ],
-            &rows,
-        );
+        print_table(&report);
     }
     Ok(if report.cycles > 0 {
         exit::OK
@@ -134,71 +108,119 @@ pub async fn run(client: &Client, args: BenchArgs, json: bool) -> anyhow::Result
     })
 }
 
-/// One worker: cycles until `until`.
-async fn work(
-    client: Client,
-    workload: Workload,
-    worker: usize,
-    prefix: String,
-    until: Instant,
-) -> Samples {
-    let mut samples = Samples::default();
-    let lease = match client.grant_lease(Duration::from_secs(10)).await {
-        Ok(lease) => lease,
-        Err(_) => {
-            samples.errors += 1;
-            return samples;
-        }
-    };
-    let mut cycle = 0usize;
-    while Instant::now() < until {
-        let name = match workload {
-            Workload::Uncontended => format!("{prefix}{worker}/{}", cycle % 16),
-            Workload::Contended => format!("{prefix}contended"),
-        };
-        cycle += 1;
-        let Ok(name) = LockName::new(name) else {
-            samples.errors += 1;
-            break;
-        };
-        let sent = Instant::now();
-        let guard = match lease.lock_timeout(&name, Duration::from_secs(10)).await {
-            Ok(guard) => guard,
-            Err(_) => {
-                samples.errors += 1;
-                continue;
-            }
-        };
-        samples.acquire.push(sent.elapsed());
-        let sent = Instant::now();
-        match guard.release().await {
-            Ok(()) => samples.release.push(sent.elapsed()),
-            Err(_) => samples.errors += 1,
-        }
-    }
-    let _ = lease.revoke().await;
-    samples
+fn split(endpoints: &str) -> Vec<String> {
+    endpoints
+        .split(',')
+        .filter(|e| !e.trim().is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
-/// The `q` quantile of `samples`, in milliseconds; 0 without samples.
-fn percentile_ms(samples: &mut [Duration], q: f64) -> f64 {
-    if samples.is_empty() {
-        return 0.0;
+fn print_keepalive(report: &KeepaliveReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        return output::json(report);
     }
-    samples.sort_unstable();
-    let at = ((samples.len() as f64 - 1.0) * q).round() as usize;
-    samples[at].as_secs_f64() * 1_000.0
+    let rows = vec![vec![
+        report.target.clone(),
+        format!("{}/{}", report.granted, report.leases),
+        duration(Duration::from_secs_f64(report.ttl_seconds)),
+        report.batch.to_string(),
+        duration(Duration::from_secs_f64(report.grant_seconds)),
+        duration(Duration::from_secs_f64(report.seconds)),
+        report.lost.to_string(),
+        format!("{:.0}", report.renewals_per_second),
+        format!("{:.2}/{:.2}", report.batch_p50_ms, report.batch_p99_ms),
+        report
+            .leader_cpu_cores
+            .map_or("-".into(), |c| format!("{c:.2}")),
+        report.errors.to_string(),
+    ]];
+    output::table(
+        &[
+            "TARGET",
+            "GRANTED",
+            "TTL",
+            "BATCH",
+            "GRANTING",
+            "KEPT",
+            "LOST",
+            "RENEWALS/S",
+            "CALL P50/P99 MS",
+            "LEADER CORES",
+            "ERRORS",
+        ],
+        &rows,
+    );
+    Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentiles_pick_the_nearest_rank() {
-        let mut samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(percentile_ms(&mut samples, 0.50), 51.0);
-        assert_eq!(percentile_ms(&mut samples, 0.99), 99.0);
-        assert_eq!(percentile_ms(&mut [], 0.5), 0.0);
+fn print_failover(report: &FailoverReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        return output::json(report);
     }
+    let each: Vec<String> = report.seconds.iter().map(|s| format!("{s:.2}")).collect();
+    output::table(
+        &["TARGET", "TRIALS", "MEDIAN S", "MAX S", "EACH S"],
+        &[vec![
+            report.target.to_string(),
+            report.trials.to_string(),
+            format!("{:.2}", report.median_seconds),
+            format!("{:.2}", report.max_seconds),
+            each.join(" "),
+        ]],
+    );
+    Ok(())
+}
+
+fn print_table(report: &Report) {
+    let workload = serde_json::to_value(report.workload)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let rows = vec![vec![
+        report.target.clone(),
+        workload,
+        report.workers.to_string(),
+        duration(Duration::from_secs_f64(report.seconds)),
+        report.cycles.to_string(),
+        format!("{:.0}", report.cycles_per_second),
+        format!("{:.2}/{:.2}", report.acquire_p50_ms, report.acquire_p99_ms),
+        format!("{:.2}/{:.2}", report.release_p50_ms, report.release_p99_ms),
+        report.errors.to_string(),
+    ]];
+    output::table(
+        &[
+            "TARGET",
+            "WORKLOAD",
+            "WORKERS",
+            "TIME",
+            "CYCLES",
+            "CYCLES/S",
+            "ACQUIRE P50/P99 MS",
+            "RELEASE P50/P99 MS",
+            "ERRORS",
+        ],
+        &rows,
+    );
+}
+
+/// `corral bench-report`.
+#[derive(Args, Debug)]
+pub struct BenchReportArgs {
+    /// A file of `corral bench --json` reports, one per line, of corral
+    /// and etcd runs.
+    pub file: std::path::PathBuf,
+}
+
+/// Prints the runs of a file side by side, with the corral/etcd ratios,
+/// as Markdown.
+pub fn report(args: BenchReportArgs) -> anyhow::Result<i32> {
+    let text = std::fs::read_to_string(&args.file)?;
+    let reports = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(serde_json::from_str::<Report>)
+        .collect::<Result<Vec<_>, _>>()?;
+    print!("{}", corral_bench::markdown(&reports));
+    Ok(exit::OK)
 }

@@ -1,6 +1,7 @@
 //! The client commands of the `corral` binary.
 
 mod bench;
+mod failover;
 mod hold;
 mod inspect;
 mod output;
@@ -161,9 +162,13 @@ pub enum ClientCommand {
     /// Read and write the fenced key-value store.
     #[command(subcommand)]
     Kv(KvCommand),
-    /// Load a cluster with acquire/release cycles and report throughput
-    /// and latency percentiles.
+    /// Load a cluster (or an etcd cluster, with --etcd) with
+    /// acquire/release cycles and report throughput and latency
+    /// percentiles.
     Bench(bench::BenchArgs),
+    /// Print `corral bench --json` reports of corral and etcd side by side,
+    /// with their ratios, as Markdown.
+    BenchReport(bench::BenchReportArgs),
 }
 
 /// Runs a client command; returns the exit code.
@@ -199,7 +204,8 @@ pub fn run(connection: Connection, command: ClientCommand) -> anyhow::Result<i32
             ClientCommand::Locks(command) => inspect::locks(&client, command, json).await,
             ClientCommand::Cluster(command) => inspect::cluster(&client, command, json).await,
             ClientCommand::Kv(command) => inspect::kv(&client, command, json).await,
-            ClientCommand::Bench(args) => bench::run(&client, args, json).await,
+            ClientCommand::Bench(args) => bench::run(&connection, args).await,
+            ClientCommand::BenchReport(args) => bench::report(args),
         }
     })
 }

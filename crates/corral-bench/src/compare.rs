@@ -1,0 +1,177 @@
+//! Side-by-side tables of corral and etcd runs, with the ratios the
+//! performance targets are stated in.
+
+use std::fmt::Write;
+
+use crate::report::Report;
+use crate::workload::Workload;
+
+/// A performance target: a ratio corral/etcd for one workload.
+struct Goal {
+    workload: Workload,
+    workers: usize,
+    what: &'static str,
+    /// The ratio from a corral and an etcd report.
+    ratio: fn(&Report, &Report) -> f64,
+    /// Whether the ratio meets the target.
+    met: fn(f64) -> bool,
+    target: &'static str,
+}
+
+const GOALS: [Goal; 4] = [
+    Goal {
+        workload: Workload::Uncontended,
+        workers: 32,
+        what: "cycles/s",
+        ratio: |c, e| c.cycles_per_second / e.cycles_per_second,
+        met: |r| r >= 3.0,
+        target: ">= 3x",
+    },
+    Goal {
+        workload: Workload::Uncontended,
+        workers: 32,
+        what: "acquire p99",
+        ratio: |c, e| c.acquire_p99_ms / e.acquire_p99_ms,
+        met: |r| r <= 0.5,
+        target: "<= 0.5x",
+    },
+    Goal {
+        workload: Workload::Uncontended,
+        workers: 1,
+        what: "acquire p50",
+        ratio: |c, e| c.acquire_p50_ms / e.acquire_p50_ms,
+        met: |r| r <= 0.6,
+        target: "<= 0.6x",
+    },
+    Goal {
+        workload: Workload::Contended,
+        workers: 32,
+        what: "hand-offs/s",
+        ratio: |c, e| c.cycles_per_second / e.cycles_per_second,
+        met: |r| r >= 3.0,
+        target: ">= 3x",
+    },
+];
+
+fn find<'a>(
+    reports: &'a [Report],
+    target: &str,
+    workload: Workload,
+    workers: usize,
+) -> Option<&'a Report> {
+    reports
+        .iter()
+        .find(|r| r.target == target && r.workload == workload && r.workers == workers)
+}
+
+fn workload_name(workload: Workload) -> &'static str {
+    match workload {
+        Workload::Uncontended => "uncontended",
+        Workload::Contended => "contended",
+    }
+}
+
+/// Markdown: every run's numbers, then each target with the ratio this
+/// run measured. Runs of corral without an etcd twin are listed alone.
+pub fn markdown(reports: &[Report]) -> String {
+    let mut out = String::new();
+    out.push_str("| workload | workers | target | cycles/s | acquire p50 / p99 ms | release p50 / p99 ms | errors |\n");
+    out.push_str("|---|---:|---|---:|---:|---:|---:|\n");
+    for r in reports {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.0} | {:.2} / {:.2} | {:.2} / {:.2} | {} |",
+            workload_name(r.workload),
+            r.workers,
+            r.target,
+            r.cycles_per_second,
+            r.acquire_p50_ms,
+            r.acquire_p99_ms,
+            r.release_p50_ms,
+            r.release_p99_ms,
+            r.errors
+        );
+    }
+    out.push_str("\n| target | corral / etcd | goal | met |\n|---|---:|---|---|\n");
+    for goal in &GOALS {
+        let corral = find(reports, "corral", goal.workload, goal.workers);
+        let etcd = find(reports, "etcd", goal.workload, goal.workers);
+        let name = format!(
+            "{}, {} worker{}: {}",
+            workload_name(goal.workload),
+            goal.workers,
+            if goal.workers == 1 { "" } else { "s" },
+            goal.what
+        );
+        match (corral, etcd) {
+            (Some(c), Some(e)) => {
+                let ratio = (goal.ratio)(c, e);
+                let met = if (goal.met)(ratio) { "yes" } else { "**no**" };
+                let _ = writeln!(out, "| {name} | {ratio:.2}x | {} | {met} |", goal.target);
+            }
+            _ => {
+                let _ = writeln!(out, "| {name} | not run | {} | - |", goal.target);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(
+        target: &str,
+        workload: Workload,
+        workers: usize,
+        cps: f64,
+        p50: f64,
+        p99: f64,
+    ) -> Report {
+        Report {
+            target: target.into(),
+            workload,
+            workers,
+            seconds: 10.0,
+            cycles: (cps * 10.0) as usize,
+            cycles_per_second: cps,
+            acquire_p50_ms: p50,
+            acquire_p99_ms: p99,
+            release_p50_ms: p50,
+            release_p99_ms: p99,
+            errors: 0,
+        }
+    }
+
+    #[test]
+    fn ratios_are_corral_over_etcd_and_judged_against_the_goals() {
+        let reports = vec![
+            report("corral", Workload::Uncontended, 32, 3000.0, 5.0, 10.0),
+            report("etcd", Workload::Uncontended, 32, 1000.0, 10.0, 40.0),
+            report("corral", Workload::Uncontended, 1, 400.0, 2.0, 3.0),
+            report("etcd", Workload::Uncontended, 1, 300.0, 2.5, 4.0),
+        ];
+        let md = markdown(&reports);
+        assert!(
+            md.contains("| uncontended, 32 workers: cycles/s | 3.00x | >= 3x | yes |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| uncontended, 32 workers: acquire p99 | 0.25x | <= 0.5x | yes |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| uncontended, 1 worker: acquire p50 | 0.80x | <= 0.6x | **no** |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| contended, 32 workers: hand-offs/s | not run |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| uncontended | 32 | corral | 3000 | 5.00 / 10.00 |"),
+            "{md}"
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! The keepalive workload: many leases kept alive at ttl/3 in batches, to
+//! see that none is lost and what renewing them costs the leader.
+
+use std::time::Duration;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::report::percentile_ms;
+use crate::target::{Lease, Target};
+
+/// What the keepalive workload measured.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeepaliveReport {
+    /// `corral`.
+    pub target: String,
+    /// Leases asked for.
+    pub leases: usize,
+    /// Leases granted.
+    pub granted: usize,
+    /// Their ttl, in seconds.
+    pub ttl_seconds: f64,
+    /// Leases per keepalive call.
+    pub batch: usize,
+    /// How long granting them all took.
+    pub grant_seconds: f64,
+    /// How long they were then kept alive.
+    pub seconds: f64,
+    /// Leases the cluster no longer had at a keepalive: lost.
+    pub lost: usize,
+    /// Leases renewed, counted once per renewal.
+    pub renewals: usize,
+    /// Renewals per second while all were granted.
+    pub renewals_per_second: f64,
+    /// Latency of one batch call, median and 99th percentile, in ms.
+    pub batch_p50_ms: f64,
+    /// Latency of one batch call, 99th percentile, in ms.
+    pub batch_p99_ms: f64,
+    /// CPU the leader used while they were kept alive, in cores (from its
+    /// `process_cpu_seconds_total`); `None` if it could not be read or the
+    /// leader changed.
+    pub leader_cpu_cores: Option<f64>,
+    /// Calls that failed (not counting lost leases).
+    pub errors: usize,
+}
+
+/// How long granting may take before the run gives up waiting for it.
+const GRANT_LIMIT: Duration = Duration::from_secs(600);
+
+/// What every group shares.
+struct Plan {
+    target: Target,
+    leases: usize,
+    ttl: Duration,
+    duration: Duration,
+    /// Leases granted so far, over all groups.
+    granted: AtomicUsize,
+    /// Set when the last lease is granted: the steady state starts.
+    steady: watch::Sender<Option<Instant>>,
+    /// When the run stops whatever happens.
+    hard_stop: Instant,
+}
+
+/// Grants `leases` leases of `ttl` in groups of `batch`, renews each group
+/// every ttl/3 with one call (also while the rest are still being
+/// granted), and keeps them alive for `duration` once all are granted.
+/// corral only: etcd has no batch keepalive over its gateway.
+pub async fn keepalive(
+    target: &Target,
+    leases: usize,
+    ttl: Duration,
+    batch: usize,
+    duration: Duration,
+) -> KeepaliveReport {
+    let batch = batch.max(1);
+    let started = Instant::now();
+    let plan = Arc::new(Plan {
+        target: target.clone(),
+        leases,
+        ttl,
+        duration,
+        granted: AtomicUsize::new(0),
+        steady: watch::channel(None).0,
+        hard_stop: started + GRANT_LIMIT + duration,
+    });
+    // The leader's CPU over the steady state.
+    let cpu = {
+        let plan = plan.clone();
+        tokio::spawn(async move {
+            let mut steady = plan.steady.subscribe();
+            steady.wait_for(Option::is_some).await.ok()?;
+            let (leader, before) = plan.target.leader_cpu_seconds().await?;
+            let from = Instant::now();
+            tokio::time::sleep(plan.duration.saturating_sub(Duration::from_millis(500))).await;
+            let (still, after) = plan.target.leader_cpu_seconds().await?;
+            (still == leader).then(|| (after - before) / from.elapsed().as_secs_f64())
+        })
+    };
+    let tasks: Vec<_> = (0..leases.div_ceil(batch))
+        .map(|group| {
+            let plan = plan.clone();
+            let size = batch.min(leases - group * batch);
+            tokio::spawn(async move { Group::run(&plan, group, size).await })
+        })
+        .collect();
+    let mut all = Group::default();
+    for task in tasks {
+        match task.await {
+            Ok(group) => all.merge(group),
+            Err(_) => all.errors += 1,
+        }
+    }
+    let steady_from = *plan.steady.borrow();
+    let grant_seconds = steady_from
+        .map_or(started.elapsed(), |t| t - started)
+        .as_secs_f64();
+    let seconds = steady_from.map_or(0.0, |t| t.elapsed().as_secs_f64());
+    KeepaliveReport {
+        target: target.name().to_string(),
+        leases,
+        granted: all.granted,
+        ttl_seconds: ttl.as_secs_f64(),
+        batch,
+        grant_seconds,
+        seconds,
+        lost: all.lost,
+        renewals: all.steady_renewals,
+        renewals_per_second: if seconds > 0.0 {
+            all.steady_renewals as f64 / seconds
+        } else {
+            0.0
+        },
+        batch_p50_ms: percentile_ms(&mut all.calls, 0.50),
+        batch_p99_ms: percentile_ms(&mut all.calls, 0.99),
+        leader_cpu_cores: cpu.await.ok().flatten(),
+        errors: all.errors,
+    }
+}
+
+/// One group of leases and what happened to it.
+#[derive(Default)]
+struct Group {
+    granted: usize,
+    lost: usize,
+    steady_renewals: usize,
+    calls: Vec<Duration>,
+    errors: usize,
+}
+
+impl Group {
+    fn merge(&mut self, other: Group) {
+        self.granted += other.granted;
+        self.lost += other.lost;
+        self.steady_renewals += other.steady_renewals;
+        self.calls.extend(other.calls);
+        self.errors += other.errors;
+    }
+
+    /// Grants the group's `size` leases and renews them every ttl/3 until
+    /// the steady state has lasted its duration.
+    async fn run(plan: &Plan, group: usize, size: usize) -> Group {
+        let mut done = Group::default();
+        let mut mine: Vec<Lease> = Vec::with_capacity(size);
+        let mut steady = plan.steady.subscribe();
+        let every = plan.ttl / 3;
+        // Spread the groups' renewals over the period.
+        let mut next_renewal = Instant::now() + every.mul_f64((group % 16) as f64 / 16.0);
+        while Instant::now() < plan.hard_stop {
+            let steady_since = *steady.borrow_and_update();
+            if steady_since.is_some_and(|since| since.elapsed() >= plan.duration) {
+                break;
+            }
+            if Instant::now() >= next_renewal && !mine.is_empty() {
+                next_renewal += every;
+                let sent = Instant::now();
+                match plan.target.keepalive_all(group, &mine).await {
+                    Ok(gone) => {
+                        done.calls.push(sent.elapsed());
+                        if steady_since.is_some() {
+                            done.steady_renewals += mine.len() - gone.len();
+                        }
+                        done.lost += gone.len();
+                        mine.retain(|l| !gone.contains(&l.id));
+                    }
+                    Err(_) => done.errors += 1,
+                }
+            } else if done.granted < size {
+                match plan.target.grant_lease(group, plan.ttl).await {
+                    Ok(lease) => {
+                        mine.push(lease);
+                        done.granted += 1;
+                        if plan.granted.fetch_add(1, Ordering::Relaxed) + 1 == plan.leases {
+                            plan.steady.send_replace(Some(Instant::now()));
+                        }
+                    }
+                    Err(_) => {
+                        done.errors += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            } else {
+                let wait = next_renewal.saturating_duration_since(Instant::now());
+                let _ = tokio::time::timeout(wait, steady.changed()).await;
+            }
+        }
+        done
+    }
+}

@@ -1,0 +1,26 @@
+//! Load for corral, and for etcd beside it, driven by the same client
+//! code, so that the two are compared at the same durability on the same
+//! machine in the same run.
+//!
+//! - [`Target`]: a lock service reached over HTTP/1.1 with keep-alive:
+//!   corral's API v1, or etcd's JSON gateway (`/v3/lease/grant`,
+//!   `/v3/lock/lock`, `/v3/lock/unlock`). Worker `i` talks to endpoint
+//!   `i mod n`, so the load spreads over every node.
+//! - [`Workload`] and [`run`]: workers that cycle acquire/release over
+//!   names of their own (`uncontended`) or all on one name (`contended`).
+//! - [`keepalive`]: many leases renewed in batches at ttl/3; how many
+//!   were lost, and the leader's CPU.
+//! - [`Report`]: cycles per second, acquire and release p50/p99, errors;
+//!   [`markdown`] puts runs side by side with the corral/etcd ratios.
+
+mod compare;
+mod keepalive;
+mod report;
+mod target;
+mod workload;
+
+pub use compare::markdown;
+pub use keepalive::{keepalive, KeepaliveReport};
+pub use report::{percentile_ms, Report};
+pub use target::{BenchError, Held, Lease, Target};
+pub use workload::{run, Workload};

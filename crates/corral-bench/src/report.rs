@@ -1,0 +1,116 @@
+//! What a run measured.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::workload::Workload;
+
+/// The measurements of one run of one workload against one target.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    /// `corral` or `etcd`.
+    pub target: String,
+    /// What the workers did.
+    pub workload: Workload,
+    /// How many workers.
+    pub workers: usize,
+    /// How long it ran.
+    pub seconds: f64,
+    /// Completed acquire/release cycles.
+    pub cycles: usize,
+    /// Cycles per second (hand-offs per second when contended).
+    pub cycles_per_second: f64,
+    /// Acquire latency, median and 99th percentile, in ms.
+    pub acquire_p50_ms: f64,
+    /// Acquire latency, 99th percentile, in ms.
+    pub acquire_p99_ms: f64,
+    /// Release latency, median, in ms.
+    pub release_p50_ms: f64,
+    /// Release latency, 99th percentile, in ms.
+    pub release_p99_ms: f64,
+    /// Calls that failed.
+    pub errors: usize,
+}
+
+/// Latencies a run collected.
+#[derive(Debug, Default)]
+pub(crate) struct Samples {
+    pub(crate) acquire: Vec<Duration>,
+    pub(crate) release: Vec<Duration>,
+    pub(crate) errors: usize,
+}
+
+impl Samples {
+    pub(crate) fn merge(&mut self, other: Samples) {
+        self.acquire.extend(other.acquire);
+        self.release.extend(other.release);
+        self.errors += other.errors;
+    }
+
+    pub(crate) fn report(
+        mut self,
+        target: &str,
+        workload: Workload,
+        workers: usize,
+        elapsed: Duration,
+    ) -> Report {
+        let seconds = elapsed.as_secs_f64();
+        let cycles = self.release.len();
+        Report {
+            target: target.to_string(),
+            workload,
+            workers,
+            seconds,
+            cycles,
+            cycles_per_second: if seconds > 0.0 {
+                cycles as f64 / seconds
+            } else {
+                0.0
+            },
+            acquire_p50_ms: percentile_ms(&mut self.acquire, 0.50),
+            acquire_p99_ms: percentile_ms(&mut self.acquire, 0.99),
+            release_p50_ms: percentile_ms(&mut self.release, 0.50),
+            release_p99_ms: percentile_ms(&mut self.release, 0.99),
+            errors: self.errors,
+        }
+    }
+}
+
+/// The `q` quantile of `samples` (nearest rank), in milliseconds; 0
+/// without samples.
+pub fn percentile_ms(samples: &mut [Duration], q: f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    samples.sort_unstable();
+    let at = ((samples.len() as f64 - 1.0) * q).round() as usize;
+    samples[at].as_secs_f64() * 1_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_the_nearest_rank() {
+        let mut samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile_ms(&mut samples, 0.50), 51.0);
+        assert_eq!(percentile_ms(&mut samples, 0.99), 99.0);
+        assert_eq!(percentile_ms(&mut [], 0.5), 0.0);
+    }
+
+    #[test]
+    fn a_report_counts_cycles_by_releases() {
+        let samples = Samples {
+            acquire: vec![Duration::from_millis(2); 10],
+            release: vec![Duration::from_millis(1); 8],
+            errors: 2,
+        };
+        let report = samples.report("corral", Workload::Contended, 4, Duration::from_secs(2));
+        assert_eq!(report.cycles, 8);
+        assert_eq!(report.cycles_per_second, 4.0);
+        assert_eq!(report.acquire_p50_ms, 2.0);
+        assert_eq!(report.errors, 2);
+    }
+}

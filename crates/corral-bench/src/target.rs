@@ -1,0 +1,350 @@
+//! The services under load: corral's API v1 and etcd's JSON gateway, both
+//! over one pooled HTTP/1.1 client.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use serde_json::{json, Value};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The request did not get an answer.
+    #[error("http: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The service answered with an error status.
+    #[error("refused with {status}: {body}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The answer's body.
+        body: String,
+    },
+    /// The answer lacked a field it must have.
+    #[error("unexpected answer: {0}")]
+    Unexpected(String),
+}
+
+/// A lease on either service.
+#[derive(Clone, Debug)]
+pub struct Lease {
+    /// corral's 32 hex digits, or etcd's decimal lease id.
+    pub id: String,
+}
+
+/// A held lock: what releasing it takes.
+#[derive(Clone, Debug)]
+pub struct Held {
+    /// corral: the lock name; etcd: the lock's key (base64), which
+    /// `unlock` takes.
+    key: String,
+    /// corral's fencing token, or etcd's revision of the lock key.
+    pub token: u64,
+}
+
+/// A lock service under load.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// A corral cluster.
+    Corral {
+        /// Base URLs of its nodes.
+        endpoints: Vec<String>,
+        /// The shared HTTP client.
+        http: reqwest::Client,
+    },
+    /// An etcd cluster, through its JSON gateway.
+    Etcd {
+        /// Base URLs of its members' client ports.
+        endpoints: Vec<String>,
+        /// The shared HTTP client.
+        http: reqwest::Client,
+    },
+}
+
+/// How long one call may take: longer than any wait the workloads ask for.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn base_url(endpoint: &str) -> String {
+    let trimmed = endpoint.trim().trim_end_matches('/');
+    if trimmed.contains("://") {
+        trimmed.to_string()
+    } else {
+        format!("http://{trimmed}")
+    }
+}
+
+fn client() -> Result<reqwest::Client, BenchError> {
+    Ok(reqwest::Client::builder()
+        .timeout(CALL_TIMEOUT)
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(1024)
+        .build()?)
+}
+
+impl Target {
+    /// A corral cluster at `endpoints` (host:port or URLs).
+    pub fn corral(endpoints: &[String]) -> Result<Target, BenchError> {
+        Ok(Target::Corral {
+            endpoints: endpoints.iter().map(|e| base_url(e)).collect(),
+            http: client()?,
+        })
+    }
+
+    /// An etcd cluster at `endpoints` (its client URLs).
+    pub fn etcd(endpoints: &[String]) -> Result<Target, BenchError> {
+        Ok(Target::Etcd {
+            endpoints: endpoints.iter().map(|e| base_url(e)).collect(),
+            http: client()?,
+        })
+    }
+
+    /// `corral` or `etcd`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Target::Corral { .. } => "corral",
+            Target::Etcd { .. } => "etcd",
+        }
+    }
+
+    /// POSTs `body` to `path` on worker `worker`'s endpoint; the answer's
+    /// JSON.
+    async fn post(&self, worker: usize, path: &str, body: Value) -> Result<Value, BenchError> {
+        let (endpoints, http) = match self {
+            Target::Corral { endpoints, http } | Target::Etcd { endpoints, http } => {
+                (endpoints, http)
+            }
+        };
+        let endpoint = &endpoints[worker % endpoints.len()];
+        let response = http
+            .post(format!("{endpoint}{path}"))
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let text = response.text().await?;
+        if !(200..300).contains(&status) {
+            return Err(BenchError::Refused { status, body: text });
+        }
+        serde_json::from_str(&text).map_err(|e| BenchError::Unexpected(format!("{e}: {text}")))
+    }
+
+    /// Grants a lease of `ttl` (whole seconds on etcd).
+    pub async fn grant_lease(&self, worker: usize, ttl: Duration) -> Result<Lease, BenchError> {
+        let (path, body, field) = match self {
+            Target::Corral { .. } => (
+                "/v1/leases",
+                json!({ "ttl_ms": ttl.as_millis() as u64 }),
+                "lease_id",
+            ),
+            Target::Etcd { .. } => (
+                "/v3/lease/grant",
+                json!({ "TTL": ttl.as_secs().max(1) }),
+                "ID",
+            ),
+        };
+        let answer = self.post(worker, path, body).await?;
+        let id = answer[field]
+            .as_str()
+            .ok_or_else(|| BenchError::Unexpected(answer.to_string()))?;
+        Ok(Lease { id: id.to_string() })
+    }
+
+    /// Takes the lock `name` under `lease`, waiting for it server-side (at
+    /// most `wait` on corral; etcd's lock waits until granted).
+    pub async fn lock(
+        &self,
+        worker: usize,
+        lease: &Lease,
+        name: &str,
+        wait: Duration,
+    ) -> Result<Held, BenchError> {
+        match self {
+            Target::Corral { .. } => {
+                let body = json!({
+                    "lease_id": lease.id,
+                    "name": name,
+                    "wait_ms": wait.as_millis() as u64,
+                });
+                let grant = self.post(worker, "/v1/locks/acquire", body).await?;
+                let token = grant["fencing_token"]
+                    .as_u64()
+                    .ok_or_else(|| BenchError::Unexpected(grant.to_string()))?;
+                Ok(Held {
+                    key: name.to_string(),
+                    token,
+                })
+            }
+            Target::Etcd { .. } => {
+                let body = json!({ "name": BASE64.encode(name), "lease": lease.id });
+                let locked = self.post(worker, "/v3/lock/lock", body).await?;
+                let key = locked["key"]
+                    .as_str()
+                    .ok_or_else(|| BenchError::Unexpected(locked.to_string()))?;
+                // etcd's fencing token is the lock key's create revision;
+                // the header's revision is the store's at the answer.
+                let token = locked["header"]["revision"]
+                    .as_str()
+                    .and_then(|r| r.parse().ok())
+                    .unwrap_or(0);
+                Ok(Held {
+                    key: key.to_string(),
+                    token,
+                })
+            }
+        }
+    }
+
+    /// Releases a held lock.
+    pub async fn unlock(
+        &self,
+        worker: usize,
+        lease: &Lease,
+        held: &Held,
+    ) -> Result<(), BenchError> {
+        match self {
+            Target::Corral { .. } => {
+                let body = json!({ "lease_id": lease.id, "name": held.key });
+                self.post(worker, "/v1/locks/release", body).await?;
+            }
+            Target::Etcd { .. } => {
+                self.post(worker, "/v3/lock/unlock", json!({ "key": held.key }))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Renews a lease once.
+    pub async fn keepalive(&self, worker: usize, lease: &Lease) -> Result<(), BenchError> {
+        match self {
+            Target::Corral { .. } => {
+                let path = format!("/v1/leases/{}/keepalive", lease.id);
+                self.post(worker, &path, json!({})).await?;
+            }
+            Target::Etcd { .. } => {
+                let answer = self
+                    .post(worker, "/v3/lease/keepalive", json!({ "ID": lease.id }))
+                    .await?;
+                // A lease etcd no longer has comes back with no TTL.
+                if answer["result"]["TTL"].is_null() {
+                    return Err(BenchError::Refused {
+                        status: 404,
+                        body: answer.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Renews many leases with one call; the ids of those that are gone.
+    /// corral only.
+    pub async fn keepalive_all(
+        &self,
+        worker: usize,
+        leases: &[Lease],
+    ) -> Result<Vec<String>, BenchError> {
+        let Target::Corral { .. } = self else {
+            return Err(BenchError::Unexpected(
+                "etcd's gateway has no batch keepalive".into(),
+            ));
+        };
+        let ids: Vec<&str> = leases.iter().map(|l| l.id.as_str()).collect();
+        let answer = self
+            .post(worker, "/v1/leases/keepalive", json!({ "lease_ids": ids }))
+            .await?;
+        let gone = answer["not_found"]
+            .as_array()
+            .ok_or_else(|| BenchError::Unexpected(answer.to_string()))?;
+        Ok(gone
+            .iter()
+            .filter_map(|id| id.as_str().map(str::to_string))
+            .collect())
+    }
+
+    /// The leader's id and address, as the first node that knows one
+    /// says. corral only.
+    pub async fn leader(&self) -> Option<(u64, String)> {
+        let Target::Corral { endpoints, http } = self else {
+            return None;
+        };
+        for endpoint in endpoints {
+            let answer = http
+                .get(format!("{endpoint}/v1/cluster"))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await;
+            let Ok(response) = answer else { continue };
+            let Ok(cluster) = response.json::<Value>().await else {
+                continue;
+            };
+            let Some(leader) = cluster["leader_id"].as_u64() else {
+                continue;
+            };
+            let members = cluster["members"].as_array()?;
+            let addr = members.iter().find(|m| m["id"] == leader)?["addr"].as_str()?;
+            return Some((leader, addr.to_string()));
+        }
+        None
+    }
+
+    /// The leader's id and its process CPU seconds so far, from its
+    /// `/metrics`. corral only.
+    pub async fn leader_cpu_seconds(&self) -> Option<(u64, f64)> {
+        let Target::Corral { http, .. } = self else {
+            return None;
+        };
+        let (leader, addr) = self.leader().await?;
+        let text = http
+            .get(format!("{}/metrics", base_url(&addr)))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let cpu = text
+            .lines()
+            .find_map(|line| line.strip_prefix("process_cpu_seconds_total "))?
+            .trim()
+            .parse()
+            .ok()?;
+        Some((leader, cpu))
+    }
+
+    /// Ends a lease.
+    pub async fn revoke(&self, worker: usize, lease: &Lease) -> Result<(), BenchError> {
+        match self {
+            Target::Corral { endpoints, http } => {
+                let endpoint = &endpoints[worker % endpoints.len()];
+                let response = http
+                    .delete(format!("{endpoint}/v1/leases/{}", lease.id))
+                    .send()
+                    .await?;
+                let status = response.status().as_u16();
+                if !(200..300).contains(&status) {
+                    let body = response.text().await.unwrap_or_default();
+                    return Err(BenchError::Refused { status, body });
+                }
+            }
+            Target::Etcd { .. } => {
+                self.post(worker, "/v3/lease/revoke", json!({ "ID": lease.id }))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_become_base_urls() {
+        assert_eq!(base_url("127.0.0.1:7101"), "http://127.0.0.1:7101");
+        assert_eq!(base_url("http://h:1/"), "http://h:1");
+        assert_eq!(base_url(" https://h:2 "), "https://h:2");
+    }
+}

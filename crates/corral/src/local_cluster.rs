@@ -1,0 +1,164 @@
+//! A cluster of this binary's `corral server` processes on loopback, with
+//! their data and logs in one folder: what `corral dev` runs, and what
+//! `corral bench --workload failover` kills nodes of.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// How long the nodes get to elect a leader.
+pub const READY_WAIT: Duration = Duration::from_secs(30);
+
+/// The node processes.
+pub struct LocalCluster {
+    exe: PathBuf,
+    data_dir: PathBuf,
+    /// Node `i + 1` listens on `addrs[i]`.
+    pub addrs: Vec<String>,
+    spec: String,
+    children: Vec<Option<Child>>,
+}
+
+impl LocalCluster {
+    /// Starts `nodes` nodes on ports from `base_port` up, with data and
+    /// logs under `data_dir`.
+    pub fn start(data_dir: &Path, base_port: u16, nodes: u16) -> anyhow::Result<LocalCluster> {
+        let exe = std::env::current_exe().context("finding the corral binary")?;
+        let addrs: Vec<String> = (0..nodes)
+            .map(|i| format!("127.0.0.1:{}", base_port + i))
+            .collect();
+        let spec = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{}={a}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = LocalCluster {
+            exe,
+            data_dir: data_dir.to_path_buf(),
+            addrs,
+            spec,
+            children: (0..nodes).map(|_| None).collect(),
+        };
+        for id in 1..=u64::from(nodes) {
+            cluster.spawn(id)?;
+        }
+        Ok(cluster)
+    }
+
+    /// Starts node `id` (again) on its data folder.
+    pub fn spawn(&mut self, id: u64) -> anyhow::Result<()> {
+        let index = self.index(id)?;
+        let dir = self.data_dir.join(format!("n{id}"));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let log_path = self.data_dir.join(format!("n{id}.log"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("opening {}", log_path.display()))?;
+        let child = Command::new(&self.exe)
+            .args(["server", "--node-id", &id.to_string()])
+            .args(["--listen", &self.addrs[index]])
+            .args(["--initial-cluster", &self.spec])
+            .arg("--data-dir")
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting node {id}"))?;
+        self.children[index] = Some(child);
+        Ok(())
+    }
+
+    fn index(&self, id: u64) -> anyhow::Result<usize> {
+        match usize::try_from(id) {
+            Ok(n) if (1..=self.children.len()).contains(&n) => Ok(n - 1),
+            _ => bail!("no node {id}"),
+        }
+    }
+
+    /// kill -9 of node `id`.
+    pub fn kill(&mut self, id: u64) -> anyhow::Result<()> {
+        let index = self.index(id)?;
+        if let Some(mut child) = self.children[index].take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every running node knows a leader; fails if a node
+    /// exits.
+    pub fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let start = Instant::now();
+        while start.elapsed() < READY_WAIT {
+            self.check()?;
+            let running = self
+                .children
+                .iter()
+                .zip(&self.addrs)
+                .filter(|(child, _)| child.is_some());
+            if running.clone().count() > 0 && running.into_iter().all(|(_, a)| is_ready(a)) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("the cluster did not elect a leader within {READY_WAIT:?}; see the node logs")
+    }
+
+    /// Fails if a node that should run has exited.
+    pub fn check(&mut self) -> anyhow::Result<()> {
+        for (i, child) in self.children.iter_mut().enumerate() {
+            if let Some(child) = child {
+                if let Some(status) = child.try_wait()? {
+                    bail!("node {} exited ({status}); see its log", i + 1);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends SIGTERM to every node still running and waits for it.
+    pub fn stop_all(&mut self) {
+        for child in self.children.iter().flatten() {
+            // SAFETY: kill(2) with a pid we spawned and a valid signal.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+            }
+        }
+        for child in self.children.iter_mut() {
+            if let Some(mut child) = child.take() {
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+/// `GET /readyz` answers 200: the node knows a leader.
+fn is_ready(addr: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(addr) = addr.parse() else { return false };
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+    else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /readyz HTTP/1.0\r\nHost: corral\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.ends_with(b" 200")
+}

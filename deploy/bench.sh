@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Measures corral against etcd on this machine, in one run, at the same
+# durability (both fsync every acknowledged write on a majority): starts a
+# 3-node etcd and a 3-node corral on loopback, runs each workload against
+# both with the same client code (`corral bench`), stops both, and writes
+# docs/benchmarks.md with the machine, the versions and the ratio table.
+#
+# Usage: deploy/bench.sh [SECONDS_PER_RUN]   (default 10; about 12 runs)
+# Installs etcd (Debian packages etcd-server and etcd-client, 3.4) when
+# missing. Loopback only; everything it starts is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-10}"
+bash deploy/setup.sh
+
+if ! command -v etcd >/dev/null 2>&1; then
+    install="apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends etcd-server etcd-client"
+    if [ "$(id -u)" = 0 ]; then
+        bash -c "$install" >&2
+    else
+        sudo bash -c "$install" >&2
+    fi
+fi
+# The Debian package starts its own etcd on 2379/2380; this run uses other
+# ports and does not touch it.
+
+cargo build --release -p corral
+corral=target/release/corral
+
+work="$PWD/target/bench-run"
+rm -rf "$work"
+mkdir -p "$work"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# etcd: clients on 23791-23793, peers on 23801-23803.
+etcd_cluster="e1=http://127.0.0.1:23801,e2=http://127.0.0.1:23802,e3=http://127.0.0.1:23803"
+for i in 1 2 3; do
+    etcd --name "e$i" --data-dir "$work/etcd/e$i" \
+        --listen-client-urls "http://127.0.0.1:2379$i" \
+        --advertise-client-urls "http://127.0.0.1:2379$i" \
+        --listen-peer-urls "http://127.0.0.1:2380$i" \
+        --initial-advertise-peer-urls "http://127.0.0.1:2380$i" \
+        --initial-cluster "$etcd_cluster" --initial-cluster-state new \
+        --logger zap --log-level warn >"$work/etcd-e$i.log" 2>&1 &
+    pids+=($!)
+done
+etcd_endpoints="http://127.0.0.1:23791,http://127.0.0.1:23792,http://127.0.0.1:23793"
+
+# corral on 27101-27103.
+corral_cluster="1=127.0.0.1:27101,2=127.0.0.1:27102,3=127.0.0.1:27103"
+for i in 1 2 3; do
+    "$corral" server --node-id "$i" --listen "127.0.0.1:2710$i" \
+        --data-dir "$work/corral/n$i" --initial-cluster "$corral_cluster" \
+        >"$work/corral-n$i.log" 2>&1 &
+    pids+=($!)
+done
+corral_endpoints="127.0.0.1:27101,127.0.0.1:27102,127.0.0.1:27103"
+
+ready() {
+    for _ in $(seq 1 100); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.2
+    done
+    echo "bench: not ready: $*" >&2
+    return 1
+}
+ready etcdctl --endpoints "$etcd_endpoints" endpoint health
+ready "$corral" --endpoints "$corral_endpoints" cluster status
+
+results="$work/results.jsonl"
+run() {
+    local workload=$1 workers=$2
+    echo "bench: $workload, $workers workers, ${secs}s each: corral, then etcd" >&2
+    "$corral" --endpoints "$corral_endpoints" --json bench \
+        --workload "$workload" --workers "$workers" --duration "${secs}s" >>"$results"
+    "$corral" --json bench --etcd "$etcd_endpoints" \
+        --workload "$workload" --workers "$workers" --duration "${secs}s" >>"$results"
+}
+run uncontended 32
+run uncontended 1
+run contended 32
+run uncontended 8
+run contended 8
+
+cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
+{
+    echo "# Benchmarks: corral against etcd"
+    echo
+    echo "Written by \`deploy/bench.sh\` on $(date -u +%Y-%m-%d). Both clusters ran at once"
+    echo "on this machine, 3 nodes each on loopback, data on the same disk; each"
+    echo "workload ran ${secs} s against corral, then ${secs} s against etcd, through"
+    echo "the same client code (\`corral bench\`, HTTP/1.1 keep-alive, worker i on"
+    echo "node i mod 3, one lease per worker, renewed at ttl/3). Both fsync every"
+    echo "acknowledged write on a majority. Compare the ratios, not absolute"
+    echo "numbers across runs."
+    echo
+    echo "- Machine: $(nproc) cores ($cpu), $(free -g | awk '/Mem:/ {print $2}') GiB, Linux $(uname -r)"
+    echo "- corral: $(git rev-parse --short HEAD), release build"
+    echo "- etcd: $(etcd --version | head -1 | sed 's/etcd Version: //'), JSON gateway (\`/v3/lease/grant\`, \`/v3/lock/lock\`, \`/v3/lock/unlock\`)"
+    echo
+    "$corral" bench-report "$results"
+} >docs/benchmarks.md.new
+mv docs/benchmarks.md.new docs/benchmarks.md
+cp "$results" target/bench-results.jsonl
+echo "bench: wrote docs/benchmarks.md (raw reports in target/bench-results.jsonl)" >&2

@@ -13,6 +13,14 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
+# Failure tests with a seed, for at least MINUTES each (3 and 5 nodes).
+chaos SEED MINUTES:
+    ./deploy/chaos.sh {{SEED}} {{MINUTES}}
+
+# corral against etcd on this machine; writes docs/benchmarks.md.
+bench SECONDS="10":
+    ./deploy/bench.sh {{SECONDS}}
+
 # The whole CI run.
 ci:
     bash .ci/run

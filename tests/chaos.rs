@@ -1,33 +1,99 @@
 //! Failure tests: clients take locks and increment fenced registers while
 //! a seeded schedule kills, pauses, partitions and skews the clocks of a
-//! real 3-node cluster; then everything heals, the whole cluster is killed
-//! and restarted, and the history is checked:
+//! real 3-node and a real 5-node cluster; then everything heals, the whole
+//! cluster is killed and restarted, and the history is checked:
 //!
 //! - no two conservative hold intervals of one lock overlap, and tokens
 //!   rise in hold order (a mutex with fencing);
-//! - every acknowledged increment of a register is there exactly once;
-//! - every refused write came from a stale owner: its lease was no longer
-//!   proven alive, or a newer token held the lock or wrote the key;
+//! - the acquire/release/expiry history of each lock is linearizable
+//!   against a leased, fenced mutex (a Wing-Gong search, `corral-check`);
+//! - every acknowledged increment of a register is there exactly once, both
+//!   in the cluster's fenced store and in a register kept in this process
+//!   that refuses lower tokens;
+//! - every refused write came from a stale owner;
 //! - after healing, a majority serves an acquire within 5 s;
 //! - after the full restart, tokens go on above every token handed out.
+//!
+//! `CORRAL_CHAOS_SEED` replays a schedule; `CORRAL_CHAOS_SECS` runs longer
+//! (`just chaos SEED MINUTES`, or `deploy/chaos.sh SEED MINUTES`). A run
+//! prints a summary; a violation also writes the lock's history under the
+//! test's output folder.
 
 mod harness;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use corral_client::{Client, Error, Fence, FencingToken, LockName, RetryPolicy};
+use corral_check::{check, FencedMutex, MutexInput, MutexOutput, Operation, SearchBudget, Verdict};
+use corral_client::{Client, Error, Fence, FencingToken, Lease, LockName, RetryPolicy};
 use harness::Cluster;
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
 const LOCKS: [&str; 2] = ["mutex/a", "mutex/b"];
 const CLIENTS: usize = 4;
-const CHAOS: Duration = Duration::from_secs(30);
 const TTL: Duration = Duration::from_secs(3);
+
+/// One run's settings.
+struct Run {
+    nodes: u64,
+    seed: u64,
+    /// At least one pass over every fault kind, and this long at least.
+    chaos: Duration,
+}
+
+impl Run {
+    fn new(nodes: u64, default_seed: u64) -> Run {
+        let env = |name: &str| std::env::var(name).ok().and_then(|s| s.parse::<u64>().ok());
+        Run {
+            nodes,
+            seed: env("CORRAL_CHAOS_SEED").unwrap_or(default_seed),
+            chaos: Duration::from_secs(env("CORRAL_CHAOS_SECS").unwrap_or(0)),
+        }
+    }
+}
+
+/// The kinds of fault a schedule draws from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Fault {
+    /// kill -9 of the leader, restarted on its data later.
+    KillLeader,
+    /// kill -9 of a follower, restarted later.
+    KillFollower,
+    /// SIGSTOP of the leader, longer than the election timeout and the
+    /// lease ttl, then SIGCONT.
+    PauseLeader,
+    /// The leader cut off from every other node.
+    IsolateLeader,
+    /// The leader and one follower cut off from the other three (5 nodes).
+    SplitMinority,
+    /// The followers split in two groups that cannot reach each other; the
+    /// leader reaches both.
+    Bridge,
+    /// A node's wall clock 5 s ahead or behind.
+    Skew,
+}
+
+impl Fault {
+    fn kinds(nodes: u64) -> Vec<Fault> {
+        let mut kinds = vec![
+            Fault::KillLeader,
+            Fault::KillFollower,
+            Fault::PauseLeader,
+            Fault::IsolateLeader,
+            Fault::Bridge,
+            Fault::Skew,
+        ];
+        if nodes >= 5 {
+            kinds.push(Fault::SplitMinority);
+        }
+        kinds
+    }
+}
 
 /// One hold of a lock, as a client can prove it: from the grant's arrival
 /// to the earlier of sending the release and the lease's proven deadline.
@@ -39,21 +105,134 @@ struct Hold {
     end: Instant,
 }
 
-#[derive(Default)]
-struct History {
-    holds: Vec<Hold>,
-    /// Acknowledged increments per register.
-    acked: BTreeMap<&'static str, u64>,
-    /// Increments whose outcome is unknown (the write's retries ran out).
-    unknown: BTreeMap<&'static str, u64>,
-    /// Writes refused as stale.
-    refused: Vec<Refusal>,
-    /// The highest token any client saw.
+/// A fenced write that was refused, and what the writer knew then.
+#[derive(Debug)]
+struct Refusal {
+    lock: &'static str,
+    token: u64,
+    /// In the cluster's store: the lock's newest token, per the refusal.
+    current_token: Option<u64>,
+    /// In the cluster's store: the key's highest token, per the refusal.
+    key_token: Option<u64>,
+    /// Whether the writer's lease was still proven alive after the answer.
+    proven_held: bool,
+}
+
+/// A register in this process that refuses any access under a token lower
+/// than one it has seen: a resource guarded by fencing tokens.
+#[derive(Debug, Default)]
+struct LocalRegister {
+    value: u64,
     max_token: u64,
 }
 
+impl LocalRegister {
+    fn admit(&mut self, token: u64) -> bool {
+        if token < self.max_token {
+            return false;
+        }
+        self.max_token = token;
+        true
+    }
+}
+
+type LockOp = Operation<MutexInput, MutexOutput>;
+
+/// Everything the clients saw.
+struct History {
+    started: Instant,
+    holds: Vec<Hold>,
+    /// Acquire, release and expiry operations per lock.
+    ops: BTreeMap<&'static str, Vec<LockOp>>,
+    /// The cluster's fenced store: acknowledged and unknown increments.
+    acked: BTreeMap<&'static str, u64>,
+    unknown: BTreeMap<&'static str, u64>,
+    refused: Vec<Refusal>,
+    /// The registers in this process, and their acknowledged increments.
+    local: BTreeMap<&'static str, LocalRegister>,
+    local_acked: BTreeMap<&'static str, u64>,
+    local_refused: Vec<Refusal>,
+    /// The highest token any client saw.
+    max_token: u64,
+    /// Each fault and when it began, in ns since the run began.
+    faults: Vec<(Fault, u64)>,
+}
+
 impl History {
-    /// Records a hold and what its fenced increment did; `proven_held`
+    fn new() -> History {
+        History {
+            started: Instant::now(),
+            holds: Vec::new(),
+            ops: BTreeMap::new(),
+            acked: BTreeMap::new(),
+            unknown: BTreeMap::new(),
+            refused: Vec::new(),
+            local: BTreeMap::new(),
+            local_acked: BTreeMap::new(),
+            local_refused: Vec::new(),
+            max_token: 0,
+            faults: Vec::new(),
+        }
+    }
+
+    /// Nanoseconds since the run began: the checker's clock.
+    fn at(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.started).as_nanos() as u64
+    }
+
+    /// Records an operation on `lock` from `invoke` to `ret`, with its
+    /// output, or with the outcome unknown.
+    fn op(
+        &mut self,
+        lock: &'static str,
+        lease: u64,
+        input: MutexInput,
+        invoke: Instant,
+        done: Option<(Instant, MutexOutput)>,
+    ) {
+        let invoke_ns = self.at(invoke);
+        let op = match done {
+            Some((ret, output)) => {
+                Operation::completed(lease, invoke_ns, self.at(ret), input, output)
+                    .expect("a return after its invocation")
+            }
+            None => Operation::unknown(lease, invoke_ns, input),
+        };
+        if let MutexInput::Acquire { .. } = input {
+            if let Some(MutexOutput::Granted { token }) = op.output() {
+                self.max_token = self.max_token.max(*token);
+            }
+        }
+        self.ops.entry(lock).or_default().push(op);
+    }
+
+    /// How long after each fault began the next grant reached a client.
+    fn recoveries(&self) -> Vec<(Fault, Option<Duration>)> {
+        self.faults
+            .iter()
+            .map(|&(fault, began)| {
+                let next = self
+                    .ops
+                    .values()
+                    .flatten()
+                    .filter(|op| matches!(op.output(), Some(MutexOutput::Granted { .. })))
+                    .filter_map(|op| op.ret())
+                    .filter(|ret| *ret >= began)
+                    .min();
+                (fault, next.map(|ret| Duration::from_nanos(ret - began)))
+            })
+            .collect()
+    }
+
+    /// Records that `lease` may have expired from `from` on, for every lock
+    /// it tried.
+    fn expiry(&mut self, lease: u64, tried: &[&'static str], from: Instant) {
+        for lock in tried {
+            self.op(lock, lease, MutexInput::Expire { lease }, from, None);
+        }
+    }
+
+    /// Records a hold and what its fenced increments did; `proven_held`
     /// says whether the writer's lease was proven alive after the write.
     fn record(&mut self, hold: Hold, outcome: Increment, proven_held: bool) {
         let (lock, token) = (hold.lock, hold.token);
@@ -79,6 +258,8 @@ impl History {
     }
 }
 
+type Shared = Arc<Mutex<History>>;
+
 fn name(s: &str) -> LockName {
     LockName::new(s).expect("a valid name")
 }
@@ -87,14 +268,17 @@ fn register(lock: &str) -> LockName {
     name(&format!("{lock}/register"))
 }
 
+/// Numbers leases for the checker.
+static LEASES: AtomicU64 = AtomicU64::new(1);
+
+/// The latest moment `lease` is proven alive, or `floor` if it is not.
+fn proven(lease: &Lease, floor: Instant) -> Instant {
+    lease.held_until().map_or(floor, |until| until.max(floor))
+}
+
 /// One client: leases, locks, fenced read-modify-writes, releases, until
 /// told to stop.
-async fn client_loop(
-    endpoints: Vec<String>,
-    seed: u64,
-    stop: Arc<AtomicBool>,
-    history: Arc<Mutex<History>>,
-) {
+async fn client_loop(endpoints: Vec<String>, seed: u64, stop: Arc<AtomicBool>, history: Shared) {
     let retry = RetryPolicy {
         budget: Duration::from_secs(3),
         ..RetryPolicy::default()
@@ -106,70 +290,141 @@ async fn client_loop(
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
+        let number = LEASES.fetch_add(1, Ordering::Relaxed);
+        let mut tried: Vec<&'static str> = Vec::new();
+        // The latest moment the lease was seen proven alive.
+        let mut alive = Instant::now();
         for _ in 0..20 {
             if stop.load(Ordering::Relaxed) || !lease.is_held() {
                 break;
             }
             let lock = LOCKS[rng.random_range(0..LOCKS.len())];
-            let guard = match lease
+            if !tried.contains(&lock) {
+                tried.push(lock);
+            }
+            let acquire = MutexInput::Acquire { lease: number };
+            let invoked = Instant::now();
+            let acquired = lease
                 .lock_timeout(&name(lock), Duration::from_secs(1))
-                .await
-            {
-                Ok(guard) => guard,
-                Err(Error::LeaseLost) => break,
-                Err(_) => continue,
+                .await;
+            let guard = match acquired {
+                Ok(guard) => {
+                    let token = guard.fencing_token().0;
+                    let output = MutexOutput::Granted { token };
+                    let done = Some((Instant::now(), output));
+                    history
+                        .lock()
+                        .unwrap()
+                        .op(lock, number, acquire, invoked, done);
+                    guard
+                }
+                // A refusal of a wait may still have been granted later
+                // (the client then releases it in the background): its
+                // effect is unknown.
+                Err(e) => {
+                    history
+                        .lock()
+                        .unwrap()
+                        .op(lock, number, acquire, invoked, None);
+                    if matches!(e, Error::LeaseLost) {
+                        break;
+                    }
+                    continue;
+                }
             };
             let start = Instant::now();
             let token = guard.fencing_token().0;
             // The deadline only moves forward while held: the last one seen
             // is never later than the real one.
-            let mut proven = lease.held_until().unwrap_or(start);
+            let mut deadline = proven(&lease, start);
             let outcome = increment(&client, lock, token).await;
             let proven_held = lease.held_until().is_some();
-            if let Some(until) = lease.held_until() {
-                proven = until;
-            }
+            deadline = proven(&lease, deadline);
+            increment_local(&history, &lease, lock, token, &mut rng).await;
             tokio::time::sleep(Duration::from_millis(rng.random_range(0..40))).await;
-            if let Some(until) = lease.held_until() {
-                proven = until;
-            }
-            let end = Instant::now().min(proven);
-            let _ = guard.release().await;
+            deadline = proven(&lease, deadline);
+            alive = alive.max(deadline);
+            let end = Instant::now().min(deadline);
+            let release = MutexInput::Release { lease: number };
+            let invoked = Instant::now();
+            let released = guard.release().await;
+            let done = released
+                .is_ok()
+                .then(|| (Instant::now(), MutexOutput::ReleasedIfHeld));
             let hold = Hold {
                 lock,
                 token,
                 start,
                 end,
             };
-            history.lock().unwrap().record(hold, outcome, proven_held);
+            let mut history = history.lock().unwrap();
+            history.op(lock, number, release, invoked, done);
+            history.record(hold, outcome, proven_held);
         }
-        let _ = tokio::time::timeout(Duration::from_secs(2), lease.revoke()).await;
+        alive = proven(&lease, alive);
+        let invoked = Instant::now();
+        let revoked = tokio::time::timeout(Duration::from_secs(2), lease.revoke()).await;
+        let mut history = history.lock().unwrap();
+        if matches!(revoked, Ok(Ok(()))) {
+            let done = Some((Instant::now(), MutexOutput::Expired));
+            for lock in &tried {
+                history.op(
+                    lock,
+                    number,
+                    MutexInput::Expire { lease: number },
+                    invoked,
+                    done,
+                );
+            }
+        }
+        // Whatever the revoke did, the lease may have expired from the
+        // last moment it was proven alive.
+        history.expiry(number, &tried, alive.min(invoked));
     }
 }
 
-/// A fenced write the cluster refused, and what the client knew then.
-#[derive(Debug)]
-struct Refusal {
+/// Reads the local register guarded by `lock` and writes it plus one,
+/// both under `token`; another client may act in between.
+async fn increment_local(
+    history: &Shared,
+    lease: &Lease,
     lock: &'static str,
     token: u64,
-    /// The lock's newest token, per the refusal.
-    current_token: Option<u64>,
-    /// The key's highest token, per the refusal.
-    key_token: Option<u64>,
-    /// Whether the writer's lease was still proven alive after the answer.
-    proven_held: bool,
+    rng: &mut StdRng,
+) {
+    let read = {
+        let mut h = history.lock().unwrap();
+        let register = h.local.entry(lock).or_default();
+        register.admit(token).then_some(register.value)
+    };
+    tokio::time::sleep(Duration::from_millis(rng.random_range(0..5))).await;
+    let written = read.is_some_and(|value| {
+        let mut h = history.lock().unwrap();
+        let register = h.local.entry(lock).or_default();
+        let admitted = register.admit(token);
+        if admitted {
+            register.value = value + 1;
+            *h.local_acked.entry(lock).or_default() += 1;
+        }
+        admitted
+    });
+    if !written {
+        let refusal = Refusal {
+            lock,
+            token,
+            current_token: None,
+            key_token: None,
+            proven_held: lease.held_until().is_some(),
+        };
+        history.lock().unwrap().local_refused.push(refusal);
+    }
 }
 
 /// A client that pauses while it holds a lock, as a process stopped by a
 /// long GC or a frozen VM does: it takes a lease it never renews, takes a
 /// lock, sleeps past the ttl, then writes with its old token. The cluster
 /// must refuse the write once someone else holds the lock.
-async fn sleeper_loop(
-    endpoints: Vec<String>,
-    seed: u64,
-    stop: Arc<AtomicBool>,
-    history: Arc<Mutex<History>>,
-) {
+async fn sleeper_loop(endpoints: Vec<String>, seed: u64, stop: Arc<AtomicBool>, history: Shared) {
     let client = Client::new(&endpoints).expect("client");
     let http = reqwest::Client::new();
     let mut rng = StdRng::seed_from_u64(seed);
@@ -179,10 +434,12 @@ async fn sleeper_loop(
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
+        let number = LEASES.fetch_add(1, Ordering::Relaxed);
         let deadline = sent_at + TTL;
         let lock = LOCKS[rng.random_range(0..LOCKS.len())];
         let body = serde_json::json!({ "lease_id": lease.lease_id, "name": lock, "wait_ms": 1000 });
         let mut token = None;
+        let invoked = Instant::now();
         for endpoint in &endpoints {
             let answer = http
                 .post(format!("{endpoint}/v1/locks/acquire"))
@@ -198,12 +455,16 @@ async fn sleeper_loop(
                 break;
             }
         }
+        {
+            let mut h = history.lock().unwrap();
+            let acquire = MutexInput::Acquire { lease: number };
+            let done = token.map(|token| (Instant::now(), MutexOutput::Granted { token }));
+            h.op(lock, number, acquire, invoked, done);
+            h.expiry(number, &[lock], deadline);
+        }
         let Some(token) = token else {
             continue;
         };
-        // Not too often: a lease that is never renewed still gets a full
-        // ttl from every new leader, so with faults its locks stay out of
-        // the others' reach for a while.
         let start = Instant::now();
         // The pause: no keepalive, past the ttl.
         tokio::time::sleep(TTL + Duration::from_millis(rng.random_range(500..1_500))).await;
@@ -230,8 +491,8 @@ enum Increment {
     NotTried,
 }
 
-/// Reads the register guarded by `lock` and writes it plus one, fenced by
-/// `token`.
+/// Reads the register guarded by `lock` in the cluster's fenced store and
+/// writes it plus one, fenced by `token`.
 async fn increment(client: &Client, lock: &str, token: u64) -> Increment {
     let key = register(lock);
     let current = match client.kv_get(&key).await {
@@ -257,45 +518,71 @@ async fn increment(client: &Client, lock: &str, token: u64) -> Increment {
     }
 }
 
-/// One fault, held for a while and then undone.
-async fn inject(cluster: &mut Cluster, rng: &mut StdRng) -> String {
+/// Injects one fault, holds it for a while, undoes it; says what it did.
+async fn inject(cluster: &mut Cluster, fault: Fault, rng: &mut StdRng) -> String {
     let leader = cluster.wait_leader().await;
-    let others: Vec<u64> = cluster
+    let mut others: Vec<u64> = cluster
         .live()
         .into_iter()
         .filter(|id| *id != leader)
         .collect();
+    others.shuffle(rng);
     let hold = Duration::from_millis(rng.random_range(3_500..5_000));
-    match rng.random_range(0..5) {
-        0 => {
+    match fault {
+        Fault::KillLeader => {
             cluster.kill(leader);
             tokio::time::sleep(hold).await;
             cluster.restart(leader);
             format!("kill -9 of leader {leader}, restarted after {hold:?}")
         }
-        1 => {
+        Fault::KillFollower => {
+            let victim = others[0];
+            cluster.kill(victim);
+            tokio::time::sleep(hold).await;
+            cluster.restart(victim);
+            format!("kill -9 of follower {victim}, restarted after {hold:?}")
+        }
+        Fault::PauseLeader => {
             // Longer than the election timeout and the lease ttl.
             cluster.pause(leader);
             tokio::time::sleep(hold).await;
             cluster.resume(leader);
             format!("pause of leader {leader} for {hold:?}")
         }
-        2 => {
+        Fault::IsolateLeader => {
             cluster.partition(&[&[leader], &others]).await;
             tokio::time::sleep(hold).await;
             cluster.heal().await;
             format!("leader {leader} isolated for {hold:?}")
         }
-        3 => {
-            // A bridge: the leader sees both others, they not each other.
-            cluster.block(others[0], &[others[1]]).await;
-            cluster.block(others[1], &[others[0]]).await;
+        Fault::SplitMinority => {
+            let minority = [leader, others[0]];
+            cluster.partition(&[&minority, &others[1..]]).await;
             tokio::time::sleep(hold).await;
             cluster.heal().await;
-            format!("bridge through {leader} for {hold:?}")
+            format!(
+                "leader {leader} and {} cut off from {:?} for {hold:?}",
+                others[0],
+                &others[1..]
+            )
         }
-        _ => {
-            let node = cluster.live()[rng.random_range(0..3)];
+        Fault::Bridge => {
+            // The leader sees everyone; the followers' two halves do not
+            // see each other.
+            let (left, right) = others.split_at(others.len() / 2);
+            for id in left {
+                cluster.block(*id, right).await;
+            }
+            for id in right {
+                cluster.block(*id, left).await;
+            }
+            tokio::time::sleep(hold).await;
+            cluster.heal().await;
+            format!("bridge through leader {leader} between {left:?} and {right:?} for {hold:?}")
+        }
+        Fault::Skew => {
+            let live = cluster.live();
+            let node = live[rng.random_range(0..live.len())];
             let skew: i64 = if rng.random_bool(0.5) { 5_000 } else { -5_000 };
             cluster.skew_clock(node, skew).await;
             tokio::time::sleep(hold).await;
@@ -331,22 +618,86 @@ fn check_holds(holds: &[Hold]) {
     }
 }
 
+/// Checks each lock's history for linearizability; a violation writes the
+/// history to a file and fails. Returns a line per lock for the summary.
+fn check_linearizable(run: &Run, ops: &BTreeMap<&'static str, Vec<LockOp>>) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (lock, history) in ops {
+        let started = std::time::Instant::now();
+        let verdict = check(&FencedMutex, history, SearchBudget::default());
+        let took = started.elapsed();
+        let unknown = history.iter().filter(|op| !op.is_completed()).count();
+        match verdict {
+            Verdict::Linearizable { .. } => lines.push(format!(
+                "{lock}: {} ops ({unknown} of unknown outcome) linearizable, checked in {took:?}",
+                history.len()
+            )),
+            Verdict::Unknown { explored } => lines.push(format!(
+                "{lock}: {} ops: INCONCLUSIVE after {explored} states",
+                history.len()
+            )),
+            Verdict::Violation {
+                longest_prefix,
+                stuck_at,
+            } => {
+                let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("chaos");
+                std::fs::create_dir_all(&dir).expect("output folder");
+                let file = dir.join(format!(
+                    "seed-{}-{}-nodes-{}.txt",
+                    run.seed,
+                    run.nodes,
+                    lock.replace('/', "_")
+                ));
+                let mut text = String::new();
+                for (i, op) in history.iter().enumerate() {
+                    text.push_str(&format!("{i}: {op:?}\n"));
+                }
+                text.push_str(&format!(
+                    "longest prefix: {longest_prefix:?}\nstuck at: {stuck_at:?}\n"
+                ));
+                std::fs::write(&file, text).expect("write the history");
+                panic!(
+                    "the history of {lock} is not linearizable (seed {}, {} nodes); history in {}",
+                    run.seed,
+                    run.nodes,
+                    file.display()
+                );
+            }
+        }
+    }
+    lines
+}
+
+/// Serializes the runs: each starts its own cluster, and two at once would
+/// starve both of CPU on a small machine.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn no_fault_makes_two_owners_or_loses_an_acknowledged_write() {
-    let seed: u64 = std::env::var("CORRAL_CHAOS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(7);
-    eprintln!("chaos seed {seed} (set CORRAL_CHAOS_SEED to replay)");
-    let mut cluster = Cluster::start_with(3, &["--test-faults"]).await;
-    let endpoints: Vec<String> = (1..=3).map(|id| cluster.url(id, "")).collect();
+async fn three_nodes_no_fault_makes_two_owners_or_loses_an_acknowledged_write() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    chaos(Run::new(3, 7)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_nodes_no_fault_makes_two_owners_or_loses_an_acknowledged_write() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    chaos(Run::new(5, 11)).await;
+}
+
+async fn chaos(run: Run) {
+    eprintln!(
+        "chaos: seed {}, {} nodes (set CORRAL_CHAOS_SEED to replay, CORRAL_CHAOS_SECS to run longer)",
+        run.seed, run.nodes
+    );
+    let mut cluster = Cluster::start_with(run.nodes, &["--test-faults"]).await;
+    let endpoints: Vec<String> = (1..=run.nodes).map(|id| cluster.url(id, "")).collect();
     let stop = Arc::new(AtomicBool::new(false));
-    let history = Arc::new(Mutex::new(History::default()));
+    let history: Shared = Arc::new(Mutex::new(History::new()));
     let mut workers: Vec<_> = (0..CLIENTS)
         .map(|i| {
             tokio::spawn(client_loop(
                 endpoints.clone(),
-                seed * 100 + i as u64,
+                run.seed * 100 + i as u64,
                 stop.clone(),
                 history.clone(),
             ))
@@ -354,50 +705,62 @@ async fn no_fault_makes_two_owners_or_loses_an_acknowledged_write() {
         .collect();
     workers.push(tokio::spawn(sleeper_loop(
         endpoints.clone(),
-        seed * 100 + 99,
+        run.seed * 100 + 99,
         stop.clone(),
         history.clone(),
     )));
 
-    let mut rng = StdRng::seed_from_u64(seed);
-    let chaos_ends = Instant::now() + CHAOS;
-    while Instant::now() < chaos_ends {
-        let fault = inject(&mut cluster, &mut rng).await;
-        eprintln!("fault: {fault}");
-        // A quiet spell longer than a lease ttl plus an election, so that
-        // leases nobody renews can expire: every new leader gives every
-        // lease a full ttl, so back-to-back leader changes would keep them.
-        tokio::time::sleep(Duration::from_millis(rng.random_range(4_000..5_000))).await;
+    // Every kind of fault once, in a seeded order, then more passes while
+    // time remains.
+    let mut rng = StdRng::seed_from_u64(run.seed);
+    let probe = Client::new(&endpoints).unwrap();
+    let chaos_started = Instant::now();
+    let mut passes = 0;
+    while passes == 0 || chaos_started.elapsed() < run.chaos {
+        let mut kinds = Fault::kinds(run.nodes);
+        kinds.shuffle(&mut rng);
+        for fault in kinds {
+            {
+                let mut h = history.lock().unwrap();
+                let began = h.at(Instant::now());
+                h.faults.push((fault, began));
+            }
+            let what = inject(&mut cluster, fault, &mut rng).await;
+            eprintln!("fault: {what}");
+            // A quiet spell longer than a lease ttl plus an election, so
+            // that leases nobody renews can expire: every new leader gives
+            // every lease a full ttl, so back-to-back leader changes would
+            // keep them.
+            tokio::time::sleep(Duration::from_millis(rng.random_range(4_000..5_000))).await;
+        }
+        passes += 1;
     }
 
     // Healed: a majority serves an acquire within 5 s of having a leader.
     cluster.heal().await;
     let leader = cluster.wait_leader().await;
-    let probe = Client::new(&endpoints).unwrap();
     let healed = Instant::now();
     let lease = probe.grant_lease(Duration::from_secs(10)).await.unwrap();
     let guard = lease
         .lock_timeout(&name("liveness"), Duration::from_secs(5))
         .await
         .expect("an acquire after healing");
-    assert!(
-        healed.elapsed() < Duration::from_secs(5),
-        "liveness: {:?}",
-        healed.elapsed()
-    );
+    let liveness = healed.elapsed();
+    assert!(liveness < Duration::from_secs(5), "liveness: {liveness:?}");
     guard.release().await.unwrap();
     lease.revoke().await.unwrap();
-    eprintln!("healed; leader {leader}");
 
     // The whole cluster dies under load and comes back.
-    for id in 1..=3 {
+    for id in 1..=run.nodes {
         cluster.kill(id);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    for id in 1..=3 {
+    for id in 1..=run.nodes {
         cluster.restart(id);
     }
+    let restarted = Instant::now();
     cluster.wait_leader().await;
+    let restart_leader = restarted.elapsed();
     stop.store(true, Ordering::Relaxed);
     for worker in workers {
         tokio::time::timeout(Duration::from_secs(30), worker)
@@ -406,17 +769,10 @@ async fn no_fault_makes_two_owners_or_loses_an_acknowledged_write() {
             .expect("client task");
     }
 
-    let history = std::mem::take(&mut *history.lock().unwrap());
-    eprintln!(
-        "history: {} holds, acked {:?}, unknown {:?}, {} refused, max token {}",
-        history.holds.len(),
-        history.acked,
-        history.unknown,
-        history.refused.len(),
-        history.max_token
-    );
+    let history = std::mem::replace(&mut *history.lock().unwrap(), History::new());
     assert!(history.holds.len() >= 10, "the clients made progress");
     check_holds(&history.holds);
+    let linearizable = check_linearizable(&run, &history.ops);
 
     // Every acknowledged increment survived the full restart, once.
     for lock in LOCKS {
@@ -431,6 +787,10 @@ async fn no_fault_makes_two_owners_or_loses_an_acknowledged_write() {
             acked <= value && value <= acked + unknown,
             "register of {lock}: {value}, with {acked} acked and {unknown} unknown"
         );
+        // The register in this process has no unknown outcomes.
+        let local = history.local.get(lock).map_or(0, |r| r.value);
+        let local_acked = history.local_acked.get(lock).copied().unwrap_or(0);
+        assert_eq!(local, local_acked, "local register of {lock}");
     }
     // A refused writer was stale: its lease no longer proven alive, or a
     // newer token held the lock or had written the key.
@@ -443,8 +803,58 @@ async fn no_fault_makes_two_owners_or_loses_an_acknowledged_write() {
             r.lock
         );
     }
+    // The local register refuses only lower tokens, which some other
+    // holder took after this one: so the refused holder was no longer
+    // proven alive.
+    for r in &history.local_refused {
+        assert!(
+            !r.proven_held,
+            "a live owner's access to the local register of {} was refused: {r:?}",
+            r.lock
+        );
+    }
     // Tokens go on above every token handed out.
     let lease = probe.grant_lease(Duration::from_secs(10)).await.unwrap();
     let guard = lease.try_lock(&name("after-restart")).await.unwrap();
     assert!(guard.fencing_token().0 > history.max_token);
+
+    let ops: usize = history.ops.values().map(Vec::len).sum();
+    let recoveries: Vec<String> = history
+        .recoveries()
+        .iter()
+        .map(|(fault, took)| match took {
+            Some(took) => format!("{fault:?} {:.2}s", took.as_secs_f64()),
+            None => format!("{fault:?} never"),
+        })
+        .collect();
+    eprintln!(
+        "chaos summary: seed {}, {} nodes, {:.0} s of faults, leader {leader} after healing\n  \
+         operations: {ops} acquire/release/expiry ops, {} holds; cluster register: acked {:?}, unknown {:?}, {} refused as stale; \
+         local register: acked {:?}, {} refused as stale\n  \
+         faults: {} ({} kinds)\n  \
+         recovery (fault began to the next grant any client saw): {}\n  \
+         liveness after healing: {:.2} s; leader after full restart: {:.2} s\n  \
+         linearizability:\n    {}\n  \
+         violations: 0",
+        run.seed,
+        run.nodes,
+        chaos_started.elapsed().as_secs_f64(),
+        history.holds.len(),
+        history.acked,
+        history.unknown,
+        history.refused.len(),
+        history.local_acked,
+        history.local_refused.len(),
+        history.faults.len(),
+        {
+            let mut kinds: Vec<Fault> = history.faults.iter().map(|(f, _)| *f).collect();
+            kinds.sort();
+            kinds.dedup();
+            kinds.len()
+        },
+        recoveries.join(", "),
+        liveness.as_secs_f64(),
+        restart_leader.as_secs_f64(),
+        linearizable.join("\n    "),
+    );
 }

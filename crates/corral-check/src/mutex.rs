@@ -85,6 +85,10 @@ pub enum MutexOutput {
     Released,
     /// The release had no effect: the lease did not hold the lock.
     NotHolder,
+    /// The release succeeded as an idempotent release does: it freed the
+    /// lock if the lease held it, and otherwise had no effect (a client
+    /// library that treats "not the holder" as done answers this).
+    ReleasedIfHeld,
     /// The expiry happened. Expiries are normally recorded with the outcome
     /// unknown; this is for a harness that observed one.
     Expired,
@@ -176,6 +180,8 @@ impl FencedMutex {
         match output {
             Some(MutexOutput::Released) => holds.then(|| state.freed()),
             Some(MutexOutput::NotHolder) => (!holds).then_some(*state),
+            Some(MutexOutput::ReleasedIfHeld) if holds => Some(state.freed()),
+            Some(MutexOutput::ReleasedIfHeld) => Some(*state),
             None if holds => Some(state.freed()),
             None => Some(*state),
             Some(_) => None,

@@ -254,6 +254,28 @@ fn release_by_a_lease_that_does_not_hold() {
     assert!(run(&holder_told_not_holder).is_violation());
 }
 
+#[test]
+fn an_idempotent_release_frees_the_lock_or_changes_nothing() {
+    let if_held = |lease, invoke, ret| {
+        op(
+            lease,
+            invoke,
+            ret,
+            MutexInput::Release { lease },
+            MutexOutput::ReleasedIfHeld,
+        )
+    };
+    // Held: it frees the lock for the next grant.
+    let history = [granted(1, 0, 1, 1), if_held(1, 2, 3), granted(2, 4, 5, 2)];
+    assert_eq!(order(&history), vec![0, 1, 2]);
+    // Not held (say, expired first): no effect, and no violation.
+    let history = [granted(1, 0, 1, 1), if_held(2, 2, 3), released(1, 4, 5)];
+    assert_eq!(order(&history), vec![0, 1, 2]);
+    // But it cannot free a lock another lease holds.
+    let history = [granted(1, 0, 1, 1), if_held(2, 2, 3), granted(2, 4, 5, 2)];
+    assert!(run(&history).is_violation());
+}
+
 // ---- expiry --------------------------------------------------------------
 
 #[test]

@@ -215,7 +215,11 @@ async fn a_request_id_is_answered_and_logged_by_the_leader_it_was_forwarded_to()
     // same id, on the route of the forwarded call.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        if logged(&cluster.log_of(leader), "trace-me-7f3a", "/raft/propose") {
+        if logged(
+            &cluster.log_of(leader),
+            "trace-me-7f3a",
+            "/raft/propose-batch",
+        ) {
             break;
         }
         assert!(

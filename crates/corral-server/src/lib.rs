@@ -11,6 +11,7 @@
 
 mod config;
 mod error;
+mod forward;
 mod idempotency;
 mod json;
 mod lease_clock;
@@ -119,6 +120,7 @@ pub async fn serve(
         metrics.store.clone(),
     )
     .await?;
+    let forwarder = forward::Forwarder::start(http.clone());
     let node = Arc::new(Node {
         id: config.node_id,
         raft: started.raft.clone(),
@@ -133,6 +135,7 @@ pub async fn serve(
         kv_bytes_max: config.kv_bytes_max,
         faults,
         metrics: metrics.clone(),
+        forwarder,
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

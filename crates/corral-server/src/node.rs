@@ -23,13 +23,12 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::error::ApiError;
+use crate::forward::Forwarder;
 use crate::lease_clock::{LeaseClock, Renewal};
 use crate::metrics::Metrics;
 use crate::request_id;
 use crate::wait_registry::WaitRegistry;
 
-/// Path of the internal propose RPC.
-pub const PATH_PROPOSE: &str = "/raft/propose";
 /// Path of the internal read-index RPC.
 pub const PATH_READ_INDEX: &str = "/raft/read-index";
 /// Path of the internal keepalive RPC.
@@ -71,6 +70,15 @@ impl From<Command> for Submission {
     }
 }
 
+impl<T> From<PeerReply<T>> for Attempt<T> {
+    fn from(reply: PeerReply<T>) -> Attempt<T> {
+        match reply {
+            PeerReply::Done(result) => Attempt::Done(result.map_err(ApiError::from_body)),
+            PeerReply::NotLeader { .. } => Attempt::NotLeader,
+        }
+    }
+}
+
 /// One try at a leader-only operation on this node.
 pub enum Attempt<T> {
     /// The answer; final.
@@ -108,6 +116,8 @@ pub struct Node {
     pub faults: Faults,
     /// What this node measures.
     pub metrics: Arc<Metrics>,
+    /// Forwards proposals to the leader, in batches under load.
+    pub forwarder: Forwarder,
 }
 
 impl Node {
@@ -148,6 +158,23 @@ impl Node {
         F: Fn() -> Fut,
         Fut: Future<Output = Attempt<T>>,
     {
+        self.on_leader_by(local, |addr: String, deadline| async move {
+            self.remote(&addr, path, request, deadline)
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await
+    }
+
+    /// [`Node::on_leader`] with the call to a remote leader given: it answers
+    /// `Err` when the call could not be sent (safe to retry).
+    async fn on_leader_by<T, F, Fut, R, RFut>(&self, local: F, remote: R) -> Result<T, ApiError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Attempt<T>>,
+        R: Fn(String, Instant) -> RFut,
+        RFut: Future<Output = Result<Attempt<T>, String>>,
+    {
         let deadline = Instant::now() + LEADER_WAIT;
         let mut last_leader = None;
         loop {
@@ -156,13 +183,10 @@ impl Node {
                 Some((id, _)) if *id == self.id => local().await,
                 // A test partitioned the leader away: as if unreachable.
                 Some((_, addr)) if self.faults.blocks(addr) => Attempt::NotLeader,
-                Some((id, addr)) => self
-                    .remote(addr, path, request, deadline)
-                    .await
-                    .unwrap_or_else(|e| {
-                        tracing::debug!(leader = id, error = %e, "forwarding to the leader failed");
-                        Attempt::NotLeader
-                    }),
+                Some((id, addr)) => remote(addr.clone(), deadline).await.unwrap_or_else(|e| {
+                    tracing::debug!(leader = id, error = %e, "forwarding to the leader failed");
+                    Attempt::NotLeader
+                }),
                 None => Attempt::NotLeader,
             };
             match attempt {
@@ -212,8 +236,7 @@ impl Node {
             }
         };
         Ok(match response.json::<PeerReply<T>>().await {
-            Ok(PeerReply::Done(result)) => Attempt::Done(result.map_err(ApiError::from_body)),
-            Ok(PeerReply::NotLeader { .. }) => Attempt::NotLeader,
+            Ok(reply) => Attempt::from(reply),
             Err(e) => Attempt::Done(Err(ApiError::unavailable(
                 format!("bad answer from the leader: {e}"),
                 None,
@@ -226,9 +249,16 @@ impl Node {
     pub async fn propose(&self, submission: impl Into<Submission>) -> Result<Outcome, ApiError> {
         let submission = submission.into();
         let response: Response = self
-            .on_leader(PATH_PROPOSE, &submission, || {
-                self.propose_here(submission.clone())
-            })
+            .on_leader_by(
+                || self.propose_here(submission.clone()),
+                |addr: String, deadline| {
+                    let timeout = deadline
+                        .saturating_duration_since(Instant::now())
+                        .max(RETRY_PAUSE);
+                    let submission = submission.clone();
+                    async move { self.forwarder.forward(&addr, submission, timeout).await }
+                },
+            )
             .await?;
         response.map_err(ApiError::from)
     }

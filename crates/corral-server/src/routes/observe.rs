@@ -11,8 +11,13 @@ use corral_api::ErrorCode;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use corral_raft::{PATH_APPEND, PATH_SNAPSHOT, PATH_VOTE};
+
 use crate::node::Node;
 use crate::request_id;
+
+/// Routes of raft's replication between nodes.
+const RAFT_ROUTES: [&str; 3] = [PATH_APPEND, PATH_VOTE, PATH_SNAPSHOT];
 
 /// Serves one request inside its span and records how it went.
 pub(super) async fn observe(
@@ -28,7 +33,13 @@ pub(super) async fn observe(
         .map_or("unmatched", MatchedPath::as_str)
         .to_string();
     let method = request.method().to_string();
-    let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
+    // Raft's own traffic between nodes carries no client request: its spans
+    // are kept for debugging, off at the default level.
+    let span = if RAFT_ROUTES.contains(&route.as_str()) {
+        tracing::debug_span!("request", id = %id, method = %method, route = %route)
+    } else {
+        tracing::info_span!("request", id = %id, method = %method, route = %route)
+    };
     let mut response = request_id::scope(id.clone(), next.run(request))
         .instrument(span.clone())
         .await;

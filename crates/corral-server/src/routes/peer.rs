@@ -19,12 +19,13 @@ use corral_raft::{
 use corral_state::{LeaseId, Response};
 use openraft::errors::Fatal;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
+use tracing::Instrument;
 
 use crate::error::ApiError;
+use crate::forward::{Forwarded, PATH_PROPOSE_BATCH};
 use crate::json::decode;
-use crate::node::{
-    Attempt, Node, PeerReply, Renewals, Submission, PATH_KEEPALIVE, PATH_PROPOSE, PATH_READ_INDEX,
-};
+use crate::node::{Attempt, Node, PeerReply, Renewals, PATH_KEEPALIVE, PATH_READ_INDEX};
+use crate::request_id;
 
 /// Snapshots of a large lock table are bigger than client bodies.
 const PEER_BODY_BYTES_MAX: usize = 1 << 30;
@@ -34,7 +35,7 @@ pub(super) fn router() -> Router<Arc<Node>> {
         .route(PATH_APPEND, post(append))
         .route(PATH_VOTE, post(vote))
         .route(PATH_SNAPSHOT, post(snapshot))
-        .route(PATH_PROPOSE, post(propose))
+        .route(PATH_PROPOSE_BATCH, post(propose_batch))
         .route(PATH_READ_INDEX, post(read_index))
         .route(PATH_KEEPALIVE, post(keepalive))
         .layer(DefaultBodyLimit::max(PEER_BODY_BYTES_MAX))
@@ -84,12 +85,25 @@ fn reply<T>(attempt: Attempt<T>, node: &Node) -> Json<PeerReply<T>> {
     })
 }
 
-async fn propose(
+/// Proposes every forwarded command of a call at once, each under its
+/// client request's id, and answers them in order.
+async fn propose_batch(
     State(node): State<Arc<Node>>,
     body: Bytes,
-) -> Result<Json<PeerReply<Response>>, ApiError> {
-    let submission: Submission = decode(&body)?;
-    Ok(reply(node.propose_here(submission).await, &node))
+) -> Result<Json<Vec<PeerReply<Response>>>, ApiError> {
+    let commands: Vec<Forwarded> = decode(&body)?;
+    let node = &node;
+    let replies = commands.into_iter().map(|command| async move {
+        let id = command.request_id.unwrap_or_default();
+        let span =
+            tracing::info_span!("request", id = %id, method = "POST", route = PATH_PROPOSE_BATCH);
+        let attempt = request_id::scope(id, node.propose_here(command.submission))
+            .instrument(span.clone())
+            .await;
+        span.in_scope(|| tracing::debug!("forwarded proposal answered"));
+        reply(attempt, node).0
+    });
+    Ok(Json(futures::future::join_all(replies).await))
 }
 
 async fn read_index(State(node): State<Arc<Node>>) -> Json<PeerReply<u64>> {

@@ -5,7 +5,9 @@
 # both with the same client code (`corral bench`), stops both, and writes
 # docs/benchmarks.md with the machine, the versions and the ratio table.
 #
-# Usage: deploy/bench.sh [SECONDS_PER_RUN]   (default 10; about 12 runs)
+# Usage: deploy/bench.sh [SECONDS_PER_RUN]   (default 10; about 12 runs,
+# then a keepalive run of 100 000 leases and 10 failover trials: about
+# 5 minutes in all)
 # Installs etcd (Debian packages etcd-server and etcd-client, 3.4) when
 # missing. Loopback only; everything it starts is stopped on exit.
 set -euo pipefail
@@ -86,6 +88,11 @@ run uncontended 1
 run contended 32
 run uncontended 8
 run contended 8
+echo "bench: keepalive, 100000 leases of ttl 10s, kept alive 30s (corral)" >&2
+"$corral" --endpoints "$corral_endpoints" --json bench --workload keepalive \
+    --leases 100000 --ttl 10s --duration 30s >>"$results" || true
+echo "bench: failover, 10 kills of the leader (corral, its own cluster)" >&2
+"$corral" --json bench --workload failover --trials 10 >>"$results"
 
 cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
 {

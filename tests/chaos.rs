@@ -100,6 +100,8 @@ impl Fault {
 #[derive(Clone, Debug)]
 struct Hold {
     lock: &'static str,
+    /// The checker's number of the holding lease.
+    lease: u64,
     token: u64,
     start: Instant,
     end: Instant,
@@ -271,9 +273,13 @@ fn register(lock: &str) -> LockName {
 /// Numbers leases for the checker.
 static LEASES: AtomicU64 = AtomicU64::new(1);
 
-/// The latest moment `lease` is proven alive, or `floor` if it is not.
-fn proven(lease: &Lease, floor: Instant) -> Instant {
-    lease.held_until().map_or(floor, |until| until.max(floor))
+/// Moves `seen` to the moment `lease` is proven alive until, if it is
+/// proven alive now and that is later. (Never to "now" when it is not: a
+/// lease lost a while ago may have expired a while ago.)
+fn see_alive(lease: &Lease, seen: &mut Instant) {
+    if let Some(until) = lease.held_until() {
+        *seen = (*seen).max(until);
+    }
 }
 
 /// One client: leases, locks, fenced read-modify-writes, releases, until
@@ -292,7 +298,8 @@ async fn client_loop(endpoints: Vec<String>, seed: u64, stop: Arc<AtomicBool>, h
         };
         let number = LEASES.fetch_add(1, Ordering::Relaxed);
         let mut tried: Vec<&'static str> = Vec::new();
-        // The latest moment the lease was seen proven alive.
+        // The latest moment the lease was seen proven alive: at first, the
+        // grant's answer.
         let mut alive = Instant::now();
         for _ in 0..20 {
             if stop.load(Ordering::Relaxed) || !lease.is_held() {
@@ -335,15 +342,17 @@ async fn client_loop(endpoints: Vec<String>, seed: u64, stop: Arc<AtomicBool>, h
             let start = Instant::now();
             let token = guard.fencing_token().0;
             // The deadline only moves forward while held: the last one seen
-            // is never later than the real one.
-            let mut deadline = proven(&lease, start);
+            // is never later than the real one. A grant that arrives after
+            // the lease's deadline is no hold at all (end = start).
+            let mut deadline = start;
+            see_alive(&lease, &mut deadline);
             let outcome = increment(&client, lock, token).await;
             let proven_held = lease.held_until().is_some();
-            deadline = proven(&lease, deadline);
+            see_alive(&lease, &mut deadline);
             increment_local(&history, &lease, lock, token, &mut rng).await;
             tokio::time::sleep(Duration::from_millis(rng.random_range(0..40))).await;
-            deadline = proven(&lease, deadline);
-            alive = alive.max(deadline);
+            see_alive(&lease, &mut deadline);
+            see_alive(&lease, &mut alive);
             let end = Instant::now().min(deadline);
             let release = MutexInput::Release { lease: number };
             let invoked = Instant::now();
@@ -353,6 +362,7 @@ async fn client_loop(endpoints: Vec<String>, seed: u64, stop: Arc<AtomicBool>, h
                 .then(|| (Instant::now(), MutexOutput::ReleasedIfHeld));
             let hold = Hold {
                 lock,
+                lease: number,
                 token,
                 start,
                 end,
@@ -361,7 +371,7 @@ async fn client_loop(endpoints: Vec<String>, seed: u64, stop: Arc<AtomicBool>, h
             history.op(lock, number, release, invoked, done);
             history.record(hold, outcome, proven_held);
         }
-        alive = proven(&lease, alive);
+        see_alive(&lease, &mut alive);
         let invoked = Instant::now();
         let revoked = tokio::time::timeout(Duration::from_secs(2), lease.revoke()).await;
         let mut history = history.lock().unwrap();
@@ -472,6 +482,7 @@ async fn sleeper_loop(endpoints: Vec<String>, seed: u64, stop: Arc<AtomicBool>, 
         let end = Instant::now().min(deadline);
         let hold = Hold {
             lock,
+            lease: number,
             token,
             start,
             end,
@@ -593,7 +604,9 @@ async fn inject(cluster: &mut Cluster, fault: Fault, rng: &mut StdRng) -> String
 }
 
 /// Checks a history: holds of one lock never overlap, and their tokens
-/// rise in hold order.
+/// rise in hold order. A lease whose release went unanswered still holds,
+/// and acquiring again is answered with the same grant: the same token
+/// twice in a row is one lease's hold going on.
 fn check_holds(holds: &[Hold]) {
     for lock in LOCKS {
         let mut mine: Vec<&Hold> = holds.iter().filter(|h| h.lock == lock).collect();
@@ -609,10 +622,12 @@ fn check_holds(holds: &[Hold]) {
                 b.start
             );
             assert!(
-                a.token < b.token,
-                "tokens of {lock} must rise in hold order: {} then {}",
+                a.token < b.token || (a.token == b.token && a.lease == b.lease),
+                "tokens of {lock} must rise in hold order: {} (lease {}) then {} (lease {})",
                 a.token,
-                b.token
+                a.lease,
+                b.token,
+                b.lease
             );
         }
     }

@@ -3,7 +3,8 @@
 
 use std::fmt::Write;
 
-use crate::report::Report;
+use crate::keepalive::KeepaliveReport;
+use crate::report::{FailoverReport, Report};
 use crate::workload::Workload;
 
 /// A performance target: a ratio corral/etcd for one workload.
@@ -72,8 +73,13 @@ fn workload_name(workload: Workload) -> &'static str {
 }
 
 /// Markdown: every run's numbers, then each target with the ratio this
-/// run measured. Runs of corral without an etcd twin are listed alone.
-pub fn markdown(reports: &[Report]) -> String {
+/// run measured (runs of corral without an etcd twin are listed alone),
+/// then the keepalive and failover runs against their targets.
+pub fn markdown(
+    reports: &[Report],
+    keepalives: &[KeepaliveReport],
+    failovers: &[FailoverReport],
+) -> String {
     let mut out = String::new();
     out.push_str("| workload | workers | target | cycles/s | acquire p50 / p99 ms | release p50 / p99 ms | errors |\n");
     out.push_str("|---|---:|---|---:|---:|---:|---:|\n");
@@ -114,6 +120,44 @@ pub fn markdown(reports: &[Report]) -> String {
             }
         }
     }
+    for k in keepalives {
+        let cores = k
+            .leader_cpu_cores
+            .map_or("not measured".to_string(), |c| format!("{c:.2}"));
+        let met =
+            k.granted == k.leases && k.lost == 0 && k.leader_cpu_cores.is_some_and(|c| c < 1.0);
+        let _ = writeln!(
+            out,
+            "\nKeepalive: {} leases of ttl {:.0} s granted in {:.0} s, then kept alive {:.0} s in batches of {}: \
+             {} lost, {:.0} renewals/s, batch call p50/p99 {:.1}/{:.1} ms, leader CPU {} cores, {} errors. \
+             Goal (none lost, leader under one core): {}.",
+            k.granted,
+            k.ttl_seconds,
+            k.grant_seconds,
+            k.seconds,
+            k.batch,
+            k.lost,
+            k.renewals_per_second,
+            k.batch_p50_ms,
+            k.batch_p99_ms,
+            cores,
+            k.errors,
+            if met { "met" } else { "**not met**" }
+        );
+    }
+    for f in failovers {
+        let each: Vec<String> = f.seconds.iter().map(|s| format!("{s:.2}")).collect();
+        let _ = writeln!(
+            out,
+            "\nFailover: kill -9 of the leader, then the next successful acquire through a survivor, {} trials: \
+             median {:.2} s, slowest {:.2} s (each: {}). Goal (median under 1.5 s): {}.",
+            f.trials,
+            f.median_seconds,
+            f.max_seconds,
+            each.join(", "),
+            if f.median_seconds < 1.5 { "met" } else { "**not met**" }
+        );
+    }
     out
 }
 
@@ -152,7 +196,11 @@ mod tests {
             report("corral", Workload::Uncontended, 1, 400.0, 2.0, 3.0),
             report("etcd", Workload::Uncontended, 1, 300.0, 2.5, 4.0),
         ];
-        let md = markdown(&reports);
+        let md = markdown(
+            &reports,
+            &[],
+            &[FailoverReport::of("corral", vec![1.2, 1.0, 1.4])],
+        );
         assert!(
             md.contains("| uncontended, 32 workers: cycles/s | 3.00x | >= 3x | yes |"),
             "{md}"

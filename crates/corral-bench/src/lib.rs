@@ -21,6 +21,6 @@ mod workload;
 
 pub use compare::markdown;
 pub use keepalive::{keepalive, KeepaliveReport};
-pub use report::{percentile_ms, Report};
+pub use report::{percentile_ms, FailoverReport, Report};
 pub use target::{BenchError, Held, Lease, Target};
 pub use workload::{run, Workload};

@@ -33,6 +33,37 @@ pub struct Report {
     pub errors: usize,
 }
 
+/// What the failover workload measured: kill -9 of the leader, then the
+/// time until an acquire succeeds through a surviving node.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FailoverReport {
+    /// `corral`.
+    pub target: String,
+    /// Trials run.
+    pub trials: usize,
+    /// Seconds from each kill to the next successful acquire.
+    pub seconds: Vec<f64>,
+    /// Their median.
+    pub median_seconds: f64,
+    /// The slowest.
+    pub max_seconds: f64,
+}
+
+impl FailoverReport {
+    /// The report of these trials.
+    pub fn of(target: &str, seconds: Vec<f64>) -> FailoverReport {
+        let mut sorted = seconds.clone();
+        sorted.sort_by(f64::total_cmp);
+        FailoverReport {
+            target: target.to_string(),
+            trials: seconds.len(),
+            median_seconds: sorted.get(sorted.len() / 2).copied().unwrap_or(0.0),
+            max_seconds: sorted.last().copied().unwrap_or(0.0),
+            seconds,
+        }
+    }
+}
+
 /// Latencies a run collected.
 #[derive(Debug, Default)]
 pub(crate) struct Samples {

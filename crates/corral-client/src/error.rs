@@ -29,7 +29,8 @@ pub enum Error {
     #[error("not the holder")]
     NotHolder,
     /// The lease is gone: expired, revoked, or its keepalives were not
-    /// acked in time.
+    /// acked in time. Also the answer to an acquire whose grant arrived
+    /// after the lease's proven deadline: that grant guards nothing.
     #[error("lease lost")]
     LeaseLost,
     /// No node answered in time, or a write's outcome is unknown after the

@@ -296,7 +296,15 @@ impl Lease {
             Ok(_) => names.iter().map(|n| self.claim(held, n)).collect(),
             Err(_) => Vec::new(),
         };
-        guards(answer?, &mut claims)
+        let guards = guards(answer?, &mut claims)?;
+        // A grant that arrives after the lease's proven deadline guards
+        // nothing: the lease may have expired since, and the lock be
+        // someone else's. The guards are dropped, which releases them.
+        if !self.is_held() {
+            drop(guards);
+            return Err(Error::LeaseLost);
+        }
+        Ok(guards)
     }
 
     /// [`Lease::acquire_call`] for one name: `grant` reads the answer's

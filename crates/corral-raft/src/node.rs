@@ -34,9 +34,9 @@ pub struct RaftSettings {
 impl Default for RaftSettings {
     fn default() -> RaftSettings {
         RaftSettings {
-            heartbeat_ms: 150,
-            election_timeout_min_ms: 750,
-            election_timeout_max_ms: 1_500,
+            heartbeat_ms: 75,
+            election_timeout_min_ms: 300,
+            election_timeout_max_ms: 600,
             snapshot_logs: 10_000,
         }
     }

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use corral_bench::{KeepaliveReport, Report, Target, Workload};
+use corral_bench::{FailoverReport, KeepaliveReport, Report, Target, Workload};
 
-use super::failover::{self, FailoverReport};
+use super::failover;
 use super::output::{self, duration, parse_duration};
 use super::{exit, lock_name, Connection};
 
@@ -162,7 +162,7 @@ fn print_failover(report: &FailoverReport, json: bool) -> anyhow::Result<()> {
     output::table(
         &["TARGET", "TRIALS", "MEDIAN S", "MAX S", "EACH S"],
         &[vec![
-            report.target.to_string(),
+            report.target.clone(),
             report.trials.to_string(),
             format!("{:.2}", report.median_seconds),
             format!("{:.2}", report.max_seconds),
@@ -216,11 +216,19 @@ pub struct BenchReportArgs {
 /// as Markdown.
 pub fn report(args: BenchReportArgs) -> anyhow::Result<i32> {
     let text = std::fs::read_to_string(&args.file)?;
-    let reports = text
-        .lines()
-        .filter(|line| !line.trim().is_empty())
-        .map(serde_json::from_str::<Report>)
-        .collect::<Result<Vec<_>, _>>()?;
-    print!("{}", corral_bench::markdown(&reports));
+    let mut runs = Vec::new();
+    let mut keepalives = Vec::new();
+    let mut failovers = Vec::new();
+    for line in text.lines().filter(|line| !line.trim().is_empty()) {
+        let value: serde_json::Value = serde_json::from_str(line)?;
+        if value.get("leases").is_some() {
+            keepalives.push(serde_json::from_value::<KeepaliveReport>(value)?);
+        } else if value.get("median_seconds").is_some() {
+            failovers.push(serde_json::from_value::<FailoverReport>(value)?);
+        } else {
+            runs.push(serde_json::from_value::<Report>(value)?);
+        }
+    }
+    print!("{}", corral_bench::markdown(&runs, &keepalives, &failovers));
     Ok(exit::OK)
 }

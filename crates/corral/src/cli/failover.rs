@@ -6,26 +6,10 @@
 
 use std::time::Duration;
 
-use corral_bench::Target;
-use serde::Serialize;
+use corral_bench::{FailoverReport, Target};
 use tokio::time::Instant;
 
 use crate::local_cluster::LocalCluster;
-
-/// What the failover workload measured.
-#[derive(Debug, Serialize)]
-pub struct FailoverReport {
-    /// `corral`.
-    pub target: &'static str,
-    /// Trials run.
-    pub trials: usize,
-    /// Seconds from each kill to the next successful acquire.
-    pub seconds: Vec<f64>,
-    /// Their median.
-    pub median_seconds: f64,
-    /// The slowest.
-    pub max_seconds: f64,
-}
 
 /// Runs `trials` kills of the leader on a cluster started on ports from
 /// `base_port`.
@@ -74,15 +58,7 @@ async fn trials_on(
         // Let the restarted node catch up before the next kill.
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    let mut sorted = seconds.clone();
-    sorted.sort_by(f64::total_cmp);
-    Ok(FailoverReport {
-        target: "corral",
-        trials,
-        median_seconds: sorted.get(sorted.len() / 2).copied().unwrap_or(0.0),
-        max_seconds: sorted.last().copied().unwrap_or(0.0),
-        seconds,
-    })
+    Ok(FailoverReport::of("corral", seconds))
 }
 
 /// The leader's id, as some node reports it.

@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use axum::http::Method;
 use corral_api::ErrorCode;
 use corral_raft::{CorralRaft, StateMachineStore, StoreMetrics};
 use corral_state::{EndedHold, Kind, LockTable};
@@ -56,7 +57,7 @@ struct ReasonLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
     route: String,
-    method: String,
+    method: &'static str,
     status: u16,
 }
 
@@ -89,6 +90,17 @@ impl AcquireOutcome {
             AcquireOutcome::Deadlock => "deadlock",
             AcquireOutcome::Failed => "failed",
         }
+    }
+}
+
+/// The methods the API has, by name; any other as `other`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        _ => "other",
     }
 }
 
@@ -282,23 +294,21 @@ impl Metrics {
     /// Records an answered HTTP request, and the safety refusal it carried.
     pub fn http_done(
         &self,
-        route: &str,
-        method: &str,
+        route: String,
+        method: &Method,
         status: u16,
         code: Option<ErrorCode>,
         took: Duration,
     ) {
         self.http_requests
             .get_or_create(&HttpLabels {
-                route: route.to_string(),
-                method: method.to_string(),
+                route: route.clone(),
+                method: method_label(method),
                 status,
             })
             .inc();
         self.http_duration
-            .get_or_create(&RouteLabels {
-                route: route.to_string(),
-            })
+            .get_or_create(&RouteLabels { route })
             .observe(took.as_secs_f64());
         let reason = match code {
             Some(ErrorCode::StaleToken) => "stale_token",

@@ -32,7 +32,7 @@ pub(super) async fn observe(
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str)
         .to_string();
-    let method = request.method().to_string();
+    let method = request.method().clone();
     // Raft's own traffic between nodes carries no client request: its spans
     // are kept for debugging, off at the default level.
     let span = if RAFT_ROUTES.contains(&route.as_str()) {
@@ -53,7 +53,7 @@ pub(super) async fn observe(
             "request answered"
         )
     });
-    node.metrics.http_done(&route, &method, status, code, took);
+    node.metrics.http_done(route, &method, status, code, took);
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(request_id::HEADER, value);
     }

@@ -64,7 +64,7 @@ impl Forwarder {
     }
 
     /// Forwards `submission` to the leader at `addr`, waiting at most
-    /// `timeout` for its answer once sent.
+    /// `timeout` for its answer.
     pub async fn forward(
         &self,
         addr: &str,
@@ -84,9 +84,16 @@ impl Forwarder {
         if self.queue.send(queued).is_err() {
             return Err("the forwarding task stopped".into());
         }
-        answered
-            .await
-            .unwrap_or_else(|_| Err("the forwarding task dropped the command".into()))
+        // Bounded as a single call would be, even when calls ahead of it
+        // hang: then it may have been sent, so its outcome is unknown.
+        match tokio::time::timeout(timeout, answered).await {
+            Ok(Ok(forwarding)) => forwarding,
+            Ok(Err(_)) => Err("the forwarding task dropped the command".into()),
+            Err(_) => Ok(Attempt::Done(Err(ApiError::unavailable(
+                "the leader did not answer in time; the write may still apply",
+                None,
+            )))),
+        }
     }
 }
 

@@ -345,10 +345,12 @@ impl Node {
     /// Renews a lease on the leader.
     pub async fn keepalive(&self, lease_id: LeaseId) -> Result<LeaseResponse, ApiError> {
         let mut answers = self.keepalive_all(vec![lease_id]).await?;
-        answers
-            .pop()
-            .unwrap_or(Err(ApiError::LeaseNotFound.body()))
-            .map_err(ApiError::from_body)
+        match (answers.pop(), answers.is_empty()) {
+            (Some(answer), true) => answer.map_err(ApiError::from_body),
+            _ => Err(ApiError::Internal(
+                "a keepalive of one lease was not answered once".into(),
+            )),
+        }
     }
 
     /// Renews many leases on the leader, with one leadership check: one

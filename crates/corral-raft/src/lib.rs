@@ -4,7 +4,8 @@
 //! holds the thin adapters around it and no lock logic:
 //! - [`TypeConfig`]: log entries carry `corral_state::Proposal`s;
 //! - [`LogStore`]: the raft log, vote and committed id in RocksDB, with group
-//!   commit (one WAL sync for every append that arrived meanwhile);
+//!   commit (one WAL sync for every append that arrived meanwhile), and its
+//!   newest entries kept in memory for the reads that follow each append;
 //! - [`StateMachineStore`]: the lock table in memory, snapshots in RocksDB;
 //! - [`PeerNetwork`]: raft RPCs as HTTP calls to the peers' `/raft/*`
 //!   endpoints, bounded by openraft's RPC timeouts;
@@ -14,6 +15,7 @@
 
 mod faults;
 mod log_store;
+mod log_tail;
 mod metrics;
 mod network;
 mod node;

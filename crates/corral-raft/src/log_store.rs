@@ -6,11 +6,14 @@
 //! durable. One fsync covers every append that arrived while the previous one
 //! ran, so throughput grows with load while each entry is still on disk
 //! before openraft is told so.
+//!
+//! The newest entries are also kept in a [`LogTail`], which answers the
+//! reads of replication and apply that follow every append.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::mpsc;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
 use prometheus_client::metrics::histogram::Histogram;
@@ -18,6 +21,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
 
+use crate::log_tail::LogTail;
 use crate::rocks::{cf, decode, encode, StoreError, CF_LOG, CF_META};
 use crate::type_config::{Entry, LogId, TypeConfig, Vote};
 
@@ -31,6 +35,8 @@ const KEY_LAST_PURGED: &[u8] = b"last_purged";
 pub struct LogStore {
     db: Arc<DB>,
     flusher: mpsc::Sender<IOFlushed<TypeConfig>>,
+    /// The newest entries, so that reading them back skips RocksDB.
+    tail: Arc<Mutex<LogTail>>,
 }
 
 impl LogStore {
@@ -44,7 +50,21 @@ impl LogStore {
             .name("corral-log-flush".into())
             .spawn(move || flush_loop(&flush_db, &callbacks, &fsync_seconds))
             .expect("spawn the log flusher thread");
-        LogStore { db, flusher }
+        LogStore {
+            db,
+            flusher,
+            tail: Arc::default(),
+        }
+    }
+
+    /// The in-memory tail. A panic while it was held may have left it half
+    /// updated, so it is then emptied: reads go to RocksDB.
+    fn tail(&self) -> MutexGuard<'_, LogTail> {
+        self.tail.lock().unwrap_or_else(|poisoned| {
+            let mut tail = poisoned.into_inner();
+            tail.truncated_after(None);
+            tail
+        })
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(
@@ -146,6 +166,11 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(&i) => Some(i - 1),
             Bound::Unbounded => None,
         };
+        if let Some(end) = end_inclusive {
+            if let Some(entries) = self.tail().get(start, end) {
+                return Ok(entries);
+            }
+        }
         Ok(self.read_range(start, end_inclusive)?)
     }
 
@@ -202,11 +227,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let log = cf(&self.db, CF_LOG);
         let mut batch = WriteBatch::default();
+        let mut written = Vec::new();
         for entry in entries {
-            batch.put_cf(log, entry.log_id.index.to_be_bytes(), encode(&entry));
+            let bytes = encode(&entry);
+            batch.put_cf(log, entry.log_id.index.to_be_bytes(), &bytes);
+            written.push((entry, bytes.len()));
         }
         // Readable now, durable once the flusher has synced the WAL.
         self.db.write(batch).map_err(StoreError::from)?;
+        self.tail().appended(written);
         self.flusher
             .send(callback)
             .map_err(|_| std::io::Error::other("the log flusher thread is gone"))?;
@@ -214,6 +243,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), std::io::Error> {
+        // Forgotten in memory first, so no reader sees them there once they
+        // are gone from disk.
+        self.tail().truncated_after(last_log_id.map(|id| id.index));
         let from = last_log_id.map_or(0, |id| id.index.saturating_add(1));
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(
@@ -231,6 +263,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), std::io::Error> {
+        self.tail().purged_up_to(log_id.index);
         let mut batch = WriteBatch::default();
         batch.put_cf(cf(&self.db, CF_META), KEY_LAST_PURGED, encode(&log_id));
         batch.delete_range_cf(

@@ -88,6 +88,9 @@ pub async fn start(
         install_snapshot_timeout: 30_000,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_logs.max(1)),
         max_in_snapshot_log_to_keep: settings.snapshot_logs / 10,
+        // Replication starts as soon as an entry is written, not after the
+        // rest of the core's inbox: a lone write commits sooner.
+        broadcast_submitted_on_append: Some(true),
         ..Default::default()
     }
     .validate()?;

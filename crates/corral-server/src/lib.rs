@@ -26,6 +26,7 @@ use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use openraft::BasicNode;
 
 pub use corral_state::IDEMPOTENCY_WINDOW_MS_DEFAULT;
@@ -169,6 +170,13 @@ pub async fn serve(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    // Answers are small and written as soon as they are ready: Nagle's
+    // algorithm would only hold them back.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY could not be set");
+        }
+    });
     let server = axum::serve(listener, routes::router(node.clone()))
         .with_graceful_shutdown(stopped(stop_rx.clone()));
     // Requests still waiting for a lock get SHUTDOWN_DRAIN to finish; the

@@ -37,7 +37,7 @@ impl Default for RaftSettings {
             heartbeat_ms: 75,
             election_timeout_min_ms: 300,
             election_timeout_max_ms: 600,
-            snapshot_logs: 10_000,
+            snapshot_logs: 50_000,
         }
     }
 }

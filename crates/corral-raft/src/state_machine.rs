@@ -157,14 +157,19 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, std::io::Error> {
-        let (meta, data) = {
+        // Meta and table are copied at one log position under the read lock;
+        // the slow encoding runs after it is released, so apply does not wait
+        // for it.
+        let (meta, table) = {
             let state = self.read();
             let meta = SnapshotMeta {
                 last_log_id: state.last_applied,
                 last_membership: state.membership.clone(),
             };
-            (meta, encode(&state.table))
+            (meta, state.table.clone())
         };
+        let data = encode(&table);
+        drop(table);
         self.write_snapshot(&meta, &data)?;
         self.metrics.snapshots_built.inc();
         Ok(Snapshot {

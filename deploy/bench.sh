@@ -5,9 +5,9 @@
 # both with the same client code (`corral bench`), stops both, and writes
 # docs/benchmarks.md with the machine, the versions and the ratio table.
 #
-# Usage: deploy/bench.sh [SECONDS_PER_RUN]   (default 10; about 12 runs,
+# Usage: deploy/bench.sh [SECONDS_PER_RUN]   (default 10; a warm-up, 10 runs,
 # then a keepalive run of 100 000 leases and 10 failover trials: about
-# 5 minutes in all)
+# 3 minutes in all)
 # Installs etcd (Debian packages etcd-server and etcd-client, 3.4) when
 # missing. Loopback only; everything it starts is stopped on exit.
 set -euo pipefail
@@ -83,6 +83,12 @@ run() {
     "$corral" --json bench --etcd "$etcd_endpoints" \
         --workload "$workload" --workers "$workers" --duration "${secs}s" >>"$results"
 }
+# Warm-up, not recorded: both clusters start cold (empty memtables, new
+# connections, first leases), and the first measured run should not pay
+# for that alone.
+echo "bench: warm-up, 3s each" >&2
+"$corral" --endpoints "$corral_endpoints" bench --workload uncontended --workers 32 --duration 3s >/dev/null
+"$corral" bench --etcd "$etcd_endpoints" --workload uncontended --workers 32 --duration 3s >/dev/null
 run uncontended 32
 run uncontended 1
 run contended 32

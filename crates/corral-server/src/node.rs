@@ -275,7 +275,10 @@ impl Node {
             command,
             idempotency,
         };
-        let written = tokio::time::timeout(LEADER_WAIT, self.raft.client_write(proposal)).await;
+        // Boxed: raft's write future is several kilobytes, and every future
+        // that holds it inline (the timeout, a batch's join) would copy it.
+        let write = Box::pin(self.raft.client_write(proposal));
+        let written = tokio::time::timeout(LEADER_WAIT, write).await;
         let result = match written {
             Err(_) => Err(ApiError::unavailable(
                 "the write was not committed in time; it may still apply",

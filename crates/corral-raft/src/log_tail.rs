@@ -41,14 +41,14 @@ impl LogTail {
         };
         match self.last_index() {
             Some(last) if first <= last => self.keep_before(first),
-            Some(last) if first > last + 1 => self.clear(),
+            Some(last) if first > last.saturating_add(1) => self.clear(),
             _ => {}
         }
         for (entry, size) in entries {
             // A batch that is not itself consecutive is not kept at all.
             if self
                 .last_index()
-                .is_some_and(|last| entry.log_id.index != last + 1)
+                .is_some_and(|last| entry.log_id.index != last.saturating_add(1))
             {
                 self.clear();
                 return;

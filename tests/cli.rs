@@ -173,26 +173,26 @@ async fn a_busy_lock_without_waiting_exits_3_and_inspection_commands_work() {
     assert_eq!(output.status.code(), Some(5), "{output:?}");
 }
 
+/// Runs `corral bench` with `args` and `--json` against `cluster`, and
+/// returns its report.
+async fn bench_report(cluster: &Cluster, args: &[&str]) -> serde_json::Value {
+    let output = corral(cluster)
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bench_runs_both_workloads_and_reports_json() {
     let cluster = Cluster::start(3).await;
     for workload in ["uncontended", "contended"] {
-        let output = corral(&cluster)
-            .args([
-                "bench",
-                "--workload",
-                workload,
-                "--workers",
-                "2",
-                "--duration",
-                "1s",
-                "--json",
-            ])
-            .output()
-            .await
-            .unwrap();
-        assert!(output.status.success(), "{output:?}");
-        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let args = ["--workload", workload, "--workers", "2", "--duration", "1s"];
+        let report = bench_report(&cluster, &args).await;
         assert_eq!(report["workload"], workload);
         assert!(report["cycles"].as_u64().unwrap() > 0, "{report}");
         assert_eq!(report["errors"], 0, "{report}");
@@ -201,26 +201,19 @@ async fn bench_runs_both_workloads_and_reports_json() {
                 >= report["acquire_p50_ms"].as_f64().unwrap()
         );
     }
-    let output = corral(&cluster)
-        .args([
-            "bench",
-            "--workload",
-            "keepalive",
-            "--leases",
-            "40",
-            "--batch",
-            "16",
-            "--ttl",
-            "3s",
-            "--duration",
-            "3s",
-            "--json",
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let args = [
+        "--workload",
+        "keepalive",
+        "--leases",
+        "40",
+        "--batch",
+        "16",
+        "--ttl",
+        "3s",
+        "--duration",
+        "3s",
+    ];
+    let report = bench_report(&cluster, &args).await;
     assert_eq!(report["granted"], 40, "{report}");
     assert_eq!(report["lost"], 0, "{report}");
     assert!(report["renewals"].as_u64().unwrap() >= 40, "{report}");

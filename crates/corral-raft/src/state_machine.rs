@@ -168,9 +168,16 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             };
             (meta, state.table.clone())
         };
-        let data = encode(&table);
-        drop(table);
-        self.write_snapshot(&meta, &data)?;
+        // Encoding megabytes and syncing them take milliseconds: off the
+        // runtime, which may be a single thread that also serves heartbeats.
+        let store = self.clone();
+        let (meta, data) = blocking(move || {
+            let data = encode(&table);
+            drop(table);
+            store.write_snapshot(&meta, &data)?;
+            Ok((meta, data))
+        })
+        .await?;
         self.metrics.snapshots_built.inc();
         Ok(Snapshot {
             meta,
@@ -235,17 +242,34 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         snapshot: SnapshotData,
     ) -> Result<(), std::io::Error> {
         let data = snapshot.into_inner();
-        self.restore(meta, &data)?;
-        self.write_snapshot(meta, &data)?;
+        let store = self.clone();
+        let meta = meta.clone();
+        blocking(move || {
+            store.restore(&meta, &data)?;
+            store.write_snapshot(&meta, &data)
+        })
+        .await?;
         self.metrics.snapshots_installed.inc();
         (self.events)(Notice::Restored(&self.read().table));
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, std::io::Error> {
-        Ok(self.read_snapshot()?.map(|(meta, data)| Snapshot {
+        let store = self.clone();
+        let stored = blocking(move || store.read_snapshot()).await?;
+        Ok(stored.map(|(meta, data)| Snapshot {
             meta,
             snapshot: Cursor::new(data),
         }))
+    }
+}
+
+/// Runs slow storage work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, std::io::Error> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => Ok(result?),
+        Err(join) => Err(std::io::Error::other(join)),
     }
 }

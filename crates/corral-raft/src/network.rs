@@ -1,22 +1,27 @@
 //! The peer network: raft RPCs as HTTP calls to the other nodes' `/raft/*`
-//! endpoints, over one pooled HTTP client, each bounded by openraft's RPC
-//! timeout.
+//! endpoints, each bounded by openraft's RPC timeout. Votes and snapshots
+//! are one HTTP/1.1 call each, over a pooled client; replication is a
+//! pipelined stream per session over HTTP/2 (see [`crate::append_stream`]).
 
 use std::future::Future;
 use std::time::Duration;
 
+use futures::Stream;
+use openraft::base::{BoxFuture, BoxStream};
 use openraft::errors::{
     NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
 };
 use openraft::network::v2::RaftNetworkV2;
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult, VoteRequest,
+    VoteResponse,
 };
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::append_stream::{new_sent_times, Session, PATH_APPEND_STREAM};
 use crate::faults::Faults;
 use crate::type_config::{NodeId, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote};
 
@@ -44,18 +49,32 @@ pub type RpcReply<T> = Result<T, RaftError<TypeConfig>>;
 /// What `/raft/snapshot` answers.
 pub type SnapshotReply = Result<SnapshotResponse<TypeConfig>, openraft::errors::Fatal<TypeConfig>>;
 
-/// Makes connections to peers. Holds one pooled HTTP client shared by all.
+/// Makes connections to peers. Holds the pooled HTTP clients shared by all.
 #[derive(Clone)]
 pub struct PeerNetwork {
     http: reqwest::Client,
+    streams: reqwest::Client,
     faults: Faults,
 }
 
 impl PeerNetwork {
-    /// A network over `http`, which should keep connections alive, that
-    /// drops what `faults` blocks.
-    pub fn new(http: reqwest::Client, faults: Faults) -> PeerNetwork {
-        PeerNetwork { http, faults }
+    /// A network over `http`, which should keep connections alive, and an
+    /// HTTP/2 client of its own for replication streams, that drops what
+    /// `faults` blocks.
+    pub fn new(http: reqwest::Client, faults: Faults) -> Result<PeerNetwork, reqwest::Error> {
+        // Peers speak HTTP/2 without TLS, so there is no negotiation: the
+        // server side accepts both versions on one port.
+        let streams = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .connect_timeout(Duration::from_secs(1))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(PeerNetwork {
+            http,
+            streams,
+            faults,
+        })
     }
 }
 
@@ -65,6 +84,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerConnection {
         PeerConnection {
             http: self.http.clone(),
+            streams: self.streams.clone(),
             addr: node.addr.clone(),
             base: format!("http://{}", node.addr),
             target,
@@ -76,6 +96,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
 /// The raft client for one peer. Connects lazily, through the pool.
 pub struct PeerConnection {
     http: reqwest::Client,
+    streams: reqwest::Client,
     addr: String,
     base: String,
     target: NodeId,
@@ -114,6 +135,59 @@ impl PeerConnection {
         // A remote raft error cannot travel as RemoteError in this openraft
         // version; the peer is as good as unreachable for this call.
         reply.map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))
+    }
+
+    /// Opens a replication stream to the peer: requests go out as
+    /// `requests` yields them, without waiting for earlier answers.
+    async fn open_stream<S>(
+        &self,
+        requests: S,
+        option: RPCOption,
+    ) -> Result<
+        impl Stream<Item = Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>
+            + Send
+            + 'static,
+        RPCError<TypeConfig>,
+    >
+    where
+        S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
+    {
+        self.check_faults()?;
+        let sent = new_sent_times();
+        let check = {
+            let connection = (self.faults.clone(), self.addr.clone());
+            move || {
+                let (faults, addr) = &connection;
+                match faults.blocks(addr) {
+                    true => Err(std::io::Error::other("partitioned by a test fault")),
+                    false => Ok(()),
+                }
+            }
+        };
+        let body = Session::body(requests, sent.clone(), check);
+        // No timeout on the request as a whole: it lives as long as the
+        // session. Opening it and each answer are bounded instead.
+        let opening = self
+            .streams
+            .post(format!("{}{PATH_APPEND_STREAM}", self.base))
+            .body(reqwest::Body::wrap_stream(body))
+            .send();
+        let response = match tokio::time::timeout(option.hard_ttl(), opening).await {
+            Ok(response) => response.map_err(|e| transport_error(self.target, e))?,
+            Err(_) => {
+                let e =
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "append stream not opened");
+                return Err(RPCError::Network(NetworkError::new(&e)));
+            }
+        };
+        let response = response
+            .error_for_status()
+            .map_err(|e| transport_error(self.target, e))?;
+        let session = Session {
+            target: self.target,
+            answer_within: option.hard_ttl(),
+        };
+        Ok(session.answers(response.bytes_stream(), sent))
     }
 
     async fn send_snapshot(
@@ -165,6 +239,27 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         self.call(PATH_APPEND, &rpc, option.hard_ttl()).await
+    }
+
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<
+        's,
+        Result<
+            BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>,
+            RPCError<TypeConfig>,
+        >,
+    >
+    where
+        S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
+    {
+        Box::pin(async move {
+            let answers = self.open_stream(input, option).await?;
+            let answers: BoxStream<'s, _> = Box::pin(answers);
+            Ok(answers)
+        })
     }
 
     async fn vote(

@@ -48,6 +48,9 @@ pub enum StartError {
     /// The database could not be opened or read.
     #[error("storage: {0}")]
     Store(#[from] StoreError),
+    /// The peer network's HTTP client could not be built.
+    #[error("peer network: {0}")]
+    Network(reqwest::Error),
     /// The raft configuration is invalid.
     #[error("raft config: {0}")]
     Config(#[from] openraft::ConfigError),
@@ -100,7 +103,7 @@ pub async fn start(
     let raft = CorralRaft::new(
         node_id,
         Arc::new(config),
-        PeerNetwork::new(http, faults),
+        PeerNetwork::new(http, faults).map_err(StartError::Network)?,
         log,
         state.clone(),
     )

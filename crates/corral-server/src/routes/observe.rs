@@ -11,13 +11,14 @@ use corral_api::ErrorCode;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use corral_raft::append_stream::PATH_APPEND_STREAM;
 use corral_raft::{PATH_APPEND, PATH_SNAPSHOT, PATH_VOTE};
 
 use crate::node::Node;
 use crate::request_id;
 
 /// Routes of raft's replication between nodes.
-const RAFT_ROUTES: [&str; 3] = [PATH_APPEND, PATH_VOTE, PATH_SNAPSHOT];
+const RAFT_ROUTES: [&str; 4] = [PATH_APPEND, PATH_APPEND_STREAM, PATH_VOTE, PATH_SNAPSHOT];
 
 /// Serves one request inside its span and records how it went.
 pub(super) async fn observe(

@@ -7,11 +7,12 @@
 use std::io::Cursor;
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
+use corral_raft::append_stream::{self, PATH_APPEND_STREAM};
 use corral_raft::{
     RpcReply, Snapshot, SnapshotHeader, SnapshotReply, TypeConfig, HEADER_SNAPSHOT, PATH_APPEND,
     PATH_SNAPSHOT, PATH_VOTE,
@@ -33,6 +34,7 @@ const PEER_BODY_BYTES_MAX: usize = 1 << 30;
 pub(super) fn router() -> Router<Arc<Node>> {
     Router::new()
         .route(PATH_APPEND, post(append))
+        .route(PATH_APPEND_STREAM, post(append_stream))
         .route(PATH_VOTE, post(vote))
         .route(PATH_SNAPSHOT, post(snapshot))
         .route(PATH_PROPOSE_BATCH, post(propose_batch))
@@ -47,6 +49,15 @@ async fn append(
 ) -> Result<Json<RpcReply<AppendEntriesResponse<TypeConfig>>>, ApiError> {
     let request: AppendEntriesRequest<TypeConfig> = decode(&body)?;
     Ok(Json(node.raft.append_entries(request).await))
+}
+
+/// A replication session: requests framed in the body, answers framed in
+/// the response as they become durable. Lives as long as the session.
+async fn append_stream(State(node): State<Arc<Node>>, body: Body) -> Body {
+    Body::from_stream(append_stream::serve(
+        node.raft.clone(),
+        body.into_data_stream(),
+    ))
 }
 
 async fn vote(

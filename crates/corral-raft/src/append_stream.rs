@@ -9,8 +9,7 @@
 //! `Raft::stream_append`, which submits each request in order and answers
 //! each once its entries are durable.
 //!
-//! Each message on the wire is a frame: a 4-byte big-endian length, then
-//! that many bytes of JSON.
+//! Each message on the wire is a [`crate::frame`].
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -20,120 +19,16 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use openraft::errors::{Fatal, NetworkError, RPCError, Unreachable};
 use openraft::raft::{AppendEntriesRequest, StreamAppendResult};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::frame::{encode_frame, frames};
 use crate::type_config::{CorralRaft, NodeId, TypeConfig};
 
 /// Path of the append-entries stream.
 pub const PATH_APPEND_STREAM: &str = "/raft/append-stream";
 
-/// The largest frame accepted: a batch of entries, far above what openraft
-/// sends in one request.
-const FRAME_BYTES_MAX: usize = 256 << 20;
-
 /// What the follower answers to each request of a stream.
 type StreamReply = Result<StreamAppendResult<TypeConfig>, Fatal<TypeConfig>>;
-
-/// A frame could not be read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum FrameError {
-    /// A frame claims more bytes than [`FRAME_BYTES_MAX`].
-    #[error("frame of {0} bytes is too large")]
-    TooLarge(usize),
-    /// A frame's JSON does not decode as what was expected.
-    #[error("frame does not decode: {0}")]
-    Json(#[from] serde_json::Error),
-    /// The stream ended inside a frame.
-    #[error("stream ended inside a frame")]
-    Truncated,
-}
-
-/// Encodes `value` as one frame.
-pub fn encode_frame<T: Serialize>(value: &T) -> Result<Vec<u8>, FrameError> {
-    let mut frame = vec![0; 4];
-    serde_json::to_writer(&mut frame, value)?;
-    let len = frame.len() - 4;
-    let len = u32::try_from(len)
-        .ok()
-        .filter(|_| len <= FRAME_BYTES_MAX)
-        .ok_or(FrameError::TooLarge(len))?;
-    frame[..4].copy_from_slice(&len.to_be_bytes());
-    Ok(frame)
-}
-
-/// Cuts a byte stream, which arrives in chunks of any size, into frames.
-#[derive(Debug, Default)]
-pub struct FrameReader {
-    buffer: Vec<u8>,
-    start: usize,
-}
-
-impl FrameReader {
-    /// Adds bytes that arrived.
-    pub fn push(&mut self, bytes: &[u8]) {
-        if self.start == self.buffer.len() {
-            self.buffer.clear();
-            self.start = 0;
-        }
-        self.buffer.extend_from_slice(bytes);
-    }
-
-    /// The next whole frame, decoded; `None` until one has arrived.
-    pub fn next_frame<T: DeserializeOwned>(&mut self) -> Option<Result<T, FrameError>> {
-        let pending = &self.buffer[self.start..];
-        let header: [u8; 4] = pending.get(..4)?.try_into().ok()?;
-        let len = u32::from_be_bytes(header) as usize;
-        if len > FRAME_BYTES_MAX {
-            return Some(Err(FrameError::TooLarge(len)));
-        }
-        let body = pending.get(4..4 + len)?;
-        let decoded = serde_json::from_slice(body).map_err(FrameError::from);
-        self.start += 4 + len;
-        if self.start > self.buffer.len() / 2 {
-            self.buffer.drain(..self.start);
-            self.start = 0;
-        }
-        Some(decoded)
-    }
-
-    /// Whether bytes of an unfinished frame are waiting.
-    pub fn is_inside_frame(&self) -> bool {
-        self.start < self.buffer.len()
-    }
-}
-
-/// The decoded frames of a byte stream. Ends at the first bad frame or
-/// transport error, with it.
-pub fn frames<T, B, E>(
-    bytes: impl Stream<Item = Result<B, E>> + Unpin,
-) -> impl Stream<Item = Result<T, String>>
-where
-    T: DeserializeOwned,
-    B: AsRef<[u8]>,
-    E: std::fmt::Display,
-{
-    futures::stream::unfold(Some((bytes, FrameReader::default())), |state| async move {
-        let (mut bytes, mut reader) = state?;
-        loop {
-            if let Some(frame) = reader.next_frame::<T>() {
-                return match frame {
-                    Ok(value) => Some((Ok(value), Some((bytes, reader)))),
-                    Err(e) => Some((Err(e.to_string()), None)),
-                };
-            }
-            match bytes.next().await {
-                Some(Ok(chunk)) => reader.push(chunk.as_ref()),
-                Some(Err(e)) => return Some((Err(e.to_string()), None)),
-                None if reader.is_inside_frame() => {
-                    return Some((Err(FrameError::Truncated.to_string()), None))
-                }
-                None => return None,
-            }
-        }
-    })
-}
 
 /// The follower's side: feeds the requests framed in `body` to raft in
 /// order and returns the framed answers, in the same order. Ends when the
@@ -274,66 +169,67 @@ pub(crate) fn new_sent_times() -> SentTimes {
 mod tests {
     use super::*;
 
-    fn chunks(bytes: Vec<u8>, size: usize) -> Vec<Result<Vec<u8>, String>> {
-        bytes.chunks(size).map(|c| Ok(c.to_vec())).collect()
-    }
-
-    #[tokio::test]
-    async fn frames_survive_any_chunking() {
-        let values: Vec<Vec<u64>> = vec![vec![], vec![1], vec![2, 3, 4], (0..1000).collect()];
-        let mut bytes = Vec::new();
-        for v in &values {
-            bytes.extend(encode_frame(v).unwrap());
-        }
-        for size in [1, 3, 4, 5, 64, bytes.len()] {
-            let stream = futures::stream::iter(chunks(bytes.clone(), size));
-            let got: Vec<Result<Vec<u64>, String>> = frames(stream).collect().await;
-            let got: Vec<Vec<u64>> = got.into_iter().map(|r| r.unwrap()).collect();
-            assert_eq!(got, values, "chunks of {size}");
+    fn heartbeat() -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: crate::type_config::Vote::new_committed(1, 1),
+            prev_log_id: None,
+            leader_commit: None,
+            entries: vec![],
         }
     }
 
     #[tokio::test]
-    async fn a_cut_frame_is_an_error_and_ends_the_stream() {
-        let mut bytes = encode_frame(&vec![1u64]).unwrap();
-        let second = encode_frame(&vec![2u64]).unwrap();
-        bytes.extend(&second[..second.len() - 1]);
-        let got: Vec<Result<Vec<u64>, String>> = frames(futures::stream::iter(chunks(bytes, 2)))
+    async fn the_body_frames_each_request_and_notes_when_it_went() {
+        let sent = new_sent_times();
+        let requests = futures::stream::iter(vec![heartbeat(), heartbeat()]);
+        let body: Vec<_> = Session::body(requests, sent.clone(), || Ok(()))
             .collect()
             .await;
-        assert_eq!(got.len(), 2);
-        assert_eq!(got[0], Ok(vec![1]));
-        assert!(got[1].as_ref().unwrap_err().contains("inside a frame"));
+        assert_eq!(body.len(), 2);
+        assert_eq!(sent_times(&sent).len(), 2);
+        let bytes: Vec<Result<Vec<u8>, String>> =
+            body.into_iter().map(|frame| Ok(frame.unwrap())).collect();
+        let decoded: Vec<Result<AppendEntriesRequest<TypeConfig>, String>> =
+            frames(futures::stream::iter(bytes)).collect().await;
+        assert!(decoded
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|r| r.entries.is_empty())));
     }
 
     #[tokio::test]
-    async fn bad_json_and_oversized_frames_end_the_stream() {
-        let mut bytes = encode_frame(&vec![1u64]).unwrap();
-        bytes.extend(3u32.to_be_bytes());
-        bytes.extend(b"{x}");
-        bytes.extend(encode_frame(&vec![2u64]).unwrap());
-        let got: Vec<Result<Vec<u64>, String>> = frames(futures::stream::iter(chunks(bytes, 7)))
+    async fn a_refused_request_ends_the_body_with_an_error() {
+        let sent = new_sent_times();
+        let requests = futures::stream::iter(vec![heartbeat()]);
+        let refuse = || Err(std::io::Error::other("partitioned"));
+        let body: Vec<_> = Session::body(requests, sent.clone(), refuse)
             .collect()
             .await;
-        assert_eq!(got.len(), 2, "nothing after the bad frame: {got:?}");
-        assert!(got[1].is_err());
-
-        let huge = ((FRAME_BYTES_MAX + 1) as u32).to_be_bytes().to_vec();
-        let got: Vec<Result<Vec<u64>, String>> =
-            frames(futures::stream::iter(vec![Ok::<_, String>(huge)]))
-                .collect()
-                .await;
-        assert!(got[0].as_ref().unwrap_err().contains("too large"));
+        assert!(body[0].is_err());
+        assert!(sent_times(&sent).is_empty(), "nothing was sent");
     }
 
     #[tokio::test]
-    async fn a_transport_error_ends_the_stream() {
-        let mut items = chunks(encode_frame(&vec![7u64]).unwrap(), 100);
-        items.push(Err("reset".to_string()));
-        items.extend(chunks(encode_frame(&vec![8u64]).unwrap(), 100));
-        let got: Vec<Result<Vec<u64>, String>> =
-            frames(futures::stream::iter(items)).collect().await;
-        assert_eq!(got, vec![Ok(vec![7]), Err("reset".to_string())]);
+    async fn answers_come_in_order_and_clear_their_send_times() {
+        let sent = new_sent_times();
+        for _ in 0..2 {
+            sent_times(&sent).push_back(Instant::now());
+        }
+        let replies: Vec<StreamReply> = vec![Ok(Ok(None)), Ok(Ok(None))];
+        let bytes: Vec<Result<Vec<u8>, String>> = replies
+            .iter()
+            .map(|r| Ok(encode_frame(r).unwrap()))
+            .collect();
+        let session = Session {
+            target: 2,
+            answer_within: Duration::from_secs(5),
+        };
+        let answers: Vec<_> = session
+            .answers(futures::stream::iter(bytes), sent.clone())
+            .collect()
+            .await;
+        assert_eq!(answers.len(), 2);
+        assert!(answers.iter().all(|a| matches!(a, Ok(Ok(None)))));
+        assert!(sent_times(&sent).is_empty());
     }
 
     #[tokio::test(start_paused = true)]

@@ -9,13 +9,15 @@
 //! - [`StateMachineStore`]: the lock table in memory, snapshots in RocksDB;
 //! - [`PeerNetwork`]: raft RPCs as HTTP calls to the peers' `/raft/*`
 //!   endpoints, bounded by openraft's RPC timeouts;
-//! - [`append_stream`]: replication as a pipelined HTTP/2 stream;
+//! - [`append_stream`]: replication as a pipelined HTTP/2 stream of
+//!   [`frame`]s;
 //! - [`start`]: opens the database and starts a node;
 //! - [`Faults`]: partitions injected by failure tests (off by default);
 //! - [`StoreMetrics`]: log fsync times and snapshots, for `/metrics`.
 
 pub mod append_stream;
 mod faults;
+pub mod frame;
 mod log_store;
 mod log_tail;
 mod metrics;

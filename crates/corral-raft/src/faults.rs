@@ -37,6 +37,15 @@ impl Faults {
         })
     }
 
+    /// Fails, as a connection failure would, if traffic to `addr` is
+    /// dropped.
+    pub fn check(&self, addr: &str) -> Result<(), std::io::Error> {
+        match self.blocks(addr) {
+            true => Err(std::io::Error::other("partitioned by a test fault")),
+            false => Ok(()),
+        }
+    }
+
     /// Drops traffic to exactly these peers from now on; `false` if faults
     /// are switched off.
     pub fn set_blocked(&self, addrs: impl IntoIterator<Item = String>) -> bool {

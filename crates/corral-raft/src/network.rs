@@ -106,11 +106,9 @@ pub struct PeerConnection {
 impl PeerConnection {
     /// Fails the call if a test partitioned this peer away.
     fn check_faults(&self) -> Result<(), RPCError<TypeConfig>> {
-        if self.faults.blocks(&self.addr) {
-            let e = std::io::Error::other("partitioned by a test fault");
-            return Err(RPCError::Unreachable(Unreachable::new(&e)));
-        }
-        Ok(())
+        self.faults
+            .check(&self.addr)
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))
     }
 
     async fn call<Req: Serialize, Resp: DeserializeOwned>(
@@ -154,16 +152,8 @@ impl PeerConnection {
     {
         self.check_faults()?;
         let sent = new_sent_times();
-        let check = {
-            let connection = (self.faults.clone(), self.addr.clone());
-            move || {
-                let (faults, addr) = &connection;
-                match faults.blocks(addr) {
-                    true => Err(std::io::Error::other("partitioned by a test fault")),
-                    false => Ok(()),
-                }
-            }
-        };
+        let (faults, addr) = (self.faults.clone(), self.addr.clone());
+        let check = move || faults.check(&addr);
         let body = Session::body(requests, sent.clone(), check);
         // No timeout on the request as a whole: it lives as long as the
         // session. Opening it and each answer are bounded instead.

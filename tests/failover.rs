@@ -60,6 +60,35 @@ async fn killing_the_leader_elects_another_and_keeps_every_lock() {
     }
 }
 
+/// The default runs each node on one thread; a pool of threads per node
+/// (`--worker-threads 0`: one per CPU) must replicate and fail over alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_on_a_thread_pool_replicate_and_fail_over_alike() {
+    let mut cluster = Cluster::start_with(3, &["--worker-threads", "0"]).await;
+    let leader = cluster.wait_leader().await;
+    let follower = cluster.live().into_iter().find(|id| *id != leader).unwrap();
+    let lease = cluster.lease(follower, 30_000).await;
+    let mut last = 0;
+    for i in 0..10 {
+        let (status, body) = cluster
+            .acquire(follower, &lease, &format!("pool/{i}"), 0)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(token(&body) > last, "tokens rise");
+        last = token(&body);
+    }
+
+    cluster.kill(leader);
+    let new_leader = cluster.wait_leader().await;
+    assert_ne!(new_leader, leader);
+    let lock = cluster.lock(new_leader, "pool/9").await;
+    assert_eq!(lock["holder"]["lease_id"], lease.as_str());
+    let other = cluster.lease(new_leader, 30_000).await;
+    let (status, body) = cluster.acquire(follower, &other, "pool/new", 0).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(token(&body) > last, "token {} after {last}", token(&body));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_restart_keeps_all_state_and_tokens_go_on_upward() {
     let mut cluster = Cluster::start(3).await;

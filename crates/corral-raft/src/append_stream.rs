@@ -83,23 +83,37 @@ fn sent_times(sent: &SentTimes) -> std::sync::MutexGuard<'_, VecDeque<Instant>> 
 
 /// The leader's side of one session: what to send and what came back.
 pub(crate) struct Session {
-    pub(crate) target: NodeId,
+    target: NodeId,
     /// How long an answer may take after its request was sent.
-    pub(crate) answer_within: Duration,
+    answer_within: Duration,
+    /// Shared by the body, which notes each send, and the answers, which
+    /// check and clear them.
+    sent: SentTimes,
 }
 
 impl Session {
+    /// A session to `target` whose answers must come within
+    /// `answer_within` of their requests.
+    pub(crate) fn new(target: NodeId, answer_within: Duration) -> Session {
+        Session {
+            target,
+            answer_within,
+            sent: SentTimes::default(),
+        }
+    }
+
     /// Frames `requests` into a request body, noting when each is handed
     /// to the transport. `check` may refuse a request (a test partition),
     /// which ends the body with an error.
     pub(crate) fn body<S>(
+        &self,
         requests: S,
-        sent: SentTimes,
         check: impl Fn() -> Result<(), std::io::Error> + Send + 'static,
     ) -> impl Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static
     where
         S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
     {
+        let sent = self.sent.clone();
         requests.map(move |request| {
             check()?;
             let frame = encode_frame(&request).map_err(std::io::Error::other)?;
@@ -114,17 +128,17 @@ impl Session {
     pub(crate) fn answers<B, E>(
         self,
         bytes: impl Stream<Item = Result<B, E>> + Send + Unpin + 'static,
-        sent: SentTimes,
     ) -> impl Stream<Item = Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>> + Send + 'static
     where
         B: AsRef<[u8]> + Send + 'static,
         E: std::fmt::Display + Send + 'static,
     {
         let replies = Box::pin(frames::<StreamReply, B, E>(bytes));
-        futures::stream::unfold(Some((replies, sent, self)), |state| async move {
-            let (mut replies, sent, session) = state?;
+        futures::stream::unfold(Some((replies, self)), |state| async move {
+            let (mut replies, session) = state?;
+            let sent = &session.sent;
             loop {
-                let oldest = sent_times(&sent).front().copied();
+                let oldest = sent_times(sent).front().copied();
                 // Nothing outstanding: look again after a while, since a
                 // request may be sent meanwhile.
                 let deadline = oldest.unwrap_or_else(Instant::now) + session.answer_within;
@@ -147,22 +161,17 @@ impl Session {
                         Err(RPCError::Network(NetworkError::new(&e)))
                     }
                     Some(Ok(reply)) => {
-                        sent_times(&sent).pop_front();
+                        sent_times(sent).pop_front();
                         // A raft error of the follower cannot travel as a
                         // remote error in this openraft version.
                         reply.map_err(|fatal| RPCError::Unreachable(Unreachable::new(&fatal)))
                     }
                 };
-                let next = item.is_ok().then_some((replies, sent, session));
+                let next = item.is_ok().then_some((replies, session));
                 return Some((item, next));
             }
         })
     }
-}
-
-/// A new record of send times, shared by a session's body and answers.
-pub(crate) fn new_sent_times() -> SentTimes {
-    SentTimes::default()
 }
 
 #[cfg(test)]
@@ -180,11 +189,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_body_frames_each_request_and_notes_when_it_went() {
-        let sent = new_sent_times();
+        let session = Session::new(2, Duration::from_secs(5));
+        let sent = session.sent.clone();
         let requests = futures::stream::iter(vec![heartbeat(), heartbeat()]);
-        let body: Vec<_> = Session::body(requests, sent.clone(), || Ok(()))
-            .collect()
-            .await;
+        let body: Vec<_> = session.body(requests, || Ok(())).collect().await;
         assert_eq!(body.len(), 2);
         assert_eq!(sent_times(&sent).len(), 2);
         let bytes: Vec<Result<Vec<u8>, String>> =
@@ -198,19 +206,19 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_request_ends_the_body_with_an_error() {
-        let sent = new_sent_times();
+        let session = Session::new(2, Duration::from_secs(5));
+        let sent = session.sent.clone();
         let requests = futures::stream::iter(vec![heartbeat()]);
         let refuse = || Err(std::io::Error::other("partitioned"));
-        let body: Vec<_> = Session::body(requests, sent.clone(), refuse)
-            .collect()
-            .await;
+        let body: Vec<_> = session.body(requests, refuse).collect().await;
         assert!(body[0].is_err());
         assert!(sent_times(&sent).is_empty(), "nothing was sent");
     }
 
     #[tokio::test]
     async fn answers_come_in_order_and_clear_their_send_times() {
-        let sent = new_sent_times();
+        let session = Session::new(2, Duration::from_secs(5));
+        let sent = session.sent.clone();
         for _ in 0..2 {
             sent_times(&sent).push_back(Instant::now());
         }
@@ -219,12 +227,8 @@ mod tests {
             .iter()
             .map(|r| Ok(encode_frame(r).unwrap()))
             .collect();
-        let session = Session {
-            target: 2,
-            answer_within: Duration::from_secs(5),
-        };
         let answers: Vec<_> = session
-            .answers(futures::stream::iter(bytes), sent.clone())
+            .answers(futures::stream::iter(bytes))
             .collect()
             .await;
         assert_eq!(answers.len(), 2);
@@ -234,14 +238,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_overdue_answer_fails_the_session() {
-        let sent = new_sent_times();
-        sent_times(&sent).push_back(Instant::now());
-        let session = Session {
-            target: 2,
-            answer_within: Duration::from_millis(75),
-        };
+        let session = Session::new(2, Duration::from_millis(75));
+        sent_times(&session.sent).push_back(Instant::now());
         let silent = futures::stream::pending::<Result<Vec<u8>, String>>();
-        let mut answers = Box::pin(session.answers(silent, sent));
+        let mut answers = Box::pin(session.answers(silent));
         let first = answers.next().await.expect("an error, not the end");
         assert!(matches!(first, Err(RPCError::Network(_))), "{first:?}");
         assert!(answers.next().await.is_none());
@@ -249,13 +249,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_idle_session_waits_without_failing() {
-        let sent = new_sent_times();
-        let session = Session {
-            target: 2,
-            answer_within: Duration::from_millis(75),
-        };
+        let session = Session::new(2, Duration::from_millis(75));
         let silent = futures::stream::pending::<Result<Vec<u8>, String>>();
-        let mut answers = Box::pin(session.answers(silent, sent));
+        let mut answers = Box::pin(session.answers(silent));
         let waited = tokio::time::timeout(Duration::from_secs(5), answers.next()).await;
         assert!(
             waited.is_err(),

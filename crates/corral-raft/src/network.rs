@@ -21,7 +21,7 @@ use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::append_stream::{new_sent_times, Session, PATH_APPEND_STREAM};
+use crate::append_stream::{Session, PATH_APPEND_STREAM};
 use crate::faults::Faults;
 use crate::type_config::{NodeId, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote};
 
@@ -151,10 +151,10 @@ impl PeerConnection {
         S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
     {
         self.check_faults()?;
-        let sent = new_sent_times();
         let (faults, addr) = (self.faults.clone(), self.addr.clone());
         let check = move || faults.check(&addr);
-        let body = Session::body(requests, sent.clone(), check);
+        let session = Session::new(self.target, option.hard_ttl());
+        let body = session.body(requests, check);
         // No timeout on the request as a whole: it lives as long as the
         // session. Opening it and each answer are bounded instead.
         let opening = self
@@ -173,11 +173,7 @@ impl PeerConnection {
         let response = response
             .error_for_status()
             .map_err(|e| transport_error(self.target, e))?;
-        let session = Session {
-            target: self.target,
-            answer_within: option.hard_ttl(),
-        };
-        Ok(session.answers(response.bytes_stream(), sent))
+        Ok(session.answers(response.bytes_stream()))
     }
 
     async fn send_snapshot(

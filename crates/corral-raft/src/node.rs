@@ -50,7 +50,7 @@ pub enum StartError {
     Store(#[from] StoreError),
     /// The peer network's HTTP client could not be built.
     #[error("peer network: {0}")]
-    Network(reqwest::Error),
+    Network(#[from] reqwest::Error),
     /// The raft configuration is invalid.
     #[error("raft config: {0}")]
     Config(#[from] openraft::ConfigError),
@@ -103,7 +103,7 @@ pub async fn start(
     let raft = CorralRaft::new(
         node_id,
         Arc::new(config),
-        PeerNetwork::new(http, faults).map_err(StartError::Network)?,
+        PeerNetwork::new(http, faults)?,
         log,
         state.clone(),
     )

@@ -218,7 +218,7 @@ async fn a_request_id_is_answered_and_logged_by_the_leader_it_was_forwarded_to()
         if logged(
             &cluster.log_of(leader),
             "trace-me-7f3a",
-            "/raft/propose-batch",
+            "/raft/propose-stream",
         ) {
             break;
         }

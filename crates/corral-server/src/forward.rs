@@ -1,31 +1,44 @@
-//! Forwarding proposals to the leader in batches.
+//! Forwarding proposals to the leader over one long-lived stream.
 //!
-//! A follower forwards each write's command to the leader. One HTTP call
-//! per command costs both nodes a request's worth of work, so commands
-//! that wait at the same time share one call: at most
-//! [`CALLS_IN_FLIGHT`] calls are out at once, and the commands that arrive
-//! meanwhile go together in the next. Alone, a command goes at once; under
-//! load, calls carry many. The leader proposes each command of a call
-//! concurrently, and raft appends them together.
+//! A follower forwards each write's command to the leader. An HTTP call per
+//! command (or per batch) costs both nodes a request's worth of work:
+//! headers, routing, a task, a response. Instead each follower keeps one
+//! HTTP/2 request open to the leader, `/raft/propose-stream`: its body
+//! carries batches of numbered commands, and its response carries their
+//! answers, numbered, as each one commits. Commands that wait at the same
+//! time go in one batch; alone, a command goes at once. The leader proposes
+//! every command as it arrives, so one slow write holds back no other.
+//!
+//! Each message on the wire is a [`corral_raft::frame`].
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use corral_raft::frame::{encode_frame, frames};
 use corral_state::Response;
+use futures::stream::FuturesUnordered;
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::error::ApiError;
-use crate::node::{Attempt, PeerReply, Submission};
+use crate::node::{Attempt, PeerReply, Submission, LEADER_WAIT};
 use crate::request_id;
 
-/// Path of the leader's batch propose RPC.
-pub const PATH_PROPOSE_BATCH: &str = "/raft/propose-batch";
-/// Calls to the leader that may be out at once.
-pub const CALLS_IN_FLIGHT: usize = 4;
-/// The most commands in one call.
+/// Path of the leader's propose stream.
+pub const PATH_PROPOSE_STREAM: &str = "/raft/propose-stream";
+/// The most commands in one batch.
 pub const BATCH_MAX: usize = 256;
+/// How long connecting to the leader may take.
+const CONNECT_WITHIN: Duration = Duration::from_secs(1);
+/// How long after it went a command's answer (or the stream's opening)
+/// may take before the stream is given up: the leader bounds each write by
+/// [`LEADER_WAIT`] itself.
+const ANSWER_WITHIN: Duration = LEADER_WAIT.saturating_add(Duration::from_secs(1));
 
 /// One forwarded command, with the id of the request it came from.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -37,14 +50,17 @@ pub struct Forwarded {
     pub request_id: Option<String>,
 }
 
-/// How a forwarded command fared: the leader's answer, or `Err` when the
-/// call could not be sent at all (safe to retry).
+/// A command or its answer, with the number that pairs them on a stream.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Numbered<T>(pub u64, pub T);
+
+/// How a forwarded command fared: the leader's answer, or `Err` when it
+/// was not sent at all (safe to retry).
 pub type Forwarding = Result<Attempt<Response>, String>;
 
 struct Queued {
     addr: String,
     command: Forwarded,
-    timeout: Duration,
     answer: oneshot::Sender<Forwarding>,
 }
 
@@ -56,11 +72,19 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    /// Starts the sending task.
-    pub fn start(http: reqwest::Client) -> Forwarder {
+    /// Starts the sending task, with an HTTP/2 client of its own.
+    pub fn start() -> Result<Forwarder, reqwest::Error> {
+        // Peers speak HTTP/2 without TLS: no negotiation, the leader's
+        // listener takes both versions.
+        let http = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .connect_timeout(CONNECT_WITHIN)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()?;
         let (queue, commands) = mpsc::unbounded_channel();
         tokio::spawn(send_batches(http, commands));
-        Forwarder { queue }
+        Ok(Forwarder { queue })
     }
 
     /// Forwards `submission` to the leader at `addr`, waiting at most
@@ -78,17 +102,15 @@ impl Forwarder {
                 submission,
                 request_id: request_id::current(),
             },
-            timeout,
             answer,
         };
         if self.queue.send(queued).is_err() {
             return Err("the forwarding task stopped".into());
         }
-        // Bounded as a single call would be, even when calls ahead of it
-        // hang: then it may have been sent, so its outcome is unknown.
         match tokio::time::timeout(timeout, answered).await {
             Ok(Ok(forwarding)) => forwarding,
             Ok(Err(_)) => Err("the forwarding task dropped the command".into()),
+            // It may have been sent, so its outcome is unknown.
             Err(_) => Ok(Attempt::Done(Err(ApiError::unavailable(
                 "the leader did not answer in time; the write may still apply",
                 None,
@@ -97,13 +119,13 @@ impl Forwarder {
     }
 }
 
-/// Takes the waiting commands as a call slot frees up, and sends them.
+/// Takes the waiting commands and sends them down the stream to their
+/// leader, opening one when there is none.
 async fn send_batches(http: reqwest::Client, mut commands: mpsc::UnboundedReceiver<Queued>) {
-    let slots = Arc::new(Semaphore::new(CALLS_IN_FLIGHT));
+    // Nearly always one leader; after a change, the stream to the old one
+    // closes once it has answered what it was sent.
+    let mut links: HashMap<String, Link> = HashMap::new();
     while let Some(first) = commands.recv().await {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
         let mut batch = vec![first];
         while batch.len() < BATCH_MAX {
             match commands.try_recv() {
@@ -111,7 +133,6 @@ async fn send_batches(http: reqwest::Client, mut commands: mpsc::UnboundedReceiv
                 Err(_) => break,
             }
         }
-        // Nearly always one leader; after a change, one call per address.
         let mut by_leader: BTreeMap<String, Vec<Queued>> = BTreeMap::new();
         for queued in batch {
             by_leader
@@ -119,68 +140,259 @@ async fn send_batches(http: reqwest::Client, mut commands: mpsc::UnboundedReceiv
                 .or_default()
                 .push(queued);
         }
-        let slot = Arc::new(slot);
+        links.retain(|addr, link| link.is_open() && by_leader.contains_key(addr));
         for (addr, batch) in by_leader {
-            tokio::spawn(send(http.clone(), addr, batch, slot.clone()));
+            links
+                .entry(addr)
+                .or_insert_with_key(|addr| Link::open(&http, addr))
+                .send(batch);
         }
     }
 }
 
-/// Sends one call and hands each command its answer.
-async fn send(
-    http: reqwest::Client,
-    addr: String,
-    batch: Vec<Queued>,
-    _slot: Arc<OwnedSemaphorePermit>,
-) {
-    let timeout = batch.iter().map(|q| q.timeout).max().unwrap_or_default();
-    let (commands, answers): (Vec<Forwarded>, Vec<_>) =
-        batch.into_iter().map(|q| (q.command, q.answer)).unzip();
-    let sent = http
-        .post(format!("http://{addr}{PATH_PROPOSE_BATCH}"))
-        .timeout(timeout)
-        .json(&commands)
-        .send()
-        .await;
-    // Why no answer came: not sent at all (safe to retry), or sent and
-    // lost (the commands may apply).
-    let replies: Result<Vec<PeerReply<Response>>, (bool, String)> = match sent {
-        Err(e) if e.is_connect() => Err((false, e.to_string())),
-        Err(e) => Err((true, format!("leader did not answer: {e}"))),
-        Ok(response) => response
-            .json()
-            .await
-            .map_err(|e| (true, format!("bad answer from the leader: {e}"))),
-    };
-    let replies = match replies {
-        Ok(replies) if replies.len() != answers.len() => Err((
-            true,
-            format!(
-                "the leader answered {} of {} commands",
-                replies.len(),
-                answers.len()
-            ),
-        )),
-        other => other,
-    };
-    match replies {
-        Ok(replies) => {
-            for (reply, answer) in replies.into_iter().zip(answers) {
-                let _ = answer.send(Ok(Attempt::from(reply)));
+/// Commands sent on a stream and not yet answered, by number.
+#[derive(Default)]
+pub(crate) struct Pending {
+    pub(crate) waiting: BTreeMap<u64, (Instant, oneshot::Sender<Forwarding>)>,
+    /// The stream ended: nothing more is sent on it.
+    closed: bool,
+}
+
+impl Pending {
+    /// When the oldest unanswered command went.
+    fn oldest(&self) -> Option<Instant> {
+        self.waiting.first_key_value().map(|(_, (sent, _))| *sent)
+    }
+
+    /// Hands the command numbered `seq` its answer.
+    fn answer(&mut self, seq: u64, forwarding: Forwarding) {
+        match self.waiting.remove(&seq) {
+            Some((_, answer)) => {
+                let _ = answer.send(forwarding);
             }
+            None => tracing::debug!(seq, "an answer for no forwarded command"),
         }
-        Err((sent, message)) => {
-            for answer in answers {
-                let failed = if sent {
-                    Ok(Attempt::Done(Err(ApiError::unavailable(
-                        message.clone(),
-                        None,
-                    ))))
-                } else {
-                    Err(message.clone())
-                };
-                let _ = answer.send(failed);
+    }
+
+    /// Ends the stream: every unanswered command gets `failed`.
+    fn close(&mut self, failed: impl Fn() -> Forwarding) {
+        self.closed = true;
+        for (_, (_, answer)) in std::mem::take(&mut self.waiting) {
+            let _ = answer.send(failed());
+        }
+    }
+}
+
+fn lock(pending: &Mutex<Pending>) -> MutexGuard<'_, Pending> {
+    pending
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A follower's stream to one leader.
+struct Link {
+    next_seq: u64,
+    body: mpsc::UnboundedSender<Vec<u8>>,
+    pending: Arc<Mutex<Pending>>,
+}
+
+impl Link {
+    /// Opens a stream to the leader at `addr`, and a task that reads its
+    /// answers.
+    fn open(http: &reqwest::Client, addr: &str) -> Link {
+        let (body, frames_out) = mpsc::unbounded_channel::<Vec<u8>>();
+        let pending = Arc::new(Mutex::new(Pending::default()));
+        let frames_out = futures::stream::unfold(frames_out, |mut frames_out| async move {
+            let frame = frames_out.recv().await?;
+            Some((Ok::<_, Infallible>(frame), frames_out))
+        });
+        // No timeout on the request as a whole: it lives as long as this
+        // node forwards to that leader. Opening it and each answer are
+        // bounded instead.
+        let opening = http
+            .post(format!("http://{addr}{PATH_PROPOSE_STREAM}"))
+            .body(reqwest::Body::wrap_stream(frames_out))
+            .send();
+        tokio::spawn(read_answers(opening, pending.clone()));
+        Link {
+            next_seq: 0,
+            body,
+            pending,
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        !lock(&self.pending).closed
+    }
+
+    /// Sends `batch` as one frame; a command that cannot be sent is
+    /// answered `Err` at once.
+    fn send(&mut self, batch: Vec<Queued>) {
+        let mut pending = lock(&self.pending);
+        if pending.closed {
+            for queued in batch {
+                let _ = queued
+                    .answer
+                    .send(Err("the stream to the leader closed".into()));
+            }
+            return;
+        }
+        let first_seq = self.next_seq;
+        self.next_seq += batch.len() as u64;
+        let (commands, answers): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .zip(first_seq..)
+            .map(|(queued, seq)| (Numbered(seq, queued.command), (seq, queued.answer)))
+            .unzip();
+        let sent = encode_frame(&commands)
+            .map_err(|e| e.to_string())
+            .and_then(|frame| {
+                self.body
+                    .send(frame)
+                    .map_err(|_| "the stream to the leader closed".to_string())
+            });
+        match sent {
+            Ok(()) => {
+                let now = Instant::now();
+                for (seq, answer) in answers {
+                    pending.waiting.insert(seq, (now, answer));
+                }
+            }
+            Err(e) => {
+                for (_, answer) in answers {
+                    let _ = answer.send(Err(e.clone()));
+                }
             }
         }
     }
+}
+
+/// Reads a stream's answers until it ends, then answers whatever is left
+/// unanswered.
+async fn read_answers(
+    opening: impl Future<Output = Result<reqwest::Response, reqwest::Error>>,
+    pending: Arc<Mutex<Pending>>,
+) {
+    // Why it ended: `false` when nothing reached the leader (safe to retry),
+    // `true` when what was sent may apply.
+    let (sent, why) = match tokio::time::timeout(ANSWER_WITHIN, opening).await {
+        Err(_) => (
+            true,
+            "the stream to the leader did not open in time".to_string(),
+        ),
+        Ok(Err(e)) if e.is_connect() => (false, format!("leader unreachable: {e}")),
+        Ok(Err(e)) => (true, format!("the stream to the leader failed: {e}")),
+        Ok(Ok(response)) if !response.status().is_success() => (
+            true,
+            format!("the leader refused the stream: {}", response.status()),
+        ),
+        Ok(Ok(response)) => (true, answer_all(response.bytes_stream(), &pending).await),
+    };
+    tracing::debug!(reason = %why, "the stream to the leader ended");
+    lock(&pending).close(|| {
+        if sent {
+            Ok(Attempt::Done(Err(ApiError::unavailable(
+                format!("{why}; the write may still apply"),
+                None,
+            ))))
+        } else {
+            Err(why.clone())
+        }
+    });
+}
+
+/// Hands out the answers framed in `bytes` until the stream ends, a frame
+/// is bad, or an answer is overdue; says which.
+pub(crate) async fn answer_all<B, E>(
+    bytes: impl Stream<Item = Result<B, E>> + Unpin,
+    pending: &Mutex<Pending>,
+) -> String
+where
+    B: AsRef<[u8]>,
+    E: std::fmt::Display,
+{
+    let mut answers = std::pin::pin!(frames::<Vec<Numbered<PeerReply<Response>>>, B, E>(bytes));
+    loop {
+        let oldest = lock(pending).oldest();
+        // Nothing outstanding: look again after a while, since a command
+        // may be sent meanwhile.
+        let deadline = oldest.unwrap_or_else(Instant::now) + ANSWER_WITHIN;
+        let frame = match tokio::time::timeout_at(deadline, answers.next()).await {
+            Ok(frame) => frame,
+            Err(_) if oldest.is_some() => return "an answer from the leader is overdue".into(),
+            Err(_) => continue,
+        };
+        match frame {
+            None => return "the leader closed the stream".into(),
+            Some(Err(e)) => return format!("the stream from the leader broke: {e}"),
+            Some(Ok(frame)) => {
+                let mut pending = lock(pending);
+                for Numbered(seq, reply) in frame {
+                    pending.answer(seq, Ok(Attempt::from(reply)));
+                }
+            }
+        }
+    }
+}
+
+/// The leader's side: proposes each command framed in `body` as it comes,
+/// with `propose`, and returns the framed answers in the order they are
+/// ready, several to a frame when they are ready together. Ends once the
+/// follower closes its side and every command has its answer, or at the
+/// first bad frame.
+pub fn serve<F, Fut, B, E>(
+    propose: F,
+    body: impl Stream<Item = Result<B, E>> + Send + Unpin + 'static,
+) -> impl Stream<Item = Result<Vec<u8>, Infallible>> + Send + 'static
+where
+    F: Fn(Forwarded) -> Fut + Send + 'static,
+    Fut: Future<Output = PeerReply<Response>> + Send + 'static,
+    B: AsRef<[u8]> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    let (answers_tx, answers_rx) = mpsc::unbounded_channel::<Numbered<PeerReply<Response>>>();
+    tokio::spawn(async move {
+        let mut batches = std::pin::pin!(frames::<Vec<Numbered<Forwarded>>, B, E>(body));
+        let mut running = FuturesUnordered::new();
+        let mut open = true;
+        loop {
+            tokio::select! {
+                batch = batches.next(), if open => match batch {
+                    Some(Ok(batch)) => {
+                        for Numbered(seq, command) in batch {
+                            let proposed = propose(command);
+                            running.push(async move { Numbered(seq, proposed.await) });
+                        }
+                    }
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "propose stream from a follower broke");
+                        open = false;
+                    }
+                    None => open = false,
+                },
+                Some(answer) = running.next(), if !running.is_empty() => {
+                    if answers_tx.send(answer).is_err() {
+                        return;
+                    }
+                }
+                else => return,
+            }
+        }
+    });
+    futures::stream::unfold(answers_rx, |mut answers_rx| async move {
+        let mut ready = vec![answers_rx.recv().await?];
+        while ready.len() < BATCH_MAX {
+            match answers_rx.try_recv() {
+                Ok(answer) => ready.push(answer),
+                Err(_) => break,
+            }
+        }
+        match encode_frame(&ready) {
+            Ok(frame) => Some((Ok(frame), answers_rx)),
+            Err(e) => {
+                tracing::error!(error = %e, "forwarded answers do not encode");
+                None
+            }
+        }
+    })
 }

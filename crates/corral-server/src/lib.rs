@@ -12,6 +12,8 @@
 mod config;
 mod error;
 mod forward;
+#[cfg(test)]
+mod forward_test;
 mod idempotency;
 mod json;
 mod lease_clock;
@@ -121,7 +123,7 @@ pub async fn serve(
         metrics.store.clone(),
     )
     .await?;
-    let forwarder = forward::Forwarder::start(http.clone());
+    let forwarder = forward::Forwarder::start()?;
     let node = Arc::new(Node {
         id: config.node_id,
         raft: started.raft.clone(),

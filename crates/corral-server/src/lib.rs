@@ -124,6 +124,19 @@ pub async fn serve(
     )
     .await?;
     let forwarder = forward::Forwarder::start()?;
+    // The committed id on disk may be older than what this node applied
+    // before a restart; reads wait until a cluster commit covers the whole
+    // durable log and is applied.
+    let (recovered_tx, recovered) = tokio::sync::watch::channel(false);
+    let raft = started.raft.clone();
+    tokio::spawn(async move {
+        match raft.wait_for_recovery(None).await {
+            Ok(_) => {
+                let _ = recovered_tx.send(true);
+            }
+            Err(e) => tracing::warn!(error = %e, "recovery after start did not complete"),
+        }
+    });
     let node = Arc::new(Node {
         id: config.node_id,
         raft: started.raft.clone(),
@@ -139,6 +152,7 @@ pub async fn serve(
         faults,
         metrics: metrics.clone(),
         forwarder,
+        recovered,
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -119,6 +119,9 @@ pub struct Node {
     pub metrics: Arc<Metrics>,
     /// Forwards proposals to the leader, in batches under load.
     pub forwarder: Forwarder,
+    /// Becomes true once a cluster commit covers this node's whole durable
+    /// log and is applied (see [`Node::read_index_here`]).
+    pub recovered: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Node {
@@ -323,7 +326,25 @@ impl Node {
 
     /// Confirms leadership with a quorum and returns the index a
     /// linearizable read must see, if this node is the leader.
+    ///
+    /// Not before this node has recovered from its last restart: a leader
+    /// that resumes its term after a restart reads at the committed id it
+    /// found on disk, which is not synced and may be older than writes it
+    /// acknowledged before the restart.
     pub async fn read_index_here(&self) -> Attempt<u64> {
+        let mut recovered = self.recovered.clone();
+        // Matched at once: the guard `wait_for` returns must not live
+        // across the awaits below.
+        let recovered = matches!(
+            tokio::time::timeout(LEADER_WAIT, recovered.wait_for(|done| *done)).await,
+            Ok(Ok(_))
+        );
+        if !recovered {
+            return Attempt::Done(Err(ApiError::unavailable(
+                "this node has not yet recovered the state it had before its restart",
+                None,
+            )));
+        }
         let read = tokio::time::timeout(
             LEADER_WAIT,
             self.raft.ensure_linearizable(ReadPolicy::ReadIndex),

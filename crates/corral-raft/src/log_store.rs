@@ -1,9 +1,9 @@
 //! The raft log in RocksDB, with group commit.
 //!
-//! `append` writes entries to RocksDB without syncing and hands its flush
-//! callback to one flusher thread. The flusher takes every callback waiting
-//! at that moment, syncs the WAL once, and only then reports them all
-//! durable. One fsync covers every append that arrived while the previous one
+//! `append` writes entries into RocksDB (its memtable and WAL buffer, no
+//! system call) and hands its flush callback to one flusher thread. The
+//! flusher takes every callback waiting at that moment, writes and syncs the
+//! WAL once, and only then reports them all durable. One fsync covers every append that arrived while the previous one
 //! ran, so throughput grows with load while each entry is still on disk
 //! before openraft is told so.
 //!
@@ -201,8 +201,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), std::io::Error> {
-        // Not synced: a lost committed id is recomputed by the cluster; it
-        // only lets a restarted node re-apply sooner.
+        // Not synced, and written out only with the next sync: a lost
+        // committed id is recomputed by the cluster; it only lets a
+        // restarted node re-apply sooner.
         let value = encode(&committed);
         self.db
             .put_cf(cf(&self.db, CF_META), KEY_COMMITTED, value)
@@ -233,7 +234,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.put_cf(log, entry.log_id.index.to_be_bytes(), &bytes);
             written.push((entry, bytes.len()));
         }
-        // Readable now, durable once the flusher has synced the WAL.
+        // Readable now, durable once the flusher has written and synced the
+        // WAL.
         self.db.write(batch).map_err(StoreError::from)?;
         self.tail().appended(written);
         self.flusher

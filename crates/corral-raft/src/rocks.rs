@@ -59,6 +59,12 @@ pub(crate) fn open_db(dir: &Path) -> Result<Arc<DB>, StoreError> {
     // once the log's memtable is flushed: the small metadata writes alone
     // would never fill theirs, and would keep every WAL file alive.
     options.set_atomic_flush(true);
+    // Writes stay in RocksDB's WAL buffer until the log flusher writes and
+    // syncs it (`flush_wal(true)`): one `write` per sync instead of one per
+    // append and per committed-id update, and none on the runtime thread.
+    // Only what a sync covers is ever acknowledged; a write with
+    // `set_sync(true)` (vote, truncation, snapshot) flushes the buffer too.
+    options.set_manual_wal_flush(true);
     let families = [CF_LOG, CF_META, CF_SNAPSHOT].into_iter().map(|name| {
         let mut family = Options::default();
         if name == CF_LOG {

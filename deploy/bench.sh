@@ -5,14 +5,18 @@
 # both with the same client code (`corral bench`), stops both, and writes
 # docs/benchmarks.md with the machine, the versions and the ratio table.
 #
-# Usage: deploy/bench.sh [SECONDS_PER_RUN]   (default 10; a warm-up, 10 runs,
-# then a keepalive run of 100 000 leases and 10 failover trials: about
-# 3 minutes in all)
+# Usage: deploy/bench.sh [SECONDS_PER_RUN] [ROUNDS]   (defaults 10 and 3: a
+# warm-up, ROUNDS rounds of the three workloads the targets name, the two
+# 8-worker workloads once, then a keepalive run of 100 000 leases and 10
+# failover trials: about 6 minutes in all). Each target is judged on the
+# median of its rounds' ratios: this machine's noise from one 10 s run to
+# the next is larger than some of the margins.
 # Installs etcd (Debian packages etcd-server and etcd-client, 3.4) when
 # missing. Loopback only; everything it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
+rounds="${2:-3}"
 bash deploy/setup.sh
 
 if ! command -v etcd >/dev/null 2>&1; then
@@ -27,7 +31,8 @@ fi
 # ports and does not touch it.
 
 cargo build --release -p corral
-corral=target/release/corral
+target_dir="${CARGO_TARGET_DIR:-target}"
+corral="$target_dir/release/corral"
 
 work="$PWD/target/bench-run"
 rm -rf "$work"
@@ -89,9 +94,12 @@ run() {
 echo "bench: warm-up, 3s each" >&2
 "$corral" --endpoints "$corral_endpoints" bench --workload uncontended --workers 32 --duration 3s >/dev/null
 "$corral" bench --etcd "$etcd_endpoints" --workload uncontended --workers 32 --duration 3s >/dev/null
-run uncontended 32
-run uncontended 1
-run contended 32
+for round in $(seq 1 "$rounds"); do
+    echo "bench: round $round of $rounds" >&2
+    run uncontended 32
+    run uncontended 1
+    run contended 32
+done
 run uncontended 8
 run contended 8
 echo "bench: keepalive, 100000 leases of ttl 10s, kept alive 30s (corral)" >&2
@@ -106,7 +114,9 @@ cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
     echo
     echo "Written by \`deploy/bench.sh\` on $(date -u +%Y-%m-%d). Both clusters ran at once"
     echo "on this machine, 3 nodes each on loopback, data on the same disk; each"
-    echo "workload ran ${secs} s against corral, then ${secs} s against etcd, through"
+    echo "workload ran ${secs} s against corral, then ${secs} s against etcd (the"
+    echo "three the targets name in ${rounds} rounds, each target judged on the"
+    echo "median of its rounds' ratios), through"
     echo "the same client code (\`corral bench\`, HTTP/1.1 keep-alive, worker i on"
     echo "node i mod 3, one lease per worker, renewed at ttl/3). Both fsync every"
     echo "acknowledged write on a majority. Compare the ratios, not absolute"

@@ -52,16 +52,22 @@ pub struct FailoverReport {
 impl FailoverReport {
     /// The report of these trials.
     pub fn of(target: &str, seconds: Vec<f64>) -> FailoverReport {
-        let mut sorted = seconds.clone();
-        sorted.sort_by(f64::total_cmp);
         FailoverReport {
             target: target.to_string(),
             trials: seconds.len(),
-            median_seconds: sorted.get(sorted.len() / 2).copied().unwrap_or(0.0),
-            max_seconds: sorted.last().copied().unwrap_or(0.0),
+            median_seconds: median(&seconds).unwrap_or(0.0),
+            max_seconds: seconds.iter().copied().reduce(f64::max).unwrap_or(0.0),
             seconds,
         }
     }
+}
+
+/// The median of `values` (the upper middle one of an even count), or
+/// `None` when there are none.
+pub(crate) fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied()
 }
 
 /// Latencies a run collected.

@@ -3,9 +3,9 @@
 //! `append` writes entries into RocksDB (its memtable and WAL buffer, no
 //! system call) and hands its flush callback to one flusher thread. The
 //! flusher takes every callback waiting at that moment, writes and syncs the
-//! WAL once, and only then reports them all durable. One fsync covers every append that arrived while the previous one
-//! ran, so throughput grows with load while each entry is still on disk
-//! before openraft is told so.
+//! WAL once, and only then reports them all durable. One fsync covers every
+//! append that arrived while the previous one ran, so throughput grows with
+//! load while each entry is still on disk before openraft is told so.
 //!
 //! The newest entries are also kept in a [`LogTail`], which answers the
 //! reads of replication and apply that follow every append.
@@ -203,7 +203,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), std::io::Error> {
         // Not synced, and written out only with the next sync: a lost
         // committed id is recomputed by the cluster; it only lets a
-        // restarted node re-apply sooner.
+        // restarted node re-apply sooner. Until the cluster has, the node
+        // serves no reads (corral-server's `Node::read_index_here`).
         let value = encode(&committed);
         self.db
             .put_cf(cf(&self.db, CF_META), KEY_COMMITTED, value)

@@ -79,6 +79,20 @@ ready() {
 ready etcdctl --endpoints "$etcd_endpoints" endpoint health
 ready "$corral" --endpoints "$corral_endpoints" cluster status
 
+# Which node leads each cluster. The 1-worker runs talk to node 1 only, and
+# a write through a follower takes one more round trip, on both systems.
+leaders() {
+    local corral_leader etcd_leader
+    corral_leader=$("$corral" --endpoints "$corral_endpoints" cluster status 2>/dev/null |
+        sed -n 's/^node [0-9]* says: leader \([0-9]*\),.*/\1/p' | head -1)
+    etcd_leader=$(for i in 1 2 3; do
+        etcdctl --endpoints "http://127.0.0.1:2379$i" endpoint status 2>/dev/null |
+            awk -F', ' -v n="$i" '$5 == "true" {print n}'
+    done | head -1)
+    echo "corral node ${corral_leader:-?}, etcd node ${etcd_leader:-?}"
+}
+leaders_at_start=$(leaders)
+
 results="$work/results.jsonl"
 run() {
     local workload=$1 workers=$2
@@ -102,6 +116,7 @@ for round in $(seq 1 "$rounds"); do
 done
 run uncontended 8
 run contended 8
+leaders_at_end=$(leaders)
 echo "bench: keepalive, 100000 leases of ttl 10s, kept alive 30s (corral)" >&2
 "$corral" --endpoints "$corral_endpoints" --json bench --workload keepalive \
     --leases 100000 --ttl 10s --duration 30s >>"$results" || true
@@ -125,6 +140,9 @@ cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
     echo "- Machine: $(nproc) cores ($cpu), $(free -g | awk '/Mem:/ {print $2}') GiB, Linux $(uname -r)"
     echo "- corral: $(git rev-parse --short HEAD), release build"
     echo "- etcd: $(etcd --version | head -1 | sed 's/etcd Version: //'), JSON gateway (\`/v3/lease/grant\`, \`/v3/lock/lock\`, \`/v3/lock/unlock\`)"
+    echo "- Leaders: $leaders_at_start at the start; $leaders_at_end after the 8-worker runs."
+    echo "  The 1-worker runs talk to node 1 alone, and a write sent to a follower"
+    echo "  takes one more round trip (to the leader and back) on both systems."
     echo
     "$corral" bench-report "$results"
 } >docs/benchmarks.md.new

@@ -227,12 +227,14 @@ pub async fn serve(
 /// Counts and logs every change of the leader this node knows.
 async fn watch_leader(raft: corral_raft::CorralRaft, metrics: Arc<metrics::Metrics>) {
     use openraft::async_runtime::WatchReceiver;
-    let mut watch = raft.metrics();
+    // The server metrics change with the vote, role or membership only;
+    // the full metrics change with every write.
+    let mut watch = raft.server_metrics();
     let mut leader = watch.borrow_watched().current_leader;
     while watch.changed().await.is_ok() {
         let (now, term) = {
             let m = watch.borrow_watched();
-            (m.current_leader, m.current_term)
+            (m.current_leader, m.vote.leader_id.term)
         };
         if now != leader {
             tracing::info!(leader = ?now, term, "leader changed");

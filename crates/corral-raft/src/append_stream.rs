@@ -12,12 +12,11 @@
 //! Each message on the wire is a [`crate::frame`].
 //!
 //! An answer says how far the follower's log matches the leader's. A
-//! request without entries (a commit update) repeats the log id the
-//! follower last matched, so the follower leaves its answer out when it has
-//! already answered that log id on this stream: the leader learns nothing
-//! from it, and each write would otherwise cost two more messages, and two
-//! more wake-ups of the leader, one per follower. The leader counts a
-//! request as answered once an answer covers its last log id.
+//! request without entries (the commit update after each write) repeats the
+//! log id the follower last matched, so its answer tells the leader nothing
+//! new. The follower holds such an answer back for at most [`HOLD`] and
+//! sends it in one chunk with the next answer: one message, and one wake-up
+//! of the leader, instead of two. Every request is still answered, in order.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -37,6 +36,11 @@ pub const PATH_APPEND_STREAM: &str = "/raft/append-stream";
 
 /// What the follower answers to each request of a stream.
 type StreamReply = Result<StreamAppendResult<TypeConfig>, Fatal<TypeConfig>>;
+
+/// How long a follower holds back an answer that repeats its last match,
+/// waiting for the next answer to send it with: a few writes' time at low
+/// load, and far below the 75 ms in which the leader wants each answer.
+pub const HOLD: Duration = Duration::from_millis(5);
 
 /// The follower's side: feeds the requests framed in `body` to raft in
 /// order and returns the framed answers, in the same order. Ends when the
@@ -61,29 +65,59 @@ where
     // handle drives it and passes the frames on.
     let (frames_tx, frames_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
     tokio::spawn(async move {
-        let mut replies = std::pin::pin!(raft.stream_append(requests));
-        let mut answered = Answered::default();
-        while let Some(reply) = replies.next().await {
-            let reply: StreamReply = reply;
-            if !answered.tells_news(&reply) {
-                continue;
-            }
-            let frame = match encode_frame(&reply) {
-                Ok(frame) => frame,
-                Err(e) => {
-                    tracing::error!(error = %e, "an append answer does not encode");
-                    return;
-                }
-            };
-            if frames_tx.send(frame).await.is_err() {
-                return;
-            }
-        }
+        let replies = std::pin::pin!(raft.stream_append(requests));
+        send_answers(replies, frames_tx).await;
     });
     futures::stream::unfold(frames_rx, |mut frames_rx| async move {
         let frame = frames_rx.recv().await?;
         Some((Ok(frame), frames_rx))
     })
+}
+
+/// Frames each answer and sends it on, in order, holding back for at most
+/// [`HOLD`] an answer that repeats the last match, to go in one chunk with
+/// the next. Ends when the answers end (after sending what it holds), an
+/// answer does not encode, or the receiver is gone.
+async fn send_answers(
+    mut replies: impl Stream<Item = StreamReply> + Unpin,
+    frames_tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+) {
+    let mut answered = Answered::default();
+    let mut held: Vec<u8> = Vec::new();
+    let mut held_since = Instant::now();
+    loop {
+        let next = if held.is_empty() {
+            replies.next().await
+        } else {
+            match tokio::time::timeout_at(held_since + HOLD, replies.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    if frames_tx.send(std::mem::take(&mut held)).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            }
+        };
+        let Some(reply) = next else { break };
+        let frame = match encode_frame(&reply) {
+            Ok(frame) => frame,
+            Err(e) => {
+                tracing::error!(error = %e, "an append answer does not encode");
+                return;
+            }
+        };
+        if held.is_empty() {
+            held_since = Instant::now();
+        }
+        held.extend_from_slice(&frame);
+        if answered.tells_news(&reply) && frames_tx.send(std::mem::take(&mut held)).await.is_err() {
+            return;
+        }
+    }
+    if !held.is_empty() {
+        let _ = frames_tx.send(held).await;
+    }
 }
 
 /// The highest log id a stream's answers have matched so far: `None`
@@ -92,71 +126,25 @@ where
 struct Answered(Option<Option<LogId>>);
 
 impl Answered {
-    /// Whether `matching` is answered already.
-    fn covers(&self, matching: &Option<LogId>) -> bool {
-        self.0.as_ref().is_some_and(|answered| matching <= answered)
-    }
-
-    /// Notes an answer matching `matching`; tells whether it goes beyond
-    /// what was answered before.
-    fn note(&mut self, matching: Option<LogId>) -> bool {
-        let news = !self.covers(&matching);
+    /// Whether the leader learns something from `reply`: every error, and a
+    /// match beyond what was answered. Notes the match.
+    fn tells_news(&mut self, reply: &StreamReply) -> bool {
+        let Ok(Ok(matching)) = reply else {
+            return true;
+        };
+        let news = self.0.as_ref().is_none_or(|answered| matching > answered);
         if news {
-            self.0 = Some(matching);
+            self.0 = Some(*matching);
         }
         news
     }
-
-    /// Whether the leader must see `reply`: every error does, and a match
-    /// only if it goes beyond what was answered. Notes what it lets by.
-    fn tells_news(&mut self, reply: &StreamReply) -> bool {
-        match reply {
-            Ok(Ok(matching)) => self.note(*matching),
-            _ => true,
-        }
-    }
 }
 
-/// The requests of a session that no answer covers yet, oldest first: when
-/// each was sent, and the last log id it carries.
-#[derive(Default)]
-struct Outstanding {
-    sent: VecDeque<(Instant, Option<LogId>)>,
-    answered: Answered,
-}
+/// When each request still unanswered was sent, oldest first.
+type SentTimes = Arc<Mutex<VecDeque<Instant>>>;
 
-impl Outstanding {
-    /// Notes a request sent now, unless it repeats a log id already
-    /// answered: the follower leaves such an answer out.
-    fn sent(&mut self, request: &AppendEntriesRequest<TypeConfig>) {
-        let last = match request.entries.last() {
-            Some(entry) => Some(entry.log_id),
-            None if self.answered.covers(&request.prev_log_id) => return,
-            None => request.prev_log_id,
-        };
-        self.sent.push_back((Instant::now(), last));
-    }
-
-    /// Clears the requests an answer matching `matching` covers.
-    fn answered(&mut self, matching: Option<LogId>) {
-        while self.sent.front().is_some_and(|(_, last)| *last <= matching) {
-            self.sent.pop_front();
-        }
-        self.answered.note(matching);
-    }
-
-    /// When the oldest request no answer covers was sent.
-    fn oldest(&self) -> Option<Instant> {
-        self.sent.front().map(|(at, _)| *at)
-    }
-}
-
-type Shared = Arc<Mutex<Outstanding>>;
-
-fn outstanding(shared: &Shared) -> std::sync::MutexGuard<'_, Outstanding> {
-    shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+fn sent_times(sent: &SentTimes) -> std::sync::MutexGuard<'_, VecDeque<Instant>> {
+    sent.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The leader's side of one session: what to send and what came back.
@@ -166,7 +154,7 @@ pub(crate) struct Session {
     answer_within: Duration,
     /// Shared by the body, which notes each send, and the answers, which
     /// check and clear them.
-    outstanding: Shared,
+    sent: SentTimes,
 }
 
 impl Session {
@@ -176,7 +164,7 @@ impl Session {
         Session {
             target,
             answer_within,
-            outstanding: Shared::default(),
+            sent: SentTimes::default(),
         }
     }
 
@@ -191,18 +179,18 @@ impl Session {
     where
         S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
     {
-        let shared = self.outstanding.clone();
+        let sent = self.sent.clone();
         requests.map(move |request| {
             check()?;
             let frame = encode_frame(&request).map_err(std::io::Error::other)?;
-            outstanding(&shared).sent(&request);
+            sent_times(&sent).push_back(Instant::now());
             Ok(frame)
         })
     }
 
-    /// The answers framed in `bytes`, in order. A request that no answer
-    /// covers within `answer_within` of its sending, a transport error or a
-    /// bad frame ends the stream with an error.
+    /// The answers framed in `bytes`, in order. An answer that is later
+    /// than `answer_within` after its request, a transport error or a bad
+    /// frame ends the stream with an error.
     pub(crate) fn answers<B, E>(
         self,
         bytes: impl Stream<Item = Result<B, E>> + Send + Unpin + 'static,
@@ -214,9 +202,9 @@ impl Session {
         let replies = Box::pin(frames::<StreamReply, B, E>(bytes));
         futures::stream::unfold(Some((replies, self)), |state| async move {
             let (mut replies, session) = state?;
-            let shared = &session.outstanding;
+            let sent = &session.sent;
             loop {
-                let oldest = outstanding(shared).oldest();
+                let oldest = sent_times(sent).front().copied();
                 // Nothing outstanding: look again after a while, since a
                 // request may be sent meanwhile.
                 let deadline = oldest.unwrap_or_else(Instant::now) + session.answer_within;
@@ -239,9 +227,7 @@ impl Session {
                         Err(RPCError::Network(NetworkError::new(&e)))
                     }
                     Some(Ok(reply)) => {
-                        if let Ok(Ok(matching)) = &reply {
-                            outstanding(shared).answered(*matching);
-                        }
+                        sent_times(sent).pop_front();
                         // A raft error of the follower cannot travel as a
                         // remote error in this openraft version.
                         reply.map_err(|fatal| RPCError::Unreachable(Unreachable::new(&fatal)))
@@ -256,57 +242,28 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
-    use openraft::entry::RaftEntry;
     use openraft::type_config::alias::LeaderIdOf;
     use openraft::vote::RaftLeaderIdExt;
 
     use super::*;
-    use crate::type_config::{Entry, Vote};
 
-    fn log_id(index: u64) -> LogId {
-        LogId::new(LeaderIdOf::<TypeConfig>::new_committed(1, 1), index)
-    }
-
-    /// A request of entries `first..=last` after `first - 1`, or a commit
-    /// update after `prev` when `last` is `None`.
-    fn request(prev: Option<u64>, last: Option<u64>) -> AppendEntriesRequest<TypeConfig> {
-        let first = prev.map_or(1, |p| p + 1);
+    fn heartbeat() -> AppendEntriesRequest<TypeConfig> {
         AppendEntriesRequest {
-            vote: Vote::new_committed(1, 1),
-            prev_log_id: prev.map(log_id),
-            leader_commit: prev.map(log_id),
-            entries: last
-                .map(|last| {
-                    (first..=last)
-                        .map(|i| Entry::new_blank(log_id(i)))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            vote: crate::type_config::Vote::new_committed(1, 1),
+            prev_log_id: None,
+            leader_commit: None,
+            entries: vec![],
         }
-    }
-
-    fn matched(index: Option<u64>) -> StreamReply {
-        Ok(Ok(index.map(log_id)))
-    }
-
-    fn framed(replies: &[StreamReply]) -> Vec<Result<Vec<u8>, String>> {
-        replies
-            .iter()
-            .map(|r| Ok(encode_frame(r).unwrap()))
-            .collect()
-    }
-
-    fn outstanding_of(session: &Session) -> usize {
-        outstanding(&session.outstanding).sent.len()
     }
 
     #[tokio::test]
     async fn the_body_frames_each_request_and_notes_when_it_went() {
         let session = Session::new(2, Duration::from_secs(5));
-        let requests = futures::stream::iter(vec![request(None, None), request(None, None)]);
+        let sent = session.sent.clone();
+        let requests = futures::stream::iter(vec![heartbeat(), heartbeat()]);
         let body: Vec<_> = session.body(requests, || Ok(())).collect().await;
         assert_eq!(body.len(), 2);
-        assert_eq!(outstanding_of(&session), 2, "nothing is answered yet");
+        assert_eq!(sent_times(&sent).len(), 2);
         let bytes: Vec<Result<Vec<u8>, String>> =
             body.into_iter().map(|frame| Ok(frame.unwrap())).collect();
         let decoded: Vec<Result<AppendEntriesRequest<TypeConfig>, String>> =
@@ -319,75 +276,107 @@ mod tests {
     #[tokio::test]
     async fn a_refused_request_ends_the_body_with_an_error() {
         let session = Session::new(2, Duration::from_secs(5));
-        let requests = futures::stream::iter(vec![request(None, None)]);
+        let sent = session.sent.clone();
+        let requests = futures::stream::iter(vec![heartbeat()]);
         let refuse = || Err(std::io::Error::other("partitioned"));
         let body: Vec<_> = session.body(requests, refuse).collect().await;
         assert!(body[0].is_err());
-        assert_eq!(outstanding_of(&session), 0, "nothing was sent");
+        assert!(sent_times(&sent).is_empty(), "nothing was sent");
+    }
+
+    #[tokio::test]
+    async fn answers_come_in_order_and_clear_their_send_times() {
+        let session = Session::new(2, Duration::from_secs(5));
+        let sent = session.sent.clone();
+        for _ in 0..2 {
+            sent_times(&sent).push_back(Instant::now());
+        }
+        let replies: Vec<StreamReply> = vec![Ok(Ok(None)), Ok(Ok(None))];
+        let bytes: Vec<Result<Vec<u8>, String>> = replies
+            .iter()
+            .map(|r| Ok(encode_frame(r).unwrap()))
+            .collect();
+        let answers: Vec<_> = session
+            .answers(futures::stream::iter(bytes))
+            .collect()
+            .await;
+        assert_eq!(answers.len(), 2);
+        assert!(answers.iter().all(|a| matches!(a, Ok(Ok(None)))));
+        assert!(sent_times(&sent).is_empty());
+    }
+
+    fn log_id(index: u64) -> LogId {
+        LogId::new(LeaderIdOf::<TypeConfig>::new_committed(1, 1), index)
+    }
+
+    fn matched(index: u64) -> StreamReply {
+        Ok(Ok(Some(log_id(index))))
+    }
+
+    /// The answers in each chunk `send_answers` sends for `replies`.
+    async fn chunks(replies: Vec<StreamReply>) -> Vec<usize> {
+        let (frames_tx, mut frames_rx) = tokio::sync::mpsc::channel(64);
+        send_answers(futures::stream::iter(replies), frames_tx).await;
+        let mut counts = Vec::new();
+        while let Some(chunk) = frames_rx.recv().await {
+            let frames: Vec<Result<StreamReply, String>> =
+                frames(futures::stream::iter(vec![Ok::<_, String>(chunk)]))
+                    .collect()
+                    .await;
+            assert!(frames.iter().all(Result::is_ok));
+            counts.push(frames.len());
+        }
+        counts
     }
 
     #[test]
-    fn the_follower_leaves_out_only_answers_that_repeat_a_match() {
+    fn only_errors_and_new_matches_are_news() {
         let mut answered = Answered::default();
         let conflict: StreamReply = Ok(Err(openraft::raft::StreamAppendError::Conflict(log_id(2))));
-        let told: Vec<bool> = [
-            matched(None),
-            matched(None),
-            matched(Some(3)),
-            matched(Some(3)),
-            matched(Some(5)),
+        let news: Vec<bool> = [
+            Ok(Ok(None)),
+            Ok(Ok(None)),
+            matched(3),
+            matched(3),
+            matched(5),
             conflict,
         ]
         .iter()
         .map(|reply| answered.tells_news(reply))
         .collect();
-        assert_eq!(told, [true, false, true, false, true, true]);
+        assert_eq!(news, [true, false, true, false, true, true]);
     }
 
-    /// Requests as the leader sends them, answered as the follower answers
-    /// them: every request is covered, though two answers are left out.
     #[tokio::test]
-    async fn answers_left_out_by_the_follower_still_cover_every_request() {
-        let session = Session::new(2, Duration::from_secs(5));
-        let shared = session.outstanding.clone();
-        let requests = [
-            request(None, Some(3)),
-            request(Some(3), None),
-            request(Some(3), Some(4)),
-            request(Some(4), None),
-        ];
-        // The first two go out before any answer is back.
-        for r in &requests[..2] {
-            outstanding(&shared).sent(r);
-        }
-        let mut follower = Answered::default();
-        let replies: Vec<StreamReply> = [3, 3, 4, 4]
-            .into_iter()
-            .map(|i| matched(Some(i)))
-            .filter(|reply| follower.tells_news(reply))
-            .collect();
-        assert_eq!(replies.len(), 2);
-        let mut answers = Box::pin(session.answers(futures::stream::iter(framed(&replies))));
-        assert!(matches!(answers.next().await, Some(Ok(Ok(Some(_))))));
-        assert_eq!(outstanding(&shared).sent.len(), 0, "3 covers both");
-        outstanding(&shared).sent(&request(Some(3), None));
+    async fn a_repeated_match_goes_with_the_next_answer() {
+        let replies = vec![matched(3), matched(3), matched(4), matched(4), matched(4)];
         assert_eq!(
-            outstanding(&shared).sent.len(),
-            0,
-            "a commit update after 3 is not awaited: 3 is answered"
+            chunks(replies).await,
+            [1, 2, 2],
+            "every answer is sent; the repeats go with the next, the last ones at the end"
         );
-        outstanding(&shared).sent(&requests[2]);
-        outstanding(&shared).sent(&requests[3]);
-        assert_eq!(outstanding(&shared).sent.len(), 2, "4 is not answered yet");
-        assert!(matches!(answers.next().await, Some(Ok(Ok(Some(_))))));
-        assert_eq!(outstanding(&shared).sent.len(), 0, "4 covers both");
-        assert!(answers.next().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_answer_goes_alone_after_the_hold() {
+        let (frames_tx, mut frames_rx) = tokio::sync::mpsc::channel(64);
+        let replies =
+            futures::stream::iter(vec![matched(3), matched(3)]).chain(futures::stream::pending());
+        let sending = tokio::spawn(send_answers(Box::pin(replies), frames_tx));
+        assert!(frames_rx.recv().await.is_some(), "the first answer at once");
+        let started = Instant::now();
+        assert!(
+            frames_rx.recv().await.is_some(),
+            "the repeat after the hold"
+        );
+        assert!(started.elapsed() >= HOLD);
+        sending.abort();
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_overdue_answer_fails_the_session() {
         let session = Session::new(2, Duration::from_millis(75));
-        outstanding(&session.outstanding).sent(&request(None, Some(1)));
+        sent_times(&session.sent).push_back(Instant::now());
         let silent = futures::stream::pending::<Result<Vec<u8>, String>>();
         let mut answers = Box::pin(session.answers(silent));
         let first = answers.next().await.expect("an error, not the end");

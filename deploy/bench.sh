@@ -8,7 +8,7 @@
 # Usage: deploy/bench.sh [SECONDS_PER_RUN] [ROUNDS]   (defaults 10 and 3: a
 # warm-up, ROUNDS rounds of the three workloads the targets name, the two
 # 8-worker workloads once, then a keepalive run of 100 000 leases and 10
-# failover trials: about 7 minutes in all, after the build). Each target is judged on the
+# failover trials: 5 to 8 minutes in all, after the build). Each target is judged on the
 # median of its rounds' ratios: this machine's noise from one 10 s run to
 # the next is larger than some of the margins.
 # Installs etcd (Debian packages etcd-server and etcd-client, 3.4) when

@@ -401,6 +401,16 @@ impl Cluster {
         assert_eq!(status, 200, "skewing node {id}'s clock: {body}");
     }
 
+    /// Makes node `id`'s log flusher sleep `delay_ms` before each WAL sync
+    /// (0: not at all), as a slow disk would: what it appends meanwhile is
+    /// only in its memory (the cluster must run with `--test-faults`).
+    pub async fn slow_log_sync(&self, id: u64, delay_ms: u64) {
+        let (status, body) = self
+            .post(id, "/test/faults", json!({ "log_sync_delay_ms": delay_ms }))
+            .await;
+        assert_eq!(status, 200, "slowing node {id}'s log sync: {body}");
+    }
+
     /// Every node's address, comma-separated, for `--endpoints`.
     pub fn endpoints(&self) -> String {
         self.nodes

@@ -1,36 +1,51 @@
-//! Faults a test injects into a node's traffic to its peers: the network
-//! partitions of the failure tests.
+//! Faults a test injects into a node: the network partitions of the failure
+//! tests, and a slow log sync.
 //!
 //! Always compiled in, switched on only by `corral server --test-faults`.
-//! Switched off (the default) it blocks nothing and takes no lock.
+//! Switched off (the default) it blocks nothing, delays nothing, takes no
+//! lock and loads no atomic: every check stops at a `None`.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
-/// The peers (by `host:port`) this node may not reach. A blocked call
-/// fails as a connection failure would, before anything is sent.
+/// The faults of one node, shared by its network and its log flusher.
 #[derive(Clone, Debug, Default)]
 pub struct Faults {
-    blocked: Option<Arc<RwLock<BTreeSet<String>>>>,
+    /// `None` when faults are switched off.
+    on: Option<Arc<Switched>>,
+}
+
+/// What a test has switched on.
+#[derive(Debug, Default)]
+struct Switched {
+    /// The peers (by `host:port`) this node may not reach. A blocked call
+    /// fails as a connection failure would, before anything is sent.
+    blocked: RwLock<BTreeSet<String>>,
+    /// How long the log flusher sleeps before each WAL sync; 0 for not at
+    /// all. Entries appended meanwhile stay in the process's memory, so a
+    /// kill -9 loses them, as a slow disk would make it.
+    log_sync_delay_ms: AtomicU64,
 }
 
 impl Faults {
     /// Faults that a test may switch on.
     pub fn enabled() -> Faults {
         Faults {
-            blocked: Some(Arc::default()),
+            on: Some(Arc::default()),
         }
     }
 
     /// Whether a test may inject faults into this node.
     pub fn is_enabled(&self) -> bool {
-        self.blocked.is_some()
+        self.on.is_some()
     }
 
     /// Whether traffic to `addr` is dropped.
     pub fn blocks(&self, addr: &str) -> bool {
-        self.blocked.as_ref().is_some_and(|blocked| {
-            blocked
+        self.on.as_ref().is_some_and(|on| {
+            on.blocked
                 .read()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .contains(addr)
@@ -49,10 +64,10 @@ impl Faults {
     /// Drops traffic to exactly these peers from now on; `false` if faults
     /// are switched off.
     pub fn set_blocked(&self, addrs: impl IntoIterator<Item = String>) -> bool {
-        let Some(blocked) = &self.blocked else {
+        let Some(on) = &self.on else {
             return false;
         };
-        *blocked
+        *on.blocked
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = addrs.into_iter().collect();
         true
@@ -60,14 +75,40 @@ impl Faults {
 
     /// The peers traffic to is dropped.
     pub fn blocked(&self) -> Vec<String> {
-        self.blocked.as_ref().map_or_else(Vec::new, |blocked| {
-            blocked
+        self.on.as_ref().map_or_else(Vec::new, |on| {
+            on.blocked
                 .read()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .iter()
                 .cloned()
                 .collect()
         })
+    }
+
+    /// Makes the log flusher sleep `delay_ms` before each WAL sync from now
+    /// on (0: not at all); `false` if faults are switched off.
+    pub fn set_log_sync_delay_ms(&self, delay_ms: u64) -> bool {
+        let Some(on) = &self.on else {
+            return false;
+        };
+        on.log_sync_delay_ms.store(delay_ms, Ordering::Relaxed);
+        true
+    }
+
+    /// How long the log flusher sleeps before each WAL sync, in ms.
+    pub fn log_sync_delay_ms(&self) -> u64 {
+        self.on
+            .as_ref()
+            .map_or(0, |on| on.log_sync_delay_ms.load(Ordering::Relaxed))
+    }
+
+    /// Sleeps for the log-sync delay, if a test set one. Called by the log
+    /// flusher thread only: it blocks.
+    pub(crate) fn delay_log_sync(&self) {
+        let delay_ms = self.log_sync_delay_ms();
+        if delay_ms > 0 {
+            std::thread::sleep(Duration::from_millis(delay_ms));
+        }
     }
 }
 
@@ -85,5 +126,23 @@ mod tests {
         assert!(on.blocks("a:1") && !on.blocks("b:2"));
         on.set_blocked([]);
         assert!(!on.blocks("a:1"));
+    }
+
+    #[test]
+    fn off_delays_no_log_sync_and_on_delays_by_what_it_is_told() {
+        let off = Faults::default();
+        assert!(!off.set_log_sync_delay_ms(50));
+        assert_eq!(off.log_sync_delay_ms(), 0);
+        let on = Faults::enabled();
+        assert_eq!(on.log_sync_delay_ms(), 0);
+        assert!(on.set_log_sync_delay_ms(50));
+        // A clone is the same node's faults: the flusher sees the change.
+        let flusher = on.clone();
+        assert_eq!(flusher.log_sync_delay_ms(), 50);
+        let started = std::time::Instant::now();
+        flusher.delay_log_sync();
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        on.set_log_sync_delay_ms(0);
+        assert_eq!(flusher.log_sync_delay_ms(), 0);
     }
 }

@@ -12,7 +12,8 @@
 //! - [`append_stream`]: replication as a pipelined HTTP/2 stream of
 //!   [`frame`]s;
 //! - [`start`]: opens the database and starts a node;
-//! - [`Faults`]: partitions injected by failure tests (off by default);
+//! - [`Faults`]: partitions and a slow log sync injected by failure tests
+//!   (off by default);
 //! - [`StoreMetrics`]: log fsync times and snapshots, for `/metrics`.
 
 pub mod append_stream;

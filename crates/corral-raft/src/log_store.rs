@@ -9,6 +9,9 @@
 //!
 //! The newest entries are also kept in a [`LogTail`], which answers the
 //! reads of replication and apply that follow every append.
+//!
+//! A failure test may slow the flusher down ([`Faults`]'s log-sync delay),
+//! to leave acknowledged entries in this node's memory when it is killed.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -21,6 +24,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
 
+use crate::faults::Faults;
 use crate::log_tail::LogTail;
 use crate::rocks::{cf, decode, encode, StoreError, CF_LOG, CF_META};
 use crate::type_config::{Entry, LogId, TypeConfig, Vote};
@@ -40,7 +44,7 @@ pub struct LogStore {
 }
 
 impl LogStore {
-    pub(crate) fn new(db: Arc<DB>, fsync_seconds: Histogram) -> LogStore {
+    pub(crate) fn new(db: Arc<DB>, fsync_seconds: Histogram, faults: Faults) -> LogStore {
         let (flusher, callbacks) = mpsc::channel();
         // Weak: the database closes when the stores are dropped, on the
         // thread that drops them, not later on this one (a RocksDB closed
@@ -48,7 +52,7 @@ impl LogStore {
         let flush_db = Arc::downgrade(&db);
         std::thread::Builder::new()
             .name("corral-log-flush".into())
-            .spawn(move || flush_loop(&flush_db, &callbacks, &fsync_seconds))
+            .spawn(move || flush_loop(&flush_db, &callbacks, &fsync_seconds, &faults))
             .expect("spawn the log flusher thread");
         LogStore {
             db,
@@ -123,10 +127,13 @@ fn flush_loop(
     db: &Weak<DB>,
     callbacks: &mpsc::Receiver<IOFlushed<TypeConfig>>,
     fsync_seconds: &Histogram,
+    faults: &Faults,
 ) {
     while let Ok(first) = callbacks.recv() {
         let mut batch = vec![first];
         batch.extend(callbacks.try_iter());
+        // A test's slow disk; switched off, a check of `None`.
+        faults.delay_log_sync();
         let started = Instant::now();
         let synced = match db.upgrade() {
             Some(db) => db.flush_wal(true).map_err(|e| e.to_string()),

@@ -11,6 +11,7 @@ use openraft::type_config::TypeConfigExt;
 use openraft::vote::RaftLeaderIdExt;
 use openraft::StorageError;
 
+use crate::faults::Faults;
 use crate::log_store::LogStore;
 use crate::metrics::StoreMetrics;
 use crate::rocks::open_db;
@@ -27,7 +28,11 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
             .map_err(|e| StorageError::read(TypeConfig::err_from_error(&e)))?;
         let db =
             open_db(dir.path()).map_err(|e| StorageError::read(TypeConfig::err_from_error(&e)))?;
-        let log = LogStore::new(db.clone(), StoreMetrics::default().log_fsync);
+        let log = LogStore::new(
+            db.clone(),
+            StoreMetrics::default().log_fsync,
+            Faults::default(),
+        );
         let sm = StateMachineStore::open(db, Arc::new(|_: Notice<'_>| {}), StoreMetrics::default())
             .map_err(|e| StorageError::read(TypeConfig::err_from_error(&e)))?;
         Ok((dir, log, sm))
@@ -62,7 +67,7 @@ async fn a_log_written_over_recycled_wal_files_reads_back_whole_after_reopening(
     let dir = tempfile::TempDir::new().expect("temp dir");
     {
         let db = open_db(dir.path()).expect("open");
-        let mut log = LogStore::new(db, StoreMetrics::default().log_fsync);
+        let mut log = LogStore::new(db, StoreMetrics::default().log_fsync, Faults::default());
         for first in (1..=LAST).step_by(2_000) {
             append_synced(&mut log, first, first + 1_999).await;
         }
@@ -74,7 +79,7 @@ async fn a_log_written_over_recycled_wal_files_reads_back_whole_after_reopening(
     );
 
     let db = open_db(dir.path()).expect("reopen");
-    let mut log = LogStore::new(db, StoreMetrics::default().log_fsync);
+    let mut log = LogStore::new(db, StoreMetrics::default().log_fsync, Faults::default());
     let entries = log.try_get_log_entries(1..=LAST).await.expect("read");
     let indexes: Vec<u64> = entries.iter().map(|e| e.log_id.index).collect();
     assert_eq!(indexes, (1..=LAST).collect::<Vec<_>>());

@@ -98,7 +98,7 @@ pub async fn start(
     }
     .validate()?;
     let db = open_db(dir)?;
-    let log = LogStore::new(db.clone(), metrics.log_fsync.clone());
+    let log = LogStore::new(db.clone(), metrics.log_fsync.clone(), faults.clone());
     let state = StateMachineStore::open(db, events, metrics)?;
     let raft = CorralRaft::new(
         node_id,

@@ -32,7 +32,7 @@ pub struct ServerConfig {
     /// The most bytes the fenced store may hold (keys plus JSON values).
     pub kv_bytes_max: usize,
     /// Failure tests only: accept `POST /test/faults` (partitions, clock
-    /// skew). Off in production.
+    /// skew, a slow log sync). Off in production.
     pub test_faults: bool,
     /// Failure tests only: this node's wall clock is off by this much.
     pub test_clock_offset_ms: i64,

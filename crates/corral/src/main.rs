@@ -100,7 +100,8 @@ struct ServerArgs {
     #[arg(long, default_value_t = 1, env = "CORRAL_WORKER_THREADS")]
     worker_threads: usize,
     /// FAILURE TESTS ONLY: accept POST /test/faults, which partitions this
-    /// node from peers and skews its clock. Never in production.
+    /// node from peers, skews its clock and slows its log sync. Never in
+    /// production.
     #[arg(long)]
     test_faults: bool,
     /// FAILURE TESTS ONLY (needs --test-faults): offset this node's wall

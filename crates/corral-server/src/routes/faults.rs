@@ -1,5 +1,6 @@
-//! `POST /test/faults`: partitions and clock skew for failure tests. Only
-//! on a node started with `--test-faults`; a 404 otherwise.
+//! `POST /test/faults`: partitions, clock skew and a slow log sync for
+//! failure tests. Only on a node started with `--test-faults`; a 404
+//! otherwise.
 
 use std::sync::Arc;
 
@@ -26,6 +27,10 @@ struct FaultsRequest {
     /// This node's clock skew in milliseconds; unchanged when absent.
     #[serde(default)]
     clock_offset_ms: Option<i64>,
+    /// How long this node's log flusher sleeps before each WAL sync (0:
+    /// not at all); unchanged when absent.
+    #[serde(default)]
+    log_sync_delay_ms: Option<u64>,
 }
 
 async fn set(
@@ -41,9 +46,18 @@ async fn set(
     if let Some(offset) = request.clock_offset_ms {
         set_clock_offset_ms(offset);
     }
-    tracing::warn!(blocked = ?node.faults.blocked(), clock_offset_ms = clock_offset_ms(), "test faults set");
+    if let Some(delay_ms) = request.log_sync_delay_ms {
+        node.faults.set_log_sync_delay_ms(delay_ms);
+    }
+    tracing::warn!(
+        blocked = ?node.faults.blocked(),
+        clock_offset_ms = clock_offset_ms(),
+        log_sync_delay_ms = node.faults.log_sync_delay_ms(),
+        "test faults set"
+    );
     Ok(Json(FaultsRequest {
         blocked: Some(node.faults.blocked()),
         clock_offset_ms: Some(clock_offset_ms()),
+        log_sync_delay_ms: Some(node.faults.log_sync_delay_ms()),
     }))
 }

@@ -92,8 +92,20 @@ pub async fn start(
         snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_logs.max(1)),
         max_in_snapshot_log_to_keep: settings.snapshot_logs / 10,
         // Replication starts as soon as an entry is written, not after the
-        // rest of the core's inbox: a lone write commits sooner.
+        // rest of the core's inbox: a lone write commits sooner. An entry
+        // may then commit on the followers' syncs before the leader's own.
         broadcast_submitted_on_append: Some(true),
+        // A restarted leader must win a new term, not resume its old one
+        // (openraft's default): its own log sync may have lagged, so after
+        // a kill -9 its log can end before entries the cluster committed,
+        // and resuming would append other entries under their log ids
+        // (issue 17: tokens handed out twice). The vote rule refuses a
+        // candidate whose log lacks a committed entry.
+        enable_leader_restore: Some(false),
+        // A follower's synced log never goes backwards; if it did, a sync
+        // lied, and openraft must not quietly refill it. Pinned, not left
+        // to a default that may change.
+        allow_log_reversion: Some(false),
         ..Default::default()
     }
     .validate()?;

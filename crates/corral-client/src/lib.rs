@@ -56,6 +56,12 @@
 //! assert!(refused.is_err());
 //! # });
 //! ```
+//!
+//! `admit` and then writing are two steps; [`FenceGuard::admit_then`] keeps
+//! them together within one process. When several processes write one
+//! resource, keep the token with the data and let the store check and write
+//! in one step: a [`FencedStore`] (a conditional update of the row),
+//! written through [`FenceGuard::write`].
 
 #![warn(missing_docs)]
 
@@ -68,6 +74,9 @@ mod lease;
 pub use client::{Client, RetryPolicy};
 pub use corral_api::{Fence, FencingToken, LeaseId, LockName, LockOrder, Mode};
 pub use error::Error;
-pub use fence::{FenceError, FenceGuard, FenceStore, MemoryFenceStore, ADMIT_TRIES_MAX};
+pub use fence::{
+    FenceError, FenceGuard, FenceStore, Fenced, FencedStore, MemoryFenceStore, MemoryFencedStore,
+    ADMIT_TRIES_MAX,
+};
 pub use guard::{Held, LockGuard};
 pub use lease::{Lease, LeaseOptions, LostReason};

@@ -277,8 +277,9 @@ pub struct LockHistory {
     pub name: LockName,
     /// At most [`TIMELINE_EVENTS_PER_LOCK`] events, oldest first.
     pub events: Vec<TimelineEvent>,
-    /// When it was read (Unix ms): the state-machine time, or the serving
-    /// node's clock if that is ahead. Holds still open last until then.
+    /// When it was read, in state-machine time (Unix ms, but never a
+    /// node's wall clock): the leader's clock on the leader, elsewhere the
+    /// time of the last write applied. Holds still open last until then.
     #[serde(default)]
     pub now_ms: u64,
 }

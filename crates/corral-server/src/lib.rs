@@ -4,8 +4,9 @@
 //! - [`routes`]: the axum router (public API and `/raft/*`).
 //! - [`Node`]: a node's raft, applied state, and how requests reach the
 //!   leader.
-//! - [`LeaseClock`] and [`expiry`]: lease deadlines on the leader, and the
-//!   sweep that proposes expiries.
+//! - [`LeaseClock`] and [`sweep`]: lease deadlines on the leader, and the
+//!   sweep that proposes expiries; `sm_clock`: state-machine time on the
+//!   leader, which follows its monotonic clock.
 //! - [`WaitRegistry`]: requests waiting for locks, woken by applied events.
 //! - [`ApiError`]: every failure, mapped once to its code and status.
 
@@ -21,7 +22,10 @@ pub mod metrics;
 mod node;
 mod request_id;
 pub mod routes;
+mod sm_clock;
 pub mod sweep;
+#[cfg(test)]
+mod term_test;
 mod wait_registry;
 
 use std::future::{Future, IntoFuture};
@@ -46,6 +50,7 @@ pub use corral_raft::RaftSettings;
 pub use error::ApiError;
 pub use lease_clock::LeaseClock;
 pub use node::Node;
+pub use sm_clock::SmClock;
 pub use wait_registry::{WaitEnd, WaitRegistry};
 
 /// How long open requests may run after a shutdown signal.
@@ -143,6 +148,7 @@ pub async fn serve(
         state: started.state,
         waits,
         clock: LeaseClock::default(),
+        sm_clock: sm_clock::SmClock::default(),
         http,
         ttl_ms_min: config.ttl_ms_min(),
         lock_order: config.lock_order.clone(),

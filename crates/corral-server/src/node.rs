@@ -13,10 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use corral_api::LeaseResponse;
-use corral_raft::{CorralRaft, Faults, NodeId, StateMachineStore};
+use corral_raft::{AppliedState, CorralRaft, Faults, NodeId, StateMachineStore, TypeConfig};
 use corral_state::{Command, Idempotency, LeaseId, Outcome, Proposal, Response};
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
+use openraft::impls::ProgressResponder;
+use openraft::raft::ClientWriteResponse;
 use openraft::{ReadPolicy, ServerState};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -27,6 +29,7 @@ use crate::forward::Forwarder;
 use crate::lease_clock::{LeaseClock, Renewal};
 use crate::metrics::Metrics;
 use crate::request_id;
+use crate::sm_clock::SmClock;
 use crate::wait_registry::WaitRegistry;
 
 /// Path of the internal read-index RPC.
@@ -40,7 +43,7 @@ pub const LEADER_WAIT: Duration = Duration::from_secs(5);
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// The answer of a leader-only RPC.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum PeerReply<T> {
     /// Served: the result.
     Done(Result<T, corral_api::ErrorBody>),
@@ -100,6 +103,8 @@ pub struct Node {
     pub waits: WaitRegistry,
     /// Lease deadlines, while this node leads.
     pub clock: LeaseClock,
+    /// State-machine time, while this node leads.
+    pub sm_clock: SmClock,
     /// The pooled client for peers.
     pub http: reqwest::Client,
     /// The shortest lease ttl accepted.
@@ -137,6 +142,69 @@ impl Node {
             .addr
             .clone();
         Some((leader, addr))
+    }
+
+    /// This node's leader id (term and node), when it leads: what a write
+    /// is bound to, so that it is appended in that term or not at all.
+    pub fn leadership(&self) -> Option<LeaderId> {
+        self.raft.as_leader().ok().map(|l| *l.leader_id())
+    }
+
+    /// State-machine time now in leader term `leader`, anchoring the term's
+    /// clock if `state` has applied an entry of it (see [`SmClock`]); `None`
+    /// before that, or when `leader` is stale.
+    pub fn sm_now_ms_in(&self, leader: &LeaderId, state: &AppliedState) -> Option<u64> {
+        let ready = state
+            .last_applied
+            .as_ref()
+            .is_some_and(|id| id.leader_id == *leader);
+        self.sm_clock.now_ms(
+            leader.term,
+            ready,
+            state.table.now_ms(),
+            wall_clock_ms,
+            Instant::now(),
+        )
+    }
+
+    /// State-machine time as this node can tell it, for display: the
+    /// leader's clock when it leads, otherwise the time of the last write it
+    /// applied. Never the wall clock, which may have jumped.
+    pub fn sm_time_shown_ms(&self, state: &AppliedState) -> u64 {
+        let table_ms = state.table.now_ms();
+        self.leadership()
+            .and_then(|l| self.sm_clock.peek_ms(l.term, table_ms, Instant::now()))
+            .unwrap_or(table_ms)
+    }
+
+    /// The `now_ms` of a proposal in term `leader`. A new leader waits (at
+    /// most [`LEADER_WAIT`]) for its term's blank entry to apply, which
+    /// anchors the clock; if it never does, the table's time, which stands
+    /// still and so ends nothing early (the write bound to a lost term is
+    /// refused anyway).
+    async fn stamp_ms(&self, leader: &LeaderId) -> u64 {
+        if let Some(now_ms) = self.sm_now_ms_in(leader, &self.state.read()) {
+            return now_ms;
+        }
+        let term = leader.term;
+        let applied = self
+            .raft
+            .wait(Some(LEADER_WAIT))
+            .metrics(
+                |m| {
+                    m.last_applied
+                        .as_ref()
+                        .is_some_and(|id| id.leader_id.term >= term)
+                },
+                "the term's blank entry applied",
+            )
+            .await;
+        if let Err(e) = applied {
+            tracing::debug!(error = %e, term, "proposing before the term's blank entry applied");
+        }
+        let state = self.state.read();
+        self.sm_now_ms_in(leader, &state)
+            .unwrap_or_else(|| state.table.now_ms())
     }
 
     /// This node's term, when it is the leader.
@@ -267,45 +335,42 @@ impl Node {
         response.map_err(ApiError::from)
     }
 
-    /// Proposes a command through this node's raft, stamped with this
-    /// node's clock, if it is the leader.
+    /// Proposes a command through this node's raft, stamped with its
+    /// state-machine clock, if it is the leader.
     pub async fn propose_here(&self, submission: impl Into<Submission>) -> Attempt<Response> {
+        match self.leadership() {
+            Some(leader) => self.propose_in(&leader, submission).await,
+            None => Attempt::NotLeader,
+        }
+    }
+
+    /// Proposes a command in leader term `leader` only: if this node no
+    /// longer leads in that term (even if it leads again in a later one),
+    /// raft refuses it before appending it and the answer is `NotLeader`.
+    pub async fn propose_in(
+        &self,
+        leader: &LeaderId,
+        submission: impl Into<Submission>,
+    ) -> Attempt<Response> {
         let Submission {
             command,
             idempotency,
         } = submission.into();
         let proposal = Proposal {
-            now_ms: wall_clock_ms(),
+            now_ms: self.stamp_ms(leader).await,
             command,
             idempotency,
         };
         // Boxed: raft's write future is several kilobytes, and every future
         // that holds it inline (the timeout, a batch's join) would copy it.
-        let write = Box::pin(self.raft.client_write(proposal));
-        let written = tokio::time::timeout(LEADER_WAIT, write).await;
-        let result = match written {
-            Err(_) => Err(ApiError::unavailable(
+        let write = Box::pin(write_in_term(&self.raft, leader, proposal));
+        match tokio::time::timeout(LEADER_WAIT, write).await {
+            Err(_) => Attempt::Done(Err(ApiError::unavailable(
                 "the write was not committed in time; it may still apply",
                 None,
-            )),
-            Ok(Ok(written)) => match written.data {
-                Some(response) => Ok(response),
-                None => Err(ApiError::Internal(
-                    "a proposal applied without a response".into(),
-                )),
-            },
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                return Attempt::NotLeader
-            }
-            Ok(Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)))) => {
-                Err(ApiError::unavailable(
-                    "leadership changed before the write committed; it may still apply",
-                    f.leader_id,
-                ))
-            }
-            Ok(Err(e)) => Err(ApiError::Internal(e.to_string())),
-        };
-        Attempt::Done(result)
+            ))),
+            Ok(written) => answer_of(written),
+        }
     }
 
     /// Makes the next read of the local state linearizable: afterwards this
@@ -422,6 +487,51 @@ impl Node {
     }
 }
 
+/// A leader id: the term and the node that leads it.
+pub type LeaderId = openraft::type_config::alias::LeaderIdOf<TypeConfig>;
+
+/// What raft answered to a write: the write's result, or why raft itself
+/// failed (it stopped).
+type Written =
+    Result<Result<ClientWriteResponse<TypeConfig>, ClientWriteError<TypeConfig>>, String>;
+
+/// Appends `proposal` if this node still leads as `leader`, and waits for
+/// it to apply. Raft compares the leader id before appending: a write
+/// decided in one term is never appended in a later one.
+pub(crate) async fn write_in_term(
+    raft: &CorralRaft,
+    leader: &LeaderId,
+    proposal: Proposal,
+) -> Written {
+    let (responder, answer) = ProgressResponder::complete_only();
+    raft.write(proposal)
+        .with_leader(*leader)
+        .responder(responder)
+        .await
+        .map_err(|e| e.to_string())?;
+    answer.await.map_err(|e| e.to_string())
+}
+
+/// The attempt a write's outcome makes.
+pub(crate) fn answer_of(written: Written) -> Attempt<Response> {
+    let result = match written {
+        Ok(Ok(written)) => match written.data {
+            Some(response) => Ok(response),
+            None => Err(ApiError::Internal(
+                "a proposal applied without a response".into(),
+            )),
+        },
+        Ok(Err(ClientWriteError::ForwardToLeader(_))) => return Attempt::NotLeader,
+        Ok(Err(ClientWriteError::LogEntryDiscarded(f))) => Err(ApiError::unavailable(
+            "leadership changed before the write committed; it may still apply",
+            f.leader_id,
+        )),
+        Ok(Err(e)) => Err(ApiError::Internal(e.to_string())),
+        Err(e) => Err(ApiError::Internal(e)),
+    };
+    Attempt::Done(result)
+}
+
 /// One answer per lease of a batch keepalive: renewed, or why not.
 pub type Renewals = Vec<Result<LeaseResponse, corral_api::ErrorBody>>;
 
@@ -439,7 +549,8 @@ pub fn clock_offset_ms() -> i64 {
 }
 
 /// This node's wall clock, in Unix milliseconds (plus the skew a failure
-/// test set). Only proposals and the leader's sweep read it.
+/// test set; the skew moves this clock only, never an `Instant`). Read
+/// once per cluster, for the first anchor of state-machine time.
 pub fn wall_clock_ms() -> u64 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -1,6 +1,11 @@
 //! The leader's sweep: expires leases whose deadline passed, cancels waits
 //! whose request is gone, lifts lock-delays that ran out, and writes the
 //! configured lock order into the replicated state.
+//!
+//! Waits and lock-delays are judged by the leader's state-machine clock
+//! ([`crate::sm_clock`]), the time their deadlines are written in, never by
+//! its wall clock, which may jump. Expiries are bound to the term whose
+//! lease deadlines decided them.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +15,7 @@ use std::time::Duration;
 use corral_state::{Command, Kind, LeaseId, LockName, Response};
 use tokio::time::Instant;
 
-use crate::node::{wall_clock_ms, Attempt, Node};
+use crate::node::{Attempt, LeaderId, Node};
 
 /// How often the leader looks for due leases.
 pub const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
@@ -46,40 +51,22 @@ pub async fn run(node: Arc<Node>) {
     }
 }
 
+/// What one sweep decided, under one read of the state.
+struct Decisions {
+    due: Vec<LeaseId>,
+    orphaned: Vec<(Kind, LeaseId, LockName)>,
+    lift: bool,
+    reorder: bool,
+}
+
 fn sweep(node: &Arc<Node>, in_flight: &InFlight) {
-    let Some(term) = node.leader_term() else {
+    let Some(leader) = node.leadership() else {
         node.clock.clear();
+        node.sm_clock.clear();
         return;
     };
-    let cancelling = &in_flight.cancelling;
-    let (due, orphaned, lift, reorder) = {
-        let state = node.state.read();
-        let live = state
-            .table
-            .leases()
-            .map(|(id, lease)| (*id, Duration::from_millis(lease.ttl_ms)));
-        let due = node
-            .clock
-            .take_due(term, live, Instant::now(), EXPIRIES_PER_SWEEP_MAX);
-        let cutoff_ms = wall_clock_ms().saturating_sub(ORPHAN_WAIT_GRACE_MS);
-        let mut pending = cancelling.lock().expect("cancelling lock");
-        let mut orphaned = state.table.overdue_waiters(cutoff_ms);
-        orphaned.retain(|key| !pending.contains(key));
-        orphaned.truncate(CANCELS_PER_SWEEP_MAX);
-        pending.extend(orphaned.iter().cloned());
-        drop(pending);
-        let lift = state.table.has_due_lock_delays(wall_clock_ms());
-        let reorder = state.table.lock_order() != node.lock_order.as_slice();
-        if reorder && !state.table.lock_order().is_empty() {
-            tracing::warn!(
-                replicated = ?state.table.lock_order(),
-                configured = ?node.lock_order,
-                "this leader's --lock-order differs from the cluster's; replacing it (give every node the same value)"
-            );
-        }
-        (due, orphaned, lift, reorder)
-    };
-    if lift {
+    let decided = decide(node, &leader, &in_flight.cancelling);
+    if decided.lift {
         propose_once(
             node,
             &in_flight.lifting,
@@ -87,40 +74,98 @@ fn sweep(node: &Arc<Node>, in_flight: &InFlight) {
             Command::LiftLockDelays,
         );
     }
-    if reorder {
+    if decided.reorder {
         let command = Command::SetLockOrder {
             prefixes: node.lock_order.clone(),
         };
         propose_once(node, &in_flight.ordering, "lock order", command);
     }
-    for lease_id in due {
-        tracing::info!(lease_id = %lease_id, term, "lease deadline passed; proposing expiry");
-        let node = node.clone();
-        tokio::spawn(async move {
-            let attempt = node.propose_here(Command::ExpireLease { lease_id }).await;
-            if let Attempt::NotLeader = attempt {
-                // Refused before it was appended: propose it again next time
-                // if this node still leads.
-                node.clock.unmark(term, lease_id);
-            }
-            log_failure("expiry", &attempt);
-        });
+    for lease_id in decided.due {
+        expire(node, &leader, lease_id);
     }
-    for (kind, lease_id, name) in orphaned {
-        tracing::info!(lease_id = %lease_id, %kind, name = %name, "cancelling a wait whose request is gone");
-        let (node, cancelling) = (node.clone(), cancelling.clone());
-        tokio::spawn(async move {
-            let key = (kind, lease_id, name);
-            let command = Command::CancelWait {
-                lease_id,
-                name: key.2.clone(),
-                kind,
-            };
-            let attempt = node.propose_here(command).await;
-            log_failure("orphaned wait cancel", &attempt);
-            cancelling.lock().expect("cancelling lock").remove(&key);
-        });
+    for key in decided.orphaned {
+        cancel_orphan(node, &in_flight.cancelling, key);
     }
+}
+
+/// Reads the state once and decides what to propose: due expiries by the
+/// term's lease deadlines, overdue waits and due lock-delays by its
+/// state-machine clock (not before the clock is anchored), the lock order.
+fn decide(node: &Arc<Node>, leader: &LeaderId, cancelling: &Cancelling) -> Decisions {
+    let state = node.state.read();
+    let live = state
+        .table
+        .leases()
+        .map(|(id, lease)| (*id, Duration::from_millis(lease.ttl_ms)));
+    let due = node
+        .clock
+        .take_due(leader.term, live, Instant::now(), EXPIRIES_PER_SWEEP_MAX);
+    let now_ms = node.sm_now_ms_in(leader, &state);
+    let mut orphaned = match now_ms {
+        Some(now_ms) => state
+            .table
+            .overdue_waiters(now_ms.saturating_sub(ORPHAN_WAIT_GRACE_MS)),
+        None => Vec::new(),
+    };
+    let mut pending = cancelling.lock().expect("cancelling lock");
+    orphaned.retain(|key| !pending.contains(key));
+    orphaned.truncate(CANCELS_PER_SWEEP_MAX);
+    pending.extend(orphaned.iter().cloned());
+    drop(pending);
+    let lift = now_ms.is_some_and(|now_ms| state.table.has_due_lock_delays(now_ms));
+    let reorder = state.table.lock_order() != node.lock_order.as_slice();
+    if reorder && !state.table.lock_order().is_empty() {
+        tracing::warn!(
+            replicated = ?state.table.lock_order(),
+            configured = ?node.lock_order,
+            "this leader's --lock-order differs from the cluster's; replacing it (give every node the same value)"
+        );
+    }
+    Decisions {
+        due,
+        orphaned,
+        lift,
+        reorder,
+    }
+}
+
+/// Proposes the expiry of a lease whose deadline passed in term `leader`,
+/// bound to that term: should the task stall while this node loses and
+/// regains leadership, the new term has given the lease a fresh deadline
+/// and may have acked keepalives under it, so the expiry must not be
+/// appended there.
+fn expire(node: &Arc<Node>, leader: &LeaderId, lease_id: LeaseId) {
+    let term = leader.term;
+    tracing::info!(lease_id = %lease_id, term, "lease deadline passed; proposing expiry");
+    let (node, leader) = (node.clone(), *leader);
+    tokio::spawn(async move {
+        let attempt = node
+            .propose_in(&leader, Command::ExpireLease { lease_id })
+            .await;
+        if let Attempt::NotLeader = attempt {
+            // Refused before it was appended: propose it again next time
+            // if this node still leads in this term.
+            node.clock.unmark(term, lease_id);
+        }
+        log_failure("expiry", &attempt);
+    });
+}
+
+/// Cancels a wait whose request is gone.
+fn cancel_orphan(node: &Arc<Node>, cancelling: &Cancelling, key: (Kind, LeaseId, LockName)) {
+    let (kind, lease_id, name) = &key;
+    tracing::info!(lease_id = %lease_id, %kind, name = %name, "cancelling a wait whose request is gone");
+    let (node, cancelling) = (node.clone(), cancelling.clone());
+    tokio::spawn(async move {
+        let command = Command::CancelWait {
+            lease_id: key.1,
+            name: key.2.clone(),
+            kind: key.0,
+        };
+        let attempt = node.propose_here(command).await;
+        log_failure("orphaned wait cancel", &attempt);
+        cancelling.lock().expect("cancelling lock").remove(&key);
+    });
 }
 
 /// Proposes `command` unless the last one of its sort is still in flight.

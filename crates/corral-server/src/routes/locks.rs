@@ -141,6 +141,7 @@ async fn release(
         Kind::Lock,
         request.lease_id,
         request.name,
+        request.fencing_token,
         idempotency,
     )
     .await
@@ -163,9 +164,9 @@ async fn history(
     let state = node.state.read();
     Ok(Json(LockHistory {
         events: state.table.timeline(&name),
-        // The node's clock when it is ahead: state-machine time stands
-        // still while nothing is written, and open holds run to now.
-        now_ms: state.table.now_ms().max(crate::node::wall_clock_ms()),
+        // State-machine time, never the wall clock (which may jump): the
+        // leader's clock on the leader, so that open holds run to now.
+        now_ms: node.sm_time_shown_ms(&state),
         name,
     }))
 }

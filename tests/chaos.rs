@@ -604,9 +604,11 @@ async fn inject(cluster: &mut Cluster, fault: Fault, rng: &mut StdRng) -> String
 }
 
 /// Checks a history: holds of one lock never overlap, and their tokens
-/// rise in hold order. A lease whose release went unanswered still holds,
-/// and acquiring again is answered with the same grant: the same token
-/// twice in a row is one lease's hold going on.
+/// rise in hold order. A lease whose release went unanswered may still
+/// hold; acquiring again then grants it anew, under a higher token (a
+/// client's release names its grant's token, so a late one cannot end the
+/// new grant). The same token twice in a row, with the same lease, is
+/// still accepted as one hold going on.
 fn check_holds(holds: &[Hold]) {
     for lock in LOCKS {
         let mut mine: Vec<&Hold> = holds.iter().filter(|h| h.lock == lock).collect();

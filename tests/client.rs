@@ -89,16 +89,26 @@ async fn guards_of_one_grant_release_it_when_the_last_goes_and_a_dropped_acquire
     let name = LockName::new("shared-grant").unwrap();
     let first = lease.try_lock(&name).await.unwrap();
     let second = lease.try_lock(&name).await.unwrap();
-    assert_eq!(
-        first.fencing_token(),
-        second.fencing_token(),
-        "the same grant"
+    assert!(
+        second.fencing_token() > first.fencing_token(),
+        "the second acquire re-granted it"
     );
     first.release().await.unwrap();
     let view = client.lock(&name).await.unwrap();
     assert_eq!(view.holders.len(), 1, "the second guard still holds it");
     second.release().await.unwrap();
     assert!(client.lock(&name).await.unwrap().holders.is_empty());
+    // The other order: the last guard is the older one, and its release
+    // names the newest grant, which the lease holds.
+    let first = lease.try_lock(&name).await.unwrap();
+    let second = lease.try_lock(&name).await.unwrap();
+    second.release().await.unwrap();
+    assert_eq!(client.lock(&name).await.unwrap().holders.len(), 1);
+    first.release().await.unwrap();
+    assert!(
+        client.lock(&name).await.unwrap().holders.is_empty(),
+        "released, not refused for its old token"
+    );
 
     // An acquire whose caller gives up while it waits may still be granted
     // later; the lease gives the lock back once no grant can come.

@@ -49,7 +49,7 @@ async fn one_holder_at_a_time_with_strictly_rising_tokens() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn same_lease_gets_the_same_grant_and_others_are_busy() {
+async fn same_lease_is_granted_again_and_others_are_busy() {
     let cluster = Cluster::start(3).await;
     let a = cluster.lease(1, 30_000).await;
     let b = cluster.lease(2, 30_000).await;
@@ -57,11 +57,11 @@ async fn same_lease_gets_the_same_grant_and_others_are_busy() {
     assert_eq!(status, 200, "{first}");
     let (status, again) = cluster.acquire(3, &a, "invoice/1", 0).await;
     assert_eq!(status, 200);
-    assert_eq!(token(&first), token(&again), "the same grant comes back");
+    assert!(token(&again) > token(&first), "a new grant: {again}");
     let (status, busy) = cluster.acquire(2, &b, "invoice/1", 0).await;
     assert_eq!(status, 409);
     assert_eq!(busy["error"]["code"], "lock_busy");
-    assert_eq!(busy["error"]["holder_token"], token(&first));
+    assert_eq!(busy["error"]["holder_token"], token(&again));
     let (status, body) = cluster.release(3, &b, "invoice/1").await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -361,4 +361,101 @@ async fn a_wait_that_would_deadlock_is_refused_with_the_cycle() {
     let (status, body) = waiting.await.unwrap();
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["lease_id"], one.as_str());
+}
+
+/// A release sent through a node that is paused before it could forward
+/// it, a re-acquire through the leader meanwhile, and the release arriving
+/// late: it names the old grant's token, so it is refused and the lease
+/// keeps the lock under the new token; the waiting lease does not get it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_late_release_cannot_end_a_newer_grant() {
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.wait_leader().await;
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let a = cluster.lease(leader, 60_000).await;
+    let b = cluster.lease(leader, 60_000).await;
+    let (status, first) = cluster.acquire(leader, &a, "late/1", 0).await;
+    assert_eq!(status, 200, "{first}");
+    let waiter = cluster.spawn_post(
+        leader,
+        "/v1/locks/acquire",
+        json!({ "lease_id": b, "name": "late/1", "wait_ms": 30_000 }),
+    );
+    cluster.wait_queued(leader, "late/1", 1).await;
+
+    // Paused first, so that the release certainly waits in the follower's
+    // socket buffer (the kernel accepts the connection) until it resumes.
+    cluster.pause(follower);
+    let release = json!({ "lease_id": a, "name": "late/1", "fencing_token": token(&first) });
+    let late = cluster.spawn_post(follower, "/v1/locks/release", release);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // No answer: the client acquires again through the leader.
+    let (status, again) = cluster.acquire(leader, &a, "late/1", 0).await;
+    assert_eq!(status, 200, "{again}");
+    assert!(token(&again) > token(&first), "a new grant: {again}");
+
+    cluster.resume(follower);
+    let (status, body) = tokio::time::timeout(Duration::from_secs(30), late)
+        .await
+        .expect("the late release is answered")
+        .expect("release task");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("not_holder")),
+        "the late release is refused: {body}"
+    );
+    let lock = cluster.lock(leader, "late/1").await;
+    assert_eq!(lock["holder"]["lease_id"], a.as_str(), "{lock}");
+    assert_eq!(lock["holder"]["fencing_token"], token(&again), "{lock}");
+    assert_eq!(lock["waiters"], json!([b]), "{lock}");
+    assert!(!waiter.is_finished(), "lease b still waits");
+
+    // The release naming the grant it holds ends it, to the waiter.
+    let release = json!({ "lease_id": a, "name": "late/1", "fencing_token": token(&again) });
+    let (status, body) = cluster.post(leader, "/v1/locks/release", release).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, granted) = waiter.await.expect("waiter task");
+    assert_eq!(status, 200, "{granted}");
+    assert!(token(&granted) > token(&again));
+}
+
+/// A retried acquire whose first answer was a grant is answered with it
+/// only while the lease still holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replayed_grant_released_since_says_not_holder() {
+    let cluster = Cluster::start(3).await;
+    let a = cluster.lease(1, 30_000).await;
+    let keyed = |id: u64, key: &'static str| {
+        let url = cluster.url(id, "/v1/locks/acquire");
+        let body = json!({ "lease_id": a, "name": "replay/1" });
+        async move {
+            let response = reqwest::Client::new()
+                .post(url)
+                .header("Idempotency-Key", key)
+                .json(&body)
+                .send()
+                .await
+                .expect("send");
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, first) = keyed(1, "acq-1").await;
+    assert_eq!(status, 200, "{first}");
+    let (status, again) = keyed(2, "acq-1").await;
+    assert_eq!((status, token(&again)), (200, token(&first)), "{again}");
+    let (status, body) = cluster.release(3, &a, "replay/1").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, replay) = keyed(3, "acq-1").await;
+    assert_eq!(
+        (status, replay["error"]["code"].as_str()),
+        (409, Some("not_holder")),
+        "not the released grant: {replay}"
+    );
+    assert!(cluster.lock(1, "replay/1").await["holders"]
+        .as_array()
+        .is_some_and(|h| h.is_empty()));
 }

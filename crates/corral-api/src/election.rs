@@ -37,6 +37,12 @@ pub struct ResignRequest {
     pub lease_id: LeaseId,
     /// The election.
     pub name: LockName,
+    /// The token of the leadership to end. When given, only that
+    /// leadership ends: if the lease leads under another token (it
+    /// campaigned again since) or only waits as a candidate, it is refused
+    /// with `not_leader` and changes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fencing_token: Option<FencingToken>,
 }
 
 /// The answer to a resign.

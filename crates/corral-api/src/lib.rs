@@ -207,6 +207,12 @@ pub struct ReleaseRequest {
     pub lease_id: LeaseId,
     /// The lock.
     pub name: LockName,
+    /// The token of the grant to end. When given, the release ends only
+    /// that grant: if the lease holds under another token (it acquired
+    /// again since), it is refused with `not_holder` and changes nothing,
+    /// so a release delayed in the network cannot end a newer grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fencing_token: Option<FencingToken>,
 }
 
 /// The answer to a release.

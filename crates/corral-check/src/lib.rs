@@ -18,7 +18,7 @@
 //! # Locks
 //! [`FencedMutex`] is the model of one exclusive corral lock: one holder at a
 //! time, fencing tokens that rise with every grant, re-acquire answering with
-//! the same grant, and leases whose expiry frees the lock.
+//! a new grant to the same lease, and leases whose expiry frees the lock.
 //!
 //! # Example
 //! ```

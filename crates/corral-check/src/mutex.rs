@@ -10,7 +10,8 @@ use crate::model::Model;
 ///   the lock (corral's tokens come from one cluster-wide counter that starts
 ///   at 0 and is incremented before each grant, so the first token is 1 and
 ///   gaps are normal: other locks take tokens too).
-/// * Acquiring a lock the lease already holds answers with the same grant.
+/// * Acquiring a lock the lease already holds grants it again, under a new
+///   token higher than every earlier one.
 /// * A lease that ends (expiry here) releases the lock.
 ///
 /// Lease ids are whatever the test harness numbers its leases with; they
@@ -33,8 +34,11 @@ use crate::model::Model;
 /// an unknown acquire followed by an unknown expiry would no longer lead back
 /// to the very state before it, and the checker could no longer discard
 /// those pairs as useless; with many timed-out clients that costs far more.)
-/// If the holder later acquires again and is told its grant, the token is
-/// learnt then.
+/// If the holder later acquires again, it is told a new grant, whose token
+/// is then the holder's. (A re-acquire by the holder whose outcome is
+/// unknown leaves the state as it is, by the same reasoning: a re-grant it
+/// made took a token above `last_token`, and later grants need only be
+/// above that.)
 ///
 /// Released or expired, an unknown holder's lock is free like any other.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -154,14 +158,11 @@ impl FencedMutex {
                 holder: Some(Holder { lease, token: None }),
                 last_token: state.last_token,
             }),
-            // Held by this lease: a re-acquire answers with the same grant.
+            // Held by this lease: a re-acquire is a new grant to it, whose
+            // token comes after `last_token` like any other (and so after a
+            // grant nobody saw, which is replaced).
             (Some(holder), Some(MutexOutput::Granted { token })) if holder.lease == lease => {
-                match holder.token {
-                    Some(held) => (held == *token).then_some(*state),
-                    // The grant nobody saw is seen now: it came after
-                    // `last_token`, like any other.
-                    None => state.granted(lease, *token),
-                }
+                state.granted(lease, *token)
             }
             (Some(holder), Some(MutexOutput::NotGranted)) if holder.lease != lease => Some(*state),
             // Held: whatever the answer was, nothing changed.

@@ -211,15 +211,17 @@ fn concurrent_grants_may_take_tokens_in_either_order() {
 }
 
 #[test]
-fn reacquire_by_the_holder_returns_the_same_grant() {
-    let history = [granted(1, 0, 1, 3), granted(1, 2, 3, 3), released(1, 4, 5)];
+fn reacquire_by_the_holder_is_a_new_grant() {
+    let history = [granted(1, 0, 1, 3), granted(1, 2, 3, 4), released(1, 4, 5)];
     assert_eq!(order(&history), vec![0, 1, 2]);
 }
 
 #[test]
-fn reacquire_with_another_token_is_a_violation() {
-    let history = [granted(1, 0, 1, 3), granted(1, 2, 3, 4)];
-    assert!(run(&history).is_violation());
+fn reacquire_with_the_same_or_a_lower_token_is_a_violation() {
+    for token in [2, 3] {
+        let history = [granted(1, 0, 1, 3), granted(1, 2, 3, token)];
+        assert!(run(&history).is_violation(), "token {token}");
+    }
 }
 
 #[test]
@@ -463,7 +465,7 @@ struct Step {
 /// is linearizable by construction.
 struct Simulation {
     history: Vec<LockOp>,
-    /// Grants that took a new token (not re-acquires, not lost).
+    /// Grants whose answer is known (a re-acquire takes a new token too).
     fresh_grants: Vec<usize>,
 }
 
@@ -493,17 +495,16 @@ fn simulate(steps: &[Step]) -> Simulation {
         };
         if step.kind < 45 {
             let input = MutexInput::Acquire { lease };
-            let output = match holder {
-                None => {
-                    token += 1 + step.token_gap;
-                    holder = Some((lease, token));
-                    if !step.lost {
-                        fresh_grants.push(history.len());
-                    }
-                    MutexOutput::Granted { token }
+            // Free, or held by this lease (a re-grant): a new token.
+            let output = if holder.is_none_or(|(held_by, _)| held_by == lease) {
+                token += 1 + step.token_gap;
+                holder = Some((lease, token));
+                if !step.lost {
+                    fresh_grants.push(history.len());
                 }
-                Some((held_by, t)) if held_by == lease => MutexOutput::Granted { token: t },
-                Some(_) => MutexOutput::NotGranted,
+                MutexOutput::Granted { token }
+            } else {
+                MutexOutput::NotGranted
             };
             history.push(record(input, output));
         } else if step.kind < 80 {

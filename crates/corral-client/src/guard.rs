@@ -26,9 +26,15 @@ pub enum Held {
 /// Pass [`LockGuard::fencing_token`] to every resource the lock guards.
 /// Release it with [`LockGuard::release`]; a guard dropped without that is
 /// released in the background, best effort (if that fails, the lock goes
-/// when the lease ends). Two guards of one lease for one name (the second
-/// acquire answered with the same grant) share it: it is released when the
-/// last of them is.
+/// when the lease ends). Two guards of one lease for one name share the
+/// lease's grant of it: it is released when the last of them is. The
+/// second acquire re-granted the name under a newer token, which is the
+/// one to fence with from then on: the fenced store and token validation
+/// refuse the first guard's.
+///
+/// A release names the token of the lease's newest grant of the name, so
+/// that a release delayed in the network (say, through a node that was
+/// paused) cannot end a grant made after it was sent.
 #[derive(Debug)]
 pub struct LockGuard {
     /// Taken out only by release or drop.
@@ -47,6 +53,7 @@ impl LockGuard {
         mode: Mode,
         token: FencingToken,
     ) -> LockGuard {
+        claim.note_token(token);
         LockGuard {
             claim: Some(claim),
             name,
@@ -99,15 +106,21 @@ impl LockGuard {
 async fn release_claim(claim: Claim, held: Held, name: &LockName) -> Result<(), Error> {
     let lease = claim.lease().clone();
     let _turn = claim.turn().await;
+    let token = claim.newest_token();
     if !claim.give_up() {
         return Ok(());
     }
-    release(&lease, held, name).await
+    release(&lease, held, name, token).await
 }
 
-/// Releases `name` of `held` kind for `lease`; gone already counts as
-/// released.
-pub(crate) async fn release(lease: &Lease, held: Held, name: &LockName) -> Result<(), Error> {
+/// Releases `name` of `held` kind for `lease`, only the grant under
+/// `fencing_token` if one is given; gone already counts as released.
+pub(crate) async fn release(
+    lease: &Lease,
+    held: Held,
+    name: &LockName,
+    fencing_token: Option<FencingToken>,
+) -> Result<(), Error> {
     let client = lease.client();
     let (lease_id, name) = (lease.id(), name.clone());
     let answer = match held {
@@ -116,12 +129,20 @@ pub(crate) async fn release(lease: &Lease, held: Held, name: &LockName) -> Resul
                 Held::Lock => "/v1/locks/release",
                 _ => "/v1/semaphores/release",
             };
-            let request = ReleaseRequest { lease_id, name };
+            let request = ReleaseRequest {
+                lease_id,
+                name,
+                fencing_token,
+            };
             let call = Call::new(Method::POST, path, Some(&request));
             client.write::<_, ReleaseResponse>(call).await.map(drop)
         }
         Held::Election => {
-            let request = ResignRequest { lease_id, name };
+            let request = ResignRequest {
+                lease_id,
+                name,
+                fencing_token,
+            };
             let call = Call::new(Method::POST, "/v1/elections/resign", Some(&request));
             client.write::<_, ResignResponse>(call).await.map(drop)
         }

@@ -91,13 +91,24 @@ struct LeaseInner {
     ttl: Duration,
     standing: watch::Sender<Standing>,
     keepalive: JoinHandle<()>,
-    /// For each name: how many guards hold it.
-    claims: Mutex<HashMap<(Held, LockName), usize>>,
+    /// For each name: how many guards hold it, and its newest grant.
+    claims: Mutex<HashMap<(Held, LockName), Claimed>>,
     /// One async lock per name in use, held by an acquire until its guard
     /// exists and by a release from its last-guard check until the cluster
-    /// answered: the cluster answers a repeat acquire of a lease with the
-    /// same grant, so an acquire and a release of one name must not cross.
+    /// answered: the guards of a name share the lease's grant of it (each
+    /// acquire re-grants it under a newer token), so an acquire and a
+    /// release of one name must not cross.
     turns: Mutex<HashMap<(Held, LockName), Turn>>,
+}
+
+/// The guards of one name of a lease.
+#[derive(Debug, Default)]
+struct Claimed {
+    /// How many guards hold it.
+    guards: usize,
+    /// The token of the newest grant a guard was made from: the grant the
+    /// lease holds, which the last guard's release names.
+    token: Option<FencingToken>,
 }
 
 /// One name's turn lock.
@@ -137,6 +148,19 @@ impl Claim {
     pub(crate) async fn turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
         self.lease.turn(&self.key).await
     }
+
+    /// Records that a guard was made from the grant under `token`: every
+    /// acquire takes a newer one, so the highest is the lease's grant.
+    pub(crate) fn note_token(&self, token: FencingToken) {
+        if let Some(claimed) = self.lease.claims().get_mut(&self.key) {
+            claimed.token = claimed.token.max(Some(token));
+        }
+    }
+
+    /// The token of the lease's grant of the name, as the guards know it.
+    pub(crate) fn newest_token(&self) -> Option<FencingToken> {
+        self.lease.claims().get(&self.key).and_then(|c| c.token)
+    }
 }
 
 impl Drop for Claim {
@@ -172,7 +196,7 @@ impl Lease {
         }
     }
 
-    fn claims(&self) -> std::sync::MutexGuard<'_, HashMap<(Held, LockName), usize>> {
+    fn claims(&self) -> std::sync::MutexGuard<'_, HashMap<(Held, LockName), Claimed>> {
         // Every change is one insert or decrement: a panic cannot leave the
         // map half written.
         self.inner
@@ -184,7 +208,7 @@ impl Lease {
     /// Claims `name` for a guard.
     pub(crate) fn claim(&self, held: Held, name: &LockName) -> Claim {
         let key = (held, name.clone());
-        *self.claims().entry(key.clone()).or_default() += 1;
+        self.claims().entry(key.clone()).or_default().guards += 1;
         Claim {
             lease: self.clone(),
             key,
@@ -195,11 +219,11 @@ impl Lease {
     /// Drops one claim on `key`; true if it was the last.
     fn unclaim(&self, key: &(Held, LockName)) -> bool {
         let mut claims = self.claims();
-        let Some(n) = claims.get_mut(key) else {
+        let Some(claimed) = claims.get_mut(key) else {
             return true;
         };
-        *n -= 1;
-        if *n > 0 {
+        claimed.guards -= 1;
+        if claimed.guards > 0 {
             return false;
         }
         claims.remove(key);
@@ -236,13 +260,33 @@ impl Lease {
                 // No acquire of the name may be granted meanwhile.
                 let _turn = lease.turn(&key).await;
                 let guarded = lease.claims().contains_key(&key);
-                if lease.is_held() && !guarded {
-                    if let Err(e) = release(&lease, held, &name).await {
-                        tracing::warn!(lock = %name, error = %e, "releasing a possibly granted lock failed; it goes when the lease ends");
-                    }
+                if !lease.is_held() || guarded {
+                    continue;
+                }
+                let Some(token) = lease.abandoned_token(held, &name).await else {
+                    continue;
+                };
+                if let Err(e) = release(&lease, held, &name, token).await {
+                    tracing::warn!(lock = %name, error = %e, "releasing a possibly granted lock failed; it goes when the lease ends");
                 }
             }
         });
+    }
+
+    /// What a release of an abandoned acquire of `name` names: for a lock,
+    /// the lease's grant as the cluster reads (so that this release, if it
+    /// is delayed in turn, cannot end a later grant), or `None` (no release)
+    /// when the lease does not hold it; for a lock that cannot be read, and
+    /// for semaphores and elections, no token (whatever the lease holds).
+    async fn abandoned_token(&self, held: Held, name: &LockName) -> Option<Option<FencingToken>> {
+        if held != Held::Lock {
+            return Some(None);
+        }
+        let Ok(view) = self.inner.client.lock(name).await else {
+            return Some(None);
+        };
+        let mine = view.holders.iter().find(|h| h.lease_id == self.id());
+        mine.map(|h| Some(h.fencing_token))
     }
 
     /// Runs one acquire: `request`, given the server-side wait in

@@ -6,6 +6,7 @@ use crate::idempotency::Idempotency;
 use crate::kv::{Fence, KvKey};
 use crate::lease::{LeaseId, LockOrder};
 use crate::lock::{Kind, LockName, Mode};
+use crate::token::FencingToken;
 
 /// A command with the time at which the leader proposed it.
 ///
@@ -116,6 +117,13 @@ pub enum Command {
         /// Which of the two.
         #[serde(default)]
         kind: Kind,
+        /// The token of the grant to end: when given, a release that finds
+        /// the lease holding under another token (a newer grant) is refused
+        /// and ends nothing, so a release delayed in the network cannot end
+        /// a grant made after it was sent. Absent in logs written before it
+        /// existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fencing_token: Option<FencingToken>,
     },
     /// Leave a queue because the wait ran out. If the grant won the race,
     /// the grant is the answer. Leaving one queue of an acquire-all leaves
@@ -176,6 +184,11 @@ pub enum Command {
         lease_id: LeaseId,
         /// The election.
         name: LockName,
+        /// The token of the leadership to end: when given, only that
+        /// leadership ends (a waiting candidacy is left alone), as for
+        /// [`Command::Release`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fencing_token: Option<FencingToken>,
     },
     /// Write a key of the fenced store, if the fence is current.
     KvPut {

@@ -17,7 +17,9 @@
 //! An exclusive lock has at most one holder. Every grant takes the next value
 //! of one cluster-wide counter, the [`FencingToken`], so tokens rise strictly
 //! in log order across all locks and are never reused. Acquiring a lock the
-//! lease already holds answers with the same grant.
+//! lease already holds grants it again under the next token, so that a
+//! release naming the old token (one sent earlier and delayed) cannot end
+//! the grant the client was just told of.
 //!
 //! # Waiting
 //! A request that may wait joins the lock's FIFO [`Lock::waiters`] queue. A

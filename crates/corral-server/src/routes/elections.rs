@@ -136,6 +136,7 @@ async fn resign(
         command: Command::Resign {
             lease_id: request.lease_id,
             name: request.name,
+            fencing_token: request.fencing_token,
         },
         idempotency,
     };

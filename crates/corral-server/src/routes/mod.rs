@@ -20,7 +20,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::Query;
 use axum::{Json, Router};
 use corral_api::{ReleaseResponse, LIST_LOCKS_MAX};
-use corral_state::{Command, Idempotency, Kind, LeaseId, Lock, LockName, Outcome};
+use corral_state::{Command, FencingToken, Idempotency, Kind, LeaseId, Lock, LockName, Outcome};
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -108,12 +108,14 @@ where
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-/// Gives up a lock or all permits of a semaphore.
+/// Gives up a lock or all permits of a semaphore: the lease's grant of the
+/// name, or only the one under the token when one is given.
 async fn release(
     node: &Node,
     kind: Kind,
     lease_id: LeaseId,
     name: LockName,
+    fencing_token: Option<FencingToken>,
     idempotency: Option<Idempotency>,
 ) -> Result<Json<ReleaseResponse>, ApiError> {
     let submission = Submission {
@@ -121,6 +123,7 @@ async fn release(
             lease_id,
             name,
             kind,
+            fencing_token,
         },
         idempotency,
     };

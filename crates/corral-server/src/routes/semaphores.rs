@@ -93,6 +93,7 @@ async fn release(
         Kind::Semaphore,
         request.lease_id,
         request.name,
+        request.fencing_token,
         idempotency,
     )
     .await

@@ -7,6 +7,7 @@ use super::LockTable;
 use crate::lease::{LeaseId, WaitGroup};
 use crate::lock::{Claim, Grant, Kind, Lock, LockName, Mode, Waiter};
 use crate::outcome::{Event, Limit, Outcome, Refusal, Response};
+use crate::token::FencingToken;
 use crate::{
     ACQUIRE_ALL_NAMES_MAX, ELECTION_VALUE_BYTES_MAX, LOCKS_PER_LEASE_MAX, SEMAPHORE_LIMIT_MAX,
     WAITERS_PER_LOCK_MAX,
@@ -91,18 +92,20 @@ impl LockTable {
         Ok(Outcome::Granted(leader))
     }
 
-    /// Steps down as leader, or withdraws a waiting candidacy.
+    /// Steps down as leader, or withdraws a waiting candidacy. With
+    /// `fencing_token`, only the leadership under that token ends.
     pub(super) fn resign(
         &mut self,
         lease_id: LeaseId,
         name: &LockName,
+        fencing_token: Option<FencingToken>,
         events: &mut Vec<Event>,
     ) -> Response {
         let lease = self.leases.get(&lease_id).ok_or(Refusal::LeaseNotFound)?;
-        if lease.campaigns.contains(name) {
+        if fencing_token.is_none() && lease.campaigns.contains(name) {
             return self.cancel_wait(Kind::Election, lease_id, name, events);
         }
-        self.release(Kind::Election, lease_id, name, events)
+        self.release(Kind::Election, lease_id, name, fencing_token, events)
             .map_err(|_| Refusal::NotLeader)
     }
 
@@ -164,7 +167,7 @@ impl LockTable {
             .and_then(|l| l.holders.get(&lease_id))
         {
             check_same(kind, held.mode, held.permits, mode, permits)?;
-            return Ok(Outcome::Granted(held.clone()));
+            return Ok(Outcome::Granted(self.regrant(kind, lease_id, &name)));
         }
         // A retried wait is not a new acquire: the order was checked when
         // it first queued.
@@ -312,11 +315,8 @@ impl LockTable {
                 .filter(|l| !(l.waiters.is_empty() && l.admits(mode, 1)))
         });
         let Some(blocked) = blocked else {
-            for name in missing {
-                self.locks.entry(name.clone()).or_default();
-                self.grant(Kind::Lock, lease_id, name, Claim::lock(mode));
-            }
-            return Ok(Outcome::GrantedAll(self.grants_of(lease_id, &set)));
+            let grants = self.grant_all_now(lease_id, &set, &missing, mode);
+            return Ok(Outcome::GrantedAll(grants));
         };
         if wait_ms == 0 {
             return Err(busy(blocked));
@@ -360,6 +360,28 @@ impl LockTable {
         })
     }
 
+    /// Grants an acquire-all at once: every lock of `set`, in name order,
+    /// each under the next token. A lock the lease held (not `missing`) is
+    /// re-granted too, so that no release sent for its old grant can end
+    /// what the answer reports.
+    fn grant_all_now(
+        &mut self,
+        lease_id: LeaseId,
+        set: &BTreeSet<LockName>,
+        missing: &[LockName],
+        mode: Mode,
+    ) -> Vec<Grant> {
+        for name in set {
+            if missing.contains(name) {
+                self.locks.entry(name.clone()).or_default();
+                self.grant(Kind::Lock, lease_id, name.clone(), Claim::lock(mode));
+            } else {
+                self.regrant(Kind::Lock, lease_id, name);
+            }
+        }
+        self.grants_of(lease_id, set)
+    }
+
     /// Puts the lease at the end of the queue of a lock in use and returns
     /// its position.
     fn enqueue(
@@ -400,17 +422,29 @@ impl LockTable {
             .collect()
     }
 
+    /// Ends the lease's grant of `name`; with `fencing_token`, only if the
+    /// grant is the one under that token (a newer grant stays).
     pub(super) fn release(
         &mut self,
         kind: Kind,
         lease_id: LeaseId,
         name: &LockName,
+        fencing_token: Option<FencingToken>,
         events: &mut Vec<Event>,
     ) -> Response {
-        let lease = self
-            .leases
-            .get_mut(&lease_id)
-            .ok_or(Refusal::LeaseNotFound)?;
+        if !self.leases.contains_key(&lease_id) {
+            return Err(Refusal::LeaseNotFound);
+        }
+        if let Some(token) = fencing_token {
+            let held = self
+                .map(kind)
+                .get(name)
+                .and_then(|l| l.holders.get(&lease_id));
+            if held.is_none_or(|g| g.fencing_token != token) {
+                return Err(Refusal::NotHolder);
+            }
+        }
+        let lease = self.lease_mut(lease_id);
         if !lease.held_mut(kind).remove(name) {
             return Err(Refusal::NotHolder);
         }

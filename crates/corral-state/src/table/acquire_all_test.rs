@@ -26,9 +26,16 @@ fn free_locks_are_all_granted_at_once_in_name_order() {
             ("c".into(), FencingToken(3))
         ]
     );
-    // Asking again answers with the same grants, taking no token.
-    assert_eq!(tokens(&s.acquire_all(1, &["a", "b", "c"], 0)), got);
-    assert_eq!(s.table.last_token(), FencingToken(3));
+    // Asking again re-grants them all, in name order, under new tokens.
+    assert_eq!(
+        tokens(&s.acquire_all(1, &["a", "b", "c"], 0)),
+        vec![
+            ("a".into(), FencingToken(4)),
+            ("b".into(), FencingToken(5)),
+            ("c".into(), FencingToken(6))
+        ]
+    );
+    assert_eq!(s.table.last_token(), FencingToken(6));
 }
 
 #[test]
@@ -150,11 +157,9 @@ fn a_held_lock_counts_and_a_single_wait_conflicts() {
     let a = s.token(1, "a");
     s.token(2, "c");
     let got = tokens(&s.acquire_all(1, &["a", "b"], 0));
-    assert_eq!(
-        got[0],
-        ("a".into(), a),
-        "the held grant is part of the answer"
-    );
+    assert_eq!(got[0].0, "a", "the held lock is part of the answer");
+    assert!(got[0].1 > a, "re-granted under a new token");
+    assert!(got[1].1 > got[0].1, "in name order");
     s.acquire(1, "c", 1_000);
     assert_eq!(
         s.acquire_all(1, &["c", "d"], 1_000).response,

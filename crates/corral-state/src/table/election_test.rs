@@ -40,6 +40,7 @@ fn candidates_lead_in_turn_when_the_leader_resigns_or_expires() {
     let r = s.run(Command::Resign {
         lease_id: id(1),
         name: name("primary"),
+        fencing_token: None,
     });
     assert_eq!(r.response, Ok(Outcome::Released));
     let second = leader(&s).unwrap();
@@ -84,6 +85,7 @@ fn proclaim_changes_the_value_under_a_new_token_for_the_leader_only() {
     let r = s.run(Command::Resign {
         lease_id: id(2),
         name: name("primary"),
+        fencing_token: None,
     });
     assert_eq!(r.response, Err(Refusal::NotLeader));
     let long = "x".repeat(ELECTION_VALUE_BYTES_MAX + 1);
@@ -103,6 +105,7 @@ fn a_waiting_candidate_may_withdraw() {
     let r = s.run(Command::Resign {
         lease_id: id(2),
         name: name("primary"),
+        fencing_token: None,
     });
     assert_eq!(r.response, Ok(Outcome::WaitCancelled));
     assert!(s

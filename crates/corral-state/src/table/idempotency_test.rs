@@ -27,19 +27,103 @@ fn acquire(story: &mut Story, lease: u128, lock: &str, key: Option<Idempotency>)
 }
 
 #[test]
-fn a_retry_gets_the_first_answer_and_takes_no_token() {
+fn a_retry_gets_the_first_grant_while_it_holds_and_takes_no_token() {
     let mut s = Story::new();
     s.lease(1);
     let first = acquire(&mut s, 1, "a", keyed("k1", 7));
+    let retry = acquire(&mut s, 1, "a", keyed("k1", 7));
+    assert_eq!(retry.response, first.response);
+    assert!(retry.events.is_empty());
+    assert_eq!(s.table.last_token(), FencingToken(1));
+}
+
+#[test]
+fn a_retry_of_a_grant_released_since_says_not_holder_and_applies_nothing() {
+    let mut s = Story::new();
+    s.lease(1);
+    acquire(&mut s, 1, "a", keyed("k1", 7));
     s.release(1, "a");
     let retry = acquire(&mut s, 1, "a", keyed("k1", 7));
-    assert_eq!(
-        retry.response, first.response,
-        "the first grant, though released since"
-    );
+    assert_eq!(retry.response, Err(Refusal::NotHolder), "not the old grant");
     assert!(retry.events.is_empty());
     assert!(s.table.lock(&name("a")).is_none(), "nothing applied again");
     assert_eq!(s.table.last_token(), FencingToken(1));
+}
+
+#[test]
+fn a_retry_of_a_grant_whose_lease_ended_says_lease_not_found() {
+    let mut s = Story::new();
+    s.lease(1);
+    s.lease(2);
+    acquire(&mut s, 1, "a", keyed("k1", 7));
+    s.acquire(2, "a", 5_000);
+    s.run(Command::ExpireLease { lease_id: id(1) });
+    let retry = acquire(&mut s, 1, "a", keyed("k1", 7));
+    assert_eq!(retry.response, Err(Refusal::LeaseNotFound));
+    assert_eq!(s.holder("a"), Some(id(2)), "the lock went on to lease 2");
+}
+
+#[test]
+fn a_retry_of_a_grant_held_again_under_another_token_says_not_holder() {
+    let mut s = Story::new();
+    s.lease(1);
+    acquire(&mut s, 1, "a", keyed("k1", 7));
+    let newer = s.token(1, "a");
+    let retry = acquire(&mut s, 1, "a", keyed("k1", 7));
+    assert_eq!(retry.response, Err(Refusal::NotHolder));
+    assert_eq!(s.table.last_token(), newer, "and takes no token");
+}
+
+#[test]
+fn replays_of_acquire_all_permits_and_campaigns_are_checked_too() {
+    let mut s = Story::new();
+    s.lease(1);
+    let run = |s: &mut Story, key: &str, command: Command| {
+        let applied = s.table.apply(Proposal {
+            now_ms: s.now_ms,
+            idempotency: keyed(key, 1),
+            command,
+        });
+        s.table.check_invariants().expect("invariants hold");
+        applied.response
+    };
+    let all = Command::AcquireAll {
+        lease_id: id(1),
+        names: vec![name("a"), name("b")],
+        mode: Mode::Exclusive,
+        wait_ms: 0,
+    };
+    let first = run(&mut s, "all", all.clone());
+    assert_eq!(run(&mut s, "all", all.clone()), first);
+    s.release(1, "b");
+    assert_eq!(run(&mut s, "all", all), Err(Refusal::NotHolder));
+
+    let permits = Command::AcquirePermits {
+        lease_id: id(1),
+        name: name("a"),
+        limit: 2,
+        permits: 1,
+        wait_ms: 0,
+    };
+    let first = run(&mut s, "sem", permits.clone());
+    assert_eq!(run(&mut s, "sem", permits.clone()), first);
+    s.release_permits(1, "a");
+    assert_eq!(run(&mut s, "sem", permits), Err(Refusal::NotHolder));
+
+    let campaign = Command::Campaign {
+        lease_id: id(1),
+        name: name("e"),
+        value: "v".into(),
+        wait_ms: 0,
+    };
+    let first = run(&mut s, "lead", campaign.clone());
+    assert_eq!(run(&mut s, "lead", campaign.clone()), first);
+    s.run(Command::Resign {
+        lease_id: id(1),
+        name: name("e"),
+        fencing_token: None,
+    });
+    assert_eq!(run(&mut s, "lead", campaign), Err(Refusal::NotLeader));
 }
 
 #[test]

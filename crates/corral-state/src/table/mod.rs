@@ -12,6 +12,7 @@ mod kv;
 mod order;
 mod queue;
 mod record;
+mod replay;
 
 pub use order::check_lock_order;
 
@@ -25,6 +26,8 @@ mod ended_test;
 mod idempotency_test;
 #[cfg(test)]
 mod kv_test;
+#[cfg(test)]
+mod late_release_test;
 #[cfg(test)]
 mod lock_delay_test;
 #[cfg(test)]
@@ -114,7 +117,7 @@ impl LockTable {
             return self.apply_command(proposal.command);
         };
         let response = match self.remembered.recall(&idempotency) {
-            Recall::Answered(response) => response,
+            Recall::Answered(response) => self.still_true(&proposal.command, response),
             Recall::Mismatch => Err(Refusal::IdempotencyMismatch),
             Recall::New => {
                 let applied = self.apply_command(proposal.command);
@@ -167,7 +170,8 @@ impl LockTable {
                 lease_id,
                 name,
                 kind,
-            } => self.release(kind, lease_id, &name, &mut events),
+                fencing_token,
+            } => self.release(kind, lease_id, &name, fencing_token, &mut events),
             Command::CancelWait {
                 lease_id,
                 name,
@@ -201,7 +205,11 @@ impl LockTable {
                 name,
                 value,
             } => self.proclaim(lease_id, &name, value),
-            Command::Resign { lease_id, name } => self.resign(lease_id, &name, &mut events),
+            Command::Resign {
+                lease_id,
+                name,
+                fencing_token,
+            } => self.resign(lease_id, &name, fencing_token, &mut events),
         };
         assert!(
             self.last_token >= token_before,

@@ -18,7 +18,7 @@ fn a_lexicographic_lease_takes_names_in_byte_order() {
     s.token(1, "b");
     assert_eq!(violation(&s.acquire(1, "a", 0)), ("a".into(), "b".into()));
     s.token(1, "c");
-    s.token(1, "b"); // already held: the same grant, no violation
+    s.token(1, "b"); // already held: granted again, no violation
                      // Other leases keep no order.
     s.token(2, "z");
     s.token(2, "y");

@@ -25,6 +25,8 @@ fn command() -> impl Strategy<Value = Command> {
     let mode = prop::sample::select(vec![Mode::Exclusive, Mode::Shared]);
     let wait = prop::sample::select(vec![0u64, 100]);
     let names = prop::collection::vec(lock.clone(), 1..4);
+    // Low tokens, so that a release naming one sometimes names the grant.
+    let token = (0u64..16).prop_map(FencingToken);
     prop_oneof![
         (
             lease.clone(),
@@ -70,13 +72,18 @@ fn command() -> impl Strategy<Value = Command> {
                 wait_ms
             }
         ),
-        (lease.clone(), any_name.clone(), kind.clone()).prop_map(|(lease_id, name, kind)| {
-            Command::Release {
+        (
+            lease.clone(),
+            any_name.clone(),
+            kind.clone(),
+            prop::option::of(token.clone())
+        )
+            .prop_map(|(lease_id, name, kind, fencing_token)| Command::Release {
                 lease_id,
                 name,
                 kind,
-            }
-        }),
+                fencing_token,
+            }),
         (lease.clone(), any_name, kind).prop_map(|(lease_id, name, kind)| Command::CancelWait {
             lease_id,
             name,
@@ -100,7 +107,13 @@ fn command() -> impl Strategy<Value = Command> {
                 value,
             }
         }),
-        (lease.clone(), election).prop_map(|(lease_id, name)| Command::Resign { lease_id, name }),
+        (lease.clone(), election, prop::option::of(token.clone())).prop_map(
+            |(lease_id, name, fencing_token)| Command::Resign {
+                lease_id,
+                name,
+                fencing_token,
+            }
+        ),
         (lock.clone(), 0u64..12, prop::sample::select(vec!["k", "m"])).prop_map(
             |(lock, token, key)| Command::KvPut {
                 key: name(key),

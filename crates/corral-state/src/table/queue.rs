@@ -107,13 +107,18 @@ impl LockTable {
         for n in waited {
             lease.waits.remove(n);
         }
-        for n in waited {
-            let lock = self.locks.get_mut(n).expect("a waited lock is in use");
-            lock.waiters.pop_front();
-            self.grant(Kind::Lock, lease_id, n.clone(), Claim::lock(group.mode));
-        }
         // Names the lease held when it asked are in the answer too, unless
-        // it released one meanwhile.
+        // it released one meanwhile; they are re-granted, as an acquire-all
+        // granted at once re-grants them, all in name order.
+        for n in &group.names {
+            if waited.contains(n) {
+                let lock = self.locks.get_mut(n).expect("a waited lock is in use");
+                lock.waiters.pop_front();
+                self.grant(Kind::Lock, lease_id, n.clone(), Claim::lock(group.mode));
+            } else if self.lease_mut(lease_id).holds.contains(n) {
+                self.regrant(Kind::Lock, lease_id, n);
+            }
+        }
         self.grants_of(lease_id, &group.names)
     }
 
@@ -151,6 +156,29 @@ impl LockTable {
             "granted a lock beside an incompatible holder"
         );
         lock.holders.insert(lease_id, grant.clone());
+        grant
+    }
+
+    /// Grants `name` of `kind` again to `lease_id`, which holds it: the
+    /// same holder, mode, permits and value, under the next token. The
+    /// grant time stays: the lease's hold goes on, and hold-time metrics
+    /// measure it whole (the timeline records the re-grant).
+    ///
+    /// An acquire by a lease that already holds answers so, never with the
+    /// grant it had: a release of the old grant sent earlier and delayed
+    /// (a node paused with it) names the old token and so cannot end what
+    /// the client was just told it holds. No one else is admitted, so
+    /// neither the queue nor a lock-delay holds it back.
+    pub(super) fn regrant(&mut self, kind: Kind, lease_id: LeaseId, name: &LockName) -> Grant {
+        let next = self.last_token.next();
+        let held = self
+            .map_mut(kind)
+            .get_mut(name)
+            .and_then(|lock| lock.holders.get_mut(&lease_id))
+            .expect("a re-granted lock is held by the lease");
+        held.fencing_token = next;
+        let grant = held.clone();
+        self.last_token = next;
         grant
     }
 

@@ -37,6 +37,7 @@ impl Subject {
                 lease_id,
                 name,
                 kind: Kind::Lock,
+                ..
             } => Subject::Release(*lease_id, name.clone()),
             Command::ExpireLease { lease_id } => Subject::EndLease(*lease_id, true),
             Command::RevokeLease { lease_id } => Subject::EndLease(*lease_id, false),

@@ -28,8 +28,11 @@ fn permits_are_granted_up_to_the_limit_each_with_a_token() {
             holder_token: Some(b.fencing_token)
         })
     );
-    // Acquiring again with the same permits is the same grant.
-    assert_eq!(granted(&s.permits(1, "pool", 3, 2, 0)), a);
+    // Acquiring again with the same permits re-grants them under a new
+    // token.
+    let again = granted(&s.permits(1, "pool", 3, 2, 0));
+    assert_eq!((again.permits, again.lease_id), (a.permits, a.lease_id));
+    assert!(again.fencing_token > b.fencing_token);
     assert_eq!(
         s.permits(1, "pool", 3, 1, 0).response,
         Err(Refusal::PermitsConflict { held: 2 })

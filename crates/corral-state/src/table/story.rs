@@ -71,6 +71,7 @@ impl Story {
             lease_id: id(n),
             name: name(lock),
             kind: Kind::Lock,
+            fencing_token: None,
         })
     }
 
@@ -132,6 +133,7 @@ impl Story {
             lease_id: id(n),
             name: name(sem),
             kind: Kind::Semaphore,
+            fencing_token: None,
         })
     }
 }

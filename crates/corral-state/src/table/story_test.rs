@@ -17,13 +17,17 @@ fn free_lock_is_granted_with_rising_tokens() {
 }
 
 #[test]
-fn acquiring_again_returns_the_same_grant() {
+fn acquiring_again_regrants_under_the_next_token() {
     let mut s = Story::new();
     s.lease(1);
     let first = s.token(1, "a");
     let again = s.token(1, "a");
-    assert_eq!(first, again);
-    assert_eq!(s.table.last_token(), first);
+    assert!(
+        again > first,
+        "a new grant, so no release of the old one ends it"
+    );
+    assert_eq!(s.table.last_token(), again);
+    assert_eq!(s.holder("a"), Some(id(1)));
 }
 
 #[test]

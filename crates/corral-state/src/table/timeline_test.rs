@@ -65,10 +65,14 @@ fn deadlock_refusals_and_a_retry_from_memory_are_told_apart() {
         Some(&TimelineKind::RefusedDeadlock)
     );
     // A try that is merely busy is not an event; a same-lease re-acquire
-    // is not a new grant.
+    // is a new grant, under a new token.
     let before = s.table.timeline(&name("user/7")).len();
-    s.acquire(1, "user/7", 0);
+    s.acquire(2, "user/7", 0);
     assert_eq!(s.table.timeline(&name("user/7")).len(), before);
+    s.acquire(1, "user/7", 0);
+    let events = s.table.timeline(&name("user/7"));
+    assert_eq!(events.len(), before + 1);
+    assert_eq!(events.last().map(|e| e.kind), Some(TimelineKind::Granted));
 }
 
 #[test]
@@ -97,6 +101,7 @@ fn timelines_stay_within_their_bounds() {
                 lease_id: id(1),
                 name: lock,
                 kind: Kind::Lock,
+                fencing_token: None,
             },
         ] {
             s.table.apply(Proposal::new(s.now_ms, command));

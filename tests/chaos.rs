@@ -1,5 +1,6 @@
 //! Failure tests: clients take locks and increment fenced registers while
-//! a seeded schedule kills, pauses, partitions and skews the clocks of a
+//! a seeded schedule kills (also while a node's disk lags, and all at once,
+//! each restarted at once), pauses, partitions and skews the clocks of a
 //! real 3-node and a real 5-node cluster; then everything heals, the whole
 //! cluster is killed and restarted, and the history is checked:
 //!
@@ -11,6 +12,8 @@
 //!   in the cluster's fenced store and in a register kept in this process
 //!   that refuses lower tokens;
 //! - every refused write came from a stale owner;
+//! - no fencing token was handed to two grants, and once the clients stop
+//!   every node reads the same locks, holders and tokens;
 //! - after healing, a majority serves an acquire within 5 s;
 //! - after the full restart, tokens go on above every token handed out.
 //!
@@ -76,6 +79,12 @@ enum Fault {
     Bridge,
     /// A node's wall clock 5 s ahead or behind.
     Skew,
+    /// A node (the leader or a follower) whose log sync lags, killed -9
+    /// under load and restarted at once: what it appended but had not
+    /// synced is lost, and it is back before an election would start.
+    LaggingDiskFastRestart,
+    /// Every node killed -9 under load and restarted at once.
+    RestartAll,
 }
 
 impl Fault {
@@ -87,6 +96,8 @@ impl Fault {
             Fault::IsolateLeader,
             Fault::Bridge,
             Fault::Skew,
+            Fault::LaggingDiskFastRestart,
+            Fault::RestartAll,
         ];
         if nodes >= 5 {
             kinds.push(Fault::SplitMinority);
@@ -591,6 +602,35 @@ async fn inject(cluster: &mut Cluster, fault: Fault, rng: &mut StdRng) -> String
             cluster.heal().await;
             format!("bridge through leader {leader} between {left:?} and {right:?} for {hold:?}")
         }
+        Fault::LaggingDiskFastRestart => {
+            let victim = if rng.random_bool(0.5) {
+                leader
+            } else {
+                others[0]
+            };
+            let lagging = lag_then_kill(cluster, victim, rng).await;
+            cluster.restart(victim);
+            tokio::time::sleep(hold).await;
+            let role = if victim == leader {
+                "leader"
+            } else {
+                "follower"
+            };
+            format!(
+                "{role} {victim} killed after its log sync lagged {lagging:?}, restarted at once"
+            )
+        }
+        Fault::RestartAll => {
+            let live = cluster.live();
+            for id in &live {
+                cluster.kill(*id);
+            }
+            for id in &live {
+                cluster.restart(*id);
+            }
+            tokio::time::sleep(hold).await;
+            format!("every node killed under load and restarted at once ({live:?})")
+        }
         Fault::Skew => {
             let live = cluster.live();
             let node = live[rng.random_range(0..live.len())];
@@ -600,6 +640,80 @@ async fn inject(cluster: &mut Cluster, fault: Fault, rng: &mut StdRng) -> String
             cluster.skew_clock(node, 0).await;
             format!("node {node}'s clock off by {skew} ms for {hold:?}")
         }
+    }
+}
+
+/// Slows `victim`'s log sync, lets the clients write for a while (what
+/// `victim` appends meanwhile is only in its memory), then kills it -9;
+/// returns how long its sync lagged.
+async fn lag_then_kill(cluster: &mut Cluster, victim: u64, rng: &mut StdRng) -> Duration {
+    cluster.slow_log_sync(victim, 5_000).await;
+    let lagging = Duration::from_millis(rng.random_range(300..1_200));
+    tokio::time::sleep(lagging).await;
+    cluster.kill(victim);
+    lagging
+}
+
+/// Checks that no fencing token was handed to two grants: every granted
+/// acquire and every hold with a token names one lock and one lease.
+fn check_tokens_unique(holds: &[Hold], ops: &BTreeMap<&'static str, Vec<LockOp>>) {
+    let mut owner: BTreeMap<u64, (&'static str, u64)> = BTreeMap::new();
+    let granted = ops.iter().flat_map(|(lock, ops)| {
+        ops.iter().filter_map(move |op| match op.output() {
+            Some(MutexOutput::Granted { token }) => Some((*token, *lock, op.client())),
+            _ => None,
+        })
+    });
+    let held = holds.iter().map(|h| (h.token, h.lock, h.lease));
+    for (token, lock, lease) in granted.chain(held) {
+        let first = *owner.entry(token).or_insert((lock, lease));
+        assert_eq!(
+            first,
+            (lock, lease),
+            "token {token} was handed out twice: to lease {} on {}, and to lease {lease} on {lock}",
+            first.1,
+            first.0
+        );
+    }
+}
+
+/// One node's reads of what the clients wrote: the locks (holders,
+/// tokens) and the registers of the fenced store (values, tokens).
+async fn replica_view(cluster: &Cluster, id: u64) -> Vec<(u16, serde_json::Value)> {
+    let mut view = vec![cluster.get(id, "/v1/locks?prefix=mutex/").await];
+    for lock in LOCKS {
+        view.push(
+            cluster
+                .get(id, &format!("/v1/kv?key={}", register(lock)))
+                .await,
+        );
+    }
+    view
+}
+
+/// Waits (bounded) until every node reads the same locks and registers:
+/// replicas that diverged (a token handed out twice, say) never agree on
+/// the registers' tokens.
+async fn check_replicas_agree(cluster: &Cluster) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut views = Vec::new();
+        for id in cluster.live() {
+            views.push(replica_view(cluster, id).await);
+        }
+        let answered = views
+            .iter()
+            .flatten()
+            .all(|(status, _)| *status == 200 || *status == 404);
+        let agree = answered && views.windows(2).all(|pair| pair[0] == pair[1]);
+        if agree {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replicas never agreed on the locks: {views:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -789,6 +903,8 @@ async fn chaos(run: Run) {
     let history = std::mem::replace(&mut *history.lock().unwrap(), History::new());
     assert!(history.holds.len() >= 10, "the clients made progress");
     check_holds(&history.holds);
+    check_tokens_unique(&history.holds, &history.ops);
+    check_replicas_agree(&cluster).await;
     let linearizable = check_linearizable(&run, &history.ops);
 
     // Every acknowledged increment survived the full restart, once.

@@ -309,3 +309,65 @@ async fn a_leader_restarted_at_once_after_losing_its_unsynced_log_hands_out_no_t
         twice.iter().take(5).collect::<Vec<_>>()
     );
 }
+
+/// Polls node `id`'s health checks until both say its raft core stopped.
+async fn wait_stopped(cluster: &Cluster, id: u64) -> (Value, Value) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (health, health_body) = cluster.get(id, "/healthz").await;
+        let (ready, ready_body) = cluster.get(id, "/readyz").await;
+        if health == 503 && ready == 503 {
+            return (health_body, ready_body);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {id}'s health checks never said its raft core stopped: \
+             /healthz {health} {health_body}, /readyz {ready} {ready_body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A follower whose disk fails stops its raft core (a failed sync is
+/// fatal: raft cannot count what it cannot make durable), and its health
+/// checks say so instead of "ok"; the other two go on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_disk_fails_says_so_on_its_health_checks() {
+    let cluster = Cluster::start_with(3, &["--test-faults"]).await;
+    let leader = cluster.wait_leader().await;
+    let victim = cluster
+        .live()
+        .into_iter()
+        .find(|id| *id != leader)
+        .expect("a follower");
+    let (status, body) = cluster.get(victim, "/healthz").await;
+    assert_eq!(
+        (status, body.clone()),
+        (200, json!({ "status": "ok" })),
+        "healthy at first"
+    );
+
+    let (status, body) = cluster
+        .post(victim, "/test/faults", json!({ "log_sync_fails": true }))
+        .await;
+    assert_eq!(status, 200, "failing node {victim}'s disk: {body}");
+    // Writes reach the follower's log, whose next sync then fails.
+    let lease = cluster.lease(leader, 10_000).await;
+    for i in 0..5 {
+        let (status, body) = cluster
+            .acquire(leader, &lease, &format!("disk/{i}"), 0)
+            .await;
+        assert_eq!(status, 200, "the other two serve: {body}");
+    }
+
+    let (health, ready) = wait_stopped(&cluster, victim).await;
+    for body in [&health, &ready] {
+        assert_eq!(body["status"], "stopped", "{body}");
+        let reason = body["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("raft core stopped"), "{body}");
+    }
+    let (status, body) = cluster.acquire(leader, &lease, "disk/after", 0).await;
+    assert_eq!(status, 200, "a majority still serves: {body}");
+    let (status, _) = cluster.get(leader, "/healthz").await;
+    assert_eq!(status, 200, "the leader is healthy");
+}

@@ -6,7 +6,7 @@
 //! lock and loads no atomic: every check stops at a `None`.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -27,6 +27,9 @@ struct Switched {
     /// all. Entries appended meanwhile stay in the process's memory, so a
     /// kill -9 loses them, as a slow disk would make it.
     log_sync_delay_ms: AtomicU64,
+    /// Whether every WAL sync fails, as on a disk that has died: raft
+    /// stops the node, which must then say so on its health checks.
+    log_sync_fails: AtomicBool,
 }
 
 impl Faults {
@@ -102,6 +105,23 @@ impl Faults {
             .map_or(0, |on| on.log_sync_delay_ms.load(Ordering::Relaxed))
     }
 
+    /// Makes every WAL sync fail from now on (or not); `false` if faults
+    /// are switched off.
+    pub fn set_log_sync_fails(&self, fails: bool) -> bool {
+        let Some(on) = &self.on else {
+            return false;
+        };
+        on.log_sync_fails.store(fails, Ordering::Relaxed);
+        true
+    }
+
+    /// Whether a test made WAL syncs fail.
+    pub fn log_sync_fails(&self) -> bool {
+        self.on
+            .as_ref()
+            .is_some_and(|on| on.log_sync_fails.load(Ordering::Relaxed))
+    }
+
     /// Sleeps for the log-sync delay, if a test set one. Called by the log
     /// flusher thread only: it blocks.
     pub(crate) fn delay_log_sync(&self) {
@@ -144,5 +164,7 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(50));
         on.set_log_sync_delay_ms(0);
         assert_eq!(flusher.log_sync_delay_ms(), 0);
+        assert!(!off.set_log_sync_fails(true) && !off.log_sync_fails());
+        assert!(on.set_log_sync_fails(true) && flusher.log_sync_fails());
     }
 }

@@ -29,6 +29,8 @@ mod state_machine;
 mod type_config;
 
 #[cfg(test)]
+mod encoding_test;
+#[cfg(test)]
 mod log_store_test;
 #[cfg(test)]
 mod state_machine_test;

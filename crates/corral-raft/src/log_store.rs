@@ -85,12 +85,13 @@ impl LogStore {
     fn put_meta_synced<T: serde::Serialize>(
         &self,
         key: &[u8],
+        what: &'static str,
         value: &T,
     ) -> Result<(), StoreError> {
         let mut options = WriteOptions::default();
         options.set_sync(true);
         self.db
-            .put_cf_opt(cf(&self.db, CF_META), key, encode(value), &options)?;
+            .put_cf_opt(cf(&self.db, CF_META), key, encode(what, value)?, &options)?;
         Ok(())
     }
 
@@ -136,6 +137,7 @@ fn flush_loop(
         faults.delay_log_sync();
         let started = Instant::now();
         let synced = match db.upgrade() {
+            _ if faults.log_sync_fails() => Err("failed by a test fault".to_string()),
             Some(db) => db.flush_wal(true).map_err(|e| e.to_string()),
             None => Err("the database is closed".to_string()),
         };
@@ -204,7 +206,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), std::io::Error> {
-        Ok(self.put_meta_synced(KEY_VOTE, vote)?)
+        Ok(self.put_meta_synced(KEY_VOTE, "vote", vote)?)
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), std::io::Error> {
@@ -212,7 +214,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // committed id is recomputed by the cluster; it only lets a
         // restarted node re-apply sooner. Until the cluster has, the node
         // serves no reads (corral-server's `Node::read_index_here`).
-        let value = encode(&committed);
+        let value = encode("committed log id", &committed)?;
         self.db
             .put_cf(cf(&self.db, CF_META), KEY_COMMITTED, value)
             .map_err(StoreError::from)?;
@@ -238,7 +240,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut batch = WriteBatch::default();
         let mut written = Vec::new();
         for entry in entries {
-            let bytes = encode(&entry);
+            let bytes = encode("log entry", &entry)?;
             batch.put_cf(log, entry.log_id.index.to_be_bytes(), &bytes);
             written.push((entry, bytes.len()));
         }
@@ -275,7 +277,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), std::io::Error> {
         self.tail().purged_up_to(log_id.index);
         let mut batch = WriteBatch::default();
-        batch.put_cf(cf(&self.db, CF_META), KEY_LAST_PURGED, encode(&log_id));
+        let last_purged = encode("last purged log id", &log_id)?;
+        batch.put_cf(cf(&self.db, CF_META), KEY_LAST_PURGED, last_purged);
         batch.delete_range_cf(
             cf(&self.db, CF_LOG),
             0u64.to_be_bytes(),

@@ -98,6 +98,12 @@ impl StateMachineStore {
             .expect("the state lock is never poisoned: apply does not panic while holding it")
     }
 
+    /// Replaces the table, as if a log had been applied that leads to it.
+    #[cfg(test)]
+    pub(crate) fn set_table(&self, table: LockTable) {
+        self.state.write().expect("state lock").table = table;
+    }
+
     pub(crate) fn read_snapshot(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StoreError> {
         let Some(value) = self.db.get_cf(cf(&self.db, CF_SNAPSHOT), KEY_CURRENT)? else {
             return Ok(None);
@@ -124,7 +130,7 @@ impl StateMachineStore {
                 return Ok(());
             }
         }
-        let meta = encode(meta);
+        let meta = encode("snapshot meta", meta)?;
         let mut value = Vec::with_capacity(8 + meta.len() + data.len());
         value.extend_from_slice(&(meta.len() as u64).to_be_bytes());
         value.extend_from_slice(&meta);
@@ -172,7 +178,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         // runtime, which may be a single thread that also serves heartbeats.
         let store = self.clone();
         let (meta, data) = blocking(move || {
-            let data = encode(&table);
+            let data = encode("snapshot data", &table)?;
             drop(table);
             store.write_snapshot(&meta, &data)?;
             Ok((meta, data))

@@ -25,7 +25,7 @@ fn an_older_snapshot_never_replaces_a_newer_one() {
         StoreMetrics::default(),
     )
     .unwrap();
-    let data = encode(&LockTable::new());
+    let data = encode("snapshot data", &LockTable::new()).unwrap();
     store.write_snapshot(&meta(10), &data).unwrap();
     store.write_snapshot(&meta(5), &data).unwrap();
     let (stored, stored_data) = store.read_snapshot().unwrap().unwrap();
@@ -46,7 +46,10 @@ fn a_restart_restores_the_stored_snapshot() {
         )
         .unwrap();
         store
-            .write_snapshot(&meta(7), &encode(&LockTable::new()))
+            .write_snapshot(
+                &meta(7),
+                &encode("snapshot data", &LockTable::new()).unwrap(),
+            )
             .unwrap();
     }
     let store = StateMachineStore::open(

@@ -387,12 +387,32 @@ where
                 Err(_) => break,
             }
         }
-        match encode_frame(&ready) {
-            Ok(frame) => Some((Ok(frame), answers_rx)),
-            Err(e) => {
-                tracing::error!(error = %e, "forwarded answers do not encode");
-                None
-            }
-        }
+        Some((Ok(encode_answers(ready)), answers_rx))
     })
+}
+
+/// One frame of answers. An answer that does not encode (the round-trip
+/// tests say none does) is replaced by an internal error that says the
+/// write may have applied, so that one bad answer neither ends the stream
+/// nor takes the other answers of its frame with it.
+fn encode_answers(ready: Vec<Numbered<PeerReply<Response>>>) -> Vec<u8> {
+    if let Ok(frame) = encode_frame(&ready) {
+        return frame;
+    }
+    let answers: Vec<Numbered<PeerReply<Response>>> = ready
+        .into_iter()
+        .map(|Numbered(seq, reply)| match encode_frame(&reply) {
+            Ok(_) => Numbered(seq, reply),
+            Err(e) => {
+                tracing::error!(error = %e, seq, "a forwarded answer does not encode");
+                let error = ApiError::Internal(format!(
+                    "the leader's answer does not encode ({e}); the write may have applied"
+                ));
+                Numbered(seq, PeerReply::Done(Err(error.body())))
+            }
+        })
+        .collect();
+    // Every answer left encodes on its own, so the frame does too: the
+    // frame limit (256 MiB) is far above `BATCH_MAX` answers.
+    encode_frame(&answers).unwrap_or_default()
 }

@@ -225,3 +225,95 @@ async fn an_overdue_answer_ends_the_stream_and_an_idle_one_does_not() {
     assert!(why.contains("overdue"), "{why}");
     drop(answered);
 }
+
+/// Any answer a leader can give a forwarded command: an outcome or a
+/// refusal of any kind, an error of this node, or "not the leader".
+fn any_reply() -> impl proptest::strategy::Strategy<Value = PeerReply<Response>> {
+    use proptest::prelude::*;
+    prop_oneof![
+        any::<Response>().prop_map(|response| PeerReply::Done(Ok(response))),
+        any::<corral_state::Refusal>()
+            .prop_map(|refusal| PeerReply::Done(Err(ApiError::from(refusal).body()))),
+        proptest::option::of(1u64..6).prop_map(|leader_id| PeerReply::NotLeader { leader_id }),
+    ]
+}
+
+fn any_forwarded() -> impl proptest::strategy::Strategy<Value = Forwarded> {
+    use proptest::prelude::*;
+    let idempotency = proptest::option::of(any::<corral_state::Idempotency>());
+    (any::<Command>(), idempotency).prop_map(|(command, idempotency)| Forwarded {
+        submission: Submission {
+            command,
+            idempotency,
+        },
+        request_id: None,
+    })
+}
+
+/// The JSON of a value, to compare values that do not implement `Eq`.
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("encodes")
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Any command crosses the forward stream to the leader, and the
+    /// leader's answer to it, whatever it is, crosses back: the leader's
+    /// real serving path, with the bytes cut into chunks of any size.
+    #[test]
+    fn any_command_and_any_answer_cross_the_forward_stream(
+        batch in proptest::collection::vec((any_forwarded(), any_reply()), 1..12),
+        chunk_bytes in 1usize..200,
+    ) {
+        let (commands, replies): (Vec<Forwarded>, Vec<PeerReply<Response>>) =
+            batch.into_iter().unzip();
+        let numbered: Vec<Numbered<Forwarded>> = commands
+            .iter()
+            .enumerate()
+            .map(|(seq, command)| {
+                let mut command = command.clone();
+                command.request_id = Some(seq.to_string());
+                Numbered(seq as u64, command)
+            })
+            .collect();
+        let bytes = encode_frame(&numbered).expect("every command encodes");
+        let chunks: Vec<Vec<u8>> = bytes.chunks(chunk_bytes).map(<[u8]>::to_vec).collect();
+        let replies = Arc::new(replies);
+        let sent: Arc<Vec<String>> = Arc::new(commands.iter().map(|c| json(&c.submission)).collect());
+        let leader_replies = replies.clone();
+        let leader = move |forwarded: Forwarded| {
+            let (replies, sent) = (leader_replies.clone(), sent.clone());
+            async move {
+                let seq: usize = forwarded.request_id.as_deref().unwrap_or("").parse().expect("numbered");
+                assert_eq!(json(&forwarded.submission), sent[seq], "the command arrived as sent");
+                replies[seq].clone()
+            }
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let answers = runtime.block_on(answers_from(leader, chunks));
+        proptest::prop_assert_eq!(answers.len(), replies.len());
+        for Numbered(seq, answer) in answers {
+            proptest::prop_assert_eq!(json(&answer), json(&replies[seq as usize]));
+        }
+    }
+}
+
+/// What `leader` answers, decoded on the follower's side, to a body of
+/// `chunks`.
+async fn answers_from<F, Fut>(leader: F, chunks: Vec<Vec<u8>>) -> Vec<Numbered<PeerReply<Response>>>
+where
+    F: Fn(Forwarded) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = PeerReply<Response>> + Send + 'static,
+{
+    let body = futures::stream::iter(chunks.into_iter().map(Ok::<_, String>));
+    let out: Vec<Result<Vec<u8>, String>> = serve(leader, body)
+        .map(|frame| Ok(frame.unwrap_or_else(|never| match never {})))
+        .collect()
+        .await;
+    let frames: Vec<Vec<Numbered<PeerReply<Response>>>> = frames(futures::stream::iter(out))
+        .map(|frame| frame.expect("the leader's answers decode"))
+        .collect()
+        .await;
+    frames.into_iter().flatten().collect()
+}

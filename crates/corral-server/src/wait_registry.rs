@@ -283,7 +283,7 @@ mod tests {
                 wait_ms: 0,
             },
         });
-        let Ok(corral_state::Outcome::GrantedAll(grants)) = applied.response else {
+        let Ok(corral_state::Outcome::GrantedAll { grants }) = applied.response else {
             panic!("{applied:?}");
         };
         registry.notify(notice(vec![Event::GrantedAll(grants)]));

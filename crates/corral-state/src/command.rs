@@ -14,6 +14,7 @@ use crate::token::FencingToken;
 /// leader's wall clock in Unix milliseconds. Apply clamps it so that
 /// state-machine time never goes backwards, even when a new leader's clock is
 /// behind the old one's.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Proposal {
     /// The proposing leader's wall-clock time, in Unix milliseconds.
@@ -38,6 +39,7 @@ impl Proposal {
 }
 
 /// What a client (or the leader itself) asks of the lock table.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Command {

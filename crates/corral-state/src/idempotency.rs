@@ -12,6 +12,7 @@ use crate::{IDEMPOTENCY_BYTES_MAX, IDEMPOTENCY_KEYS_MAX};
 pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 256;
 
 /// A request's idempotency key, as the proposal carries it.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Idempotency {
     /// The client's key: 1 to [`IDEMPOTENCY_KEY_BYTES_MAX`] bytes of

@@ -25,6 +25,7 @@ pub(crate) fn json_len(value: &str) -> usize {
 }
 
 /// The lock and token a write claims to be made under.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fence {
     /// The lock that guards the key.

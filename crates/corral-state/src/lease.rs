@@ -12,6 +12,7 @@ use crate::lock::{Kind, LockName, Mode};
 /// before it proposes, so replicas agree and ids cannot be guessed.
 ///
 /// Written as 32 lowercase hex digits.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub struct LeaseId(pub u128);
@@ -152,6 +153,7 @@ impl Lease {
 
 /// The order a lease promised to take its locks in. An acquire that breaks
 /// it is refused, so leases that keep an order can never wait in a circle.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LockOrder {

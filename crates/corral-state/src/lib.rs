@@ -40,6 +40,8 @@
 //! [`LOCK_NAME_BYTES_MAX`]. A command that would pass a limit is refused with
 //! [`Refusal::LimitReached`] and changes nothing.
 
+#[cfg(any(test, feature = "arbitrary"))]
+pub mod arbitrary;
 mod command;
 mod idempotency;
 mod kv;

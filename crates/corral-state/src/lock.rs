@@ -80,6 +80,7 @@ impl TryFrom<String> for LockName {
 
 /// How a lock is held: by one exclusive holder, or by any number of shared
 /// holders.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
@@ -104,6 +105,7 @@ impl fmt::Display for Mode {
 /// Which of the two namespaces a name lives in: locks (exclusive or
 /// shared) or counting semaphores. The same name may be a lock and a
 /// semaphore at once; they have nothing to do with each other.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
@@ -134,6 +136,7 @@ impl fmt::Display for Kind {
 }
 
 /// One grant of a lock (or of permits of a semaphore) to a lease.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
     /// The lock or semaphore granted.

@@ -10,6 +10,7 @@ use crate::token::FencingToken;
 pub type Response = Result<Outcome, Refusal>;
 
 /// A command that took effect (or found its effect already there).
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
@@ -35,8 +36,14 @@ pub enum Outcome {
     /// already had).
     Granted(Grant),
     /// The lease holds every lock of an acquire-all, under these grants
-    /// (in name order; new ones, or ones it already had).
-    GrantedAll(Vec<Grant>),
+    /// (in name order; new ones, or ones it already had). A struct
+    /// variant: serde cannot tag a newtype variant that holds a sequence,
+    /// and this answer is remembered for idempotency keys, so snapshots and
+    /// forwarded answers carry it.
+    GrantedAll {
+        /// The grants, in name order.
+        grants: Vec<Grant>,
+    },
     /// The lease waits in the queue (for an acquire-all, in every queue of
     /// a lock it does not hold yet).
     Queued {
@@ -70,6 +77,7 @@ pub enum Outcome {
 }
 
 /// A command refused; the state is unchanged.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "refusal", rename_all = "snake_case")]
 pub enum Refusal {
@@ -183,6 +191,7 @@ pub enum Refusal {
 
 /// One edge of the wait-for graph: `lease_id` waits for the lock
 /// `waits_for`, which `held_by` holds (or waits for ahead of it).
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaitEdge {
     /// The waiting lease.
@@ -211,6 +220,7 @@ fn describe_cycle(cycle: &[WaitEdge]) -> String {
 }
 
 /// The bounded collections of the lock table.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(rename_all = "snake_case")]
 pub enum Limit {

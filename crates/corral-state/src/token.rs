@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 /// strictly across all locks, leaders, restarts and snapshots and are never
 /// reused. A resource that remembers the highest token it has seen can refuse
 /// writes from a stale owner.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]

@@ -31,6 +31,10 @@ struct FaultsRequest {
     /// not at all); unchanged when absent.
     #[serde(default)]
     log_sync_delay_ms: Option<u64>,
+    /// Whether every WAL sync of this node fails, as on a dead disk;
+    /// unchanged when absent.
+    #[serde(default)]
+    log_sync_fails: Option<bool>,
 }
 
 async fn set(
@@ -49,15 +53,20 @@ async fn set(
     if let Some(delay_ms) = request.log_sync_delay_ms {
         node.faults.set_log_sync_delay_ms(delay_ms);
     }
+    if let Some(fails) = request.log_sync_fails {
+        node.faults.set_log_sync_fails(fails);
+    }
     tracing::warn!(
         blocked = ?node.faults.blocked(),
         clock_offset_ms = clock_offset_ms(),
         log_sync_delay_ms = node.faults.log_sync_delay_ms(),
+        log_sync_fails = node.faults.log_sync_fails(),
         "test faults set"
     );
     Ok(Json(FaultsRequest {
         blocked: Some(node.faults.blocked()),
         clock_offset_ms: Some(clock_offset_ms()),
         log_sync_delay_ms: Some(node.faults.log_sync_delay_ms()),
+        log_sync_fails: Some(node.faults.log_sync_fails()),
     }))
 }

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use corral_api::{ClusterView, MemberView};
@@ -51,13 +53,35 @@ async fn cluster(State(node): State<Arc<Node>>) -> Json<ClusterView> {
     })
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+/// Why the node's raft core stopped, if it did: a storage fault, say. Such
+/// a node answers no write and no read, whatever its listener still does.
+fn raft_stopped(node: &Node) -> Option<String> {
+    let metrics = node.raft.metrics();
+    let stopped = metrics.borrow_watched().running_state.clone().err();
+    stopped.map(|fatal| fatal.to_string())
 }
 
-async fn readyz(State(node): State<Arc<Node>>) -> Result<Json<serde_json::Value>, ApiError> {
+/// `503 {"status": "stopped", "reason"}` for a node whose raft core stopped.
+fn stopped_response(reason: String) -> Response {
+    let body = json!({ "status": "stopped", "reason": format!("the raft core stopped: {reason}") });
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+}
+
+async fn healthz(State(node): State<Arc<Node>>) -> Response {
+    match raft_stopped(&node) {
+        Some(reason) => stopped_response(reason),
+        None => Json(json!({ "status": "ok" })).into_response(),
+    }
+}
+
+async fn readyz(State(node): State<Arc<Node>>) -> Response {
+    if let Some(reason) = raft_stopped(&node) {
+        return stopped_response(reason);
+    }
     match node.leader() {
-        Some((leader_id, _)) => Ok(Json(json!({ "status": "ready", "leader_id": leader_id }))),
-        None => Err(ApiError::unavailable("no leader known", None)),
+        Some((leader_id, _)) => {
+            Json(json!({ "status": "ready", "leader_id": leader_id })).into_response()
+        }
+        None => ApiError::unavailable("no leader known", None).into_response(),
     }
 }

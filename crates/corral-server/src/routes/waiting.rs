@@ -84,7 +84,7 @@ async fn acquire_granted(node: &Node, acquire: Acquire) -> Result<Vec<Grant>, Ap
     };
     match node.propose(submission).await? {
         Outcome::Granted(grant) => Ok(vec![grant]),
-        Outcome::GrantedAll(grants) => Ok(grants),
+        Outcome::GrantedAll { grants } => Ok(grants),
         Outcome::Queued { after_token, .. } => {
             let ticket =
                 ticket.ok_or_else(|| ApiError::Internal("queued without a wait".into()))?;
@@ -104,7 +104,7 @@ async fn acquire_granted(node: &Node, acquire: Acquire) -> Result<Vec<Grant>, Ap
             // the log, which answers with the grant if it won the race.
             match node.propose(cancel).await? {
                 Outcome::Granted(grant) => Ok(vec![grant]),
-                Outcome::GrantedAll(grants) => Ok(grants),
+                Outcome::GrantedAll { grants } => Ok(grants),
                 Outcome::WaitCancelled => Err(ended),
                 other => Err(unexpected(other)),
             }

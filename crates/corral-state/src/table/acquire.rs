@@ -316,7 +316,7 @@ impl LockTable {
         });
         let Some(blocked) = blocked else {
             let grants = self.grant_all_now(lease_id, &set, &missing, mode);
-            return Ok(Outcome::GrantedAll(grants));
+            return Ok(Outcome::GrantedAll { grants });
         };
         if wait_ms == 0 {
             return Err(busy(blocked));
@@ -508,7 +508,7 @@ impl LockTable {
         }
         let grants = self.grants_of(lease_id, &set);
         if !set.is_empty() && grants.len() == set.len() {
-            return Ok(Outcome::GrantedAll(grants));
+            return Ok(Outcome::GrantedAll { grants });
         }
         Ok(Outcome::WaitCancelled)
     }

@@ -5,7 +5,7 @@ use crate::*;
 
 fn tokens(applied: &Applied) -> Vec<(String, FencingToken)> {
     match &applied.response {
-        Ok(Outcome::GrantedAll(grants)) => grants
+        Ok(Outcome::GrantedAll { grants }) => grants
             .iter()
             .map(|g| (g.name.to_string(), g.fencing_token))
             .collect(),

@@ -172,7 +172,7 @@ fn an_acquire_all_regrants_what_it_held_in_name_order() {
     s.lease(2);
     let b = s.token(1, "b");
     let all = s.acquire_all(1, &["c", "b", "a"], 0);
-    let Ok(Outcome::GrantedAll(grants)) = all.response else {
+    let Ok(Outcome::GrantedAll { grants }) = all.response else {
         panic!("{all:?}");
     };
     let tokens: Vec<FencingToken> = grants.iter().map(|g| g.fencing_token).collect();

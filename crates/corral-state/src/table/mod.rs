@@ -21,6 +21,8 @@ mod acquire_all_test;
 #[cfg(test)]
 mod election_test;
 #[cfg(test)]
+mod encoding_test;
+#[cfg(test)]
 mod ended_test;
 #[cfg(test)]
 mod idempotency_test;
@@ -299,6 +301,13 @@ impl LockTable {
     /// A lock, semaphore or election in use, by kind and name.
     pub fn entry(&self, kind: Kind, name: &LockName) -> Option<&Lock> {
         self.map(kind).get(name)
+    }
+
+    /// Remembers `response` as the answer to `idempotency`, as a keyed
+    /// command answered so would: for tests that need a record of any kind.
+    #[cfg(any(test, feature = "arbitrary"))]
+    pub(crate) fn remember(&mut self, idempotency: crate::Idempotency, response: &Response) {
+        self.remembered.remember(idempotency, self.now_ms, response);
     }
 
     /// How many answers to idempotency keys are remembered.

@@ -29,7 +29,7 @@ fn a_lexicographic_lease_takes_names_in_byte_order() {
     );
     assert!(matches!(
         s.acquire_all(1, &["d", "e"], 0).response,
-        Ok(Outcome::GrantedAll(_))
+        Ok(Outcome::GrantedAll { .. })
     ));
 }
 

@@ -6,133 +6,9 @@ use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 
+use crate::arbitrary::command;
 use crate::idempotency::Recall;
 use crate::*;
-
-fn name(s: &str) -> LockName {
-    LockName::new(s).expect("valid name")
-}
-
-/// A small alphabet of commands, so that random sequences collide often.
-fn command() -> impl Strategy<Value = Command> {
-    let lease = (0u128..5).prop_map(LeaseId);
-    let lock = prop::sample::select(vec!["a", "b", "c"]).prop_map(name);
-    let sem = prop::sample::select(vec!["a", "s"]).prop_map(name);
-    let kind = prop::sample::select(Kind::ALL.to_vec());
-    let any_name = prop::sample::select(vec!["a", "b", "c", "s", "e"]).prop_map(name);
-    let election = prop::sample::select(vec!["e", "a"]).prop_map(name);
-    let value = prop::sample::select(vec!["v1", "v2"]).prop_map(String::from);
-    let mode = prop::sample::select(vec![Mode::Exclusive, Mode::Shared]);
-    let wait = prop::sample::select(vec![0u64, 100]);
-    let names = prop::collection::vec(lock.clone(), 1..4);
-    // Low tokens, so that a release naming one sometimes names the grant.
-    let token = (0u64..16).prop_map(FencingToken);
-    prop_oneof![
-        (
-            lease.clone(),
-            prop::sample::select(vec![LockOrder::None, LockOrder::Lexicographic]),
-            prop::sample::select(vec![0u64, 200]),
-        )
-            .prop_map(
-                |(lease_id, lock_order, lock_delay_ms)| Command::GrantLease {
-                    lease_id,
-                    ttl_ms: 1_000,
-                    lock_order,
-                    lock_delay_ms,
-                }
-            ),
-        lease
-            .clone()
-            .prop_map(|lease_id| Command::RevokeLease { lease_id }),
-        lease
-            .clone()
-            .prop_map(|lease_id| Command::ExpireLease { lease_id }),
-        (lease.clone(), lock.clone(), mode.clone(), wait.clone()).prop_map(
-            |(lease_id, name, mode, wait_ms)| Command::Acquire {
-                lease_id,
-                name,
-                mode,
-                wait_ms
-            }
-        ),
-        (lease.clone(), names.clone(), mode, wait.clone()).prop_map(
-            |(lease_id, names, mode, wait_ms)| Command::AcquireAll {
-                lease_id,
-                names,
-                mode,
-                wait_ms
-            }
-        ),
-        (lease.clone(), sem, 2u32..4, 1u32..4, wait.clone()).prop_map(
-            |(lease_id, name, limit, permits, wait_ms)| Command::AcquirePermits {
-                lease_id,
-                name,
-                limit,
-                permits,
-                wait_ms
-            }
-        ),
-        (
-            lease.clone(),
-            any_name.clone(),
-            kind.clone(),
-            prop::option::of(token.clone())
-        )
-            .prop_map(|(lease_id, name, kind, fencing_token)| Command::Release {
-                lease_id,
-                name,
-                kind,
-                fencing_token,
-            }),
-        (lease.clone(), any_name, kind).prop_map(|(lease_id, name, kind)| Command::CancelWait {
-            lease_id,
-            name,
-            kind
-        }),
-        (lease.clone(), names)
-            .prop_map(|(lease_id, names)| Command::CancelWaitAll { lease_id, names }),
-        Just(Command::LiftLockDelays),
-        (lease.clone(), election.clone(), value.clone(), wait.clone()).prop_map(
-            |(lease_id, name, value, wait_ms)| Command::Campaign {
-                lease_id,
-                name,
-                value,
-                wait_ms
-            }
-        ),
-        (lease.clone(), election.clone(), value).prop_map(|(lease_id, name, value)| {
-            Command::Proclaim {
-                lease_id,
-                name,
-                value,
-            }
-        }),
-        (lease.clone(), election, prop::option::of(token.clone())).prop_map(
-            |(lease_id, name, fencing_token)| Command::Resign {
-                lease_id,
-                name,
-                fencing_token,
-            }
-        ),
-        (lock.clone(), 0u64..12, prop::sample::select(vec!["k", "m"])).prop_map(
-            |(lock, token, key)| Command::KvPut {
-                key: name(key),
-                value: format!("{lock}@{token}"),
-                fence: Fence {
-                    lock,
-                    fencing_token: FencingToken(token),
-                },
-                keys_max: 1,
-                bytes_max: 16,
-            }
-        ),
-        prop::sample::select(vec![vec![], vec!["b"], vec!["c", "a"]]).prop_map(|p| {
-            Command::SetLockOrder {
-                prefixes: p.into_iter().map(String::from).collect(),
-            }
-        }),
-    ]
-}
 
 /// A wait somewhere: (kind, lease, name).
 type Wait = (Kind, LeaseId, LockName);
@@ -151,6 +27,23 @@ fn waits_of(table: &LockTable) -> BTreeSet<Wait> {
                 })
         })
         .collect()
+}
+
+/// `value` through its JSON encoding and back.
+pub(super) fn round_trip<T: serde::Serialize + serde::de::DeserializeOwned>(value: &T) -> T {
+    let bytes = serde_json::to_vec(value).expect("every state-machine type encodes");
+    serde_json::from_slice(&bytes).expect("what was encoded decodes")
+}
+
+/// The table as a replica that installs it as a snapshot holds it.
+pub(super) fn restored(table: &LockTable) -> LockTable {
+    let mut restored: LockTable = round_trip(table);
+    restored.rebuild_derived();
+    assert_eq!(
+        &restored, table,
+        "a snapshot restores the table it was taken of"
+    );
+    restored
 }
 
 /// Every wait that ended in this step, with the reason the step gives.
@@ -233,7 +126,7 @@ fn new_grants(applied: &Applied, last: FencingToken) -> Vec<Grant> {
         .collect();
     match &applied.response {
         Ok(Outcome::Granted(g)) => grants.push(g.clone()),
-        Ok(Outcome::GrantedAll(gs)) => grants.extend(gs.iter().cloned()),
+        Ok(Outcome::GrantedAll { grants: gs }) => grants.extend(gs.iter().cloned()),
         _ => {}
     }
     grants.retain(|g| g.fencing_token > last);
@@ -256,7 +149,12 @@ proptest! {
     #[test]
     fn any_sequence_keeps_the_invariants(
         commands in prop::collection::vec(
-            (0u64..50, command(), prop::option::of(prop::sample::select(vec!["x", "y"]))),
+            (
+                0u64..50,
+                command(),
+                prop::option::of(prop::sample::select(vec!["x", "y"])),
+                prop::bool::weighted(0.1),
+            ),
             1..150,
         )
     ) {
@@ -264,7 +162,7 @@ proptest! {
         let mut replica = LockTable::new();
         let mut last = FencingToken(0);
         let mut now_ms = 0;
-        for (step_ms, command, key) in commands {
+        for (step_ms, command, key, snapshot_here) in commands {
             now_ms += step_ms;
             let before = table.clone();
             let mut proposal = Proposal::new(now_ms, command.clone());
@@ -278,6 +176,12 @@ proptest! {
             let retried = answered_from_memory(&before, &proposal);
             let applied = table.apply(proposal.clone());
             prop_assert_eq!(&applied, &replica.apply(proposal));
+            // Every answer may be forwarded and remembered, and every state
+            // may be a snapshot: both must survive their encoding.
+            prop_assert_eq!(&round_trip(&applied.response), &applied.response);
+            if snapshot_here {
+                replica = restored(&table);
+            }
             if retried {
                 // A remembered answer: nothing but time and the memory of
                 // answers may change.
@@ -297,7 +201,7 @@ proptest! {
                 let asked: BTreeSet<LockName> = names.iter().cloned().collect();
                 let lease = table.lease(*lease_id);
                 match &applied.response {
-                    Ok(Outcome::GrantedAll(grants)) => {
+                    Ok(Outcome::GrantedAll { grants }) => {
                         let got: BTreeSet<LockName> = grants.iter().map(|g| g.name.clone()).collect();
                         prop_assert_eq!(&got, &asked);
                     }
@@ -342,6 +246,7 @@ proptest! {
             }
         }
         prop_assert_eq!(&table, &replica);
+        restored(&table);
 
         now_ms += LOCK_DELAY_MS_MAX + 1;
         table.apply(Proposal::new(now_ms, Command::LiftLockDelays));

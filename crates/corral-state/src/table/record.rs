@@ -127,10 +127,10 @@ impl LockTable {
             }
         }
         match (subject, response) {
-            (Subject::Acquire(lease, _), Ok(Outcome::Granted(_) | Outcome::GrantedAll(_))) => {
+            (Subject::Acquire(lease, _), Ok(Outcome::Granted(_) | Outcome::GrantedAll { .. })) => {
                 let grants = match response {
                     Ok(Outcome::Granted(g)) => std::slice::from_ref(g),
-                    Ok(Outcome::GrantedAll(grants)) => grants.as_slice(),
+                    Ok(Outcome::GrantedAll { grants }) => grants.as_slice(),
                     _ => &[],
                 };
                 // An answer with the grant the lease already had is no event.

@@ -23,7 +23,7 @@ impl LockTable {
         };
         let grants = match &response {
             Ok(Outcome::Granted(grant)) => std::slice::from_ref(grant),
-            Ok(Outcome::GrantedAll(grants)) => grants.as_slice(),
+            Ok(Outcome::GrantedAll { grants }) => grants.as_slice(),
             _ => return response,
         };
         match grants.iter().find_map(|g| self.gone(kind, g)) {

@@ -335,22 +335,7 @@ async fn send_once(
     key: Option<String>,
 ) -> (u16, Value) {
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut request = http.request(method, url);
-    if let Some(key) = key {
-        request = request.header("Idempotency-Key", key);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    match request.send().await {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            let text = response.text().await.unwrap_or_default();
-            let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-            (status, value)
-        }
-        Err(e) => (0, Value::String(e.to_string())),
-    }
+    harness::send(http.request(method, url), body, key.as_deref()).await
 }
 
 /// Fills a template for `pass`; refuses one that names what the pass lacks.
@@ -717,11 +702,7 @@ async fn every_write_survives_forwarding_snapshots_and_restarts() {
 
 async fn run(cluster: &mut Cluster) -> Result<()> {
     let leader = cluster.wait_leader().await;
-    let followers: Vec<u64> = cluster
-        .live()
-        .into_iter()
-        .filter(|id| *id != leader)
-        .collect();
+    let followers = cluster.followers_of(leader);
     let (follower, lagging) = (followers[0], followers[1]);
     // One follower misses every command, so that it must catch up from a
     // snapshot that holds them all.
@@ -865,12 +846,7 @@ async fn restart_all(
     before: &BTreeMap<String, (u16, Value)>,
     sent: &[Sent],
 ) -> Result<()> {
-    for id in [1, 2, 3] {
-        cluster.kill(id);
-    }
-    for id in [1, 2, 3] {
-        cluster.restart(id);
-    }
+    cluster.restart_all();
     cluster.wait_leader().await;
     for id in [1, 2, 3] {
         same_state(cluster, id, before, "after the full restart").await?;

@@ -246,11 +246,7 @@ async fn clients(cluster: &Cluster, followers: &[u64]) -> Vec<Client> {
 async fn a_leader_restarted_at_once_after_losing_its_unsynced_log_hands_out_no_token_twice() {
     let mut cluster = Cluster::start_with(3, &SERVER_ARGS).await;
     let leader = cluster.wait_leader().await;
-    let followers: Vec<u64> = cluster
-        .live()
-        .into_iter()
-        .filter(|id| *id != leader)
-        .collect();
+    let followers = cluster.followers_of(leader);
     let clients = clients(&cluster, &followers).await;
 
     // The followers sync and ack, so the grants commit and are answered;

@@ -140,12 +140,7 @@ async fn reads_after_a_whole_cluster_is_killed_at_once_see_every_acknowledged_gr
             let (status, body) = cluster.acquire(i as u64 + 1, &lease, name, 0).await;
             assert_eq!(status, 200, "{body}");
         }
-        for id in [1, 2, 3] {
-            cluster.kill(id);
-        }
-        for id in [1, 2, 3] {
-            cluster.restart(id);
-        }
+        cluster.restart_all();
         cluster.wait_leader().await;
         for id in [1, 2, 3] {
             let (status, body) = cluster.get(id, &format!("/v1/leases/{lease}")).await;

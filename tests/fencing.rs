@@ -29,11 +29,7 @@ async fn put(
 async fn a_stale_owner_is_refused_after_a_new_owner_wrote_across_a_leader_kill() {
     let mut cluster = Cluster::start(3).await;
     let leader = cluster.wait_leader().await;
-    let followers: Vec<u64> = cluster
-        .live()
-        .into_iter()
-        .filter(|id| *id != leader)
-        .collect();
+    let followers = cluster.followers_of(leader);
     // The old owner: the shortest ttl, and it will stop sending keepalives
     // as if paused.
     let old = cluster.lease(followers[0], 3_000).await;
@@ -130,22 +126,7 @@ async fn a_stale_owner_is_refused_after_a_new_owner_wrote_across_a_leader_kill()
 async fn a_retry_with_the_same_key_gets_the_first_answer_from_any_node() {
     let cluster = Cluster::start(3).await;
     let keyed = |node: u64, path: &'static str, key: &'static str, body: Value| {
-        let http = cluster.http.clone();
-        let url = cluster.url(node, path);
-        async move {
-            let response = http
-                .post(url)
-                .header("Idempotency-Key", key)
-                .json(&body)
-                .send()
-                .await
-                .expect("send");
-            let status = response.status().as_u16();
-            (
-                status,
-                response.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }
+        cluster.post_keyed(node, path, key, body)
     };
     // A lease grant whose answer was lost, retried: the same lease.
     let (status, first) = keyed(1, "/v1/leases", "lease-1", json!({ "ttl_ms": 30_000 })).await;

@@ -213,11 +213,7 @@ async fn an_expired_lease_holds_its_locks_back_for_its_lock_delay() {
 async fn shared_semaphore_and_acquire_all_waits_survive_a_leader_kill() {
     let mut cluster = Cluster::start_with(3, &["--lock-order", "user/,cart/"]).await;
     let leader = cluster.wait_leader().await;
-    let followers: Vec<u64> = cluster
-        .live()
-        .into_iter()
-        .filter(|id| *id != leader)
-        .collect();
+    let followers = cluster.followers_of(leader);
     let (f1, f2) = (followers[0], followers[1]);
     let owner = cluster.lease(f1, 30_000).await;
     let batch = cluster.lease(f2, 30_000).await;

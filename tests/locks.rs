@@ -425,24 +425,9 @@ async fn a_late_release_cannot_end_a_newer_grant() {
 async fn a_replayed_grant_released_since_says_not_holder() {
     let cluster = Cluster::start(3).await;
     let a = cluster.lease(1, 30_000).await;
-    let keyed = |id: u64, key: &'static str| {
-        let url = cluster.url(id, "/v1/locks/acquire");
-        let body = json!({ "lease_id": a, "name": "replay/1" });
-        async move {
-            let response = reqwest::Client::new()
-                .post(url)
-                .header("Idempotency-Key", key)
-                .json(&body)
-                .send()
-                .await
-                .expect("send");
-            let status = response.status().as_u16();
-            (
-                status,
-                response.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }
-    };
+    let body = json!({ "lease_id": a, "name": "replay/1" });
+    let keyed =
+        |id: u64, key: &'static str| cluster.post_keyed(id, "/v1/locks/acquire", key, body.clone());
     let (status, first) = keyed(1, "acq-1").await;
     assert_eq!(status, 200, "{first}");
     let (status, again) = keyed(2, "acq-1").await;

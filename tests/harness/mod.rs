@@ -254,23 +254,29 @@ impl Cluster {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut request = self.http.request(method, self.url(id, path));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        match request.send().await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let text = response.text().await.unwrap_or_default();
-                (
-                    status,
-                    serde_json::from_str(&text).unwrap_or(Value::String(text)),
-                )
-            }
-            Err(e) => (0, Value::String(e.to_string())),
-        }
+        send(self.http.request(method, self.url(id, path)), body, None).await
     }
 
+    /// POSTs `body` to node `id` with an `Idempotency-Key` header.
+    pub async fn post_keyed(&self, id: u64, path: &str, key: &str, body: Value) -> (u16, Value) {
+        send(self.http.post(self.url(id, path)), Some(body), Some(key)).await
+    }
+
+    /// The live nodes other than `leader`.
+    pub fn followers_of(&self, leader: u64) -> Vec<u64> {
+        self.live().into_iter().filter(|id| *id != leader).collect()
+    }
+
+    /// Kills every node, then starts them all again at once.
+    pub fn restart_all(&mut self) {
+        let ids: Vec<u64> = self.nodes.iter().map(|n| n.id).collect();
+        for id in &ids {
+            self.kill(*id);
+        }
+        for id in ids {
+            self.restart(id);
+        }
+    }
     pub async fn get(&self, id: u64, path: &str) -> (u16, Value) {
         self.request(reqwest::Method::GET, id, path, None).await
     }
@@ -498,6 +504,31 @@ impl Drop for Cluster {
             }
         }
         let _ = &self.dir;
+    }
+}
+
+/// Sends `request` with an optional JSON body and idempotency key; the
+/// status and the body as JSON (or as a string when it is not JSON), or
+/// status 0 and the error when nothing came back.
+pub async fn send(
+    mut request: reqwest::RequestBuilder,
+    body: Option<Value>,
+    key: Option<&str>,
+) -> (u16, Value) {
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap_or_default();
+            let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            (status, value)
+        }
+        Err(e) => (0, Value::String(e.to_string())),
     }
 }
 

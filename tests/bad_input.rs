@@ -3,14 +3,8 @@
 
 mod harness;
 
-use harness::Cluster;
+use harness::{code, Cluster};
 use serde_json::{json, Value};
-
-fn code(body: &Value) -> &str {
-    body["error"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error code in {body}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_bad_input_is_refused_with_a_named_field() {
@@ -250,7 +244,11 @@ async fn every_bad_input_is_refused_with_a_named_field() {
         for node in [1, 2] {
             let (got, reply) = cluster.post(node, path, body.clone()).await;
             assert_eq!(got, status, "{path} {body} -> {reply}");
-            assert_eq!(code(&reply), expected_code, "{path} {body}");
+            assert_eq!(
+                code(&reply).unwrap_or_default(),
+                expected_code,
+                "{path} {body}"
+            );
             let message = reply["error"]["message"].as_str().unwrap();
             assert!(
                 message.contains(field),
@@ -265,7 +263,7 @@ async fn every_bad_input_is_refused_with_a_named_field() {
             .post_raw(2, "/v1/locks/acquire", raw.to_string())
             .await;
         assert_eq!(status, 400, "{raw:?} -> {reply}");
-        assert_eq!(code(&reply), "invalid_argument");
+        assert_eq!(code(&reply).unwrap_or_default(), "invalid_argument");
     }
     // Bodies over 64 KiB.
     let huge = format!(
@@ -274,34 +272,61 @@ async fn every_bad_input_is_refused_with_a_named_field() {
     );
     let (status, reply) = cluster.post_raw(3, "/v1/locks/acquire", huge).await;
     assert_eq!(status, 413, "{reply}");
-    assert_eq!(code(&reply), "body_too_large");
+    assert_eq!(code(&reply).unwrap_or_default(), "body_too_large");
 
     // Bad path and query parameters.
     let (status, reply) = cluster
         .post(1, "/v1/leases/nothex/keepalive", json!({}))
         .await;
-    assert_eq!((status, code(&reply)), (400, "invalid_argument"));
+    assert_eq!(
+        (status, code(&reply).unwrap_or_default()),
+        (400, "invalid_argument")
+    );
     let (status, reply) = cluster.get(1, "/v1/leases/0123").await;
-    assert_eq!((status, code(&reply)), (400, "invalid_argument"));
+    assert_eq!(
+        (status, code(&reply).unwrap_or_default()),
+        (400, "invalid_argument")
+    );
     let (status, reply) = cluster.get(2, "/v1/locks?name=").await;
-    assert_eq!((status, code(&reply)), (400, "invalid_argument"));
+    assert_eq!(
+        (status, code(&reply).unwrap_or_default()),
+        (400, "invalid_argument")
+    );
     let (status, reply) = cluster.get(2, "/v1/locks").await;
-    assert_eq!((status, code(&reply)), (400, "invalid_argument"));
+    assert_eq!(
+        (status, code(&reply).unwrap_or_default()),
+        (400, "invalid_argument")
+    );
     let (status, reply) = cluster.get(2, "/v1/semaphores?name=a&prefix=b").await;
-    assert_eq!((status, code(&reply)), (400, "invalid_argument"));
+    assert_eq!(
+        (status, code(&reply).unwrap_or_default()),
+        (400, "invalid_argument")
+    );
     let (status, reply) = cluster.get(2, "/v1/nowhere").await;
-    assert_eq!((status, code(&reply)), (404, "not_found"));
+    assert_eq!(
+        (status, code(&reply).unwrap_or_default()),
+        (404, "not_found")
+    );
     let (status, reply) = cluster.get(2, "/v1/locks/acquire").await;
-    assert_eq!((status, code(&reply)), (405, "method_not_allowed"));
+    assert_eq!(
+        (status, code(&reply).unwrap_or_default()),
+        (405, "method_not_allowed")
+    );
 
     // Unknown leases are 404, not 400.
     let unknown = "0".repeat(32);
     let (status, reply) = cluster.acquire(3, &unknown, "a", 0).await;
-    assert_eq!((status, code(&reply)), (404, "lease_not_found"));
+    assert_eq!(
+        (status, code(&reply).unwrap_or_default()),
+        (404, "lease_not_found")
+    );
     let (status, reply) = cluster
         .post(3, &format!("/v1/leases/{unknown}/keepalive"), json!({}))
         .await;
-    assert_eq!((status, code(&reply)), (404, "lease_not_found"));
+    assert_eq!(
+        (status, code(&reply).unwrap_or_default()),
+        (404, "lease_not_found")
+    );
 
     // Nothing changed, and every node still serves.
     let (status, listed) = cluster.get(3, "/v1/locks?prefix=").await;
@@ -322,7 +347,7 @@ async fn no_leader_means_503_within_a_bounded_time() {
     let started = std::time::Instant::now();
     let (status, reply) = cluster.acquire(1, &lease, "alone", 0).await;
     assert_eq!(status, 503, "{reply}");
-    assert_eq!(code(&reply), "unavailable");
+    assert_eq!(code(&reply).unwrap_or_default(), "unavailable");
     assert!(started.elapsed() < std::time::Duration::from_secs(15));
     let (status, _) = cluster.get(1, "/readyz").await;
     assert!(status == 503 || status == 200);

@@ -4,12 +4,8 @@
 
 mod harness;
 
-use harness::Cluster;
+use harness::{code, Cluster};
 use serde_json::{json, Value};
-
-fn code(body: &Value) -> Option<&str> {
-    body["error"]["code"].as_str()
-}
 
 /// The leader's (lease, value, token), or None.
 fn leader(view: &Value) -> Option<(String, String, u64)> {

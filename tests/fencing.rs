@@ -3,12 +3,8 @@
 
 mod harness;
 
-use harness::{token, Cluster};
+use harness::{code, token, Cluster};
 use serde_json::{json, Value};
-
-fn code(body: &Value) -> Option<&str> {
-    body["error"]["code"].as_str()
-}
 
 async fn put(
     cluster: &Cluster,

@@ -6,7 +6,7 @@ mod harness;
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness::{token, Cluster};
+use harness::{code, token, Cluster};
 use serde_json::{json, Value};
 
 async fn acquire_all(
@@ -23,10 +23,6 @@ async fn acquire_all(
             json!({ "lease_id": lease, "names": names, "wait_ms": wait_ms }),
         )
         .await
-}
-
-fn code(body: &Value) -> Option<&str> {
-    body["error"]["code"].as_str()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

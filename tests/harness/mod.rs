@@ -532,6 +532,11 @@ pub async fn send(
     }
 }
 
+/// The error code of an error body, if it is one.
+pub fn code(body: &Value) -> Option<&str> {
+    body["error"]["code"].as_str()
+}
+
 /// The fencing token of a grant body.
 pub fn token(body: &Value) -> u64 {
     body["fencing_token"]

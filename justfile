@@ -8,10 +8,11 @@ dev:
 test:
     ./deploy/test.sh
 
-# Format and lint checks, as CI does.
+# Format, lint and doc-link checks, as CI does.
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 # Failure tests with a seed, for at least MINUTES each (3 and 5 nodes).
 chaos SEED MINUTES:

@@ -3,7 +3,7 @@
 //! configured lock order into the replicated state.
 //!
 //! Waits and lock-delays are judged by the leader's state-machine clock
-//! ([`crate::sm_clock`]), the time their deadlines are written in, never by
+//! (`sm_clock.rs`), the time their deadlines are written in, never by
 //! its wall clock, which may jump. Expiries are bound to the term whose
 //! lease deadlines decided them.
 

@@ -12,6 +12,38 @@ use crate::node::Node;
 /// The header's name.
 pub const HEADER: &str = "idempotency-key";
 
+/// The scope of each keyed write: hashed with its body into the
+/// fingerprint that replicated state remembers with its answer. The bytes
+/// are fixed for good, even where a route's path has since changed
+/// (revoke's scope predates its `{id}` path), or a retry after an upgrade
+/// would be refused as another request.
+pub(crate) mod scope {
+    /// `POST /v1/leases`.
+    pub(crate) const GRANT_LEASE: &str = "POST /v1/leases";
+    /// `DELETE /v1/leases/{id}`.
+    pub(crate) const REVOKE_LEASE: &str = "DELETE /v1/leases";
+    /// `POST /v1/locks/acquire`.
+    pub(crate) const ACQUIRE: &str = "POST /v1/locks/acquire";
+    /// `POST /v1/locks/acquire-all`.
+    pub(crate) const ACQUIRE_ALL: &str = "POST /v1/locks/acquire-all";
+    /// `POST /v1/locks/release`.
+    pub(crate) const RELEASE: &str = "POST /v1/locks/release";
+    /// `POST /v1/semaphores/acquire`.
+    pub(crate) const ACQUIRE_PERMITS: &str = "POST /v1/semaphores/acquire";
+    /// `POST /v1/semaphores/release`.
+    pub(crate) const RELEASE_PERMITS: &str = "POST /v1/semaphores/release";
+    /// `POST /v1/elections/campaign`.
+    pub(crate) const CAMPAIGN: &str = "POST /v1/elections/campaign";
+    /// `POST /v1/elections/proclaim`.
+    pub(crate) const PROCLAIM: &str = "POST /v1/elections/proclaim";
+    /// `POST /v1/elections/resign`.
+    pub(crate) const RESIGN: &str = "POST /v1/elections/resign";
+    /// `PUT /v1/kv`.
+    pub(crate) const KV_PUT: &str = "PUT /v1/kv";
+    /// `DELETE /v1/kv`.
+    pub(crate) const KV_DELETE: &str = "DELETE /v1/kv";
+}
+
 /// The `Idempotency-Key` header of a request, if it sent one.
 pub struct IdempotencyKey(Option<String>);
 
@@ -37,13 +69,13 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 }
 
 impl IdempotencyKey {
-    /// The key of a request to `route` with `body`, fingerprinted so that
+    /// The key of a request in `scope` (one of [`scope`]) with `body`, fingerprinted so that
     /// the same key with another request is refused, remembered for the
     /// node's window; `None` without a key.
     pub fn for_request(
         self,
         node: &Node,
-        route: &str,
+        scope: &str,
         body: &impl Serialize,
     ) -> Option<Idempotency> {
         let window_ms = node.idempotency_window_ms;
@@ -53,8 +85,37 @@ impl IdempotencyKey {
         let body = serde_json::to_vec(body).unwrap_or_default();
         Some(Idempotency {
             key,
-            fingerprint: fingerprint(&[route.as_bytes(), &body]),
+            fingerprint: fingerprint(&[scope.as_bytes(), &body]),
             window_ms,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scope;
+
+    /// The scopes are in remembered fingerprints on disk: a tidy-up that
+    /// changed one (say, revoke's to its `{id}` path) would make every
+    /// retry across an upgrade a mismatch. This pins their bytes.
+    #[test]
+    fn scopes_keep_their_bytes() {
+        let pinned = [
+            (scope::GRANT_LEASE, "POST /v1/leases"),
+            (scope::REVOKE_LEASE, "DELETE /v1/leases"),
+            (scope::ACQUIRE, "POST /v1/locks/acquire"),
+            (scope::ACQUIRE_ALL, "POST /v1/locks/acquire-all"),
+            (scope::RELEASE, "POST /v1/locks/release"),
+            (scope::ACQUIRE_PERMITS, "POST /v1/semaphores/acquire"),
+            (scope::RELEASE_PERMITS, "POST /v1/semaphores/release"),
+            (scope::CAMPAIGN, "POST /v1/elections/campaign"),
+            (scope::PROCLAIM, "POST /v1/elections/proclaim"),
+            (scope::RESIGN, "POST /v1/elections/resign"),
+            (scope::KV_PUT, "PUT /v1/kv"),
+            (scope::KV_DELETE, "DELETE /v1/kv"),
+        ];
+        for (scope, bytes) in pinned {
+            assert_eq!(scope, bytes);
+        }
     }
 }

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::unexpected;
 use super::waiting::{self, Acquire};
 use crate::error::ApiError;
-use crate::idempotency::IdempotencyKey;
+use crate::idempotency::{scope, IdempotencyKey};
 use crate::json::JsonBody;
 use crate::node::{Node, Submission};
 
@@ -84,7 +84,7 @@ async fn campaign(
             value,
             wait_ms,
         },
-        key: (key, "POST /v1/elections/campaign"),
+        key: (key, scope::CAMPAIGN),
         cancel: Command::CancelWait {
             lease_id,
             name: name.clone(),
@@ -108,7 +108,7 @@ async fn proclaim(
     JsonBody(request): JsonBody<ProclaimRequest>,
 ) -> Result<Json<ElectionView>, ApiError> {
     check_value(&request.value)?;
-    let idempotency = key.for_request(&node, "POST /v1/elections/proclaim", &request);
+    let idempotency = key.for_request(&node, scope::PROCLAIM, &request);
     let submission = Submission {
         command: Command::Proclaim {
             lease_id: request.lease_id,
@@ -131,7 +131,7 @@ async fn resign(
     key: IdempotencyKey,
     JsonBody(request): JsonBody<ResignRequest>,
 ) -> Result<Json<ResignResponse>, ApiError> {
-    let idempotency = key.for_request(&node, "POST /v1/elections/resign", &request);
+    let idempotency = key.for_request(&node, scope::RESIGN, &request);
     let submission = Submission {
         command: Command::Resign {
             lease_id: request.lease_id,

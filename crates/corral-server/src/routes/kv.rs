@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::unexpected;
 use crate::error::ApiError;
-use crate::idempotency::IdempotencyKey;
+use crate::idempotency::{scope, IdempotencyKey};
 use crate::json::JsonBody;
 use crate::node::{Node, Submission};
 
@@ -33,7 +33,7 @@ async fn put(
             request.value.len()
         )));
     }
-    let idempotency = key.for_request(&node, "PUT /v1/kv", &request);
+    let idempotency = key.for_request(&node, scope::KV_PUT, &request);
     let command = Command::KvPut {
         key: request.key,
         value: request.value,
@@ -49,7 +49,7 @@ async fn delete(
     key: IdempotencyKey,
     JsonBody(request): JsonBody<KvDeleteRequest>,
 ) -> Result<Json<KvWriteResponse>, ApiError> {
-    let idempotency = key.for_request(&node, "DELETE /v1/kv", &request);
+    let idempotency = key.for_request(&node, scope::KV_DELETE, &request);
     let command = Command::KvDelete {
         key: request.key,
         fence: request.fence,

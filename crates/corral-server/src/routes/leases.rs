@@ -15,7 +15,7 @@ use corral_state::{Command, Kind, Lease, LeaseId, LockTable, Outcome};
 
 use super::unexpected;
 use crate::error::ApiError;
-use crate::idempotency::IdempotencyKey;
+use crate::idempotency::{scope, IdempotencyKey};
 use crate::json::JsonBody;
 use crate::node::{Node, Submission};
 
@@ -65,7 +65,7 @@ async fn grant(
         lock_order: Some(request.lock_order.unwrap_or_default()),
         lock_delay_ms: Some(lock_delay_ms),
     };
-    let idempotency = key.for_request(&node, "POST /v1/leases", &normalized);
+    let idempotency = key.for_request(&node, scope::GRANT_LEASE, &normalized);
     let submission = Submission {
         command,
         idempotency,
@@ -133,7 +133,7 @@ async fn revoke(
     let lease_id = lease_id(&raw)?;
     let submission = Submission {
         command: Command::RevokeLease { lease_id },
-        idempotency: key.for_request(&node, "DELETE /v1/leases", &lease_id),
+        idempotency: key.for_request(&node, scope::REVOKE_LEASE, &lease_id),
     };
     match node.propose(submission).await? {
         Outcome::LeaseEnded {

@@ -17,7 +17,7 @@ use corral_state::{Command, Grant, Kind, Lock, LockName};
 use super::waiting::{self, Acquire};
 use super::{show_named, NameQuery};
 use crate::error::ApiError;
-use crate::idempotency::IdempotencyKey;
+use crate::idempotency::{scope, IdempotencyKey};
 use crate::json::JsonBody;
 use crate::node::Node;
 
@@ -53,7 +53,7 @@ async fn acquire(
             mode,
             wait_ms,
         },
-        key: (key, "POST /v1/locks/acquire"),
+        key: (key, scope::ACQUIRE),
         cancel: Command::CancelWait {
             lease_id,
             name,
@@ -109,7 +109,7 @@ async fn acquire_all(
             mode,
             wait_ms,
         },
-        key: (key, "POST /v1/locks/acquire-all"),
+        key: (key, scope::ACQUIRE_ALL),
         cancel: Command::CancelWaitAll {
             lease_id,
             names: sorted,
@@ -135,7 +135,7 @@ async fn release(
     key: IdempotencyKey,
     JsonBody(request): JsonBody<ReleaseRequest>,
 ) -> Result<Json<ReleaseResponse>, ApiError> {
-    let idempotency = key.for_request(&node, "POST /v1/locks/release", &request);
+    let idempotency = key.for_request(&node, scope::RELEASE, &request);
     super::release(
         &node,
         Kind::Lock,

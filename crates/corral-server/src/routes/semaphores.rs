@@ -17,7 +17,7 @@ use corral_state::{Command, Kind, Lock, LockName};
 use super::waiting::{self, Acquire};
 use super::{show_named, NameQuery};
 use crate::error::ApiError;
-use crate::idempotency::IdempotencyKey;
+use crate::idempotency::{scope, IdempotencyKey};
 use crate::json::JsonBody;
 use crate::node::Node;
 
@@ -62,7 +62,7 @@ async fn acquire(
             permits,
             wait_ms,
         },
-        key: (key, "POST /v1/semaphores/acquire"),
+        key: (key, scope::ACQUIRE_PERMITS),
         cancel: Command::CancelWait {
             lease_id,
             name,
@@ -87,7 +87,7 @@ async fn release(
     key: IdempotencyKey,
     JsonBody(request): JsonBody<SemaphoreReleaseRequest>,
 ) -> Result<Json<ReleaseResponse>, ApiError> {
-    let idempotency = key.for_request(&node, "POST /v1/semaphores/release", &request);
+    let idempotency = key.for_request(&node, scope::RELEASE_PERMITS, &request);
     super::release(
         &node,
         Kind::Semaphore,

@@ -6,7 +6,7 @@
 //! lock and loads no atomic: every check stops at a `None`.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -30,6 +30,9 @@ struct Switched {
     /// Whether every WAL sync fails, as on a disk that has died: raft
     /// stops the node, which must then say so on its health checks.
     log_sync_fails: AtomicBool,
+    /// How far this node's wall clock is off, in ms: a clock that jumped.
+    /// Only the wall clock moves, never an `Instant`.
+    clock_offset_ms: AtomicI64,
 }
 
 impl Faults {
@@ -91,35 +94,44 @@ impl Faults {
     /// Makes the log flusher sleep `delay_ms` before each WAL sync from now
     /// on (0: not at all); `false` if faults are switched off.
     pub fn set_log_sync_delay_ms(&self, delay_ms: u64) -> bool {
-        let Some(on) = &self.on else {
-            return false;
-        };
-        on.log_sync_delay_ms.store(delay_ms, Ordering::Relaxed);
-        true
+        self.set(|on| on.log_sync_delay_ms.store(delay_ms, Ordering::Relaxed))
     }
 
     /// How long the log flusher sleeps before each WAL sync, in ms.
     pub fn log_sync_delay_ms(&self) -> u64 {
-        self.on
-            .as_ref()
-            .map_or(0, |on| on.log_sync_delay_ms.load(Ordering::Relaxed))
+        self.get(|on| on.log_sync_delay_ms.load(Ordering::Relaxed))
     }
 
     /// Makes every WAL sync fail from now on (or not); `false` if faults
     /// are switched off.
     pub fn set_log_sync_fails(&self, fails: bool) -> bool {
-        let Some(on) = &self.on else {
-            return false;
-        };
-        on.log_sync_fails.store(fails, Ordering::Relaxed);
-        true
+        self.set(|on| on.log_sync_fails.store(fails, Ordering::Relaxed))
     }
 
     /// Whether a test made WAL syncs fail.
     pub fn log_sync_fails(&self) -> bool {
-        self.on
-            .as_ref()
-            .is_some_and(|on| on.log_sync_fails.load(Ordering::Relaxed))
+        self.get(|on| on.log_sync_fails.load(Ordering::Relaxed))
+    }
+
+    /// Sets how far this node's wall clock is off, in ms; `false` if
+    /// faults are switched off.
+    pub fn set_clock_offset_ms(&self, offset_ms: i64) -> bool {
+        self.set(|on| on.clock_offset_ms.store(offset_ms, Ordering::Relaxed))
+    }
+
+    /// How far a test set this node's wall clock off, in ms; 0 otherwise.
+    pub fn clock_offset_ms(&self) -> i64 {
+        self.get(|on| on.clock_offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// Changes what a test switched on; `false` if faults are off.
+    fn set(&self, change: impl FnOnce(&Switched)) -> bool {
+        self.on.as_deref().map(change).is_some()
+    }
+
+    /// Reads what a test switched on; the default when faults are off.
+    fn get<T: Default>(&self, read: impl FnOnce(&Switched) -> T) -> T {
+        self.on.as_deref().map(read).unwrap_or_default()
     }
 
     /// Sleeps for the log-sync delay, if a test set one. Called by the log
@@ -166,5 +178,7 @@ mod tests {
         assert_eq!(flusher.log_sync_delay_ms(), 0);
         assert!(!off.set_log_sync_fails(true) && !off.log_sync_fails());
         assert!(on.set_log_sync_fails(true) && flusher.log_sync_fails());
+        assert!(!off.set_clock_offset_ms(5) && off.clock_offset_ms() == 0);
+        assert!(on.set_clock_offset_ms(-5) && flusher.clock_offset_ms() == -5);
     }
 }

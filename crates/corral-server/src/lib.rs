@@ -113,8 +113,9 @@ pub async fn serve(
             clock_offset_ms = config.test_clock_offset_ms,
             "TEST FAULTS ARE ON: POST /test/faults can partition this node and skew its clock. Never run a production node with --test-faults."
         );
-        node::set_clock_offset_ms(config.test_clock_offset_ms);
-        corral_raft::Faults::enabled()
+        let faults = corral_raft::Faults::enabled();
+        faults.set_clock_offset_ms(config.test_clock_offset_ms);
+        faults
     } else {
         corral_raft::Faults::default()
     };

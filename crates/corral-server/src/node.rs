@@ -8,7 +8,6 @@
 //! request, woken by its own state machine.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -118,7 +117,8 @@ pub struct Node {
     pub kv_keys_max: usize,
     /// The most bytes of the fenced store.
     pub kv_bytes_max: usize,
-    /// Partitions injected by failure tests; off unless `--test-faults`.
+    /// Faults injected by failure tests (partitions, a skewed wall clock,
+    /// slow or failing log syncs); off unless `--test-faults`.
     pub faults: Faults,
     /// What this node measures.
     pub metrics: Arc<Metrics>,
@@ -162,7 +162,7 @@ impl Node {
             leader.term,
             ready,
             state.table.now_ms(),
-            wall_clock_ms,
+            || wall_clock_ms(self.faults.clock_offset_ms()),
             Instant::now(),
         )
     }
@@ -535,26 +535,13 @@ pub(crate) fn answer_of(written: Written) -> Attempt<Response> {
 /// One answer per lease of a batch keepalive: renewed, or why not.
 pub type Renewals = Vec<Result<LeaseResponse, corral_api::ErrorBody>>;
 
-/// How far a failure test set this node's wall clock off; 0 otherwise.
-static CLOCK_OFFSET_MS: AtomicI64 = AtomicI64::new(0);
-
-/// Sets this node's clock skew (failure tests only).
-pub fn set_clock_offset_ms(offset_ms: i64) {
-    CLOCK_OFFSET_MS.store(offset_ms, Ordering::Relaxed);
-}
-
-/// This node's clock skew.
-pub fn clock_offset_ms() -> i64 {
-    CLOCK_OFFSET_MS.load(Ordering::Relaxed)
-}
-
-/// This node's wall clock, in Unix milliseconds (plus the skew a failure
-/// test set; the skew moves this clock only, never an `Instant`). Read
-/// once per cluster, for the first anchor of state-machine time.
-pub fn wall_clock_ms() -> u64 {
+/// A wall clock in Unix milliseconds, `offset_ms` off (the skew a failure
+/// test set; it moves this clock only, never an `Instant`). Read once per
+/// cluster, for the first anchor of state-machine time.
+fn wall_clock_ms(offset_ms: i64) -> u64 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    now.saturating_add_signed(clock_offset_ms())
+    now.saturating_add_signed(offset_ms)
 }

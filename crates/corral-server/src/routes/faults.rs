@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::json::JsonBody;
-use crate::node::{clock_offset_ms, set_clock_offset_ms, Node};
+use crate::node::Node;
 
 pub(super) fn router() -> Router<Arc<Node>> {
     Router::new().route("/test/faults", post(set))
@@ -48,7 +48,7 @@ async fn set(
         node.faults.set_blocked(blocked);
     }
     if let Some(offset) = request.clock_offset_ms {
-        set_clock_offset_ms(offset);
+        node.faults.set_clock_offset_ms(offset);
     }
     if let Some(delay_ms) = request.log_sync_delay_ms {
         node.faults.set_log_sync_delay_ms(delay_ms);
@@ -58,14 +58,14 @@ async fn set(
     }
     tracing::warn!(
         blocked = ?node.faults.blocked(),
-        clock_offset_ms = clock_offset_ms(),
+        clock_offset_ms = node.faults.clock_offset_ms(),
         log_sync_delay_ms = node.faults.log_sync_delay_ms(),
         log_sync_fails = node.faults.log_sync_fails(),
         "test faults set"
     );
     Ok(Json(FaultsRequest {
         blocked: Some(node.faults.blocked()),
-        clock_offset_ms: Some(clock_offset_ms()),
+        clock_offset_ms: Some(node.faults.clock_offset_ms()),
         log_sync_delay_ms: Some(node.faults.log_sync_delay_ms()),
         log_sync_fails: Some(node.faults.log_sync_fails()),
     }))

@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::routing::post;
 use axum::Router;
+use corral_api::ErrorKind;
 use corral_raft::frame::{encode_frame, frames};
 use corral_state::{Command, LeaseId, LockOrder, Outcome, Response};
 use futures::StreamExt;
@@ -61,7 +62,9 @@ fn granted(forwarding: Forwarding) -> u128 {
 fn may_have_applied(forwarding: &Forwarding) -> bool {
     matches!(
         forwarding,
-        Ok(Attempt::Done(Err(ApiError::Unavailable { reason, .. }))) if reason.contains("may still apply")
+        Ok(Attempt::Done(Err(error)))
+            if matches!(error.kind(), ErrorKind::Unavailable { .. })
+                && error.to_string().contains("may still apply")
     )
 }
 

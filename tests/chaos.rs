@@ -529,12 +529,15 @@ async fn increment(client: &Client, lock: &str, token: u64) -> Increment {
     match client.kv_put(&key, &(current + 1).to_string(), fence).await {
         Ok(_) => Increment::Acked,
         Err(Error::Refused {
-            code: corral_api::ErrorCode::StaleToken,
-            detail,
+            kind:
+                corral_api::ErrorKind::StaleToken {
+                    current_token,
+                    key_token,
+                },
             ..
         }) => Increment::Refused {
-            current_token: detail.current_token.map(|t| t.0),
-            key_token: detail.key_token.map(|t| t.0),
+            current_token: current_token.map(|t| t.0),
+            key_token: key_token.map(|t| t.0),
         },
         Err(_) => Increment::Unknown,
     }

@@ -5,6 +5,8 @@
 
 mod election;
 mod error;
+#[cfg(test)]
+mod error_test;
 mod kv;
 mod semaphore;
 
@@ -15,7 +17,7 @@ pub use corral_state::{ACQUIRE_ALL_NAMES_MAX, LOCK_DELAY_MS_MAX, SEMAPHORE_LIMIT
 pub use election::{
     CampaignRequest, ElectionView, LeaderView, ProclaimRequest, ResignRequest, ResignResponse,
 };
-pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use error::{ErrorBody, ErrorDetail, ErrorKind};
 pub use kv::{
     KvDeleteRequest, KvPutRequest, KvValue, KvWriteResponse, ValidateRequest, ValidateResponse,
 };

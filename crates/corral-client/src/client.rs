@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use corral_api::{
-    ClusterView, ErrorBody, GrantLeaseRequest, KvDeleteRequest, KvPutRequest, KvValue,
+    ClusterView, ErrorBody, ErrorKind, GrantLeaseRequest, KvDeleteRequest, KvPutRequest, KvValue,
     KvWriteResponse, LeaseResponse, LeaseView, LockHistory, LockList, LockName, LockView,
     ValidateRequest, ValidateResponse,
 };
@@ -287,7 +287,7 @@ impl Client {
         match self.read(Call::new(Method::GET, &path, None::<&()>)).await {
             Ok(value) => Ok(Some(value)),
             Err(Error::Refused {
-                code: corral_api::ErrorCode::KeyNotFound,
+                kind: ErrorKind::KeyNotFound,
                 ..
             }) => Ok(None),
             Err(e) => Err(e),
@@ -389,7 +389,7 @@ impl Client {
                         .map(|b| b.error)
                         .map_err(|_| Error::Unavailable(format!("{endpoint} answered {status}")));
                     let error = match detail {
-                        Ok(detail) => Error::from_detail(detail),
+                        Ok(detail) => Error::from(detail),
                         Err(e) => e,
                     };
                     if !error.is_transient() {

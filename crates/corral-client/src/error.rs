@@ -1,6 +1,9 @@
-//! [`Error`]: every way a call can fail, mirroring the API's error codes.
+//! [`Error`]: every way a call can fail. A refusal arrives as the API's one
+//! error type, [`ErrorDetail`]; the refusals a caller acts on (busy, timed
+//! out, deadlock, not the holder, lease lost) get variants of their own,
+//! and every other keeps its [`ErrorKind`] with the fields of its code.
 
-use corral_api::{ErrorCode, ErrorDetail, FencingToken, WaitEdge};
+use corral_api::{ErrorDetail, ErrorKind, FencingToken, WaitEdge};
 
 /// A failed call.
 #[derive(Debug, thiserror::Error)]
@@ -40,46 +43,40 @@ pub enum Error {
     /// The server refused the request as malformed or out of bounds.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
-    /// Another refusal, with its API code.
-    #[error("{message} ({code:?})")]
+    /// Another refusal: its code, with the fields that come with it.
+    #[error("{message} ({kind:?})")]
     Refused {
-        /// The API error code.
-        code: ErrorCode,
+        /// The API error code and its fields.
+        kind: ErrorKind,
         /// The server's words.
         message: String,
-        /// The whole error detail.
-        detail: Box<ErrorDetail>,
     },
     /// The configuration is unusable (no endpoints, a bad URL).
     #[error("client configuration: {0}")]
     Config(String),
 }
 
-impl Error {
-    /// The error an API error body stands for.
-    pub fn from_detail(detail: ErrorDetail) -> Error {
-        match detail.code {
-            ErrorCode::LockBusy => Error::Busy {
-                holder_token: detail.holder_token,
-                message: detail.message,
+/// The error an API error body stands for.
+impl From<ErrorDetail> for Error {
+    fn from(detail: ErrorDetail) -> Error {
+        let ErrorDetail { message, kind } = detail;
+        match kind {
+            ErrorKind::LockBusy { holder_token, .. } => Error::Busy {
+                holder_token,
+                message,
             },
-            ErrorCode::WaitTimeout => Error::Timeout,
-            ErrorCode::Deadlock => Error::Deadlock {
-                cycle: detail.cycle.unwrap_or_default(),
-                message: detail.message,
-            },
-            ErrorCode::NotHolder | ErrorCode::NotLeader => Error::NotHolder,
-            ErrorCode::LeaseNotFound => Error::LeaseLost,
-            ErrorCode::Unavailable => Error::Unavailable(detail.message),
-            ErrorCode::InvalidArgument => Error::InvalidArgument(detail.message),
-            code => Error::Refused {
-                code,
-                message: detail.message.clone(),
-                detail: Box::new(detail),
-            },
+            ErrorKind::WaitTimeout => Error::Timeout,
+            ErrorKind::Deadlock { cycle } => Error::Deadlock { cycle, message },
+            ErrorKind::NotHolder | ErrorKind::NotLeader => Error::NotHolder,
+            ErrorKind::LeaseNotFound => Error::LeaseLost,
+            ErrorKind::Unavailable { .. } => Error::Unavailable(message),
+            ErrorKind::InvalidArgument => Error::InvalidArgument(message),
+            kind => Error::Refused { kind, message },
         }
     }
+}
 
+impl Error {
     /// Whether retrying the same call may succeed: the cluster was
     /// unreachable or had no leader.
     pub fn is_transient(&self) -> bool {

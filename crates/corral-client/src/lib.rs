@@ -72,7 +72,9 @@ mod guard;
 mod lease;
 
 pub use client::{Client, RetryPolicy};
-pub use corral_api::{Fence, FencingToken, LeaseId, LockName, LockOrder, Mode};
+pub use corral_api::{
+    ErrorDetail, ErrorKind, Fence, FencingToken, LeaseId, LockName, LockOrder, Mode,
+};
 pub use error::Error;
 pub use fence::{
     FenceError, FenceGuard, FenceStore, Fenced, FencedStore, MemoryFenceStore, MemoryFencedStore,

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use corral_raft::frame::{encode_frame, frames};
+use corral_raft::frame::{encode_frame, frames, FrameError};
 use corral_state::Response;
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
@@ -56,7 +56,28 @@ pub struct Numbered<T>(pub u64, pub T);
 
 /// How a forwarded command fared: the leader's answer, or `Err` when it
 /// was not sent at all (safe to retry).
-pub type Forwarding = Result<Attempt<Response>, String>;
+pub type Forwarding = Result<Attempt<Response>, NotSent>;
+
+/// Why a command never reached the leader. Nothing of it can apply, so
+/// the caller may send it again, to this leader or the next.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum NotSent {
+    /// The task that sends commands is gone (the node is shutting down).
+    #[error("the forwarding task stopped")]
+    TaskStopped,
+    /// The sending task ended without answering.
+    #[error("the forwarding task dropped the command")]
+    Dropped,
+    /// The stream to the leader closed before the command went.
+    #[error("the stream to the leader closed")]
+    StreamClosed,
+    /// The command's batch does not encode as a frame.
+    #[error("the command does not encode: {0}")]
+    Encode(#[source] Arc<FrameError>),
+    /// No connection to the leader could be opened.
+    #[error("leader unreachable: {0}")]
+    Unreachable(#[source] Arc<reqwest::Error>),
+}
 
 struct Queued {
     addr: String,
@@ -105,11 +126,11 @@ impl Forwarder {
             answer,
         };
         if self.queue.send(queued).is_err() {
-            return Err("the forwarding task stopped".into());
+            return Err(NotSent::TaskStopped);
         }
         match tokio::time::timeout(timeout, answered).await {
             Ok(Ok(forwarding)) => forwarding,
-            Ok(Err(_)) => Err("the forwarding task dropped the command".into()),
+            Ok(Err(_)) => Err(NotSent::Dropped),
             // It may have been sent, so its outcome is unknown.
             Err(_) => Ok(Attempt::Done(Err(ApiError::unavailable(
                 "the leader did not answer in time; the write may still apply",
@@ -231,9 +252,7 @@ impl Link {
         let mut pending = lock(&self.pending);
         if pending.closed {
             for queued in batch {
-                let _ = queued
-                    .answer
-                    .send(Err("the stream to the leader closed".into()));
+                let _ = queued.answer.send(Err(NotSent::StreamClosed));
             }
             return;
         }
@@ -245,12 +264,8 @@ impl Link {
             .map(|(queued, seq)| (Numbered(seq, queued.command), (seq, queued.answer)))
             .unzip();
         let sent = encode_frame(&commands)
-            .map_err(|e| e.to_string())
-            .and_then(|frame| {
-                self.body
-                    .send(frame)
-                    .map_err(|_| "the stream to the leader closed".to_string())
-            });
+            .map_err(|e| NotSent::Encode(Arc::new(e)))
+            .and_then(|frame| self.body.send(frame).map_err(|_| NotSent::StreamClosed));
         match sent {
             Ok(()) => {
                 let now = Instant::now();
@@ -273,31 +288,28 @@ async fn read_answers(
     opening: impl Future<Output = Result<reqwest::Response, reqwest::Error>>,
     pending: Arc<Mutex<Pending>>,
 ) {
-    // Why it ended: `false` when nothing reached the leader (safe to retry),
-    // `true` when what was sent may apply.
-    let (sent, why) = match tokio::time::timeout(ANSWER_WITHIN, opening).await {
-        Err(_) => (
-            true,
-            "the stream to the leader did not open in time".to_string(),
-        ),
-        Ok(Err(e)) if e.is_connect() => (false, format!("leader unreachable: {e}")),
-        Ok(Err(e)) => (true, format!("the stream to the leader failed: {e}")),
-        Ok(Ok(response)) if !response.status().is_success() => (
-            true,
-            format!("the leader refused the stream: {}", response.status()),
-        ),
-        Ok(Ok(response)) => (true, answer_all(response.bytes_stream(), &pending).await),
+    // Why it ended: `Err` when nothing reached the leader (safe to retry),
+    // `Ok` with the reason when what was sent may apply.
+    let ended: Result<String, NotSent> = match tokio::time::timeout(ANSWER_WITHIN, opening).await {
+        Err(_) => Ok("the stream to the leader did not open in time".to_string()),
+        Ok(Err(e)) if e.is_connect() => Err(NotSent::Unreachable(Arc::new(e))),
+        Ok(Err(e)) => Ok(format!("the stream to the leader failed: {e}")),
+        Ok(Ok(response)) if !response.status().is_success() => Ok(format!(
+            "the leader refused the stream: {}",
+            response.status()
+        )),
+        Ok(Ok(response)) => Ok(answer_all(response.bytes_stream(), &pending).await),
     };
-    tracing::debug!(reason = %why, "the stream to the leader ended");
-    lock(&pending).close(|| {
-        if sent {
-            Ok(Attempt::Done(Err(ApiError::unavailable(
-                format!("{why}; the write may still apply"),
-                None,
-            ))))
-        } else {
-            Err(why.clone())
-        }
+    match &ended {
+        Ok(why) => tracing::debug!(reason = %why, "the stream to the leader ended"),
+        Err(e) => tracing::debug!(reason = %e, "the stream to the leader ended"),
+    }
+    lock(&pending).close(|| match &ended {
+        Ok(why) => Ok(Attempt::Done(Err(ApiError::unavailable(
+            format!("{why}; the write may still apply"),
+            None,
+        )))),
+        Err(not_sent) => Err(not_sent.clone()),
     });
 }
 
@@ -405,7 +417,7 @@ fn encode_answers(ready: Vec<Numbered<PeerReply<Response>>>) -> Vec<u8> {
             Ok(_) => Numbered(seq, reply),
             Err(e) => {
                 tracing::error!(error = %e, seq, "a forwarded answer does not encode");
-                let error = ApiError::Internal(format!(
+                let error = ApiError::internal(format!(
                     "the leader's answer does not encode ({e}); the write may have applied"
                 ));
                 Numbered(seq, PeerReply::Done(Err(error.body())))

@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::routing::post;
 use axum::Router;
+use corral_api::ErrorKind;
 use corral_raft::frame::{encode_frame, frames};
 use corral_state::{Command, LeaseId, LockOrder, Outcome, Response};
 use futures::StreamExt;
@@ -61,7 +62,9 @@ fn granted(forwarding: Forwarding) -> u128 {
 fn may_have_applied(forwarding: &Forwarding) -> bool {
     matches!(
         forwarding,
-        Ok(Attempt::Done(Err(ApiError::Unavailable { reason, .. }))) if reason.contains("may still apply")
+        Ok(Attempt::Done(Err(error)))
+            if matches!(error.kind(), ErrorKind::Unavailable { .. })
+                && error.to_string().contains("may still apply")
     )
 }
 
@@ -227,13 +230,16 @@ async fn an_overdue_answer_ends_the_stream_and_an_idle_one_does_not() {
 }
 
 /// Any answer a leader can give a forwarded command: an outcome or a
-/// refusal of any kind, an error of this node, or "not the leader".
+/// refusal of any kind, an error of any kind (as the leader's HTTP layer
+/// makes them), or "not the leader".
 fn any_reply() -> impl proptest::strategy::Strategy<Value = PeerReply<Response>> {
     use proptest::prelude::*;
     prop_oneof![
         any::<Response>().prop_map(|response| PeerReply::Done(Ok(response))),
         any::<corral_state::Refusal>()
             .prop_map(|refusal| PeerReply::Done(Err(ApiError::from(refusal).body()))),
+        any::<corral_api::ErrorDetail>()
+            .prop_map(|error| PeerReply::Done(Err(corral_api::ErrorBody { error }))),
         proptest::option::of(1u64..6).prop_map(|leader_id| PeerReply::NotLeader { leader_id }),
     ]
 }

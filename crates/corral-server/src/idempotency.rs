@@ -59,7 +59,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
             .ok()
             .filter(|key| check_idempotency_key(key).is_ok())
             .ok_or_else(|| {
-                ApiError::InvalidArgument(format!(
+                ApiError::invalid(format!(
                     "header `Idempotency-Key`: {}",
                     corral_state::IdempotencyKeyError
                 ))

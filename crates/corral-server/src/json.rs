@@ -24,7 +24,7 @@ where
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let bytes = axum::body::to_bytes(request.into_body(), LIMIT)
             .await
-            .map_err(|_| ApiError::BodyTooLarge(LIMIT))?;
+            .map_err(|_| ApiError::body_too_large(LIMIT))?;
         decode(&bytes).map(JsonBody)
     }
 }
@@ -36,9 +36,9 @@ pub fn decode<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() || path == "." || path == "?" {
-            ApiError::InvalidArgument(format!("invalid JSON body: {inner}"))
+            ApiError::invalid(format!("invalid JSON body: {inner}"))
         } else {
-            ApiError::InvalidArgument(format!("field `{path}`: {inner}"))
+            ApiError::invalid(format!("field `{path}`: {inner}"))
         }
     })
 }

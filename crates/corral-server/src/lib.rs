@@ -12,6 +12,8 @@
 
 mod config;
 mod error;
+#[cfg(test)]
+mod error_test;
 mod forward;
 #[cfg(test)]
 mod forward_test;

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use axum::http::Method;
-use corral_api::ErrorCode;
+use corral_api::ErrorKind;
 use corral_raft::{CorralRaft, StateMachineStore, StoreMetrics};
 use corral_state::{EndedHold, Kind, LockTable};
 use openraft::async_runtime::WatchReceiver;
@@ -297,7 +297,7 @@ impl Metrics {
         route: String,
         method: &Method,
         status: u16,
-        code: Option<ErrorCode>,
+        kind: Option<&ErrorKind>,
         took: Duration,
     ) {
         self.http_requests
@@ -310,10 +310,10 @@ impl Metrics {
         self.http_duration
             .get_or_create(&RouteLabels { route })
             .observe(took.as_secs_f64());
-        let reason = match code {
-            Some(ErrorCode::StaleToken) => "stale_token",
-            Some(ErrorCode::Deadlock) => "deadlock",
-            Some(ErrorCode::OrderViolation) => "order_violation",
+        let reason = match kind {
+            Some(ErrorKind::StaleToken { .. }) => "stale_token",
+            Some(ErrorKind::Deadlock { .. }) => "deadlock",
+            Some(ErrorKind::OrderViolation { .. }) => "order_violation",
             _ => return,
         };
         self.refusals.get_or_create(&ReasonLabels { reason }).inc();

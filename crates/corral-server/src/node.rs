@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use corral_api::LeaseResponse;
 use corral_raft::{AppliedState, CorralRaft, Faults, NodeId, StateMachineStore, TypeConfig};
-use corral_state::{Command, Idempotency, LeaseId, Outcome, Proposal, Response};
+use corral_state::{Command, Idempotency, LeaseId, Outcome, Proposal, Refusal, Response};
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::impls::ProgressResponder;
@@ -75,7 +75,7 @@ impl From<Command> for Submission {
 impl<T> From<PeerReply<T>> for Attempt<T> {
     fn from(reply: PeerReply<T>) -> Attempt<T> {
         match reply {
-            PeerReply::Done(result) => Attempt::Done(result.map_err(ApiError::from_body)),
+            PeerReply::Done(result) => Attempt::Done(result.map_err(ApiError::from)),
             PeerReply::NotLeader { .. } => Attempt::NotLeader,
         }
     }
@@ -231,21 +231,20 @@ impl Node {
         Fut: Future<Output = Attempt<T>>,
     {
         self.on_leader_by(local, |addr: String, deadline| async move {
-            self.remote(&addr, path, request, deadline)
-                .await
-                .map_err(|e| e.to_string())
+            self.remote(&addr, path, request, deadline).await
         })
         .await
     }
 
     /// [`Node::on_leader`] with the call to a remote leader given: it answers
     /// `Err` when the call could not be sent (safe to retry).
-    async fn on_leader_by<T, F, Fut, R, RFut>(&self, local: F, remote: R) -> Result<T, ApiError>
+    async fn on_leader_by<T, F, Fut, R, RFut, E>(&self, local: F, remote: R) -> Result<T, ApiError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Attempt<T>>,
         R: Fn(String, Instant) -> RFut,
-        RFut: Future<Output = Result<Attempt<T>, String>>,
+        RFut: Future<Output = Result<Attempt<T>, E>>,
+        E: std::fmt::Display,
     {
         let deadline = Instant::now() + LEADER_WAIT;
         let mut last_leader = None;
@@ -428,7 +427,7 @@ impl Node {
                 tracing::debug!(error = %e, "read index: no quorum");
                 Attempt::NotLeader
             }
-            Ok(Err(e)) => Attempt::Done(Err(ApiError::Internal(e.to_string()))),
+            Ok(Err(e)) => Attempt::Done(Err(ApiError::internal(e))),
         }
     }
 
@@ -436,9 +435,9 @@ impl Node {
     pub async fn keepalive(&self, lease_id: LeaseId) -> Result<LeaseResponse, ApiError> {
         let mut answers = self.keepalive_all(vec![lease_id]).await?;
         match (answers.pop(), answers.is_empty()) {
-            (Some(answer), true) => answer.map_err(ApiError::from_body),
-            _ => Err(ApiError::Internal(
-                "a keepalive of one lease was not answered once".into(),
+            (Some(answer), true) => answer.map_err(ApiError::from),
+            _ => Err(ApiError::internal(
+                "a keepalive of one lease was not answered once",
             )),
         }
     }
@@ -470,7 +469,7 @@ impl Node {
         let mut answers = Vec::with_capacity(lease_ids.len());
         for &lease_id in lease_ids {
             let Some(lease) = state.table.lease(lease_id) else {
-                answers.push(Err(ApiError::LeaseNotFound.body()));
+                answers.push(Err(ApiError::from(Refusal::LeaseNotFound).body()));
                 continue;
             };
             let ttl_ms = lease.ttl_ms;
@@ -479,7 +478,9 @@ impl Node {
                 .renew(term, lease_id, Duration::from_millis(ttl_ms), now)
             {
                 Renewal::Renewed => answers.push(Ok(LeaseResponse { lease_id, ttl_ms })),
-                Renewal::Expiring => answers.push(Err(ApiError::LeaseNotFound.body())),
+                Renewal::Expiring => {
+                    answers.push(Err(ApiError::from(Refusal::LeaseNotFound).body()))
+                }
                 Renewal::StaleTerm => return Attempt::NotLeader,
             }
         }
@@ -517,17 +518,15 @@ pub(crate) fn answer_of(written: Written) -> Attempt<Response> {
     let result = match written {
         Ok(Ok(written)) => match written.data {
             Some(response) => Ok(response),
-            None => Err(ApiError::Internal(
-                "a proposal applied without a response".into(),
-            )),
+            None => Err(ApiError::internal("a proposal applied without a response")),
         },
         Ok(Err(ClientWriteError::ForwardToLeader(_))) => return Attempt::NotLeader,
         Ok(Err(ClientWriteError::LogEntryDiscarded(f))) => Err(ApiError::unavailable(
             "leadership changed before the write committed; it may still apply",
             f.leader_id,
         )),
-        Ok(Err(e)) => Err(ApiError::Internal(e.to_string())),
-        Err(e) => Err(ApiError::Internal(e)),
+        Ok(Err(e)) => Err(ApiError::internal(e)),
+        Err(e) => Err(ApiError::internal(e)),
     };
     Attempt::Done(result)
 }

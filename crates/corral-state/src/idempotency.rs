@@ -148,7 +148,7 @@ impl RememberedResponses {
     }
 
     /// Checks that the two indexes and the byte count agree.
-    pub(crate) fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), crate::table::BrokenInvariant> {
         let consistent = self.by_key.len() == self.by_expiry.len()
             && self
                 .by_expiry
@@ -156,7 +156,7 @@ impl RememberedResponses {
                 .all(|(at, key)| self.by_key.get(key).is_some_and(|r| r.expires_at_ms == *at))
             && self.bytes == self.by_key.values().map(|r| r.bytes).sum::<usize>();
         if !consistent {
-            return Err("the remembered answers' indexes disagree".into());
+            return Err(crate::table::BrokenInvariant::Remembered);
         }
         Ok(())
     }

@@ -77,12 +77,17 @@ pub enum Outcome {
 }
 
 /// A command refused; the state is unchanged.
+///
+/// Its `Display` is the sentence the client reads as the error's
+/// `message`: the one wording of each refusal, in a node's log and on the
+/// wire alike. The API's code for each refusal is `corral-api`'s
+/// `ErrorKind`.
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "refusal", rename_all = "snake_case")]
 pub enum Refusal {
     /// No lease with that id (never granted, revoked or expired).
-    #[error("lease not found")]
+    #[error("lease not found (never granted, revoked or expired)")]
     LeaseNotFound,
     /// A lease with that id exists already.
     #[error("lease id already in use")]
@@ -95,37 +100,40 @@ pub enum Refusal {
     },
     /// The lock is held by another lease, or others wait ahead, and the
     /// request would not wait.
-    #[error("lock is busy{}", holder_token.map(|t| format!(": held under token {t}")).unwrap_or_default())]
+    #[error("{}", match holder_token {
+        Some(token) => format!("lock is held by another lease under token {token}"),
+        None => "lock is free but a request waiting for several locks at once is ahead in its queue".into(),
+    })]
     LockBusy {
         /// The newest token the lock is held under; none when the lock is
         /// free but an acquire-all waits for it ahead of this request.
         holder_token: Option<FencingToken>,
     },
     /// The lease does not hold the lock.
-    #[error("lease does not hold the lock")]
+    #[error("the lease does not hold the lock")]
     NotHolder,
     /// Waiting would close a cycle of leases that wait for each other.
-    #[error("waiting would deadlock: {}", describe_cycle(cycle))]
+    #[error("waiting would close a cycle of leases waiting for each other; nothing was queued")]
     Deadlock {
         /// The cycle, starting with the lease that asked.
         cycle: Vec<WaitEdge>,
     },
     /// The lease holds the lock in the other mode; upgrades and downgrades
     /// are not done in place (release first).
-    #[error("the lease holds or waits for the lock in {held} mode")]
+    #[error("the lease holds or waits for the lock in {held} mode; release it or let the wait end first")]
     ModeConflict {
         /// The mode it holds.
         held: Mode,
     },
     /// The lease holds or waits for other permits of the semaphore; change
     /// them by releasing first.
-    #[error("the lease holds or waits for {held} permits of the semaphore")]
+    #[error("the lease holds or waits for {held} permits of the semaphore; release them or let the wait end first")]
     PermitsConflict {
         /// The permits it holds or waits for.
         held: u32,
     },
     /// The semaphore exists with another limit.
-    #[error("the semaphore exists with limit {limit}")]
+    #[error("the semaphore exists with limit {limit}; every acquire must name the same limit while it is in use")]
     LimitMismatch {
         /// The semaphore's limit.
         limit: u32,
@@ -133,20 +141,22 @@ pub enum Refusal {
     /// The lease already waits for this lock through another request that
     /// cannot be merged with this one (an acquire-all and a single acquire,
     /// or two different acquire-alls).
-    #[error("the lease already waits for {name} through another request")]
+    #[error("the lease already waits for {name} through another request (an acquire-all and a single acquire, or two different acquire-alls)")]
     AlreadyWaiting {
         /// The lock.
         name: LockName,
     },
     /// The lock is under lock-delay: a lease that held it expired.
-    #[error("lock is held back by lock-delay until {until_ms}")]
+    #[error(
+        "lock is held back by lock-delay until {until_ms} (Unix ms): a lease that held it expired"
+    )]
     LockDelayed {
         /// State-machine time at which the delay ends.
         until_ms: u64,
     },
     /// Taking the lock would break the lock order the lease or the cluster
     /// keeps: it is ranked before a lock the lease holds or waits for.
-    #[error("{name} is ordered before {held}, which the lease holds or waits for")]
+    #[error("lock order: {name} is ordered before {held}, which the lease holds or waits for")]
     OrderViolation {
         /// The lock asked for.
         name: LockName,
@@ -155,8 +165,8 @@ pub enum Refusal {
     },
     /// A fenced write whose token is not the one the lock is held under
     /// now, or is below one that wrote the key before.
-    #[error("stale fencing token: the lock is held under {}, the key was written under {}",
-        show_token(*lock_token), show_token(*key_token))]
+    #[error("stale fencing token: the lock is held under {}, the key was last written under {}; \
+        a newer owner exists or the lock is not held", show_token(*lock_token), show_token(*key_token))]
     StaleToken {
         /// The newest token the lock is held under; none when it is free.
         lock_token: Option<FencingToken>,
@@ -164,7 +174,7 @@ pub enum Refusal {
         key_token: Option<FencingToken>,
     },
     /// The lease does not lead the election.
-    #[error("the lease does not lead the election")]
+    #[error("the lease does not lead the election (and is not a waiting candidate)")]
     NotLeader,
     /// A delete of a key that was never written.
     #[error("no such key")]
@@ -176,7 +186,9 @@ pub enum Refusal {
         limit: String,
     },
     /// The idempotency key answered another request.
-    #[error("the idempotency key was used for another request")]
+    #[error(
+        "the Idempotency-Key was used before for another request; use a new key for a new request"
+    )]
     IdempotencyMismatch,
     /// The command's arguments are out of range.
     #[error("{reason}")]
@@ -202,21 +214,9 @@ pub struct WaitEdge {
     pub held_by: LeaseId,
 }
 
+/// A token in a sentence: "token 7", or "nothing" for none.
 fn show_token(token: Option<FencingToken>) -> String {
     token.map_or("nothing".into(), |t| format!("token {t}"))
-}
-
-fn describe_cycle(cycle: &[WaitEdge]) -> String {
-    cycle
-        .iter()
-        .map(|e| {
-            format!(
-                "{} waits for {} held by {}",
-                e.lease_id, e.waits_for, e.held_by
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// The bounded collections of the lock table.

@@ -131,7 +131,7 @@ impl Timelines {
     }
 
     /// Checks the bounds and that the two indexes agree.
-    pub(crate) fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), crate::table::BrokenInvariant> {
         let bounded = self.by_lock.len() <= TIMELINE_LOCKS_MAX
             && self
                 .by_lock
@@ -145,7 +145,7 @@ impl Timelines {
                     .is_some_and(|e| e.seq == *seq)
             });
         if !bounded || !indexed {
-            return Err("the lock timelines are out of bounds or their index disagrees".into());
+            return Err(crate::table::BrokenInvariant::Timelines);
         }
         Ok(())
     }

@@ -34,7 +34,7 @@ pub(super) fn router() -> Router<Arc<Node>> {
 
 fn check_value(value: &str) -> Result<(), ApiError> {
     if value.len() > ELECTION_VALUE_BYTES_MAX {
-        return Err(ApiError::InvalidArgument(format!(
+        return Err(ApiError::invalid(format!(
             "field `value`: must be at most {ELECTION_VALUE_BYTES_MAX} bytes, got {}",
             value.len()
         )));
@@ -95,7 +95,7 @@ async fn campaign(
     let grant = waiting::acquire(&node, acquire)
         .await?
         .pop()
-        .ok_or_else(|| ApiError::Internal("a campaign answered with no grant".into()))?;
+        .ok_or_else(|| ApiError::internal("a campaign answered with no grant"))?;
     Ok(Json(ElectionView {
         name,
         leader: Some(leader_view(&grant)),
@@ -154,14 +154,14 @@ struct ElectionQuery {
 }
 
 fn election_name(raw: String) -> Result<LockName, ApiError> {
-    LockName::new(raw).map_err(|e| ApiError::InvalidArgument(format!("query `name`: {e}")))
+    LockName::new(raw).map_err(|e| ApiError::invalid(format!("query `name`: {e}")))
 }
 
 async fn show(
     State(node): State<Arc<Node>>,
     query: Result<Query<ElectionQuery>, QueryRejection>,
 ) -> Result<Json<ElectionView>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::InvalidArgument(e.body_text()))?;
+    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     let name = election_name(query.name)?;
     node.linearize().await?;
     let state = node.state.read();
@@ -175,7 +175,7 @@ async fn observe(
     State(node): State<Arc<Node>>,
     query: Result<Query<ElectionQuery>, QueryRejection>,
 ) -> Result<Json<ElectionView>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::InvalidArgument(e.body_text()))?;
+    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     let name = election_name(query.name)?;
     let wait_ms = waiting::wait_ms(query.wait_ms)?;
     // Linearizable from the start; afterwards the local state only moves

@@ -42,7 +42,7 @@ async fn set(
     JsonBody(request): JsonBody<FaultsRequest>,
 ) -> Result<Json<FaultsRequest>, ApiError> {
     if !node.faults.is_enabled() {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::not_found());
     }
     if let Some(blocked) = request.blocked {
         node.faults.set_blocked(blocked);

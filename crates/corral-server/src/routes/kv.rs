@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use corral_api::{
     KvDeleteRequest, KvPutRequest, KvValue, KvWriteResponse, KV_BODY_BYTES_MAX, KV_VALUE_BYTES_MAX,
 };
-use corral_state::{Command, LockName, Outcome};
+use corral_state::{Command, LockName, Outcome, Refusal};
 use serde::Deserialize;
 
 use super::unexpected;
@@ -28,7 +28,7 @@ async fn put(
     JsonBody(request): JsonBody<KvPutRequest, KV_BODY_BYTES_MAX>,
 ) -> Result<Json<KvWriteResponse>, ApiError> {
     if request.value.len() > KV_VALUE_BYTES_MAX {
-        return Err(ApiError::InvalidArgument(format!(
+        return Err(ApiError::invalid(format!(
             "field `value`: must be at most {KV_VALUE_BYTES_MAX} bytes, got {}",
             request.value.len()
         )));
@@ -83,16 +83,13 @@ async fn show(
     State(node): State<Arc<Node>>,
     query: Result<Query<KeyQuery>, QueryRejection>,
 ) -> Result<Json<KvValue>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::InvalidArgument(e.body_text()))?;
-    let key = LockName::new(query.key)
-        .map_err(|e| ApiError::InvalidArgument(format!("query `key`: {e}")))?;
+    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let key =
+        LockName::new(query.key).map_err(|e| ApiError::invalid(format!("query `key`: {e}")))?;
     node.linearize().await?;
     let state = node.state.read();
-    let record = state
-        .table
-        .fenced_value(&key)
-        .ok_or(ApiError::KeyNotFound)?;
-    let value = record.value.clone().ok_or(ApiError::KeyNotFound)?;
+    let record = state.table.fenced_value(&key).ok_or(Refusal::KeyNotFound)?;
+    let value = record.value.clone().ok_or(Refusal::KeyNotFound)?;
     Ok(Json(KvValue {
         key,
         value,

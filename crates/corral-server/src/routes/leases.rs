@@ -11,7 +11,7 @@ use corral_api::{
     LeaseResponse, LeaseView, RevokeLeaseResponse, KEEPALIVE_BATCH_MAX, LIST_LEASES_MAX,
     LOCK_DELAY_MS_MAX, TTL_MS_MAX,
 };
-use corral_state::{Command, Kind, Lease, LeaseId, LockTable, Outcome};
+use corral_state::{Command, Kind, Lease, LeaseId, LockTable, Outcome, Refusal};
 
 use super::unexpected;
 use crate::error::ApiError;
@@ -30,7 +30,7 @@ pub(super) fn router() -> Router<Arc<Node>> {
 /// Parses the `{id}` path segment.
 fn lease_id(raw: &str) -> Result<LeaseId, ApiError> {
     raw.parse()
-        .map_err(|e| ApiError::InvalidArgument(format!("path lease id `{raw}`: {e}")))
+        .map_err(|e| ApiError::invalid(format!("path lease id `{raw}`: {e}")))
 }
 
 async fn grant(
@@ -39,14 +39,14 @@ async fn grant(
     JsonBody(request): JsonBody<GrantLeaseRequest>,
 ) -> Result<(StatusCode, Json<LeaseResponse>), ApiError> {
     if !(node.ttl_ms_min..=TTL_MS_MAX).contains(&request.ttl_ms) {
-        return Err(ApiError::InvalidArgument(format!(
+        return Err(ApiError::invalid(format!(
             "field `ttl_ms`: must be from {} to {TTL_MS_MAX}, got {}",
             node.ttl_ms_min, request.ttl_ms
         )));
     }
     let lock_delay_ms = request.lock_delay_ms.unwrap_or(0);
     if lock_delay_ms > LOCK_DELAY_MS_MAX {
-        return Err(ApiError::InvalidArgument(format!(
+        return Err(ApiError::invalid(format!(
             "field `lock_delay_ms`: must be at most {LOCK_DELAY_MS_MAX}, got {lock_delay_ms}"
         )));
     }
@@ -102,7 +102,7 @@ async fn keepalive_all(
 ) -> Result<Json<KeepaliveAllResponse>, ApiError> {
     let count = request.lease_ids.len();
     if count == 0 || count > KEEPALIVE_BATCH_MAX {
-        return Err(ApiError::InvalidArgument(format!(
+        return Err(ApiError::invalid(format!(
             "field `lease_ids`: give 1 to {KEEPALIVE_BATCH_MAX} leases, got {count}"
         )));
     }
@@ -156,7 +156,7 @@ async fn show(
     let lease_id = lease_id(&raw)?;
     node.linearize().await?;
     let state = node.state.read();
-    let lease = state.table.lease(lease_id).ok_or(ApiError::LeaseNotFound)?;
+    let lease = state.table.lease(lease_id).ok_or(Refusal::LeaseNotFound)?;
     Ok(Json(view(&state.table, lease_id, lease)))
 }
 

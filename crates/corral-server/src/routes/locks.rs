@@ -64,7 +64,7 @@ async fn acquire(
     let grant = waiting::acquire(&node, acquire)
         .await?
         .pop()
-        .ok_or_else(|| ApiError::Internal("an acquire answered with no grant".into()))?;
+        .ok_or_else(|| ApiError::internal("an acquire answered with no grant"))?;
     Ok(Json(GrantResponse {
         name: grant.name,
         lease_id: grant.lease_id,
@@ -86,7 +86,7 @@ async fn acquire_all(
         ..
     } = request;
     if names.is_empty() || names.len() > ACQUIRE_ALL_NAMES_MAX {
-        return Err(ApiError::InvalidArgument(format!(
+        return Err(ApiError::invalid(format!(
             "field `names`: must hold 1 to {ACQUIRE_ALL_NAMES_MAX} lock names, got {}",
             names.len()
         )));
@@ -94,7 +94,7 @@ async fn acquire_all(
     let mut sorted = names.clone();
     sorted.sort();
     if let Some(twice) = sorted.windows(2).find(|w| w[0] == w[1]) {
-        return Err(ApiError::InvalidArgument(format!(
+        return Err(ApiError::invalid(format!(
             "field `names`: {} is given twice",
             twice[0]
         )));
@@ -157,9 +157,9 @@ async fn history(
     State(node): State<Arc<Node>>,
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Json<LockHistory>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::InvalidArgument(e.body_text()))?;
-    let name = LockName::new(query.name)
-        .map_err(|e| ApiError::InvalidArgument(format!("query `name`: {e}")))?;
+    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let name =
+        LockName::new(query.name).map_err(|e| ApiError::invalid(format!("query `name`: {e}")))?;
     node.linearize().await?;
     let state = node.state.read();
     Ok(Json(LockHistory {

@@ -39,8 +39,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(metrics::router())
         .merge(ui::router())
         .merge(peer::router())
-        .fallback(|| async { ApiError::NotFound })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(axum::middleware::from_fn_with_state(
             node.clone(),
             observe::observe,
@@ -50,7 +50,7 @@ pub fn router(node: Arc<Node>) -> Router {
 
 /// An outcome that does not answer the command proposed: a bug.
 fn unexpected(outcome: Outcome) -> ApiError {
-    ApiError::Internal(format!("unexpected outcome {outcome:?}"))
+    ApiError::internal(format!("unexpected outcome {outcome:?}"))
 }
 
 /// The `name` or `prefix` query of the read endpoints.
@@ -74,16 +74,15 @@ where
     V: Serialize,
     L: Serialize,
 {
-    let Query(query) = query.map_err(|e| ApiError::InvalidArgument(e.body_text()))?;
+    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     let name = match (query.name, &query.prefix) {
-        (Some(name), None) => Some(
-            LockName::new(name)
-                .map_err(|e| ApiError::InvalidArgument(format!("query `name`: {e}")))?,
-        ),
+        (Some(name), None) => {
+            Some(LockName::new(name).map_err(|e| ApiError::invalid(format!("query `name`: {e}")))?)
+        }
         (None, Some(_)) => None,
         _ => {
-            return Err(ApiError::InvalidArgument(
-                "give exactly one of the queries `name` and `prefix`".into(),
+            return Err(ApiError::invalid(
+                "give exactly one of the queries `name` and `prefix`",
             ))
         }
     };
@@ -104,8 +103,7 @@ where
             serde_json::to_value(list(views, truncated))
         }
     };
-    body.map(Json)
-        .map_err(|e| ApiError::Internal(e.to_string()))
+    body.map(Json).map_err(ApiError::internal)
 }
 
 /// Gives up a lock or all permits of a semaphore: the lease's grant of the

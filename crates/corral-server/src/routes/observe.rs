@@ -7,7 +7,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
-use corral_api::ErrorCode;
+use corral_api::ErrorKind;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -55,7 +55,7 @@ pub(super) async fn observe(
         .await;
     let took = started.elapsed();
     let status = response.status().as_u16();
-    let code = response.extensions().get::<ErrorCode>().copied();
+    let kind = response.extensions().get::<ErrorKind>();
     span.in_scope(|| {
         tracing::debug!(
             status,
@@ -63,7 +63,7 @@ pub(super) async fn observe(
             "request answered"
         )
     });
-    node.metrics.http_done(route, &method, status, code, took);
+    node.metrics.http_done(route, &method, status, kind, took);
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(request_id::HEADER, value);
     }

@@ -75,9 +75,9 @@ async fn snapshot(
 ) -> Result<Json<SnapshotReply>, ApiError> {
     let header = headers
         .get(HEADER_SNAPSHOT)
-        .ok_or_else(|| ApiError::InvalidArgument(format!("missing header {HEADER_SNAPSHOT}")))?;
+        .ok_or_else(|| ApiError::invalid(format!("missing header {HEADER_SNAPSHOT}")))?;
     let header: SnapshotHeader = serde_json::from_slice(header.as_bytes())
-        .map_err(|e| ApiError::InvalidArgument(format!("header {HEADER_SNAPSHOT}: {e}")))?;
+        .map_err(|e| ApiError::invalid(format!("header {HEADER_SNAPSHOT}: {e}")))?;
     let snapshot = Snapshot {
         meta: header.meta,
         snapshot: Cursor::new(body.to_vec()),

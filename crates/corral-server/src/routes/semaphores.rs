@@ -42,12 +42,12 @@ async fn acquire(
         ..
     } = request;
     if !(1..=SEMAPHORE_LIMIT_MAX).contains(&limit) {
-        return Err(ApiError::InvalidArgument(format!(
+        return Err(ApiError::invalid(format!(
             "field `limit`: must be from 1 to {SEMAPHORE_LIMIT_MAX}, got {limit}"
         )));
     }
     if !(1..=limit).contains(&permits) {
-        return Err(ApiError::InvalidArgument(format!(
+        return Err(ApiError::invalid(format!(
             "field `permits`: must be from 1 to the limit {limit}, got {permits}"
         )));
     }
@@ -73,7 +73,7 @@ async fn acquire(
     let grant = waiting::acquire(&node, acquire)
         .await?
         .pop()
-        .ok_or_else(|| ApiError::Internal("an acquire answered with no grant".into()))?;
+        .ok_or_else(|| ApiError::internal("an acquire answered with no grant"))?;
     Ok(Json(SemaphoreGrantResponse {
         name: grant.name,
         lease_id: grant.lease_id,

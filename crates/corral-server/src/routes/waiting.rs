@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use corral_api::WAIT_MS_MAX;
-use corral_state::{Command, FencingToken, Grant, Kind, LeaseId, LockName, Outcome};
+use corral_api::{ErrorKind, WAIT_MS_MAX};
+use corral_state::{Command, FencingToken, Grant, Kind, LeaseId, LockName, Outcome, Refusal};
 use tokio::time::Instant;
 
 use super::unexpected;
@@ -39,7 +39,7 @@ pub(super) struct Acquire {
 pub(super) fn wait_ms(wait_ms: Option<u64>) -> Result<u64, ApiError> {
     let wait_ms = wait_ms.unwrap_or(0);
     if wait_ms > WAIT_MS_MAX {
-        return Err(ApiError::InvalidArgument(format!(
+        return Err(ApiError::invalid(format!(
             "field `wait_ms`: must be at most {WAIT_MS_MAX}, got {wait_ms}"
         )));
     }
@@ -53,11 +53,11 @@ pub(super) async fn acquire(node: &Node, acquire: Acquire) -> Result<Vec<Grant>,
     let started = Instant::now();
     let kind = acquire.kind;
     let result = acquire_granted(node, acquire).await;
-    let outcome = match &result {
+    let outcome = match result.as_ref().map_err(ApiError::kind) {
         Ok(_) => AcquireOutcome::Granted,
-        Err(ApiError::LockBusy { .. }) => AcquireOutcome::Busy,
-        Err(ApiError::WaitTimeout) => AcquireOutcome::Timeout,
-        Err(ApiError::Deadlock { .. }) => AcquireOutcome::Deadlock,
+        Err(ErrorKind::LockBusy { .. }) => AcquireOutcome::Busy,
+        Err(ErrorKind::WaitTimeout) => AcquireOutcome::Timeout,
+        Err(ErrorKind::Deadlock { .. }) => AcquireOutcome::Deadlock,
         Err(_) => AcquireOutcome::Failed,
     };
     node.metrics.acquire_done(kind, outcome, started.elapsed());
@@ -86,8 +86,7 @@ async fn acquire_granted(node: &Node, acquire: Acquire) -> Result<Vec<Grant>, Ap
         Outcome::Granted(grant) => Ok(vec![grant]),
         Outcome::GrantedAll { grants } => Ok(grants),
         Outcome::Queued { after_token, .. } => {
-            let ticket =
-                ticket.ok_or_else(|| ApiError::Internal("queued without a wait".into()))?;
+            let ticket = ticket.ok_or_else(|| ApiError::internal("queued without a wait"))?;
             // A retry answered from its idempotency key may come after the
             // grant it waits for was applied here.
             if let Some(grants) = granted_since(node, kind, lease_id, &names, after_token) {
@@ -97,8 +96,8 @@ async fn acquire_granted(node: &Node, acquire: Acquire) -> Result<Vec<Grant>, Ap
             let all = matches!(cancel, Command::CancelWaitAll { .. });
             let ended = match wait_for_grant(ticket, &names, all, after_token, deadline).await? {
                 WaitOutcome::Granted(grants) => return Ok(grants),
-                WaitOutcome::TimedOut => ApiError::WaitTimeout,
-                WaitOutcome::MaybeWithdrawn => ApiError::WaitWithdrawn,
+                WaitOutcome::TimedOut => ApiError::wait_timeout(),
+                WaitOutcome::MaybeWithdrawn => ApiError::wait_withdrawn(),
             };
             // Time ran out (or the wait looks withdrawn): withdraw through
             // the log, which answers with the grant if it won the race.
@@ -172,7 +171,7 @@ async fn wait_for_grant(
                     return Ok(WaitOutcome::Granted(grants));
                 }
             }
-            Ok(Some(WaitEnd::LeaseEnded)) => return Err(ApiError::LeaseNotFound),
+            Ok(Some(WaitEnd::LeaseEnded)) => return Err(Refusal::LeaseNotFound.into()),
             Ok(Some(WaitEnd::Withdrawn(withdrawn))) if all && withdrawn == names => {
                 return Ok(WaitOutcome::MaybeWithdrawn)
             }

@@ -69,7 +69,9 @@ proptest! {
         for proposal in proposals {
             let applied = table.apply(proposal);
             prop_assert_eq!(&round_trip(&applied.response), &applied.response);
-            table.check_invariants().map_err(TestCaseError::fail)?;
+            table
+                .check_invariants()
+                .map_err(|broken| TestCaseError::fail(broken.to_string()))?;
         }
         restored(&table);
     }

@@ -3,14 +3,75 @@
 use std::collections::BTreeSet;
 
 use super::LockTable;
+use crate::kv::KvKey;
+use crate::lease::LeaseId;
 use crate::lock::{Kind, Lock, LockName, Mode};
+
+/// An invariant of the lock table that does not hold: always a bug, since
+/// apply keeps every one. Found by tests, which check after every command,
+/// and by a node that restores a snapshot, which refuses it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BrokenInvariant {
+    /// A lock, semaphore or election disagrees with itself or its leases.
+    #[error("{kind} {name:?} {what}")]
+    Lock {
+        /// Lock, semaphore or election.
+        kind: Kind,
+        /// Its name.
+        name: LockName,
+        /// What is wrong with it.
+        what: String,
+    },
+    /// A lease lists holds or waits the locks do not have.
+    #[error("lease {lease_id} {what}")]
+    Lease {
+        /// The lease.
+        lease_id: LeaseId,
+        /// What is wrong with it.
+        what: String,
+    },
+    /// The answers remembered for idempotency keys disagree with their
+    /// indexes or their byte count.
+    #[error("the remembered answers' indexes disagree")]
+    Remembered,
+    /// The lock timelines are over their bounds or disagree with their
+    /// index.
+    #[error("the lock timelines are out of bounds or their index disagrees")]
+    Timelines,
+    /// The fenced store's byte count is not what its keys and values cost.
+    #[error("the fenced store counts {counted_bytes} bytes but holds {held_bytes}")]
+    KvBytes {
+        /// The count the table keeps.
+        counted_bytes: usize,
+        /// What its keys and values cost.
+        held_bytes: usize,
+    },
+    /// A key was written under a token never handed out.
+    #[error("key {key:?} was written under a token never handed out")]
+    KvToken {
+        /// The key.
+        key: KvKey,
+    },
+    /// The wait-for graph has a cycle: a deadlock went undetected.
+    #[error("the wait-for graph has a cycle")]
+    WaitCycle,
+}
+
+/// A broken invariant of the `kind` called `name`.
+fn broken(kind: Kind, name: &LockName, what: impl Into<String>) -> BrokenInvariant {
+    BrokenInvariant::Lock {
+        kind,
+        name: name.clone(),
+        what: what.into(),
+    }
+}
 
 impl LockTable {
     /// Checks every invariant of the table; `Err` names the first broken one.
     ///
     /// It walks the whole table, so apply does not call it; tests call it
     /// after every command, and after restoring a snapshot.
-    pub fn check_invariants(&self) -> Result<(), String> {
+    pub fn check_invariants(&self) -> Result<(), BrokenInvariant> {
         for kind in Kind::ALL {
             for (name, lock) in self.map(kind) {
                 self.check_lock(kind, name, lock)?;
@@ -24,9 +85,10 @@ impl LockTable {
                         .get(name)
                         .is_some_and(|l| l.holders.contains_key(id));
                     if !holds {
-                        return Err(format!(
-                            "lease {id} lists {kind} {name:?} but does not hold it"
-                        ));
+                        return Err(BrokenInvariant::Lease {
+                            lease_id: *id,
+                            what: format!("lists {kind} {name:?} but does not hold it"),
+                        });
                     }
                 }
                 for name in lease.waited(kind) {
@@ -36,9 +98,10 @@ impl LockTable {
                         .and_then(|l| l.position(*id))
                         .is_none()
                     {
-                        return Err(format!(
-                            "lease {id} lists a wait for {kind} {name:?} but is not queued"
-                        ));
+                        return Err(BrokenInvariant::Lease {
+                            lease_id: *id,
+                            what: format!("lists a wait for {kind} {name:?} but is not queued"),
+                        });
                     }
                 }
             }
@@ -50,15 +113,17 @@ impl LockTable {
                         .iter()
                         .all(|n| group.waiting.contains(n) != lease.holds.contains(n));
                 if group.waiting.is_empty() || !whole {
-                    return Err(format!(
-                        "lease {id} keeps an acquire-all that waits for nothing or lost a lock"
-                    ));
+                    return Err(BrokenInvariant::Lease {
+                        lease_id: *id,
+                        what: "keeps an acquire-all that waits for nothing or lost a lock".into(),
+                    });
                 }
                 for name in &group.waiting {
                     if !lease.waits.contains(name) || !grouped.insert(name.clone()) {
-                        return Err(format!(
-                            "lease {id} waits for {name:?} in two requests, or not at all"
-                        ));
+                        return Err(BrokenInvariant::Lease {
+                            lease_id: *id,
+                            what: format!("waits for {name:?} in two requests, or not at all"),
+                        });
                     }
                 }
             }
@@ -67,33 +132,31 @@ impl LockTable {
         self.timelines.check()?;
         let kv_bytes: usize = self.kv.iter().map(|(k, v)| crate::kv::kv_cost(k, v)).sum();
         if kv_bytes != self.kv_bytes {
-            return Err(format!(
-                "the fenced store counts {} bytes but holds {kv_bytes}",
-                self.kv_bytes
-            ));
+            return Err(BrokenInvariant::KvBytes {
+                counted_bytes: self.kv_bytes,
+                held_bytes: kv_bytes,
+            });
         }
         for (key, record) in &self.kv {
             if record.fencing_token > self.last_token {
-                return Err(format!(
-                    "key {key:?} was written under a token never handed out"
-                ));
+                return Err(BrokenInvariant::KvToken { key: key.clone() });
             }
         }
         if !self.wait_graph_is_acyclic() {
-            return Err("the wait-for graph has a cycle".into());
+            return Err(BrokenInvariant::WaitCycle);
         }
         Ok(())
     }
 
-    fn check_lock(&self, kind: Kind, name: &LockName, lock: &Lock) -> Result<(), String> {
+    fn check_lock(&self, kind: Kind, name: &LockName, lock: &Lock) -> Result<(), BrokenInvariant> {
         if lock.is_unused() {
-            return Err(format!("{kind} {name:?} in the table but not in use"));
+            return Err(broken(kind, name, "in the table but not in use"));
         }
         if (kind == Kind::Semaphore) != lock.limit.is_some() {
-            return Err(format!("{kind} {name:?} has a limit only semaphores have"));
+            return Err(broken(kind, name, "has a limit only semaphores have"));
         }
         if kind != Kind::Lock && lock.delayed_until_ms > 0 {
-            return Err(format!("{kind} {name:?} is under lock-delay"));
+            return Err(broken(kind, name, "is under lock-delay"));
         }
         let valued = lock
             .holders
@@ -102,9 +165,7 @@ impl LockTable {
             .chain(lock.waiters.iter().map(|w| &w.value))
             .all(|v| v.is_some() == (kind == Kind::Election));
         if !valued || (kind == Kind::Election && lock.holders.len() > 1) {
-            return Err(format!(
-                "{kind} {name:?} has values or leaders it should not"
-            ));
+            return Err(broken(kind, name, "has values or leaders it should not"));
         }
         let exclusive = lock
             .holders
@@ -112,22 +173,28 @@ impl LockTable {
             .filter(|g| g.mode == Mode::Exclusive)
             .count();
         if exclusive > 1 || (exclusive == 1 && lock.holders.len() > 1) {
-            return Err(format!(
-                "{kind} {name:?} has an exclusive holder beside another holder"
+            return Err(broken(
+                kind,
+                name,
+                "has an exclusive holder beside another holder",
             ));
         }
         if let Some(limit) = lock.limit {
             if lock.permits_held() > limit || exclusive > 0 {
-                return Err(format!(
-                    "semaphore {name:?} holds more permits than {limit}"
+                return Err(broken(
+                    kind,
+                    name,
+                    format!("holds more permits than {limit}"),
                 ));
             }
         }
         if let Some(head) = lock.waiters.front() {
             let held_back = head.grouped && self.ready_group(head.lease_id, name).is_none();
             if lock.head_fits() && !held_back {
-                return Err(format!(
-                    "{kind} {name:?} strands its queue head while it could be granted"
+                return Err(broken(
+                    kind,
+                    name,
+                    "strands its queue head while it could be granted",
                 ));
             }
         }
@@ -137,16 +204,18 @@ impl LockTable {
                 || grant.name != *name
                 || (kind == Kind::Lock && grant.permits != 1)
             {
-                return Err(format!("{kind} {name:?} has a malformed grant {grant:?}"));
+                return Err(broken(
+                    kind,
+                    name,
+                    format!("has a malformed grant {grant:?}"),
+                ));
             }
             let lease = self
                 .leases
                 .get(lease_id)
-                .ok_or(format!("{kind} {name:?} held by a dead lease"))?;
+                .ok_or_else(|| broken(kind, name, "held by a dead lease"))?;
             if !lease.held(kind).contains(name) {
-                return Err(format!(
-                    "{kind} {name:?} held by a lease that does not list it"
-                ));
+                return Err(broken(kind, name, "held by a lease that does not list it"));
             }
         }
         let mut seen = BTreeSet::new();
@@ -154,20 +223,16 @@ impl LockTable {
             let lease = self
                 .leases
                 .get(&waiter.lease_id)
-                .ok_or(format!("{kind} {name:?} has a dead waiter"))?;
+                .ok_or_else(|| broken(kind, name, "has a dead waiter"))?;
             if !lease.waited(kind).contains(name) || lock.holders.contains_key(&waiter.lease_id) {
-                return Err(format!(
-                    "{kind} {name:?} has a waiter that does not list it"
-                ));
+                return Err(broken(kind, name, "has a waiter that does not list it"));
             }
             let in_group = kind == Kind::Lock && lease.group_of(name).is_some();
             if waiter.grouped != in_group {
-                return Err(format!(
-                    "{kind} {name:?} has a waiter outside its acquire-all"
-                ));
+                return Err(broken(kind, name, "has a waiter outside its acquire-all"));
             }
             if !seen.insert(waiter.lease_id) {
-                return Err(format!("{kind} {name:?} has a lease twice in its queue"));
+                return Err(broken(kind, name, "has a lease twice in its queue"));
             }
         }
         Ok(())

@@ -14,6 +14,7 @@ mod queue;
 mod record;
 mod replay;
 
+pub use invariants::BrokenInvariant;
 pub use order::check_lock_order;
 
 #[cfg(test)]

@@ -189,7 +189,9 @@ proptest! {
                 prop_assert!(applied.events.is_empty());
                 continue;
             }
-            table.check_invariants().map_err(TestCaseError::fail)?;
+            table
+                .check_invariants()
+                .map_err(|broken| TestCaseError::fail(broken.to_string()))?;
 
             for g in new_grants(&applied, last) {
                 prop_assert!(g.fencing_token > last, "token {} after {}", g.fencing_token, last);
@@ -253,7 +255,9 @@ proptest! {
         let leases: Vec<LeaseId> = table.leases().map(|(id, _)| *id).collect();
         for lease_id in leases {
             table.apply(Proposal::new(now_ms, Command::RevokeLease { lease_id }));
-            table.check_invariants().map_err(TestCaseError::fail)?;
+            table
+                .check_invariants()
+                .map_err(|broken| TestCaseError::fail(broken.to_string()))?;
         }
         prop_assert_eq!(table.locks_with_prefix("").count(), 0);
         prop_assert_eq!(table.with_prefix(Kind::Semaphore, "").count(), 0);

@@ -104,6 +104,11 @@ impl Timelines {
         }
     }
 
+    /// How many locks have a kept timeline.
+    pub(crate) fn len(&self) -> usize {
+        self.by_lock.len()
+    }
+
     /// The kept events of `name`, oldest first.
     pub(crate) fn of(&self, name: &LockName) -> Vec<TimelineEvent> {
         self.by_lock

@@ -1,4 +1,5 @@
-//! The table's invariants, checked by tests after every command.
+//! The table's invariants, checked after every command by tests and by
+//! apply in debug builds.
 
 use std::collections::BTreeSet;
 
@@ -8,8 +9,9 @@ use crate::lock::{Kind, Lock, LockName, Mode};
 impl LockTable {
     /// Checks every invariant of the table; `Err` names the first broken one.
     ///
-    /// It walks the whole table, so apply does not call it; tests call it
-    /// after every command, and after restoring a snapshot.
+    /// It walks the whole table, so only debug builds call it from apply,
+    /// and only while the table is small; tests call it after every
+    /// command too, and after restoring a snapshot.
     pub fn check_invariants(&self) -> Result<(), String> {
         for kind in Kind::ALL {
             for (name, lock) in self.map(kind) {

@@ -109,7 +109,8 @@ pub struct LockTable {
 }
 
 impl LockTable {
-    /// An empty table.
+    /// An empty table: no leases, and a token counter at 0, so the first
+    /// grant takes token 1.
     pub fn new() -> LockTable {
         LockTable::default()
     }
@@ -120,7 +121,7 @@ impl LockTable {
     /// before is answered the same way again and changes nothing.
     ///
     /// Debug builds check every invariant after each apply, as long as the
-    /// table is small (see [`INVARIANTS_CHECKED_ENTRIES_MAX`]): every test
+    /// table is small (see `INVARIANTS_CHECKED_ENTRIES_MAX`): every test
     /// that applies commands then checks the table for free.
     pub fn apply(&mut self, proposal: Proposal) -> Applied {
         let applied = self.apply_unchecked(proposal);

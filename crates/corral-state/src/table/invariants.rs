@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::LockTable;
+use crate::lease::{Lease, LeaseId};
 use crate::lock::{Kind, Lock, LockName, Mode};
 
 impl LockTable {
@@ -19,51 +20,7 @@ impl LockTable {
             }
         }
         for (id, lease) in &self.leases {
-            for kind in Kind::ALL {
-                for name in lease.held(kind) {
-                    let holds = self
-                        .map(kind)
-                        .get(name)
-                        .is_some_and(|l| l.holders.contains_key(id));
-                    if !holds {
-                        return Err(format!(
-                            "lease {id} lists {kind} {name:?} but does not hold it"
-                        ));
-                    }
-                }
-                for name in lease.waited(kind) {
-                    if self
-                        .map(kind)
-                        .get(name)
-                        .and_then(|l| l.position(*id))
-                        .is_none()
-                    {
-                        return Err(format!(
-                            "lease {id} lists a wait for {kind} {name:?} but is not queued"
-                        ));
-                    }
-                }
-            }
-            let mut grouped = BTreeSet::new();
-            for group in &lease.groups {
-                let whole = group.waiting.is_subset(&group.names)
-                    && group
-                        .names
-                        .iter()
-                        .all(|n| group.waiting.contains(n) != lease.holds.contains(n));
-                if group.waiting.is_empty() || !whole {
-                    return Err(format!(
-                        "lease {id} keeps an acquire-all that waits for nothing or lost a lock"
-                    ));
-                }
-                for name in &group.waiting {
-                    if !lease.waits.contains(name) || !grouped.insert(name.clone()) {
-                        return Err(format!(
-                            "lease {id} waits for {name:?} in two requests, or not at all"
-                        ));
-                    }
-                }
-            }
+            self.check_lease(*id, lease)?;
         }
         self.remembered.check()?;
         self.timelines.check()?;
@@ -133,6 +90,13 @@ impl LockTable {
                 ));
             }
         }
+        self.check_holders(kind, name, lock)?;
+        self.check_waiters(kind, name, lock)
+    }
+
+    /// Checks that every grant of `lock` is well formed and that its lease
+    /// lives and lists it.
+    fn check_holders(&self, kind: Kind, name: &LockName, lock: &Lock) -> Result<(), String> {
         for (lease_id, grant) in &lock.holders {
             if grant.fencing_token > self.last_token
                 || grant.lease_id != *lease_id
@@ -151,6 +115,12 @@ impl LockTable {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// Checks that every waiter of `lock` lives, lists the wait, is grouped
+    /// exactly when its lease waits in an acquire-all, and queues once.
+    fn check_waiters(&self, kind: Kind, name: &LockName, lock: &Lock) -> Result<(), String> {
         let mut seen = BTreeSet::new();
         for waiter in &lock.waiters {
             let lease = self
@@ -170,6 +140,57 @@ impl LockTable {
             }
             if !seen.insert(waiter.lease_id) {
                 return Err(format!("{kind} {name:?} has a lease twice in its queue"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that a lease's lists agree with the queues and holders, and
+    /// that its waiting acquire-alls are whole.
+    fn check_lease(&self, id: LeaseId, lease: &Lease) -> Result<(), String> {
+        for kind in Kind::ALL {
+            for name in lease.held(kind) {
+                let holds = self
+                    .map(kind)
+                    .get(name)
+                    .is_some_and(|l| l.holders.contains_key(&id));
+                if !holds {
+                    return Err(format!(
+                        "lease {id} lists {kind} {name:?} but does not hold it"
+                    ));
+                }
+            }
+            for name in lease.waited(kind) {
+                if self
+                    .map(kind)
+                    .get(name)
+                    .and_then(|l| l.position(id))
+                    .is_none()
+                {
+                    return Err(format!(
+                        "lease {id} lists a wait for {kind} {name:?} but is not queued"
+                    ));
+                }
+            }
+        }
+        let mut grouped = BTreeSet::new();
+        for group in &lease.groups {
+            let whole = group.waiting.is_subset(&group.names)
+                && group
+                    .names
+                    .iter()
+                    .all(|n| group.waiting.contains(n) != lease.holds.contains(n));
+            if group.waiting.is_empty() || !whole {
+                return Err(format!(
+                    "lease {id} keeps an acquire-all that waits for nothing or lost a lock"
+                ));
+            }
+            for name in &group.waiting {
+                if !lease.waits.contains(name) || !grouped.insert(name.clone()) {
+                    return Err(format!(
+                        "lease {id} waits for {name:?} in two requests, or not at all"
+                    ));
+                }
             }
         }
         Ok(())

@@ -541,6 +541,10 @@ impl LockTable {
             });
         }
         self.remove_lease_from(kind, lease_id, std::slice::from_ref(name), events);
+        debug_assert!(
+            self.holder(kind, name, lease_id).is_none(),
+            "a released lock has no grant of that lease afterwards"
+        );
         Ok(Outcome::Released)
     }
 

@@ -19,7 +19,7 @@ use crate::token::FencingToken;
 pub struct Proposal {
     /// The proposing leader's wall-clock time, in Unix milliseconds.
     pub now_ms: u64,
-    /// What to do.
+    /// The change to apply; every replica applies it alike.
     pub command: Command,
     /// The client's idempotency key, if it sent one: a retry with the same
     /// key is answered with the first answer and applies nothing.
@@ -72,7 +72,8 @@ pub enum Command {
     Acquire {
         /// The lease that will hold the lock.
         lease_id: LeaseId,
-        /// The lock.
+        /// The lock to take; it comes into use with its first holder or
+        /// waiter.
         name: LockName,
         /// Exclusive or shared.
         #[serde(default)]
@@ -100,7 +101,8 @@ pub enum Command {
     AcquirePermits {
         /// The lease that will hold the permits.
         lease_id: LeaseId,
-        /// The semaphore.
+        /// The semaphore to take permits of; its own namespace, apart from
+        /// locks of the same name.
         name: LockName,
         /// How many permits the semaphore has; fixed by the acquire that
         /// creates it.
@@ -112,7 +114,7 @@ pub enum Command {
     },
     /// Give up a held lock or semaphore, handing it to the next waiters.
     Release {
-        /// The holding lease.
+        /// The lease that holds the grant to end.
         lease_id: LeaseId,
         /// The lock or semaphore.
         name: LockName,
@@ -131,7 +133,7 @@ pub enum Command {
     /// the grant is the answer. Leaving one queue of an acquire-all leaves
     /// all of them.
     CancelWait {
-        /// The waiting lease.
+        /// The lease whose wait ran out.
         lease_id: LeaseId,
         /// The lock or semaphore.
         name: LockName,
@@ -142,7 +144,7 @@ pub enum Command {
     /// Withdraw an acquire-all whose wait ran out. If the grants won the
     /// race, they are the answer.
     CancelWaitAll {
-        /// The waiting lease.
+        /// The lease whose acquire-all ran out.
         lease_id: LeaseId,
         /// The names of the acquire-all.
         names: Vec<LockName>,
@@ -161,9 +163,10 @@ pub enum Command {
     /// Stand for leader of an election: lead at once if no one does, or
     /// queue as a candidate when `wait_ms` is above zero.
     Campaign {
-        /// The candidate's lease.
+        /// The lease that will lead; the leadership ends with it.
         lease_id: LeaseId,
-        /// The election.
+        /// The election to lead: its own namespace, apart from locks and
+        /// semaphores of the same name.
         name: LockName,
         /// The value it will lead with.
         value: String,
@@ -172,19 +175,20 @@ pub enum Command {
     },
     /// Change the value of an election the lease leads, under a new token.
     Proclaim {
-        /// The leader's lease.
+        /// The lease that leads; any other is refused as not the leader.
         lease_id: LeaseId,
-        /// The election.
+        /// The election it leads.
         name: LockName,
-        /// The new value.
+        /// The value observers see from now on, at most
+        /// [`crate::ELECTION_VALUE_BYTES_MAX`] bytes.
         value: String,
     },
     /// Step down as leader (the next candidate leads), or withdraw a
     /// waiting candidacy.
     Resign {
-        /// The lease.
+        /// The lease that leads or waits as a candidate.
         lease_id: LeaseId,
-        /// The election.
+        /// The election to step down from or stop waiting for.
         name: LockName,
         /// The token of the leadership to end: when given, only that
         /// leadership ends (a waiting candidacy is left alone), as for
@@ -194,9 +198,9 @@ pub enum Command {
     },
     /// Write a key of the fenced store, if the fence is current.
     KvPut {
-        /// The key.
+        /// The key to write; a new key counts against `keys_max`.
         key: KvKey,
-        /// Its new value.
+        /// The value to store, at most [`crate::KV_VALUE_BYTES_MAX`] bytes.
         value: String,
         /// The lock and token the write is made under.
         fence: Fence,
@@ -210,7 +214,8 @@ pub enum Command {
     },
     /// Delete a key of the fenced store, if the fence is current.
     KvDelete {
-        /// The key.
+        /// The key to delete; its record stays, with the token, so that no
+        /// older token can write it again.
         key: KvKey,
         /// The lock and token the delete is made under.
         fence: Fence,

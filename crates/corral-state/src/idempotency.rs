@@ -52,7 +52,8 @@ pub fn fingerprint(parts: &[&[u8]]) -> u64 {
     hash
 }
 
-/// One remembered answer.
+/// The answer kept for retries of one key, with the fingerprint of the
+/// request it answered.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Remembered {
     fingerprint: u64,
@@ -92,7 +93,8 @@ impl RememberedResponses {
         }
     }
 
-    /// What `idempotency` finds.
+    /// Whether `idempotency`'s key is new, answered this very request, or
+    /// answered another one.
     pub(crate) fn recall(&self, idempotency: &Idempotency) -> Recall {
         match self.by_key.get(&idempotency.key) {
             None => Recall::New,
@@ -133,7 +135,7 @@ impl RememberedResponses {
         self.by_key.len()
     }
 
-    /// Whether none is.
+    /// Whether no answer is remembered.
     #[allow(dead_code)]
     pub(crate) fn is_empty(&self) -> bool {
         self.by_key.is_empty()

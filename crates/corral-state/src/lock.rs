@@ -203,7 +203,7 @@ impl Waiter {
 /// A lease waiting in a lock's queue.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Waiter {
-    /// The waiting lease.
+    /// The lease that waits; a lease is at most once in one queue.
     pub lease_id: LeaseId,
     /// The mode it asks for.
     pub mode: Mode,

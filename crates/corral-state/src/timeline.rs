@@ -51,7 +51,7 @@ pub struct TimelineEvent {
     pub seq: u64,
     /// State-machine time, Unix milliseconds.
     pub at_ms: u64,
-    /// What happened.
+    /// What happened to the lock.
     pub kind: TimelineKind,
     /// The lease concerned, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,6 +102,11 @@ impl Timelines {
             };
             self.by_lock.remove(&stalest);
         }
+    }
+
+    /// How many locks have a kept timeline.
+    pub(crate) fn len(&self) -> usize {
+        self.by_lock.len()
     }
 
     /// The kept events of `name`, oldest first.

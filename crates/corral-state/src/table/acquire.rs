@@ -148,67 +148,74 @@ impl LockTable {
 
     /// Grants, queues or refuses one acquire.
     fn acquire_one(&mut self, ask: Ask) -> Response {
-        let Ask {
-            kind,
-            lease_id,
-            name,
-            claim,
-            limit,
-            wait_ms,
-        } = ask;
-        let (mode, permits) = (claim.mode, claim.permits);
-        let now_ms = self.now_ms;
-        let lease = self.leases.get(&lease_id).ok_or(Refusal::LeaseNotFound)?;
+        let lease = self
+            .leases
+            .get(&ask.lease_id)
+            .ok_or(Refusal::LeaseNotFound)?;
         let lease_full = lease.load() >= LOCKS_PER_LEASE_MAX;
-        let after_token = self.last_token;
-        if let Some(held) = self
-            .map(kind)
-            .get(&name)
-            .and_then(|l| l.holders.get(&lease_id))
-        {
-            check_same(kind, held.mode, held.permits, mode, permits)?;
-            return Ok(Outcome::Granted(self.regrant(kind, lease_id, &name)));
+        if let Some(held) = self.holder(ask.kind, &ask.name, ask.lease_id) {
+            check_same(ask.kind, held.mode, held.permits, &ask.claim)?;
+            let grant = self.regrant(ask.kind, ask.lease_id, &ask.name);
+            return Ok(Outcome::Granted(grant));
         }
         // A retried wait is not a new acquire: the order was checked when
         // it first queued.
-        if kind == Kind::Lock && !lease.waits.contains(&name) {
-            if let Some(refusal) = self.order_violation(lease, &name) {
+        if ask.kind == Kind::Lock && !lease.waits.contains(&ask.name) {
+            if let Some(refusal) = self.order_violation(lease, &ask.name) {
                 return Err(refusal);
             }
         }
-        let Some(lock) = self.map_mut(kind).get_mut(&name) else {
-            if lease_full {
-                return Err(Refusal::LimitReached(Limit::LocksPerLease));
-            }
-            let lock = Lock {
-                limit,
-                ..Lock::default()
-            };
-            self.map_mut(kind).insert(name.clone(), lock);
-            let grant = self.grant(kind, lease_id, name, claim);
-            return Ok(Outcome::Granted(grant));
-        };
         // FIFO without barging: a request is granted at once only when no
         // one waits ahead of it, so a waiting writer holds back later readers.
-        if lock.waiters.is_empty() && lock.admits(mode, permits) {
-            if lease_full {
-                return Err(Refusal::LimitReached(Limit::LocksPerLease));
-            }
-            let grant = self.grant(kind, lease_id, name, claim);
-            return Ok(Outcome::Granted(grant));
+        let free = self.map(ask.kind).get(&ask.name).is_none_or(|lock| {
+            lock.waiters.is_empty() && lock.admits(ask.claim.mode, ask.claim.permits)
+        });
+        if !free {
+            return self.wait_one(ask, lease_full);
         }
-        if wait_ms == 0 {
+        if lease_full {
+            return Err(Refusal::LimitReached(Limit::LocksPerLease));
+        }
+        let token_before = self.last_token;
+        let lock = Lock {
+            limit: ask.limit,
+            ..Lock::default()
+        };
+        self.map_mut(ask.kind)
+            .entry(ask.name.clone())
+            .or_insert(lock);
+        let grant = self.grant(ask.kind, ask.lease_id, ask.name, ask.claim);
+        debug_assert!(
+            grant.fencing_token > token_before,
+            "a grant takes a token above every earlier one"
+        );
+        Ok(Outcome::Granted(grant))
+    }
+
+    /// Queues an acquire that the lock cannot grant now, keeps the place of
+    /// one that already waits, or refuses.
+    fn wait_one(&mut self, ask: Ask, lease_full: bool) -> Response {
+        let after_token = self.last_token;
+        let deadline_ms = self.now_ms.saturating_add(ask.wait_ms);
+        let lock = self
+            .map_mut(ask.kind)
+            .get_mut(&ask.name)
+            .expect("only a lock in use holds an acquire back");
+        debug_assert!(
+            !lock.holders.contains_key(&ask.lease_id),
+            "a holder is re-granted, never queued"
+        );
+        if ask.wait_ms == 0 {
             // A try-lock answers now, even from a lease that also waits for
             // this lock through another request; that wait goes on.
             return Err(busy(lock));
         }
-        let deadline_ms = now_ms.saturating_add(wait_ms);
-        if let Some(position) = lock.position(lease_id) {
+        if let Some(position) = lock.position(ask.lease_id) {
             let waiter = &mut lock.waiters[position];
             if waiter.grouped {
-                return Err(Refusal::AlreadyWaiting { name });
+                return Err(Refusal::AlreadyWaiting { name: ask.name });
             }
-            check_same(kind, waiter.mode, waiter.permits, mode, permits)?;
+            check_same(ask.kind, waiter.mode, waiter.permits, &ask.claim)?;
             // A retried wait keeps its place; the later deadline counts.
             waiter.deadline_ms = waiter.deadline_ms.max(deadline_ms);
             return Ok(Outcome::Queued {
@@ -225,16 +232,29 @@ impl LockTable {
         // Semaphore waits stay out of the wait-for graph: any holder's
         // release may be the one that frees enough permits, so an edge to
         // every holder would refuse waits that are not deadlocks.
-        if kind == Kind::Lock {
-            if let Some(cycle) = self.cycle_through(lease_id, mode, std::slice::from_ref(&name)) {
+        if ask.kind == Kind::Lock {
+            let names = std::slice::from_ref(&ask.name);
+            if let Some(cycle) = self.cycle_through(ask.lease_id, ask.claim.mode, names) {
                 return Err(Refusal::Deadlock { cycle });
             }
         }
-        let position = self.enqueue(kind, lease_id, &name, claim, deadline_ms, false);
+        let position = self.enqueue(
+            ask.kind,
+            ask.lease_id,
+            &ask.name,
+            ask.claim,
+            deadline_ms,
+            false,
+        );
         Ok(Outcome::Queued {
             position,
             after_token,
         })
+    }
+
+    /// The lease's grant of `name` of `kind`, if it holds it.
+    fn holder(&self, kind: Kind, name: &LockName, lease_id: LeaseId) -> Option<&Grant> {
+        self.map(kind).get(name)?.holders.get(&lease_id)
     }
 
     /// Takes every lock of `names` in one command, or waits for all of them
@@ -247,65 +267,43 @@ impl LockTable {
         wait_ms: u64,
         events: &mut Vec<Event>,
     ) -> Response {
-        let set: BTreeSet<LockName> = names.iter().cloned().collect();
-        if set.is_empty() || set.len() > ACQUIRE_ALL_NAMES_MAX || set.len() != names.len() {
-            return Err(Refusal::Invalid {
-                reason: format!(
-                    "names must be 1 to {ACQUIRE_ALL_NAMES_MAX} distinct lock names, got {} ({} distinct)",
-                    names.len(),
-                    set.len()
-                ),
-            });
-        }
+        let set = distinct_names(&names)?;
         for name in &set {
             self.lift_if_due(name, events);
         }
-        let now_ms = self.now_ms;
-        let after_token = self.last_token;
+        let token_before = self.last_token;
+        let response = self.take_all(lease_id, &set, mode, wait_ms);
+        // All or none: either every name is granted, or no token was taken.
+        debug_assert!(
+            match &response {
+                Ok(Outcome::GrantedAll { grants }) => grants.iter().map(|g| &g.name).eq(&set),
+                _ => self.last_token == token_before,
+            },
+            "an acquire-all grants all its locks or none"
+        );
+        response
+    }
+
+    /// Grants, queues or refuses an acquire-all whose names are checked and
+    /// whose due lock-delays are lifted.
+    fn take_all(
+        &mut self,
+        lease_id: LeaseId,
+        set: &BTreeSet<LockName>,
+        mode: Mode,
+        wait_ms: u64,
+    ) -> Response {
         let lease = self.leases.get(&lease_id).ok_or(Refusal::LeaseNotFound)?;
-        if let Some(group) = lease.groups.iter().find(|g| g.names == set) {
+        if let Some(group) = lease.groups.iter().find(|g| g.names == *set) {
             // A retried acquire-all keeps its places; the later deadline
             // counts.
             if group.mode != mode {
                 return Err(Refusal::ModeConflict { held: group.mode });
             }
             let waited: Vec<LockName> = group.waiting.iter().cloned().collect();
-            if wait_ms == 0 {
-                // A try answers now, as a single acquire does; the waiting
-                // request goes on.
-                let blocked = self.locks.get(&waited[0]).expect("a waited lock is in use");
-                return Err(busy(blocked));
-            }
-            let deadline_ms = now_ms.saturating_add(wait_ms);
-            let mut position = 0;
-            for name in &waited {
-                let lock = self.locks.get_mut(name).expect("a waited lock is in use");
-                let at = lock
-                    .position(lease_id)
-                    .expect("a waited lock queues the lease");
-                let waiter = &mut lock.waiters[at];
-                waiter.deadline_ms = waiter.deadline_ms.max(deadline_ms);
-                position = position.max(at);
-            }
-            return Ok(Outcome::Queued {
-                position,
-                after_token,
-            });
+            return self.rewait_all(lease_id, &waited, wait_ms);
         }
-        let mut missing = Vec::new();
-        for name in &set {
-            if let Some(held) = self.locks.get(name).and_then(|l| l.holders.get(&lease_id)) {
-                check_same(Kind::Lock, held.mode, held.permits, mode, 1)?;
-                continue;
-            }
-            if lease.waits.contains(name) {
-                return Err(Refusal::AlreadyWaiting { name: name.clone() });
-            }
-            if let Some(refusal) = self.order_violation(lease, name) {
-                return Err(refusal);
-            }
-            missing.push(name.clone());
-        }
+        let missing = self.missing_of(lease_id, set, mode)?;
         if lease.load() + missing.len() > LOCKS_PER_LEASE_MAX {
             return Err(Refusal::LimitReached(Limit::LocksPerLease));
         }
@@ -315,7 +313,7 @@ impl LockTable {
                 .filter(|l| !(l.waiters.is_empty() && l.admits(mode, 1)))
         });
         let Some(blocked) = blocked else {
-            let grants = self.grant_all_now(lease_id, &set, &missing, mode);
+            let grants = self.grant_all_now(lease_id, set, &missing, mode);
             return Ok(Outcome::GrantedAll { grants });
         };
         if wait_ms == 0 {
@@ -332,10 +330,88 @@ impl LockTable {
         if let Some(cycle) = self.cycle_through(lease_id, mode, &missing) {
             return Err(Refusal::Deadlock { cycle });
         }
+        let after_token = self.last_token;
+        let position = self.enqueue_all(lease_id, set, missing, mode, wait_ms);
+        Ok(Outcome::Queued {
+            position,
+            after_token,
+        })
+    }
+
+    /// The names of `set` the lease does not hold yet, in name order, or
+    /// the refusal of the first name it cannot ask for: one it holds in the
+    /// other mode, waits for already, or would take out of order.
+    fn missing_of(
+        &self,
+        lease_id: LeaseId,
+        set: &BTreeSet<LockName>,
+        mode: Mode,
+    ) -> Result<Vec<LockName>, Refusal> {
+        let lease = &self.leases[&lease_id];
+        let mut missing = Vec::new();
+        for name in set {
+            if let Some(held) = self.holder(Kind::Lock, name, lease_id) {
+                check_same(Kind::Lock, held.mode, held.permits, &Claim::lock(mode))?;
+                continue;
+            }
+            if lease.waits.contains(name) {
+                return Err(Refusal::AlreadyWaiting { name: name.clone() });
+            }
+            if let Some(refusal) = self.order_violation(lease, name) {
+                return Err(refusal);
+            }
+            missing.push(name.clone());
+        }
+        Ok(missing)
+    }
+
+    /// Answers a retried acquire-all that already waits for `waited`: a
+    /// try is refused as busy, a wait keeps its places and takes the later
+    /// deadline.
+    fn rewait_all(&mut self, lease_id: LeaseId, waited: &[LockName], wait_ms: u64) -> Response {
+        debug_assert!(!waited.is_empty(), "a waiting acquire-all waits somewhere");
+        let after_token = self.last_token;
+        if wait_ms == 0 {
+            // A try answers now, as a single acquire does; the waiting
+            // request goes on.
+            let blocked = self.locks.get(&waited[0]).expect("a waited lock is in use");
+            return Err(busy(blocked));
+        }
+        let deadline_ms = self.now_ms.saturating_add(wait_ms);
+        let mut position = 0;
+        for name in waited {
+            let lock = self.locks.get_mut(name).expect("a waited lock is in use");
+            let at = lock
+                .position(lease_id)
+                .expect("a waited lock queues the lease");
+            let waiter = &mut lock.waiters[at];
+            waiter.deadline_ms = waiter.deadline_ms.max(deadline_ms);
+            position = position.max(at);
+        }
+        Ok(Outcome::Queued {
+            position,
+            after_token,
+        })
+    }
+
+    /// Queues an acquire-all in every lock of `set` it lacks (`missing`),
+    /// as one group, and returns its furthest position.
+    fn enqueue_all(
+        &mut self,
+        lease_id: LeaseId,
+        set: &BTreeSet<LockName>,
+        missing: Vec<LockName>,
+        mode: Mode,
+        wait_ms: u64,
+    ) -> usize {
+        debug_assert!(
+            !missing.is_empty(),
+            "an acquire-all waits only for what it lacks"
+        );
         // It queues in every lock it lacks, free ones included: that is how
         // it keeps its place everywhere and cannot be starved by later
         // requests for its free locks.
-        let deadline_ms = now_ms.saturating_add(wait_ms);
+        let deadline_ms = self.now_ms.saturating_add(wait_ms);
         let mut position = 0;
         for name in &missing {
             self.locks.entry(name.clone()).or_default();
@@ -350,14 +426,11 @@ impl LockTable {
             position = position.max(at);
         }
         self.lease_mut(lease_id).groups.push(WaitGroup {
-            names: set,
+            names: set.clone(),
             waiting: missing.into_iter().collect(),
             mode,
         });
-        Ok(Outcome::Queued {
-            position,
-            after_token,
-        })
+        position
     }
 
     /// Grants an acquire-all at once: every lock of `set`, in name order,
@@ -398,6 +471,10 @@ impl LockTable {
             .map_mut(kind)
             .get_mut(name)
             .expect("a queue is joined on a lock in use");
+        debug_assert!(
+            lock.position(lease_id).is_none() && !lock.holders.contains_key(&lease_id),
+            "a lease joins a queue only of a lock it neither holds nor waits for"
+        );
         lock.waiters.push_back(Waiter {
             lease_id,
             mode: claim.mode,
@@ -464,6 +541,10 @@ impl LockTable {
             });
         }
         self.remove_lease_from(kind, lease_id, std::slice::from_ref(name), events);
+        debug_assert!(
+            self.holder(kind, name, lease_id).is_none(),
+            "a released lock has no grant of that lease afterwards"
+        );
         Ok(Outcome::Released)
     }
 
@@ -535,19 +616,33 @@ fn check_value(value: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// Refuses an acquire whose lease holds or waits for the name otherwise.
-fn check_same(
-    kind: Kind,
-    mode: Mode,
-    permits: u32,
-    asked_mode: Mode,
-    asked: u32,
-) -> Result<(), Refusal> {
+/// Refuses an acquire whose lease holds or waits for the name with
+/// another claim (`mode` and `permits`): there are no in-place upgrades,
+/// and a semaphore hold does not change its permits.
+fn check_same(kind: Kind, mode: Mode, permits: u32, asked: &Claim) -> Result<(), Refusal> {
     match kind {
-        Kind::Lock if mode != asked_mode => Err(Refusal::ModeConflict { held: mode }),
-        Kind::Semaphore if permits != asked => Err(Refusal::PermitsConflict { held: permits }),
+        Kind::Lock if mode != asked.mode => Err(Refusal::ModeConflict { held: mode }),
+        Kind::Semaphore if permits != asked.permits => {
+            Err(Refusal::PermitsConflict { held: permits })
+        }
         _ => Ok(()),
     }
+}
+
+/// The names of an acquire-all as a set, or the refusal of a list that is
+/// empty, too long or names a lock twice.
+fn distinct_names(names: &[LockName]) -> Result<BTreeSet<LockName>, Refusal> {
+    let set: BTreeSet<LockName> = names.iter().cloned().collect();
+    if set.is_empty() || set.len() > ACQUIRE_ALL_NAMES_MAX || set.len() != names.len() {
+        return Err(Refusal::Invalid {
+            reason: format!(
+                "names must be 1 to {ACQUIRE_ALL_NAMES_MAX} distinct lock names, got {} ({} distinct)",
+                names.len(),
+                set.len()
+            ),
+        });
+    }
+    Ok(set)
 }
 
 /// The refusal of a request that would not wait for a lock it cannot have.

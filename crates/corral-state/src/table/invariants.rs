@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use super::LockTable;
 use crate::kv::KvKey;
-use crate::lease::LeaseId;
+use crate::lease::{Lease, LeaseId};
 use crate::lock::{Kind, Lock, LockName, Mode};
 
 /// An invariant of the lock table that does not hold: always a bug, since
@@ -69,8 +69,9 @@ fn broken(kind: Kind, name: &LockName, what: impl Into<String>) -> BrokenInvaria
 impl LockTable {
     /// Checks every invariant of the table; `Err` names the first broken one.
     ///
-    /// It walks the whole table, so apply does not call it; tests call it
-    /// after every command, and after restoring a snapshot.
+    /// It walks the whole table: apply calls it only in debug builds and
+    /// on small tables; tests call it after every command, and a node after
+    /// restoring a snapshot.
     pub fn check_invariants(&self) -> Result<(), BrokenInvariant> {
         for kind in Kind::ALL {
             for (name, lock) in self.map(kind) {
@@ -78,58 +79,73 @@ impl LockTable {
             }
         }
         for (id, lease) in &self.leases {
-            for kind in Kind::ALL {
-                for name in lease.held(kind) {
-                    let holds = self
-                        .map(kind)
-                        .get(name)
-                        .is_some_and(|l| l.holders.contains_key(id));
-                    if !holds {
-                        return Err(BrokenInvariant::Lease {
-                            lease_id: *id,
-                            what: format!("lists {kind} {name:?} but does not hold it"),
-                        });
-                    }
-                }
-                for name in lease.waited(kind) {
-                    if self
-                        .map(kind)
-                        .get(name)
-                        .and_then(|l| l.position(*id))
-                        .is_none()
-                    {
-                        return Err(BrokenInvariant::Lease {
-                            lease_id: *id,
-                            what: format!("lists a wait for {kind} {name:?} but is not queued"),
-                        });
-                    }
-                }
-            }
-            let mut grouped = BTreeSet::new();
-            for group in &lease.groups {
-                let whole = group.waiting.is_subset(&group.names)
-                    && group
-                        .names
-                        .iter()
-                        .all(|n| group.waiting.contains(n) != lease.holds.contains(n));
-                if group.waiting.is_empty() || !whole {
-                    return Err(BrokenInvariant::Lease {
-                        lease_id: *id,
-                        what: "keeps an acquire-all that waits for nothing or lost a lock".into(),
-                    });
-                }
-                for name in &group.waiting {
-                    if !lease.waits.contains(name) || !grouped.insert(name.clone()) {
-                        return Err(BrokenInvariant::Lease {
-                            lease_id: *id,
-                            what: format!("waits for {name:?} in two requests, or not at all"),
-                        });
-                    }
-                }
-            }
+            self.check_lease(*id, lease)?;
         }
         self.remembered.check()?;
         self.timelines.check()?;
+        self.check_store()?;
+        if !self.wait_graph_is_acyclic() {
+            return Err(BrokenInvariant::WaitCycle);
+        }
+        Ok(())
+    }
+
+    /// A lease's holds, waits and acquire-alls agree with the locks.
+    fn check_lease(&self, id: LeaseId, lease: &Lease) -> Result<(), BrokenInvariant> {
+        for kind in Kind::ALL {
+            for name in lease.held(kind) {
+                let holds = self
+                    .map(kind)
+                    .get(name)
+                    .is_some_and(|l| l.holders.contains_key(&id));
+                if !holds {
+                    return Err(BrokenInvariant::Lease {
+                        lease_id: id,
+                        what: format!("lists {kind} {name:?} but does not hold it"),
+                    });
+                }
+            }
+            for name in lease.waited(kind) {
+                if self
+                    .map(kind)
+                    .get(name)
+                    .and_then(|l| l.position(id))
+                    .is_none()
+                {
+                    return Err(BrokenInvariant::Lease {
+                        lease_id: id,
+                        what: format!("lists a wait for {kind} {name:?} but is not queued"),
+                    });
+                }
+            }
+        }
+        let mut grouped = BTreeSet::new();
+        for group in &lease.groups {
+            let whole = group.waiting.is_subset(&group.names)
+                && group
+                    .names
+                    .iter()
+                    .all(|n| group.waiting.contains(n) != lease.holds.contains(n));
+            if group.waiting.is_empty() || !whole {
+                return Err(BrokenInvariant::Lease {
+                    lease_id: id,
+                    what: "keeps an acquire-all that waits for nothing or lost a lock".into(),
+                });
+            }
+            for name in &group.waiting {
+                if !lease.waits.contains(name) || !grouped.insert(name.clone()) {
+                    return Err(BrokenInvariant::Lease {
+                        lease_id: id,
+                        what: format!("waits for {name:?} in two requests, or not at all"),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The fenced store's byte count and tokens agree with its records.
+    fn check_store(&self) -> Result<(), BrokenInvariant> {
         let kv_bytes: usize = self.kv.iter().map(|(k, v)| crate::kv::kv_cost(k, v)).sum();
         if kv_bytes != self.kv_bytes {
             return Err(BrokenInvariant::KvBytes {
@@ -141,9 +157,6 @@ impl LockTable {
             if record.fencing_token > self.last_token {
                 return Err(BrokenInvariant::KvToken { key: key.clone() });
             }
-        }
-        if !self.wait_graph_is_acyclic() {
-            return Err(BrokenInvariant::WaitCycle);
         }
         Ok(())
     }
@@ -198,6 +211,17 @@ impl LockTable {
                 ));
             }
         }
+        self.check_holders(kind, name, lock)?;
+        self.check_waiters(kind, name, lock)
+    }
+
+    /// Each holder's grant is well formed and its lease lists it.
+    fn check_holders(
+        &self,
+        kind: Kind,
+        name: &LockName,
+        lock: &Lock,
+    ) -> Result<(), BrokenInvariant> {
         for (lease_id, grant) in &lock.holders {
             if grant.fencing_token > self.last_token
                 || grant.lease_id != *lease_id
@@ -218,6 +242,16 @@ impl LockTable {
                 return Err(broken(kind, name, "held by a lease that does not list it"));
             }
         }
+        Ok(())
+    }
+
+    /// Each waiter's lease lives, lists the wait, and is queued once.
+    fn check_waiters(
+        &self,
+        kind: Kind,
+        name: &LockName,
+        lock: &Lock,
+    ) -> Result<(), BrokenInvariant> {
         let mut seen = BTreeSet::new();
         for waiter in &lock.waiters {
             let lease = self

@@ -3,22 +3,24 @@
 use super::LockTable;
 use crate::command::Command;
 use crate::lease::LeaseId;
-use crate::lock::{Kind, LockName};
+use crate::lock::{Grant, Kind, LockName};
 use crate::outcome::{Event, Outcome, Refusal, Response};
 use crate::timeline::TimelineKind;
 use crate::token::FencingToken;
 
 /// What a command is about, taken before it is applied (apply consumes it).
 pub(super) enum Subject {
-    /// Not about locks.
+    /// A command the timelines do not record: leases granted, semaphores,
+    /// elections, lock orders and lock-delays lifted.
     None,
     /// An acquire of these locks.
     Acquire(LeaseId, Vec<LockName>),
     /// A release of a lock.
     Release(LeaseId, LockName),
-    /// A lease ended: expired or revoked.
+    /// A lease ended: expired (`true`) or revoked.
     EndLease(LeaseId, bool),
-    /// A wait withdrawn.
+    /// A lease's waits for these locks withdrawn, by a single cancel or an
+    /// acquire-all's.
     Cancel(LeaseId, Vec<LockName>),
     /// A fenced write under a lock.
     Write(LockName, FencingToken),
@@ -57,7 +59,9 @@ impl Subject {
 
 impl LockTable {
     /// Appends to the timelines what a command did: first what let go of
-    /// locks, then the grants it caused, then what the asker got.
+    /// locks, then the grants it caused, then what the asker got. That
+    /// order is the order in which a reader of one lock's timeline sees
+    /// the lock change hands.
     pub(super) fn record(
         &mut self,
         subject: &Subject,
@@ -65,13 +69,19 @@ impl LockTable {
         events: &[Event],
         token_before: FencingToken,
     ) {
-        let at = self.now_ms;
-        let note = |table: &mut LockTable, name: &LockName, kind, lease, token| {
-            table.timelines.record(name, at, kind, lease, token);
-        };
+        self.record_let_go(subject, response);
+        for event in events {
+            self.record_event(event);
+        }
+        self.record_answer(subject, response, token_before);
+    }
+
+    /// Records the locks the command itself let go of or stopped waiting
+    /// for.
+    fn record_let_go(&mut self, subject: &Subject, response: &Response) {
         match (subject, response) {
             (Subject::Release(lease, name), Ok(Outcome::Released)) => {
-                note(self, name, TimelineKind::Released, Some(*lease), None)
+                self.note(name, TimelineKind::Released, Some(*lease), None)
             }
             (Subject::EndLease(lease, expired), Ok(Outcome::LeaseEnded { released, .. })) => {
                 let kind = if *expired {
@@ -79,70 +89,53 @@ impl LockTable {
                 } else {
                     TimelineKind::Revoked
                 };
-                for name in released {
-                    note(self, name, kind, Some(*lease), None);
-                }
+                self.note_each(released, kind, *lease);
             }
             (Subject::Cancel(lease, names), Ok(Outcome::WaitCancelled)) => {
-                for name in names {
-                    note(self, name, TimelineKind::WaitEnded, Some(*lease), None);
-                }
+                self.note_each(names, TimelineKind::WaitEnded, *lease);
             }
             _ => {}
         }
-        for event in events {
-            match event {
-                Event::Granted {
-                    kind: Kind::Lock,
-                    grant,
-                } => note(
-                    self,
-                    &grant.name,
-                    TimelineKind::Granted,
-                    Some(grant.lease_id),
-                    Some(grant.fencing_token),
-                ),
-                Event::GrantedAll(grants) => {
-                    for g in grants {
-                        note(
-                            self,
-                            &g.name,
-                            TimelineKind::Granted,
-                            Some(g.lease_id),
-                            Some(g.fencing_token),
-                        );
-                    }
+    }
+
+    /// Records one event of the command: a waiter granted, a wait ended.
+    fn record_event(&mut self, event: &Event) {
+        match event {
+            Event::Granted {
+                kind: Kind::Lock,
+                grant,
+            } => self.note_grant(grant, grant.lease_id),
+            Event::GrantedAll(grants) => {
+                for grant in grants {
+                    self.note_grant(grant, grant.lease_id);
                 }
-                Event::WaitEnded {
-                    kind: Kind::Lock,
-                    lease_id,
-                    name,
-                } => note(self, name, TimelineKind::WaitEnded, Some(*lease_id), None),
-                Event::Withdrawn { lease_id, names } => {
-                    for name in names {
-                        note(self, name, TimelineKind::WaitEnded, Some(*lease_id), None);
-                    }
-                }
-                _ => {}
             }
+            Event::WaitEnded {
+                kind: Kind::Lock,
+                lease_id,
+                name,
+            } => self.note(name, TimelineKind::WaitEnded, Some(*lease_id), None),
+            Event::Withdrawn { lease_id, names } => {
+                self.note_each(names, TimelineKind::WaitEnded, *lease_id);
+            }
+            _ => {}
         }
+    }
+
+    /// Records what the asker got: new grants, a place in a queue, or a
+    /// refusal a lock's reader should see.
+    fn record_answer(
+        &mut self,
+        subject: &Subject,
+        response: &Response,
+        token_before: FencingToken,
+    ) {
         match (subject, response) {
-            (Subject::Acquire(lease, _), Ok(Outcome::Granted(_) | Outcome::GrantedAll { .. })) => {
-                let grants = match response {
-                    Ok(Outcome::Granted(g)) => std::slice::from_ref(g),
-                    Ok(Outcome::GrantedAll { grants }) => grants.as_slice(),
-                    _ => &[],
-                };
-                // An answer with the grant the lease already had is no event.
-                for g in grants.iter().filter(|g| g.fencing_token > token_before) {
-                    note(
-                        self,
-                        &g.name,
-                        TimelineKind::Granted,
-                        Some(*lease),
-                        Some(g.fencing_token),
-                    );
-                }
+            (Subject::Acquire(lease, _), Ok(Outcome::Granted(grant))) => {
+                self.note_new_grants(std::slice::from_ref(grant), *lease, token_before);
+            }
+            (Subject::Acquire(lease, _), Ok(Outcome::GrantedAll { grants })) => {
+                self.note_new_grants(grants, *lease, token_before);
             }
             (Subject::Acquire(lease, names), Ok(Outcome::Queued { .. })) => {
                 let waits = self
@@ -150,31 +143,55 @@ impl LockTable {
                     .map(|l| l.waits.clone())
                     .unwrap_or_default();
                 for name in names.iter().filter(|n| waits.contains(*n)) {
-                    note(self, name, TimelineKind::Queued, Some(*lease), None);
+                    self.note(name, TimelineKind::Queued, Some(*lease), None);
                 }
             }
             (Subject::Acquire(lease, names), Err(Refusal::Deadlock { .. })) => {
-                for name in names {
-                    note(
-                        self,
-                        name,
-                        TimelineKind::RefusedDeadlock,
-                        Some(*lease),
-                        None,
-                    );
-                }
+                self.note_each(names, TimelineKind::RefusedDeadlock, *lease);
             }
             (Subject::Acquire(lease, _), Err(Refusal::OrderViolation { name, .. })) => {
-                note(self, name, TimelineKind::RefusedOrder, Some(*lease), None)
+                self.note(name, TimelineKind::RefusedOrder, Some(*lease), None)
             }
-            (Subject::Write(lock, token), Err(Refusal::StaleToken { .. })) => note(
-                self,
-                lock,
-                TimelineKind::StaleWriteRefused,
-                None,
-                Some(*token),
-            ),
+            (Subject::Write(lock, token), Err(Refusal::StaleToken { .. })) => {
+                self.note(lock, TimelineKind::StaleWriteRefused, None, Some(*token))
+            }
             _ => {}
         }
+    }
+
+    /// Records the grants of an answer that this command made: an answer
+    /// with the grant the lease already had is no event.
+    fn note_new_grants(&mut self, grants: &[Grant], lease: LeaseId, token_before: FencingToken) {
+        for grant in grants.iter().filter(|g| g.fencing_token > token_before) {
+            self.note_grant(grant, lease);
+        }
+    }
+
+    /// Records `grant` as granted to `lease` under its token.
+    fn note_grant(&mut self, grant: &Grant, lease: LeaseId) {
+        debug_assert!(
+            grant.fencing_token <= self.last_token,
+            "a recorded grant took a token already handed out"
+        );
+        let token = Some(grant.fencing_token);
+        self.note(&grant.name, TimelineKind::Granted, Some(lease), token);
+    }
+
+    /// Records the same event, without a token, for each of `names`.
+    fn note_each(&mut self, names: &[LockName], kind: TimelineKind, lease: LeaseId) {
+        for name in names {
+            self.note(name, kind, Some(lease), None);
+        }
+    }
+
+    /// Appends one event to `name`'s timeline at state-machine time.
+    fn note(
+        &mut self,
+        name: &LockName,
+        kind: TimelineKind,
+        lease: Option<LeaseId>,
+        token: Option<FencingToken>,
+    ) {
+        self.timelines.record(name, self.now_ms, kind, lease, token);
     }
 }

@@ -1,11 +1,13 @@
-//! A JSON body extractor whose failures look like every other error.
+//! Extractors whose failures look like every other error: a JSON body,
+//! and a query string.
 //!
 //! It reads at most [`BODY_BYTES_MAX`] bytes by default (413 beyond), accepts JSON
 //! whatever the content type says (`curl -d` sends a form type), and names
 //! the offending field in its 400 message.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
 use corral_api::BODY_BYTES_MAX;
 use serde::de::DeserializeOwned;
 
@@ -26,6 +28,25 @@ where
             .await
             .map_err(|_| ApiError::body_too_large(LIMIT))?;
         decode(&bytes).map(JsonBody)
+    }
+}
+
+/// A query string decoded into `T`; a query that does not decode is a 400
+/// `invalid_argument` saying why.
+pub struct QueryOf<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for QueryOf<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(query) = Query::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::invalid(e.body_text()))?;
+        Ok(QueryOf(query))
     }
 }
 

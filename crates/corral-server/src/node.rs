@@ -372,6 +372,17 @@ impl Node {
         }
     }
 
+    /// The applied state after a linearizable read barrier: it reflects
+    /// every write that completed before the call. The only way routes
+    /// read the table, so that no read skips the barrier by accident. Hold
+    /// the guard briefly: apply waits for it.
+    pub async fn read_linearized(
+        &self,
+    ) -> Result<std::sync::RwLockReadGuard<'_, corral_raft::AppliedState>, ApiError> {
+        self.linearize().await?;
+        Ok(self.state.read())
+    }
+
     /// Makes the next read of the local state linearizable: afterwards this
     /// node has applied everything committed when the call began.
     pub async fn linearize(&self) -> Result<(), ApiError> {

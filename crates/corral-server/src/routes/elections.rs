@@ -4,8 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use corral_api::{
@@ -20,7 +19,7 @@ use super::unexpected;
 use super::waiting::{self, Acquire};
 use crate::error::ApiError;
 use crate::idempotency::{scope, IdempotencyKey};
-use crate::json::JsonBody;
+use crate::json::{JsonBody, QueryOf};
 use crate::node::{Node, Submission};
 
 pub(super) fn router() -> Router<Arc<Node>> {
@@ -159,12 +158,10 @@ fn election_name(raw: String) -> Result<LockName, ApiError> {
 
 async fn show(
     State(node): State<Arc<Node>>,
-    query: Result<Query<ElectionQuery>, QueryRejection>,
+    QueryOf(query): QueryOf<ElectionQuery>,
 ) -> Result<Json<ElectionView>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     let name = election_name(query.name)?;
-    node.linearize().await?;
-    let state = node.state.read();
+    let state = node.read_linearized().await?;
     Ok(Json(view(&state.table, &name)))
 }
 
@@ -173,9 +170,8 @@ async fn show(
 /// out. Without `after_token` it answers at once.
 async fn observe(
     State(node): State<Arc<Node>>,
-    query: Result<Query<ElectionQuery>, QueryRejection>,
+    QueryOf(query): QueryOf<ElectionQuery>,
 ) -> Result<Json<ElectionView>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     let name = election_name(query.name)?;
     let wait_ms = waiting::wait_ms(query.wait_ms)?;
     // Linearizable from the start; afterwards the local state only moves

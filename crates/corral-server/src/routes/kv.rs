@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use corral_api::{
@@ -15,7 +14,7 @@ use serde::Deserialize;
 use super::unexpected;
 use crate::error::ApiError;
 use crate::idempotency::{scope, IdempotencyKey};
-use crate::json::JsonBody;
+use crate::json::{JsonBody, QueryOf};
 use crate::node::{Node, Submission};
 
 pub(super) fn router() -> Router<Arc<Node>> {
@@ -81,13 +80,11 @@ struct KeyQuery {
 
 async fn show(
     State(node): State<Arc<Node>>,
-    query: Result<Query<KeyQuery>, QueryRejection>,
+    QueryOf(query): QueryOf<KeyQuery>,
 ) -> Result<Json<KvValue>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     let key =
         LockName::new(query.key).map_err(|e| ApiError::invalid(format!("query `key`: {e}")))?;
-    node.linearize().await?;
-    let state = node.state.read();
+    let state = node.read_linearized().await?;
     let record = state.table.fenced_value(&key).ok_or(Refusal::KeyNotFound)?;
     let value = record.value.clone().ok_or(Refusal::KeyNotFound)?;
     Ok(Json(KvValue {

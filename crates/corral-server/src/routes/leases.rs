@@ -154,8 +154,7 @@ async fn show(
     Path(raw): Path<String>,
 ) -> Result<Json<LeaseView>, ApiError> {
     let lease_id = lease_id(&raw)?;
-    node.linearize().await?;
-    let state = node.state.read();
+    let state = node.read_linearized().await?;
     let lease = state.table.lease(lease_id).ok_or(Refusal::LeaseNotFound)?;
     Ok(Json(view(&state.table, lease_id, lease)))
 }
@@ -163,8 +162,7 @@ async fn show(
 /// Every live lease, at most [`LIST_LEASES_MAX`] in id order, read
 /// linearizably.
 async fn list(State(node): State<Arc<Node>>) -> Result<Json<LeaseList>, ApiError> {
-    node.linearize().await?;
-    let state = node.state.read();
+    let state = node.read_linearized().await?;
     let table = &state.table;
     Ok(Json(LeaseList {
         leases: table

@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use corral_api::{
@@ -18,7 +17,7 @@ use super::waiting::{self, Acquire};
 use super::{show_named, NameQuery};
 use crate::error::ApiError;
 use crate::idempotency::{scope, IdempotencyKey};
-use crate::json::JsonBody;
+use crate::json::{JsonBody, QueryOf};
 use crate::node::Node;
 
 pub(super) fn router() -> Router<Arc<Node>> {
@@ -155,13 +154,11 @@ struct HistoryQuery {
 /// A lock's recent events, read linearizably.
 async fn history(
     State(node): State<Arc<Node>>,
-    query: Result<Query<HistoryQuery>, QueryRejection>,
+    QueryOf(query): QueryOf<HistoryQuery>,
 ) -> Result<Json<LockHistory>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     let name =
         LockName::new(query.name).map_err(|e| ApiError::invalid(format!("query `name`: {e}")))?;
-    node.linearize().await?;
-    let state = node.state.read();
+    let state = node.read_linearized().await?;
     Ok(Json(LockHistory {
         events: state.table.timeline(&name),
         // State-machine time, never the wall clock (which may jump): the
@@ -177,8 +174,7 @@ async fn validate(
     State(node): State<Arc<Node>>,
     JsonBody(request): JsonBody<ValidateRequest>,
 ) -> Result<Json<ValidateResponse>, ApiError> {
-    node.linearize().await?;
-    let state = node.state.read();
+    let state = node.read_linearized().await?;
     let (valid, current_token) = state.table.validate(&request.name, request.fencing_token);
     Ok(Json(ValidateResponse {
         valid,
@@ -219,7 +215,7 @@ fn view(name: &LockName, lock: Option<&Lock>) -> LockView {
 
 async fn show(
     State(node): State<Arc<Node>>,
-    query: Result<Query<NameQuery>, QueryRejection>,
+    QueryOf(query): QueryOf<NameQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let list = |locks, truncated| LockList { locks, truncated };
     show_named(&node, query, Kind::Lock, view, list).await

@@ -16,8 +16,6 @@ mod waiting;
 
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::Query;
 use axum::{Json, Router};
 use corral_api::{ReleaseResponse, LIST_LOCKS_MAX};
 use corral_state::{Command, FencingToken, Idempotency, Kind, LeaseId, Lock, LockName, Outcome};
@@ -65,7 +63,7 @@ struct NameQuery {
 /// read linearizably.
 async fn show_named<V, L>(
     node: &Node,
-    query: Result<Query<NameQuery>, QueryRejection>,
+    query: NameQuery,
     kind: Kind,
     view: impl Fn(&LockName, Option<&Lock>) -> V,
     list: impl FnOnce(Vec<V>, bool) -> L,
@@ -74,7 +72,6 @@ where
     V: Serialize,
     L: Serialize,
 {
-    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     let name = match (query.name, &query.prefix) {
         (Some(name), None) => {
             Some(LockName::new(name).map_err(|e| ApiError::invalid(format!("query `name`: {e}")))?)
@@ -86,8 +83,7 @@ where
             ))
         }
     };
-    node.linearize().await?;
-    let state = node.state.read();
+    let state = node.read_linearized().await?;
     let body = match name {
         Some(name) => serde_json::to_value(view(&name, state.table.entry(kind, &name))),
         None => {

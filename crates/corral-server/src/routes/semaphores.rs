@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use corral_api::{
@@ -18,7 +17,7 @@ use super::waiting::{self, Acquire};
 use super::{show_named, NameQuery};
 use crate::error::ApiError;
 use crate::idempotency::{scope, IdempotencyKey};
-use crate::json::JsonBody;
+use crate::json::{JsonBody, QueryOf};
 use crate::node::Node;
 
 pub(super) fn router() -> Router<Arc<Node>> {
@@ -132,7 +131,7 @@ fn view(name: &LockName, semaphore: Option<&Lock>) -> SemaphoreView {
 
 async fn show(
     State(node): State<Arc<Node>>,
-    query: Result<Query<NameQuery>, QueryRejection>,
+    QueryOf(query): QueryOf<NameQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let list = |semaphores, truncated| SemaphoreList {
         semaphores,

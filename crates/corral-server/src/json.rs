@@ -1,14 +1,15 @@
-//! Extractors whose failures look like every other error: a JSON body,
-//! and a query string.
+//! Extractors whose failures look like every other error: a JSON body, a
+//! query string, and a lease id in the path.
 //!
 //! It reads at most [`BODY_BYTES_MAX`] bytes by default (413 beyond), accepts JSON
 //! whatever the content type says (`curl -d` sends a form type), and names
 //! the offending field in its 400 message.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use corral_api::BODY_BYTES_MAX;
+use corral_state::LeaseId;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -47,6 +48,24 @@ where
             .await
             .map_err(|e| ApiError::invalid(e.body_text()))?;
         Ok(QueryOf(query))
+    }
+}
+
+/// The lease id of a path such as `/v1/leases/{id}`; a malformed one is a
+/// 400 `invalid_argument` that quotes it.
+pub struct LeaseIdPath(pub LeaseId);
+
+impl<S: Send + Sync> FromRequestParts<S> for LeaseIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::invalid(e.body_text()))?;
+        let lease_id = raw
+            .parse()
+            .map_err(|e| ApiError::invalid(format!("path lease id `{raw}`: {e}")))?;
+        Ok(LeaseIdPath(lease_id))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -16,7 +16,7 @@ use corral_state::{Command, Kind, Lease, LeaseId, LockTable, Outcome, Refusal};
 use super::unexpected;
 use crate::error::ApiError;
 use crate::idempotency::{scope, IdempotencyKey};
-use crate::json::JsonBody;
+use crate::json::{JsonBody, LeaseIdPath};
 use crate::node::{Node, Submission};
 
 pub(super) fn router() -> Router<Arc<Node>> {
@@ -28,11 +28,6 @@ pub(super) fn router() -> Router<Arc<Node>> {
 }
 
 /// Parses the `{id}` path segment.
-fn lease_id(raw: &str) -> Result<LeaseId, ApiError> {
-    raw.parse()
-        .map_err(|e| ApiError::invalid(format!("path lease id `{raw}`: {e}")))
-}
-
 async fn grant(
     State(node): State<Arc<Node>>,
     key: IdempotencyKey,
@@ -84,9 +79,8 @@ async fn grant(
 async fn keepalive(
     State(node): State<Arc<Node>>,
     _key: IdempotencyKey,
-    Path(raw): Path<String>,
+    LeaseIdPath(lease_id): LeaseIdPath,
 ) -> Result<Json<LeaseResponse>, ApiError> {
-    let lease_id = lease_id(&raw)?;
     let renewed = node.keepalive(lease_id).await;
     let acked = u64::from(renewed.is_ok());
     node.metrics.keepalives_done(acked, 1 - acked);
@@ -128,9 +122,8 @@ async fn keepalive_all(
 async fn revoke(
     State(node): State<Arc<Node>>,
     key: IdempotencyKey,
-    Path(raw): Path<String>,
+    LeaseIdPath(lease_id): LeaseIdPath,
 ) -> Result<Json<RevokeLeaseResponse>, ApiError> {
-    let lease_id = lease_id(&raw)?;
     let submission = Submission {
         command: Command::RevokeLease { lease_id },
         idempotency: key.for_request(&node, scope::REVOKE_LEASE, &lease_id),
@@ -151,9 +144,8 @@ async fn revoke(
 
 async fn show(
     State(node): State<Arc<Node>>,
-    Path(raw): Path<String>,
+    LeaseIdPath(lease_id): LeaseIdPath,
 ) -> Result<Json<LeaseView>, ApiError> {
-    let lease_id = lease_id(&raw)?;
     let state = node.read_linearized().await?;
     let lease = state.table.lease(lease_id).ok_or(Refusal::LeaseNotFound)?;
     Ok(Json(view(&state.table, lease_id, lease)))

@@ -16,7 +16,7 @@ pub type Response = Result<Outcome, Refusal>;
 pub enum Outcome {
     /// The lease exists now.
     LeaseGranted {
-        /// Its id.
+        /// The id the node drew at random; the client's only handle on it.
         lease_id: LeaseId,
         /// Its time to live.
         ttl_ms: u64,
@@ -67,7 +67,7 @@ pub enum Outcome {
     LockOrderSet,
     /// A fenced write or delete took effect.
     Written {
-        /// The key.
+        /// The key of the fenced store that was written or deleted.
         key: LockName,
         /// The token it was written under.
         fencing_token: FencingToken,
@@ -143,7 +143,7 @@ pub enum Refusal {
     /// or two different acquire-alls).
     #[error("the lease already waits for {name} through another request (an acquire-all and a single acquire, or two different acquire-alls)")]
     AlreadyWaiting {
-        /// The lock.
+        /// The lock the lease already waits for through the other request.
         name: LockName,
     },
     /// The lock is under lock-delay: a lease that held it expired.
@@ -250,7 +250,7 @@ pub enum Event {
     Granted {
         /// Lock or semaphore.
         kind: Kind,
-        /// The grant.
+        /// The grant the waiter got, with its new token.
         grant: Grant,
     },
     /// A waiting acquire-all was granted: every lock it named, in name
@@ -259,7 +259,7 @@ pub enum Event {
     /// A waiting acquire-all was withdrawn because its lease released a
     /// lock the request counted as held.
     Withdrawn {
-        /// The lease.
+        /// The lease whose waiting acquire-all was withdrawn.
         lease_id: LeaseId,
         /// Every name of the acquire-all.
         names: Vec<LockName>,

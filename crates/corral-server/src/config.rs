@@ -50,7 +50,7 @@ impl ServerConfig {
 /// Why a `--lock-order` value is malformed.
 #[derive(Debug, thiserror::Error)]
 #[error("--lock-order: {0} (expected prefix,prefix,...)")]
-pub struct LockOrderSpecError(String);
+pub struct LockOrderSpecError(#[from] corral_state::LockOrderError);
 
 /// Parses `--lock-order user/,cart/,inventory/` into prefixes.
 pub fn parse_lock_order(spec: &str) -> Result<Vec<String>, LockOrderSpecError> {
@@ -60,7 +60,7 @@ pub fn parse_lock_order(spec: &str) -> Result<Vec<String>, LockOrderSpecError> {
         .filter(|p| !p.is_empty())
         .map(String::from)
         .collect();
-    corral_state::check_lock_order(&prefixes).map_err(LockOrderSpecError)?;
+    corral_state::check_lock_order(&prefixes)?;
     Ok(prefixes)
 }
 

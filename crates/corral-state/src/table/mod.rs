@@ -15,7 +15,7 @@ mod record;
 mod replay;
 
 pub use invariants::BrokenInvariant;
-pub use order::check_lock_order;
+pub use order::{check_lock_order, LockOrderError};
 
 #[cfg(test)]
 mod acquire_all_test;

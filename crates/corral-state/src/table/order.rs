@@ -16,7 +16,9 @@ use crate::{LOCK_NAME_BYTES_MAX, LOCK_ORDER_PREFIXES_MAX};
 
 impl LockTable {
     pub(super) fn set_lock_order(&mut self, prefixes: Vec<String>) -> Response {
-        check_lock_order(&prefixes).map_err(|reason| Refusal::Invalid { reason })?;
+        check_lock_order(&prefixes).map_err(|e| Refusal::Invalid {
+            reason: e.to_string(),
+        })?;
         self.lock_order = prefixes;
         Ok(Outcome::LockOrderSet)
     }
@@ -56,23 +58,48 @@ impl LockTable {
     }
 }
 
+/// Why a list of prefixes is not a cluster lock order. Its text is the
+/// reason a refused `SetLockOrder` answers with, so it stays as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LockOrderError {
+    /// More than [`LOCK_ORDER_PREFIXES_MAX`] prefixes.
+    #[error("at most {LOCK_ORDER_PREFIXES_MAX} lock order prefixes, got {count}")]
+    TooMany {
+        /// How many were given.
+        count: usize,
+    },
+    /// A prefix that is empty or longer than a lock name may be.
+    #[error("a lock order prefix is 1 to {LOCK_NAME_BYTES_MAX} bytes, got {prefix:?}")]
+    BadPrefix {
+        /// The prefix at fault.
+        prefix: String,
+    },
+    /// A prefix given twice, which would have two ranks.
+    #[error("lock order prefix {prefix:?} is given twice")]
+    Repeated {
+        /// The prefix at fault.
+        prefix: String,
+    },
+}
+
 /// Checks a cluster lock order: at most [`LOCK_ORDER_PREFIXES_MAX`]
 /// distinct prefixes of 1 to [`LOCK_NAME_BYTES_MAX`] bytes.
-pub fn check_lock_order(prefixes: &[String]) -> Result<(), String> {
+pub fn check_lock_order(prefixes: &[String]) -> Result<(), LockOrderError> {
     if prefixes.len() > LOCK_ORDER_PREFIXES_MAX {
-        return Err(format!(
-            "at most {LOCK_ORDER_PREFIXES_MAX} lock order prefixes, got {}",
-            prefixes.len()
-        ));
+        return Err(LockOrderError::TooMany {
+            count: prefixes.len(),
+        });
     }
     for (i, prefix) in prefixes.iter().enumerate() {
         if prefix.is_empty() || prefix.len() > LOCK_NAME_BYTES_MAX {
-            return Err(format!(
-                "a lock order prefix is 1 to {LOCK_NAME_BYTES_MAX} bytes, got {prefix:?}"
-            ));
+            return Err(LockOrderError::BadPrefix {
+                prefix: prefix.clone(),
+            });
         }
         if prefixes[..i].contains(prefix) {
-            return Err(format!("lock order prefix {prefix:?} is given twice"));
+            return Err(LockOrderError::Repeated {
+                prefix: prefix.clone(),
+            });
         }
     }
     Ok(())

@@ -164,6 +164,10 @@ const ROWS: &[Row] = &[
     row("kv delete", delete("/v1/kv", r#"{"key":"kv-del/{p}","fence":{"lock":"guard/{p}","fencing_token":{guard}}}"#, 200), &["/key=kv-del/{p}", "/fencing_token={guard}"]),
     row("kv put, stale token", put("/v1/kv", r#"{"key":"kv/{p}","value":"old","fence":{"lock":"guard/{p}","fencing_token":1}}"#, 409), &["/error/code=stale_token"]),
     row("kv delete, never written", delete("/v1/kv", r#"{"key":"kv-never/{p}","fence":{"lock":"guard/{p}","fencing_token":{guard}}}"#, 404), &["/error/code=key_not_found"]),
+    // A release that names its grant's token: another token ends nothing
+    // (a late release), its own token ends the grant.
+    row("release naming another token", post("/v1/locks/release", r#"{"lease_id":"{lease:holder}","name":"guard/{p}","fencing_token":1}"#, 409), &["/error/code=not_holder"]),
+    row("release naming its token", post("/v1/locks/release", r#"{"lease_id":"{lease:holder}","name":"guard/{p}","fencing_token":{guard}}"#, 200), &["/released=true"]),
     // Ending a lease that holds a lock, permits and an election.
     row("revoke", delete("/v1/leases/{lease:doomed}", "", 200), &[r#"/released=["doomed/{p}"]"#, r#"/released_semaphores=["doomed-sem/{p}"]"#, r#"/resigned=["doomed-el/{p}"]"#]),
     row("revoke, no such lease", delete("/v1/leases/{gone}", "", 404), &["/error/code=lease_not_found"]),

@@ -15,10 +15,10 @@ use serde_json::{json, Value};
 const DEFAULT_LOG: &str = "info,openraft=warn";
 
 /// Generous: the test machine is small and shared.
-pub const LEADER_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const LEADER_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// One node process.
-pub struct NodeProc {
+pub(crate) struct NodeProc {
     pub id: u64,
     pub addr: String,
     data_dir: PathBuf,
@@ -27,7 +27,7 @@ pub struct NodeProc {
 }
 
 /// A cluster of node processes; dropping it kills them all.
-pub struct Cluster {
+pub(crate) struct Cluster {
     pub nodes: Vec<NodeProc>,
     spec: String,
     extra_args: Vec<String>,
@@ -56,18 +56,18 @@ fn free_port() -> u16 {
 
 impl Cluster {
     /// Starts `n` nodes and waits until they agree on a leader.
-    pub async fn start(n: u64) -> Cluster {
+    pub(crate) async fn start(n: u64) -> Cluster {
         Cluster::start_with(n, &[]).await
     }
 
     /// Starts `n` nodes with extra `corral server` flags.
-    pub async fn start_with(n: u64, extra_args: &[&str]) -> Cluster {
+    pub(crate) async fn start_with(n: u64, extra_args: &[&str]) -> Cluster {
         Cluster::start_logging(n, extra_args, DEFAULT_LOG).await
     }
 
     /// Starts `n` nodes with extra flags, logging by the `RUST_LOG` filter
     /// `rust_log`.
-    pub async fn start_logging(n: u64, extra_args: &[&str], rust_log: &str) -> Cluster {
+    pub(crate) async fn start_logging(n: u64, extra_args: &[&str], rust_log: &str) -> Cluster {
         let dir = tempfile::TempDir::new().expect("temp dir");
         let nodes: Vec<NodeProc> = (1..=n)
             .map(|id| NodeProc {
@@ -142,7 +142,7 @@ impl Cluster {
     }
 
     /// kill -9 of one node.
-    pub fn kill(&mut self, id: u64) {
+    pub(crate) fn kill(&mut self, id: u64) {
         if let Some(mut child) = self.node_mut(id).child.take() {
             child.kill().expect("kill -9");
             child.wait().expect("reap");
@@ -161,17 +161,17 @@ impl Cluster {
     }
 
     /// Freezes a node's process, as a long GC pause or a stopped VM would.
-    pub fn pause(&self, id: u64) {
+    pub(crate) fn pause(&self, id: u64) {
         self.signal(id, "-STOP");
     }
 
     /// Lets a paused node run again.
-    pub fn resume(&self, id: u64) {
+    pub(crate) fn resume(&self, id: u64) {
         self.signal(id, "-CONT");
     }
 
     /// Waits until the nodes `ids` agree on a leader among themselves.
-    pub async fn wait_leader_among(&self, ids: &[u64]) -> u64 {
+    pub(crate) async fn wait_leader_among(&self, ids: &[u64]) -> u64 {
         let start = Instant::now();
         loop {
             let mut leaders = Vec::new();
@@ -197,12 +197,12 @@ impl Cluster {
     }
 
     /// Starts a killed node again on the same data folder.
-    pub fn restart(&mut self, id: u64) {
+    pub(crate) fn restart(&mut self, id: u64) {
         self.spawn(id);
     }
 
     /// Ids of the nodes whose processes run.
-    pub fn live(&self) -> Vec<u64> {
+    pub(crate) fn live(&self) -> Vec<u64> {
         self.nodes
             .iter()
             .filter(|n| n.child.is_some())
@@ -210,13 +210,13 @@ impl Cluster {
             .collect()
     }
 
-    pub fn url(&self, id: u64, path: &str) -> String {
+    pub(crate) fn url(&self, id: u64, path: &str) -> String {
         let node = self.nodes.iter().find(|n| n.id == id).expect("node id");
         format!("http://{}{path}", node.addr)
     }
 
     /// Waits until every live node names the same live leader; returns it.
-    pub async fn wait_leader(&self) -> u64 {
+    pub(crate) async fn wait_leader(&self) -> u64 {
         let start = Instant::now();
         loop {
             let mut leaders = Vec::new();
@@ -247,7 +247,7 @@ impl Cluster {
         }
     }
 
-    pub async fn request(
+    pub(crate) async fn request(
         &self,
         method: reqwest::Method,
         id: u64,
@@ -258,17 +258,23 @@ impl Cluster {
     }
 
     /// POSTs `body` to node `id` with an `Idempotency-Key` header.
-    pub async fn post_keyed(&self, id: u64, path: &str, key: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn post_keyed(
+        &self,
+        id: u64,
+        path: &str,
+        key: &str,
+        body: Value,
+    ) -> (u16, Value) {
         send(self.http.post(self.url(id, path)), Some(body), Some(key)).await
     }
 
     /// The live nodes other than `leader`.
-    pub fn followers_of(&self, leader: u64) -> Vec<u64> {
+    pub(crate) fn followers_of(&self, leader: u64) -> Vec<u64> {
         self.live().into_iter().filter(|id| *id != leader).collect()
     }
 
     /// Kills every node, then starts them all again at once.
-    pub fn restart_all(&mut self) {
+    pub(crate) fn restart_all(&mut self) {
         let ids: Vec<u64> = self.nodes.iter().map(|n| n.id).collect();
         for id in &ids {
             self.kill(*id);
@@ -277,17 +283,17 @@ impl Cluster {
             self.restart(id);
         }
     }
-    pub async fn get(&self, id: u64, path: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, id: u64, path: &str) -> (u16, Value) {
         self.request(reqwest::Method::GET, id, path, None).await
     }
 
-    pub async fn post(&self, id: u64, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn post(&self, id: u64, path: &str, body: Value) -> (u16, Value) {
         self.request(reqwest::Method::POST, id, path, Some(body))
             .await
     }
 
     /// Sends raw bytes as a POST body.
-    pub async fn post_raw(
+    pub(crate) async fn post_raw(
         &self,
         id: u64,
         path: &str,
@@ -305,7 +311,7 @@ impl Cluster {
     }
 
     /// Grants a lease through node `id`; returns its id.
-    pub async fn lease(&self, id: u64, ttl_ms: u64) -> String {
+    pub(crate) async fn lease(&self, id: u64, ttl_ms: u64) -> String {
         let (status, body) = self
             .post(id, "/v1/leases", json!({ "ttl_ms": ttl_ms }))
             .await;
@@ -314,7 +320,13 @@ impl Cluster {
     }
 
     /// Acquires through node `id`; returns the status and body.
-    pub async fn acquire(&self, id: u64, lease: &str, name: &str, wait_ms: u64) -> (u16, Value) {
+    pub(crate) async fn acquire(
+        &self,
+        id: u64,
+        lease: &str,
+        name: &str,
+        wait_ms: u64,
+    ) -> (u16, Value) {
         self.post(
             id,
             "/v1/locks/acquire",
@@ -323,7 +335,7 @@ impl Cluster {
         .await
     }
 
-    pub async fn release(&self, id: u64, lease: &str, name: &str) -> (u16, Value) {
+    pub(crate) async fn release(&self, id: u64, lease: &str, name: &str) -> (u16, Value) {
         self.post(
             id,
             "/v1/locks/release",
@@ -333,7 +345,7 @@ impl Cluster {
     }
 
     /// `GET /v1/locks?name=` through node `id`.
-    pub async fn lock(&self, id: u64, name: &str) -> Value {
+    pub(crate) async fn lock(&self, id: u64, name: &str) -> Value {
         let (status, body) = self.get(id, &format!("/v1/locks?name={name}")).await;
         assert_eq!(status, 200, "read lock {name}: {body}");
         body
@@ -341,7 +353,7 @@ impl Cluster {
 
     /// Waits until at least `count` leases wait for `name`, as node `id`
     /// reads it.
-    pub async fn wait_queued(&self, id: u64, name: &str, count: usize) {
+    pub(crate) async fn wait_queued(&self, id: u64, name: &str, count: usize) {
         let deadline = Instant::now() + LEADER_TIMEOUT;
         loop {
             let lock = self.lock(id, name).await;
@@ -358,7 +370,7 @@ impl Cluster {
 
     /// Makes node `id` drop its traffic to the nodes `blocked` (the cluster
     /// must run with `--test-faults`).
-    pub async fn block(&self, id: u64, blocked: &[u64]) {
+    pub(crate) async fn block(&self, id: u64, blocked: &[u64]) {
         let addrs: Vec<String> = blocked
             .iter()
             .map(|b| {
@@ -377,7 +389,7 @@ impl Cluster {
     }
 
     /// Splits the live nodes into groups that cannot reach each other.
-    pub async fn partition(&self, groups: &[&[u64]]) {
+    pub(crate) async fn partition(&self, groups: &[&[u64]]) {
         for group in groups {
             let others: Vec<u64> = groups
                 .iter()
@@ -393,14 +405,14 @@ impl Cluster {
     }
 
     /// Ends every partition among the live nodes.
-    pub async fn heal(&self) {
+    pub(crate) async fn heal(&self) {
         for id in self.live() {
             self.block(id, &[]).await;
         }
     }
 
     /// Sets node `id`'s clock skew.
-    pub async fn skew_clock(&self, id: u64, offset_ms: i64) {
+    pub(crate) async fn skew_clock(&self, id: u64, offset_ms: i64) {
         let (status, body) = self
             .post(id, "/test/faults", json!({ "clock_offset_ms": offset_ms }))
             .await;
@@ -410,7 +422,7 @@ impl Cluster {
     /// Makes node `id`'s log flusher sleep `delay_ms` before each WAL sync
     /// (0: not at all), as a slow disk would: what it appends meanwhile is
     /// only in its memory (the cluster must run with `--test-faults`).
-    pub async fn slow_log_sync(&self, id: u64, delay_ms: u64) {
+    pub(crate) async fn slow_log_sync(&self, id: u64, delay_ms: u64) {
         let (status, body) = self
             .post(id, "/test/faults", json!({ "log_sync_delay_ms": delay_ms }))
             .await;
@@ -418,7 +430,7 @@ impl Cluster {
     }
 
     /// Every node's address, comma-separated, for `--endpoints`.
-    pub fn endpoints(&self) -> String {
+    pub(crate) fn endpoints(&self) -> String {
         self.nodes
             .iter()
             .map(|n| n.addr.clone())
@@ -428,7 +440,7 @@ impl Cluster {
 
     /// POSTs `body` to node `id` in a task of its own, for a request that
     /// waits while the test goes on (even while it kills nodes).
-    pub fn spawn_post(
+    pub(crate) fn spawn_post(
         &self,
         id: u64,
         path: &str,
@@ -447,7 +459,12 @@ impl Cluster {
     }
 
     /// Polls `GET path` on node `id` until `ready` holds for the body.
-    pub async fn wait_for(&self, id: u64, path: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn wait_for(
+        &self,
+        id: u64,
+        path: &str,
+        ready: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + LEADER_TIMEOUT;
         loop {
             let (status, body) = self.get(id, path).await;
@@ -463,13 +480,13 @@ impl Cluster {
     }
 
     /// The whole log of one node.
-    pub fn log_of(&self, id: u64) -> String {
+    pub(crate) fn log_of(&self, id: u64) -> String {
         let node = self.nodes.iter().find(|n| n.id == id).expect("node id");
         std::fs::read_to_string(&node.log_path).unwrap_or_default()
     }
 
     /// Every node's log, for a failing test's message.
-    pub fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         let mut out = String::new();
         for node in &self.nodes {
             let log = std::fs::read_to_string(&node.log_path).unwrap_or_default();
@@ -510,7 +527,7 @@ impl Drop for Cluster {
 /// Sends `request` with an optional JSON body and idempotency key; the
 /// status and the body as JSON (or as a string when it is not JSON), or
 /// status 0 and the error when nothing came back.
-pub async fn send(
+pub(crate) async fn send(
     mut request: reqwest::RequestBuilder,
     body: Option<Value>,
     key: Option<&str>,
@@ -533,12 +550,12 @@ pub async fn send(
 }
 
 /// The error code of an error body, if it is one.
-pub fn code(body: &Value) -> Option<&str> {
+pub(crate) fn code(body: &Value) -> Option<&str> {
     body["error"]["code"].as_str()
 }
 
 /// The fencing token of a grant body.
-pub fn token(body: &Value) -> u64 {
+pub(crate) fn token(body: &Value) -> u64 {
     body["fencing_token"]
         .as_u64()
         .unwrap_or_else(|| panic!("no token in {body}"))

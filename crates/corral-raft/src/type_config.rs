@@ -29,7 +29,7 @@ pub type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
 /// A log entry in this configuration.
 pub type Entry = openraft::type_config::alias::EntryOf<TypeConfig>;
 /// Membership as stored with the applied state and in snapshots.
-pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
+pub(crate) type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
 /// Snapshot metadata in this configuration.
 pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
 /// A snapshot whose data is the serialized lock table.

@@ -17,11 +17,11 @@ use corral_state::Refusal;
 /// A failed request: the error body it is answered with.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{}", .0.message)]
-pub struct ApiError(pub ErrorDetail);
+pub(crate) struct ApiError(pub ErrorDetail);
 
 impl ApiError {
     /// An error of `kind`, in the words of `message`.
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> ApiError {
         ApiError(ErrorDetail {
             message: message.into(),
             kind,
@@ -30,35 +30,35 @@ impl ApiError {
 
     /// The request is malformed or out of bounds; `message` names the
     /// field.
-    pub fn invalid(message: impl Into<String>) -> ApiError {
+    pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
         ApiError::new(ErrorKind::InvalidArgument, message)
     }
 
     /// The body is over `bytes_max`.
-    pub fn body_too_large(bytes_max: usize) -> ApiError {
+    pub(crate) fn body_too_large(bytes_max: usize) -> ApiError {
         let message = format!("request body is larger than {bytes_max} bytes");
         ApiError::new(ErrorKind::BodyTooLarge, message)
     }
 
     /// No such route.
-    pub fn not_found() -> ApiError {
+    pub(crate) fn not_found() -> ApiError {
         ApiError::new(ErrorKind::NotFound, "no such endpoint")
     }
 
     /// The route does not take this method.
-    pub fn method_not_allowed() -> ApiError {
+    pub(crate) fn method_not_allowed() -> ApiError {
         let message = "this endpoint does not take that method";
         ApiError::new(ErrorKind::MethodNotAllowed, message)
     }
 
     /// The wait ran out before the grant.
-    pub fn wait_timeout() -> ApiError {
+    pub(crate) fn wait_timeout() -> ApiError {
         let message = "wait_ms ran out before the lock was granted";
         ApiError::new(ErrorKind::WaitTimeout, message)
     }
 
     /// A waiting acquire-all was withdrawn.
-    pub fn wait_withdrawn() -> ApiError {
+    pub(crate) fn wait_withdrawn() -> ApiError {
         let message =
             "the acquire-all was withdrawn: its lease released a lock the request counted as held";
         ApiError::new(ErrorKind::WaitWithdrawn, message)
@@ -66,23 +66,23 @@ impl ApiError {
 
     /// No leader could be reached in time, or a write's outcome is unknown;
     /// `leader_id` is the leader last seen, if any.
-    pub fn unavailable(reason: impl std::fmt::Display, leader_id: Option<u64>) -> ApiError {
+    pub(crate) fn unavailable(reason: impl std::fmt::Display, leader_id: Option<u64>) -> ApiError {
         let message = format!("no leader reachable: {reason}");
         ApiError::new(ErrorKind::Unavailable { leader_id }, message)
     }
 
     /// A fault inside the node.
-    pub fn internal(reason: impl std::fmt::Display) -> ApiError {
+    pub(crate) fn internal(reason: impl std::fmt::Display) -> ApiError {
         ApiError::new(ErrorKind::Internal, format!("internal error: {reason}"))
     }
 
     /// The code and its fields.
-    pub fn kind(&self) -> &ErrorKind {
+    pub(crate) fn kind(&self) -> &ErrorKind {
         &self.0.kind
     }
 
     /// The body this error is sent with.
-    pub fn body(&self) -> ErrorBody {
+    pub(crate) fn body(&self) -> ErrorBody {
         ErrorBody {
             error: self.0.clone(),
         }

@@ -30,9 +30,9 @@ use crate::node::{Attempt, PeerReply, Submission, LEADER_WAIT};
 use crate::request_id;
 
 /// Path of the leader's propose stream.
-pub const PATH_PROPOSE_STREAM: &str = "/raft/propose-stream";
+pub(crate) const PATH_PROPOSE_STREAM: &str = "/raft/propose-stream";
 /// The most commands in one batch.
-pub const BATCH_MAX: usize = 256;
+pub(crate) const BATCH_MAX: usize = 256;
 /// How long connecting to the leader may take.
 const CONNECT_WITHIN: Duration = Duration::from_secs(1);
 /// How long after it went a command's answer (or the stream's opening)
@@ -42,7 +42,7 @@ const ANSWER_WITHIN: Duration = LEADER_WAIT.saturating_add(Duration::from_secs(1
 
 /// One forwarded command, with the id of the request it came from.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Forwarded {
+pub(crate) struct Forwarded {
     /// The command and its idempotency key.
     pub submission: Submission,
     /// The id of the client's request, for the leader's logs.
@@ -52,16 +52,16 @@ pub struct Forwarded {
 
 /// A command or its answer, with the number that pairs them on a stream.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Numbered<T>(pub u64, pub T);
+pub(crate) struct Numbered<T>(pub u64, pub T);
 
 /// How a forwarded command fared: the leader's answer, or `Err` when it
 /// was not sent at all (safe to retry).
-pub type Forwarding = Result<Attempt<Response>, NotSent>;
+pub(crate) type Forwarding = Result<Attempt<Response>, NotSent>;
 
 /// Why a command never reached the leader. Nothing of it can apply, so
 /// the caller may send it again, to this leader or the next.
 #[derive(Clone, Debug, thiserror::Error)]
-pub enum NotSent {
+pub(crate) enum NotSent {
     /// The task that sends commands is gone (the node is shutting down).
     #[error("the forwarding task stopped")]
     TaskStopped,
@@ -88,13 +88,13 @@ struct Queued {
 /// The queue of commands waiting to be forwarded, and the task that sends
 /// them.
 #[derive(Clone)]
-pub struct Forwarder {
+pub(crate) struct Forwarder {
     queue: mpsc::UnboundedSender<Queued>,
 }
 
 impl Forwarder {
     /// Starts the sending task, with an HTTP/2 client of its own.
-    pub fn start() -> Result<Forwarder, reqwest::Error> {
+    pub(crate) fn start() -> Result<Forwarder, reqwest::Error> {
         // Peers speak HTTP/2 without TLS: no negotiation, the leader's
         // listener takes both versions.
         let http = reqwest::Client::builder()
@@ -110,7 +110,7 @@ impl Forwarder {
 
     /// Forwards `submission` to the leader at `addr`, waiting at most
     /// `timeout` for its answer.
-    pub async fn forward(
+    pub(crate) async fn forward(
         &self,
         addr: &str,
         submission: Submission,
@@ -352,7 +352,7 @@ where
 /// ready, several to a frame when they are ready together. Ends once the
 /// follower closes its side and every command has its answer, or at the
 /// first bad frame.
-pub fn serve<F, Fut, B, E>(
+pub(crate) fn serve<F, Fut, B, E>(
     propose: F,
     body: impl Stream<Item = Result<B, E>> + Send + Unpin + 'static,
 ) -> impl Stream<Item = Result<Vec<u8>, Infallible>> + Send + 'static

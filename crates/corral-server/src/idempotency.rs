@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::node::Node;
 
 /// The header's name.
-pub const HEADER: &str = "idempotency-key";
+pub(crate) const HEADER: &str = "idempotency-key";
 
 /// The scope of each keyed write: hashed with its body into the
 /// fingerprint that replicated state remembers with its answer. The bytes
@@ -45,7 +45,7 @@ pub(crate) mod scope {
 }
 
 /// The `Idempotency-Key` header of a request, if it sent one.
-pub struct IdempotencyKey(Option<String>);
+pub(crate) struct IdempotencyKey(Option<String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = ApiError;
@@ -72,7 +72,7 @@ impl IdempotencyKey {
     /// The key of a request in `scope` (one of [`scope`]) with `body`, fingerprinted so that
     /// the same key with another request is refused, remembered for the
     /// node's window; `None` without a key.
-    pub fn for_request(
+    pub(crate) fn for_request(
         self,
         node: &Node,
         scope: &str,

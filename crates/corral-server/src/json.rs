@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::error::ApiError;
 
 /// A request body decoded from JSON, of at most `LIMIT` bytes.
-pub struct JsonBody<T, const LIMIT: usize = BODY_BYTES_MAX>(pub T);
+pub(crate) struct JsonBody<T, const LIMIT: usize = BODY_BYTES_MAX>(pub T);
 
 impl<S, T, const LIMIT: usize> FromRequest<S> for JsonBody<T, LIMIT>
 where
@@ -34,7 +34,7 @@ where
 
 /// A query string decoded into `T`; a query that does not decode is a 400
 /// `invalid_argument` saying why.
-pub struct QueryOf<T>(pub T);
+pub(crate) struct QueryOf<T>(pub T);
 
 impl<S, T> FromRequestParts<S> for QueryOf<T>
 where
@@ -53,7 +53,7 @@ where
 
 /// The lease id of a path such as `/v1/leases/{id}`; a malformed one is a
 /// 400 `invalid_argument` that quotes it.
-pub struct LeaseIdPath(pub LeaseId);
+pub(crate) struct LeaseIdPath(pub LeaseId);
 
 impl<S: Send + Sync> FromRequestParts<S> for LeaseIdPath {
     type Rejection = ApiError;
@@ -70,7 +70,7 @@ impl<S: Send + Sync> FromRequestParts<S> for LeaseIdPath {
 }
 
 /// Decodes `bytes`, naming the field at fault.
-pub fn decode<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let path = e.path().to_string();

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 /// Deadlines of the current leader term.
 #[derive(Default)]
-pub struct LeaseClock {
+pub(crate) struct LeaseClock {
     inner: Mutex<Deadlines>,
 }
 
@@ -57,7 +57,7 @@ impl Deadlines {
 
 /// What a keepalive did to a lease's deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Renewal {
+pub(crate) enum Renewal {
     /// The deadline is `now + ttl`.
     Renewed,
     /// The lease's expiry is under way; refuse the keepalive.
@@ -69,7 +69,13 @@ pub enum Renewal {
 
 impl LeaseClock {
     /// Renews `lease_id` to `now + ttl` in leader term `term`.
-    pub fn renew(&self, term: u64, lease_id: LeaseId, ttl: Duration, now: Instant) -> Renewal {
+    pub(crate) fn renew(
+        &self,
+        term: u64,
+        lease_id: LeaseId,
+        ttl: Duration,
+        now: Instant,
+    ) -> Renewal {
         let mut d = self.lock();
         if !d.enter_term(term) {
             return Renewal::StaleTerm;
@@ -83,7 +89,7 @@ impl LeaseClock {
 
     /// Lifts the expiring mark of a lease whose expiry raft refused without
     /// appending it, so that the next sweep proposes it again.
-    pub fn unmark(&self, term: u64, lease_id: LeaseId) {
+    pub(crate) fn unmark(&self, term: u64, lease_id: LeaseId) {
         let mut d = self.lock();
         if d.term == Some(term) {
             d.expiring.remove(&lease_id);
@@ -93,7 +99,7 @@ impl LeaseClock {
     /// Brings the deadlines in line with the live leases (a lease first seen
     /// gets a full ttl from `now`), then marks as expiring and returns at
     /// most `max` leases whose deadline has passed.
-    pub fn take_due(
+    pub(crate) fn take_due(
         &self,
         term: u64,
         live: impl Iterator<Item = (LeaseId, Duration)>,
@@ -124,12 +130,13 @@ impl LeaseClock {
     }
 
     /// Forgets every deadline: this node is not leader.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         *self.lock() = Deadlines::default();
     }
 
     /// How many leases have an expiry proposed and not yet applied.
-    pub fn expiring_count(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn expiring_count(&self) -> usize {
         self.lock().expiring.len()
     }
 

@@ -1,14 +1,14 @@
 //! A corral node: the HTTP API v1, the peer endpoints, forwarding to the
 //! leader, keepalives and lease expiry, around a replicated lock table.
 //!
-//! - [`routes`]: the axum router (public API and `/raft/*`).
-//! - [`Node`]: a node's raft, applied state, and how requests reach the
+//! - `routes`: the axum router (public API and `/raft/*`).
+//! - `Node`: a node's raft, applied state, and how requests reach the
 //!   leader.
-//! - [`LeaseClock`] and [`sweep`]: lease deadlines on the leader, and the
+//! - `LeaseClock` and `sweep`: lease deadlines on the leader, and the
 //!   sweep that proposes expiries; `sm_clock`: state-machine time on the
 //!   leader, which follows its monotonic clock.
-//! - [`WaitRegistry`]: requests waiting for locks, woken by applied events.
-//! - [`ApiError`]: every failure, mapped once to its code and status.
+//! - `WaitRegistry`: requests waiting for locks, woken by applied events.
+//! - `ApiError`: every failure, mapped once to its code and status.
 
 mod config;
 mod error;
@@ -20,12 +20,12 @@ mod forward_test;
 mod idempotency;
 mod json;
 mod lease_clock;
-pub mod metrics;
+mod metrics;
 mod node;
 mod request_id;
-pub mod routes;
+mod routes;
 mod sm_clock;
-pub mod sweep;
+mod sweep;
 #[cfg(test)]
 mod term_test;
 mod wait_registry;
@@ -49,11 +49,9 @@ pub use config::{
     parse_initial_cluster, parse_lock_order, ClusterSpecError, LockOrderSpecError, ServerConfig,
 };
 pub use corral_raft::RaftSettings;
-pub use error::ApiError;
-pub use lease_clock::LeaseClock;
-pub use node::Node;
-pub use sm_clock::SmClock;
-pub use wait_registry::{WaitEnd, WaitRegistry};
+use lease_clock::LeaseClock;
+use node::Node;
+use wait_registry::WaitRegistry;
 
 /// How long open requests may run after a shutdown signal.
 pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);

@@ -26,7 +26,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 /// The content type of `/metrics` (OpenMetrics text, which Prometheus
 /// reads).
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// How far back `corral_lock_grants_last_minute_max` looks.
 const FLAP_WINDOW_MS: u64 = 60_000;
@@ -68,7 +68,7 @@ struct RouteLabels {
 
 /// How an acquire ended, as its metric labels it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AcquireOutcome {
+pub(crate) enum AcquireOutcome {
     /// Granted, at once or after waiting.
     Granted,
     /// Refused at once: held by another lease.
@@ -113,7 +113,7 @@ fn kind_label(kind: Kind) -> &'static str {
 }
 
 /// Every metric of one node.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     /// Storage measurements, handed to the raft layer.
     pub store: StoreMetrics,
@@ -146,7 +146,7 @@ impl Metrics {
     /// Creates and registers every metric: the node's named `corral_*`,
     /// and the standard `process_cpu_seconds_total` and
     /// `process_resident_memory_bytes`.
-    pub fn new() -> Metrics {
+    pub(crate) fn new() -> Metrics {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(ProcessCollector));
         let store = StoreMetrics::default();
@@ -271,7 +271,7 @@ impl Metrics {
     }
 
     /// Records an acquire's latency and outcome.
-    pub fn acquire_done(&self, kind: Kind, outcome: AcquireOutcome, took: Duration) {
+    pub(crate) fn acquire_done(&self, kind: Kind, outcome: AcquireOutcome, took: Duration) {
         self.acquire
             .get_or_create(&AcquireLabels {
                 kind: kind_label(kind),
@@ -281,7 +281,7 @@ impl Metrics {
     }
 
     /// Records keepalives: how many were acked and refused.
-    pub fn keepalives_done(&self, acked: u64, refused: u64) {
+    pub(crate) fn keepalives_done(&self, acked: u64, refused: u64) {
         for (result, n) in [("acked", acked), ("refused", refused)] {
             if n > 0 {
                 self.keepalives
@@ -292,7 +292,7 @@ impl Metrics {
     }
 
     /// Records an answered HTTP request, and the safety refusal it carried.
-    pub fn http_done(
+    pub(crate) fn http_done(
         &self,
         route: String,
         method: &Method,
@@ -320,7 +320,7 @@ impl Metrics {
     }
 
     /// Records what an applied entry ended.
-    pub fn applied(&self, ended: &[EndedHold], expired: bool) {
+    pub(crate) fn applied(&self, ended: &[EndedHold], expired: bool) {
         for hold in ended {
             self.hold
                 .get_or_create(&KindLabels {
@@ -334,12 +334,17 @@ impl Metrics {
     }
 
     /// Records a change of the known leader.
-    pub fn leader_changed(&self) {
+    pub(crate) fn leader_changed(&self) {
         self.leader_changes.inc();
     }
 
     /// Reads the gauges from the state and raft, then renders everything.
-    pub fn render(&self, raft: &CorralRaft, node_id: u64, state: &StateMachineStore) -> String {
+    pub(crate) fn render(
+        &self,
+        raft: &CorralRaft,
+        node_id: u64,
+        state: &StateMachineStore,
+    ) -> String {
         {
             let m = raft.metrics();
             let m = m.borrow_watched();

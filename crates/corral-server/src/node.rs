@@ -32,18 +32,18 @@ use crate::sm_clock::SmClock;
 use crate::wait_registry::WaitRegistry;
 
 /// Path of the internal read-index RPC.
-pub const PATH_READ_INDEX: &str = "/raft/read-index";
+pub(crate) const PATH_READ_INDEX: &str = "/raft/read-index";
 /// Path of the internal keepalive RPC.
-pub const PATH_KEEPALIVE: &str = "/raft/keepalive";
+pub(crate) const PATH_KEEPALIVE: &str = "/raft/keepalive";
 
 /// How long a request may spend finding a leader before it is answered with
 /// 503.
-pub const LEADER_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const LEADER_WAIT: Duration = Duration::from_secs(5);
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// The answer of a leader-only RPC.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum PeerReply<T> {
+pub(crate) enum PeerReply<T> {
     /// Served: the result.
     Done(Result<T, corral_api::ErrorBody>),
     /// Not served: this node is not the leader.
@@ -55,7 +55,7 @@ pub enum PeerReply<T> {
 
 /// A command on its way to the leader, with the client's idempotency key.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Submission {
+pub(crate) struct Submission {
     /// What to do.
     pub command: Command,
     /// The request's idempotency key, if it sent one.
@@ -83,7 +83,7 @@ impl<T> From<PeerReply<T>> for Attempt<T> {
 
 /// One try at a leader-only operation on this node.
 #[derive(Debug)]
-pub enum Attempt<T> {
+pub(crate) enum Attempt<T> {
     /// The answer; final.
     Done(Result<T, ApiError>),
     /// This node is not (or no longer) the leader; nothing was done.
@@ -91,7 +91,7 @@ pub enum Attempt<T> {
 }
 
 /// A corral node.
-pub struct Node {
+pub(crate) struct Node {
     /// This node's id.
     pub id: NodeId,
     /// Its raft instance.
@@ -131,7 +131,7 @@ pub struct Node {
 
 impl Node {
     /// The leader this node knows of, with its address.
-    pub fn leader(&self) -> Option<(NodeId, String)> {
+    pub(crate) fn leader(&self) -> Option<(NodeId, String)> {
         let metrics = self.raft.metrics();
         let m = metrics.borrow_watched();
         let leader = m.current_leader?;
@@ -146,14 +146,14 @@ impl Node {
 
     /// This node's leader id (term and node), when it leads: what a write
     /// is bound to, so that it is appended in that term or not at all.
-    pub fn leadership(&self) -> Option<LeaderId> {
+    pub(crate) fn leadership(&self) -> Option<LeaderId> {
         self.raft.as_leader().ok().map(|l| *l.leader_id())
     }
 
     /// State-machine time now in leader term `leader`, anchoring the term's
     /// clock if `state` has applied an entry of it (see [`SmClock`]); `None`
     /// before that, or when `leader` is stale.
-    pub fn sm_now_ms_in(&self, leader: &LeaderId, state: &AppliedState) -> Option<u64> {
+    pub(crate) fn sm_now_ms_in(&self, leader: &LeaderId, state: &AppliedState) -> Option<u64> {
         let ready = state
             .last_applied
             .as_ref()
@@ -170,7 +170,7 @@ impl Node {
     /// State-machine time as this node can tell it, for display: the
     /// leader's clock when it leads, otherwise the time of the last write it
     /// applied. Never the wall clock, which may have jumped.
-    pub fn sm_time_shown_ms(&self, state: &AppliedState) -> u64 {
+    pub(crate) fn sm_time_shown_ms(&self, state: &AppliedState) -> u64 {
         let table_ms = state.table.now_ms();
         self.leadership()
             .and_then(|l| self.sm_clock.peek_ms(l.term, table_ms, Instant::now()))
@@ -208,7 +208,7 @@ impl Node {
     }
 
     /// This node's term, when it is the leader.
-    pub fn leader_term(&self) -> Option<u64> {
+    pub(crate) fn leader_term(&self) -> Option<u64> {
         let metrics = self.raft.metrics();
         let m = metrics.borrow_watched();
         (m.state == ServerState::Leader && m.current_leader == Some(self.id))
@@ -317,7 +317,10 @@ impl Node {
 
     /// Replicates a command (with its idempotency key, if any) and returns
     /// what applying it answered.
-    pub async fn propose(&self, submission: impl Into<Submission>) -> Result<Outcome, ApiError> {
+    pub(crate) async fn propose(
+        &self,
+        submission: impl Into<Submission>,
+    ) -> Result<Outcome, ApiError> {
         let submission = submission.into();
         let response: Response = self
             .on_leader_by(
@@ -336,7 +339,10 @@ impl Node {
 
     /// Proposes a command through this node's raft, stamped with its
     /// state-machine clock, if it is the leader.
-    pub async fn propose_here(&self, submission: impl Into<Submission>) -> Attempt<Response> {
+    pub(crate) async fn propose_here(
+        &self,
+        submission: impl Into<Submission>,
+    ) -> Attempt<Response> {
         match self.leadership() {
             Some(leader) => self.propose_in(&leader, submission).await,
             None => Attempt::NotLeader,
@@ -346,7 +352,7 @@ impl Node {
     /// Proposes a command in leader term `leader` only: if this node no
     /// longer leads in that term (even if it leads again in a later one),
     /// raft refuses it before appending it and the answer is `NotLeader`.
-    pub async fn propose_in(
+    pub(crate) async fn propose_in(
         &self,
         leader: &LeaderId,
         submission: impl Into<Submission>,
@@ -376,7 +382,7 @@ impl Node {
     /// every write that completed before the call. The only way routes
     /// read the table, so that no read skips the barrier by accident. Hold
     /// the guard briefly: apply waits for it.
-    pub async fn read_linearized(
+    pub(crate) async fn read_linearized(
         &self,
     ) -> Result<std::sync::RwLockReadGuard<'_, corral_raft::AppliedState>, ApiError> {
         self.linearize().await?;
@@ -385,7 +391,7 @@ impl Node {
 
     /// Makes the next read of the local state linearizable: afterwards this
     /// node has applied everything committed when the call began.
-    pub async fn linearize(&self) -> Result<(), ApiError> {
+    pub(crate) async fn linearize(&self) -> Result<(), ApiError> {
         let index: u64 = self
             .on_leader(PATH_READ_INDEX, &(), || self.read_index_here())
             .await?;
@@ -406,7 +412,7 @@ impl Node {
     /// that resumes its term after a restart reads at the committed id it
     /// found on disk, which is not synced and may be older than writes it
     /// acknowledged before the restart.
-    pub async fn read_index_here(&self) -> Attempt<u64> {
+    pub(crate) async fn read_index_here(&self) -> Attempt<u64> {
         let mut recovered = self.recovered.clone();
         // Matched at once: the guard `wait_for` returns must not live
         // across the awaits below.
@@ -443,7 +449,7 @@ impl Node {
     }
 
     /// Renews a lease on the leader.
-    pub async fn keepalive(&self, lease_id: LeaseId) -> Result<LeaseResponse, ApiError> {
+    pub(crate) async fn keepalive(&self, lease_id: LeaseId) -> Result<LeaseResponse, ApiError> {
         let mut answers = self.keepalive_all(vec![lease_id]).await?;
         match (answers.pop(), answers.is_empty()) {
             (Some(answer), true) => answer.map_err(ApiError::from),
@@ -455,7 +461,10 @@ impl Node {
 
     /// Renews many leases on the leader, with one leadership check: one
     /// answer per lease, in order.
-    pub async fn keepalive_all(&self, lease_ids: Vec<LeaseId>) -> Result<Renewals, ApiError> {
+    pub(crate) async fn keepalive_all(
+        &self,
+        lease_ids: Vec<LeaseId>,
+    ) -> Result<Renewals, ApiError> {
         self.on_leader(PATH_KEEPALIVE, &lease_ids, || {
             self.keepalive_here(&lease_ids)
         })
@@ -464,7 +473,7 @@ impl Node {
 
     /// Renews leases if this node is the leader, after confirming that with
     /// a quorum (once for all of them): a deposed leader never acks.
-    pub async fn keepalive_here(&self, lease_ids: &[LeaseId]) -> Attempt<Renewals> {
+    pub(crate) async fn keepalive_here(&self, lease_ids: &[LeaseId]) -> Attempt<Renewals> {
         match self.read_index_here().await {
             Attempt::Done(Ok(_)) => {}
             Attempt::Done(Err(e)) => return Attempt::Done(Err(e)),
@@ -500,7 +509,7 @@ impl Node {
 }
 
 /// A leader id: the term and the node that leads it.
-pub type LeaderId = openraft::type_config::alias::LeaderIdOf<TypeConfig>;
+pub(crate) type LeaderId = openraft::type_config::alias::LeaderIdOf<TypeConfig>;
 
 /// What raft answered to a write: the write's result, or why raft itself
 /// failed (it stopped).
@@ -543,7 +552,7 @@ pub(crate) fn answer_of(written: Written) -> Attempt<Response> {
 }
 
 /// One answer per lease of a batch keepalive: renewed, or why not.
-pub type Renewals = Vec<Result<LeaseResponse, corral_api::ErrorBody>>;
+pub(crate) type Renewals = Vec<Result<LeaseResponse, corral_api::ErrorBody>>;
 
 /// A wall clock in Unix milliseconds, `offset_ms` off (the skew a failure
 /// test set; it moves this clock only, never an `Instant`). Read once per

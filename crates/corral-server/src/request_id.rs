@@ -5,7 +5,7 @@
 use axum::http::HeaderMap;
 
 /// The header that carries a request id.
-pub const HEADER: &str = "x-request-id";
+pub(crate) const HEADER: &str = "x-request-id";
 
 /// The longest request id taken from a client; longer ones are replaced.
 const LEN_MAX: usize = 64;
@@ -16,7 +16,7 @@ tokio::task_local! {
 
 /// The request's id from its headers, if it is short printable ASCII, or a
 /// new random one.
-pub fn from_headers(headers: &HeaderMap) -> String {
+pub(crate) fn from_headers(headers: &HeaderMap) -> String {
     headers
         .get(HEADER)
         .and_then(|v| v.to_str().ok())
@@ -27,12 +27,12 @@ pub fn from_headers(headers: &HeaderMap) -> String {
 }
 
 /// Runs `future` as the request `id`.
-pub async fn scope<F: std::future::Future>(id: String, future: F) -> F::Output {
+pub(crate) async fn scope<F: std::future::Future>(id: String, future: F) -> F::Output {
     CURRENT.scope(id, future).await
 }
 
 /// The id of the request this task serves, if any.
-pub fn current() -> Option<String> {
+pub(crate) fn current() -> Option<String> {
     CURRENT.try_with(Clone::clone).ok()
 }
 

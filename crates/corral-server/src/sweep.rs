@@ -18,14 +18,14 @@ use tokio::time::Instant;
 use crate::node::{Attempt, LeaderId, Node};
 
 /// How often the leader looks for due leases.
-pub const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
 /// The most expiries proposed in one sweep; the rest wait for the next.
-pub const EXPIRIES_PER_SWEEP_MAX: usize = 1_000;
+pub(crate) const EXPIRIES_PER_SWEEP_MAX: usize = 1_000;
 /// How long past its deadline a wait is left to the request that asked for
 /// it before the leader cancels it (the request's node may have died).
-pub const ORPHAN_WAIT_GRACE_MS: u64 = 2_000;
+pub(crate) const ORPHAN_WAIT_GRACE_MS: u64 = 2_000;
 /// The most orphaned waits cancelled in one sweep.
-pub const CANCELS_PER_SWEEP_MAX: usize = 100;
+pub(crate) const CANCELS_PER_SWEEP_MAX: usize = 100;
 
 /// Orphaned waits whose cancel is in flight, so that a slow commit does not
 /// get the same cancel proposed again every sweep.
@@ -41,7 +41,7 @@ struct InFlight {
 }
 
 /// Runs the sweep until the process ends.
-pub async fn run(node: Arc<Node>) {
+pub(crate) async fn run(node: Arc<Node>) {
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let in_flight = InFlight::default();

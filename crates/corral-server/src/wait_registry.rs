@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 
 /// How a wait ended other than by the request's own timer.
 #[derive(Clone, Debug)]
-pub enum WaitEnd {
+pub(crate) enum WaitEnd {
     /// The waiting lease was granted: one grant for a lock or a semaphore,
     /// every grant of an acquire-all.
     Granted(Vec<Grant>),
@@ -39,7 +39,7 @@ struct Waiting {
 /// Waiting requests by (kind, lease, name). Every node applies every entry,
 /// so the node that holds the request wakes it from its own state machine.
 #[derive(Clone)]
-pub struct WaitRegistry {
+pub(crate) struct WaitRegistry {
     waiting: Arc<Mutex<Waiting>>,
     next_id: Arc<std::sync::atomic::AtomicU64>,
     /// Counts the notices: it moves whenever the applied state does.
@@ -57,7 +57,7 @@ impl Default for WaitRegistry {
 }
 
 /// A registered wait. Dropping it unregisters.
-pub struct WaitTicket {
+pub(crate) struct WaitTicket {
     registry: WaitRegistry,
     id: u64,
     /// Every applied event about this wait, in apply order.
@@ -68,7 +68,7 @@ impl WaitRegistry {
     /// Registers interest in `names` of `kind` for `lease_id` (one name, or
     /// every name of an acquire-all); do it before proposing the acquire so
     /// that no event can slip in between.
-    pub fn register(&self, kind: Kind, lease_id: LeaseId, names: &[LockName]) -> WaitTicket {
+    pub(crate) fn register(&self, kind: Kind, lease_id: LeaseId, names: &[LockName]) -> WaitTicket {
         let (tx, ended) = mpsc::unbounded_channel();
         let id = self
             .next_id
@@ -88,12 +88,12 @@ impl WaitRegistry {
 
     /// A receiver that changes whenever the applied state moves (an entry
     /// applied, a snapshot restored), for readers that wait for a change.
-    pub fn changes(&self) -> watch::Receiver<u64> {
+    pub(crate) fn changes(&self) -> watch::Receiver<u64> {
         self.moved.subscribe()
     }
 
     /// Wakes the requests that a notice of the state machine concerns.
-    pub fn notify(&self, notice: Notice<'_>) {
+    pub(crate) fn notify(&self, notice: Notice<'_>) {
         self.moved.send_modify(|n| *n = n.wrapping_add(1));
         match notice {
             Notice::Applied { events, .. } => self.apply_events(events),
@@ -158,12 +158,14 @@ impl WaitRegistry {
     }
 
     /// How many requests wait on this node.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.lock().tickets.len()
     }
 
     /// Whether no request waits on this node.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 

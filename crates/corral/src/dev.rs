@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::local_cluster::LocalCluster;
 
 #[derive(clap::Args)]
-pub struct DevArgs {
+pub(crate) struct DevArgs {
     /// Folder for the three nodes' data and logs.
     #[arg(long, default_value = "data/dev")]
     data_dir: PathBuf,
@@ -18,7 +18,7 @@ pub struct DevArgs {
 
 const NODES: u16 = 3;
 
-pub fn run(args: DevArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: DevArgs) -> anyhow::Result<()> {
     let stop = stop_requested();
     let mut cluster = LocalCluster::start(&args.data_dir, args.base_port, NODES)?;
     let outcome = cluster.wait_ready().and_then(|()| {

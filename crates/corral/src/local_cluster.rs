@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 /// How long the nodes get to elect a leader.
-pub const READY_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const READY_WAIT: Duration = Duration::from_secs(30);
 
 /// The node processes.
-pub struct LocalCluster {
+pub(crate) struct LocalCluster {
     exe: PathBuf,
     data_dir: PathBuf,
     /// Node `i + 1` listens on `addrs[i]`.
@@ -24,7 +24,11 @@ pub struct LocalCluster {
 impl LocalCluster {
     /// Starts `nodes` nodes on ports from `base_port` up, with data and
     /// logs under `data_dir`.
-    pub fn start(data_dir: &Path, base_port: u16, nodes: u16) -> anyhow::Result<LocalCluster> {
+    pub(crate) fn start(
+        data_dir: &Path,
+        base_port: u16,
+        nodes: u16,
+    ) -> anyhow::Result<LocalCluster> {
         let exe = std::env::current_exe().context("finding the corral binary")?;
         let addrs: Vec<String> = (0..nodes)
             .map(|i| format!("127.0.0.1:{}", base_port + i))
@@ -49,7 +53,7 @@ impl LocalCluster {
     }
 
     /// Starts node `id` (again) on its data folder.
-    pub fn spawn(&mut self, id: u64) -> anyhow::Result<()> {
+    pub(crate) fn spawn(&mut self, id: u64) -> anyhow::Result<()> {
         let index = self.index(id)?;
         let dir = self.data_dir.join(format!("n{id}"));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -82,7 +86,7 @@ impl LocalCluster {
     }
 
     /// kill -9 of node `id`.
-    pub fn kill(&mut self, id: u64) -> anyhow::Result<()> {
+    pub(crate) fn kill(&mut self, id: u64) -> anyhow::Result<()> {
         let index = self.index(id)?;
         if let Some(mut child) = self.children[index].take() {
             child.kill()?;
@@ -93,7 +97,7 @@ impl LocalCluster {
 
     /// Waits until every running node knows a leader; fails if a node
     /// exits.
-    pub fn wait_ready(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn wait_ready(&mut self) -> anyhow::Result<()> {
         let start = Instant::now();
         while start.elapsed() < READY_WAIT {
             self.check()?;
@@ -111,7 +115,7 @@ impl LocalCluster {
     }
 
     /// Fails if a node that should run has exited.
-    pub fn check(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn check(&mut self) -> anyhow::Result<()> {
         for (i, child) in self.children.iter_mut().enumerate() {
             if let Some(child) = child {
                 if let Some(status) = child.try_wait()? {
@@ -123,7 +127,7 @@ impl LocalCluster {
     }
 
     /// Sends SIGTERM to every node still running and waits for it.
-    pub fn stop_all(&mut self) {
+    pub(crate) fn stop_all(&mut self) {
         for child in self.children.iter().flatten() {
             // SAFETY: kill(2) with a pid we spawned and a valid signal.
             unsafe {

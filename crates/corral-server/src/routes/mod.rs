@@ -25,7 +25,7 @@ use crate::error::ApiError;
 use crate::node::{Node, Submission};
 
 /// The whole router of a node.
-pub fn router(node: Arc<Node>) -> Router {
+pub(crate) fn router(node: Arc<Node>) -> Router {
     Router::new()
         .merge(leases::router())
         .merge(locks::router())

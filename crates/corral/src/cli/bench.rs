@@ -13,7 +13,7 @@ use super::{exit, lock_name, Connection};
 
 /// What the workers do.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum WorkloadArg {
+pub(crate) enum WorkloadArg {
     /// Each worker cycles over 16 names of its own.
     Uncontended,
     /// Every worker cycles on one name: hand-offs per second.
@@ -29,7 +29,7 @@ pub enum WorkloadArg {
 
 /// `corral bench`.
 #[derive(Args, Debug)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// The workload.
     #[arg(long, value_enum, default_value = "uncontended")]
     pub workload: WorkloadArg,
@@ -65,7 +65,7 @@ pub struct BenchArgs {
 }
 
 /// Runs the workload and prints the report; exit 1 if no cycle completed.
-pub async fn run(connection: &Connection, args: BenchArgs) -> anyhow::Result<i32> {
+pub(super) async fn run(connection: &Connection, args: BenchArgs) -> anyhow::Result<i32> {
     if args.workers == 0 {
         anyhow::bail!("--workers must be at least 1");
     }
@@ -206,7 +206,7 @@ fn print_table(report: &Report) {
 
 /// `corral bench-report`.
 #[derive(Args, Debug)]
-pub struct BenchReportArgs {
+pub(crate) struct BenchReportArgs {
     /// A file of `corral bench --json` reports, one per line, of corral
     /// and etcd runs.
     pub file: std::path::PathBuf,
@@ -214,7 +214,7 @@ pub struct BenchReportArgs {
 
 /// Prints the runs of a file side by side, with the corral/etcd ratios,
 /// as Markdown.
-pub fn report(args: BenchReportArgs) -> anyhow::Result<i32> {
+pub(super) fn report(args: BenchReportArgs) -> anyhow::Result<i32> {
     let text = std::fs::read_to_string(&args.file)?;
     let mut runs = Vec::new();
     let mut keepalives = Vec::new();

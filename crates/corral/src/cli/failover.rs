@@ -13,7 +13,7 @@ use crate::local_cluster::LocalCluster;
 
 /// Runs `trials` kills of the leader on a cluster started on ports from
 /// `base_port`.
-pub async fn run(trials: usize, base_port: u16) -> anyhow::Result<FailoverReport> {
+pub(super) async fn run(trials: usize, base_port: u16) -> anyhow::Result<FailoverReport> {
     let dir = std::env::temp_dir().join(format!("corral-failover-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let outcome = trials_on(&dir, trials, base_port).await;

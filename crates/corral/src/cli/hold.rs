@@ -14,7 +14,7 @@ use super::output::duration;
 use super::{exit, HoldArgs};
 
 /// What to hold.
-pub enum Claim {
+pub(super) enum Claim {
     /// A lock, exclusive or shared.
     Lock { name: LockName, shared: bool },
     /// Leadership of an election, with a value.
@@ -63,7 +63,7 @@ impl Claim {
 
 /// Takes `claim` under a new lease, runs the command while holding it, and
 /// gives it back on every way out. Returns the process exit code.
-pub async fn run(client: Client, claim: Claim, args: HoldArgs) -> anyhow::Result<i32> {
+pub(super) async fn run(client: Client, claim: Claim, args: HoldArgs) -> anyhow::Result<i32> {
     let lease = match client.grant_lease(args.ttl).await {
         Ok(lease) => lease,
         Err(e) => return Ok(fail("granting a lease", &e)),

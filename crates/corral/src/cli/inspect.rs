@@ -13,7 +13,7 @@ use super::{exit, lock_name};
 
 /// `corral lease ...`.
 #[derive(Subcommand, Debug)]
-pub enum LeaseCommand {
+pub(crate) enum LeaseCommand {
     /// Grant a lease and print its id. Nothing keeps it alive: send
     /// `corral lease keepalive ID` every ttl/3, or it expires.
     Grant {
@@ -40,7 +40,7 @@ pub enum LeaseCommand {
 
 /// `corral locks ...`.
 #[derive(Subcommand, Debug)]
-pub enum LocksCommand {
+pub(crate) enum LocksCommand {
     /// List the locks in use, in name order (at most 1000).
     List {
         /// Only names starting with this.
@@ -62,7 +62,7 @@ pub enum LocksCommand {
 
 /// `corral cluster ...`.
 #[derive(Subcommand, Debug)]
-pub enum ClusterCommand {
+pub(crate) enum ClusterCommand {
     /// Members, leader, term and log indexes, as the first node that
     /// answers sees them.
     Status,
@@ -70,7 +70,7 @@ pub enum ClusterCommand {
 
 /// `corral kv ...`.
 #[derive(Subcommand, Debug)]
-pub enum KvCommand {
+pub(crate) enum KvCommand {
     /// Print a key's value (exit 3 if there is none).
     Get {
         /// The key.
@@ -123,7 +123,11 @@ fn finish<T: serde::Serialize>(
     }
 }
 
-pub async fn lease(client: &Client, command: LeaseCommand, json: bool) -> anyhow::Result<i32> {
+pub(super) async fn lease(
+    client: &Client,
+    command: LeaseCommand,
+    json: bool,
+) -> anyhow::Result<i32> {
     match command {
         LeaseCommand::Grant { ttl } => finish(client.grant_lease_id(ttl).await, json, |granted| {
             println!("{}", granted.lease_id);
@@ -219,7 +223,11 @@ fn clock_time(at_ms: u64) -> String {
 
 const LOCK_HEADER: [&str; 5] = ["NAME", "MODE", "TOKEN", "HOLDERS", "WAITERS"];
 
-pub async fn locks(client: &Client, command: LocksCommand, json: bool) -> anyhow::Result<i32> {
+pub(super) async fn locks(
+    client: &Client,
+    command: LocksCommand,
+    json: bool,
+) -> anyhow::Result<i32> {
     match command {
         LocksCommand::List { prefix } => finish(client.locks(&prefix).await, json, |list| {
             let rows: Vec<Vec<String>> = list.locks.iter().map(lock_row).collect();
@@ -273,7 +281,11 @@ pub async fn locks(client: &Client, command: LocksCommand, json: bool) -> anyhow
     }
 }
 
-pub async fn cluster(client: &Client, command: ClusterCommand, json: bool) -> anyhow::Result<i32> {
+pub(super) async fn cluster(
+    client: &Client,
+    command: ClusterCommand,
+    json: bool,
+) -> anyhow::Result<i32> {
     let ClusterCommand::Status = command;
     finish(client.cluster().await, json, |view| {
         let show = |i: Option<u64>| i.map_or("-".into(), |i| i.to_string());
@@ -295,7 +307,7 @@ pub async fn cluster(client: &Client, command: ClusterCommand, json: bool) -> an
     })
 }
 
-pub async fn kv(client: &Client, command: KvCommand, json: bool) -> anyhow::Result<i32> {
+pub(super) async fn kv(client: &Client, command: KvCommand, json: bool) -> anyhow::Result<i32> {
     match command {
         KvCommand::Get { key } => {
             let key = lock_name(&key)?;

@@ -11,25 +11,25 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use corral_client::{Client, LockName};
 
-pub use inspect::{ClusterCommand, KvCommand, LeaseCommand, LocksCommand};
+pub(crate) use inspect::{ClusterCommand, KvCommand, LeaseCommand, LocksCommand};
 
 /// Exit codes of the client commands.
-pub mod exit {
+pub(crate) mod exit {
     use corral_client::Error;
 
     /// Success (or the command's own code).
-    pub const OK: i32 = 0;
+    pub(crate) const OK: i32 = 0;
     /// An error from the cluster or a bad argument it refused.
-    pub const ERROR: i32 = 1;
+    pub(crate) const ERROR: i32 = 1;
     /// Not acquired: busy, or the wait ran out (or, for `kv`, no such key).
-    pub const NOT_ACQUIRED: i32 = 3;
+    pub(crate) const NOT_ACQUIRED: i32 = 3;
     /// The lease was lost while holding; the command was stopped.
-    pub const LEASE_LOST: i32 = 4;
+    pub(crate) const LEASE_LOST: i32 = 4;
     /// No node of the cluster answered.
-    pub const UNAVAILABLE: i32 = 5;
+    pub(crate) const UNAVAILABLE: i32 = 5;
 
     /// The exit code for a failed call.
-    pub fn for_error(error: &Error) -> i32 {
+    pub(crate) fn for_error(error: &Error) -> i32 {
         match error {
             Error::Busy { .. } | Error::Timeout | Error::Deadlock { .. } => NOT_ACQUIRED,
             Error::LeaseLost => LEASE_LOST,
@@ -40,7 +40,7 @@ pub mod exit {
 }
 
 /// The text `corral --help` ends with.
-pub const EXIT_CODES_HELP: &str = "\
+pub(crate) const EXIT_CODES_HELP: &str = "\
 Exit codes of the client commands:
   0    success; `lock`, `elect` and `sem` exit with their command's code
   1    an error: the cluster refused the request, or bad input
@@ -55,7 +55,7 @@ Endpoints come from --endpoints or CORRAL_ENDPOINTS
 
 /// Where the cluster is, and how to print.
 #[derive(Args, Clone, Debug)]
-pub struct Connection {
+pub(crate) struct Connection {
     /// Nodes of the cluster, comma-separated (host:port or URLs).
     #[arg(
         long,
@@ -71,14 +71,14 @@ pub struct Connection {
 
 impl Connection {
     /// A client for these endpoints.
-    pub fn client(&self) -> anyhow::Result<Client> {
+    pub(crate) fn client(&self) -> anyhow::Result<Client> {
         Ok(Client::new(self.endpoints.split(','))?)
     }
 }
 
 /// How to hold something while a command runs.
 #[derive(Args, Clone, Debug)]
-pub struct HoldArgs {
+pub(crate) struct HoldArgs {
     /// The lease's time to live; keepalives go every ttl/3.
     #[arg(long, default_value = "10s", value_parser = output::parse_duration)]
     pub ttl: Duration,
@@ -97,7 +97,7 @@ pub struct HoldArgs {
 
 /// `corral lock`.
 #[derive(Args, Debug)]
-pub struct LockArgs {
+pub(crate) struct LockArgs {
     /// The lock.
     pub name: String,
     /// Take it shared (a reader) instead of exclusive.
@@ -109,7 +109,7 @@ pub struct LockArgs {
 
 /// `corral elect`.
 #[derive(Args, Debug)]
-pub struct ElectArgs {
+pub(crate) struct ElectArgs {
     /// The election.
     pub name: String,
     /// The value to lead with (an address, an id).
@@ -121,7 +121,7 @@ pub struct ElectArgs {
 
 /// `corral sem`.
 #[derive(Args, Debug)]
-pub struct SemArgs {
+pub(crate) struct SemArgs {
     /// The semaphore.
     pub name: String,
     /// Its number of permits (every user must give the same).
@@ -136,7 +136,7 @@ pub struct SemArgs {
 
 /// The client commands.
 #[derive(Subcommand, Debug)]
-pub enum ClientCommand {
+pub(crate) enum ClientCommand {
     /// Run a command while holding a lock; with none, hold it until Ctrl-C.
     ///
     /// The command gets CORRAL_LOCK_NAME, CORRAL_FENCING_TOKEN and
@@ -172,7 +172,7 @@ pub enum ClientCommand {
 }
 
 /// Runs a client command; returns the exit code.
-pub fn run(connection: Connection, command: ClientCommand) -> anyhow::Result<i32> {
+pub(crate) fn run(connection: Connection, command: ClientCommand) -> anyhow::Result<i32> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let client = connection.client()?;
@@ -211,6 +211,6 @@ pub fn run(connection: Connection, command: ClientCommand) -> anyhow::Result<i32
 }
 
 /// Checks a lock (or semaphore, election, key) name.
-pub fn lock_name(name: &str) -> anyhow::Result<LockName> {
+pub(crate) fn lock_name(name: &str) -> anyhow::Result<LockName> {
     LockName::new(name).map_err(|e| anyhow::anyhow!("name `{name}`: {e}"))
 }

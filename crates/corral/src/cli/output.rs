@@ -6,13 +6,13 @@ use std::time::Duration;
 use serde::Serialize;
 
 /// Prints `value` as JSON on one line.
-pub fn json(value: &impl Serialize) -> anyhow::Result<()> {
+pub(super) fn json(value: &impl Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string(value)?);
     Ok(())
 }
 
 /// Prints rows as a table: columns padded to their widest cell.
-pub fn table(header: &[&str], rows: &[Vec<String>]) {
+pub(super) fn table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -36,7 +36,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
 }
 
 /// A duration for people: `250ms`, `9.8s`, `2m30s`, `1h5m`.
-pub fn duration(d: Duration) -> String {
+pub(super) fn duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1_000 {
         format!("{ms}ms")
@@ -58,7 +58,7 @@ pub fn duration(d: Duration) -> String {
 
 /// Parses a duration: `500ms`, `10s`, `1.5s`, `2m`, `1h`; a bare number is
 /// seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

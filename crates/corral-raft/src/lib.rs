@@ -12,6 +12,9 @@
 //! - [`append_stream`]: replication as a pipelined HTTP/2 stream of
 //!   [`frame`]s;
 //! - [`start`]: opens the database and starts a node;
+//! - [`Replica`]: what the server asks of raft (leader, term, status,
+//!   writes bound to a term, read index, the peers' RPCs), so that openraft
+//!   stays inside this crate;
 //! - [`Faults`]: partitions and a slow log sync injected by failure tests
 //!   (off by default);
 //! - [`StoreMetrics`]: log fsync times and snapshots, for `/metrics`.
@@ -24,6 +27,7 @@ mod log_tail;
 mod metrics;
 mod network;
 mod node;
+mod replica;
 mod rocks;
 mod state_machine;
 mod type_config;
@@ -42,7 +46,11 @@ pub use network::{
     PeerNetwork, RpcReply, SnapshotHeader, SnapshotReply, HEADER_SNAPSHOT, PATH_APPEND,
     PATH_SNAPSHOT, PATH_VOTE,
 };
-pub use node::{initialize_once, start, RaftSettings, ReplicatedNode, StartError};
+pub use node::{start, RaftSettings, ReplicatedNode, StartError};
+pub use replica::{
+    AppendReply, AppendRequest, LeaderId, Member, RaftStatus, ReadError, Replica, VoteReply,
+    VoteRpc, WaitError, WriteError,
+};
 pub use rocks::StoreError;
 pub use state_machine::{AppliedState, EventSink, Notice, StateMachineStore};
 pub use type_config::{

@@ -1,16 +1,16 @@
 //! Opening a node's storage and starting its raft instance.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use openraft::errors::{Fatal, InitializeError, RaftError};
-use openraft::{BasicNode, Config, SnapshotPolicy};
+use openraft::errors::Fatal;
+use openraft::{Config, SnapshotPolicy};
 
 use crate::faults::Faults;
 use crate::log_store::LogStore;
 use crate::metrics::StoreMetrics;
 use crate::network::PeerNetwork;
+use crate::replica::Replica;
 use crate::rocks::{open_db, StoreError};
 use crate::state_machine::{EventSink, StateMachineStore};
 use crate::type_config::{CorralRaft, NodeId, TypeConfig};
@@ -68,7 +68,7 @@ impl From<Fatal<TypeConfig>> for StartError {
 /// A started raft node and the handle to its applied state.
 pub struct ReplicatedNode {
     /// The raft instance.
-    pub raft: CorralRaft,
+    pub raft: Replica,
     /// The state machine, for reads.
     pub state: StateMachineStore,
 }
@@ -120,18 +120,8 @@ pub async fn start(
         state.clone(),
     )
     .await?;
-    Ok(ReplicatedNode { raft, state })
-}
-
-/// Initializes the cluster with `members` unless it was initialized before.
-/// Every node may call it: raft refuses all but the first, and a restarted
-/// node is never initialized again.
-pub async fn initialize_once(
-    raft: &CorralRaft,
-    members: BTreeMap<NodeId, BasicNode>,
-) -> Result<(), StartError> {
-    match raft.initialize(members).await {
-        Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
-        Err(e) => Err(StartError::Raft(e.to_string())),
-    }
+    Ok(ReplicatedNode {
+        raft: Replica::new(raft, node_id),
+        state,
+    })
 }

@@ -90,6 +90,12 @@ impl ApiError {
 }
 
 /// A refusal, in its own words, under the code the API gives it.
+impl From<corral_state::FieldError> for ApiError {
+    fn from(e: corral_state::FieldError) -> ApiError {
+        ApiError::invalid(e.to_string())
+    }
+}
+
 impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> ApiError {
         match ErrorKind::from(&refusal) {

@@ -30,12 +30,12 @@ mod sweep;
 mod term_test;
 mod wait_registry;
 
+use std::collections::BTreeMap;
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
-use openraft::BasicNode;
 
 pub use corral_state::IDEMPOTENCY_WINDOW_MS_DEFAULT;
 
@@ -86,6 +86,29 @@ pub async fn serve(
     if !config.initial_cluster.contains_key(&config.node_id) {
         return Err(ServeError::NotAMember(config.node_id));
     }
+    let node = Arc::new(start_node(&config).await?);
+    let listen_error = |source| ServeError::Listen {
+        addr: config.listen,
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(listen_error)?;
+    tracing::info!(node_id = config.node_id, listen = %config.listen, data_dir = %config.data_dir.display(), "corral node listening");
+    let tasks = spawn_background(&node, config.initial_cluster.clone());
+    let served = serve_until(listener, node.clone(), shutdown).await;
+    for task in tasks {
+        task.abort();
+    }
+    if let Err(e) = node.raft.shutdown().await {
+        tracing::warn!(error = %e, "raft did not shut down cleanly");
+    }
+    tracing::info!(node_id = config.node_id, "corral node stopped");
+    served.map_err(listen_error)
+}
+
+/// Opens the node's storage, starts its raft and builds the node.
+async fn start_node(config: &ServerConfig) -> Result<Node, ServeError> {
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(1))
         .pool_idle_timeout(Duration::from_secs(60))
@@ -93,59 +116,21 @@ pub async fn serve(
         .build()?;
     let waits = WaitRegistry::default();
     let metrics = Arc::new(metrics::Metrics::new());
-    let events = {
-        let waits = waits.clone();
-        let metrics = metrics.clone();
-        Arc::new(move |notice: corral_raft::Notice<'_>| {
-            if let corral_raft::Notice::Applied {
-                ended,
-                expired_lease,
-                ..
-            } = &notice
-            {
-                metrics.applied(ended, expired_lease.is_some());
-            }
-            waits.notify(notice)
-        })
-    };
-    let faults = if config.test_faults {
-        tracing::warn!(
-            clock_offset_ms = config.test_clock_offset_ms,
-            "TEST FAULTS ARE ON: POST /test/faults can partition this node and skew its clock. Never run a production node with --test-faults."
-        );
-        let faults = corral_raft::Faults::enabled();
-        faults.set_clock_offset_ms(config.test_clock_offset_ms);
-        faults
-    } else {
-        corral_raft::Faults::default()
-    };
+    let faults = faults_of(config);
     let started = corral_raft::start(
         config.node_id,
         &config.data_dir,
         config.raft,
         http.clone(),
         faults.clone(),
-        events,
+        event_sink(waits.clone(), metrics.clone()),
         metrics.store.clone(),
     )
     .await?;
-    let forwarder = forward::Forwarder::start()?;
-    // The committed id on disk may be older than what this node applied
-    // before a restart; reads wait until a cluster commit covers the whole
-    // durable log and is applied.
-    let (recovered_tx, recovered) = tokio::sync::watch::channel(false);
-    let raft = started.raft.clone();
-    tokio::spawn(async move {
-        match raft.wait_for_recovery(None).await {
-            Ok(_) => {
-                let _ = recovered_tx.send(true);
-            }
-            Err(e) => tracing::warn!(error = %e, "recovery after start did not complete"),
-        }
-    });
-    let node = Arc::new(Node {
+    Ok(Node {
         id: config.node_id,
-        raft: started.raft.clone(),
+        recovered: recovery_watch(started.raft.clone()),
+        raft: started.raft,
         state: started.state,
         waits,
         clock: LeaseClock::default(),
@@ -157,34 +142,85 @@ pub async fn serve(
         kv_keys_max: config.kv_keys_max,
         kv_bytes_max: config.kv_bytes_max,
         faults,
-        metrics: metrics.clone(),
-        forwarder,
-        recovered,
+        metrics,
+        forwarder: forward::Forwarder::start()?,
+    })
+}
+
+/// What the state machine tells as it applies: to the metrics, and to the
+/// requests waiting for locks.
+fn event_sink(waits: WaitRegistry, metrics: Arc<metrics::Metrics>) -> corral_raft::EventSink {
+    Arc::new(move |notice: corral_raft::Notice<'_>| {
+        if let corral_raft::Notice::Applied {
+            ended,
+            expired_lease,
+            ..
+        } = &notice
+        {
+            metrics.applied(ended, expired_lease.is_some());
+        }
+        waits.notify(notice)
+    })
+}
+
+/// The faults of a failure test, when `--test-faults` is on, loudly.
+fn faults_of(config: &ServerConfig) -> corral_raft::Faults {
+    if !config.test_faults {
+        return corral_raft::Faults::default();
+    }
+    tracing::warn!(
+        clock_offset_ms = config.test_clock_offset_ms,
+        "TEST FAULTS ARE ON: POST /test/faults can partition this node and skew its clock. Never run a production node with --test-faults."
+    );
+    let faults = corral_raft::Faults::enabled();
+    faults.set_clock_offset_ms(config.test_clock_offset_ms);
+    faults
+}
+
+/// Becomes true once this node has recovered from its last restart. The
+/// committed id on disk may be older than what this node applied before a
+/// restart; reads wait until a cluster commit covers the whole durable log
+/// and is applied.
+fn recovery_watch(raft: corral_raft::Replica) -> tokio::sync::watch::Receiver<bool> {
+    let (recovered_tx, recovered) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        match raft.wait_for_recovery().await {
+            Ok(()) => {
+                let _ = recovered_tx.send(true);
+            }
+            Err(e) => tracing::warn!(error = %e, "recovery after start did not complete"),
+        }
     });
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServeError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    tracing::info!(node_id = config.node_id, listen = %config.listen, data_dir = %config.data_dir.display(), "corral node listening");
-    let members = config
-        .initial_cluster
-        .iter()
-        .map(|(id, addr)| (*id, BasicNode::new(addr)))
-        .collect();
+    recovered
+}
+
+/// Starts what runs beside the listener: the cluster's first
+/// initialization, the lease sweep and the leader watch.
+fn spawn_background(
+    node: &Arc<Node>,
+    members: BTreeMap<corral_raft::NodeId, String>,
+) -> [tokio::task::JoinHandle<()>; 3] {
     // Every node may try: raft refuses all but the first, and a node that
     // has a log or a vote is never initialized again. In the background, so
     // that this node already answers its peers' votes.
-    let raft = started.raft.clone();
-    tokio::spawn(async move {
-        if let Err(e) = corral_raft::initialize_once(&raft, members).await {
+    let raft = node.raft.clone();
+    let initialize = tokio::spawn(async move {
+        if let Err(e) = raft.initialize_once(&members).await {
             tracing::error!(error = %e, "initializing the cluster failed");
         }
     });
     let sweep = tokio::spawn(sweep::run(node.clone()));
-    let leaders = tokio::spawn(watch_leader(started.raft.clone(), metrics));
+    let leaders = tokio::spawn(watch_leader(node.raft.clone(), node.metrics.clone()));
+    [initialize, sweep, leaders]
+}
 
+/// Serves HTTP on `listener` until `shutdown` resolves and open requests
+/// end, or [`SHUTDOWN_DRAIN`] after it.
+async fn serve_until(
+    listener: tokio::net::TcpListener,
+    node: Arc<Node>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -200,53 +236,29 @@ pub async fn serve(
             tracing::debug!(error = %e, "TCP_NODELAY could not be set");
         }
     });
-    let server = axum::serve(listener, routes::router(node.clone()))
+    let server = axum::serve(listener, routes::router(node))
         .with_graceful_shutdown(stopped(stop_rx.clone()));
     // Requests still waiting for a lock get SHUTDOWN_DRAIN to finish; the
     // rest are dropped, and their waits are cancelled by the next leader's
     // sweep.
-    let drained = {
-        let stop = stopped(stop_rx);
-        async move {
-            stop.await;
-            tokio::time::sleep(SHUTDOWN_DRAIN).await;
-        }
+    let drained = async move {
+        stopped(stop_rx).await;
+        tokio::time::sleep(SHUTDOWN_DRAIN).await;
     };
-    let served = tokio::select! {
+    tokio::select! {
         served = server.into_future() => served,
         () = drained => {
             tracing::warn!("requests still open after {SHUTDOWN_DRAIN:?}; stopping anyway");
             Ok(())
         }
-    };
-    sweep.abort();
-    leaders.abort();
-    if let Err(e) = started.raft.shutdown().await {
-        tracing::warn!(error = %e, "raft did not shut down cleanly");
     }
-    tracing::info!(node_id = config.node_id, "corral node stopped");
-    served.map_err(|source| ServeError::Listen {
-        addr: config.listen,
-        source,
-    })
 }
 
 /// Counts and logs every change of the leader this node knows.
-async fn watch_leader(raft: corral_raft::CorralRaft, metrics: Arc<metrics::Metrics>) {
-    use openraft::async_runtime::WatchReceiver;
-    // The server metrics change with the vote, role or membership only;
-    // the full metrics change with every write.
-    let mut watch = raft.server_metrics();
-    let mut leader = watch.borrow_watched().current_leader;
-    while watch.changed().await.is_ok() {
-        let (now, term) = {
-            let m = watch.borrow_watched();
-            (m.current_leader, m.vote.leader_id.term)
-        };
-        if now != leader {
-            tracing::info!(leader = ?now, term, "leader changed");
-            metrics.leader_changed();
-            leader = now;
-        }
-    }
+async fn watch_leader(raft: corral_raft::Replica, metrics: Arc<metrics::Metrics>) {
+    raft.watch_leader(|leader, term| {
+        tracing::info!(?leader, term, "leader changed");
+        metrics.leader_changed();
+    })
+    .await;
 }

@@ -12,10 +12,8 @@ use std::time::Duration;
 
 use axum::http::Method;
 use corral_api::ErrorKind;
-use corral_raft::{CorralRaft, StateMachineStore, StoreMetrics};
+use corral_raft::{RaftStatus, StateMachineStore, StoreMetrics};
 use corral_state::{EndedHold, Kind, LockTable};
-use openraft::async_runtime::WatchReceiver;
-use openraft::ServerState;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -183,9 +181,20 @@ impl Metrics {
         m.register_into(registry)
     }
 
+    /// Registers every metric under `corral_`, in the order `/metrics`
+    /// lists them.
     fn register_into(mut self, mut root: Registry) -> Metrics {
         let r = root.sub_registry_with_prefix("corral");
         self.store.register(r);
+        self.register_requests(r);
+        self.register_table(r);
+        self.register_raft(r);
+        self.registry = root;
+        self
+    }
+
+    /// What requests did and how long they took.
+    fn register_requests(&self, r: &mut Registry) {
         r.register_with_unit(
             "acquire_duration",
             "Time from an acquire request to its answer, by kind and outcome (granted, busy, timeout, deadlock, failed)",
@@ -224,6 +233,10 @@ impl Metrics {
             Unit::Seconds,
             self.http_duration.clone(),
         );
+    }
+
+    /// What the lock table holds.
+    fn register_table(&self, r: &mut Registry) {
         r.register("leases", "Live leases", self.leases.clone());
         r.register(
             "held",
@@ -240,6 +253,10 @@ impl Metrics {
             "The most grants any one lock had in the last minute of state-machine time (ownership flapping)",
             self.grants_last_minute_max.clone(),
         );
+    }
+
+    /// What this node's raft knows.
+    fn register_raft(&self, r: &mut Registry) {
         r.register("raft_term", "This node's raft term", self.term.clone());
         r.register(
             "raft_is_leader",
@@ -266,8 +283,6 @@ impl Metrics {
             "The last log index this node applied",
             self.applied_index.clone(),
         );
-        self.registry = root;
-        self
     }
 
     /// Records an acquire's latency and outcome.
@@ -339,24 +354,14 @@ impl Metrics {
     }
 
     /// Reads the gauges from the state and raft, then renders everything.
-    pub(crate) fn render(
-        &self,
-        raft: &CorralRaft,
-        node_id: u64,
-        state: &StateMachineStore,
-    ) -> String {
-        {
-            let m = raft.metrics();
-            let m = m.borrow_watched();
-            self.term.set(to_i64(m.current_term));
-            let leads = m.state == ServerState::Leader && m.current_leader == Some(node_id);
-            self.is_leader.set(i64::from(leads));
-            self.has_leader.set(i64::from(m.current_leader.is_some()));
-            self.commit_index
-                .set(to_i64(m.local_committed.map_or(0, |id| id.index)));
-            self.applied_index
-                .set(to_i64(m.last_applied.map_or(0, |id| id.index)));
-        }
+    pub(crate) fn render(&self, status: &RaftStatus, state: &StateMachineStore) -> String {
+        self.term.set(to_i64(status.term));
+        self.is_leader.set(i64::from(status.leads));
+        self.has_leader.set(i64::from(status.leader_id.is_some()));
+        self.commit_index
+            .set(to_i64(status.commit_index.unwrap_or(0)));
+        self.applied_index
+            .set(to_i64(status.applied_index.unwrap_or(0)));
         self.read_table(&state.read().table);
         let mut text = String::new();
         // Writing into a String cannot fail.

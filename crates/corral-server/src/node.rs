@@ -12,13 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use corral_api::LeaseResponse;
-use corral_raft::{AppliedState, CorralRaft, Faults, NodeId, StateMachineStore, TypeConfig};
+use corral_raft::{
+    AppliedState, Faults, LeaderId, NodeId, ReadError, Replica, StateMachineStore, WriteError,
+};
 use corral_state::{Command, Idempotency, LeaseId, Outcome, Proposal, Refusal, Response};
-use openraft::async_runtime::WatchReceiver;
-use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
-use openraft::impls::ProgressResponder;
-use openraft::raft::ClientWriteResponse;
-use openraft::{ReadPolicy, ServerState};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -95,7 +92,7 @@ pub(crate) struct Node {
     /// This node's id.
     pub id: NodeId,
     /// Its raft instance.
-    pub raft: CorralRaft,
+    pub raft: Replica,
     /// Its applied state.
     pub state: StateMachineStore,
     /// Requests waiting for locks on this node.
@@ -132,22 +129,13 @@ pub(crate) struct Node {
 impl Node {
     /// The leader this node knows of, with its address.
     pub(crate) fn leader(&self) -> Option<(NodeId, String)> {
-        let metrics = self.raft.metrics();
-        let m = metrics.borrow_watched();
-        let leader = m.current_leader?;
-        let addr = m
-            .membership_config
-            .membership()
-            .get_node(&leader)?
-            .addr
-            .clone();
-        Some((leader, addr))
+        self.raft.leader()
     }
 
     /// This node's leader id (term and node), when it leads: what a write
     /// is bound to, so that it is appended in that term or not at all.
     pub(crate) fn leadership(&self) -> Option<LeaderId> {
-        self.raft.as_leader().ok().map(|l| *l.leader_id())
+        self.raft.leadership()
     }
 
     /// State-machine time now in leader term `leader`, anchoring the term's
@@ -187,19 +175,7 @@ impl Node {
             return now_ms;
         }
         let term = leader.term;
-        let applied = self
-            .raft
-            .wait(Some(LEADER_WAIT))
-            .metrics(
-                |m| {
-                    m.last_applied
-                        .as_ref()
-                        .is_some_and(|id| id.leader_id.term >= term)
-                },
-                "the term's blank entry applied",
-            )
-            .await;
-        if let Err(e) = applied {
+        if let Err(e) = self.raft.wait_applied_term(term, LEADER_WAIT).await {
             tracing::debug!(error = %e, term, "proposing before the term's blank entry applied");
         }
         let state = self.state.read();
@@ -209,10 +185,7 @@ impl Node {
 
     /// This node's term, when it is the leader.
     pub(crate) fn leader_term(&self) -> Option<u64> {
-        let metrics = self.raft.metrics();
-        let m = metrics.borrow_watched();
-        (m.state == ServerState::Leader && m.current_leader == Some(self.id))
-            .then_some(m.current_term)
+        self.raft.leader_term()
     }
 
     /// Runs a leader-only operation: here when this node leads, otherwise
@@ -368,7 +341,7 @@ impl Node {
         };
         // Boxed: raft's write future is several kilobytes, and every future
         // that holds it inline (the timeout, a batch's join) would copy it.
-        let write = Box::pin(write_in_term(&self.raft, leader, proposal));
+        let write = Box::pin(self.raft.write_in_term(leader, proposal));
         match tokio::time::timeout(LEADER_WAIT, write).await {
             Err(_) => Attempt::Done(Err(ApiError::unavailable(
                 "the write was not committed in time; it may still apply",
@@ -395,14 +368,8 @@ impl Node {
         let index: u64 = self
             .on_leader(PATH_READ_INDEX, &(), || self.read_index_here())
             .await?;
-        let applied = self
-            .raft
-            .wait(Some(LEADER_WAIT))
-            .applied_index_at_least(Some(index), "linearizable read")
-            .await;
-        applied
-            .map(|_| ())
-            .map_err(|e| ApiError::unavailable(format!("this node did not catch up: {e}"), None))
+        let applied = self.raft.wait_applied_index(index, LEADER_WAIT).await;
+        applied.map_err(|e| ApiError::unavailable(format!("this node did not catch up: {e}"), None))
     }
 
     /// Confirms leadership with a quorum and returns the index a
@@ -426,25 +393,15 @@ impl Node {
                 None,
             )));
         }
-        let read = tokio::time::timeout(
-            LEADER_WAIT,
-            self.raft.ensure_linearizable(ReadPolicy::ReadIndex),
-        )
-        .await;
+        let read = tokio::time::timeout(LEADER_WAIT, self.raft.read_index()).await;
         match read {
             Err(_) => Attempt::Done(Err(ApiError::unavailable(
                 "leadership not confirmed in time",
                 None,
             ))),
-            Ok(Ok(read_log_id)) => Attempt::Done(Ok(read_log_id.index())),
-            Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_)))) => {
-                Attempt::NotLeader
-            }
-            Ok(Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(e)))) => {
-                tracing::debug!(error = %e, "read index: no quorum");
-                Attempt::NotLeader
-            }
-            Ok(Err(e)) => Attempt::Done(Err(ApiError::internal(e))),
+            Ok(Ok(index)) => Attempt::Done(Ok(index)),
+            Ok(Err(ReadError::NotLeader)) => Attempt::NotLeader,
+            Ok(Err(e @ ReadError::Raft(_))) => Attempt::Done(Err(ApiError::internal(e))),
         }
     }
 
@@ -508,45 +465,15 @@ impl Node {
     }
 }
 
-/// A leader id: the term and the node that leads it.
-pub(crate) type LeaderId = openraft::type_config::alias::LeaderIdOf<TypeConfig>;
-
-/// What raft answered to a write: the write's result, or why raft itself
-/// failed (it stopped).
-type Written =
-    Result<Result<ClientWriteResponse<TypeConfig>, ClientWriteError<TypeConfig>>, String>;
-
-/// Appends `proposal` if this node still leads as `leader`, and waits for
-/// it to apply. Raft compares the leader id before appending: a write
-/// decided in one term is never appended in a later one.
-pub(crate) async fn write_in_term(
-    raft: &CorralRaft,
-    leader: &LeaderId,
-    proposal: Proposal,
-) -> Written {
-    let (responder, answer) = ProgressResponder::complete_only();
-    raft.write(proposal)
-        .with_leader(*leader)
-        .responder(responder)
-        .await
-        .map_err(|e| e.to_string())?;
-    answer.await.map_err(|e| e.to_string())
-}
-
 /// The attempt a write's outcome makes.
-pub(crate) fn answer_of(written: Written) -> Attempt<Response> {
+pub(crate) fn answer_of(written: Result<Response, WriteError>) -> Attempt<Response> {
     let result = match written {
-        Ok(Ok(written)) => match written.data {
-            Some(response) => Ok(response),
-            None => Err(ApiError::internal("a proposal applied without a response")),
-        },
-        Ok(Err(ClientWriteError::ForwardToLeader(_))) => return Attempt::NotLeader,
-        Ok(Err(ClientWriteError::LogEntryDiscarded(f))) => Err(ApiError::unavailable(
-            "leadership changed before the write committed; it may still apply",
-            f.leader_id,
-        )),
-        Ok(Err(e)) => Err(ApiError::internal(e)),
-        Err(e) => Err(ApiError::internal(e)),
+        Ok(response) => Ok(response),
+        Err(WriteError::NotLeader) => return Attempt::NotLeader,
+        Err(e @ WriteError::Discarded { leader_id }) => {
+            Err(ApiError::unavailable(e.to_string(), leader_id))
+        }
+        Err(e @ (WriteError::NoResponse | WriteError::Raft(_))) => Err(ApiError::internal(e)),
     };
     Attempt::Done(result)
 }

@@ -15,7 +15,9 @@ use std::time::Duration;
 use corral_state::{Command, Kind, LeaseId, LockName, Response};
 use tokio::time::Instant;
 
-use crate::node::{Attempt, LeaderId, Node};
+use corral_raft::LeaderId;
+
+use crate::node::{Attempt, Node};
 
 /// How often the leader looks for due leases.
 pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_millis(100);

@@ -8,12 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use corral_raft::{CorralRaft, Faults, RaftSettings, ReplicatedNode, Vote};
+use corral_raft::{Faults, LeaderId, RaftSettings, Replica, ReplicatedNode, Vote, VoteRpc};
 use corral_state::{Command, LeaseId, LockOrder, Proposal};
-use openraft::raft::VoteRequest;
-use openraft::BasicNode;
 
-use crate::node::{answer_of, write_in_term, Attempt, LeaderId};
+use crate::node::{answer_of, Attempt};
 
 /// A data folder of this test, removed when dropped.
 struct TempDir(PathBuf);
@@ -49,18 +47,20 @@ async fn start(dir: &Path) -> ReplicatedNode {
     )
     .await
     .expect("raft starts");
-    let members = BTreeMap::from([(1, BasicNode::new("127.0.0.1:1"))]);
-    corral_raft::initialize_once(&started.raft, members)
+    let members = BTreeMap::from([(1, "127.0.0.1:1".to_string())]);
+    started
+        .raft
+        .initialize_once(&members)
         .await
         .expect("initialized");
     started
 }
 
 /// Waits until the node leads, and returns its leader id.
-async fn leadership(raft: &CorralRaft) -> LeaderId {
+async fn leadership(raft: &Replica) -> LeaderId {
     for _ in 0..200 {
-        if let Ok(leader) = raft.as_leader() {
-            return *leader.leader_id();
+        if let Some(leader) = raft.leadership() {
+            return leader;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -87,14 +87,14 @@ async fn an_expiry_decided_in_one_term_is_refused_in_the_next() {
         lock_order: LockOrder::default(),
         lock_delay_ms: 0,
     };
-    let granted = write_in_term(&node.raft, &decided_in, proposal(grant)).await;
+    let granted = node.raft.write_in_term(&decided_in, proposal(grant)).await;
     assert!(matches!(answer_of(granted), Attempt::Done(Ok(Ok(_)))));
 
     // The node loses its term to a candidate of a newer one, and leads
     // again in a term after that when the candidate is never heard of.
     let leads_now = lead_again(&node, decided_in).await;
     let expire = || proposal(Command::ExpireLease { lease_id });
-    let stale = write_in_term(&node.raft, &decided_in, expire()).await;
+    let stale = node.raft.write_in_term(&decided_in, expire()).await;
     assert!(matches!(answer_of(stale), Attempt::NotLeader));
     assert!(
         node.state.read().table.lease(lease_id).is_some(),
@@ -102,7 +102,7 @@ async fn an_expiry_decided_in_one_term_is_refused_in_the_next() {
     );
 
     // Decided in the term that leads, it applies.
-    let current = write_in_term(&node.raft, &leads_now, expire()).await;
+    let current = node.raft.write_in_term(&leads_now, expire()).await;
     assert!(matches!(answer_of(current), Attempt::Done(Ok(Ok(_)))));
     assert!(node.state.read().table.lease(lease_id).is_none());
     node.raft.shutdown().await.expect("shut down");
@@ -117,13 +117,13 @@ async fn lead_again(node: &ReplicatedNode, leader: LeaderId) -> LeaderId {
         let vote = Vote::new(leader.term + 1, leader.node_id + 1);
         // As a transfer of leadership, so that the leader's lease does not
         // refuse it.
-        let mut request = VoteRequest::new(vote, last_log_id);
+        let mut request = VoteRpc::new(vote, last_log_id);
         request.leadership_transfer = true;
         let _ = node.raft.vote(request).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if let Ok(now) = node.raft.as_leader() {
-            if now.leader_id().term > leader.term {
-                return *now.leader_id();
+        if let Some(now) = node.raft.leadership() {
+            if now.term > leader.term {
+                return now;
             }
         }
     }

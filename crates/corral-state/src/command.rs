@@ -226,8 +226,87 @@ fn unbounded() -> usize {
     usize::MAX
 }
 
+/// What an acquiring command may wait for, read from the command itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WaitFor {
+    /// Lock, semaphore or election.
+    pub kind: Kind,
+    /// The lease that waits.
+    pub lease_id: LeaseId,
+    /// Every name it waits for: one, or the names of an acquire-all.
+    pub names: Vec<LockName>,
+    /// How long it may wait; 0 asks for an answer now.
+    pub wait_ms: u64,
+}
+
+impl Command {
+    /// What this command may wait for, when it acquires: a lock, the locks
+    /// of an acquire-all, permits, or an election's leadership.
+    pub fn wait_for(&self) -> Option<WaitFor> {
+        let (kind, lease_id, names, wait_ms) = match self {
+            Command::Acquire {
+                lease_id,
+                name,
+                wait_ms,
+                ..
+            } => (Kind::Lock, lease_id, vec![name.clone()], wait_ms),
+            Command::AcquireAll {
+                lease_id,
+                names,
+                wait_ms,
+                ..
+            } => (Kind::Lock, lease_id, names.clone(), wait_ms),
+            Command::AcquirePermits {
+                lease_id,
+                name,
+                wait_ms,
+                ..
+            } => (Kind::Semaphore, lease_id, vec![name.clone()], wait_ms),
+            Command::Campaign {
+                lease_id,
+                name,
+                wait_ms,
+                ..
+            } => (Kind::Election, lease_id, vec![name.clone()], wait_ms),
+            _ => return None,
+        };
+        Some(WaitFor {
+            kind,
+            lease_id: *lease_id,
+            names,
+            wait_ms: *wait_ms,
+        })
+    }
+
+    /// The command that withdraws this acquire's wait when it runs out:
+    /// [`Command::CancelWaitAll`] for an acquire-all, otherwise
+    /// [`Command::CancelWait`].
+    pub fn withdrawal(&self) -> Option<Command> {
+        if let Command::AcquireAll {
+            lease_id, names, ..
+        } = self
+        {
+            return Some(Command::CancelWaitAll {
+                lease_id: *lease_id,
+                names: names.clone(),
+            });
+        }
+        let mut wait = self.wait_for()?;
+        debug_assert_eq!(wait.names.len(), 1, "one name outside an acquire-all");
+        Some(Command::CancelWait {
+            lease_id: wait.lease_id,
+            name: wait.names.pop()?,
+            kind: wait.kind,
+        })
+    }
+}
+
 impl std::fmt::Display for Proposal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:?} at {}", self.command, self.now_ms)
     }
 }
+
+#[cfg(test)]
+#[path = "command_test.rs"]
+mod tests;

@@ -42,6 +42,7 @@
 
 #[cfg(any(test, feature = "arbitrary"))]
 pub mod arbitrary;
+mod check;
 mod command;
 mod idempotency;
 mod kv;
@@ -52,7 +53,8 @@ mod table;
 mod timeline;
 mod token;
 
-pub use command::{Command, Proposal};
+pub use check::{check_acquire_all_names, check_election_value, check_permits, FieldError};
+pub use command::{Command, Proposal, WaitFor};
 pub use idempotency::{
     check_idempotency_key, fingerprint, Idempotency, IdempotencyKeyError, IDEMPOTENCY_KEY_BYTES_MAX,
 };

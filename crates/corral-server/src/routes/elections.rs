@@ -9,18 +9,17 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use corral_api::{
     CampaignRequest, ElectionView, LeaderView, ProclaimRequest, ResignRequest, ResignResponse,
-    ELECTION_VALUE_BYTES_MAX,
 };
-use corral_state::{Command, FencingToken, Grant, Kind, LockName, LockTable, Outcome};
+use corral_state::{check_election_value, Command, FencingToken, Grant, LockName, LockTable};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::unexpected;
+use super::answer::propose_as;
 use super::waiting::{self, Acquire};
 use crate::error::ApiError;
 use crate::idempotency::{scope, IdempotencyKey};
 use crate::json::{JsonBody, QueryOf};
-use crate::node::{Node, Submission};
+use crate::node::Node;
 
 pub(super) fn router() -> Router<Arc<Node>> {
     Router::new()
@@ -29,16 +28,6 @@ pub(super) fn router() -> Router<Arc<Node>> {
         .route("/v1/elections/campaign", post(campaign))
         .route("/v1/elections/proclaim", post(proclaim))
         .route("/v1/elections/resign", post(resign))
-}
-
-fn check_value(value: &str) -> Result<(), ApiError> {
-    if value.len() > ELECTION_VALUE_BYTES_MAX {
-        return Err(ApiError::invalid(format!(
-            "field `value`: must be at most {ELECTION_VALUE_BYTES_MAX} bytes, got {}",
-            value.len()
-        )));
-    }
-    Ok(())
 }
 
 fn leader_view(grant: &Grant) -> LeaderView {
@@ -66,7 +55,7 @@ async fn campaign(
     JsonBody(request): JsonBody<CampaignRequest>,
 ) -> Result<Json<ElectionView>, ApiError> {
     let wait_ms = waiting::wait_ms(request.wait_ms)?;
-    check_value(&request.value)?;
+    check_election_value(&request.value)?;
     let CampaignRequest {
         lease_id,
         name,
@@ -74,9 +63,6 @@ async fn campaign(
         ..
     } = request;
     let acquire = Acquire {
-        kind: Kind::Election,
-        lease_id,
-        names: vec![name.clone()],
         command: Command::Campaign {
             lease_id,
             name: name.clone(),
@@ -84,12 +70,6 @@ async fn campaign(
             wait_ms,
         },
         key: (key, scope::CAMPAIGN),
-        cancel: Command::CancelWait {
-            lease_id,
-            name: name.clone(),
-            kind: Kind::Election,
-        },
-        wait_ms,
     };
     let grant = waiting::acquire(&node, acquire)
         .await?
@@ -106,23 +86,18 @@ async fn proclaim(
     key: IdempotencyKey,
     JsonBody(request): JsonBody<ProclaimRequest>,
 ) -> Result<Json<ElectionView>, ApiError> {
-    check_value(&request.value)?;
+    check_election_value(&request.value)?;
     let idempotency = key.for_request(&node, scope::PROCLAIM, &request);
-    let submission = Submission {
-        command: Command::Proclaim {
-            lease_id: request.lease_id,
-            name: request.name.clone(),
-            value: request.value,
-        },
-        idempotency,
+    let command = Command::Proclaim {
+        lease_id: request.lease_id,
+        name: request.name.clone(),
+        value: request.value,
     };
-    match node.propose(submission).await? {
-        Outcome::Granted(grant) => Ok(Json(ElectionView {
-            name: request.name,
-            leader: Some(leader_view(&grant)),
-        })),
-        other => Err(unexpected(other)),
-    }
+    let grant: Grant = propose_as(&node, command, idempotency).await?;
+    Ok(Json(ElectionView {
+        name: request.name,
+        leader: Some(leader_view(&grant)),
+    }))
 }
 
 async fn resign(
@@ -131,18 +106,12 @@ async fn resign(
     JsonBody(request): JsonBody<ResignRequest>,
 ) -> Result<Json<ResignResponse>, ApiError> {
     let idempotency = key.for_request(&node, scope::RESIGN, &request);
-    let submission = Submission {
-        command: Command::Resign {
-            lease_id: request.lease_id,
-            name: request.name,
-            fencing_token: request.fencing_token,
-        },
-        idempotency,
+    let command = Command::Resign {
+        lease_id: request.lease_id,
+        name: request.name,
+        fencing_token: request.fencing_token,
     };
-    match node.propose(submission).await? {
-        Outcome::Released | Outcome::WaitCancelled => Ok(Json(ResignResponse { resigned: true })),
-        other => Err(unexpected(other)),
-    }
+    propose_as(&node, command, idempotency).await.map(Json)
 }
 
 #[derive(Deserialize)]

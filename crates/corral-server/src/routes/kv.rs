@@ -8,14 +8,14 @@ use axum::{Json, Router};
 use corral_api::{
     KvDeleteRequest, KvPutRequest, KvValue, KvWriteResponse, KV_BODY_BYTES_MAX, KV_VALUE_BYTES_MAX,
 };
-use corral_state::{Command, LockName, Outcome, Refusal};
+use corral_state::{Command, LockName, Refusal};
 use serde::Deserialize;
 
-use super::unexpected;
+use super::answer::propose_as;
 use crate::error::ApiError;
 use crate::idempotency::{scope, IdempotencyKey};
 use crate::json::{JsonBody, QueryOf};
-use crate::node::{Node, Submission};
+use crate::node::Node;
 
 pub(super) fn router() -> Router<Arc<Node>> {
     Router::new().route("/v1/kv", get(show).put(put).delete(delete))
@@ -61,16 +61,7 @@ async fn write(
     command: Command,
     idempotency: Option<corral_state::Idempotency>,
 ) -> Result<Json<KvWriteResponse>, ApiError> {
-    let submission = Submission {
-        command,
-        idempotency,
-    };
-    match node.propose(submission).await? {
-        Outcome::Written {
-            key, fencing_token, ..
-        } => Ok(Json(KvWriteResponse { key, fencing_token })),
-        other => Err(unexpected(other)),
-    }
+    propose_as(node, command, idempotency).await.map(Json)
 }
 
 #[derive(Deserialize)]

@@ -11,13 +11,13 @@ use corral_api::{
     LeaseResponse, LeaseView, RevokeLeaseResponse, KEEPALIVE_BATCH_MAX, LIST_LEASES_MAX,
     LOCK_DELAY_MS_MAX, TTL_MS_MAX,
 };
-use corral_state::{Command, Kind, Lease, LeaseId, LockTable, Outcome, Refusal};
+use corral_state::{Command, Kind, Lease, LeaseId, LockTable, Refusal};
 
-use super::unexpected;
+use super::answer::propose_as;
 use crate::error::ApiError;
 use crate::idempotency::{scope, IdempotencyKey};
 use crate::json::{JsonBody, LeaseIdPath};
-use crate::node::{Node, Submission};
+use crate::node::Node;
 
 pub(super) fn router() -> Router<Arc<Node>> {
     Router::new()
@@ -61,17 +61,8 @@ async fn grant(
         lock_delay_ms: Some(lock_delay_ms),
     };
     let idempotency = key.for_request(&node, scope::GRANT_LEASE, &normalized);
-    let submission = Submission {
-        command,
-        idempotency,
-    };
-    match node.propose(submission).await? {
-        Outcome::LeaseGranted { lease_id, ttl_ms } => Ok((
-            StatusCode::CREATED,
-            Json(LeaseResponse { lease_id, ttl_ms }),
-        )),
-        other => Err(unexpected(other)),
-    }
+    let granted: LeaseResponse = propose_as(&node, command, idempotency).await?;
+    Ok((StatusCode::CREATED, Json(granted)))
 }
 
 /// A keepalive is not logged and may be repeated at will; an
@@ -124,22 +115,9 @@ async fn revoke(
     key: IdempotencyKey,
     LeaseIdPath(lease_id): LeaseIdPath,
 ) -> Result<Json<RevokeLeaseResponse>, ApiError> {
-    let submission = Submission {
-        command: Command::RevokeLease { lease_id },
-        idempotency: key.for_request(&node, scope::REVOKE_LEASE, &lease_id),
-    };
-    match node.propose(submission).await? {
-        Outcome::LeaseEnded {
-            released,
-            released_semaphores,
-            resigned,
-        } => Ok(Json(RevokeLeaseResponse {
-            released,
-            released_semaphores,
-            resigned,
-        })),
-        other => Err(unexpected(other)),
-    }
+    let command = Command::RevokeLease { lease_id };
+    let idempotency = key.for_request(&node, scope::REVOKE_LEASE, &lease_id);
+    propose_as(&node, command, idempotency).await.map(Json)
 }
 
 async fn show(

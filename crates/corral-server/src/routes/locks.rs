@@ -9,9 +9,9 @@ use axum::{Json, Router};
 use corral_api::{
     AcquireAllRequest, AcquireAllResponse, AcquireRequest, GrantResponse, HolderView, LockHistory,
     LockList, LockView, NamedToken, ReleaseRequest, ReleaseResponse, ValidateRequest,
-    ValidateResponse, WaiterView, ACQUIRE_ALL_NAMES_MAX,
+    ValidateResponse, WaiterView,
 };
-use corral_state::{Command, Grant, Kind, Lock, LockName};
+use corral_state::{check_acquire_all_names, Command, Grant, Kind, Lock, LockName};
 
 use super::waiting::{self, Acquire};
 use super::{show_named, NameQuery};
@@ -43,22 +43,13 @@ async fn acquire(
         ..
     } = request;
     let acquire = Acquire {
-        kind: Kind::Lock,
-        lease_id,
-        names: vec![name.clone()],
         command: Command::Acquire {
             lease_id,
-            name: name.clone(),
+            name,
             mode,
             wait_ms,
         },
         key: (key, scope::ACQUIRE),
-        cancel: Command::CancelWait {
-            lease_id,
-            name,
-            kind: Kind::Lock,
-        },
-        wait_ms,
     };
     let grant = waiting::acquire(&node, acquire)
         .await?
@@ -84,36 +75,15 @@ async fn acquire_all(
         mode,
         ..
     } = request;
-    if names.is_empty() || names.len() > ACQUIRE_ALL_NAMES_MAX {
-        return Err(ApiError::invalid(format!(
-            "field `names`: must hold 1 to {ACQUIRE_ALL_NAMES_MAX} lock names, got {}",
-            names.len()
-        )));
-    }
-    let mut sorted = names.clone();
-    sorted.sort();
-    if let Some(twice) = sorted.windows(2).find(|w| w[0] == w[1]) {
-        return Err(ApiError::invalid(format!(
-            "field `names`: {} is given twice",
-            twice[0]
-        )));
-    }
+    let sorted = check_acquire_all_names(&names)?.into_iter().collect();
     let acquire = Acquire {
-        kind: Kind::Lock,
-        lease_id,
-        names: sorted.clone(),
         command: Command::AcquireAll {
             lease_id,
-            names: sorted.clone(),
+            names: sorted,
             mode,
             wait_ms,
         },
         key: (key, scope::ACQUIRE_ALL),
-        cancel: Command::CancelWaitAll {
-            lease_id,
-            names: sorted,
-        },
-        wait_ms,
     };
     let grants = waiting::acquire(&node, acquire).await?;
     Ok(Json(AcquireAllResponse {

@@ -16,6 +16,6 @@ pub(super) fn router() -> Router<Arc<Node>> {
 }
 
 async fn render(State(node): State<Arc<Node>>) -> impl IntoResponse {
-    let text = node.metrics.render(&node.raft, node.id, &node.state);
+    let text = node.metrics.render(&node.raft.status(), &node.state);
     ([(CONTENT_TYPE, metrics::CONTENT_TYPE)], text)
 }

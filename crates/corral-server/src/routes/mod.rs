@@ -1,6 +1,7 @@
 //! The HTTP routes of a node: the public API v1 and the peer endpoints, on
 //! one listener.
 
+mod answer;
 mod elections;
 mod faults;
 mod kv;
@@ -18,11 +19,11 @@ use std::sync::Arc;
 
 use axum::{Json, Router};
 use corral_api::{ReleaseResponse, LIST_LOCKS_MAX};
-use corral_state::{Command, FencingToken, Idempotency, Kind, LeaseId, Lock, LockName, Outcome};
+use corral_state::{Command, FencingToken, Idempotency, Kind, LeaseId, Lock, LockName};
 use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::node::{Node, Submission};
+use crate::node::Node;
 
 /// The whole router of a node.
 pub(crate) fn router(node: Arc<Node>) -> Router {
@@ -44,11 +45,6 @@ pub(crate) fn router(node: Arc<Node>) -> Router {
             observe::observe,
         ))
         .with_state(node)
-}
-
-/// An outcome that does not answer the command proposed: a bug.
-fn unexpected(outcome: Outcome) -> ApiError {
-    ApiError::internal(format!("unexpected outcome {outcome:?}"))
 }
 
 /// The `name` or `prefix` query of the read endpoints.
@@ -112,17 +108,13 @@ async fn release(
     fencing_token: Option<FencingToken>,
     idempotency: Option<Idempotency>,
 ) -> Result<Json<ReleaseResponse>, ApiError> {
-    let submission = Submission {
-        command: Command::Release {
-            lease_id,
-            name,
-            kind,
-            fencing_token,
-        },
-        idempotency,
+    let command = Command::Release {
+        lease_id,
+        name,
+        kind,
+        fencing_token,
     };
-    match node.propose(submission).await? {
-        Outcome::Released => Ok(Json(ReleaseResponse { released: true })),
-        other => Err(unexpected(other)),
-    }
+    answer::propose_as(node, command, idempotency)
+        .await
+        .map(Json)
 }

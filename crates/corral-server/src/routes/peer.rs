@@ -4,7 +4,6 @@
 //! These endpoints trust their callers: run corral on a network that only
 //! the cluster and its clients reach.
 
-use std::io::Cursor;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -12,14 +11,12 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
-use corral_raft::append_stream::{self, PATH_APPEND_STREAM};
+use corral_raft::append_stream::PATH_APPEND_STREAM;
 use corral_raft::{
-    RpcReply, Snapshot, SnapshotHeader, SnapshotReply, TypeConfig, HEADER_SNAPSHOT, PATH_APPEND,
-    PATH_SNAPSHOT, PATH_VOTE,
+    AppendReply, AppendRequest, SnapshotHeader, SnapshotReply, VoteReply, VoteRpc, HEADER_SNAPSHOT,
+    PATH_APPEND, PATH_SNAPSHOT, PATH_VOTE,
 };
 use corral_state::LeaseId;
-use openraft::errors::Fatal;
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
 use tracing::Instrument;
 
 use crate::error::ApiError;
@@ -43,28 +40,19 @@ pub(super) fn router() -> Router<Arc<Node>> {
         .layer(DefaultBodyLimit::max(PEER_BODY_BYTES_MAX))
 }
 
-async fn append(
-    State(node): State<Arc<Node>>,
-    body: Bytes,
-) -> Result<Json<RpcReply<AppendEntriesResponse<TypeConfig>>>, ApiError> {
-    let request: AppendEntriesRequest<TypeConfig> = decode(&body)?;
-    Ok(Json(node.raft.append_entries(request).await))
+async fn append(State(node): State<Arc<Node>>, body: Bytes) -> Result<Json<AppendReply>, ApiError> {
+    let request: AppendRequest = decode(&body)?;
+    Ok(Json(node.raft.append(request).await))
 }
 
 /// A replication session: requests framed in the body, answers framed in
 /// the response as they become durable. Lives as long as the session.
 async fn append_stream(State(node): State<Arc<Node>>, body: Body) -> Body {
-    Body::from_stream(append_stream::serve(
-        node.raft.clone(),
-        body.into_data_stream(),
-    ))
+    Body::from_stream(node.raft.append_stream(body.into_data_stream()))
 }
 
-async fn vote(
-    State(node): State<Arc<Node>>,
-    body: Bytes,
-) -> Result<Json<RpcReply<VoteResponse<TypeConfig>>>, ApiError> {
-    let request: VoteRequest<TypeConfig> = decode(&body)?;
+async fn vote(State(node): State<Arc<Node>>, body: Bytes) -> Result<Json<VoteReply>, ApiError> {
+    let request: VoteRpc = decode(&body)?;
     Ok(Json(node.raft.vote(request).await))
 }
 
@@ -78,13 +66,9 @@ async fn snapshot(
         .ok_or_else(|| ApiError::invalid(format!("missing header {HEADER_SNAPSHOT}")))?;
     let header: SnapshotHeader = serde_json::from_slice(header.as_bytes())
         .map_err(|e| ApiError::invalid(format!("header {HEADER_SNAPSHOT}: {e}")))?;
-    let snapshot = Snapshot {
-        meta: header.meta,
-        snapshot: Cursor::new(body.to_vec()),
-    };
-    let reply: Result<_, Fatal<TypeConfig>> =
-        node.raft.install_full_snapshot(header.vote, snapshot).await;
-    Ok(Json(reply))
+    Ok(Json(
+        node.raft.install_snapshot(header, body.to_vec()).await,
+    ))
 }
 
 fn reply<T>(attempt: Attempt<T>, node: &Node) -> Json<PeerReply<T>> {

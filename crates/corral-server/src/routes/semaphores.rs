@@ -9,9 +9,8 @@ use axum::{Json, Router};
 use corral_api::{
     PermitHolderView, PermitWaiterView, ReleaseResponse, SemaphoreAcquireRequest,
     SemaphoreGrantResponse, SemaphoreList, SemaphoreReleaseRequest, SemaphoreView,
-    SEMAPHORE_LIMIT_MAX,
 };
-use corral_state::{Command, Kind, Lock, LockName};
+use corral_state::{check_permits, Command, Kind, Lock, LockName};
 
 use super::waiting::{self, Acquire};
 use super::{show_named, NameQuery};
@@ -40,34 +39,16 @@ async fn acquire(
         permits,
         ..
     } = request;
-    if !(1..=SEMAPHORE_LIMIT_MAX).contains(&limit) {
-        return Err(ApiError::invalid(format!(
-            "field `limit`: must be from 1 to {SEMAPHORE_LIMIT_MAX}, got {limit}"
-        )));
-    }
-    if !(1..=limit).contains(&permits) {
-        return Err(ApiError::invalid(format!(
-            "field `permits`: must be from 1 to the limit {limit}, got {permits}"
-        )));
-    }
+    check_permits(limit, permits)?;
     let acquire = Acquire {
-        kind: Kind::Semaphore,
-        lease_id,
-        names: vec![name.clone()],
         command: Command::AcquirePermits {
             lease_id,
-            name: name.clone(),
+            name,
             limit,
             permits,
             wait_ms,
         },
         key: (key, scope::ACQUIRE_PERMITS),
-        cancel: Command::CancelWait {
-            lease_id,
-            name,
-            kind: Kind::Semaphore,
-        },
-        wait_ms,
     };
     let grant = waiting::acquire(&node, acquire)
         .await?

@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use corral_api::{ClusterView, MemberView};
-use openraft::async_runtime::WatchReceiver;
 use serde_json::json;
 
 use crate::error::ApiError;
@@ -22,18 +21,16 @@ pub(super) fn router() -> Router<Arc<Node>> {
 }
 
 async fn cluster(State(node): State<Arc<Node>>) -> Json<ClusterView> {
-    let metrics = node.raft.metrics();
-    let m = metrics.borrow_watched().clone();
-    let membership = m.membership_config.membership();
-    let voters: Vec<u64> = membership.voter_ids().collect();
-    let members = membership
-        .nodes()
-        .map(|(id, n)| MemberView {
-            id: *id,
-            addr: n.addr.clone(),
-            role: if Some(*id) == m.current_leader {
+    let status = node.raft.status();
+    let members = status
+        .members
+        .iter()
+        .map(|member| MemberView {
+            id: member.id,
+            addr: member.addr.clone(),
+            role: if Some(member.id) == status.leader_id {
                 "leader"
-            } else if voters.contains(id) {
+            } else if member.voter {
                 "follower"
             } else {
                 "learner"
@@ -43,12 +40,12 @@ async fn cluster(State(node): State<Arc<Node>>) -> Json<ClusterView> {
         .collect();
     Json(ClusterView {
         node_id: node.id,
-        leader_id: m.current_leader,
-        term: m.current_term,
-        commit_index: m.local_committed.map(|id| id.index),
-        applied_index: m.last_applied.map(|id| id.index),
-        snapshot_index: m.snapshot.map(|id| id.index),
-        purged_index: m.purged.map(|id| id.index),
+        leader_id: status.leader_id,
+        term: status.term,
+        commit_index: status.commit_index,
+        applied_index: status.applied_index,
+        snapshot_index: status.snapshot_index,
+        purged_index: status.purged_index,
         members,
     })
 }
@@ -56,9 +53,7 @@ async fn cluster(State(node): State<Arc<Node>>) -> Json<ClusterView> {
 /// Why the node's raft core stopped, if it did: a storage fault, say. Such
 /// a node answers no write and no read, whatever its listener still does.
 fn raft_stopped(node: &Node) -> Option<String> {
-    let metrics = node.raft.metrics();
-    let stopped = metrics.borrow_watched().running_state.clone().err();
-    stopped.map(|fatal| fatal.to_string())
+    node.raft.status().stopped
 }
 
 /// `503 {"status": "stopped", "reason"}` for a node whose raft core stopped.

@@ -4,35 +4,29 @@
 use std::time::Duration;
 
 use corral_api::{ErrorKind, WAIT_MS_MAX};
-use corral_state::{Command, FencingToken, Grant, Kind, LeaseId, LockName, Outcome, Refusal};
+use corral_state::{
+    Command, FencingToken, Grant, Kind, LeaseId, LockName, Outcome, Refusal, WaitFor,
+};
 use tokio::time::Instant;
 
-use super::unexpected;
+use super::answer::unexpected;
 use crate::error::ApiError;
 use crate::idempotency::IdempotencyKey;
 use crate::metrics::AcquireOutcome;
 use crate::node::{Node, Submission};
 use crate::wait_registry::{WaitEnd, WaitTicket};
 
-/// One acquire as the routes hand it over.
+/// One acquire as the routes hand it over: the command, and the request's
+/// idempotency key with the route it came by. The key is fingerprinted over
+/// the command, in which the request is normalized (names sorted, an
+/// absent wait made 0), so that a retry written differently is still the
+/// same request. What it waits for, and how it withdraws, are read from the
+/// command.
 pub(super) struct Acquire {
-    /// Lock or semaphore.
-    pub kind: Kind,
-    /// The acquiring lease.
-    pub lease_id: LeaseId,
-    /// Every name it asks for (one, or the names of an acquire-all).
-    pub names: Vec<LockName>,
-    /// The command to propose.
+    /// An acquiring command (see [`Command::wait_for`]).
     pub command: Command,
-    /// The request's idempotency key, and the route it came by. The key is
-    /// fingerprinted over the command, in which the request is normalized
-    /// (names sorted, an absent wait made 0), so that a retry written
-    /// differently is still the same request.
+    /// The request's idempotency key, and its route's scope.
     pub key: (IdempotencyKey, &'static str),
-    /// The command that withdraws it when the wait runs out.
-    pub cancel: Command,
-    /// How long it may wait.
-    pub wait_ms: u64,
 }
 
 /// Checks a request's `wait_ms`.
@@ -51,8 +45,13 @@ pub(super) fn wait_ms(wait_ms: Option<u64>) -> Result<u64, ApiError> {
 /// Its latency and outcome go into the metrics.
 pub(super) async fn acquire(node: &Node, acquire: Acquire) -> Result<Vec<Grant>, ApiError> {
     let started = Instant::now();
-    let kind = acquire.kind;
-    let result = acquire_granted(node, acquire).await;
+    let Some(wait) = acquire.command.wait_for() else {
+        return Err(ApiError::internal(
+            "an acquire without an acquiring command",
+        ));
+    };
+    let kind = wait.kind;
+    let result = acquire_granted(node, acquire, wait).await;
     let outcome = match result.as_ref().map_err(ApiError::kind) {
         Ok(_) => AcquireOutcome::Granted,
         Err(ErrorKind::LockBusy { .. }) => AcquireOutcome::Busy,
@@ -64,16 +63,22 @@ pub(super) async fn acquire(node: &Node, acquire: Acquire) -> Result<Vec<Grant>,
     result
 }
 
-async fn acquire_granted(node: &Node, acquire: Acquire) -> Result<Vec<Grant>, ApiError> {
+async fn acquire_granted(
+    node: &Node,
+    acquire: Acquire,
+    wait: WaitFor,
+) -> Result<Vec<Grant>, ApiError> {
     let Acquire {
+        command,
+        key: (key, route),
+    } = acquire;
+    let WaitFor {
         kind,
         lease_id,
         names,
-        command,
-        key: (key, route),
-        cancel,
         wait_ms,
-    } = acquire;
+    } = wait;
+    let cancel = command.withdrawal();
     let idempotency = key.for_request(node, route, &command);
     // Registered before proposing, so a grant applied right after the
     // enqueue cannot be missed.
@@ -93,6 +98,7 @@ async fn acquire_granted(node: &Node, acquire: Acquire) -> Result<Vec<Grant>, Ap
                 return Ok(grants);
             }
             let deadline = Instant::now() + Duration::from_millis(wait_ms);
+            let cancel = cancel.ok_or_else(|| ApiError::internal("queued without a withdrawal"))?;
             let all = matches!(cancel, Command::CancelWaitAll { .. });
             let ended = match wait_for_grant(ticket, &names, all, after_token, deadline).await? {
                 WaitOutcome::Granted(grants) => return Ok(grants),

@@ -4,14 +4,12 @@
 use std::collections::BTreeSet;
 
 use super::LockTable;
+use crate::check::{check_acquire_all_names, check_election_value, check_permits};
 use crate::lease::{LeaseId, WaitGroup};
 use crate::lock::{Claim, Grant, Kind, Lock, LockName, Mode, Waiter};
 use crate::outcome::{Event, Limit, Outcome, Refusal, Response};
 use crate::token::FencingToken;
-use crate::{
-    ACQUIRE_ALL_NAMES_MAX, ELECTION_VALUE_BYTES_MAX, LOCKS_PER_LEASE_MAX, SEMAPHORE_LIMIT_MAX,
-    WAITERS_PER_LOCK_MAX,
-};
+use crate::{LOCKS_PER_LEASE_MAX, WAITERS_PER_LOCK_MAX};
 
 /// One acquire of one lock or semaphore.
 struct Ask {
@@ -52,7 +50,7 @@ impl LockTable {
         value: String,
         wait_ms: u64,
     ) -> Response {
-        check_value(&value)?;
+        check_election_value(&value)?;
         self.acquire_one(Ask {
             kind: Kind::Election,
             lease_id,
@@ -75,7 +73,7 @@ impl LockTable {
         name: &LockName,
         value: String,
     ) -> Response {
-        check_value(&value)?;
+        check_election_value(&value)?;
         self.leases.get(&lease_id).ok_or(Refusal::LeaseNotFound)?;
         let next = self.last_token.next();
         let now_ms = self.now_ms;
@@ -117,16 +115,7 @@ impl LockTable {
         permits: u32,
         wait_ms: u64,
     ) -> Response {
-        if limit == 0 || limit > SEMAPHORE_LIMIT_MAX {
-            return Err(Refusal::Invalid {
-                reason: format!("limit must be from 1 to {SEMAPHORE_LIMIT_MAX}, got {limit}"),
-            });
-        }
-        if permits == 0 || permits > limit {
-            return Err(Refusal::Invalid {
-                reason: format!("permits must be from 1 to the limit {limit}, got {permits}"),
-            });
-        }
+        check_permits(limit, permits)?;
         if let Some(existing) = self.semaphores.get(&name).and_then(|s| s.limit) {
             if existing != limit {
                 return Err(Refusal::LimitMismatch { limit: existing });
@@ -267,7 +256,7 @@ impl LockTable {
         wait_ms: u64,
         events: &mut Vec<Event>,
     ) -> Response {
-        let set = distinct_names(&names)?;
+        let set = check_acquire_all_names(&names)?;
         for name in &set {
             self.lift_if_due(name, events);
         }
@@ -606,16 +595,6 @@ impl LockTable {
     }
 }
 
-/// Refuses an election value that is too long.
-fn check_value(value: &str) -> Result<(), Refusal> {
-    if value.len() > ELECTION_VALUE_BYTES_MAX {
-        return Err(Refusal::Invalid {
-            reason: format!("an election value is at most {ELECTION_VALUE_BYTES_MAX} bytes"),
-        });
-    }
-    Ok(())
-}
-
 /// Refuses an acquire whose lease holds or waits for the name with
 /// another claim (`mode` and `permits`): there are no in-place upgrades,
 /// and a semaphore hold does not change its permits.
@@ -627,22 +606,6 @@ fn check_same(kind: Kind, mode: Mode, permits: u32, asked: &Claim) -> Result<(),
         }
         _ => Ok(()),
     }
-}
-
-/// The names of an acquire-all as a set, or the refusal of a list that is
-/// empty, too long or names a lock twice.
-fn distinct_names(names: &[LockName]) -> Result<BTreeSet<LockName>, Refusal> {
-    let set: BTreeSet<LockName> = names.iter().cloned().collect();
-    if set.is_empty() || set.len() > ACQUIRE_ALL_NAMES_MAX || set.len() != names.len() {
-        return Err(Refusal::Invalid {
-            reason: format!(
-                "names must be 1 to {ACQUIRE_ALL_NAMES_MAX} distinct lock names, got {} ({} distinct)",
-                names.len(),
-                set.len()
-            ),
-        });
-    }
-    Ok(set)
 }
 
 /// The refusal of a request that would not wait for a lock it cannot have.

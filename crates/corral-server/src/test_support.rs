@@ -1,12 +1,19 @@
-//! What the crate's tests share: a temporary data folder, and a one-node
-//! raft on RocksDB in it.
+//! What the crate's tests share: a temporary data folder, a one-node raft
+//! on RocksDB in it, and a [`Node`] over that raft for the router.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use corral_raft::{Faults, RaftSettings, ReplicatedNode};
 
+use crate::forward::Forwarder;
+use crate::lease_clock::LeaseClock;
 use crate::metrics::Metrics;
+use crate::node::Node;
+use crate::sm_clock::SmClock;
+use crate::wait_registry::WaitRegistry;
+use crate::ServerConfig;
 
 /// A data folder of a test, removed when dropped.
 pub(crate) struct TempDir(pub(crate) PathBuf);
@@ -44,4 +51,51 @@ pub(crate) async fn start_raft(dir: &Path, metrics: &Metrics) -> ReplicatedNode 
     )
     .await
     .expect("raft starts")
+}
+
+/// A node as `corral server` starts it with no flags but its data folder,
+/// over an uninitialized one-node raft in `dir`: enough for everything the
+/// routes check before a request reaches raft, which never gets a leader.
+pub(crate) async fn uninitialized_node(dir: &TempDir) -> Arc<Node> {
+    let config = default_config(&dir.0);
+    let metrics = Arc::new(Metrics::new());
+    let started = start_raft(&config.data_dir, &metrics).await;
+    // Dropping the sender leaves it false: this node never recovers.
+    let (_, recovered) = tokio::sync::watch::channel(false);
+    Arc::new(Node {
+        id: config.node_id,
+        raft: started.raft,
+        state: started.state,
+        waits: WaitRegistry::default(),
+        clock: LeaseClock::default(),
+        sm_clock: SmClock::default(),
+        http: reqwest::Client::new(),
+        ttl_ms_min: config.ttl_ms_min(),
+        lock_order: config.lock_order,
+        idempotency_window_ms: config.idempotency_window_ms,
+        kv_keys_max: config.kv_keys_max,
+        kv_bytes_max: config.kv_bytes_max,
+        faults: Faults::default(),
+        metrics,
+        forwarder: Forwarder::start().expect("forwarder"),
+        recovered,
+    })
+}
+
+/// The configuration of `corral server` run with its defaults (as the
+/// cluster tests run it), as node 1 of a cluster of its own on `data_dir`.
+fn default_config(data_dir: &Path) -> ServerConfig {
+    ServerConfig {
+        node_id: 1,
+        listen: ([127, 0, 0, 1], 1).into(),
+        data_dir: data_dir.to_path_buf(),
+        initial_cluster: BTreeMap::from([(1, "127.0.0.1:1".to_string())]),
+        raft: RaftSettings::default(),
+        lock_order: Vec::new(),
+        idempotency_window_ms: crate::IDEMPOTENCY_WINDOW_MS_DEFAULT,
+        kv_keys_max: crate::KV_KEYS_MAX_DEFAULT,
+        kv_bytes_max: crate::KV_BYTES_MAX_DEFAULT,
+        test_faults: false,
+        test_clock_offset_ms: 0,
+    }
 }

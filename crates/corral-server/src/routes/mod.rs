@@ -3,6 +3,8 @@
 
 mod elections;
 mod faults;
+#[cfg(test)]
+mod input_test;
 mod kv;
 mod leases;
 mod locks;

@@ -28,6 +28,8 @@ mod sm_clock;
 mod sweep;
 #[cfg(test)]
 mod term_test;
+#[cfg(test)]
+mod test_support;
 mod wait_registry;
 
 use std::collections::BTreeMap;

@@ -4,49 +4,19 @@
 //! term, as a leader whose sweep task stalled across two elections would.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::Duration;
 
-use corral_raft::{Faults, LeaderId, RaftSettings, Replica, ReplicatedNode, Vote, VoteRpc};
+use corral_raft::{LeaderId, Replica, ReplicatedNode, Vote, VoteRpc};
 use corral_state::{Command, LeaseId, LockOrder, Proposal};
 
+use crate::metrics::Metrics;
 use crate::node::{answer_of, Attempt};
-
-/// A data folder of this test, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir =
-            std::env::temp_dir().join(format!("corral-{name}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("test folder");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::test_support::{start_raft, TempDir};
 
 /// Starts the one node on `dir`, a cluster of its own.
 async fn start(dir: &Path) -> ReplicatedNode {
-    let started = corral_raft::start(
-        1,
-        dir,
-        RaftSettings::default(),
-        reqwest::Client::new(),
-        Faults::default(),
-        Arc::new(|_| {}),
-        crate::metrics::Metrics::new().store.clone(),
-    )
-    .await
-    .expect("raft starts");
+    let started = start_raft(dir, &Metrics::new()).await;
     let members = BTreeMap::from([(1, "127.0.0.1:1".to_string())]);
     started
         .raft

@@ -4,6 +4,8 @@
 mod answer;
 mod elections;
 mod faults;
+#[cfg(test)]
+mod input_test;
 mod kv;
 mod leases;
 mod locks;

@@ -1,0 +1,76 @@
+//! What the crate's tests share: a temporary data folder, a one-node raft
+//! on RocksDB in it, and a [`Node`] over that raft for the router.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use corral_raft::{Faults, RaftSettings, ReplicatedNode};
+
+use crate::metrics::Metrics;
+use crate::node::Node;
+use crate::ServerConfig;
+
+/// A data folder of a test, removed when dropped.
+pub(crate) struct TempDir(pub(crate) PathBuf);
+
+impl TempDir {
+    /// A new empty folder; `name` and the time keep tests apart.
+    pub(crate) fn new(name: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("corral-{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("test folder");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Starts node 1's raft on `dir`, with the default settings and no peers;
+/// not initialized, so it has no leader until the caller makes it one.
+pub(crate) async fn start_raft(dir: &Path, metrics: &Metrics) -> ReplicatedNode {
+    corral_raft::start(
+        1,
+        dir,
+        RaftSettings::default(),
+        reqwest::Client::new(),
+        Faults::default(),
+        Arc::new(|_| {}),
+        metrics.store.clone(),
+    )
+    .await
+    .expect("raft starts")
+}
+
+/// A node as `corral server` starts it with no flags but its data folder,
+/// over an uninitialized one-node raft in `dir`: enough for everything the
+/// routes check before a request reaches raft, which never gets a leader.
+pub(crate) async fn uninitialized_node(dir: &TempDir) -> Arc<Node> {
+    let node = crate::start_node(&default_config(&dir.0)).await;
+    Arc::new(node.expect("the node starts"))
+}
+
+/// The configuration of `corral server` run with its defaults (as the
+/// cluster tests run it), as node 1 of a cluster of its own on `data_dir`.
+fn default_config(data_dir: &Path) -> ServerConfig {
+    ServerConfig {
+        node_id: 1,
+        listen: ([127, 0, 0, 1], 1).into(),
+        data_dir: data_dir.to_path_buf(),
+        initial_cluster: BTreeMap::from([(1, "127.0.0.1:1".to_string())]),
+        raft: RaftSettings::default(),
+        lock_order: Vec::new(),
+        idempotency_window_ms: crate::IDEMPOTENCY_WINDOW_MS_DEFAULT,
+        kv_keys_max: crate::KV_KEYS_MAX_DEFAULT,
+        kv_bytes_max: crate::KV_BYTES_MAX_DEFAULT,
+        test_faults: false,
+        test_clock_offset_ms: 0,
+    }
+}

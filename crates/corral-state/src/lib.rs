@@ -42,6 +42,8 @@
 
 #[cfg(any(test, feature = "arbitrary"))]
 pub mod arbitrary;
+#[cfg(test)]
+mod arbitrary_test;
 mod command;
 mod idempotency;
 mod kv;

@@ -2,6 +2,24 @@
 //!
 //! Shared by the server, which produces these bodies, and by clients, which
 //! read them. See `docs/api.md` for every endpoint with examples.
+//!
+//! # Types of its own, not the state machine's
+//!
+//! A few bodies carry values the state machine also keeps:
+//! [`TimelineEvent`] (with [`TimelineKind`]) and [`WaitEdge`]. The
+//! `corral_state` types of those names are stored in raft snapshots, so
+//! their serde shape is the snapshot format; re-exported here they were
+//! also the HTTP format, and a change made for one would silently change
+//! the other. So the API has its own copies, made from the state types by
+//! `From` (exhaustive matches and destructuring, so a new variant or field
+//! does not compile until the API decides about it), and a test checks that
+//! both write the same JSON for any value, so the two formats start equal
+//! and any drift between them is a decision, not an accident.
+//!
+//! Identifiers and plain values ([`LeaseId`], [`LockName`],
+//! [`FencingToken`], [`Mode`], ...) are still the state machine's own: they
+//! are the vocabulary of both formats, one newtype each, not structures
+//! that could grow apart.
 
 mod election;
 mod error;
@@ -9,15 +27,18 @@ mod error;
 mod error_test;
 mod kv;
 mod semaphore;
+mod timeline;
+#[cfg(test)]
+mod twins_test;
 
 pub use corral_state::{Fence, KvKey, ELECTION_VALUE_BYTES_MAX, KV_VALUE_BYTES_MAX};
-pub use corral_state::{FencingToken, LeaseId, LockName, LockOrder, Mode, WaitEdge};
-pub use corral_state::{TimelineEvent, TimelineKind, TIMELINE_EVENTS_PER_LOCK, TIMELINE_LOCKS_MAX};
+pub use corral_state::{FencingToken, LeaseId, LockName, LockOrder, Mode};
 pub use corral_state::{ACQUIRE_ALL_NAMES_MAX, LOCK_DELAY_MS_MAX, SEMAPHORE_LIMIT_MAX};
+pub use corral_state::{TIMELINE_EVENTS_PER_LOCK, TIMELINE_LOCKS_MAX};
 pub use election::{
     CampaignRequest, ElectionView, LeaderView, ProclaimRequest, ResignRequest, ResignResponse,
 };
-pub use error::{ErrorBody, ErrorDetail, ErrorKind};
+pub use error::{ErrorBody, ErrorDetail, ErrorKind, WaitEdge};
 pub use kv::{
     KvDeleteRequest, KvPutRequest, KvValue, KvWriteResponse, ValidateRequest, ValidateResponse,
 };
@@ -25,6 +46,7 @@ pub use semaphore::{
     PermitHolderView, PermitWaiterView, SemaphoreAcquireRequest, SemaphoreGrantResponse,
     SemaphoreList, SemaphoreReleaseRequest, SemaphoreView,
 };
+pub use timeline::{TimelineEvent, TimelineKind};
 
 use serde::{Deserialize, Serialize};
 

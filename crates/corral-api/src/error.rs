@@ -25,7 +25,8 @@ mod wire;
 /// Every error answer: `{"error":{"code":"...","message":"..."}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
-    /// What went wrong.
+    /// The code, the sentence and the code's fields; the status line says
+    /// the same as the code (see [`ErrorKind::status`]).
     pub error: ErrorDetail,
 }
 
@@ -94,12 +95,13 @@ pub enum ErrorKind {
     },
     /// 409: the lease already waits for the lock through another request.
     AlreadyWaiting {
-        /// The lock asked for.
+        /// The lock the refused request asked for, which the lease waits
+        /// for already.
         name: LockName,
     },
     /// 409: the lock is ordered before one the lease holds or waits for.
     OrderViolation {
-        /// The lock asked for.
+        /// The lock the refused acquire asked for.
         name: LockName,
         /// The lock the lease holds or waits for that `name` is ordered
         /// before.

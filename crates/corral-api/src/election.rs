@@ -24,9 +24,12 @@ pub struct CampaignRequest {
 pub struct ProclaimRequest {
     /// The leader's lease.
     pub lease_id: LeaseId,
-    /// The election.
+    /// The election the lease leads; refused with `not_leader` if it does
+    /// not.
     pub name: LockName,
-    /// The new value.
+    /// The value to lead with from now on: at most
+    /// [`crate::ELECTION_VALUE_BYTES_MAX`] bytes. It comes with a new
+    /// token, so observers waiting `after_token` see it.
     pub value: String,
 }
 
@@ -35,7 +38,8 @@ pub struct ProclaimRequest {
 pub struct ResignRequest {
     /// The leader's (or a waiting candidate's) lease.
     pub lease_id: LeaseId,
-    /// The election.
+    /// The election to leave: a leader hands it to the next candidate, a
+    /// candidate leaves the queue.
     pub name: LockName,
     /// The token of the leadership to end. When given, only that
     /// leadership ends: if the lease leads under another token (it
@@ -56,7 +60,7 @@ pub struct ResignResponse {
 /// observe.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ElectionView {
-    /// The election.
+    /// The election asked about, led or not.
     pub name: LockName,
     /// The leader; null when no one leads.
     pub leader: Option<LeaderView>,
@@ -65,9 +69,9 @@ pub struct ElectionView {
 /// The leader of an election.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaderView {
-    /// The leading lease.
+    /// The lease that leads, until it resigns or ends.
     pub lease_id: LeaseId,
-    /// Its value.
+    /// What it leads with: its campaign's value, or its last proclaim's.
     pub value: String,
     /// The token of its leadership: taken when it was elected, and anew at
     /// each proclaim. Observers pass it as `after_token`.

@@ -18,14 +18,15 @@
 use corral_state::Refusal;
 use serde::{Deserialize, Serialize};
 
-use crate::{FencingToken, LockName, WaitEdge};
+use crate::{FencingToken, LeaseId, LockName};
 
 mod wire;
 
 /// Every error answer: `{"error":{"code":"...","message":"..."}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
-    /// What went wrong.
+    /// The code, the sentence and the code's fields; the status line says
+    /// the same as the code (see [`ErrorKind::status`]).
     pub error: ErrorDetail,
 }
 
@@ -94,12 +95,13 @@ pub enum ErrorKind {
     },
     /// 409: the lease already waits for the lock through another request.
     AlreadyWaiting {
-        /// The lock asked for.
+        /// The lock the refused request asked for, which the lease waits
+        /// for already.
         name: LockName,
     },
     /// 409: the lock is ordered before one the lease holds or waits for.
     OrderViolation {
-        /// The lock asked for.
+        /// The lock the refused acquire asked for.
         name: LockName,
         /// The lock the lease holds or waits for that `name` is ordered
         /// before.
@@ -190,7 +192,7 @@ impl From<&Refusal> for ErrorKind {
             },
             Refusal::NotHolder => ErrorKind::NotHolder,
             Refusal::Deadlock { cycle } => ErrorKind::Deadlock {
-                cycle: cycle.clone(),
+                cycle: cycle.iter().cloned().map(WaitEdge::from).collect(),
             },
             Refusal::ModeConflict { .. } => ErrorKind::ModeConflict,
             Refusal::PermitsConflict { .. } => ErrorKind::PermitsConflict,
@@ -216,6 +218,38 @@ impl From<&Refusal> for ErrorKind {
             // The server checks ttl bounds and draws fresh ids before it
             // proposes, so these mean a bug, not bad input.
             Refusal::InvalidTtl { .. } | Refusal::LeaseExists => ErrorKind::Internal,
+        }
+    }
+}
+
+/// One edge of a deadlock's cycle: `lease_id` waits for the lock
+/// `waits_for`, which `held_by` holds (or waits for ahead of it). The API's
+/// own copy of `corral_state::WaitEdge` (see the crate docs for why).
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitEdge {
+    /// The lease whose wait is an edge of the cycle.
+    pub lease_id: LeaseId,
+    /// The lock `lease_id` waits for.
+    pub waits_for: LockName,
+    /// The lease ahead of `lease_id` on `waits_for`: its holder, or a
+    /// waiter queued before it.
+    pub held_by: LeaseId,
+}
+
+impl From<corral_state::WaitEdge> for WaitEdge {
+    fn from(edge: corral_state::WaitEdge) -> WaitEdge {
+        // Destructured, so a new field in the state type does not compile
+        // until it is carried over (or left out on purpose) here.
+        let corral_state::WaitEdge {
+            lease_id,
+            waits_for,
+            held_by,
+        } = edge;
+        WaitEdge {
+            lease_id,
+            waits_for,
+            held_by,
         }
     }
 }

@@ -18,7 +18,9 @@ pub struct KvPutRequest {
 /// `DELETE /v1/kv`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvDeleteRequest {
-    /// The key.
+    /// The key to delete. Its highest token stays (and counts against the
+    /// store's limits), so a write fenced by an older token is still
+    /// refused.
     pub key: KvKey,
     /// The lock and token the delete is made under.
     pub fence: Fence,
@@ -27,7 +29,7 @@ pub struct KvDeleteRequest {
 /// The answer to a fenced write or delete.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvWriteResponse {
-    /// The key.
+    /// The key written or deleted, as the request named it.
     pub key: KvKey,
     /// The token it was written under, now the key's highest.
     pub fencing_token: FencingToken,
@@ -36,9 +38,9 @@ pub struct KvWriteResponse {
 /// `GET /v1/kv?key=`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvValue {
-    /// The key.
+    /// The key asked for.
     pub key: KvKey,
-    /// Its value.
+    /// What the last write under a fence set it to.
     pub value: String,
     /// The token of the write that set it.
     pub fencing_token: FencingToken,
@@ -49,9 +51,9 @@ pub struct KvValue {
 /// `POST /v1/locks/validate`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ValidateRequest {
-    /// The lock.
+    /// The lock the token was granted for.
     pub name: LockName,
-    /// The token to check.
+    /// The token to check, as a grant of `name` returned it.
     pub fencing_token: FencingToken,
 }
 

@@ -2,6 +2,24 @@
 //!
 //! Shared by the server, which produces these bodies, and by clients, which
 //! read them. See `docs/api.md` for every endpoint with examples.
+//!
+//! # Types of its own, not the state machine's
+//!
+//! A few bodies carry values the state machine also keeps:
+//! [`TimelineEvent`] (with [`TimelineKind`]) and [`WaitEdge`]. The
+//! `corral_state` types of those names are stored in raft snapshots, so
+//! their serde shape is the snapshot format; re-exported here they were
+//! also the HTTP format, and a change made for one would silently change
+//! the other. So the API has its own copies, made from the state types by
+//! `From` (exhaustive matches and destructuring, so a new variant or field
+//! does not compile until the API decides about it), and a test checks that
+//! both write the same JSON for any value, so the two formats start equal
+//! and any drift between them is a decision, not an accident.
+//!
+//! Identifiers and plain values ([`LeaseId`], [`LockName`],
+//! [`FencingToken`], [`Mode`], ...) are still the state machine's own: they
+//! are the vocabulary of both formats, one newtype each, not structures
+//! that could grow apart.
 
 mod election;
 mod error;
@@ -9,15 +27,18 @@ mod error;
 mod error_test;
 mod kv;
 mod semaphore;
+mod timeline;
+#[cfg(test)]
+mod twins_test;
 
 pub use corral_state::{Fence, KvKey, ELECTION_VALUE_BYTES_MAX, KV_VALUE_BYTES_MAX};
-pub use corral_state::{FencingToken, LeaseId, LockName, LockOrder, Mode, WaitEdge};
-pub use corral_state::{TimelineEvent, TimelineKind, TIMELINE_EVENTS_PER_LOCK, TIMELINE_LOCKS_MAX};
+pub use corral_state::{FencingToken, LeaseId, LockName, LockOrder, Mode};
 pub use corral_state::{ACQUIRE_ALL_NAMES_MAX, LOCK_DELAY_MS_MAX, SEMAPHORE_LIMIT_MAX};
+pub use corral_state::{TIMELINE_EVENTS_PER_LOCK, TIMELINE_LOCKS_MAX};
 pub use election::{
     CampaignRequest, ElectionView, LeaderView, ProclaimRequest, ResignRequest, ResignResponse,
 };
-pub use error::{ErrorBody, ErrorDetail, ErrorKind};
+pub use error::{ErrorBody, ErrorDetail, ErrorKind, WaitEdge};
 pub use kv::{
     KvDeleteRequest, KvPutRequest, KvValue, KvWriteResponse, ValidateRequest, ValidateResponse,
 };
@@ -25,6 +46,7 @@ pub use semaphore::{
     PermitHolderView, PermitWaiterView, SemaphoreAcquireRequest, SemaphoreGrantResponse,
     SemaphoreList, SemaphoreReleaseRequest, SemaphoreView,
 };
+pub use timeline::{TimelineEvent, TimelineKind};
 
 use serde::{Deserialize, Serialize};
 
@@ -47,7 +69,9 @@ pub const LIST_LEASES_MAX: usize = 1_000;
 /// `POST /v1/leases`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantLeaseRequest {
-    /// Time to live, renewed by each keepalive.
+    /// How long the lease lives without a keepalive, in milliseconds: from
+    /// the node's minimum (twice its longest election timeout) to
+    /// [`TTL_MS_MAX`]. Each keepalive starts it again.
     pub ttl_ms: u64,
     /// `lexicographic`: refuse any acquire of a lock that sorts before one
     /// the lease holds or waits for. Absent: only the cluster's order.
@@ -62,9 +86,11 @@ pub struct GrantLeaseRequest {
 /// A lease and its ttl: the answer to a grant or a keepalive.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseResponse {
-    /// The lease.
+    /// The lease's id: 32 hex digits, to send with every request made
+    /// under the lease.
     pub lease_id: LeaseId,
-    /// Its time to live.
+    /// Its time to live in milliseconds: it expires about that long after
+    /// this answer unless a keepalive comes first.
     pub ttl_ms: u64,
 }
 
@@ -84,9 +110,10 @@ pub struct RevokeLeaseResponse {
 /// `GET /v1/leases/{id}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseView {
-    /// The lease.
+    /// The lease's id: 32 hex digits.
     pub lease_id: LeaseId,
-    /// Its time to live.
+    /// The time to live it was granted with, in milliseconds (not the time
+    /// left).
     pub ttl_ms: u64,
     /// The locks it holds, by name.
     pub locks: Vec<HeldLock>,
@@ -96,10 +123,12 @@ pub struct LeaseView {
     /// The elections it leads, by name.
     #[serde(default)]
     pub elections: Vec<HeldLock>,
-    /// The lock order it keeps.
+    /// The order it must take locks in besides the cluster's:
+    /// `lexicographic`, or `none` for only the cluster's.
     #[serde(default)]
     pub lock_order: LockOrder,
-    /// Its lock-delay.
+    /// How long its locks stay unavailable after it expires, in
+    /// milliseconds; 0 for not at all.
     #[serde(default)]
     pub lock_delay_ms: u64,
 }
@@ -132,7 +161,7 @@ pub struct LeaseList {
 /// A lock (or semaphore) a lease holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeldLock {
-    /// The lock.
+    /// The lock's (or semaphore's, or election's) name.
     pub name: LockName,
     /// The token it is held under.
     pub fencing_token: FencingToken,
@@ -143,7 +172,8 @@ pub struct HeldLock {
 pub struct AcquireRequest {
     /// The lease that will hold the lock.
     pub lease_id: LeaseId,
-    /// The lock.
+    /// Any name of 1 to 512 bytes without control characters: locks need
+    /// no creating, a name nobody holds is free.
     pub name: LockName,
     /// `exclusive` (the default) or `shared`.
     #[serde(default)]
@@ -156,11 +186,12 @@ pub struct AcquireRequest {
 /// A grant: the answer to a successful acquire.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantResponse {
-    /// The lock.
+    /// The lock granted, as the request named it.
     pub name: LockName,
-    /// The lease that holds it.
+    /// The lease that holds it now, the request's.
     pub lease_id: LeaseId,
-    /// How it holds it.
+    /// `exclusive` (the only holder) or `shared` (one of the readers), as
+    /// asked for.
     pub mode: Mode,
     /// The token of this grant. Pass it to every resource the lock guards.
     pub fencing_token: FencingToken,
@@ -194,9 +225,10 @@ pub struct AcquireAllResponse {
 /// One lock of an acquire-all and the token of its grant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NamedToken {
-    /// The lock.
+    /// One of the locks the request named.
     pub name: LockName,
-    /// How it is held.
+    /// `exclusive` or `shared`: the request's mode, the same for every
+    /// lock.
     pub mode: Mode,
     /// The token of its grant.
     pub fencing_token: FencingToken,
@@ -205,9 +237,10 @@ pub struct NamedToken {
 /// `POST /v1/locks/release`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseRequest {
-    /// The holding lease.
+    /// The lease that holds the lock; another lease's release is refused
+    /// with `not_holder`.
     pub lease_id: LeaseId,
-    /// The lock.
+    /// The lock to release; the next waiters are granted it.
     pub name: LockName,
     /// The token of the grant to end. When given, the release ends only
     /// that grant: if the lease holds under another token (it acquired
@@ -228,7 +261,7 @@ pub struct ReleaseResponse {
 /// waiters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockView {
-    /// The lock.
+    /// The lock asked about (free or not).
     pub name: LockName,
     /// Its exclusive holder, or null when free or held shared.
     pub holder: Option<HolderView>,
@@ -248,9 +281,9 @@ pub struct LockView {
 /// A lease waiting in a lock's queue.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaiterView {
-    /// The waiting lease.
+    /// The lease whose acquire waits.
     pub lease_id: LeaseId,
-    /// The mode it asks for.
+    /// `exclusive` or `shared`: how it will hold the lock once granted.
     pub mode: Mode,
     /// True when it waits for an acquire-all, granted only together with
     /// its other locks.
@@ -260,7 +293,7 @@ pub struct WaiterView {
 /// The holder of a lock.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HolderView {
-    /// The holding lease.
+    /// The lease the lock is granted to.
     pub lease_id: LeaseId,
     /// How it holds the lock.
     pub mode: Mode,
@@ -281,7 +314,9 @@ pub struct LockList {
 /// `GET /v1/locks/history?name=`: a lock's recent events, oldest first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockHistory {
-    /// The lock.
+    /// The lock asked about. Its `events` are empty if none are kept: it
+    /// was never used, or it was among the stalest of more than
+    /// [`TIMELINE_LOCKS_MAX`] locks and forgotten.
     pub name: LockName,
     /// At most [`TIMELINE_EVENTS_PER_LOCK`] events, oldest first.
     pub events: Vec<TimelineEvent>,
@@ -295,11 +330,13 @@ pub struct LockHistory {
 /// `GET /v1/cluster`: this node's view of the cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterView {
-    /// This node's id.
+    /// The id of the node that answered (its `--id`).
     pub node_id: u64,
-    /// The leader this node knows of.
+    /// The leader this node follows; null while it knows none (during an
+    /// election).
     pub leader_id: Option<u64>,
-    /// This node's raft term.
+    /// The raft term this node is in: it rises with every election, so a
+    /// higher term means newer news.
     pub term: u64,
     /// The last log index known committed.
     pub commit_index: Option<u64>,
@@ -317,9 +354,9 @@ pub struct ClusterView {
 /// A member of the cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberView {
-    /// Its node id.
+    /// Its node id, as in `--initial-cluster`.
     pub id: u64,
-    /// Its HTTP address.
+    /// The `host:port` it serves clients and peers on.
     pub addr: String,
     /// `leader`, `follower` or `learner`, as far as this node knows.
     pub role: String,

@@ -13,7 +13,8 @@ fn one() -> u32 {
 pub struct SemaphoreAcquireRequest {
     /// The lease that will hold the permits.
     pub lease_id: LeaseId,
-    /// The semaphore.
+    /// Any name of 1 to 512 bytes without control characters: semaphores
+    /// need no creating, the first acquire sets the limit.
     pub name: LockName,
     /// Its number of permits, 1 to [`crate::SEMAPHORE_LIMIT_MAX`]: fixed by
     /// the first acquire and kept while the semaphore is held or waited for.
@@ -29,22 +30,25 @@ pub struct SemaphoreAcquireRequest {
 /// The answer to a successful semaphore acquire.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SemaphoreGrantResponse {
-    /// The semaphore.
+    /// The semaphore granted, as the request named it.
     pub name: LockName,
     /// The lease that holds the permits.
     pub lease_id: LeaseId,
-    /// How many it holds.
+    /// The permits granted: all the request asked for.
     pub permits: u32,
-    /// The token of this grant.
+    /// The token of this grant. Pass it to every resource the semaphore
+    /// guards.
     pub fencing_token: FencingToken,
 }
 
 /// `POST /v1/semaphores/release`: gives back all the lease's permits.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SemaphoreReleaseRequest {
-    /// The holding lease.
+    /// The lease that holds the permits; another lease's release is
+    /// refused with `not_holder`.
     pub lease_id: LeaseId,
-    /// The semaphore.
+    /// The semaphore to give the permits back to; its next waiters are
+    /// granted them.
     pub name: LockName,
     /// The token of the grant to end. When given, the release ends only
     /// that grant: if the lease holds under another token (it acquired
@@ -58,7 +62,7 @@ pub struct SemaphoreReleaseRequest {
 /// waits for has no limit yet.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SemaphoreView {
-    /// The semaphore.
+    /// The semaphore asked about, in use or not.
     pub name: LockName,
     /// Its limit while in use; null when free.
     pub limit: Option<u32>,
@@ -73,7 +77,7 @@ pub struct SemaphoreView {
 /// A holder of permits.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PermitHolderView {
-    /// The holding lease.
+    /// The lease the permits are granted to.
     pub lease_id: LeaseId,
     /// How many permits it holds.
     pub permits: u32,
@@ -84,7 +88,7 @@ pub struct PermitHolderView {
 /// A lease waiting for permits.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PermitWaiterView {
-    /// The waiting lease.
+    /// The lease whose acquire waits.
     pub lease_id: LeaseId,
     /// How many permits it waits for.
     pub permits: u32,

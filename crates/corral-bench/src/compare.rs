@@ -83,6 +83,25 @@ pub fn markdown(
     failovers: &[FailoverReport],
 ) -> String {
     let mut out = String::new();
+    runs_table(&mut out, reports);
+    goals_table(&mut out, reports);
+    for k in keepalives {
+        keepalive_paragraph(&mut out, k);
+    }
+    for f in failovers {
+        failover_paragraph(&mut out, f);
+    }
+    // One line per row and per paragraph (each after a blank line): a
+    // field that wrote a newline would break the tables.
+    debug_assert_eq!(
+        out.lines().count(),
+        2 + reports.len() + 3 + GOALS.len() + 2 * (keepalives.len() + failovers.len())
+    );
+    out
+}
+
+/// One row per run, in the order they ran.
+fn runs_table(out: &mut String, reports: &[Report]) {
     out.push_str("| workload | workers | target | cycles/s | acquire p50 / p99 ms | release p50 / p99 ms | errors |\n");
     out.push_str("|---|---:|---|---:|---:|---:|---:|\n");
     for r in reports {
@@ -100,6 +119,11 @@ pub fn markdown(
             r.errors
         );
     }
+}
+
+/// One row per goal: the median ratio of its rounds, each round's ratio,
+/// and whether the median meets it.
+fn goals_table(out: &mut String, reports: &[Report]) {
     out.push_str(
         "\n| target | corral / etcd (median) | each round | goal | met |\n|---|---:|---|---|---|\n",
     );
@@ -130,45 +154,49 @@ pub fn markdown(
             goal.target
         );
     }
-    for k in keepalives {
-        let cores = k
-            .leader_cpu_cores
-            .map_or("not measured".to_string(), |c| format!("{c:.2}"));
-        let met =
-            k.granted == k.leases && k.lost == 0 && k.leader_cpu_cores.is_some_and(|c| c < 1.0);
-        let _ = writeln!(
-            out,
-            "\nKeepalive: {} leases of ttl {:.0} s granted in {:.0} s, then kept alive {:.0} s in batches of {}: \
-             {} lost, {:.0} renewals/s, batch call p50/p99 {:.1}/{:.1} ms, leader CPU {} cores, {} errors. \
-             Goal (none lost, leader under one core): {}.",
-            k.granted,
-            k.ttl_seconds,
-            k.grant_seconds,
-            k.seconds,
-            k.batch,
-            k.lost,
-            k.renewals_per_second,
-            k.batch_p50_ms,
-            k.batch_p99_ms,
-            cores,
-            k.errors,
-            if met { "met" } else { "**not met**" }
-        );
-    }
-    for f in failovers {
-        let each: Vec<String> = f.seconds.iter().map(|s| format!("{s:.2}")).collect();
-        let _ = writeln!(
-            out,
-            "\nFailover: kill -9 of the leader, then the next successful acquire through a survivor, {} trials: \
-             median {:.2} s, slowest {:.2} s (each: {}). Goal (median under 1.5 s): {}.",
-            f.trials,
-            f.median_seconds,
-            f.max_seconds,
-            each.join(", "),
-            if f.median_seconds < 1.5 { "met" } else { "**not met**" }
-        );
-    }
-    out
+}
+
+/// A keepalive run in a sentence, judged against its goal: none lost, the
+/// leader under one core.
+fn keepalive_paragraph(out: &mut String, k: &KeepaliveReport) {
+    let cores = k
+        .leader_cpu_cores
+        .map_or("not measured".to_string(), |c| format!("{c:.2}"));
+    let met = k.granted == k.leases && k.lost == 0 && k.leader_cpu_cores.is_some_and(|c| c < 1.0);
+    let _ = writeln!(
+        out,
+        "\nKeepalive: {} leases of ttl {:.0} s granted in {:.0} s, then kept alive {:.0} s in batches of {}: \
+         {} lost, {:.0} renewals/s, batch call p50/p99 {:.1}/{:.1} ms, leader CPU {} cores, {} errors. \
+         Goal (none lost, leader under one core): {}.",
+        k.granted,
+        k.ttl_seconds,
+        k.grant_seconds,
+        k.seconds,
+        k.batch,
+        k.lost,
+        k.renewals_per_second,
+        k.batch_p50_ms,
+        k.batch_p99_ms,
+        cores,
+        k.errors,
+        if met { "met" } else { "**not met**" }
+    );
+}
+
+/// A failover run in a sentence, judged against its goal: a median under
+/// 1.5 s.
+fn failover_paragraph(out: &mut String, f: &FailoverReport) {
+    let each: Vec<String> = f.seconds.iter().map(|s| format!("{s:.2}")).collect();
+    let _ = writeln!(
+        out,
+        "\nFailover: kill -9 of the leader, then the next successful acquire through a survivor, {} trials: \
+         median {:.2} s, slowest {:.2} s (each: {}). Goal (median under 1.5 s): {}.",
+        f.trials,
+        f.median_seconds,
+        f.max_seconds,
+        each.join(", "),
+        if f.median_seconds < 1.5 { "met" } else { "**not met**" }
+    );
 }
 
 #[cfg(test)]

@@ -87,33 +87,8 @@ pub async fn keepalive(
         steady: watch::channel(None).0,
         hard_stop: started + GRANT_LIMIT + duration,
     });
-    // The leader's CPU over the steady state.
-    let cpu = {
-        let plan = plan.clone();
-        tokio::spawn(async move {
-            let mut steady = plan.steady.subscribe();
-            steady.wait_for(Option::is_some).await.ok()?;
-            let (leader, before) = plan.target.leader_cpu_seconds().await?;
-            let from = Instant::now();
-            tokio::time::sleep(plan.duration.saturating_sub(Duration::from_millis(500))).await;
-            let (still, after) = plan.target.leader_cpu_seconds().await?;
-            (still == leader).then(|| (after - before) / from.elapsed().as_secs_f64())
-        })
-    };
-    let tasks: Vec<_> = (0..leases.div_ceil(batch))
-        .map(|group| {
-            let plan = plan.clone();
-            let size = batch.min(leases - group * batch);
-            tokio::spawn(async move { Group::run(&plan, group, size).await })
-        })
-        .collect();
-    let mut all = Group::default();
-    for task in tasks {
-        match task.await {
-            Ok(group) => all.merge(group),
-            Err(_) => all.errors += 1,
-        }
-    }
+    let cpu = tokio::spawn(leader_cpu_cores(plan.clone()));
+    let mut all = run_groups(&plan, batch).await;
     let steady_from = *plan.steady.borrow();
     let grant_seconds = steady_from
         .map_or(started.elapsed(), |t| t - started)
@@ -139,6 +114,43 @@ pub async fn keepalive(
         leader_cpu_cores: cpu.await.ok().flatten(),
         errors: all.errors,
     }
+}
+
+/// The leader's CPU over the steady state, in cores; `None` if it could
+/// not be read or the leader changed meanwhile.
+async fn leader_cpu_cores(plan: Arc<Plan>) -> Option<f64> {
+    let mut steady = plan.steady.subscribe();
+    steady.wait_for(Option::is_some).await.ok()?;
+    let (leader, before) = plan.target.leader_cpu_seconds().await?;
+    let from = Instant::now();
+    tokio::time::sleep(plan.duration.saturating_sub(Duration::from_millis(500))).await;
+    let (still, after) = plan.target.leader_cpu_seconds().await?;
+    (still == leader).then(|| (after - before) / from.elapsed().as_secs_f64())
+}
+
+/// Runs the leases in groups of `batch`, all at once, and adds up what
+/// the groups did.
+async fn run_groups(plan: &Arc<Plan>, batch: usize) -> Group {
+    debug_assert!(batch > 0, "a group holds at least one lease");
+    let tasks: Vec<_> = (0..plan.leases.div_ceil(batch))
+        .map(|group| {
+            let plan = plan.clone();
+            let size = batch.min(plan.leases - group * batch);
+            tokio::spawn(async move { Group::run(&plan, group, size).await })
+        })
+        .collect();
+    let mut all = Group::default();
+    for task in tasks {
+        match task.await {
+            Ok(group) => all.merge(group),
+            Err(_) => all.errors += 1,
+        }
+    }
+    debug_assert!(
+        all.granted <= plan.leases,
+        "no group grants more than its size"
+    );
+    all
 }
 
 /// One group of leases and what happened to it.

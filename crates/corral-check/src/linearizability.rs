@@ -425,20 +425,12 @@ impl<'a, M: Model> Search<'a, M> {
         &self,
         op: Option<usize>,
         state: M::State,
-        mut ret_cursor: usize,
-        mut invoke_cursor: usize,
+        ret_cursor: usize,
+        invoke_cursor: usize,
     ) -> Frame<M::State> {
         let index = &self.index;
-        while ret_cursor < index.known_by_ret.len()
-            && self.is_marked(index.known_by_ret[ret_cursor])
-        {
-            ret_cursor += 1;
-        }
-        while invoke_cursor < index.known_by_invoke.len()
-            && self.is_marked(index.known_by_invoke[invoke_cursor])
-        {
-            invoke_cursor += 1;
-        }
+        let ret_cursor = self.first_unmarked(&index.known_by_ret, ret_cursor);
+        let invoke_cursor = self.first_unmarked(&index.known_by_invoke, invoke_cursor);
         // The earliest return among the remaining operations: whatever was
         // invoked after it must wait for it. Unknown outcomes return never.
         let horizon = index
@@ -446,8 +438,39 @@ impl<'a, M: Model> Search<'a, M> {
             .get(ret_cursor)
             .and_then(|&i| self.history[i].ret())
             .unwrap_or(u64::MAX);
-        let invoked_in_time = |&&i: &&usize| self.history[i].invoke() <= horizon;
+        let (candidates, known_candidates) = self.candidates(&state, invoke_cursor, horizon);
+        Frame {
+            op,
+            state,
+            candidates,
+            known_candidates,
+            next: 0,
+            ret_cursor,
+            invoke_cursor,
+        }
+    }
 
+    /// The first place at or after `cursor` in `order` whose operation is
+    /// not linearized yet (the cursors only move forward: everything
+    /// before them stays linearized below this node).
+    fn first_unmarked(&self, order: &[usize], mut cursor: usize) -> usize {
+        while cursor < order.len() && self.is_marked(order[cursor]) {
+            cursor += 1;
+        }
+        cursor
+    }
+
+    /// The operations that may go next from `state`: those not linearized
+    /// yet and invoked by `horizon`, known outcomes first (in invoke
+    /// order), then unknown ones; with how many are known.
+    fn candidates(
+        &self,
+        state: &M::State,
+        invoke_cursor: usize,
+        horizon: u64,
+    ) -> (Vec<usize>, usize) {
+        let index = &self.index;
+        let invoked_in_time = |&&i: &&usize| self.history[i].invoke() <= horizon;
         let mut candidates: Vec<usize> = index.known_by_invoke[invoke_cursor..]
             .iter()
             .take_while(invoked_in_time)
@@ -462,36 +485,28 @@ impl<'a, M: Model> Search<'a, M> {
             index.read_only[i]
                 && self
                     .model
-                    .step(&state, entry.input(), entry.output())
+                    .step(state, entry.input(), entry.output())
                     .is_some()
         });
-        let known_candidates = match accepted_read {
-            Some(read) => {
-                candidates = vec![read];
-                1
-            }
-            None => {
-                let known = candidates.len();
-                candidates.extend(
-                    index
-                        .unknown_by_invoke
-                        .iter()
-                        .take_while(invoked_in_time)
-                        .copied()
-                        .filter(|&i| !self.is_marked(i)),
-                );
-                known
-            }
-        };
-        Frame {
-            op,
-            state,
-            candidates,
-            known_candidates,
-            next: 0,
-            ret_cursor,
-            invoke_cursor,
+        if let Some(read) = accepted_read {
+            return (vec![read], 1);
         }
+        let known = candidates.len();
+        candidates.extend(
+            index
+                .unknown_by_invoke
+                .iter()
+                .take_while(invoked_in_time)
+                .copied()
+                .filter(|&i| !self.is_marked(i)),
+        );
+        debug_assert!(
+            candidates[..known]
+                .iter()
+                .all(|&i| self.history[i].is_completed()),
+            "known candidates come first"
+        );
+        (candidates, known)
     }
 }
 

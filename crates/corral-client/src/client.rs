@@ -1,5 +1,6 @@
 //! [`Client`]: one handle on a cluster, moving between its nodes.
 
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -339,12 +340,15 @@ impl Client {
         self.send(call, Some(&key)).await
     }
 
+    /// Tries `call` on one node after another, with backoff between tries,
+    /// until one answers for good or the retry budget is spent.
     async fn send<B: Serialize, T: DeserializeOwned>(
         &self,
         call: Call<'_, B>,
         idempotency_key: Option<&str>,
     ) -> Result<T, Error> {
         let inner = &self.inner;
+        debug_assert!(!inner.endpoints.is_empty(), "Client::new requires one");
         let started = Instant::now();
         let give_up_at = call
             .give_up_at
@@ -366,38 +370,12 @@ impl Client {
             }
             let timeout =
                 (call.try_timeout.unwrap_or(inner.timeout) + call.server_wait).min(remaining);
-            let mut request = inner
-                .http
-                .request(call.method.clone(), format!("{endpoint}{}", call.path))
-                .timeout(timeout);
-            if let Some(body) = call.body {
-                request = request.json(body);
-            }
-            if let Some(key) = idempotency_key {
-                request = request.header("Idempotency-Key", key);
-            }
-            match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let bytes = response.bytes().await.unwrap_or_default();
-                    if status.is_success() {
-                        return serde_json::from_slice(&bytes).map_err(|e| {
-                            Error::Unavailable(format!("bad answer from {endpoint}: {e}"))
-                        });
-                    }
-                    let detail = serde_json::from_slice::<ErrorBody>(&bytes)
-                        .map(|b| b.error)
-                        .map_err(|_| Error::Unavailable(format!("{endpoint} answered {status}")));
-                    let error = match detail {
-                        Ok(detail) => Error::from(detail),
-                        Err(e) => e,
-                    };
-                    if !error.is_transient() {
-                        return Err(error);
-                    }
-                    last = error.to_string();
-                }
-                Err(e) => last = format!("{endpoint}: {e}"),
+            match self
+                .try_once(&call, endpoint, timeout, idempotency_key)
+                .await
+            {
+                ControlFlow::Break(answer) => return answer,
+                ControlFlow::Continue(why) => last = why,
             }
             // Move on to the next node, unless another call already did.
             let next = (index + 1) % inner.endpoints.len();
@@ -412,6 +390,50 @@ impl Client {
         } else {
             last
         }))
+    }
+
+    /// One try of `call` at `endpoint`: `Break` with the caller's answer (a
+    /// success, or an error no other try would change), `Continue` with
+    /// why it failed when another node may answer.
+    async fn try_once<B: Serialize, T: DeserializeOwned>(
+        &self,
+        call: &Call<'_, B>,
+        endpoint: &str,
+        timeout: Duration,
+        idempotency_key: Option<&str>,
+    ) -> ControlFlow<Result<T, Error>, String> {
+        let mut request = self
+            .inner
+            .http
+            .request(call.method.clone(), format!("{endpoint}{}", call.path))
+            .timeout(timeout);
+        if let Some(body) = call.body {
+            request = request.json(body);
+        }
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => return ControlFlow::Continue(format!("{endpoint}: {e}")),
+        };
+        let status = response.status();
+        let bytes = response.bytes().await.unwrap_or_default();
+        if status.is_success() {
+            return ControlFlow::Break(
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::Unavailable(format!("bad answer from {endpoint}: {e}"))),
+            );
+        }
+        let error = match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(body) => Error::from(body.error),
+            Err(_) => Error::Unavailable(format!("{endpoint} answered {status}")),
+        };
+        if error.is_transient() {
+            ControlFlow::Continue(error.to_string())
+        } else {
+            ControlFlow::Break(Err(error))
+        }
     }
 }
 

@@ -26,131 +26,182 @@ fn name(s: &str) -> LockName {
 
 /// Commands over a small alphabet of leases and names, so that random
 /// sequences collide often: waits, hand-offs, refusals and deadlocks.
+///
+/// Each family is weighted by its number of variants, so that every
+/// variant is as likely as any other (1 in 16).
 pub fn command() -> impl Strategy<Value = Command> {
-    let lease = (0u128..5).prop_map(LeaseId);
-    let lock = prop::sample::select(vec!["a", "b", "c"]).prop_map(name);
-    let sem = prop::sample::select(vec!["a", "s"]).prop_map(name);
-    let kind = prop::sample::select(Kind::ALL.to_vec());
-    let any_name = prop::sample::select(vec!["a", "b", "c", "s", "e"]).prop_map(name);
-    let election = prop::sample::select(vec!["e", "a"]).prop_map(name);
-    let value = prop::sample::select(vec!["v1", "v2"]).prop_map(String::from);
-    let mode = prop::sample::select(vec![Mode::Exclusive, Mode::Shared]);
-    let wait = prop::sample::select(vec![0u64, 100]);
-    let names = prop::collection::vec(lock.clone(), 1..4);
-    // Low tokens, so that a release naming one sometimes names the grant.
-    let token = (0u64..16).prop_map(FencingToken);
     prop_oneof![
-        (
-            lease.clone(),
-            prop::sample::select(vec![LockOrder::None, LockOrder::Lexicographic]),
-            prop::sample::select(vec![0u64, 200]),
-        )
-            .prop_map(
-                |(lease_id, lock_order, lock_delay_ms)| Command::GrantLease {
-                    lease_id,
-                    ttl_ms: 1_000,
-                    lock_order,
-                    lock_delay_ms,
-                }
-            ),
-        lease
-            .clone()
-            .prop_map(|lease_id| Command::RevokeLease { lease_id }),
-        lease
-            .clone()
-            .prop_map(|lease_id| Command::ExpireLease { lease_id }),
-        (lease.clone(), lock.clone(), mode.clone(), wait.clone()).prop_map(
-            |(lease_id, name, mode, wait_ms)| Command::Acquire {
+        3 => lease_commands(),
+        3 => acquire_commands(),
+        3 => release_commands(),
+        2 => cluster_commands(),
+        3 => election_commands(),
+        2 => kv_commands(),
+    ]
+}
+
+/// Five leases: few enough that they meet on the same locks.
+fn lease() -> impl Strategy<Value = LeaseId> {
+    (0u128..5).prop_map(LeaseId)
+}
+
+/// Three lock names.
+fn lock() -> impl Strategy<Value = LockName> {
+    prop::sample::select(vec!["a", "b", "c"]).prop_map(name)
+}
+
+/// Names of every kind, some shared between kinds, for releases and
+/// cancels that may name the wrong kind.
+fn any_name() -> impl Strategy<Value = LockName> {
+    prop::sample::select(vec!["a", "b", "c", "s", "e"]).prop_map(name)
+}
+
+/// Whether a request answers at once or waits a little.
+fn wait() -> impl Strategy<Value = u64> {
+    prop::sample::select(vec![0u64, 100])
+}
+
+/// Low tokens, so that a release naming one sometimes names the grant.
+fn token() -> impl Strategy<Value = Option<FencingToken>> {
+    prop::option::of((0u64..16).prop_map(FencingToken))
+}
+
+/// `GrantLease`, `RevokeLease`, `ExpireLease`.
+fn lease_commands() -> impl Strategy<Value = Command> {
+    let grant = (
+        lease(),
+        prop::sample::select(vec![LockOrder::None, LockOrder::Lexicographic]),
+        prop::sample::select(vec![0u64, 200]),
+    )
+        .prop_map(
+            |(lease_id, lock_order, lock_delay_ms)| Command::GrantLease {
+                lease_id,
+                ttl_ms: 1_000,
+                lock_order,
+                lock_delay_ms,
+            },
+        );
+    prop_oneof![
+        grant,
+        lease().prop_map(|lease_id| Command::RevokeLease { lease_id }),
+        lease().prop_map(|lease_id| Command::ExpireLease { lease_id }),
+    ]
+}
+
+/// `Acquire`, `AcquireAll`, `AcquirePermits`.
+fn acquire_commands() -> impl Strategy<Value = Command> {
+    let mode = || prop::sample::select(vec![Mode::Exclusive, Mode::Shared]);
+    let sem = prop::sample::select(vec!["a", "s"]).prop_map(name);
+    prop_oneof![
+        (lease(), lock(), mode(), wait()).prop_map(|(lease_id, name, mode, wait_ms)| {
+            Command::Acquire {
                 lease_id,
                 name,
                 mode,
-                wait_ms
+                wait_ms,
             }
-        ),
-        (lease.clone(), names.clone(), mode, wait.clone()).prop_map(
+        }),
+        (lease(), prop::collection::vec(lock(), 1..4), mode(), wait()).prop_map(
             |(lease_id, names, mode, wait_ms)| Command::AcquireAll {
                 lease_id,
                 names,
                 mode,
-                wait_ms
+                wait_ms,
             }
         ),
-        (lease.clone(), sem, 2u32..4, 1u32..4, wait.clone()).prop_map(
+        (lease(), sem, 2u32..4, 1u32..4, wait()).prop_map(
             |(lease_id, name, limit, permits, wait_ms)| Command::AcquirePermits {
                 lease_id,
                 name,
                 limit,
                 permits,
-                wait_ms
+                wait_ms,
             }
         ),
-        (
-            lease.clone(),
-            any_name.clone(),
-            kind.clone(),
-            prop::option::of(token.clone())
-        )
-            .prop_map(|(lease_id, name, kind, fencing_token)| Command::Release {
+    ]
+}
+
+/// `Release`, `CancelWait`, `CancelWaitAll`.
+fn release_commands() -> impl Strategy<Value = Command> {
+    let kind = || prop::sample::select(Kind::ALL.to_vec());
+    prop_oneof![
+        (lease(), any_name(), kind(), token()).prop_map(|(lease_id, name, kind, fencing_token)| {
+            Command::Release {
                 lease_id,
                 name,
                 kind,
                 fencing_token,
-            }),
-        (lease.clone(), any_name, kind).prop_map(|(lease_id, name, kind)| Command::CancelWait {
+            }
+        }),
+        (lease(), any_name(), kind()).prop_map(|(lease_id, name, kind)| Command::CancelWait {
             lease_id,
             name,
-            kind
+            kind,
         }),
-        (lease.clone(), names)
+        (lease(), prop::collection::vec(lock(), 1..4))
             .prop_map(|(lease_id, names)| Command::CancelWaitAll { lease_id, names }),
+    ]
+}
+
+/// `LiftLockDelays`, `SetLockOrder`: commands of the cluster, not of a
+/// lease.
+fn cluster_commands() -> impl Strategy<Value = Command> {
+    let prefixes = prop::sample::select(vec![vec![], vec!["b"], vec!["c", "a"]]);
+    prop_oneof![
         Just(Command::LiftLockDelays),
-        (lease.clone(), election.clone(), value.clone(), wait.clone()).prop_map(
-            |(lease_id, name, value, wait_ms)| Command::Campaign {
+        prefixes.prop_map(|p| Command::SetLockOrder {
+            prefixes: p.into_iter().map(String::from).collect(),
+        }),
+    ]
+}
+
+/// `Campaign`, `Proclaim`, `Resign`.
+fn election_commands() -> impl Strategy<Value = Command> {
+    let election = || prop::sample::select(vec!["e", "a"]).prop_map(name);
+    let value = || prop::sample::select(vec!["v1", "v2"]).prop_map(String::from);
+    prop_oneof![
+        (lease(), election(), value(), wait()).prop_map(|(lease_id, name, value, wait_ms)| {
+            Command::Campaign {
                 lease_id,
                 name,
                 value,
-                wait_ms
-            }
-        ),
-        (lease.clone(), election.clone(), value).prop_map(|(lease_id, name, value)| {
-            Command::Proclaim {
-                lease_id,
-                name,
-                value,
+                wait_ms,
             }
         }),
-        (lease.clone(), election, prop::option::of(token.clone())).prop_map(
-            |(lease_id, name, fencing_token)| Command::Resign {
+        (lease(), election(), value()).prop_map(|(lease_id, name, value)| Command::Proclaim {
+            lease_id,
+            name,
+            value,
+        }),
+        (lease(), election(), token()).prop_map(|(lease_id, name, fencing_token)| {
+            Command::Resign {
                 lease_id,
                 name,
                 fencing_token,
             }
-        ),
-        (lock.clone(), 0u64..12, prop::sample::select(vec!["k", "m"])).prop_map(
-            |(lock, token, key)| Command::KvPut {
-                key: name(key),
-                value: format!("{lock}@{token}"),
-                fence: Fence {
-                    lock,
-                    fencing_token: FencingToken(token),
-                },
-                keys_max: 1,
-                bytes_max: 16,
-            }
-        ),
-        (lock.clone(), 0u64..12, prop::sample::select(vec!["k", "m"])).prop_map(
-            |(lock, token, key)| Command::KvDelete {
-                key: name(key),
-                fence: Fence {
-                    lock,
-                    fencing_token: FencingToken(token),
-                },
-            }
-        ),
-        prop::sample::select(vec![vec![], vec!["b"], vec!["c", "a"]]).prop_map(|p| {
-            Command::SetLockOrder {
-                prefixes: p.into_iter().map(String::from).collect(),
-            }
+        }),
+    ]
+}
+
+/// `KvPut`, `KvDelete`: fenced writes under the three locks, with tokens
+/// that are sometimes the lock's and often stale.
+fn kv_commands() -> impl Strategy<Value = Command> {
+    let fenced = || (lock(), 0u64..12, prop::sample::select(vec!["k", "m"]));
+    let fence = |lock, token| Fence {
+        lock,
+        fencing_token: FencingToken(token),
+    };
+    prop_oneof![
+        fenced().prop_map(move |(lock, token, key)| Command::KvPut {
+            key: name(key),
+            value: format!("{lock}@{token}"),
+            fence: fence(lock, token),
+            keys_max: 1,
+            bytes_max: 16,
+        }),
+        fenced().prop_map(move |(lock, token, key)| Command::KvDelete {
+            key: name(key),
+            fence: fence(lock, token),
         }),
     ]
 }

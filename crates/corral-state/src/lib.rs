@@ -42,6 +42,8 @@
 
 #[cfg(any(test, feature = "arbitrary"))]
 pub mod arbitrary;
+#[cfg(test)]
+mod arbitrary_test;
 mod check;
 mod command;
 mod idempotency;

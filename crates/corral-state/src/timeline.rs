@@ -21,6 +21,7 @@ pub const TIMELINE_EVENTS_PER_LOCK: usize = 100;
 pub const TIMELINE_LOCKS_MAX: usize = 10_000;
 
 /// What happened to a lock.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TimelineKind {
@@ -45,6 +46,7 @@ pub enum TimelineKind {
 }
 
 /// One event of a lock's timeline.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimelineEvent {
     /// Its place among all timeline events of the cluster.

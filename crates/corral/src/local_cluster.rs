@@ -11,7 +11,8 @@ use anyhow::{bail, Context};
 /// How long the nodes get to elect a leader.
 pub(crate) const READY_WAIT: Duration = Duration::from_secs(30);
 
-/// The node processes.
+/// Nodes of this binary on 127.0.0.1, each a child process, for `corral
+/// dev` and the failover benchmark.
 pub(crate) struct LocalCluster {
     exe: PathBuf,
     data_dir: PathBuf,

@@ -130,7 +130,12 @@ async fn history(
         LockName::new(query.name).map_err(|e| ApiError::invalid(format!("query `name`: {e}")))?;
     let state = node.read_linearized().await?;
     Ok(Json(LockHistory {
-        events: state.table.timeline(&name),
+        events: state
+            .table
+            .timeline(&name)
+            .into_iter()
+            .map(Into::into)
+            .collect(),
         // State-machine time, never the wall clock (which may jump): the
         // leader's clock on the leader, so that open holds run to now.
         now_ms: node.sm_time_shown_ms(&state),

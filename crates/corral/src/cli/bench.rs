@@ -30,14 +30,16 @@ pub(crate) enum WorkloadArg {
 /// `corral bench`.
 #[derive(Args, Debug)]
 pub(crate) struct BenchArgs {
-    /// The workload.
+    /// What to measure: locks (uncontended, contended; also on etcd), or
+    /// corral's keepalive or failover.
     #[arg(long, value_enum, default_value = "uncontended")]
     pub workload: WorkloadArg,
     /// Concurrent workers, each with its own lease; worker i talks to
     /// endpoint i mod n.
     #[arg(long, default_value_t = 8)]
     pub workers: usize,
-    /// How long to run.
+    /// How long to run; keepalive: how long to keep the leases alive once
+    /// all are granted.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
     /// Name prefix of the locks used.
@@ -50,7 +52,7 @@ pub(crate) struct BenchArgs {
     /// keepalive: how many leases.
     #[arg(long, default_value_t = 100_000)]
     pub leases: usize,
-    /// keepalive: their ttl.
+    /// keepalive: the leases' time to live; each is renewed every ttl/3.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub ttl: Duration,
     /// keepalive: leases per keepalive call.

@@ -17,23 +17,24 @@ pub(crate) enum LeaseCommand {
     /// Grant a lease and print its id. Nothing keeps it alive: send
     /// `corral lease keepalive ID` every ttl/3, or it expires.
     Grant {
-        /// Its time to live.
+        /// How long the lease lives without a keepalive (500ms, 10s, 2m;
+        /// a bare number is seconds).
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         ttl: Duration,
     },
     /// Renew a lease once.
     Keepalive {
-        /// The lease id.
+        /// The lease, as `corral lease grant` printed it: 32 hex digits.
         id: LeaseId,
     },
     /// End a lease, releasing all it holds.
     Revoke {
-        /// The lease id.
+        /// The lease, as `corral lease grant` printed it: 32 hex digits.
         id: LeaseId,
     },
     /// Show a lease and what it holds.
     Show {
-        /// The lease id.
+        /// The lease, as `corral lease grant` printed it: 32 hex digits.
         id: LeaseId,
     },
 }
@@ -49,13 +50,13 @@ pub(crate) enum LocksCommand {
     },
     /// Show one lock: holders and queue.
     Show {
-        /// The lock.
+        /// The lock's name; one no one holds or waits for shows as free.
         name: String,
     },
     /// Show a lock's recent events (grants, releases, expiries, waits,
     /// refusals), oldest first.
     History {
-        /// The lock.
+        /// The lock's name; the cluster keeps its last 100 events.
         name: String,
     },
 }
@@ -73,14 +74,14 @@ pub(crate) enum ClusterCommand {
 pub(crate) enum KvCommand {
     /// Print a key's value (exit 3 if there is none).
     Get {
-        /// The key.
+        /// The key to read: 1 to 512 bytes, no control characters.
         key: String,
     },
     /// Write a key under a lock's current token.
     Put {
-        /// The key.
+        /// The key to write: 1 to 512 bytes, no control characters.
         key: String,
-        /// The value.
+        /// The value to write: at most 64 KiB.
         value: String,
         /// The lock that guards the key.
         #[arg(long)]
@@ -92,7 +93,8 @@ pub(crate) enum KvCommand {
     },
     /// Delete a key under a lock's current token.
     Delete {
-        /// The key.
+        /// The key to delete. Its highest token stays, so writes under an
+        /// older token are still refused.
         key: String,
         /// The lock that guards the key.
         #[arg(long)]

@@ -98,7 +98,7 @@ pub(crate) struct HoldArgs {
 /// `corral lock`.
 #[derive(Args, Debug)]
 pub(crate) struct LockArgs {
-    /// The lock.
+    /// The lock's name: 1 to 512 bytes, no control characters.
     pub name: String,
     /// Take it shared (a reader) instead of exclusive.
     #[arg(long)]
@@ -110,7 +110,7 @@ pub(crate) struct LockArgs {
 /// `corral elect`.
 #[derive(Args, Debug)]
 pub(crate) struct ElectArgs {
-    /// The election.
+    /// The election's name: 1 to 512 bytes, no control characters.
     pub name: String,
     /// The value to lead with (an address, an id).
     #[arg(long, default_value = "")]
@@ -122,12 +122,12 @@ pub(crate) struct ElectArgs {
 /// `corral sem`.
 #[derive(Args, Debug)]
 pub(crate) struct SemArgs {
-    /// The semaphore.
+    /// The semaphore's name: 1 to 512 bytes, no control characters.
     pub name: String,
     /// Its number of permits (every user must give the same).
     #[arg(long)]
     pub limit: u32,
-    /// Permits to take.
+    /// Permits to take, 1 to --limit.
     #[arg(long, default_value_t = 1)]
     pub permits: u32,
     #[command(flatten)]

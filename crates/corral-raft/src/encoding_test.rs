@@ -123,7 +123,7 @@ proptest! {
         }
         let chunks: Vec<Result<Vec<u8>, String>> =
             bytes.chunks(chunk_bytes).map(|c| Ok(c.to_vec())).collect();
-        let decoded: Vec<Result<AppendEntriesRequest<TypeConfig>, String>> =
+        let decoded: Vec<Result<AppendEntriesRequest<TypeConfig>, crate::frame::FrameError>> =
             futures::executor::block_on(frames(futures::stream::iter(chunks)).collect());
         prop_assert_eq!(decoded.len(), requests.len());
         for (decoded, sent) in decoded.into_iter().zip(&requests) {

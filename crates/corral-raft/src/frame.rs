@@ -22,6 +22,10 @@ pub enum FrameError {
     /// The stream ended inside a frame.
     #[error("stream ended inside a frame")]
     Truncated,
+    /// The transport under the stream failed (its error, as text: the
+    /// stream's error type is the caller's).
+    #[error("{0}")]
+    Transport(String),
 }
 
 /// Encodes `value` as one frame.
@@ -82,7 +86,7 @@ impl FrameReader {
 /// transport error, with it.
 pub fn frames<T, B, E>(
     bytes: impl Stream<Item = Result<B, E>> + Unpin,
-) -> impl Stream<Item = Result<T, String>>
+) -> impl Stream<Item = Result<T, FrameError>>
 where
     T: DeserializeOwned,
     B: AsRef<[u8]>,
@@ -94,14 +98,14 @@ where
             if let Some(frame) = reader.next_frame::<T>() {
                 return match frame {
                     Ok(value) => Some((Ok(value), Some((bytes, reader)))),
-                    Err(e) => Some((Err(e.to_string()), None)),
+                    Err(e) => Some((Err(e), None)),
                 };
             }
             match bytes.next().await {
                 Some(Ok(chunk)) => reader.push(chunk.as_ref()),
-                Some(Err(e)) => return Some((Err(e.to_string()), None)),
+                Some(Err(e)) => return Some((Err(FrameError::Transport(e.to_string())), None)),
                 None if reader.is_inside_frame() => {
-                    return Some((Err(FrameError::Truncated.to_string()), None))
+                    return Some((Err(FrameError::Truncated), None))
                 }
                 None => return None,
             }
@@ -110,68 +114,5 @@ where
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn chunks(bytes: Vec<u8>, size: usize) -> Vec<Result<Vec<u8>, String>> {
-        bytes.chunks(size).map(|c| Ok(c.to_vec())).collect()
-    }
-
-    #[tokio::test]
-    async fn frames_survive_any_chunking() {
-        let values: Vec<Vec<u64>> = vec![vec![], vec![1], vec![2, 3, 4], (0..1000).collect()];
-        let mut bytes = Vec::new();
-        for v in &values {
-            bytes.extend(encode_frame(v).unwrap());
-        }
-        for size in [1, 3, 4, 5, 64, bytes.len()] {
-            let stream = futures::stream::iter(chunks(bytes.clone(), size));
-            let got: Vec<Result<Vec<u64>, String>> = frames(stream).collect().await;
-            let got: Vec<Vec<u64>> = got.into_iter().map(|r| r.unwrap()).collect();
-            assert_eq!(got, values, "chunks of {size}");
-        }
-    }
-
-    #[tokio::test]
-    async fn a_cut_frame_is_an_error_and_ends_the_stream() {
-        let mut bytes = encode_frame(&vec![1u64]).unwrap();
-        let second = encode_frame(&vec![2u64]).unwrap();
-        bytes.extend(&second[..second.len() - 1]);
-        let got: Vec<Result<Vec<u64>, String>> = frames(futures::stream::iter(chunks(bytes, 2)))
-            .collect()
-            .await;
-        assert_eq!(got.len(), 2);
-        assert_eq!(got[0], Ok(vec![1]));
-        assert!(got[1].as_ref().unwrap_err().contains("inside a frame"));
-    }
-
-    #[tokio::test]
-    async fn bad_json_and_oversized_frames_end_the_stream() {
-        let mut bytes = encode_frame(&vec![1u64]).unwrap();
-        bytes.extend(3u32.to_be_bytes());
-        bytes.extend(b"{x}");
-        bytes.extend(encode_frame(&vec![2u64]).unwrap());
-        let got: Vec<Result<Vec<u64>, String>> = frames(futures::stream::iter(chunks(bytes, 7)))
-            .collect()
-            .await;
-        assert_eq!(got.len(), 2, "nothing after the bad frame: {got:?}");
-        assert!(got[1].is_err());
-
-        let huge = ((FRAME_BYTES_MAX + 1) as u32).to_be_bytes().to_vec();
-        let got: Vec<Result<Vec<u64>, String>> =
-            frames(futures::stream::iter(vec![Ok::<_, String>(huge)]))
-                .collect()
-                .await;
-        assert!(got[0].as_ref().unwrap_err().contains("too large"));
-    }
-
-    #[tokio::test]
-    async fn a_transport_error_ends_the_stream() {
-        let mut items = chunks(encode_frame(&vec![7u64]).unwrap(), 100);
-        items.push(Err("reset".to_string()));
-        items.extend(chunks(encode_frame(&vec![8u64]).unwrap(), 100));
-        let got: Vec<Result<Vec<u64>, String>> =
-            frames(futures::stream::iter(items)).collect().await;
-        assert_eq!(got, vec![Ok(vec![7]), Err("reset".to_string())]);
-    }
-}
+#[path = "frame_test.rs"]
+mod tests;

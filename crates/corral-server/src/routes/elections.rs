@@ -15,7 +15,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::answer::propose_as;
-use super::waiting::{self, Acquire};
+use super::waiting;
 use crate::error::ApiError;
 use crate::idempotency::{scope, IdempotencyKey};
 use crate::json::{JsonBody, QueryOf};
@@ -62,19 +62,13 @@ async fn campaign(
         value,
         ..
     } = request;
-    let acquire = Acquire {
-        command: Command::Campaign {
-            lease_id,
-            name: name.clone(),
-            value,
-            wait_ms,
-        },
-        key: (key, scope::CAMPAIGN),
+    let command = Command::Campaign {
+        lease_id,
+        name: name.clone(),
+        value,
+        wait_ms,
     };
-    let grant = waiting::acquire(&node, acquire)
-        .await?
-        .pop()
-        .ok_or_else(|| ApiError::internal("a campaign answered with no grant"))?;
+    let grant = waiting::acquire_one(&node, command, key, scope::CAMPAIGN).await?;
     Ok(Json(ElectionView {
         name,
         leader: Some(leader_view(&grant)),

@@ -13,7 +13,7 @@ use corral_api::{
 };
 use corral_state::{check_acquire_all_names, Command, Grant, Kind, Lock, LockName};
 
-use super::waiting::{self, Acquire};
+use super::waiting;
 use super::{show_named, NameQuery};
 use crate::error::ApiError;
 use crate::idempotency::{scope, IdempotencyKey};
@@ -42,19 +42,13 @@ async fn acquire(
         mode,
         ..
     } = request;
-    let acquire = Acquire {
-        command: Command::Acquire {
-            lease_id,
-            name,
-            mode,
-            wait_ms,
-        },
-        key: (key, scope::ACQUIRE),
+    let command = Command::Acquire {
+        lease_id,
+        name,
+        mode,
+        wait_ms,
     };
-    let grant = waiting::acquire(&node, acquire)
-        .await?
-        .pop()
-        .ok_or_else(|| ApiError::internal("an acquire answered with no grant"))?;
+    let grant = waiting::acquire_one(&node, command, key, scope::ACQUIRE).await?;
     Ok(Json(GrantResponse {
         name: grant.name,
         lease_id: grant.lease_id,
@@ -76,16 +70,13 @@ async fn acquire_all(
         ..
     } = request;
     let sorted = check_acquire_all_names(&names)?.into_iter().collect();
-    let acquire = Acquire {
-        command: Command::AcquireAll {
-            lease_id,
-            names: sorted,
-            mode,
-            wait_ms,
-        },
-        key: (key, scope::ACQUIRE_ALL),
+    let command = Command::AcquireAll {
+        lease_id,
+        names: sorted,
+        mode,
+        wait_ms,
     };
-    let grants = waiting::acquire(&node, acquire).await?;
+    let grants = waiting::acquire(&node, command, key, scope::ACQUIRE_ALL).await?;
     Ok(Json(AcquireAllResponse {
         lease_id,
         grants: grants

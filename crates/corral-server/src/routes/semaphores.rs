@@ -12,7 +12,7 @@ use corral_api::{
 };
 use corral_state::{check_permits, Command, Kind, Lock, LockName};
 
-use super::waiting::{self, Acquire};
+use super::waiting;
 use super::{show_named, NameQuery};
 use crate::error::ApiError;
 use crate::idempotency::{scope, IdempotencyKey};
@@ -40,20 +40,14 @@ async fn acquire(
         ..
     } = request;
     check_permits(limit, permits)?;
-    let acquire = Acquire {
-        command: Command::AcquirePermits {
-            lease_id,
-            name,
-            limit,
-            permits,
-            wait_ms,
-        },
-        key: (key, scope::ACQUIRE_PERMITS),
+    let command = Command::AcquirePermits {
+        lease_id,
+        name,
+        limit,
+        permits,
+        wait_ms,
     };
-    let grant = waiting::acquire(&node, acquire)
-        .await?
-        .pop()
-        .ok_or_else(|| ApiError::internal("an acquire answered with no grant"))?;
+    let grant = waiting::acquire_one(&node, command, key, scope::ACQUIRE_PERMITS).await?;
     Ok(Json(SemaphoreGrantResponse {
         name: grant.name,
         lease_id: grant.lease_id,

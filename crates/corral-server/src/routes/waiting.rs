@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use corral_api::{ErrorKind, WAIT_MS_MAX};
 use corral_state::{
-    Command, FencingToken, Grant, Kind, LeaseId, LockName, Outcome, Refusal, WaitFor,
+    Command, FencingToken, Grant, Idempotency, Kind, LeaseId, LockName, Outcome, Refusal, WaitFor,
 };
 use tokio::time::Instant;
 
@@ -15,19 +15,6 @@ use crate::idempotency::IdempotencyKey;
 use crate::metrics::AcquireOutcome;
 use crate::node::{Node, Submission};
 use crate::wait_registry::{WaitEnd, WaitTicket};
-
-/// One acquire as the routes hand it over: the command, and the request's
-/// idempotency key with the route it came by. The key is fingerprinted over
-/// the command, in which the request is normalized (names sorted, an
-/// absent wait made 0), so that a retry written differently is still the
-/// same request. What it waits for, and how it withdraws, are read from the
-/// command.
-pub(super) struct Acquire {
-    /// An acquiring command (see [`Command::wait_for`]).
-    pub command: Command,
-    /// The request's idempotency key, and its route's scope.
-    pub key: (IdempotencyKey, &'static str),
-}
 
 /// Checks a request's `wait_ms`.
 pub(super) fn wait_ms(wait_ms: Option<u64>) -> Result<u64, ApiError> {
@@ -40,18 +27,30 @@ pub(super) fn wait_ms(wait_ms: Option<u64>) -> Result<u64, ApiError> {
     Ok(wait_ms)
 }
 
-/// Proposes the acquire and answers with its grants: at once, after
-/// waiting in the queue, or from the cancel if the grant won the race.
-/// Its latency and outcome go into the metrics.
-pub(super) async fn acquire(node: &Node, acquire: Acquire) -> Result<Vec<Grant>, ApiError> {
+/// Proposes an acquiring `command` (see [`Command::wait_for`]) and
+/// answers with its grants: at once, after waiting in the queue, or from
+/// the cancel if the grant won the race. Its latency and outcome go into
+/// the metrics.
+///
+/// `key` is the request's idempotency key and `scope` its route's. The key
+/// is fingerprinted over the command, in which the request is normalized
+/// (names sorted, an absent wait made 0), so that a retry written
+/// differently is still the same request.
+pub(super) async fn acquire(
+    node: &Node,
+    command: Command,
+    key: IdempotencyKey,
+    scope: &'static str,
+) -> Result<Vec<Grant>, ApiError> {
     let started = Instant::now();
-    let Some(wait) = acquire.command.wait_for() else {
+    let Some(wait) = command.wait_for() else {
         return Err(ApiError::internal(
             "an acquire without an acquiring command",
         ));
     };
     let kind = wait.kind;
-    let result = acquire_granted(node, acquire, wait).await;
+    let idempotency = key.for_request(node, scope, &command);
+    let result = acquire_granted(node, command, idempotency, wait).await;
     let outcome = match result.as_ref().map_err(ApiError::kind) {
         Ok(_) => AcquireOutcome::Granted,
         Err(ErrorKind::LockBusy { .. }) => AcquireOutcome::Busy,
@@ -63,15 +62,26 @@ pub(super) async fn acquire(node: &Node, acquire: Acquire) -> Result<Vec<Grant>,
     result
 }
 
+/// [`acquire`] of one name: its one grant.
+pub(super) async fn acquire_one(
+    node: &Node,
+    command: Command,
+    key: IdempotencyKey,
+    scope: &'static str,
+) -> Result<Grant, ApiError> {
+    let mut grants = acquire(node, command, key, scope).await?;
+    debug_assert_eq!(grants.len(), 1, "one name, one grant");
+    grants
+        .pop()
+        .ok_or_else(|| ApiError::internal("an acquire answered with no grant"))
+}
+
 async fn acquire_granted(
     node: &Node,
-    acquire: Acquire,
+    command: Command,
+    idempotency: Option<Idempotency>,
     wait: WaitFor,
 ) -> Result<Vec<Grant>, ApiError> {
-    let Acquire {
-        command,
-        key: (key, route),
-    } = acquire;
     let WaitFor {
         kind,
         lease_id,
@@ -79,7 +89,6 @@ async fn acquire_granted(
         wait_ms,
     } = wait;
     let cancel = command.withdrawal();
-    let idempotency = key.for_request(node, route, &command);
     // Registered before proposing, so a grant applied right after the
     // enqueue cannot be missed.
     let ticket = (wait_ms > 0).then(|| node.waits.register(kind, lease_id, &names));

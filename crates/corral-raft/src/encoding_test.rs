@@ -17,7 +17,7 @@ use proptest::prelude::*;
 
 use crate::frame::{encode_frame, frames};
 use crate::metrics::StoreMetrics;
-use crate::rocks::{decode, encode, open_db};
+use crate::rocks::{decode, encode, test_disk};
 use crate::state_machine::{Notice, StateMachineStore};
 use crate::type_config::{Entry, LogId, TypeConfig, Vote};
 
@@ -76,7 +76,7 @@ fn append_request() -> impl Strategy<Value = AppendEntriesRequest<TypeConfig>> {
 /// as a leader does for a lagging follower; returns the follower's table.
 async fn through_a_snapshot(table: LockTable) -> LockTable {
     let open = |dir: &tempfile::TempDir| {
-        let db = open_db(dir.path()).expect("open a database");
+        let db = test_disk(dir.path());
         StateMachineStore::open(db, Arc::new(|_: Notice<'_>| {}), StoreMetrics::default())
             .expect("open the state machine")
     };

@@ -3,23 +3,30 @@
 //! The lock table of `corral-state` is replicated with openraft. This crate
 //! holds the thin adapters around it and no lock logic:
 //! - [`TypeConfig`]: log entries carry `corral_state::Proposal`s;
-//! - [`LogStore`]: the raft log, vote and committed id in RocksDB, with group
-//!   commit (one WAL sync for every append that arrived meanwhile), and its
-//!   newest entries kept in memory for the reads that follow each append;
-//! - [`StateMachineStore`]: the lock table in memory, snapshots in RocksDB;
+//! - [`Disk`]: where a node keeps its log, metadata and snapshot:
+//!   [`RocksDisk`] in a real node, with group commit (one WAL sync for every
+//!   append that arrived meanwhile); memory in the simulation;
+//! - [`LogStore`]: the raft log, vote and committed id on a disk, reported
+//!   durable only after a sync, and its newest entries kept in memory for
+//!   the reads that follow each append;
+//! - [`StateMachineStore`]: the lock table in memory, snapshots on the disk;
 //! - [`PeerNetwork`]: raft RPCs as HTTP calls to the peers' `/raft/*`
 //!   endpoints, bounded by openraft's RPC timeouts;
 //! - [`append_stream`]: replication as a pipelined HTTP/2 stream of
 //!   [`frame`]s;
-//! - [`start`]: opens the database and starts a node;
+//! - [`start`]: opens the database and starts a node on HTTP peers;
+//!   [`start_on`] starts one on any disk and network (the simulation's);
 //! - [`Replica`]: what the server asks of raft (leader, term, status,
 //!   writes bound to a term, read index, the peers' RPCs), so that openraft
 //!   stays inside this crate;
+//! - [`Transport`]: raft's RPCs in corral's types, which the simulation
+//!   implements; [`TransportNetwork`] makes openraft's network of one;
 //! - [`Faults`]: partitions and a slow log sync injected by failure tests
 //!   (off by default);
 //! - [`StoreMetrics`]: log fsync times and snapshots, for `/metrics`.
 
 pub mod append_stream;
+mod disk;
 mod faults;
 pub mod frame;
 mod log_store;
@@ -29,8 +36,11 @@ mod network;
 mod node;
 mod replica;
 mod rocks;
+mod runtime;
 mod state_machine;
+mod transport;
 mod type_config;
+mod watch;
 
 #[cfg(test)]
 mod encoding_test;
@@ -39,6 +49,7 @@ mod log_store_test;
 #[cfg(test)]
 mod state_machine_test;
 
+pub use disk::{Disk, Durability, Family, KeyValue, Op, SyncDone, Visit};
 pub use faults::Faults;
 pub use log_store::LogStore;
 pub use metrics::StoreMetrics;
@@ -46,13 +57,15 @@ pub use network::{
     PeerNetwork, RpcReply, SnapshotHeader, SnapshotReply, HEADER_SNAPSHOT, PATH_APPEND,
     PATH_SNAPSHOT, PATH_VOTE,
 };
-pub use node::{start, RaftSettings, ReplicatedNode, StartError};
+pub use node::{raft_config, start, start_on, NodeParts, RaftSettings, ReplicatedNode, StartError};
 pub use replica::{
     AppendReply, AppendRequest, LeaderId, Member, RaftStatus, ReadError, Replica, VoteReply,
     VoteRpc, WaitError, WriteError,
 };
-pub use rocks::StoreError;
+pub use rocks::{RocksDisk, StoreError};
+pub use runtime::{seed_thread_rng, CorralRuntime};
 pub use state_machine::{AppliedState, EventSink, Notice, StateMachineStore};
+pub use transport::{PeerUnreachable, Transport, TransportConnection, TransportNetwork};
 pub use type_config::{
     CorralRaft, Entry, LogId, NodeId, Reply, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote,
 };

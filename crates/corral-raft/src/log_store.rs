@@ -1,32 +1,22 @@
-//! The raft log in RocksDB, with group commit.
+//! The raft log on a [`Disk`], with group commit.
 //!
-//! `append` writes entries into RocksDB (its memtable and WAL buffer, no
-//! system call) and hands its flush callback to one flusher thread. The
-//! flusher takes every callback waiting at that moment, writes and syncs the
-//! WAL once, and only then reports them all durable. One fsync covers every
-//! append that arrived while the previous one ran, so throughput grows with
-//! load while each entry is still on disk before openraft is told so.
+//! `append` writes entries to the disk buffered (in RocksDB, its memtable
+//! and WAL buffer: no system call) and asks the disk for a sync, whose
+//! completion reports them durable to openraft: many appends share one
+//! sync, and no entry is reported durable before a sync covers it.
 //!
 //! The newest entries are also kept in a [`LogTail`], which answers the
 //! reads of replication and apply that follow every append.
-//!
-//! A failure test may slow the flusher down ([`Faults`]'s log-sync delay),
-//! to leave acknowledged entries in this node's memory when it is killed.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Instant;
-
-use prometheus_client::metrics::histogram::Histogram;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
-use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
 
-use crate::faults::Faults;
+use crate::disk::{Disk, Durability, Family, Op};
 use crate::log_tail::LogTail;
-use crate::rocks::{cf, decode, encode, StoreError, CF_LOG, CF_META};
+use crate::rocks::{decode, encode, StoreError};
 use crate::type_config::{Entry, LogId, TypeConfig, Vote};
 
 const KEY_VOTE: &[u8] = b"vote";
@@ -37,32 +27,22 @@ const KEY_LAST_PURGED: &[u8] = b"last_purged";
 /// same log; it also serves as its own reader.
 #[derive(Clone)]
 pub struct LogStore {
-    db: Arc<DB>,
-    flusher: mpsc::Sender<IOFlushed<TypeConfig>>,
-    /// The newest entries, so that reading them back skips RocksDB.
+    disk: Arc<dyn Disk>,
+    /// The newest entries, so that reading them back skips the disk.
     tail: Arc<Mutex<LogTail>>,
 }
 
 impl LogStore {
-    pub(crate) fn new(db: Arc<DB>, fsync_seconds: Histogram, faults: Faults) -> LogStore {
-        let (flusher, callbacks) = mpsc::channel();
-        // Weak: the database closes when the stores are dropped, on the
-        // thread that drops them, not later on this one (a RocksDB closed
-        // during process exit aborts in its static destructors).
-        let flush_db = Arc::downgrade(&db);
-        std::thread::Builder::new()
-            .name("corral-log-flush".into())
-            .spawn(move || flush_loop(&flush_db, &callbacks, &fsync_seconds, &faults))
-            .expect("spawn the log flusher thread");
+    /// The log on `disk`.
+    pub fn new(disk: Arc<dyn Disk>) -> LogStore {
         LogStore {
-            db,
-            flusher,
+            disk,
             tail: Arc::default(),
         }
     }
 
     /// The in-memory tail. A panic while it was held may have left it half
-    /// updated, so it is then emptied: reads go to RocksDB.
+    /// updated, so it is then emptied: reads go to the disk.
     fn tail(&self) -> MutexGuard<'_, LogTail> {
         self.tail.lock().unwrap_or_else(|poisoned| {
             let mut tail = poisoned.into_inner();
@@ -76,7 +56,7 @@ impl LogStore {
         key: &'static [u8],
         what: &'static str,
     ) -> Result<Option<T>, StoreError> {
-        match self.db.get_cf(cf(&self.db, CF_META), key)? {
+        match self.disk.get(Family::Meta, key)? {
             None => Ok(None),
             Some(bytes) => decode(what, &bytes).map(Some),
         }
@@ -88,19 +68,14 @@ impl LogStore {
         what: &'static str,
         value: &T,
     ) -> Result<(), StoreError> {
-        let mut options = WriteOptions::default();
-        options.set_sync(true);
-        self.db
-            .put_cf_opt(cf(&self.db, CF_META), key, encode(what, value)?, &options)?;
-        Ok(())
+        let put = Op::Put(Family::Meta, key.to_vec(), encode(what, value)?);
+        self.disk.write(vec![put], Durability::Synced)
     }
 
     fn last_entry_log_id(&self) -> Result<Option<LogId>, StoreError> {
-        let mut iter = self.db.iterator_cf(cf(&self.db, CF_LOG), IteratorMode::End);
-        match iter.next() {
+        match self.disk.last(Family::Log)? {
             None => Ok(None),
-            Some(item) => {
-                let (_, bytes) = item?;
+            Some((_, bytes)) => {
                 let entry: Entry = decode("log entry", &bytes)?;
                 Ok(Some(entry.log_id))
             }
@@ -108,47 +83,18 @@ impl LogStore {
     }
 
     fn read_range(&self, start: u64, end_inclusive: Option<u64>) -> Result<Vec<Entry>, StoreError> {
-        let mode = IteratorMode::From(&start.to_be_bytes(), Direction::Forward);
         let mut entries = Vec::new();
-        for item in self.db.iterator_cf(cf(&self.db, CF_LOG), mode) {
-            let (key, bytes) = item?;
-            let index = index_of_key(&key)?;
+        let mut visit = |key: &[u8], bytes: &[u8]| {
+            let index = index_of_key(key)?;
             if end_inclusive.is_some_and(|end| index > end) {
-                break;
+                return Ok(false);
             }
-            entries.push(decode("log entry", &bytes)?);
-        }
-        Ok(entries)
-    }
-}
-
-/// Syncs the WAL once for every batch of waiting callbacks, then reports
-/// them. Ends when every `LogStore` handle is dropped.
-fn flush_loop(
-    db: &Weak<DB>,
-    callbacks: &mpsc::Receiver<IOFlushed<TypeConfig>>,
-    fsync_seconds: &Histogram,
-    faults: &Faults,
-) {
-    while let Ok(first) = callbacks.recv() {
-        let mut batch = vec![first];
-        batch.extend(callbacks.try_iter());
-        // A test's slow disk; switched off, a check of `None`.
-        faults.delay_log_sync();
-        let started = Instant::now();
-        let synced = match db.upgrade() {
-            _ if faults.log_sync_fails() => Err("failed by a test fault".to_string()),
-            Some(db) => db.flush_wal(true).map_err(|e| e.to_string()),
-            None => Err("the database is closed".to_string()),
+            entries.push(decode("log entry", bytes)?);
+            Ok(true)
         };
-        fsync_seconds.observe(started.elapsed().as_secs_f64());
-        for callback in batch {
-            let result = match &synced {
-                Ok(()) => Ok(()),
-                Err(e) => Err(std::io::Error::other(format!("syncing the raft log: {e}"))),
-            };
-            callback.io_completed(result);
-        }
+        self.disk
+            .scan_from(Family::Log, &start.to_be_bytes(), &mut visit)?;
+        Ok(entries)
     }
 }
 
@@ -215,10 +161,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // restarted node re-apply sooner. Until the cluster has, the node
         // serves no reads (corral-server's `Node::read_index_here`).
         let value = encode("committed log id", &committed)?;
-        self.db
-            .put_cf(cf(&self.db, CF_META), KEY_COMMITTED, value)
-            .map_err(StoreError::from)?;
-        Ok(())
+        let put = Op::Put(Family::Meta, KEY_COMMITTED.to_vec(), value);
+        Ok(self.disk.write(vec![put], Durability::Buffered)?)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, std::io::Error> {
@@ -236,21 +180,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let log = cf(&self.db, CF_LOG);
-        let mut batch = WriteBatch::default();
+        let mut ops = Vec::new();
         let mut written = Vec::new();
         for entry in entries {
             let bytes = encode("log entry", &entry)?;
-            batch.put_cf(log, entry.log_id.index.to_be_bytes(), &bytes);
+            let key = entry.log_id.index.to_be_bytes().to_vec();
             written.push((entry, bytes.len()));
+            ops.push(Op::Put(Family::Log, key, bytes));
         }
-        // Readable now, durable once the flusher has written and synced the
-        // WAL.
-        self.db.write(batch).map_err(StoreError::from)?;
+        // Readable now, durable once the disk has synced.
+        self.disk.write(ops, Durability::Buffered)?;
         self.tail().appended(written);
-        self.flusher
-            .send(callback)
-            .map_err(|_| std::io::Error::other("the log flusher thread is gone"))?;
+        self.disk.sync_then(Box::new(move |synced| {
+            let synced =
+                synced.map_err(|e| std::io::Error::other(format!("syncing the raft log: {e}")));
+            callback.io_completed(synced);
+        }));
         Ok(())
     }
 
@@ -259,32 +204,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // are gone from disk.
         self.tail().truncated_after(last_log_id.map(|id| id.index));
         let from = last_log_id.map_or(0, |id| id.index.saturating_add(1));
-        let mut batch = WriteBatch::default();
-        batch.delete_range_cf(
-            cf(&self.db, CF_LOG),
-            from.to_be_bytes(),
-            u64::MAX.to_be_bytes(),
-        );
-        batch.delete_cf(cf(&self.db, CF_LOG), u64::MAX.to_be_bytes());
-        let mut options = WriteOptions::default();
-        options.set_sync(true);
-        self.db
-            .write_opt(batch, &options)
-            .map_err(StoreError::from)?;
-        Ok(())
+        let end = u64::MAX.to_be_bytes().to_vec();
+        let ops = vec![
+            Op::DeleteRange(Family::Log, from.to_be_bytes().to_vec(), end.clone()),
+            Op::Delete(Family::Log, end),
+        ];
+        Ok(self.disk.write(ops, Durability::Synced)?)
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), std::io::Error> {
         self.tail().purged_up_to(log_id.index);
-        let mut batch = WriteBatch::default();
         let last_purged = encode("last purged log id", &log_id)?;
-        batch.put_cf(cf(&self.db, CF_META), KEY_LAST_PURGED, last_purged);
-        batch.delete_range_cf(
-            cf(&self.db, CF_LOG),
-            0u64.to_be_bytes(),
-            log_id.index.saturating_add(1).to_be_bytes(),
-        );
-        self.db.write(batch).map_err(StoreError::from)?;
-        Ok(())
+        let end = log_id.index.saturating_add(1).to_be_bytes().to_vec();
+        let ops = vec![
+            Op::Put(Family::Meta, KEY_LAST_PURGED.to_vec(), last_purged),
+            Op::DeleteRange(Family::Log, 0u64.to_be_bytes().to_vec(), end),
+        ];
+        Ok(self.disk.write(ops, Durability::Buffered)?)
     }
 }

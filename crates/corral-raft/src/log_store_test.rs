@@ -11,10 +11,9 @@ use openraft::type_config::TypeConfigExt;
 use openraft::vote::RaftLeaderIdExt;
 use openraft::StorageError;
 
-use crate::faults::Faults;
 use crate::log_store::LogStore;
 use crate::metrics::StoreMetrics;
-use crate::rocks::open_db;
+use crate::rocks::test_disk;
 use crate::state_machine::{Notice, StateMachineStore};
 use crate::type_config::{Entry, LogId, TypeConfig};
 
@@ -26,13 +25,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
     ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError<TypeConfig>> {
         let dir = tempfile::TempDir::new()
             .map_err(|e| StorageError::read(TypeConfig::err_from_error(&e)))?;
-        let db =
-            open_db(dir.path()).map_err(|e| StorageError::read(TypeConfig::err_from_error(&e)))?;
-        let log = LogStore::new(
-            db.clone(),
-            StoreMetrics::default().log_fsync,
-            Faults::default(),
-        );
+        let db = test_disk(dir.path());
+        let log = LogStore::new(db.clone());
         let sm = StateMachineStore::open(db, Arc::new(|_: Notice<'_>| {}), StoreMetrics::default())
             .map_err(|e| StorageError::read(TypeConfig::err_from_error(&e)))?;
         Ok((dir, log, sm))
@@ -66,8 +60,8 @@ async fn a_log_written_over_recycled_wal_files_reads_back_whole_after_reopening(
     const LAST: u64 = 200_000;
     let dir = tempfile::TempDir::new().expect("temp dir");
     {
-        let db = open_db(dir.path()).expect("open");
-        let mut log = LogStore::new(db, StoreMetrics::default().log_fsync, Faults::default());
+        let db = test_disk(dir.path());
+        let mut log = LogStore::new(db);
         for first in (1..=LAST).step_by(2_000) {
             append_synced(&mut log, first, first + 1_999).await;
         }
@@ -78,8 +72,8 @@ async fn a_log_written_over_recycled_wal_files_reads_back_whole_after_reopening(
         "no WAL file was written over"
     );
 
-    let db = open_db(dir.path()).expect("reopen");
-    let mut log = LogStore::new(db, StoreMetrics::default().log_fsync, Faults::default());
+    let db = test_disk(dir.path());
+    let mut log = LogStore::new(db);
     let entries = log.try_get_log_entries(1..=LAST).await.expect("read");
     let indexes: Vec<u64> = entries.iter().map(|e| e.log_id.index).collect();
     assert_eq!(indexes, (1..=LAST).collect::<Vec<_>>());

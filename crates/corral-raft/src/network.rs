@@ -36,7 +36,7 @@ pub const PATH_SNAPSHOT: &str = "/raft/snapshot";
 pub const HEADER_SNAPSHOT: &str = "x-corral-snapshot";
 
 /// The vote and meta sent with a snapshot.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SnapshotHeader {
     /// The sender's vote.
     pub vote: Vote,

@@ -4,16 +4,19 @@ use std::path::Path;
 use std::sync::Arc;
 
 use openraft::errors::Fatal;
+use openraft::network::{NetSnapshot, RaftNetworkFactory};
 use openraft::{Config, SnapshotPolicy};
 
+use crate::disk::Disk;
 use crate::faults::Faults;
 use crate::log_store::LogStore;
 use crate::metrics::StoreMetrics;
 use crate::network::PeerNetwork;
 use crate::replica::Replica;
-use crate::rocks::{open_db, StoreError};
+use crate::rocks::{RocksDisk, StoreError};
 use crate::state_machine::{EventSink, StateMachineStore};
-use crate::type_config::{CorralRaft, NodeId, TypeConfig};
+use crate::transport::{Transport, TransportNetwork};
+use crate::type_config::{CorralRaft, NodeId, SnapshotData, TypeConfig};
 
 /// Raft settings of a corral cluster: timing and snapshots.
 #[derive(Clone, Copy, Debug)]
@@ -73,7 +76,8 @@ pub struct ReplicatedNode {
     pub state: StateMachineStore,
 }
 
-/// Opens the node's database under `dir` and starts raft.
+/// Opens the node's database under `dir` and starts raft, talking to its
+/// peers over HTTP.
 pub async fn start(
     node_id: NodeId,
     dir: &Path,
@@ -83,7 +87,71 @@ pub async fn start(
     events: EventSink,
     metrics: StoreMetrics,
 ) -> Result<ReplicatedNode, StartError> {
-    let config = Config {
+    let disk = RocksDisk::open(dir, metrics.log_fsync.clone(), faults.clone())?;
+    let network = PeerNetwork::new(http, faults)?;
+    let parts = NodeParts {
+        disk: Arc::new(disk),
+        network,
+        events,
+        metrics,
+    };
+    start_with(node_id, raft_config(settings)?, parts).await
+}
+
+/// What a node is started on: its disk, its network to the peers (a
+/// [`Transport`] for [`start_on`]), and who hears of what it applies. The
+/// simulation gives its own disk and transport.
+pub struct NodeParts<N> {
+    /// Where the log, the metadata and the snapshot are kept.
+    pub disk: Arc<dyn Disk>,
+    /// How raft's RPCs reach the peers.
+    pub network: N,
+    /// Told of every applied entry and installed snapshot.
+    pub events: EventSink,
+    /// Storage measurements.
+    pub metrics: StoreMetrics,
+}
+
+/// Starts raft on `parts`, whose network is any [`Transport`], with
+/// `config` (see [`raft_config`]).
+pub async fn start_on<T: Transport>(
+    node_id: NodeId,
+    config: Config,
+    parts: NodeParts<T>,
+) -> Result<ReplicatedNode, StartError> {
+    let parts = NodeParts {
+        disk: parts.disk,
+        network: TransportNetwork::new(parts.network),
+        events: parts.events,
+        metrics: parts.metrics,
+    };
+    start_with(node_id, config, parts).await
+}
+
+async fn start_with<N>(
+    node_id: NodeId,
+    config: Config,
+    parts: NodeParts<N>,
+) -> Result<ReplicatedNode, StartError>
+where
+    N: RaftNetworkFactory<TypeConfig>,
+    N::Network: NetSnapshot<TypeConfig, SnapshotData = SnapshotData>,
+{
+    let log = LogStore::new(parts.disk.clone());
+    let state = StateMachineStore::open(parts.disk, parts.events, parts.metrics)?;
+    let raft =
+        CorralRaft::new(node_id, Arc::new(config), parts.network, log, state.clone()).await?;
+    Ok(ReplicatedNode {
+        raft: Replica::new(raft, node_id),
+        state,
+    })
+}
+
+/// openraft's configuration for a corral node: `settings`' timing and
+/// snapshots, and the choices corral's guarantees rest on (see
+/// docs/design.md, "Raft settings and why they are safe").
+pub fn raft_config(settings: RaftSettings) -> Result<Config, openraft::ConfigError> {
+    Config {
         cluster_name: "corral".into(),
         heartbeat_interval: settings.heartbeat_ms,
         election_timeout_min: settings.election_timeout_min_ms,
@@ -108,20 +176,5 @@ pub async fn start(
         allow_log_reversion: Some(false),
         ..Default::default()
     }
-    .validate()?;
-    let db = open_db(dir)?;
-    let log = LogStore::new(db.clone(), metrics.log_fsync.clone(), faults.clone());
-    let state = StateMachineStore::open(db, events, metrics)?;
-    let raft = CorralRaft::new(
-        node_id,
-        Arc::new(config),
-        PeerNetwork::new(http, faults)?,
-        log,
-        state.clone(),
-    )
-    .await?;
-    Ok(ReplicatedNode {
-        raft: Replica::new(raft, node_id),
-        state,
-    })
+    .validate()
 }

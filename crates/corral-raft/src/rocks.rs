@@ -1,17 +1,36 @@
-//! The one RocksDB database of a node and its column families.
+//! The one RocksDB database of a node, its column families, and
+//! [`RocksDisk`]: the [`Disk`] of a real node, with group commit.
+//!
+//! A buffered write goes into RocksDB's memtable and WAL buffer (no system
+//! call). A sync request hands its callback to one flusher thread, which
+//! takes every callback waiting at that moment, writes and syncs the WAL
+//! once, and only then calls them all. One fsync covers every write that
+//! arrived while the previous one ran, so throughput grows with load while
+//! each entry is still on disk before openraft is told so.
+//!
+//! A failure test may slow the flusher down ([`Faults`]'s log-sync delay),
+//! to leave acknowledged entries in this node's memory when it is killed.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Weak};
+use std::time::Instant;
 
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, DB};
+use prometheus_client::metrics::histogram::Histogram;
+use rocksdb::{
+    ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch,
+    WriteOptions, DB,
+};
+
+use crate::disk::{Disk, Durability, Family, KeyValue, Op, SyncDone, Visit};
+use crate::faults::Faults;
 
 /// Raft log entries, keyed by big-endian index so that key order is log
 /// order.
-pub(crate) const CF_LOG: &str = "log";
+const CF_LOG: &str = "log";
 /// Raft metadata: vote, committed log id, last purged log id.
-pub(crate) const CF_META: &str = "meta";
+const CF_META: &str = "meta";
 /// The current snapshot of the state machine: its meta and its data.
-pub(crate) const CF_SNAPSHOT: &str = "snapshot";
+const CF_SNAPSHOT: &str = "snapshot";
 
 /// Why the node's database could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +58,9 @@ pub enum StoreError {
     /// What was read from disk decodes but breaks an invariant.
     #[error("invalid state in the database: {0}")]
     Invalid(String),
+    /// The disk failed (a simulated disk of a crashed node, say).
+    #[error("disk: {0}")]
+    Failed(String),
 }
 
 impl From<StoreError> for std::io::Error {
@@ -59,7 +81,7 @@ const WAL_FILES_RECYCLED: usize = 4;
 const LOG_MEMTABLE_BYTES: usize = 4 << 20;
 
 /// Opens (or creates) the database under `dir`.
-pub(crate) fn open_db(dir: &Path) -> Result<Arc<DB>, StoreError> {
+fn open_db(dir: &Path) -> Result<Arc<DB>, StoreError> {
     let mut options = Options::default();
     options.create_if_missing(true);
     options.create_missing_column_families(true);
@@ -86,9 +108,118 @@ pub(crate) fn open_db(dir: &Path) -> Result<Arc<DB>, StoreError> {
 }
 
 /// A column family that `open_db` created.
-pub(crate) fn cf<'a>(db: &'a DB, name: &str) -> &'a ColumnFamily {
+fn cf(db: &DB, family: Family) -> &ColumnFamily {
+    let name = match family {
+        Family::Log => CF_LOG,
+        Family::Meta => CF_META,
+        Family::Snapshot => CF_SNAPSHOT,
+    };
     db.cf_handle(name)
         .expect("open_db creates every column family")
+}
+
+/// A node's RocksDB database as its [`Disk`].
+pub struct RocksDisk {
+    db: Arc<DB>,
+    flusher: mpsc::Sender<SyncDone>,
+}
+
+impl RocksDisk {
+    /// Opens (or creates) the database under `dir`, and starts its flusher
+    /// thread, which records each sync's time in `fsync_seconds`.
+    pub fn open(
+        dir: &Path,
+        fsync_seconds: Histogram,
+        faults: Faults,
+    ) -> Result<RocksDisk, StoreError> {
+        let db = open_db(dir)?;
+        let (flusher, callbacks) = mpsc::channel();
+        // Weak: the database closes when the disk is dropped, on the
+        // thread that drops it, not later on this one (a RocksDB closed
+        // during process exit aborts in its static destructors).
+        let flush_db = Arc::downgrade(&db);
+        std::thread::Builder::new()
+            .name("corral-log-flush".into())
+            .spawn(move || flush_loop(&flush_db, &callbacks, &fsync_seconds, &faults))
+            .map_err(|e| StoreError::Failed(format!("spawning the log flusher: {e}")))?;
+        Ok(RocksDisk { db, flusher })
+    }
+}
+
+impl Disk for RocksDisk {
+    fn get(&self, family: Family, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(cf(&self.db, family), key)?)
+    }
+
+    fn last(&self, family: Family) -> Result<Option<KeyValue>, StoreError> {
+        let mut iter = self.db.iterator_cf(cf(&self.db, family), IteratorMode::End);
+        match iter.next() {
+            None => Ok(None),
+            Some(item) => {
+                let (key, value) = item?;
+                Ok(Some((key.to_vec(), value.to_vec())))
+            }
+        }
+    }
+
+    fn scan_from(&self, family: Family, from: &[u8], visit: Visit<'_>) -> Result<(), StoreError> {
+        let mode = IteratorMode::From(from, Direction::Forward);
+        for item in self.db.iterator_cf(cf(&self.db, family), mode) {
+            let (key, value) = item?;
+            if !visit(&key, &value)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, ops: Vec<Op>, durability: Durability) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        for op in ops {
+            match op {
+                Op::Put(family, key, value) => batch.put_cf(cf(&self.db, family), key, value),
+                Op::Delete(family, key) => batch.delete_cf(cf(&self.db, family), key),
+                Op::DeleteRange(family, start, end) => {
+                    batch.delete_range_cf(cf(&self.db, family), start, end)
+                }
+            }
+        }
+        let mut options = WriteOptions::default();
+        options.set_sync(durability == Durability::Synced);
+        Ok(self.db.write_opt(batch, &options)?)
+    }
+
+    fn sync_then(&self, done: SyncDone) {
+        if let Err(mpsc::SendError(done)) = self.flusher.send(done) {
+            done(Err("the log flusher thread is gone".into()));
+        }
+    }
+}
+
+/// Syncs the WAL once for every batch of waiting callbacks, then calls
+/// them. Ends when the disk is dropped.
+fn flush_loop(
+    db: &Weak<DB>,
+    callbacks: &mpsc::Receiver<SyncDone>,
+    fsync_seconds: &Histogram,
+    faults: &Faults,
+) {
+    while let Ok(first) = callbacks.recv() {
+        let mut batch = vec![first];
+        batch.extend(callbacks.try_iter());
+        // A test's slow disk; switched off, a check of `None`.
+        faults.delay_log_sync();
+        let started = Instant::now();
+        let synced = match db.upgrade() {
+            _ if faults.log_sync_fails() => Err("failed by a test fault".to_string()),
+            Some(db) => db.flush_wal(true).map_err(|e| e.to_string()),
+            None => Err("the database is closed".to_string()),
+        };
+        fsync_seconds.observe(started.elapsed().as_secs_f64());
+        for done in batch {
+            done(synced.clone());
+        }
+    }
 }
 
 /// Decodes a JSON value read from disk.
@@ -108,4 +239,11 @@ pub(crate) fn encode<T: serde::Serialize>(
     value: &T,
 ) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|source| StoreError::Encode { what, source })
+}
+
+/// A RocksDB disk under `dir` for a test, with no faults.
+#[cfg(test)]
+pub(crate) fn test_disk(dir: &Path) -> Arc<dyn Disk> {
+    let fsync_seconds = crate::StoreMetrics::default().log_fsync;
+    Arc::new(RocksDisk::open(dir, fsync_seconds, Faults::default()).expect("open a database"))
 }

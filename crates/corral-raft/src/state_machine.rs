@@ -1,8 +1,8 @@
-//! The replicated lock table as openraft's state machine, with snapshots in
-//! RocksDB.
+//! The replicated lock table as openraft's state machine, with snapshots on
+//! the node's [`Disk`].
 //!
 //! The table lives in memory. Its durable form is the latest snapshot, kept
-//! in RocksDB; on restart openraft restores it and re-applies the committed
+//! on the disk; on restart openraft restores it and re-applies the committed
 //! log after it. A snapshot's data and meta are taken under one read lock, so
 //! they describe the same point even while apply goes on.
 
@@ -13,10 +13,10 @@ use corral_state::{EndedHold, Event, LeaseId, LockTable};
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::EntryPayload;
-use rocksdb::{WriteOptions, DB};
 
+use crate::disk::{Disk, Durability, Family, Op};
 use crate::metrics::StoreMetrics;
-use crate::rocks::{cf, decode, encode, StoreError, CF_SNAPSHOT};
+use crate::rocks::{decode, encode, StoreError};
 use crate::type_config::{
     LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig,
 };
@@ -61,7 +61,7 @@ pub struct AppliedState {
 /// state; the server keeps one to read the table.
 #[derive(Clone)]
 pub struct StateMachineStore {
-    db: Arc<DB>,
+    disk: Arc<dyn Disk>,
     state: Arc<RwLock<AppliedState>>,
     events: EventSink,
     metrics: StoreMetrics,
@@ -71,14 +71,14 @@ pub struct StateMachineStore {
 }
 
 impl StateMachineStore {
-    /// Opens the state machine over `db`, restoring the last snapshot.
-    pub(crate) fn open(
-        db: Arc<DB>,
+    /// Opens the state machine on `disk`, restoring the last snapshot.
+    pub fn open(
+        disk: Arc<dyn Disk>,
         events: EventSink,
         metrics: StoreMetrics,
     ) -> Result<StateMachineStore, StoreError> {
         let store = StateMachineStore {
-            db,
+            disk,
             state: Arc::default(),
             events,
             metrics,
@@ -105,7 +105,7 @@ impl StateMachineStore {
     }
 
     pub(crate) fn read_snapshot(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StoreError> {
-        let Some(value) = self.db.get_cf(cf(&self.db, CF_SNAPSHOT), KEY_CURRENT)? else {
+        let Some(value) = self.disk.get(Family::Snapshot, KEY_CURRENT)? else {
             return Ok(None);
         };
         let corrupt = || StoreError::Invalid("snapshot value is shorter than its header".into());
@@ -135,11 +135,8 @@ impl StateMachineStore {
         value.extend_from_slice(&(meta.len() as u64).to_be_bytes());
         value.extend_from_slice(&meta);
         value.extend_from_slice(data);
-        let mut options = WriteOptions::default();
-        options.set_sync(true);
-        self.db
-            .put_cf_opt(cf(&self.db, CF_SNAPSHOT), KEY_CURRENT, value, &options)?;
-        Ok(())
+        let put = Op::Put(Family::Snapshot, KEY_CURRENT.to_vec(), value);
+        self.disk.write(vec![put], Durability::Synced)
     }
 
     /// Replaces the applied state with a snapshot's.
@@ -177,13 +174,14 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         // Encoding megabytes and syncing them take milliseconds: off the
         // runtime, which may be a single thread that also serves heartbeats.
         let store = self.clone();
-        let (meta, data) = blocking(move || {
-            let data = encode("snapshot data", &table)?;
-            drop(table);
-            store.write_snapshot(&meta, &data)?;
-            Ok((meta, data))
-        })
-        .await?;
+        let (meta, data) = self
+            .blocking(move || {
+                let data = encode("snapshot data", &table)?;
+                drop(table);
+                store.write_snapshot(&meta, &data)?;
+                Ok((meta, data))
+            })
+            .await?;
         self.metrics.snapshots_built.inc();
         Ok(Snapshot {
             meta,
@@ -250,7 +248,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let data = snapshot.into_inner();
         let store = self.clone();
         let meta = meta.clone();
-        blocking(move || {
+        self.blocking(move || {
             store.restore(&meta, &data)?;
             store.write_snapshot(&meta, &data)
         })
@@ -262,7 +260,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, std::io::Error> {
         let store = self.clone();
-        let stored = blocking(move || store.read_snapshot()).await?;
+        let stored = self.blocking(move || store.read_snapshot()).await?;
         Ok(stored.map(|(meta, data)| Snapshot {
             meta,
             snapshot: Cursor::new(data),
@@ -270,12 +268,19 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 }
 
-/// Runs slow storage work on tokio's blocking pool.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, std::io::Error> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => Ok(result?),
-        Err(join) => Err(std::io::Error::other(join)),
+impl StateMachineStore {
+    /// Runs slow storage work on tokio's blocking pool, or here when the
+    /// disk keeps everything on one thread (the simulation).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, std::io::Error> {
+        if !self.disk.offloads_slow_work() {
+            return Ok(work()?);
+        }
+        match tokio::task::spawn_blocking(work).await {
+            Ok(result) => Ok(result?),
+            Err(join) => Err(std::io::Error::other(join)),
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use corral_state::LockTable;
 
 use crate::metrics::StoreMetrics;
-use crate::rocks::{encode, open_db};
+use crate::rocks::{encode, test_disk};
 use crate::state_machine::{Notice, StateMachineStore};
 use crate::type_config::{SnapshotMeta, TypeConfig};
 
@@ -20,7 +20,7 @@ fn meta(index: u64) -> SnapshotMeta {
 fn an_older_snapshot_never_replaces_a_newer_one() {
     let dir = tempfile::TempDir::new().unwrap();
     let store = StateMachineStore::open(
-        open_db(dir.path()).unwrap(),
+        test_disk(dir.path()),
         Arc::new(|_: Notice<'_>| {}),
         StoreMetrics::default(),
     )
@@ -40,7 +40,7 @@ fn a_restart_restores_the_stored_snapshot() {
     let dir = tempfile::TempDir::new().unwrap();
     {
         let store = StateMachineStore::open(
-            open_db(dir.path()).unwrap(),
+            test_disk(dir.path()),
             Arc::new(|_: Notice<'_>| {}),
             StoreMetrics::default(),
         )
@@ -53,7 +53,7 @@ fn a_restart_restores_the_stored_snapshot() {
             .unwrap();
     }
     let store = StateMachineStore::open(
-        open_db(dir.path()).unwrap(),
+        test_disk(dir.path()),
         Arc::new(|_: Notice<'_>| {}),
         StoreMetrics::default(),
     )

@@ -10,6 +10,7 @@ openraft::declare_raft_types!(
         R = Reply,
         NodeId = NodeId,
         Node = openraft::BasicNode,
+        AsyncRuntime = crate::runtime::CorralRuntime,
 );
 
 /// A node's id in the cluster.

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs seeds of the deterministic simulation (crates/corral-sim), optimized:
+#   deploy/sim.sh FIRST_SEED COUNT [--nodes 5] [--faults-ms 30000] [--trace]
+# Prints runs per second; for a failure, its seed, what broke and the end
+# of its trace. `deploy/sim.sh SEED 1 --trace` replays one seed whole.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo run --quiet --release -p corral-sim --bin corral-sim -- "$@"

@@ -5,4 +5,7 @@
 # of its trace. `deploy/sim.sh SEED 1 --trace` replays one seed whole.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Optimized, without the shipped binary's whole-program link, which would
+# only make the build slower.
+export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 cargo run --quiet --release -p corral-sim --bin corral-sim -- "$@"

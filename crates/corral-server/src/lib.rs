@@ -19,12 +19,10 @@ mod forward;
 mod forward_test;
 mod idempotency;
 mod json;
-mod lease_clock;
 mod metrics;
 mod node;
 mod request_id;
 mod routes;
-mod sm_clock;
 mod sweep;
 #[cfg(test)]
 mod term_test;
@@ -50,8 +48,8 @@ pub const KV_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
 pub use config::{
     parse_initial_cluster, parse_lock_order, ClusterSpecError, LockOrderSpecError, ServerConfig,
 };
+use corral_leader::LeaseClock;
 pub use corral_raft::RaftSettings;
-use lease_clock::LeaseClock;
 use node::Node;
 use wait_registry::WaitRegistry;
 
@@ -136,7 +134,7 @@ async fn start_node(config: &ServerConfig) -> Result<Node, ServeError> {
         state: started.state,
         waits,
         clock: LeaseClock::default(),
-        sm_clock: sm_clock::SmClock::default(),
+        sm_clock: corral_leader::SmClock::default(),
         http,
         ttl_ms_min: config.ttl_ms_min(),
         lock_order: config.lock_order.clone(),

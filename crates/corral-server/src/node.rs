@@ -22,11 +22,10 @@ use tokio::time::Instant;
 
 use crate::error::ApiError;
 use crate::forward::Forwarder;
-use crate::lease_clock::{LeaseClock, Renewal};
 use crate::metrics::Metrics;
 use crate::request_id;
-use crate::sm_clock::SmClock;
 use crate::wait_registry::WaitRegistry;
+use corral_leader::{LeaseClock, Renewal, SmClock};
 
 /// Path of the internal read-index RPC.
 pub(crate) const PATH_READ_INDEX: &str = "/raft/read-index";
@@ -138,21 +137,11 @@ impl Node {
         self.raft.leadership()
     }
 
-    /// State-machine time now in leader term `leader`, anchoring the term's
-    /// clock if `state` has applied an entry of it (see [`SmClock`]); `None`
-    /// before that, or when `leader` is stale.
+    /// State-machine time now in leader term `leader` (see
+    /// [`corral_leader::sm_now_ms_in`]).
     pub(crate) fn sm_now_ms_in(&self, leader: &LeaderId, state: &AppliedState) -> Option<u64> {
-        let ready = state
-            .last_applied
-            .as_ref()
-            .is_some_and(|id| id.leader_id == *leader);
-        self.sm_clock.now_ms(
-            leader.term,
-            ready,
-            state.table.now_ms(),
-            || wall_clock_ms(self.faults.clock_offset_ms()),
-            Instant::now(),
-        )
+        let wall_ms = || wall_clock_ms(self.faults.clock_offset_ms());
+        corral_leader::sm_now_ms_in(&self.sm_clock, leader, state, wall_ms)
     }
 
     /// State-machine time as this node can tell it, for display: the
@@ -165,22 +154,12 @@ impl Node {
             .unwrap_or(table_ms)
     }
 
-    /// The `now_ms` of a proposal in term `leader`. A new leader waits (at
-    /// most [`LEADER_WAIT`]) for its term's blank entry to apply, which
-    /// anchors the clock; if it never does, the table's time, which stands
-    /// still and so ends nothing early (the write bound to a lost term is
-    /// refused anyway).
+    /// The `now_ms` of a proposal in term `leader` (see
+    /// [`corral_leader::stamp_ms`]).
     async fn stamp_ms(&self, leader: &LeaderId) -> u64 {
-        if let Some(now_ms) = self.sm_now_ms_in(leader, &self.state.read()) {
-            return now_ms;
-        }
-        let term = leader.term;
-        if let Err(e) = self.raft.wait_applied_term(term, LEADER_WAIT).await {
-            tracing::debug!(error = %e, term, "proposing before the term's blank entry applied");
-        }
-        let state = self.state.read();
-        self.sm_now_ms_in(leader, &state)
-            .unwrap_or_else(|| state.table.now_ms())
+        let wall_ms = || wall_clock_ms(self.faults.clock_offset_ms());
+        let (raft, state, clock) = (&self.raft, &self.state, &self.sm_clock);
+        corral_leader::stamp_ms(raft, state, clock, leader, wall_ms, LEADER_WAIT).await
     }
 
     /// This node's term, when it is the leader.

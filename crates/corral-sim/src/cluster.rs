@@ -10,6 +10,8 @@ use corral_raft::{
     StateMachineStore, StoreMetrics,
 };
 
+use corral_leader::SmClock;
+
 use crate::disk::{Platter, SimDisk};
 use crate::net::{Net, SimTransport};
 use crate::rng::SimRng;
@@ -32,6 +34,18 @@ struct Life {
     replica: Replica,
     state: StateMachineStore,
     disk: SimDisk,
+    /// State-machine time while it leads; a new life starts it anew, as a
+    /// restarted process does.
+    sm_clock: Arc<SmClock>,
+}
+
+/// The handles of a node that says it leads.
+#[derive(Clone)]
+pub(crate) struct LeaderNode {
+    pub id: NodeId,
+    pub replica: Replica,
+    pub state: StateMachineStore,
+    pub sm_clock: Arc<SmClock>,
 }
 
 /// One node: its current life, if it is up, and what its disk kept.
@@ -112,6 +126,7 @@ impl Cluster {
                 replica: started.raft,
                 state: started.state,
                 disk,
+                sm_clock: Arc::default(),
             });
         }
     }
@@ -156,16 +171,22 @@ impl Cluster {
 
     /// The node that leads now, as the nodes that are up see it: the one
     /// that says it leads in the highest term.
-    pub(crate) fn leader(&self) -> Option<(NodeId, Replica)> {
+    pub(crate) fn leader(&self) -> Option<LeaderNode> {
         self.nodes()
             .iter()
             .filter_map(|(id, node)| {
                 let life = node.life.as_ref()?;
                 let term = life.replica.leader_term()?;
-                Some((term, *id, life.replica.clone()))
+                let leader = LeaderNode {
+                    id: *id,
+                    replica: life.replica.clone(),
+                    state: life.state.clone(),
+                    sm_clock: life.sm_clock.clone(),
+                };
+                Some((term, leader))
             })
-            .max_by_key(|(term, id, _)| (*term, *id))
-            .map(|(_, id, replica)| (id, replica))
+            .max_by_key(|(term, leader)| (*term, leader.id))
+            .map(|(_, leader)| leader)
     }
 
     /// Reads node `id`'s applied state.

@@ -74,7 +74,7 @@ fn crash(world: &World, id: NodeId, restart_ms: u64) {
 /// The leader's disk starts to lag, so acked entries live only in its
 /// memory; then it crashes and comes back at once.
 async fn crash_leader_with_lagging_disk(world: &World) {
-    let Some((id, _)) = world.cluster.leader() else {
+    let Some(id) = world.cluster.leader().map(|leader| leader.id) else {
         return;
     };
     let lag_ms = world.rng.between(100, 1_000);

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use corral_leader::stamp_ms;
 use corral_raft::WriteError;
 use corral_state::{
     fingerprint, Command, Fence, FencingToken, Idempotency, Kind, LeaseId, LockName, LockOrder,
@@ -53,10 +54,15 @@ impl World {
         command: &Command,
         idempotency: &Option<Idempotency>,
     ) -> Option<Answer> {
-        let (id, replica) = self.cluster.leader()?;
-        let leader = replica.leadership()?;
+        let node = self.cluster.leader()?;
+        let leader = node.replica.leadership()?;
+        // Stamped as a corral leader does: by its monotonic clock, so that
+        // its wall clock's jumps move no window or deadline.
+        let wall_ms = || self.clocks.now_ms(node.id);
+        let (replica, state, clock) = (&node.replica, &node.state, &node.sm_clock);
+        let now_ms = stamp_ms(replica, state, clock, &leader, wall_ms, WRITE_TIMEOUT).await;
         let proposal = Proposal {
-            now_ms: self.clocks.now_ms(id),
+            now_ms,
             command: command.clone(),
             idempotency: idempotency.clone(),
         };

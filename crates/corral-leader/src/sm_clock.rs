@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 /// Where one leader term's state-machine clock starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Anchor {
+pub struct Anchor {
     /// The leader term it belongs to.
     pub term: u64,
     /// State-machine time at `at`.
@@ -35,12 +35,7 @@ pub(crate) struct Anchor {
 impl Anchor {
     /// The anchor of `term` taken at `at` over a table whose time is
     /// `table_now_ms`; `wall_ms` is read only for a fresh table (time 0).
-    pub(crate) fn new(
-        term: u64,
-        table_now_ms: u64,
-        wall_ms: impl FnOnce() -> u64,
-        at: Instant,
-    ) -> Anchor {
+    pub fn new(term: u64, table_now_ms: u64, wall_ms: impl FnOnce() -> u64, at: Instant) -> Anchor {
         let base_ms = if table_now_ms == 0 {
             wall_ms()
         } else {
@@ -51,7 +46,7 @@ impl Anchor {
 
     /// State-machine time at `now`: the base plus the monotonic time since
     /// the anchor, and never behind the table's time.
-    pub(crate) fn time_ms(&self, now: Instant, table_now_ms: u64) -> u64 {
+    pub fn time_ms(&self, now: Instant, table_now_ms: u64) -> u64 {
         let elapsed_ms = now.saturating_duration_since(self.at).as_millis();
         let elapsed_ms = u64::try_from(elapsed_ms).unwrap_or(u64::MAX);
         table_now_ms.max(self.base_ms.saturating_add(elapsed_ms))
@@ -60,7 +55,7 @@ impl Anchor {
 
 /// The state-machine clock of the term this node leads.
 #[derive(Default)]
-pub(crate) struct SmClock {
+pub struct SmClock {
     anchor: Mutex<Option<Anchor>>,
 }
 
@@ -70,7 +65,7 @@ impl SmClock {
     /// entry of that term, so every earlier entry is applied and its time is
     /// the time the previous leaders reached. `None` before that, and for a
     /// term older than the anchor (a stale view of leadership).
-    pub(crate) fn now_ms(
+    pub fn now_ms(
         &self,
         term: u64,
         ready: bool,
@@ -94,7 +89,7 @@ impl SmClock {
 
     /// The anchored term's time at `now`, if this node anchored `term`;
     /// never anchors.
-    pub(crate) fn peek_ms(&self, term: u64, table_now_ms: u64, now: Instant) -> Option<u64> {
+    pub fn peek_ms(&self, term: u64, table_now_ms: u64, now: Instant) -> Option<u64> {
         let anchor = self.anchor.lock().expect("sm clock lock is never poisoned");
         anchor
             .filter(|a| a.term == term)
@@ -102,7 +97,7 @@ impl SmClock {
     }
 
     /// Forgets the anchor: this node does not lead.
-    pub(crate) fn clear(&self) {
+    pub fn clear(&self) {
         *self.anchor.lock().expect("sm clock lock is never poisoned") = None;
     }
 }

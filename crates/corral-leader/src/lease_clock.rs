@@ -14,7 +14,7 @@
 //! either commits in its term or the term ends. Terms only move forward: a
 //! call for an older term changes nothing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 /// Deadlines of the current leader term.
 #[derive(Default)]
-pub(crate) struct LeaseClock {
+pub struct LeaseClock {
     inner: Mutex<Deadlines>,
 }
 
@@ -32,9 +32,9 @@ struct Deadlines {
     /// The leader term these deadlines belong to.
     term: Option<u64>,
     /// When each known lease is due.
-    due_at: HashMap<LeaseId, Instant>,
+    due_at: BTreeMap<LeaseId, Instant>,
     /// Leases whose expiry has been proposed in this term.
-    expiring: HashSet<LeaseId>,
+    expiring: BTreeSet<LeaseId>,
 }
 
 impl Deadlines {
@@ -57,7 +57,7 @@ impl Deadlines {
 
 /// What a keepalive did to a lease's deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Renewal {
+pub enum Renewal {
     /// The deadline is `now + ttl`.
     Renewed,
     /// The lease's expiry is under way; refuse the keepalive.
@@ -69,13 +69,7 @@ pub(crate) enum Renewal {
 
 impl LeaseClock {
     /// Renews `lease_id` to `now + ttl` in leader term `term`.
-    pub(crate) fn renew(
-        &self,
-        term: u64,
-        lease_id: LeaseId,
-        ttl: Duration,
-        now: Instant,
-    ) -> Renewal {
+    pub fn renew(&self, term: u64, lease_id: LeaseId, ttl: Duration, now: Instant) -> Renewal {
         let mut d = self.lock();
         if !d.enter_term(term) {
             return Renewal::StaleTerm;
@@ -89,7 +83,7 @@ impl LeaseClock {
 
     /// Lifts the expiring mark of a lease whose expiry raft refused without
     /// appending it, so that the next sweep proposes it again.
-    pub(crate) fn unmark(&self, term: u64, lease_id: LeaseId) {
+    pub fn unmark(&self, term: u64, lease_id: LeaseId) {
         let mut d = self.lock();
         if d.term == Some(term) {
             d.expiring.remove(&lease_id);
@@ -99,7 +93,7 @@ impl LeaseClock {
     /// Brings the deadlines in line with the live leases (a lease first seen
     /// gets a full ttl from `now`), then marks as expiring and returns at
     /// most `max` leases whose deadline has passed.
-    pub(crate) fn take_due(
+    pub fn take_due(
         &self,
         term: u64,
         live: impl Iterator<Item = (LeaseId, Duration)>,
@@ -110,7 +104,7 @@ impl LeaseClock {
         if !d.enter_term(term) {
             return Vec::new();
         }
-        let mut seen = HashSet::new();
+        let mut seen = BTreeSet::new();
         for (lease_id, ttl) in live {
             seen.insert(lease_id);
             d.due_at.entry(lease_id).or_insert(now + ttl);
@@ -130,13 +124,13 @@ impl LeaseClock {
     }
 
     /// Forgets every deadline: this node is not leader.
-    pub(crate) fn clear(&self) {
+    pub fn clear(&self) {
         *self.lock() = Deadlines::default();
     }
 
     /// How many leases have an expiry proposed and not yet applied.
     #[cfg(test)]
-    pub(crate) fn expiring_count(&self) -> usize {
+    pub fn expiring_count(&self) -> usize {
         self.lock().expiring.len()
     }
 

@@ -1,0 +1,15 @@
+//! What a corral leader decides by its own clock, apart from the HTTP
+//! server so that the simulation (`corral-sim`) runs the same rules:
+//! - [`SmClock`] and [`stamp_ms`]: the state-machine time every proposal
+//!   carries, which follows the leader's monotonic clock, never its wall
+//!   clock;
+//! - [`LeaseClock`]: lease deadlines, renewed by keepalives and expired by
+//!   the leader's sweep, within one leader term.
+
+mod lease_clock;
+mod sm_clock;
+mod stamp;
+
+pub use lease_clock::{LeaseClock, Renewal};
+pub use sm_clock::{Anchor, SmClock};
+pub use stamp::{sm_now_ms_in, stamp_ms};

@@ -19,9 +19,16 @@
 //! same log to the same table that keeps its invariants, and no acked
 //! grant or write is lost.
 //!
-//! Not simulated: RocksDB itself, HTTP and forwarding, real clocks, and
-//! (for now) the leader's lease clock and sweep: leases here never expire.
-//! The process-level chaos suite (`tests/chaos.rs`) covers those.
+//! Proposals are stamped as a corral leader stamps them
+//! ([`corral_leader::stamp_ms`]: state-machine time follows the leader's
+//! monotonic clock), so a node's wall clock may jump by an hour without
+//! moving a window or a deadline. A panic in any task fails the run; a run
+//! stuck for minutes of real time ends the process, naming its seed.
+//!
+//! Not simulated yet: keepalives, the leader's lease clock and sweep
+//! (leases here never expire), and so the keepalive's leadership check and
+//! the `expiring` mark. Nor RocksDB itself, HTTP and forwarding, or real
+//! clocks: the process-level chaos suite (`tests/chaos.rs`) covers those.
 
 mod check;
 mod clock;
@@ -33,7 +40,9 @@ mod net;
 mod rng;
 mod workload;
 
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, Once};
+use std::thread::ThreadId;
+use std::time::Duration;
 
 use crate::cluster::Cluster;
 use crate::history::History;
@@ -84,24 +93,38 @@ impl Report {
     }
 }
 
-thread_local! {
-    /// Panics on this thread while it runs a simulation: a panic in any
-    /// task of a run fails the run.
-    static PANICS: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
+/// The panics of each thread while it runs a simulation: a panic in any
+/// task of a run fails the run.
+static PANICS: Mutex<Vec<(ThreadId, Vec<String>)>> = Mutex::new(Vec::new());
+
+fn panics() -> MutexGuard<'static, Vec<(ThreadId, Vec<String>)>> {
+    PANICS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The panics caught on `thread`, taken out when `take`.
+fn caught_on(thread: ThreadId, take: bool) -> Vec<String> {
+    let mut panics = panics();
+    let Some(at) = panics.iter().position(|(t, _)| *t == thread) else {
+        return Vec::new();
+    };
+    if take {
+        return panics.remove(at).1;
+    }
+    panics[at].1.clone()
 }
 
 /// Sends the panics of a thread that runs a simulation to its run; others
 /// go to the hook that was there.
 fn catch_panics() {
-    static HOOK: std::sync::Once = std::sync::Once::new();
+    static HOOK: Once = Once::new();
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let caught = PANICS.with(|panics| {
-                let mut panics = panics.borrow_mut();
-                let caught = panics.as_mut().map(|list| list.push(info.to_string()));
-                caught.is_some()
-            });
+            let thread = std::thread::current().id();
+            let mut panics = panics();
+            let list = panics.iter_mut().find(|(t, _)| *t == thread);
+            let caught = list.map(|(_, list)| list.push(info.to_string())).is_some();
+            drop(panics);
             if !caught {
                 previous(info);
             }
@@ -109,11 +132,34 @@ fn catch_panics() {
     });
 }
 
+/// The longest a run may take in real time. A run that takes longer is
+/// stuck (a task that spins, or waits on itself): the process ends, naming
+/// the seed and what panicked, since the stuck thread cannot be stopped.
+const RUN_REAL_TIME_MAX: Duration = Duration::from_secs(120);
+
+/// Ends the process if the run of `seed` on `thread` is not over by
+/// [`RUN_REAL_TIME_MAX`]; drop the answer to call it off.
+fn watchdog(seed: u64, thread: ThreadId) -> mpsc::Sender<()> {
+    let (done, finished) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(RUN_REAL_TIME_MAX) {
+            let caught = caught_on(thread, false);
+            eprintln!(
+                "seed {seed}: the run is stuck after {RUN_REAL_TIME_MAX:?} of real time; panics: {caught:#?}"
+            );
+            std::process::exit(3);
+        }
+    });
+    done
+}
+
 /// Runs the simulation of `scenario` for `seed`, on this thread.
 pub fn run(seed: u64, scenario: Scenario) -> Report {
     debug_assert!(scenario.nodes == 3 || scenario.nodes == 5);
     catch_panics();
-    PANICS.with(|panics| *panics.borrow_mut() = Some(Vec::new()));
+    let thread = std::thread::current().id();
+    panics().push((thread, Vec::new()));
+    let watchdog = watchdog(seed, thread);
     corral_raft::seed_thread_rng(Some(seed));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -124,12 +170,11 @@ pub fn run(seed: u64, scenario: Scenario) -> Report {
         Err(e) => failed(seed, format!("no runtime: {e}")),
     };
     corral_raft::seed_thread_rng(None);
-    let panics = PANICS
-        .with(|panics| panics.borrow_mut().take())
-        .unwrap_or_default();
+    drop(watchdog);
+    let caught = caught_on(thread, true);
     report
         .violations
-        .extend(panics.into_iter().map(|p| format!("a task panicked: {p}")));
+        .extend(caught.into_iter().map(|p| format!("a task panicked: {p}")));
     report
 }
 

@@ -18,6 +18,10 @@ lint:
 chaos SEED MINUTES:
     ./deploy/chaos.sh {{SEED}} {{MINUTES}}
 
+# Seeds FIRST.. of the deterministic simulation, COUNT of them, optimized.
+sim FIRST COUNT:
+    ./deploy/sim.sh {{FIRST}} {{COUNT}}
+
 # corral against etcd on this machine; writes docs/benchmarks.md.
 bench SECONDS="10":
     ./deploy/bench.sh {{SECONDS}}

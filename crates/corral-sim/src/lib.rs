@@ -123,7 +123,10 @@ fn catch_panics() {
             let thread = std::thread::current().id();
             let mut panics = panics();
             let list = panics.iter_mut().find(|(t, _)| *t == thread);
-            let caught = list.map(|(_, list)| list.push(info.to_string())).is_some();
+            let at_ms = clock::elapsed_ms();
+            let caught = list
+                .map(|(_, list)| list.push(format!("at {at_ms} ms: {info}")))
+                .is_some();
             drop(panics);
             if !caught {
                 previous(info);

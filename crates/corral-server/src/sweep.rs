@@ -95,13 +95,14 @@ fn sweep(node: &Arc<Node>, in_flight: &InFlight) {
 /// state-machine clock (not before the clock is anchored), the lock order.
 fn decide(node: &Arc<Node>, leader: &LeaderId, cancelling: &Cancelling) -> Decisions {
     let state = node.state.read();
-    let live = state
-        .table
-        .leases()
-        .map(|(id, lease)| (*id, Duration::from_millis(lease.ttl_ms)));
-    let due = node
-        .clock
-        .take_due(leader.term, live, Instant::now(), EXPIRIES_PER_SWEEP_MAX);
+    let now = Instant::now();
+    let due = corral_leader::due_leases(
+        &node.clock,
+        leader.term,
+        &state,
+        now,
+        EXPIRIES_PER_SWEEP_MAX,
+    );
     let now_ms = node.sm_now_ms_in(leader, &state);
     let mut orphaned = match now_ms {
         Some(now_ms) => state

@@ -1,10 +1,11 @@
 //! The checks at the end of a run, once every fault has healed: the
 //! cluster serves again within a bound, the replicas catch up and agree,
-//! each table keeps its invariants, and nothing a client was told was
-//! applied is missing.
+//! each table keeps its invariants, nothing a client was told was applied
+//! is missing, and each lock's history is linearizable.
 
 use std::time::Duration;
 
+use corral_check::{check, FencedMutex, MutexInput, Operation, SearchBudget, Verdict};
 use corral_state::{Command, LeaseId, LockName, LockOrder};
 
 use crate::workload::World;
@@ -13,6 +14,12 @@ use crate::workload::World;
 const SERVE_WITHIN: Duration = Duration::from_secs(60);
 /// How long the replicas may take to apply the same log.
 const CATCH_UP_WITHIN: Duration = Duration::from_secs(60);
+/// How much the linearizability search of one lock may explore. A run's
+/// lock history of a few hundred operations needs far less; one that
+/// needs more is reported in the trace as undecided, not as a failure.
+const SEARCH_STATES_MAX: u64 = 300_000;
+/// The client number of the expiries in a lock history.
+const SERVER: u64 = u64::MAX;
 
 /// Heals everything, then checks; violations go into the history.
 pub(crate) async fn heal_and_check(world: &World) {
@@ -39,6 +46,7 @@ pub(crate) async fn heal_and_check(world: &World) {
     }
     replicas_agree(world);
     nothing_acked_is_lost(world);
+    locks_are_linearizable(world);
 }
 
 /// Whether a write is applied within [`SERVE_WITHIN`].
@@ -140,5 +148,35 @@ fn nothing_acked_is_lost(world: &World) {
         .unwrap_or_default();
     for what in lost {
         world.history.violation(format!("acked and lost: {what}"));
+    }
+}
+
+/// Each lock's history, as its clients saw it, is one a single correct
+/// fenced mutex could have given. A lease may expire at any time after its
+/// proven deadline: its expiry enters each history as an operation of
+/// unknown outcome invoked then.
+fn locks_are_linearizable(world: &World) {
+    let (lock_ops, proven_until_us) = world.history.lock_ops();
+    for (lock, mut ops) in lock_ops {
+        let expiries = proven_until_us.iter().map(|(&lease, &until_us)| {
+            Operation::unknown(SERVER, until_us, MutexInput::Expire { lease })
+        });
+        ops.extend(expiries);
+        let verdict = check(&FencedMutex, &ops, SearchBudget::states(SEARCH_STATES_MAX));
+        match verdict {
+            Verdict::Linearizable { .. } => {}
+            Verdict::Unknown { explored } => world.history.trace(format!(
+                "lock {lock}: linearizability undecided after {explored} states"
+            )),
+            Verdict::Violation { stuck_at, .. } => {
+                let stuck: Vec<String> =
+                    stuck_at.iter().map(|&i| format!("{:?}", ops[i])).collect();
+                world.history.violation(format!(
+                    "lock {lock}: its history of {} operations is not linearizable; stuck at {}",
+                    ops.len(),
+                    stuck.join(", ")
+                ));
+            }
+        }
     }
 }

@@ -1,18 +1,22 @@
 //! [`Cluster`]: the simulated nodes, each a real openraft core with
 //! corral's stores and state machine, on a [`SimDisk`] and the [`Net`].
-//! A node lives until it crashes; it restarts on what its disk kept.
+//! A node lives until it crashes; it restarts on what its disk kept. While
+//! it leads, it runs corral's sweep and answers keepalives
+//! ([`Duties`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use corral_raft::{
-    raft_config, start_on, AppliedState, NodeId, NodeParts, RaftSettings, Replica,
-    StateMachineStore, StoreMetrics,
+    raft_config, start_on, AppliedState, EventSink, NodeId, NodeParts, Notice, RaftSettings,
+    Replica, StateMachineStore, StoreMetrics,
 };
+use tokio::task::JoinHandle;
 
-use corral_leader::SmClock;
-
+use crate::clock::WallClocks;
 use crate::disk::{Platter, SimDisk};
+use crate::history::History;
+use crate::leader::Duties;
 use crate::net::{Net, SimTransport};
 use crate::rng::SimRng;
 
@@ -31,21 +35,9 @@ pub(crate) const SYNC_MS_MAX: u64 = 2;
 
 /// One life of a node.
 struct Life {
-    replica: Replica,
-    state: StateMachineStore,
+    duties: Duties,
     disk: SimDisk,
-    /// State-machine time while it leads; a new life starts it anew, as a
-    /// restarted process does.
-    sm_clock: Arc<SmClock>,
-}
-
-/// The handles of a node that says it leads.
-#[derive(Clone)]
-pub(crate) struct LeaderNode {
-    pub id: NodeId,
-    pub replica: Replica,
-    pub state: StateMachineStore,
-    pub sm_clock: Arc<SmClock>,
+    sweep: JoinHandle<()>,
 }
 
 /// One node: its current life, if it is up, and what its disk kept.
@@ -59,12 +51,14 @@ struct SimNode {
 pub(crate) struct Cluster {
     nodes: Mutex<BTreeMap<NodeId, SimNode>>,
     pub(crate) net: Net,
+    pub(crate) clocks: WallClocks,
+    history: History,
     rng: SimRng,
 }
 
 impl Cluster {
     /// `size` nodes on empty disks, started and initialized as one cluster.
-    pub(crate) async fn start(size: u64, net: Net, rng: SimRng) -> Cluster {
+    pub(crate) async fn start(size: u64, net: Net, history: History, rng: SimRng) -> Cluster {
         let nodes = (1..=size).map(|id| {
             let node = SimNode {
                 life: None,
@@ -75,6 +69,8 @@ impl Cluster {
         let cluster = Cluster {
             nodes: Mutex::new(nodes.collect()),
             net,
+            clocks: WallClocks::drifting(1..=size, &rng),
+            history,
             rng,
         };
         for id in 1..=size {
@@ -112,7 +108,7 @@ impl Cluster {
                 from: id,
                 net: self.net.clone(),
             },
-            events: Arc::new(|_| {}),
+            events: self.expiries(),
             metrics: StoreMetrics::default(),
         };
         let config = raft_config(settings()).expect("the simulation's raft settings are valid");
@@ -121,14 +117,37 @@ impl Cluster {
         // fails on it, with the seed.
         let started = started.unwrap_or_else(|e| panic!("node {id} does not start: {e}"));
         self.net.attach(id, started.raft.clone());
+        let duties = Duties {
+            id,
+            replica: started.raft,
+            state: started.state,
+            sm_clock: Arc::default(),
+            lease_clock: Arc::default(),
+            clocks: self.clocks.clone(),
+            net: self.net.clone(),
+        };
+        let sweep = tokio::spawn(duties.clone().sweep());
         if let Some(node) = self.nodes().get_mut(&id) {
             node.life = Some(Life {
-                replica: started.raft,
-                state: started.state,
+                duties,
                 disk,
-                sm_clock: Arc::default(),
+                sweep,
             });
         }
+    }
+
+    /// Tells the history of every lease expiry a node applies.
+    fn expiries(&self) -> EventSink {
+        let history = self.history.clone();
+        Arc::new(move |notice| {
+            if let Notice::Applied {
+                expired_lease: Some(lease_id),
+                ..
+            } = notice
+            {
+                history.expired(lease_id.0 as u64);
+            }
+        })
     }
 
     /// Kills node `id` at once: its raft stops, and its disk keeps what
@@ -137,29 +156,32 @@ impl Cluster {
         let mut nodes = self.nodes();
         let node = nodes.get_mut(&id)?;
         let life = node.life.take()?;
+        life.sweep.abort();
         self.net.detach(id);
         let lost = life.disk.unsynced_writes().saturating_sub(torn_writes);
         node.platter = life.disk.crash(torn_writes);
         // Its tasks end on their own once the disk refuses them; the
         // shutdown just makes it sooner.
         tokio::spawn(async move {
-            let _ = life.replica.shutdown().await;
+            let _ = life.duties.replica.shutdown().await;
         });
         Some(lost)
     }
 
+    /// The leader duties of node `id`, if it is up.
+    pub(crate) fn duties(&self, id: NodeId) -> Option<Duties> {
+        let nodes = self.nodes();
+        Some(nodes.get(&id)?.life.as_ref()?.duties.clone())
+    }
+
     /// The running replica of node `id`.
     pub(crate) fn replica(&self, id: NodeId) -> Option<Replica> {
-        let nodes = self.nodes();
-        let life = nodes.get(&id)?.life.as_ref()?;
-        Some(life.replica.clone())
+        Some(self.duties(id)?.replica)
     }
 
     /// The applied state of node `id`, if it is up.
     pub(crate) fn state(&self, id: NodeId) -> Option<StateMachineStore> {
-        let nodes = self.nodes();
-        let life = nodes.get(&id)?.life.as_ref()?;
-        Some(life.state.clone())
+        Some(self.duties(id)?.state)
     }
 
     /// Makes node `id`'s syncs take up to `sync_ms_max`.
@@ -171,22 +193,16 @@ impl Cluster {
 
     /// The node that leads now, as the nodes that are up see it: the one
     /// that says it leads in the highest term.
-    pub(crate) fn leader(&self) -> Option<LeaderNode> {
+    pub(crate) fn leader(&self) -> Option<Duties> {
         self.nodes()
-            .iter()
-            .filter_map(|(id, node)| {
-                let life = node.life.as_ref()?;
-                let term = life.replica.leader_term()?;
-                let leader = LeaderNode {
-                    id: *id,
-                    replica: life.replica.clone(),
-                    state: life.state.clone(),
-                    sm_clock: life.sm_clock.clone(),
-                };
-                Some((term, leader))
+            .values()
+            .filter_map(|node| {
+                let duties = &node.life.as_ref()?.duties;
+                let term = duties.replica.leader_term()?;
+                Some((term, duties.clone()))
             })
-            .max_by_key(|(term, leader)| (*term, leader.id))
-            .map(|(_, leader)| leader)
+            .max_by_key(|(term, duties)| (*term, duties.id))
+            .map(|(_, duties)| duties)
     }
 
     /// Reads node `id`'s applied state.

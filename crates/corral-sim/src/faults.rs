@@ -1,8 +1,8 @@
 //! The faults of a run, drawn from its seed: crashes with fast and slow
 //! restarts (losing what was not synced, or keeping part of it), a leader
 //! crashed while its disk lags, partitions (one way too), lost, delayed
-//! and duplicated messages, slow disks and clock jumps. Each heals by
-//! itself after a while; the run heals everything at its end.
+//! and duplicated messages, paused nodes, slow disks and clock jumps. Each
+//! heals by itself after a while; the run heals everything at its end.
 
 use std::time::Duration;
 
@@ -17,13 +17,15 @@ pub(crate) async fn inject(world: World, end_ms: u64) {
     while crate::clock::elapsed_ms() < end_ms {
         let pause_ms = world.rng.between(300, 3_000);
         tokio::time::sleep(Duration::from_millis(pause_ms)).await;
-        match world.rng.below(8) {
+        match world.rng.below(10) {
             0 => crash_any(&world),
             1 | 2 => crash_leader_with_lagging_disk(&world).await,
             3 => isolate(&world),
             4 => cut_one_way(&world),
             5 => storm(&world),
             6 => slow_disk(&world),
+            7 => pause(&world, any_node(&world)),
+            8 => pause_leader(&world),
             _ => jump_clock(&world),
         }
     }
@@ -159,6 +161,23 @@ fn slow_disk(world: &World) {
     });
 }
 
+/// Pauses node `id` (a long GC, a VM migration) for up to a few seconds:
+/// long enough, often, for another node to lead and for leases to expire
+/// while it still believes it leads.
+fn pause(world: &World, id: NodeId) {
+    let for_ms = world.rng.between(100, 6_000);
+    world
+        .history
+        .trace(format!("fault: n{id} paused for {for_ms} ms"));
+    world.cluster.net.pause(id, for_ms);
+}
+
+fn pause_leader(world: &World) {
+    if let Some(leader) = world.cluster.leader() {
+        pause(world, leader.id);
+    }
+}
+
 /// A node's wall clock jumps by up to an hour, either way.
 fn jump_clock(world: &World) {
     let id = any_node(world);
@@ -166,5 +185,5 @@ fn jump_clock(world: &World) {
     world
         .history
         .trace(format!("fault: n{id} clock jumps {by_ms} ms"));
-    world.clocks.jump(id, by_ms);
+    world.cluster.clocks.jump(id, by_ms);
 }

@@ -1,10 +1,20 @@
 //! [`History`]: what the clients were told, in virtual time, and the
 //! trace of the run: one line per event, hashed to show that a seed
 //! replays the same run.
+//!
+//! It checks leases as they go: a lease must not expire before its proven
+//! deadline, the send time of its grant or of its last acked keepalive plus
+//! its ttl. And it keeps each lock's operations, as the clients saw them,
+//! for the linearizability check at the end.
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use corral_check::{MutexInput, MutexOutput, Operation};
+
+/// One operation on a lock, as its client saw it.
+pub(crate) type LockOp = Operation<MutexInput, MutexOutput>;
 
 /// A grant a client was told of.
 #[derive(Clone, Debug)]
@@ -36,6 +46,12 @@ struct Record {
     highest_acked: u64,
     puts: Vec<AckedPut>,
     violations: Vec<String>,
+    /// Each lease's proven deadline, in virtual microseconds.
+    proven_until_us: BTreeMap<u64, u64>,
+    /// When each lease's expiry was first applied, on any node.
+    expired_at_us: BTreeMap<u64, u64>,
+    /// Each lock's operations.
+    lock_ops: BTreeMap<String, Vec<LockOp>>,
 }
 
 impl History {
@@ -98,6 +114,62 @@ impl History {
             key: key.to_string(),
             token,
         });
+    }
+
+    /// Lease `lease` lives at least until `until_us`: a grant or keepalive
+    /// sent a ttl before was acked.
+    pub(crate) fn proven(&self, lease: u64, until_us: u64) {
+        let expired_at_us = {
+            let mut record = self.record();
+            let proven = record.proven_until_us.entry(lease).or_default();
+            *proven = (*proven).max(until_us);
+            record.expired_at_us.get(&lease).copied()
+        };
+        if let Some(at_us) = expired_at_us.filter(|at_us| *at_us < until_us) {
+            self.violation(format!(
+                "lease {lease:x} expired at {at_us} us, and then a keepalive proved it alive until {until_us} us"
+            ));
+        }
+    }
+
+    /// A node applied the expiry of lease `lease`.
+    pub(crate) fn expired(&self, lease: u64) {
+        let at_us = crate::clock::elapsed_us();
+        let proven_until_us = {
+            let mut record = self.record();
+            if record.expired_at_us.contains_key(&lease) {
+                return;
+            }
+            record.expired_at_us.insert(lease, at_us);
+            record.proven_until_us.get(&lease).copied()
+        };
+        self.trace(format!("lease {lease:x} expired"));
+        if let Some(until_us) = proven_until_us.filter(|until_us| at_us < *until_us) {
+            self.violation(format!(
+                "lease {lease:x} expired at {at_us} us, before its proven deadline {until_us} us"
+            ));
+        }
+    }
+
+    /// Whether lease `lease` has expired.
+    pub(crate) fn has_expired(&self, lease: u64) -> bool {
+        self.record().expired_at_us.contains_key(&lease)
+    }
+
+    /// Records an operation on `lock`.
+    pub(crate) fn lock_op(&self, lock: &str, op: LockOp) {
+        let mut record = self.record();
+        record
+            .lock_ops
+            .entry(lock.to_string())
+            .or_default()
+            .push(op);
+    }
+
+    /// Each lock's operations, and each lease's proven deadline.
+    pub(crate) fn lock_ops(&self) -> (BTreeMap<String, Vec<LockOp>>, BTreeMap<u64, u64>) {
+        let record = self.record();
+        (record.lock_ops.clone(), record.proven_until_us.clone())
     }
 
     pub(crate) fn grants(&self) -> Vec<AckedGrant> {

@@ -36,6 +36,7 @@ mod cluster;
 mod disk;
 mod faults;
 mod history;
+mod leader;
 mod net;
 mod rng;
 mod workload;
@@ -195,16 +196,16 @@ async fn simulate(seed: u64, scenario: Scenario) -> Report {
     clock::start();
     let rng = SimRng::new(seed);
     let net = Net::new(rng.clone());
-    let cluster = Cluster::start(scenario.nodes, net, rng.clone()).await;
+    let history = History::default();
+    let cluster = Cluster::start(scenario.nodes, net, history.clone(), rng.clone()).await;
     let world = World {
         cluster: Arc::new(cluster),
-        clocks: clock::WallClocks::default(),
-        history: History::default(),
+        history,
         rng,
     };
     let end_ms = scenario.faults_ms;
-    let clients: Vec<_> = (0..scenario.clients)
-        .map(|n| tokio::spawn(workload::client(world.clone(), format!("c{n}"), end_ms)))
+    let clients: Vec<_> = (0..scenario.clients as u64)
+        .map(|n| tokio::spawn(workload::client(world.clone(), n, end_ms)))
         .collect();
     faults::inject(world.clone(), end_ms).await;
     for client in clients {

@@ -2,12 +2,16 @@
 //! twice (request and answer); each crossing may be delayed, dropped or
 //! duplicated, and a link may be cut one way or both. A dropped message is
 //! never answered: the caller's RPC timeout ends the call, as on a real
-//! network. A node that is down refuses at once.
+//! network. A node that is down refuses at once. A paused node (a
+//! process stopped by a long GC, a VM migration, SIGSTOP) neither sends nor
+//! receives until it resumes: its messages wait, and arrive late.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use corral_raft::{
     AppendReply, AppendRequest, NodeId, PeerUnreachable, Replica, SnapshotHeader, SnapshotReply,
@@ -48,6 +52,8 @@ struct NetState {
     nodes: BTreeMap<NodeId, Replica>,
     /// Cut links, from one node to another.
     cut: BTreeSet<(NodeId, NodeId)>,
+    /// Paused nodes, until when.
+    paused_until: BTreeMap<NodeId, Instant>,
     weather: Weather,
 }
 
@@ -56,6 +62,7 @@ impl Net {
         let state = NetState {
             nodes: BTreeMap::new(),
             cut: BTreeSet::new(),
+            paused_until: BTreeMap::new(),
             weather: Weather::CALM,
         };
         Net {
@@ -83,10 +90,28 @@ impl Net {
         self.state().cut.insert((from, to));
     }
 
-    /// Heals every link and calms the weather.
+    /// Pauses node `id` for `for_ms`.
+    pub(crate) fn pause(&self, id: NodeId, for_ms: u64) {
+        let until = Instant::now() + Duration::from_millis(for_ms);
+        self.state().paused_until.insert(id, until);
+    }
+
+    /// Returns once node `id` is not paused.
+    pub(crate) async fn resumed(&self, id: NodeId) {
+        loop {
+            let until = self.state().paused_until.get(&id).copied();
+            match until {
+                Some(until) if until > Instant::now() => tokio::time::sleep_until(until).await,
+                _ => return,
+            }
+        }
+    }
+
+    /// Heals every link, resumes every node and calms the weather.
     pub(crate) fn heal(&self) {
         let mut state = self.state();
         state.cut.clear();
+        state.paused_until.clear();
         state.weather = Weather::CALM;
     }
 
@@ -94,8 +119,9 @@ impl Net {
         self.state().weather = weather;
     }
 
-    /// Crosses from `from` to `to` once: after a delay, or never when the
-    /// link is cut or the message is lost.
+    /// Crosses from `from` to `to` once: after a delay (and once neither
+    /// end is paused), or never when the link is cut or the message is
+    /// lost.
     async fn cross(&self, from: NodeId, to: NodeId) -> Result<(), Lost> {
         let (cut, weather) = {
             let state = self.state();
@@ -104,6 +130,8 @@ impl Net {
         let delay_ms = self.rng.below(weather.delay_ms_max + 1);
         let lost = self.rng.chance(weather.loss_per_mille);
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        self.resumed(from).await;
+        self.resumed(to).await;
         if cut || lost {
             return Err(Lost);
         }

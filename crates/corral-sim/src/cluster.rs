@@ -123,10 +123,12 @@ impl Cluster {
             state: started.state,
             sm_clock: Arc::default(),
             lease_clock: Arc::default(),
+            recovered: Arc::default(),
             clocks: self.clocks.clone(),
             net: self.net.clone(),
         };
         let sweep = tokio::spawn(duties.clone().sweep());
+        tokio::spawn(duties.clone().recover());
         if let Some(node) = self.nodes().get_mut(&id) {
             node.life = Some(Life {
                 duties,

@@ -17,10 +17,11 @@ pub(crate) async fn inject(world: World, end_ms: u64) {
     while crate::clock::elapsed_ms() < end_ms {
         let pause_ms = world.rng.between(300, 3_000);
         tokio::time::sleep(Duration::from_millis(pause_ms)).await;
-        match world.rng.below(10) {
+        match world.rng.below(11) {
             0 => crash_any(&world),
             1 | 2 => crash_leader_with_lagging_disk(&world).await,
-            3 => isolate(&world),
+            3 => isolate(&world, any_node(&world)),
+            10 => isolate_leader(&world),
             4 => cut_one_way(&world),
             5 => storm(&world),
             6 => slow_disk(&world),
@@ -91,8 +92,7 @@ async fn crash_leader_with_lagging_disk(world: &World) {
 }
 
 /// Cuts a node off both ways for a while.
-fn isolate(world: &World) {
-    let id = any_node(world);
+fn isolate(world: &World, id: NodeId) {
     let heal_ms = world.rng.between(500, 5_000);
     world
         .history
@@ -102,6 +102,14 @@ fn isolate(world: &World) {
         world.cluster.net.cut(other, id);
     }
     heal_later(world, heal_ms);
+}
+
+/// Cuts the leader off: another node leads while it still believes it
+/// does, and the clients that know it keep asking it.
+fn isolate_leader(world: &World) {
+    if let Some(leader) = world.cluster.leader() {
+        isolate(world, leader.id);
+    }
 }
 
 /// Cuts one link, one way, for a while.

@@ -3,6 +3,7 @@
 //! passed, bound to the term that decided it, and keepalives, acked only
 //! after a quorum confirms the leadership.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,8 @@ use crate::net::Net;
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
 /// The most expiries proposed in one sweep.
 const EXPIRIES_PER_SWEEP_MAX: usize = 1_000;
+/// How often a keepalive looks whether its node has recovered.
+const RECOVERY_POLL: Duration = Duration::from_millis(20);
 /// How long a leader's proposal or leadership check may take.
 pub(crate) const LEADER_WAIT: Duration = Duration::from_secs(5);
 
@@ -32,6 +35,9 @@ pub(crate) struct Duties {
     pub sm_clock: Arc<SmClock>,
     /// Lease deadlines while it leads.
     pub lease_clock: Arc<LeaseClock>,
+    /// Set once this life has recovered the state it had before its last
+    /// restart, as corral's server marks it once per process.
+    pub recovered: Arc<AtomicBool>,
     pub clocks: WallClocks,
     pub net: Net,
 }
@@ -48,6 +54,25 @@ pub(crate) enum KeptAlive {
 }
 
 impl Duties {
+    /// Marks the life recovered once raft says so.
+    pub(crate) async fn recover(self) {
+        if self.replica.wait_for_recovery().await.is_ok() {
+            self.recovered.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether this life recovers within [`LEADER_WAIT`].
+    async fn is_recovered(&self) -> bool {
+        let deadline = Instant::now() + LEADER_WAIT;
+        while !self.recovered.load(Ordering::Relaxed) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(RECOVERY_POLL).await;
+        }
+        true
+    }
+
     /// The sweep, until the node's life ends (its task is aborted).
     pub(crate) async fn sweep(self) {
         loop {
@@ -121,8 +146,7 @@ impl Duties {
     /// keepalive does.
     pub(crate) async fn keepalive(&self, lease_id: LeaseId) -> KeptAlive {
         self.net.resumed(self.id).await;
-        let recovered = tokio::time::timeout(LEADER_WAIT, self.replica.wait_for_recovery());
-        if !matches!(recovered.await, Ok(Ok(()))) {
+        if !self.is_recovered().await {
             return KeptAlive::NotLeader;
         }
         let confirmed = tokio::time::timeout(LEADER_WAIT, self.replica.read_index());

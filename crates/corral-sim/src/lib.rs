@@ -10,25 +10,39 @@
 //! moves) comes from the run's seed, so a seed replays the same run, which
 //! [`Report::trace_hash`] shows.
 //!
-//! Clients take leases and locks, write to fenced registers under their
-//! tokens and release, retrying writes of unknown outcome with their
-//! idempotency keys. The run checks, as it goes and at the end: no token
-//! is acked twice, a grant's token is above every token acked before it
-//! was asked for, a holder's fenced write and release are never refused,
-//! the cluster serves again after the faults heal, the replicas apply the
-//! same log to the same table that keeps its invariants, and no acked
-//! grant or write is lost.
+//! Clients take leases with ttls of a few seconds and keep them alive,
+//! take locks, write to fenced registers under their tokens and release,
+//! retrying writes of unknown outcome with their idempotency keys; now and
+//! then one walks away from a lock, or its keepalive comes late, and its
+//! lease expires. Each node runs corral's leader rules
+//! ([`corral_leader`]): the sweep that expires leases whose deadline
+//! passed, bound to its term, and keepalives acked only after a quorum
+//! confirms the leadership. Clients stay with the leader they found until
+//! it fails them, so a deposed or paused leader gets their requests.
+//!
+//! The run checks, as it goes and at the end:
+//! - no token is acked twice, and a grant's token is above every token
+//!   acked before it was asked for;
+//! - a holder's fenced write and release are never refused while its lease
+//!   lives;
+//! - no lease expires before its proven deadline (the send time of its
+//!   grant or last acked keepalive, plus its ttl);
+//! - each lock's history is linearizable ([`corral_check::FencedMutex`]);
+//! - the cluster serves again after the faults heal, the replicas apply the
+//!   same log to the same table that keeps its invariants, and no acked
+//!   grant or write is lost.
 //!
 //! Proposals are stamped as a corral leader stamps them
 //! ([`corral_leader::stamp_ms`]: state-machine time follows the leader's
-//! monotonic clock), so a node's wall clock may jump by an hour without
-//! moving a window or a deadline. A panic in any task fails the run; a run
-//! stuck for minutes of real time ends the process, naming its seed.
+//! monotonic clock), so a node's wall clock may drift, or jump by an hour,
+//! without moving a window or a deadline. A panic in any task fails the
+//! run; a run stuck for minutes of real time ends the process, naming its
+//! seed.
 //!
-//! Not simulated yet: keepalives, the leader's lease clock and sweep
-//! (leases here never expire), and so the keepalive's leadership check and
-//! the `expiring` mark. Nor RocksDB itself, HTTP and forwarding, or real
-//! clocks: the process-level chaos suite (`tests/chaos.rs`) covers those.
+//! Not simulated: RocksDB itself, HTTP and forwarding, real clocks, and a
+//! drift between the nodes' monotonic clocks (they all run on virtual
+//! time). The process-level chaos suite (`tests/chaos.rs`) covers the
+//! first three.
 
 mod check;
 mod clock;

@@ -356,7 +356,12 @@ impl Client {
                 self.world.history.granted(&self.name, lock, token.0, floor);
                 return Ok(token);
             }
-            Answer::Known(Err(Refusal::LeaseNotFound)) => return Err(Round::LetGo),
+            Answer::Known(Err(Refusal::LeaseNotFound)) => {
+                // An earlier try of unknown outcome may have been granted
+                // before the lease expired.
+                self.record(lock, invoke_us, input, None);
+                return Err(Round::LetGo);
+            }
             Answer::Known(Err(refusal @ Refusal::LockBusy { .. })) => {
                 self.record(lock, invoke_us, input, Some(MutexOutput::NotGranted));
                 format!("{refusal}")

@@ -59,3 +59,7 @@ pub fn due_leases(
         .map(|(id, lease)| (*id, Duration::from_millis(lease.ttl_ms)));
     clock.take_due(term, live, now, max)
 }
+
+#[cfg(test)]
+#[path = "leases_test.rs"]
+mod tests;

@@ -4,9 +4,9 @@
 
 use corral_sim::{run, Report, Scenario};
 
-/// Seeds per cluster size: the two sizes run side by side in about a
+/// Seeds per cluster size: the two sizes run side by side in under a
 /// minute of CI.
-const SEEDS: u64 = 30;
+const SEEDS: u64 = 50;
 
 /// Virtual time with faults in each run of CI.
 const FAULTS_MS: u64 = 20_000;

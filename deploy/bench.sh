@@ -58,10 +58,11 @@ for i in 1 2 3; do
 done
 etcd_endpoints="http://127.0.0.1:23791,http://127.0.0.1:23792,http://127.0.0.1:23793"
 
-# corral on 27101-27103.
-corral_cluster="1=127.0.0.1:27101,2=127.0.0.1:27102,3=127.0.0.1:27103"
+# corral: clients on 27101-27103, peers on 27201-27203.
+corral_cluster="1=127.0.0.1:27201,2=127.0.0.1:27202,3=127.0.0.1:27203"
 for i in 1 2 3; do
     "$corral" server --node-id "$i" --listen "127.0.0.1:2710$i" \
+        --peer-listen "127.0.0.1:2720$i" \
         --data-dir "$work/corral/n$i" --initial-cluster "$corral_cluster" \
         >"$work/corral-n$i.log" 2>&1 &
     pids+=($!)

@@ -20,7 +20,10 @@ pub(crate) const LEADER_TIMEOUT: Duration = Duration::from_secs(20);
 /// One node process.
 pub(crate) struct NodeProc {
     pub id: u64,
+    /// Where it serves clients (and peers, unless `peer_addr`).
     pub addr: String,
+    /// Where it serves peers, when apart from clients (`--peer-listen`).
+    pub peer_addr: Option<String>,
     data_dir: PathBuf,
     log_path: PathBuf,
     child: Option<Child>,
@@ -68,11 +71,21 @@ impl Cluster {
     /// Starts `n` nodes with extra flags, logging by the `RUST_LOG` filter
     /// `rust_log`.
     pub(crate) async fn start_logging(n: u64, extra_args: &[&str], rust_log: &str) -> Cluster {
+        Cluster::start_nodes(n, extra_args, rust_log, false).await
+    }
+
+    /// Starts `n` nodes that serve their peers apart (`--peer-listen`).
+    pub(crate) async fn start_apart(n: u64, extra_args: &[&str]) -> Cluster {
+        Cluster::start_nodes(n, extra_args, DEFAULT_LOG, true).await
+    }
+
+    async fn start_nodes(n: u64, extra_args: &[&str], rust_log: &str, apart: bool) -> Cluster {
         let dir = tempfile::TempDir::new().expect("temp dir");
         let nodes: Vec<NodeProc> = (1..=n)
             .map(|id| NodeProc {
                 id,
                 addr: format!("127.0.0.1:{}", free_port()),
+                peer_addr: apart.then(|| format!("127.0.0.1:{}", free_port())),
                 data_dir: dir.path().join(format!("n{id}")),
                 log_path: dir.path().join(format!("n{id}.log")),
                 child: None,
@@ -80,7 +93,13 @@ impl Cluster {
             .collect();
         let spec = nodes
             .iter()
-            .map(|node| format!("{}={}", node.id, node.addr))
+            .map(|node| {
+                format!(
+                    "{}={}",
+                    node.id,
+                    node.peer_addr.as_ref().unwrap_or(&node.addr)
+                )
+            })
             .collect::<Vec<_>>()
             .join(",");
         let http = reqwest::Client::builder()
@@ -131,6 +150,7 @@ impl Cluster {
             ])
             .arg("--data-dir")
             .arg(&node.data_dir)
+            .args(node.peer_addr.iter().flat_map(|a| ["--peer-listen", a]))
             .args(&extra_args)
             .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
@@ -213,6 +233,13 @@ impl Cluster {
     pub(crate) fn url(&self, id: u64, path: &str) -> String {
         let node = self.nodes.iter().find(|n| n.id == id).expect("node id");
         format!("http://{}{path}", node.addr)
+    }
+
+    /// The URL of `path` on node `id`'s peer listener.
+    pub(crate) fn peer_url(&self, id: u64, path: &str) -> String {
+        let node = self.nodes.iter().find(|n| n.id == id).expect("node id");
+        let addr = node.peer_addr.as_ref().unwrap_or(&node.addr);
+        format!("http://{addr}{path}")
     }
 
     /// Waits until every live node names the same live leader; returns it.
@@ -374,12 +401,8 @@ impl Cluster {
         let addrs: Vec<String> = blocked
             .iter()
             .map(|b| {
-                self.nodes
-                    .iter()
-                    .find(|n| n.id == *b)
-                    .expect("node id")
-                    .addr
-                    .clone()
+                let node = self.nodes.iter().find(|n| n.id == *b).expect("node id");
+                node.peer_addr.clone().unwrap_or_else(|| node.addr.clone())
             })
             .collect();
         let (status, body) = self

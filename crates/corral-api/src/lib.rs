@@ -356,8 +356,22 @@ pub struct ClusterView {
 pub struct MemberView {
     /// Its node id, as in `--initial-cluster`.
     pub id: u64,
-    /// The `host:port` it serves clients and peers on.
+    /// The `host:port` its peers reach it on: its `--peer-listen`, or its
+    /// one listener without it.
     pub addr: String,
+    /// The `host:port` it serves clients on, once this node has learnt it
+    /// from the member (over the peer connection).
+    #[serde(default)]
+    pub client_addr: Option<String>,
     /// `leader`, `follower` or `learner`, as far as this node knows.
     pub role: String,
+}
+
+/// What a member says of itself to its peers (`GET /raft/member`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberSelf {
+    /// Its node id.
+    pub node_id: u64,
+    /// The `host:port` it serves clients on.
+    pub client_addr: String,
 }

@@ -11,8 +11,15 @@ use corral_raft::{NodeId, RaftSettings};
 pub struct ServerConfig {
     /// This node's id; a key of `initial_cluster`.
     pub node_id: NodeId,
-    /// Where to listen for clients and peers.
+    /// Where to listen for clients, and for peers too unless
+    /// `peer_listen` is set.
     pub listen: SocketAddr,
+    /// Where to listen for peers (raft and forwarding), apart from
+    /// clients. `initial_cluster` then lists these addresses.
+    pub peer_listen: Option<SocketAddr>,
+    /// The `host:port` clients reach this node on, as the other members
+    /// show it; `listen` when not set.
+    pub advertise: Option<String>,
     /// Where the node keeps its RocksDB database.
     pub data_dir: PathBuf,
     /// Every member at first start: id to `host:port`. Used only to form
@@ -39,6 +46,13 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// The `host:port` clients reach this node on.
+    pub fn client_addr(&self) -> String {
+        self.advertise
+            .clone()
+            .unwrap_or_else(|| self.listen.to_string())
+    }
+
     /// The shortest lease ttl this cluster accepts: twice the longest
     /// election timeout, so that an ordinary election does not expire
     /// leases.

@@ -19,6 +19,7 @@ mod forward;
 mod forward_test;
 mod idempotency;
 mod json;
+mod members;
 mod metrics;
 mod node;
 mod request_id;
@@ -87,16 +88,25 @@ pub async fn serve(
         return Err(ServeError::NotAMember(config.node_id));
     }
     let node = Arc::new(start_node(&config).await?);
-    let listen_error = |source| ServeError::Listen {
-        addr: config.listen,
-        source,
+    let client = bind(config.listen).await?;
+    let peer = match config.peer_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
     };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(listen_error)?;
-    tracing::info!(node_id = config.node_id, listen = %config.listen, data_dir = %config.data_dir.display(), "corral node listening");
+    tracing::info!(node_id = config.node_id, listen = %config.listen, peer_listen = ?config.peer_listen, client_addr = %config.client_addr(), data_dir = %config.data_dir.display(), "corral node listening");
+    if peer.is_none() {
+        tracing::warn!("peers share the client listener: anyone who reaches it can call /raft/*, unauthenticated; serve peers apart with --peer-listen");
+    }
     let tasks = spawn_background(&node, config.initial_cluster.clone());
-    let served = serve_until(listener, node.clone(), shutdown).await;
+    let stop = stop_signal(shutdown);
+    let served = match peer {
+        None => serve_until(client, routes::router(node.clone()), stop).await,
+        Some(peer) => {
+            let clients = serve_until(client, routes::client_router(node.clone()), stop.clone());
+            let peers = serve_until(peer, routes::peer_router(node.clone()), stop);
+            tokio::try_join!(clients, peers).map(|_| ())
+        }
+    };
     for task in tasks {
         task.abort();
     }
@@ -104,7 +114,32 @@ pub async fn serve(
         tracing::warn!(error = %e, "raft did not shut down cleanly");
     }
     tracing::info!(node_id = config.node_id, "corral node stopped");
-    served.map_err(listen_error)
+    served
+}
+
+/// A listener bound to `addr`.
+async fn bind(addr: std::net::SocketAddr) -> Result<Listener, ServeError> {
+    let listener = tokio::net::TcpListener::bind(addr).await;
+    let listener = listener.map_err(|source| ServeError::Listen { addr, source })?;
+    Ok(Listener { addr, listener })
+}
+
+/// A bound listener and its address, for its errors.
+struct Listener {
+    addr: std::net::SocketAddr,
+    listener: tokio::net::TcpListener,
+}
+
+/// Becomes true once `shutdown` resolves.
+fn stop_signal(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> tokio::sync::watch::Receiver<bool> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    stop_rx
 }
 
 /// Opens the node's storage, starts its raft and builds the node.
@@ -144,6 +179,7 @@ async fn start_node(config: &ServerConfig) -> Result<Node, ServeError> {
         faults,
         metrics,
         forwarder: forward::Forwarder::start()?,
+        client_addrs: members::ClientAddrs::new(config.node_id, config.client_addr()),
     })
 }
 
@@ -195,11 +231,12 @@ fn recovery_watch(raft: corral_raft::Replica) -> tokio::sync::watch::Receiver<bo
 }
 
 /// Starts what runs beside the listener: the cluster's first
-/// initialization, the lease sweep and the leader watch.
+/// initialization, the lease sweep, the leader watch and the members'
+/// client addresses.
 fn spawn_background(
     node: &Arc<Node>,
     members: BTreeMap<corral_raft::NodeId, String>,
-) -> [tokio::task::JoinHandle<()>; 3] {
+) -> [tokio::task::JoinHandle<()>; 4] {
     // Every node may try: raft refuses all but the first, and a node that
     // has a log or a vote is never initialized again. In the background, so
     // that this node already answers its peers' votes.
@@ -211,21 +248,18 @@ fn spawn_background(
     });
     let sweep = tokio::spawn(sweep::run(node.clone()));
     let leaders = tokio::spawn(watch_leader(node.raft.clone(), node.metrics.clone()));
-    [initialize, sweep, leaders]
+    let members = tokio::spawn(members::learn(node.clone()));
+    [initialize, sweep, leaders, members]
 }
 
-/// Serves HTTP on `listener` until `shutdown` resolves and open requests
+/// Serves `router` on `listener` until `stop` turns true and open requests
 /// end, or [`SHUTDOWN_DRAIN`] after it.
 async fn serve_until(
-    listener: tokio::net::TcpListener,
-    node: Arc<Node>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
+    listener: Listener,
+    router: axum::Router,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), ServeError> {
+    let Listener { addr, listener } = listener;
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
@@ -236,19 +270,18 @@ async fn serve_until(
             tracing::debug!(error = %e, "TCP_NODELAY could not be set");
         }
     });
-    let server = axum::serve(listener, routes::router(node))
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let server = axum::serve(listener, router).with_graceful_shutdown(stopped(stop.clone()));
     // Requests still waiting for a lock get SHUTDOWN_DRAIN to finish; the
     // rest are dropped, and their waits are cancelled by the next leader's
     // sweep.
     let drained = async move {
-        stopped(stop_rx).await;
+        stopped(stop).await;
         tokio::time::sleep(SHUTDOWN_DRAIN).await;
     };
     tokio::select! {
-        served = server.into_future() => served,
+        served = server.into_future() => served.map_err(|source| ServeError::Listen { addr, source }),
         () = drained => {
-            tracing::warn!("requests still open after {SHUTDOWN_DRAIN:?}; stopping anyway");
+            tracing::warn!(%addr, "requests still open after {SHUTDOWN_DRAIN:?}; stopping anyway");
             Ok(())
         }
     }

@@ -118,6 +118,8 @@ pub(crate) struct Node {
     pub faults: Faults,
     /// What this node measures.
     pub metrics: Arc<Metrics>,
+    /// The members' client addresses, this node's own included.
+    pub client_addrs: crate::members::ClientAddrs,
     /// Forwards proposals to the leader, in batches under load.
     pub forwarder: Forwarder,
     /// Becomes true once a cluster commit covers this node's whole durable

@@ -63,6 +63,8 @@ fn default_config(data_dir: &Path) -> ServerConfig {
     ServerConfig {
         node_id: 1,
         listen: ([127, 0, 0, 1], 1).into(),
+        peer_listen: None,
+        advertise: None,
         data_dir: data_dir.to_path_buf(),
         initial_cluster: BTreeMap::from([(1, "127.0.0.1:1".to_string())]),
         raft: RaftSettings::default(),

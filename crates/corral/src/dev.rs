@@ -11,7 +11,8 @@ pub(crate) struct DevArgs {
     /// Folder for the three nodes' data and logs.
     #[arg(long, default_value = "data/dev")]
     data_dir: PathBuf,
-    /// Port of node 1; nodes 2 and 3 take the next two.
+    /// Client port of node 1; nodes 2 and 3 take the next two. Each node
+    /// serves its peers 100 ports above its client port.
     #[arg(long, default_value_t = 7101)]
     base_port: u16,
 }

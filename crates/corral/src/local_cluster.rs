@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+/// How far above its client port a node serves its peers.
+pub(crate) const PEER_PORT_OFFSET: u16 = 100;
+
 /// How long the nodes get to elect a leader.
 pub(crate) const READY_WAIT: Duration = Duration::from_secs(30);
 
@@ -16,15 +19,18 @@ pub(crate) const READY_WAIT: Duration = Duration::from_secs(30);
 pub(crate) struct LocalCluster {
     exe: PathBuf,
     data_dir: PathBuf,
-    /// Node `i + 1` listens on `addrs[i]`.
+    /// Node `i + 1` serves clients on `addrs[i]`.
     pub addrs: Vec<String>,
+    /// Node `i + 1` serves peers on `peer_addrs[i]`.
+    peer_addrs: Vec<String>,
     spec: String,
     children: Vec<Option<Child>>,
 }
 
 impl LocalCluster {
-    /// Starts `nodes` nodes on ports from `base_port` up, with data and
-    /// logs under `data_dir`.
+    /// Starts `nodes` nodes on client ports from `base_port` up (and peer
+    /// ports from [`PEER_PORT_OFFSET`] above it), with data and logs under
+    /// `data_dir`.
     pub(crate) fn start(
         data_dir: &Path,
         base_port: u16,
@@ -34,7 +40,10 @@ impl LocalCluster {
         let addrs: Vec<String> = (0..nodes)
             .map(|i| format!("127.0.0.1:{}", base_port + i))
             .collect();
-        let spec = addrs
+        let peer_addrs: Vec<String> = (0..nodes)
+            .map(|i| format!("127.0.0.1:{}", base_port + PEER_PORT_OFFSET + i))
+            .collect();
+        let spec = peer_addrs
             .iter()
             .enumerate()
             .map(|(i, a)| format!("{}={a}", i + 1))
@@ -44,6 +53,7 @@ impl LocalCluster {
             exe,
             data_dir: data_dir.to_path_buf(),
             addrs,
+            peer_addrs,
             spec,
             children: (0..nodes).map(|_| None).collect(),
         };
@@ -67,6 +77,7 @@ impl LocalCluster {
         let child = Command::new(&self.exe)
             .args(["server", "--node-id", &id.to_string()])
             .args(["--listen", &self.addrs[index]])
+            .args(["--peer-listen", &self.peer_addrs[index]])
             .args(["--initial-cluster", &self.spec])
             .arg("--data-dir")
             .arg(&dir)

@@ -51,13 +51,25 @@ struct ServerArgs {
     /// This node's id: one of the ids in --initial-cluster.
     #[arg(long)]
     node_id: u64,
-    /// Address to listen on for clients and peers.
+    /// Address to listen on for clients, and for peers too unless
+    /// --peer-listen is given.
     #[arg(long)]
     listen: std::net::SocketAddr,
+    /// Address to listen on for peers (raft and forwarding), apart from
+    /// clients: the client listener then serves no /raft/* route, and
+    /// --initial-cluster lists these addresses. Without it, peers share the
+    /// client listener, unauthenticated.
+    #[arg(long)]
+    peer_listen: Option<std::net::SocketAddr>,
+    /// The host:port clients reach this node on, as the other members show
+    /// it in GET /v1/cluster (default: --listen).
+    #[arg(long)]
+    advertise: Option<String>,
     /// Folder of this node's RocksDB database (created if missing).
     #[arg(long)]
     data_dir: PathBuf,
-    /// Every member at first start, as id=host:port,... The cluster forms
+    /// Every member at first start, as id=host:port,... (their
+    /// --peer-listen addresses, or --listen without it). The cluster forms
     /// once all are up; a restart never re-initializes it.
     #[arg(long)]
     initial_cluster: String,
@@ -150,6 +162,8 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     let config = ServerConfig {
         node_id: args.node_id,
         listen: args.listen,
+        peer_listen: args.peer_listen,
+        advertise: args.advertise,
         data_dir: args.data_dir,
         initial_cluster: parse_initial_cluster(&args.initial_cluster)?,
         raft: RaftSettings {

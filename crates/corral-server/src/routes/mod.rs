@@ -1,5 +1,5 @@
 //! The HTTP routes of a node: the public API v1 and the peer endpoints, on
-//! one listener.
+//! one listener or on two (`--peer-listen`).
 
 mod answer;
 mod elections;
@@ -27,8 +27,22 @@ use serde::Serialize;
 use crate::error::ApiError;
 use crate::node::Node;
 
-/// The whole router of a node.
+/// Both routers on one listener: the public API and the peer endpoints.
 pub(crate) fn router(node: Arc<Node>) -> Router {
+    finish(api().merge(peer::router()), node)
+}
+
+/// The public API alone, for a client listener apart from the peers'.
+pub(crate) fn client_router(node: Arc<Node>) -> Router {
+    finish(api(), node)
+}
+
+/// The peer endpoints alone (`/raft/*`), for the peer listener.
+pub(crate) fn peer_router(node: Arc<Node>) -> Router {
+    finish(peer::router(), node)
+}
+
+fn api() -> Router<Arc<Node>> {
     Router::new()
         .merge(leases::router())
         .merge(locks::router())
@@ -39,7 +53,11 @@ pub(crate) fn router(node: Arc<Node>) -> Router {
         .merge(status::router())
         .merge(metrics::router())
         .merge(ui::router())
-        .merge(peer::router())
+}
+
+/// The fallbacks, the request observer and the state every router shares.
+fn finish(routes: Router<Arc<Node>>, node: Arc<Node>) -> Router {
+    routes
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(axum::middleware::from_fn_with_state(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use corral_raft::append_stream::PATH_APPEND_STREAM;
 use corral_raft::{
@@ -22,6 +22,7 @@ use tracing::Instrument;
 use crate::error::ApiError;
 use crate::forward::{self, Forwarded, PATH_PROPOSE_STREAM};
 use crate::json::decode;
+use crate::members::PATH_MEMBER;
 use crate::node::{Attempt, Node, PeerReply, Renewals, PATH_KEEPALIVE, PATH_READ_INDEX};
 use crate::request_id;
 
@@ -37,6 +38,7 @@ pub(super) fn router() -> Router<Arc<Node>> {
         .route(PATH_PROPOSE_STREAM, post(propose_stream))
         .route(PATH_READ_INDEX, post(read_index))
         .route(PATH_KEEPALIVE, post(keepalive))
+        .route(PATH_MEMBER, get(member))
         .layer(DefaultBodyLimit::max(PEER_BODY_BYTES_MAX))
 }
 
@@ -69,6 +71,11 @@ async fn snapshot(
     Ok(Json(
         node.raft.install_snapshot(header, body.to_vec()).await,
     ))
+}
+
+/// What this node says of itself to a peer: its client address.
+async fn member(State(node): State<Arc<Node>>) -> Json<corral_api::MemberSelf> {
+    Json(node.client_addrs.own().clone())
 }
 
 fn reply<T>(attempt: Attempt<T>, node: &Node) -> Json<PeerReply<T>> {

@@ -28,6 +28,7 @@ async fn cluster(State(node): State<Arc<Node>>) -> Json<ClusterView> {
         .map(|member| MemberView {
             id: member.id,
             addr: member.addr.clone(),
+            client_addr: node.client_addrs.get(member.id),
             role: if Some(member.id) == status.leader_id {
                 "leader"
             } else if member.voter {

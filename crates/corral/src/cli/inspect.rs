@@ -303,9 +303,17 @@ pub(super) async fn cluster(
         let rows: Vec<Vec<String>> = view
             .members
             .iter()
-            .map(|m| vec![m.id.to_string(), m.addr.clone(), m.role.clone()])
+            .map(|m| {
+                let client_addr = m.client_addr.clone().unwrap_or_else(|| "?".into());
+                vec![
+                    m.id.to_string(),
+                    client_addr,
+                    m.addr.clone(),
+                    m.role.clone(),
+                ]
+            })
             .collect();
-        output::table(&["ID", "ADDRESS", "ROLE"], &rows);
+        output::table(&["ID", "CLIENT ADDRESS", "PEER ADDRESS", "ROLE"], &rows);
     })
 }
 

@@ -53,7 +53,9 @@ fn entry() -> impl Strategy<Value = Entry> {
     (log_id(), payload).prop_map(|(log_id, payload)| Entry { log_id, payload })
 }
 
-fn append_request() -> impl Strategy<Value = AppendEntriesRequest<TypeConfig>> {
+/// Any replication request; also the valid frames that the frame
+/// tests corrupt.
+pub(crate) fn append_request() -> impl Strategy<Value = AppendEntriesRequest<TypeConfig>> {
     let entries = prop::collection::vec(entry(), 0..8);
     (
         0u64..1 << 40,

@@ -206,6 +206,255 @@ fn kv_commands() -> impl Strategy<Value = Command> {
     ]
 }
 
+/// Commands with values at and past their bounds: ttls, waits and
+/// lock-delays of 0 and `u64::MAX`, names of one byte and of
+/// [`LOCK_NAME_BYTES_MAX`], name lists empty, oversized or naming a lock
+/// twice, limits and permits of 0 and `u32::MAX`, values past their caps,
+/// tokens of 0 and `u64::MAX`. Some pass the checks of `check.rs`, others
+/// only a route refuses; apply must take them all. Over four leases and
+/// few names, so that they still meet; every variant as likely as any
+/// other, as in [`command`].
+pub fn extreme_command() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        3 => extreme_lease_commands(),
+        3 => extreme_acquire_commands(),
+        3 => extreme_release_commands(),
+        2 => extreme_cluster_commands(),
+        3 => extreme_election_commands(),
+        2 => extreme_kv_commands(),
+    ]
+}
+
+/// Leases at both ends of the id space.
+fn extreme_lease() -> impl Strategy<Value = LeaseId> {
+    prop::sample::select(vec![0u128, 1, 2, u128::MAX]).prop_map(LeaseId)
+}
+
+/// The shortest and longest names (one of them multi-byte), shared with
+/// [`lock`] so that extreme commands meet ordinary ones.
+fn extreme_name() -> impl Strategy<Value = LockName> {
+    let longest = "n".repeat(LOCK_NAME_BYTES_MAX);
+    let longest_multibyte = "é".repeat(LOCK_NAME_BYTES_MAX / 2);
+    prop::sample::select(vec![
+        "a".to_string(),
+        "b".to_string(),
+        longest,
+        longest_multibyte,
+    ])
+    .prop_map(|s| name(&s))
+}
+
+/// Name lists of every length the checks refuse or take: none, one, a
+/// name twice, the most an acquire-all may name, and one more.
+fn extreme_names() -> impl Strategy<Value = Vec<LockName>> {
+    let numbered = |count: usize| (0..count).map(|i| name(&format!("n{i}"))).collect();
+    prop_oneof![
+        Just(Vec::new()),
+        prop::collection::vec(extreme_name(), 1..4),
+        Just(numbered(ACQUIRE_ALL_NAMES_MAX)),
+        Just(numbered(ACQUIRE_ALL_NAMES_MAX + 1)),
+    ]
+}
+
+/// Milliseconds at the bounds of ttls, waits and lock-delays, or any.
+fn extreme_ms() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        prop::sample::select(vec![
+            0,
+            1,
+            LOCK_DELAY_MS_MAX,
+            LOCK_DELAY_MS_MAX + 1,
+            TTL_MS_MAX,
+            TTL_MS_MAX + 1,
+            u64::MAX - 1,
+            u64::MAX,
+        ]),
+        any::<u64>(),
+    ]
+}
+
+/// Limits and permits at their bounds, or any.
+fn extreme_count() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        prop::sample::select(vec![
+            0,
+            1,
+            2,
+            SEMAPHORE_LIMIT_MAX,
+            SEMAPHORE_LIMIT_MAX + 1,
+            u32::MAX - 1,
+            u32::MAX,
+        ]),
+        any::<u32>(),
+    ]
+}
+
+/// Tokens at both ends, or none.
+fn extreme_token() -> impl Strategy<Value = Option<FencingToken>> {
+    prop::option::of(prop::sample::select(vec![0, 1, 2, u64::MAX]).prop_map(FencingToken))
+}
+
+/// Strings empty, at a cap of `bytes_max` bytes, and one byte past it.
+fn extreme_text(bytes_max: usize) -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        String::new(),
+        "v".to_string(),
+        "v".repeat(bytes_max),
+        "v".repeat(bytes_max + 1),
+    ])
+}
+
+fn extreme_lease_commands() -> impl Strategy<Value = Command> {
+    let order = prop::sample::select(vec![LockOrder::None, LockOrder::Lexicographic]);
+    let grant = (extreme_lease(), extreme_ms(), order, extreme_ms()).prop_map(
+        |(lease_id, ttl_ms, lock_order, lock_delay_ms)| Command::GrantLease {
+            lease_id,
+            ttl_ms,
+            lock_order,
+            lock_delay_ms,
+        },
+    );
+    prop_oneof![
+        grant,
+        extreme_lease().prop_map(|lease_id| Command::RevokeLease { lease_id }),
+        extreme_lease().prop_map(|lease_id| Command::ExpireLease { lease_id }),
+    ]
+}
+
+fn extreme_acquire_commands() -> impl Strategy<Value = Command> {
+    let mode = || prop::sample::select(vec![Mode::Exclusive, Mode::Shared]);
+    prop_oneof![
+        (extreme_lease(), extreme_name(), mode(), extreme_ms()).prop_map(
+            |(lease_id, name, mode, wait_ms)| Command::Acquire {
+                lease_id,
+                name,
+                mode,
+                wait_ms,
+            }
+        ),
+        (extreme_lease(), extreme_names(), mode(), extreme_ms()).prop_map(
+            |(lease_id, names, mode, wait_ms)| Command::AcquireAll {
+                lease_id,
+                names,
+                mode,
+                wait_ms,
+            }
+        ),
+        (
+            extreme_lease(),
+            extreme_name(),
+            extreme_count(),
+            extreme_count(),
+            extreme_ms()
+        )
+            .prop_map(|(lease_id, name, limit, permits, wait_ms)| {
+                Command::AcquirePermits {
+                    lease_id,
+                    name,
+                    limit,
+                    permits,
+                    wait_ms,
+                }
+            }),
+    ]
+}
+
+fn extreme_release_commands() -> impl Strategy<Value = Command> {
+    let kind = || prop::sample::select(Kind::ALL.to_vec());
+    prop_oneof![
+        (extreme_lease(), extreme_name(), kind(), extreme_token()).prop_map(
+            |(lease_id, name, kind, fencing_token)| Command::Release {
+                lease_id,
+                name,
+                kind,
+                fencing_token,
+            }
+        ),
+        (extreme_lease(), extreme_name(), kind()).prop_map(|(lease_id, name, kind)| {
+            Command::CancelWait {
+                lease_id,
+                name,
+                kind,
+            }
+        }),
+        (extreme_lease(), extreme_names())
+            .prop_map(|(lease_id, names)| Command::CancelWaitAll { lease_id, names }),
+    ]
+}
+
+/// Lock orders with empty, longest and too many prefixes.
+fn extreme_cluster_commands() -> impl Strategy<Value = Command> {
+    let prefix = prop::sample::select(vec![
+        String::new(),
+        "a".to_string(),
+        "n".repeat(LOCK_NAME_BYTES_MAX + 1),
+    ]);
+    prop_oneof![
+        Just(Command::LiftLockDelays),
+        prop::collection::vec(prefix, 0..LOCK_ORDER_PREFIXES_MAX + 2)
+            .prop_map(|prefixes| Command::SetLockOrder { prefixes }),
+    ]
+}
+
+fn extreme_election_commands() -> impl Strategy<Value = Command> {
+    let value = || extreme_text(ELECTION_VALUE_BYTES_MAX);
+    prop_oneof![
+        (extreme_lease(), extreme_name(), value(), extreme_ms()).prop_map(
+            |(lease_id, name, value, wait_ms)| Command::Campaign {
+                lease_id,
+                name,
+                value,
+                wait_ms,
+            }
+        ),
+        (extreme_lease(), extreme_name(), value()).prop_map(|(lease_id, name, value)| {
+            Command::Proclaim {
+                lease_id,
+                name,
+                value,
+            }
+        }),
+        (extreme_lease(), extreme_name(), extreme_token()).prop_map(
+            |(lease_id, name, fencing_token)| Command::Resign {
+                lease_id,
+                name,
+                fencing_token,
+            }
+        ),
+    ]
+}
+
+/// Fenced writes with tokens at both ends and caps of nothing and of
+/// everything.
+fn extreme_kv_commands() -> impl Strategy<Value = Command> {
+    let fence = || {
+        (extreme_name(), prop::sample::select(vec![0, 1, u64::MAX])).prop_map(|(lock, token)| {
+            Fence {
+                lock,
+                fencing_token: FencingToken(token),
+            }
+        })
+    };
+    let cap = || prop::sample::select(vec![0usize, 1, usize::MAX]);
+    prop_oneof![
+        (
+            extreme_name(),
+            extreme_text(KV_VALUE_BYTES_MAX),
+            fence(),
+            cap(),
+            cap()
+        )
+            .prop_map(|(key, value, fence, keys_max, bytes_max)| Command::KvPut {
+                key,
+                value,
+                fence,
+                keys_max,
+                bytes_max,
+            }),
+        (extreme_name(), fence()).prop_map(|(key, fence)| Command::KvDelete { key, fence }),
+    ]
+}
+
 /// Any table a cluster can reach: a random command sequence applied, some
 /// of it with idempotency keys, then a few remembered answers of any kind,
 /// so that a snapshot of it holds every kind of state and record.

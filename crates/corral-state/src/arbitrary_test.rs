@@ -1,9 +1,9 @@
-//! The command strategy reaches every variant of [`Command`].
+//! The command strategies reach every variant of [`Command`].
 
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 
-use crate::arbitrary::command;
+use crate::arbitrary::{command, extreme_command};
 use crate::Command;
 
 /// Each variant's place; exhaustive, so a new variant does not compile
@@ -31,10 +31,10 @@ fn variant(command: &Command) -> usize {
 
 const VARIANTS: usize = 16;
 
-#[test]
-fn the_command_strategy_makes_every_variant_about_equally_often() {
+/// Draws 16,000 commands of `strategy` and checks that each variant
+/// comes about 1 in 16 times.
+fn check_every_variant_about_equally_often(strategy: impl Strategy<Value = Command>) {
     let mut runner = TestRunner::deterministic();
-    let strategy = command();
     let mut seen = [0usize; VARIANTS];
     let draws = 16_000;
     for _ in 0..draws {
@@ -49,4 +49,14 @@ fn the_command_strategy_makes_every_variant_about_equally_often() {
             "variant {i}: {count} of {draws}"
         );
     }
+}
+
+#[test]
+fn the_command_strategy_makes_every_variant_about_equally_often() {
+    check_every_variant_about_equally_often(command());
+}
+
+#[test]
+fn the_extreme_command_strategy_makes_every_variant_about_equally_often() {
+    check_every_variant_about_equally_often(extreme_command());
 }

@@ -5,6 +5,8 @@ mod answer;
 mod elections;
 mod faults;
 #[cfg(test)]
+mod fuzz_test;
+#[cfg(test)]
 mod input_test;
 mod kv;
 mod leases;

@@ -4,6 +4,8 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use harness::{Cluster, LEADER_TIMEOUT};
 use serde_json::{json, Value};
 
@@ -94,4 +96,111 @@ async fn one_listener_still_serves_peers_and_shows_its_client_address() {
         .and_then(|m| m.iter().find(|m| m["id"] == 2).cloned())
         .unwrap_or(json!(null));
     assert_eq!(me["client_addr"], me["addr"], "{view}");
+}
+
+/// A connection that sends part of a request's headers, or nothing, is
+/// closed once the header timeout has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_connection_that_never_finishes_its_headers_is_closed() {
+    let cluster = Cluster::start_apart(1, &["--header-read-timeout-ms", "1000"]).await;
+    let addr = cluster.nodes[0].addr.clone();
+    for sent in ["", "P", "GET /healthz HTTP/1.1\r\nHost: x\r\n"] {
+        let mut stream = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        stream.write_all(sent.as_bytes()).await.expect("send");
+        let start = Instant::now();
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut rest));
+        // Closed (maybe after a 408) or reset: either way, not held.
+        let _closed_or_reset = read.await.expect("the server closes the connection");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{sent:?} held for {:?}",
+            start.elapsed()
+        );
+    }
+}
+
+/// Holds `count` connections to `addr` open, each trickling a byte of a
+/// request's headers now and then, opening another whenever one closes,
+/// until `stop`.
+async fn slow_loris(addr: String, count: usize, stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tasks = Vec::new();
+    for _ in 0..count {
+        let (addr, stop) = (addr.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            while !*stop.borrow() {
+                let Ok(mut stream) = tokio::net::TcpStream::connect(&addr).await else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                for byte in b"GET /v1/cluster HTTP/1.1\r\nX-Slow: ".iter().cycle() {
+                    if *stop.borrow() || stream.write_all(&[*byte]).await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+/// A slow-loris client that holds more connections than node 1's client
+/// listener allows cannot stop the cluster from serving through the other
+/// nodes or from electing a new leader; node 1 serves again once it stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_loris_client_stops_neither_serving_nor_elections() {
+    let flags = [
+        "--client-connections-max",
+        "64",
+        "--header-read-timeout-ms",
+        "2000",
+    ];
+    let mut cluster = Cluster::start_apart(3, &flags).await;
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let attack = tokio::spawn(slow_loris(cluster.nodes[0].addr.clone(), 200, stop));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let leader = cluster.wait_leader().await;
+    let other = cluster
+        .live()
+        .into_iter()
+        .find(|id| *id != leader && *id != 1);
+    let other = other.unwrap_or(2);
+    let lease = cluster.lease(other, 30_000).await;
+    let (status, body) = cluster.acquire(other, &lease, "invoice/1", 0).await;
+    assert_eq!(status, 200, "{body}");
+    cluster.kill(leader);
+    let start = Instant::now();
+    let survivor = loop {
+        let live: Vec<u64> = cluster.live().into_iter().filter(|id| *id != 1).collect();
+        let (status, view) = cluster.get(live[0], "/v1/cluster").await;
+        let elected = view["leader_id"].as_u64().filter(|id| *id != leader);
+        if status == 200 && elected.is_some() {
+            break live[0];
+        }
+        assert!(start.elapsed() < LEADER_TIMEOUT, "no new leader: {view}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let lease = cluster.lease(survivor, 30_000).await;
+    let (status, body) = cluster.acquire(survivor, &lease, "invoice/2", 0).await;
+    assert_eq!(status, 200, "{body}");
+
+    let _ = stop_tx.send(true);
+    attack.await.expect("the attack ends");
+    if cluster.live().contains(&1) {
+        let start = Instant::now();
+        while cluster.get(1, "/healthz").await.0 != 200 {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "node 1 does not serve again"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }

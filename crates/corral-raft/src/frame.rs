@@ -8,7 +8,7 @@ use serde::Serialize;
 
 /// The largest frame accepted: a batch of entries, far above what openraft
 /// sends in one request.
-pub(crate) const FRAME_BYTES_MAX: usize = 256 << 20;
+pub const FRAME_BYTES_MAX: usize = 256 << 20;
 
 /// A frame could not be read or written.
 #[derive(Debug, thiserror::Error)]

@@ -25,6 +25,12 @@ pub struct ServerConfig {
     /// Every member at first start: id to `host:port`. Used only to form
     /// the cluster once; a restarted node reads its membership from disk.
     pub initial_cluster: BTreeMap<NodeId, String>,
+    /// The most connections the client listener keeps open (with one
+    /// listener, peers' connections count too).
+    pub client_connections_max: usize,
+    /// How long a client may take to send a request's headers, in
+    /// milliseconds.
+    pub header_read_timeout_ms: u64,
     /// Raft timing and snapshots.
     pub raft: RaftSettings,
     /// The cluster's lock ranks, as name prefixes, lowest rank first. The

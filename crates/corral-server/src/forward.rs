@@ -33,6 +33,12 @@ use crate::request_id;
 pub(crate) const PATH_PROPOSE_STREAM: &str = "/raft/propose-stream";
 /// The most commands in one batch.
 pub(crate) const BATCH_MAX: usize = 256;
+/// The most commands a follower holds waiting to be forwarded; past it,
+/// requests get 503 at once instead of growing memory.
+pub(crate) const QUEUED_MAX: usize = 16_384;
+/// The most proposals of one propose stream the leader runs at once; past
+/// it, it reads no more of the stream until some are answered.
+pub(crate) const RUNNING_PER_STREAM_MAX: usize = 4 * BATCH_MAX;
 /// How long connecting to the leader may take.
 const CONNECT_WITHIN: Duration = Duration::from_secs(1);
 /// How long after it went a command's answer (or the stream's opening)
@@ -89,7 +95,7 @@ struct Queued {
 /// them.
 #[derive(Clone)]
 pub(crate) struct Forwarder {
-    queue: mpsc::UnboundedSender<Queued>,
+    queue: mpsc::Sender<Queued>,
 }
 
 impl Forwarder {
@@ -103,7 +109,7 @@ impl Forwarder {
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .build()?;
-        let (queue, commands) = mpsc::unbounded_channel();
+        let (queue, commands) = mpsc::channel(QUEUED_MAX);
         tokio::spawn(send_batches(http, commands));
         Ok(Forwarder { queue })
     }
@@ -125,8 +131,15 @@ impl Forwarder {
             },
             answer,
         };
-        if self.queue.send(queued).is_err() {
-            return Err(NotSent::TaskStopped);
+        match self.queue.try_send(queued) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                return Ok(Attempt::Done(Err(ApiError::unavailable(
+                    "too many requests are waiting to reach the leader; try again",
+                    None,
+                ))))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(NotSent::TaskStopped),
         }
         match tokio::time::timeout(timeout, answered).await {
             Ok(Ok(forwarding)) => forwarding,
@@ -142,7 +155,7 @@ impl Forwarder {
 
 /// Takes the waiting commands and sends them down the stream to their
 /// leader, opening one when there is none.
-async fn send_batches(http: reqwest::Client, mut commands: mpsc::UnboundedReceiver<Queued>) {
+async fn send_batches(http: reqwest::Client, mut commands: mpsc::Receiver<Queued>) {
     // Nearly always one leader; after a change, the stream to the old one
     // closes once it has answered what it was sent.
     let mut links: HashMap<String, Link> = HashMap::new();
@@ -369,7 +382,7 @@ where
         let mut open = true;
         loop {
             tokio::select! {
-                batch = batches.next(), if open => match batch {
+                batch = batches.next(), if open && running.len() < RUNNING_PER_STREAM_MAX => match batch {
                     Some(Ok(batch)) => {
                         for Numbered(seq, command) in batch {
                             let proposed = propose(command);

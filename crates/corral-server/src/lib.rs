@@ -19,6 +19,7 @@ mod forward;
 mod forward_test;
 mod idempotency;
 mod json;
+mod listener;
 mod members;
 mod metrics;
 mod node;
@@ -32,11 +33,9 @@ mod test_support;
 mod wait_registry;
 
 use std::collections::BTreeMap;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-
-use axum::serve::ListenerExt;
 
 pub use corral_state::IDEMPOTENCY_WINDOW_MS_DEFAULT;
 
@@ -51,6 +50,7 @@ pub use config::{
 };
 use corral_leader::LeaseClock;
 pub use corral_raft::RaftSettings;
+pub use listener::{CLIENT_CONNECTIONS_MAX_DEFAULT, HEADER_READ_TIMEOUT_MS_DEFAULT};
 use node::Node;
 use wait_registry::WaitRegistry;
 
@@ -88,9 +88,9 @@ pub async fn serve(
         return Err(ServeError::NotAMember(config.node_id));
     }
     let node = Arc::new(start_node(&config).await?);
-    let client = bind(config.listen).await?;
+    let client = listener::bind(config.listen).await?;
     let peer = match config.peer_listen {
-        Some(addr) => Some(bind(addr).await?),
+        Some(addr) => Some(listener::bind(addr).await?),
         None => None,
     };
     tracing::info!(node_id = config.node_id, listen = %config.listen, peer_listen = ?config.peer_listen, client_addr = %config.client_addr(), data_dir = %config.data_dir.display(), "corral node listening");
@@ -99,11 +99,29 @@ pub async fn serve(
     }
     let tasks = spawn_background(&node, config.initial_cluster.clone());
     let stop = stop_signal(shutdown);
+    let serve = |listener, router, connections_max, stop| {
+        let limits = listener::Limits {
+            connections_max,
+            header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+        };
+        listener::serve_until(listener, router, limits, stop, SHUTDOWN_DRAIN)
+    };
+    let clients_max = config.client_connections_max;
     let served = match peer {
-        None => serve_until(client, routes::router(node.clone()), stop).await,
+        None => serve(client, routes::router(node.clone()), clients_max, stop).await,
         Some(peer) => {
-            let clients = serve_until(client, routes::client_router(node.clone()), stop.clone());
-            let peers = serve_until(peer, routes::peer_router(node.clone()), stop);
+            let clients = serve(
+                client,
+                routes::client_router(node.clone()),
+                clients_max,
+                stop.clone(),
+            );
+            let peers = serve(
+                peer,
+                routes::peer_router(node.clone()),
+                listener::PEER_CONNECTIONS_MAX,
+                stop,
+            );
             tokio::try_join!(clients, peers).map(|_| ())
         }
     };
@@ -115,19 +133,6 @@ pub async fn serve(
     }
     tracing::info!(node_id = config.node_id, "corral node stopped");
     served
-}
-
-/// A listener bound to `addr`.
-async fn bind(addr: std::net::SocketAddr) -> Result<Listener, ServeError> {
-    let listener = tokio::net::TcpListener::bind(addr).await;
-    let listener = listener.map_err(|source| ServeError::Listen { addr, source })?;
-    Ok(Listener { addr, listener })
-}
-
-/// A bound listener and its address, for its errors.
-struct Listener {
-    addr: std::net::SocketAddr,
-    listener: tokio::net::TcpListener,
 }
 
 /// Becomes true once `shutdown` resolves.
@@ -250,41 +255,6 @@ fn spawn_background(
     let leaders = tokio::spawn(watch_leader(node.raft.clone(), node.metrics.clone()));
     let members = tokio::spawn(members::learn(node.clone()));
     [initialize, sweep, leaders, members]
-}
-
-/// Serves `router` on `listener` until `stop` turns true and open requests
-/// end, or [`SHUTDOWN_DRAIN`] after it.
-async fn serve_until(
-    listener: Listener,
-    router: axum::Router,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<(), ServeError> {
-    let Listener { addr, listener } = listener;
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    // Answers are small and written as soon as they are ready: Nagle's
-    // algorithm would only hold them back.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY could not be set");
-        }
-    });
-    let server = axum::serve(listener, router).with_graceful_shutdown(stopped(stop.clone()));
-    // Requests still waiting for a lock get SHUTDOWN_DRAIN to finish; the
-    // rest are dropped, and their waits are cancelled by the next leader's
-    // sweep.
-    let drained = async move {
-        stopped(stop).await;
-        tokio::time::sleep(SHUTDOWN_DRAIN).await;
-    };
-    tokio::select! {
-        served = server.into_future() => served.map_err(|source| ServeError::Listen { addr, source }),
-        () = drained => {
-            tracing::warn!(%addr, "requests still open after {SHUTDOWN_DRAIN:?}; stopping anyway");
-            Ok(())
-        }
-    }
 }
 
 /// Counts and logs every change of the leader this node knows.

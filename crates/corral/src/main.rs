@@ -65,6 +65,16 @@ struct ServerArgs {
     /// it in GET /v1/cluster (default: --listen).
     #[arg(long)]
     advertise: Option<String>,
+    /// The most connections the client listener keeps open; more are
+    /// closed as they arrive. Without --peer-listen, peers' connections
+    /// count too.
+    #[arg(long, default_value_t = corral_server::CLIENT_CONNECTIONS_MAX_DEFAULT)]
+    client_connections_max: usize,
+    /// How long a client may take to send a request's headers (or to start
+    /// its next request on an idle connection), in milliseconds; slower
+    /// connections are closed.
+    #[arg(long, default_value_t = corral_server::HEADER_READ_TIMEOUT_MS_DEFAULT)]
+    header_read_timeout_ms: u64,
     /// Folder of this node's RocksDB database (created if missing).
     #[arg(long)]
     data_dir: PathBuf,
@@ -164,6 +174,8 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         listen: args.listen,
         peer_listen: args.peer_listen,
         advertise: args.advertise,
+        client_connections_max: args.client_connections_max,
+        header_read_timeout_ms: args.header_read_timeout_ms,
         data_dir: args.data_dir,
         initial_cluster: parse_initial_cluster(&args.initial_cluster)?,
         raft: RaftSettings {

@@ -181,6 +181,19 @@ async fn bodies_not_json_or_too_long_are_refused() {
 }
 
 #[tokio::test]
+async fn peer_bodies_are_limited_by_what_raft_sends_on_each_route() {
+    let app = App::start("input-peer-bodies").await;
+    let two_mib = "x".repeat(2 << 20);
+    // A vote is small: 2 MiB is refused before it is read whole.
+    let (status, reply) = app.send("POST", "/raft/vote", two_mib.clone()).await;
+    assert_eq!((status, code(&reply)), (413, "body_too_large"), "{reply}");
+    // A batch of entries may be far larger: read, then refused as bad JSON.
+    let (status, reply) = app.send("POST", "/raft/append", two_mib).await;
+    assert_eq!((status, code(&reply)), (400, "invalid_argument"), "{reply}");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn bad_paths_queries_and_methods_are_refused() {
     let app = App::start("input-paths").await;
     for (method, uri, status, expected_code) in PATH_CASES {

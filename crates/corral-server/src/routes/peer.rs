@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -21,13 +21,18 @@ use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::forward::{self, Forwarded, PATH_PROPOSE_STREAM};
-use crate::json::decode;
+use crate::json::JsonBody;
 use crate::members::PATH_MEMBER;
 use crate::node::{Attempt, Node, PeerReply, Renewals, PATH_KEEPALIVE, PATH_READ_INDEX};
 use crate::request_id;
 
-/// Snapshots of a large lock table are bigger than client bodies.
-const PEER_BODY_BYTES_MAX: usize = 1 << 30;
+/// A snapshot arrives in one body until snapshots stream in chunks: a large
+/// lock table's is far bigger than any other peer body.
+const SNAPSHOT_BODY_BYTES_MAX: usize = 1 << 30;
+/// A batch of log entries: as large as one frame of the append stream.
+const APPEND_BODY_BYTES_MAX: usize = corral_raft::frame::FRAME_BYTES_MAX;
+/// A vote, a read index, a keepalive of lease ids: small.
+const SMALL_BODY_BYTES_MAX: usize = 1 << 20;
 
 pub(super) fn router() -> Router<Arc<Node>> {
     Router::new()
@@ -39,12 +44,13 @@ pub(super) fn router() -> Router<Arc<Node>> {
         .route(PATH_READ_INDEX, post(read_index))
         .route(PATH_KEEPALIVE, post(keepalive))
         .route(PATH_MEMBER, get(member))
-        .layer(DefaultBodyLimit::max(PEER_BODY_BYTES_MAX))
 }
 
-async fn append(State(node): State<Arc<Node>>, body: Bytes) -> Result<Json<AppendReply>, ApiError> {
-    let request: AppendRequest = decode(&body)?;
-    Ok(Json(node.raft.append(request).await))
+async fn append(
+    State(node): State<Arc<Node>>,
+    JsonBody(request): JsonBody<AppendRequest, APPEND_BODY_BYTES_MAX>,
+) -> Json<AppendReply> {
+    Json(node.raft.append(request).await)
 }
 
 /// A replication session: requests framed in the body, answers framed in
@@ -53,16 +59,21 @@ async fn append_stream(State(node): State<Arc<Node>>, body: Body) -> Body {
     Body::from_stream(node.raft.append_stream(body.into_data_stream()))
 }
 
-async fn vote(State(node): State<Arc<Node>>, body: Bytes) -> Result<Json<VoteReply>, ApiError> {
-    let request: VoteRpc = decode(&body)?;
-    Ok(Json(node.raft.vote(request).await))
+async fn vote(
+    State(node): State<Arc<Node>>,
+    JsonBody(request): JsonBody<VoteRpc, SMALL_BODY_BYTES_MAX>,
+) -> Json<VoteReply> {
+    Json(node.raft.vote(request).await)
 }
 
 async fn snapshot(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<SnapshotReply>, ApiError> {
+    let body = axum::body::to_bytes(body, SNAPSHOT_BODY_BYTES_MAX)
+        .await
+        .map_err(|_| ApiError::body_too_large(SNAPSHOT_BODY_BYTES_MAX))?;
     let header = headers
         .get(HEADER_SNAPSHOT)
         .ok_or_else(|| ApiError::invalid(format!("missing header {HEADER_SNAPSHOT}")))?;
@@ -117,8 +128,7 @@ async fn read_index(State(node): State<Arc<Node>>) -> Json<PeerReply<u64>> {
 
 async fn keepalive(
     State(node): State<Arc<Node>>,
-    body: Bytes,
-) -> Result<Json<PeerReply<Renewals>>, ApiError> {
-    let lease_ids: Vec<LeaseId> = decode(&body)?;
-    Ok(reply(node.keepalive_here(&lease_ids).await, &node))
+    JsonBody(lease_ids): JsonBody<Vec<LeaseId>, SMALL_BODY_BYTES_MAX>,
+) -> Json<PeerReply<Renewals>> {
+    reply(node.keepalive_here(&lease_ids).await, &node)
 }

@@ -1,0 +1,224 @@
+//! Serving HTTP on a listener, with limits a hostile client cannot get
+//! around: a cap on open connections, a time limit on reading a request's
+//! headers (a slow-loris client that trickles them is cut off), and a cap
+//! on concurrent HTTP/2 streams per connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::time::Instant;
+
+use crate::ServeError;
+
+/// The default cap on open connections of the client listener.
+pub const CLIENT_CONNECTIONS_MAX_DEFAULT: usize = 4_096;
+/// The cap on open connections of the peer listener: a few per member.
+pub(crate) const PEER_CONNECTIONS_MAX: usize = 256;
+/// The default time a client has to send a request's headers.
+pub const HEADER_READ_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// The most concurrent HTTP/2 streams on one connection. A follower's
+/// forwarding and replication each use one long-lived stream.
+const H2_STREAMS_MAX: u32 = 256;
+/// How often an idle HTTP/2 connection is pinged, and how long the answer
+/// may take before the connection is closed.
+const H2_PING_INTERVAL: Duration = Duration::from_secs(20);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+/// At most one warning per this long about refused connections.
+const REFUSAL_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The limits of one listener.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    /// Open connections at most; more are closed as they arrive.
+    pub connections_max: usize,
+    /// The longest a request's headers may take to arrive, from the start
+    /// of the request (or of an idle keep-alive wait).
+    pub header_read_timeout: Duration,
+}
+
+/// A bound listener and its address, for its errors.
+pub(crate) struct Listener {
+    pub addr: SocketAddr,
+    pub listener: TcpListener,
+}
+
+/// A listener bound to `addr`.
+pub(crate) async fn bind(addr: SocketAddr) -> Result<Listener, ServeError> {
+    let listener = TcpListener::bind(addr).await;
+    let listener = listener.map_err(|source| ServeError::Listen { addr, source })?;
+    Ok(Listener { addr, listener })
+}
+
+/// Serves `router` on `listener` within `limits` until `stop` turns true,
+/// then lets open requests finish for at most `drain`.
+pub(crate) async fn serve_until(
+    listener: Listener,
+    router: axum::Router,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+    drain: Duration,
+) -> Result<(), ServeError> {
+    let Listener { addr, listener } = listener;
+    let builder = Arc::new(builder(limits));
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.connections_max));
+    let mut refusals = Refusals::new(addr);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|stop| *stop) => break,
+        };
+        let (stream, _) = match accepted {
+            Ok(accepted) => accepted,
+            // Out of file descriptors, say: wait rather than spin.
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            refusals.refused(limits.connections_max);
+            continue;
+        };
+        let watcher = graceful.watcher();
+        let (builder, router) = (builder.clone(), router.clone());
+        tokio::spawn(async move {
+            if speaks_within(&stream, limits.header_read_timeout).await {
+                let connection = connect(&builder, stream, router);
+                if let Err(e) = watcher.watch(connection).await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            }
+            drop(slot);
+        });
+    }
+    drained(graceful, addr, drain).await;
+    Ok(())
+}
+
+/// The HTTP/1 and HTTP/2 (prior knowledge, as peers speak it) server of
+/// every connection.
+fn builder(limits: Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_STREAMS_MAX)
+        .keep_alive_interval(H2_PING_INTERVAL)
+        .keep_alive_timeout(H2_PING_TIMEOUT);
+    builder
+}
+
+/// The start of every HTTP/2 connection without TLS.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// How often a connection that sent part of the HTTP/2 preface is looked at
+/// again.
+const PREFACE_POLL: Duration = Duration::from_millis(10);
+
+/// Whether the client sent enough, within `within`, to tell HTTP/1 from
+/// HTTP/2. The server only starts its header timeout once it knows, so a
+/// client that connects and says nothing (or half a preface) would
+/// otherwise hold its connection forever.
+async fn speaks_within(stream: &TcpStream, within: Duration) -> bool {
+    let mut first = [0u8; 24];
+    let spoken = async {
+        loop {
+            let seen = stream.peek(&mut first).await?;
+            if seen == 0 {
+                return Ok(false);
+            }
+            if seen >= H2_PREFACE.len() || first[..seen] != H2_PREFACE[..seen] {
+                return Ok(true);
+            }
+            // Part of a preface: peek would answer at once with the same
+            // bytes, so wait a moment for the rest.
+            tokio::time::sleep(PREFACE_POLL).await;
+        }
+    };
+    let spoken: std::io::Result<bool> = match tokio::time::timeout(within, spoken).await {
+        Ok(spoken) => spoken,
+        Err(_) => Ok(false),
+    };
+    spoken.unwrap_or(false)
+}
+
+/// A connection, served by the router.
+type Connection =
+    auto::Connection<'static, TokioIo<TcpStream>, TowerToHyperService<axum::Router>, TokioExecutor>;
+
+/// One connection, served by `router`.
+fn connect(
+    builder: &auto::Builder<TokioExecutor>,
+    stream: TcpStream,
+    router: axum::Router,
+) -> Connection {
+    // Answers are small and written as soon as they are ready: Nagle's
+    // algorithm would only hold them back.
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "TCP_NODELAY could not be set");
+    }
+    let service = TowerToHyperService::new(router);
+    builder
+        .serve_connection(TokioIo::new(stream), service)
+        .into_owned()
+}
+
+/// Waits for open connections to finish, at most `drain`.
+async fn drained(graceful: GracefulShutdown, addr: SocketAddr, drain: Duration) {
+    // Requests still waiting for a lock get `drain` to finish; the rest
+    // are dropped, and their waits are cancelled by the next leader's
+    // sweep.
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(%addr, "requests still open after {drain:?}; stopping anyway");
+    }
+}
+
+/// Connections refused because the listener was full, warned of now and
+/// then.
+struct Refusals {
+    addr: SocketAddr,
+    since_warning: u64,
+    warned_at: Option<Instant>,
+}
+
+impl Refusals {
+    fn new(addr: SocketAddr) -> Refusals {
+        Refusals {
+            addr,
+            since_warning: 0,
+            warned_at: None,
+        }
+    }
+
+    fn refused(&mut self, connections_max: usize) {
+        self.since_warning += 1;
+        let due = self
+            .warned_at
+            .is_none_or(|at| at.elapsed() >= REFUSAL_WARNING_INTERVAL);
+        if due {
+            tracing::warn!(
+                addr = %self.addr,
+                refused = self.since_warning,
+                connections_max,
+                "connections refused: the listener has as many open as it allows"
+            );
+            self.since_warning = 0;
+            self.warned_at = Some(Instant::now());
+        }
+    }
+}

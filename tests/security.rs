@@ -204,3 +204,121 @@ async fn a_slow_loris_client_stops_neither_serving_nor_elections() {
         }
     }
 }
+
+/// A certificate authority of the tests.
+struct Ca {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        let key = rcgen::KeyPair::generate().expect("a key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let cert = params.self_signed(&key).expect("a CA certificate");
+        Ca { cert, key }
+    }
+
+    /// A certificate it signs, for a server on 127.0.0.1 or for a client:
+    /// (certificate PEM, key PEM).
+    fn issue(&self, server: bool) -> (String, String) {
+        let key = rcgen::KeyPair::generate().expect("a key");
+        let names = if server {
+            vec!["127.0.0.1".to_string(), "localhost".to_string()]
+        } else {
+            Vec::new()
+        };
+        let mut params = rcgen::CertificateParams::new(names).expect("params");
+        let usage = if server {
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth
+        } else {
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth
+        };
+        params.extended_key_usages = vec![usage];
+        let cert = params
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("a signed certificate");
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+/// An HTTPS client that trusts only `ca` and presents `identity` (a
+/// certificate PEM and its key PEM), if any.
+fn https_client(ca: &Ca, identity: Option<&(String, String)>) -> reqwest::Client {
+    let root = reqwest::Certificate::from_pem(ca.cert.pem().as_bytes()).expect("a CA");
+    let mut builder = Cluster::client_builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(root);
+    if let Some((cert, key)) = identity {
+        let pem = format!("{cert}{key}");
+        builder =
+            builder.identity(reqwest::Identity::from_pem(pem.as_bytes()).expect("an identity"));
+    }
+    builder.build().expect("an https client")
+}
+
+/// Whether a GET of `url` by `client` is answered at all.
+async fn answered(client: &reqwest::Client, url: &str) -> bool {
+    client.get(url).send().await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clients_need_a_certificate_of_the_client_ca_and_certificates_rotate() {
+    let (ca, other_ca) = (Ca::new("corral test CA"), Ca::new("another CA"));
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let write = |name: &str, pem: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, pem).expect("write a PEM file");
+        path.display().to_string()
+    };
+    let (server_cert, server_key) = ca.issue(true);
+    let cert = write("server.pem", &server_cert);
+    let key = write("server-key.pem", &server_key);
+    let client_ca = write("client-ca.pem", &ca.cert.pem());
+    let client = ca.issue(false);
+    let flags = [
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--client-ca",
+        &client_ca,
+    ];
+    let cluster = Cluster::start_tls(3, &flags, https_client(&ca, Some(&client))).await;
+
+    // The cluster formed (the harness asked every node over HTTPS) and
+    // serves a write through a follower.
+    let leader = cluster.wait_leader().await;
+    let follower = cluster.followers_of(leader)[0];
+    let lease = cluster.lease(follower, 30_000).await;
+    let (status, body) = cluster.acquire(follower, &lease, "invoice/1", 0).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Plain HTTP, no client certificate, or one of another CA: refused.
+    let healthz = cluster.url(1, "/healthz");
+    let plain = Cluster::client_builder().build().expect("client");
+    assert!(!answered(&plain, &healthz.replace("https://", "http://")).await);
+    assert!(!answered(&https_client(&ca, None), &healthz).await);
+    let stranger = other_ca.issue(false);
+    assert!(!answered(&https_client(&ca, Some(&stranger)), &healthz).await);
+    assert!(answered(&https_client(&ca, Some(&client)), &healthz).await);
+
+    // New server files take effect for new connections, without a restart.
+    let (new_cert, new_key) = other_ca.issue(true);
+    write("server-key.pem", &new_key);
+    write("server.pem", &new_cert);
+    let start = Instant::now();
+    while !answered(&https_client(&other_ca, Some(&client)), &healthz).await {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the new certificate is not served"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(!answered(&https_client(&ca, Some(&client)), &healthz).await);
+}

@@ -37,6 +37,8 @@ pub(crate) struct Cluster {
     rust_log: String,
     dir: tempfile::TempDir,
     pub http: reqwest::Client,
+    /// `http` or, for clusters that serve clients over TLS, `https`.
+    scheme: &'static str,
 }
 
 /// A free loopback port for a node, below the kernel's ephemeral range
@@ -71,15 +73,31 @@ impl Cluster {
     /// Starts `n` nodes with extra flags, logging by the `RUST_LOG` filter
     /// `rust_log`.
     pub(crate) async fn start_logging(n: u64, extra_args: &[&str], rust_log: &str) -> Cluster {
-        Cluster::start_nodes(n, extra_args, rust_log, false).await
+        Cluster::start_nodes(n, extra_args, rust_log, false, None).await
     }
 
     /// Starts `n` nodes that serve their peers apart (`--peer-listen`).
     pub(crate) async fn start_apart(n: u64, extra_args: &[&str]) -> Cluster {
-        Cluster::start_nodes(n, extra_args, DEFAULT_LOG, true).await
+        Cluster::start_nodes(n, extra_args, DEFAULT_LOG, true, None).await
     }
 
-    async fn start_nodes(n: u64, extra_args: &[&str], rust_log: &str, apart: bool) -> Cluster {
+    /// Starts `n` nodes that serve peers apart and clients over TLS (the
+    /// flags in `extra_args`), talking to them with `https_client`.
+    pub(crate) async fn start_tls(
+        n: u64,
+        extra_args: &[&str],
+        https_client: reqwest::Client,
+    ) -> Cluster {
+        Cluster::start_nodes(n, extra_args, DEFAULT_LOG, true, Some(https_client)).await
+    }
+
+    async fn start_nodes(
+        n: u64,
+        extra_args: &[&str],
+        rust_log: &str,
+        apart: bool,
+        https_client: Option<reqwest::Client>,
+    ) -> Cluster {
         let dir = tempfile::TempDir::new().expect("temp dir");
         let nodes: Vec<NodeProc> = (1..=n)
             .map(|id| NodeProc {
@@ -102,11 +120,13 @@ impl Cluster {
             })
             .collect::<Vec<_>>()
             .join(",");
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(70))
-            .connect_timeout(Duration::from_secs(2))
-            .build()
-            .expect("http client");
+        let scheme = if https_client.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let http =
+            https_client.unwrap_or_else(|| Cluster::client_builder().build().expect("http client"));
         let extra_args = extra_args.iter().map(|a| a.to_string()).collect();
         let mut cluster = Cluster {
             nodes,
@@ -115,12 +135,20 @@ impl Cluster {
             rust_log: rust_log.to_string(),
             dir,
             http,
+            scheme,
         };
         for id in 1..=n {
             cluster.spawn(id);
         }
         cluster.wait_leader().await;
         cluster
+    }
+
+    /// The builder of the tests' HTTP client: generous timeouts.
+    pub(crate) fn client_builder() -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(70))
+            .connect_timeout(Duration::from_secs(2))
     }
 
     fn node_mut(&mut self, id: u64) -> &mut NodeProc {
@@ -232,7 +260,7 @@ impl Cluster {
 
     pub(crate) fn url(&self, id: u64, path: &str) -> String {
         let node = self.nodes.iter().find(|n| n.id == id).expect("node id");
-        format!("http://{}{path}", node.addr)
+        format!("{}://{}{path}", self.scheme, node.addr)
     }
 
     /// The URL of `path` on node `id`'s peer listener.

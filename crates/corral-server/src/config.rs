@@ -25,6 +25,8 @@ pub struct ServerConfig {
     /// Every member at first start: id to `host:port`. Used only to form
     /// the cluster once; a restarted node reads its membership from disk.
     pub initial_cluster: BTreeMap<NodeId, String>,
+    /// TLS on the client listener; plain HTTP when `None`.
+    pub tls: Option<crate::TlsFiles>,
     /// The most connections the client listener keeps open (with one
     /// listener, peers' connections count too).
     pub client_connections_max: usize,

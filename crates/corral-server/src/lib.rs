@@ -30,6 +30,7 @@ mod sweep;
 mod term_test;
 #[cfg(test)]
 mod test_support;
+mod tls;
 mod wait_registry;
 
 use std::collections::BTreeMap;
@@ -52,6 +53,7 @@ use corral_leader::LeaseClock;
 pub use corral_raft::RaftSettings;
 pub use listener::{CLIENT_CONNECTIONS_MAX_DEFAULT, HEADER_READ_TIMEOUT_MS_DEFAULT};
 use node::Node;
+pub use tls::{TlsError, TlsFiles};
 use wait_registry::WaitRegistry;
 
 /// How long open requests may run after a shutdown signal.
@@ -77,6 +79,13 @@ pub enum ServeError {
     /// The HTTP client could not be built.
     #[error("http client: {0}")]
     Http(#[from] reqwest::Error),
+    /// The client listener's TLS files do not load.
+    #[error("--tls-cert/--tls-key/--client-ca: {0}")]
+    Tls(#[from] TlsError),
+    /// TLS on the client listener needs the peers on a listener apart:
+    /// peers do not speak TLS to each other yet.
+    #[error("--tls-cert needs --peer-listen: peers do not speak TLS to each other yet")]
+    TlsNeedsPeerListen,
 }
 
 /// Runs a node until `shutdown` resolves, then stops it cleanly.
@@ -87,6 +96,11 @@ pub async fn serve(
     if !config.initial_cluster.contains_key(&config.node_id) {
         return Err(ServeError::NotAMember(config.node_id));
     }
+    let tls = match &config.tls {
+        Some(_) if config.peer_listen.is_none() => return Err(ServeError::TlsNeedsPeerListen),
+        Some(files) => Some(Arc::new(tls::TlsReloader::load(files.clone())?)),
+        None => None,
+    };
     let node = Arc::new(start_node(&config).await?);
     let client = listener::bind(config.listen).await?;
     let peer = match config.peer_listen {
@@ -99,27 +113,38 @@ pub async fn serve(
     }
     let tasks = spawn_background(&node, config.initial_cluster.clone());
     let stop = stop_signal(shutdown);
-    let serve = |listener, router, connections_max, stop| {
+    let serve = |listener, router, connections_max, tls, stop| {
         let limits = listener::Limits {
             connections_max,
             header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
         };
-        listener::serve_until(listener, router, limits, stop, SHUTDOWN_DRAIN)
+        listener::serve_until(listener, router, limits, tls, stop, SHUTDOWN_DRAIN)
     };
     let clients_max = config.client_connections_max;
     let served = match peer {
-        None => serve(client, routes::router(node.clone()), clients_max, stop).await,
+        None => {
+            serve(
+                client,
+                routes::router(node.clone()),
+                clients_max,
+                None,
+                stop,
+            )
+            .await
+        }
         Some(peer) => {
             let clients = serve(
                 client,
                 routes::client_router(node.clone()),
                 clients_max,
+                tls,
                 stop.clone(),
             );
             let peers = serve(
                 peer,
                 routes::peer_router(node.clone()),
                 listener::PEER_CONNECTIONS_MAX,
+                None,
                 stop,
             );
             tokio::try_join!(clients, peers).map(|_| ())

@@ -1,20 +1,26 @@
-//! Serving HTTP on a listener, with limits a hostile client cannot get
-//! around: a cap on open connections, a time limit on reading a request's
-//! headers (a slow-loris client that trickles them is cut off), and a cap
-//! on concurrent HTTP/2 streams per connection.
+//! Serving HTTP (or HTTPS) on a listener, with limits a hostile client
+//! cannot get around: a cap on open connections, a time limit on a
+//! connection's first request (TLS handshake included) and on reading any
+//! request's headers (a slow-loris client that trickles them is cut off),
+//! and a cap on concurrent HTTP/2 streams per connection.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 
+use crate::tls::TlsReloader;
 use crate::ServeError;
 
 /// The default cap on open connections of the client listener.
@@ -38,8 +44,9 @@ const REFUSAL_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 pub(crate) struct Limits {
     /// Open connections at most; more are closed as they arrive.
     pub connections_max: usize,
-    /// The longest a request's headers may take to arrive, from the start
-    /// of the request (or of an idle keep-alive wait).
+    /// The longest a connection may take to bring its first request to
+    /// the router (TLS handshake included), and any request's headers to
+    /// arrive, from the start of the request or of an idle keep-alive wait.
     pub header_read_timeout: Duration,
 }
 
@@ -56,12 +63,14 @@ pub(crate) async fn bind(addr: SocketAddr) -> Result<Listener, ServeError> {
     Ok(Listener { addr, listener })
 }
 
-/// Serves `router` on `listener` within `limits` until `stop` turns true,
+/// Serves `router` on `listener` (over TLS when `tls` is set) within
+/// `limits` until `stop` turns true,
 /// then lets open requests finish for at most `drain`.
 pub(crate) async fn serve_until(
     listener: Listener,
     router: axum::Router,
     limits: Limits,
+    tls: Option<Arc<TlsReloader>>,
     mut stop: watch::Receiver<bool>,
     drain: Duration,
 ) -> Result<(), ServeError> {
@@ -88,15 +97,16 @@ pub(crate) async fn serve_until(
             refusals.refused(limits.connections_max);
             continue;
         };
+        // Answers are small and written as soon as they are ready: Nagle's
+        // algorithm would only hold them back.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY could not be set");
+        }
+        let deadline = Instant::now() + limits.header_read_timeout;
         let watcher = graceful.watcher();
-        let (builder, router) = (builder.clone(), router.clone());
+        let (builder, router, tls) = (builder.clone(), router.clone(), tls.clone());
         tokio::spawn(async move {
-            if speaks_within(&stream, limits.header_read_timeout).await {
-                let connection = connect(&builder, stream, router);
-                if let Err(e) = watcher.watch(connection).await {
-                    tracing::debug!(error = %e, "connection ended with an error");
-                }
-            }
+            serve_connection(stream, &builder, router, tls.as_deref(), watcher, deadline).await;
             drop(slot);
         });
     }
@@ -121,58 +131,92 @@ fn builder(limits: Limits) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// The start of every HTTP/2 connection without TLS.
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// How often a connection that sent part of the HTTP/2 preface is looked at
-/// again.
-const PREFACE_POLL: Duration = Duration::from_millis(10);
+/// A connection on `I`, served by the router.
+type Connection<I> =
+    auto::Connection<'static, TokioIo<I>, TowerToHyperService<FirstRequestMarks>, TokioExecutor>;
 
-/// Whether the client sent enough, within `within`, to tell HTTP/1 from
-/// HTTP/2. The server only starts its header timeout once it knows, so a
-/// client that connects and says nothing (or half a preface) would
-/// otherwise hold its connection forever.
-async fn speaks_within(stream: &TcpStream, within: Duration) -> bool {
-    let mut first = [0u8; 24];
-    let spoken = async {
-        loop {
-            let seen = stream.peek(&mut first).await?;
-            if seen == 0 {
-                return Ok(false);
-            }
-            if seen >= H2_PREFACE.len() || first[..seen] != H2_PREFACE[..seen] {
-                return Ok(true);
-            }
-            // Part of a preface: peek would answer at once with the same
-            // bytes, so wait a moment for the rest.
-            tokio::time::sleep(PREFACE_POLL).await;
-        }
-    };
-    let spoken: std::io::Result<bool> = match tokio::time::timeout(within, spoken).await {
-        Ok(spoken) => spoken,
-        Err(_) => Ok(false),
-    };
-    spoken.unwrap_or(false)
+/// One connection on `io`, served by `service`.
+fn connect<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    service: FirstRequestMarks,
+) -> Connection<I>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    builder
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
+        .into_owned()
 }
 
-/// A connection, served by the router.
-type Connection =
-    auto::Connection<'static, TokioIo<TcpStream>, TowerToHyperService<axum::Router>, TokioExecutor>;
-
-/// One connection, served by `router`.
-fn connect(
-    builder: &auto::Builder<TokioExecutor>,
-    stream: TcpStream,
+/// The router of one connection, which marks when the connection's first
+/// request reaches it.
+#[derive(Clone)]
+struct FirstRequestMarks {
     router: axum::Router,
-) -> Connection {
-    // Answers are small and written as soon as they are ready: Nagle's
-    // algorithm would only hold them back.
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!(error = %e, "TCP_NODELAY could not be set");
+    dispatched: Arc<AtomicBool>,
+}
+
+impl<B> tower::Service<axum::http::Request<B>> for FirstRequestMarks
+where
+    axum::Router: tower::Service<axum::http::Request<B>>,
+{
+    type Response = <axum::Router as tower::Service<axum::http::Request<B>>>::Response;
+    type Error = <axum::Router as tower::Service<axum::http::Request<B>>>::Error;
+    type Future = <axum::Router as tower::Service<axum::http::Request<B>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        tower::Service::poll_ready(&mut self.router, cx)
     }
-    let service = TowerToHyperService::new(router);
-    builder
-        .serve_connection(TokioIo::new(stream), service)
-        .into_owned()
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        self.dispatched.store(true, Ordering::Relaxed);
+        self.router.call(request)
+    }
+}
+
+/// Serves one accepted connection: over TLS when `tls` is set. A
+/// connection whose first request has not reached the router by
+/// `deadline` (a client that says nothing, half a TLS handshake or half an
+/// HTTP/2 preface) is closed: the server's own header timeout starts only
+/// once it knows the protocol.
+async fn serve_connection(
+    stream: TcpStream,
+    builder: &auto::Builder<TokioExecutor>,
+    router: axum::Router,
+    tls: Option<&TlsReloader>,
+    watcher: Watcher,
+    deadline: Instant,
+) {
+    let dispatched = Arc::new(AtomicBool::new(false));
+    let service = FirstRequestMarks {
+        router,
+        dispatched: dispatched.clone(),
+    };
+    let served = async {
+        match tls {
+            None => watcher.watch(connect(builder, stream, service)).await,
+            Some(tls) => {
+                let acceptor = TlsAcceptor::from(tls.config());
+                let stream = acceptor.accept(stream).await?;
+                watcher.watch(connect(builder, stream, service)).await
+            }
+        }
+    };
+    let silent = async {
+        tokio::time::sleep_until(deadline).await;
+        if dispatched.load(Ordering::Relaxed) {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = served => {
+            if let Err(e) = served {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+        () = silent => tracing::debug!("a connection sent no request in time; closed"),
+    }
 }
 
 /// Waits for open connections to finish, at most `drain`.

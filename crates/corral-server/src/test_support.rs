@@ -65,6 +65,7 @@ fn default_config(data_dir: &Path) -> ServerConfig {
         listen: ([127, 0, 0, 1], 1).into(),
         peer_listen: None,
         advertise: None,
+        tls: None,
         client_connections_max: crate::CLIENT_CONNECTIONS_MAX_DEFAULT,
         header_read_timeout_ms: crate::HEADER_READ_TIMEOUT_MS_DEFAULT,
         data_dir: data_dir.to_path_buf(),

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use corral_server::{parse_initial_cluster, parse_lock_order, RaftSettings, ServerConfig};
+use corral_server::{
+    parse_initial_cluster, parse_lock_order, RaftSettings, ServerConfig, TlsFiles,
+};
 
 // A node allocates and frees many small buffers per request on one or two
 // threads; mimalloc's per-thread free lists cost less there than glibc's
@@ -34,7 +36,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Commands {
     /// Run one node of a cluster.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Run a local 3-node cluster on 127.0.0.1:7101-7103, each node its own
     /// process; Ctrl-C stops all three.
     Dev(dev::DevArgs),
@@ -65,6 +67,18 @@ struct ServerArgs {
     /// it in GET /v1/cluster (default: --listen).
     #[arg(long)]
     advertise: Option<String>,
+    /// Serve clients over HTTPS with this certificate chain (PEM); needs
+    /// --tls-key and --peer-listen. Replacing the files takes effect for
+    /// new connections without a restart.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (PEM); needs
+    /// --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    client_ca: Option<PathBuf>,
     /// The most connections the client listener keeps open; more are
     /// closed as they arrive. Without --peer-listen, peers' connections
     /// count too.
@@ -140,7 +154,7 @@ struct ServerArgs {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Commands::Server(args) => run_server(args),
+        Commands::Server(args) => run_server(*args),
         Commands::Dev(args) => dev::run(args),
         Commands::Client(command) => {
             let code = cli::run(cli.connection, command)?;
@@ -174,6 +188,11 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         listen: args.listen,
         peer_listen: args.peer_listen,
         advertise: args.advertise,
+        tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| TlsFiles {
+            cert,
+            key,
+            client_ca: args.client_ca,
+        }),
         client_connections_max: args.client_connections_max,
         header_read_timeout_ms: args.header_read_timeout_ms,
         data_dir: args.data_dir,

@@ -226,19 +226,26 @@ impl Ca {
     /// A certificate it signs, for a server on 127.0.0.1 or for a client:
     /// (certificate PEM, key PEM).
     fn issue(&self, server: bool) -> (String, String) {
-        let key = rcgen::KeyPair::generate().expect("a key");
-        let names = if server {
-            vec!["127.0.0.1".to_string(), "localhost".to_string()]
-        } else {
-            Vec::new()
-        };
-        let mut params = rcgen::CertificateParams::new(names).expect("params");
         let usage = if server {
             rcgen::ExtendedKeyUsagePurpose::ServerAuth
         } else {
             rcgen::ExtendedKeyUsagePurpose::ClientAuth
         };
-        params.extended_key_usages = vec![usage];
+        self.issue_for(&[usage])
+    }
+
+    /// A certificate it signs for `usages`, naming 127.0.0.1 when it may
+    /// serve.
+    fn issue_for(&self, usages: &[rcgen::ExtendedKeyUsagePurpose]) -> (String, String) {
+        let key = rcgen::KeyPair::generate().expect("a key");
+        let serves = usages.contains(&rcgen::ExtendedKeyUsagePurpose::ServerAuth);
+        let names = if serves {
+            vec!["127.0.0.1".to_string(), "localhost".to_string()]
+        } else {
+            Vec::new()
+        };
+        let mut params = rcgen::CertificateParams::new(names).expect("params");
+        params.extended_key_usages = usages.to_vec();
         let cert = params
             .signed_by(&key, &self.cert, &self.key)
             .expect("a signed certificate");
@@ -321,4 +328,57 @@ async fn clients_need_a_certificate_of_the_client_ca_and_certificates_rotate() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert!(!answered(&https_client(&ca, Some(&client)), &healthz).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn peers_speak_mutual_tls_and_refuse_strangers() {
+    use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+    let (ca, other_ca) = (Ca::new("corral peer CA"), Ca::new("another CA"));
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let write = |name: &str, pem: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, pem).expect("write a PEM file");
+        path.display().to_string()
+    };
+    // One certificate for every node: it serves peers and connects to them.
+    let (peer_cert, peer_key) = ca.issue_for(&[ServerAuth, ClientAuth]);
+    let cert = write("peer.pem", &peer_cert);
+    let key = write("peer-key.pem", &peer_key);
+    let peer_ca = write("peer-ca.pem", &ca.cert.pem());
+    let flags = [
+        "--peer-tls-cert",
+        &cert,
+        "--peer-tls-key",
+        &key,
+        "--peer-ca",
+        &peer_ca,
+    ];
+    let mut cluster = Cluster::start_apart(3, &flags).await;
+
+    // The peer listener refuses plain HTTP, and TLS without a certificate
+    // of the peer CA.
+    let member = cluster.peer_url(1, "/raft/member");
+    let plain = Cluster::client_builder().build().expect("client");
+    assert!(!answered(&plain, &member).await);
+    let member = member.replace("http://", "https://");
+    assert!(!answered(&https_client(&ca, None), &member).await);
+    let stranger = other_ca.issue_for(&[ClientAuth]);
+    assert!(!answered(&https_client(&ca, Some(&stranger)), &member).await);
+    let peer = ca.issue_for(&[ClientAuth]);
+    let reply = https_client(&ca, Some(&peer)).get(&member).send().await;
+    assert_eq!(reply.expect("a peer is answered").status(), 200);
+
+    // Replication, forwarding and elections run over it.
+    let leader = cluster.wait_leader().await;
+    let follower = cluster.followers_of(leader)[0];
+    let lease = cluster.lease(follower, 30_000).await;
+    let (status, body) = cluster.acquire(follower, &lease, "invoice/1", 0).await;
+    assert_eq!(status, 200, "{body}");
+    wait_client_addrs_known(&cluster, follower).await;
+    cluster.kill(leader);
+    let new_leader = cluster.wait_leader().await;
+    let survivor = cluster.followers_of(new_leader)[0];
+    let lease = cluster.lease(survivor, 30_000).await;
+    let (status, body) = cluster.acquire(survivor, &lease, "invoice/2", 0).await;
+    assert_eq!(status, 200, "{body}");
 }

@@ -38,6 +38,7 @@ mod replica;
 mod rocks;
 mod runtime;
 mod state_machine;
+pub mod tls;
 mod transport;
 mod type_config;
 mod watch;
@@ -54,8 +55,8 @@ pub use faults::Faults;
 pub use log_store::LogStore;
 pub use metrics::StoreMetrics;
 pub use network::{
-    PeerNetwork, RpcReply, SnapshotHeader, SnapshotReply, HEADER_SNAPSHOT, PATH_APPEND,
-    PATH_SNAPSHOT, PATH_VOTE,
+    PeerClients, PeerNetwork, RpcReply, SnapshotHeader, SnapshotReply, HEADER_SNAPSHOT,
+    PATH_APPEND, PATH_SNAPSHOT, PATH_VOTE,
 };
 pub use node::{raft_config, start, start_on, NodeParts, RaftSettings, ReplicatedNode, StartError};
 pub use replica::{

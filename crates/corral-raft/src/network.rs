@@ -23,6 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::append_stream::{Session, PATH_APPEND_STREAM};
 use crate::faults::Faults;
+use crate::node::StartError;
+use crate::tls::{self, TlsFiles};
 use crate::type_config::{NodeId, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote};
 
 /// Path of the append-entries RPC.
@@ -49,32 +51,64 @@ pub type RpcReply<T> = Result<T, RaftError<TypeConfig>>;
 /// What `/raft/snapshot` answers.
 pub type SnapshotReply = Result<SnapshotResponse<TypeConfig>, openraft::errors::Fatal<TypeConfig>>;
 
+/// The HTTP clients a node talks to its peers with: one pooled client for
+/// single requests, one that speaks HTTP/2 for long-lived streams, and the
+/// scheme of both (`https` with peer TLS).
+#[derive(Clone)]
+pub struct PeerClients {
+    /// For single requests, pooled.
+    pub http: reqwest::Client,
+    /// For streams: HTTP/2 only.
+    pub streams: reqwest::Client,
+    scheme: &'static str,
+}
+
+impl PeerClients {
+    /// Clients over plain HTTP, or over mutual TLS with `tls`: this node's
+    /// certificate presented, the peers' CA the only one trusted.
+    pub fn new(tls: Option<&TlsFiles>) -> Result<PeerClients, StartError> {
+        let builder = || {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .pool_idle_timeout(Duration::from_secs(60))
+                .tcp_nodelay(true)
+        };
+        // Streams speak HTTP/2 with no negotiation without TLS (the
+        // listener takes both versions); with TLS, ALPN offers only h2.
+        let (http, streams, scheme) = match tls {
+            None => (builder(), builder().http2_prior_knowledge(), "http"),
+            Some(files) => (
+                builder().use_preconfigured_tls(tls::client_config(files, &[b"h2", b"http/1.1"])?),
+                builder()
+                    .http2_prior_knowledge()
+                    .use_preconfigured_tls(tls::client_config(files, &[b"h2"])?),
+                "https",
+            ),
+        };
+        Ok(PeerClients {
+            http: http.build()?,
+            streams: streams.build()?,
+            scheme,
+        })
+    }
+
+    /// The URL of `path` on the peer at `addr`.
+    pub fn url(&self, addr: &str, path: &str) -> String {
+        format!("{}://{addr}{path}", self.scheme)
+    }
+}
+
 /// Makes connections to peers. Holds the pooled HTTP clients shared by all.
 #[derive(Clone)]
 pub struct PeerNetwork {
-    http: reqwest::Client,
-    streams: reqwest::Client,
+    clients: PeerClients,
     faults: Faults,
 }
 
 impl PeerNetwork {
-    /// A network over `http`, which should keep connections alive, and an
-    /// HTTP/2 client of its own for replication streams, that drops what
-    /// `faults` blocks.
-    pub fn new(http: reqwest::Client, faults: Faults) -> Result<PeerNetwork, reqwest::Error> {
-        // Peers speak HTTP/2 without TLS, so there is no negotiation: the
-        // server side accepts both versions on one port.
-        let streams = reqwest::Client::builder()
-            .http2_prior_knowledge()
-            .connect_timeout(Duration::from_secs(1))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .build()?;
-        Ok(PeerNetwork {
-            http,
-            streams,
-            faults,
-        })
+    /// A network over `clients`, that drops what `faults` blocks.
+    pub fn new(clients: PeerClients, faults: Faults) -> PeerNetwork {
+        PeerNetwork { clients, faults }
     }
 }
 
@@ -83,10 +117,10 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerConnection {
         PeerConnection {
-            http: self.http.clone(),
-            streams: self.streams.clone(),
+            http: self.clients.http.clone(),
+            streams: self.clients.streams.clone(),
             addr: node.addr.clone(),
-            base: format!("http://{}", node.addr),
+            base: self.clients.url(&node.addr, ""),
             target,
             faults: self.faults.clone(),
         }

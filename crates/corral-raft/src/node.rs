@@ -11,7 +11,7 @@ use crate::disk::Disk;
 use crate::faults::Faults;
 use crate::log_store::LogStore;
 use crate::metrics::StoreMetrics;
-use crate::network::PeerNetwork;
+use crate::network::{PeerClients, PeerNetwork};
 use crate::replica::Replica;
 use crate::rocks::{RocksDisk, StoreError};
 use crate::state_machine::{EventSink, StateMachineStore};
@@ -54,6 +54,9 @@ pub enum StartError {
     /// The peer network's HTTP client could not be built.
     #[error("peer network: {0}")]
     Network(#[from] reqwest::Error),
+    /// The peer TLS files do not load.
+    #[error("peer TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// The raft configuration is invalid.
     #[error("raft config: {0}")]
     Config(#[from] openraft::ConfigError),
@@ -82,13 +85,13 @@ pub async fn start(
     node_id: NodeId,
     dir: &Path,
     settings: RaftSettings,
-    http: reqwest::Client,
+    peers: PeerClients,
     faults: Faults,
     events: EventSink,
     metrics: StoreMetrics,
 ) -> Result<ReplicatedNode, StartError> {
     let disk = RocksDisk::open(dir, metrics.log_fsync.clone(), faults.clone())?;
-    let network = PeerNetwork::new(http, faults)?;
+    let network = PeerNetwork::new(peers, faults);
     let parts = NodeParts {
         disk: Arc::new(disk),
         network,

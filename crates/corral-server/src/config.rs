@@ -25,8 +25,13 @@ pub struct ServerConfig {
     /// Every member at first start: id to `host:port`. Used only to form
     /// the cluster once; a restarted node reads its membership from disk.
     pub initial_cluster: BTreeMap<NodeId, String>,
-    /// TLS on the client listener; plain HTTP when `None`.
+    /// TLS on the client listener (`ca`: the CA of required client
+    /// certificates); plain HTTP when `None`.
     pub tls: Option<crate::TlsFiles>,
+    /// Mutual TLS between peers, both ways: this node's certificate on its
+    /// peer listener and on its connections to peers, and the CA every
+    /// peer's certificate must be signed by; plain HTTP when `None`.
+    pub peer_tls: Option<crate::TlsFiles>,
     /// The most connections the client listener keeps open (with one
     /// listener, peers' connections count too).
     pub client_connections_max: usize,

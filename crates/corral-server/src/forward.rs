@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use corral_raft::frame::{encode_frame, frames, FrameError};
+use corral_raft::PeerClients;
 use corral_state::Response;
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
@@ -39,8 +40,6 @@ pub(crate) const QUEUED_MAX: usize = 16_384;
 /// The most proposals of one propose stream the leader runs at once; past
 /// it, it reads no more of the stream until some are answered.
 pub(crate) const RUNNING_PER_STREAM_MAX: usize = 4 * BATCH_MAX;
-/// How long connecting to the leader may take.
-const CONNECT_WITHIN: Duration = Duration::from_secs(1);
 /// How long after it went a command's answer (or the stream's opening)
 /// may take before the stream is given up: the leader bounds each write by
 /// [`LEADER_WAIT`] itself.
@@ -99,19 +98,11 @@ pub(crate) struct Forwarder {
 }
 
 impl Forwarder {
-    /// Starts the sending task, with an HTTP/2 client of its own.
-    pub(crate) fn start() -> Result<Forwarder, reqwest::Error> {
-        // Peers speak HTTP/2 without TLS: no negotiation, the leader's
-        // listener takes both versions.
-        let http = reqwest::Client::builder()
-            .http2_prior_knowledge()
-            .connect_timeout(CONNECT_WITHIN)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .build()?;
+    /// Starts the sending task, on the peers' HTTP/2 client.
+    pub(crate) fn start(peers: PeerClients) -> Forwarder {
         let (queue, commands) = mpsc::channel(QUEUED_MAX);
-        tokio::spawn(send_batches(http, commands));
-        Ok(Forwarder { queue })
+        tokio::spawn(send_batches(peers, commands));
+        Forwarder { queue }
     }
 
     /// Forwards `submission` to the leader at `addr`, waiting at most
@@ -155,7 +146,7 @@ impl Forwarder {
 
 /// Takes the waiting commands and sends them down the stream to their
 /// leader, opening one when there is none.
-async fn send_batches(http: reqwest::Client, mut commands: mpsc::Receiver<Queued>) {
+async fn send_batches(peers: PeerClients, mut commands: mpsc::Receiver<Queued>) {
     // Nearly always one leader; after a change, the stream to the old one
     // closes once it has answered what it was sent.
     let mut links: HashMap<String, Link> = HashMap::new();
@@ -178,7 +169,7 @@ async fn send_batches(http: reqwest::Client, mut commands: mpsc::Receiver<Queued
         for (addr, batch) in by_leader {
             links
                 .entry(addr)
-                .or_insert_with_key(|addr| Link::open(&http, addr))
+                .or_insert_with_key(|addr| Link::open(&peers, addr))
                 .send(batch);
         }
     }
@@ -233,7 +224,7 @@ struct Link {
 impl Link {
     /// Opens a stream to the leader at `addr`, and a task that reads its
     /// answers.
-    fn open(http: &reqwest::Client, addr: &str) -> Link {
+    fn open(peers: &PeerClients, addr: &str) -> Link {
         let (body, frames_out) = mpsc::unbounded_channel::<Vec<u8>>();
         let pending = Arc::new(Mutex::new(Pending::default()));
         let frames_out = futures::stream::unfold(frames_out, |mut frames_out| async move {
@@ -243,8 +234,9 @@ impl Link {
         // No timeout on the request as a whole: it lives as long as this
         // node forwards to that leader. Opening it and each answer are
         // bounded instead.
-        let opening = http
-            .post(format!("http://{addr}{PATH_PROPOSE_STREAM}"))
+        let opening = peers
+            .streams
+            .post(peers.url(addr, PATH_PROPOSE_STREAM))
             .body(reqwest::Body::wrap_stream(frames_out))
             .send();
         tokio::spawn(read_answers(opening, pending.clone()));

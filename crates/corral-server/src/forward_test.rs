@@ -143,7 +143,7 @@ async fn many_commands_share_one_stream_and_each_gets_its_own_answer() {
         }),
     );
     let addr = listen(router).await;
-    let forwarder = Forwarder::start().expect("client");
+    let forwarder = Forwarder::start(corral_raft::PeerClients::new(None).expect("peer clients"));
     let forwards = (1..=50u64).map(|n| {
         let forwarder = forwarder.clone();
         let addr = addr.clone();
@@ -172,7 +172,7 @@ async fn a_leader_that_cannot_be_reached_is_safe_to_retry() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     drop(listener);
-    let forwarder = Forwarder::start().expect("client");
+    let forwarder = Forwarder::start(corral_raft::PeerClients::new(None).expect("peer clients"));
     let answer = forwarder
         .forward(&addr, grant(1).submission, PATIENCE)
         .await;
@@ -197,7 +197,7 @@ async fn a_broken_stream_fails_what_it_carried_and_the_next_command_opens_anothe
         }),
     );
     let addr = listen(router).await;
-    let forwarder = Forwarder::start().expect("client");
+    let forwarder = Forwarder::start(corral_raft::PeerClients::new(None).expect("peer clients"));
     let lost = forwarder
         .forward(&addr, grant(1).submission, PATIENCE)
         .await;

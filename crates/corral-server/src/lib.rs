@@ -30,7 +30,6 @@ mod sweep;
 mod term_test;
 #[cfg(test)]
 mod test_support;
-mod tls;
 mod wait_registry;
 
 use std::collections::BTreeMap;
@@ -50,10 +49,10 @@ pub use config::{
     parse_initial_cluster, parse_lock_order, ClusterSpecError, LockOrderSpecError, ServerConfig,
 };
 use corral_leader::LeaseClock;
+pub use corral_raft::tls::{TlsError, TlsFiles};
 pub use corral_raft::RaftSettings;
 pub use listener::{CLIENT_CONNECTIONS_MAX_DEFAULT, HEADER_READ_TIMEOUT_MS_DEFAULT};
 use node::Node;
-pub use tls::{TlsError, TlsFiles};
 use wait_registry::WaitRegistry;
 
 /// How long open requests may run after a shutdown signal.
@@ -79,12 +78,12 @@ pub enum ServeError {
     /// The HTTP client could not be built.
     #[error("http client: {0}")]
     Http(#[from] reqwest::Error),
-    /// The client listener's TLS files do not load.
-    #[error("--tls-cert/--tls-key/--client-ca: {0}")]
+    /// A listener's TLS files do not load.
+    #[error("TLS files: {0}")]
     Tls(#[from] TlsError),
-    /// TLS on the client listener needs the peers on a listener apart:
-    /// peers do not speak TLS to each other yet.
-    #[error("--tls-cert needs --peer-listen: peers do not speak TLS to each other yet")]
+    /// TLS needs the peers on a listener apart: the client listener's and
+    /// the peer listener's are different.
+    #[error("--tls-cert and --peer-tls-cert need --peer-listen")]
     TlsNeedsPeerListen,
 }
 
@@ -96,11 +95,17 @@ pub async fn serve(
     if !config.initial_cluster.contains_key(&config.node_id) {
         return Err(ServeError::NotAMember(config.node_id));
     }
-    let tls = match &config.tls {
-        Some(_) if config.peer_listen.is_none() => return Err(ServeError::TlsNeedsPeerListen),
-        Some(files) => Some(Arc::new(tls::TlsReloader::load(files.clone())?)),
-        None => None,
+    if (config.tls.is_some() || config.peer_tls.is_some()) && config.peer_listen.is_none() {
+        return Err(ServeError::TlsNeedsPeerListen);
+    }
+    let load = |files: &Option<TlsFiles>| match files {
+        Some(files) => {
+            corral_raft::tls::ServerTls::load(files.clone()).map(|tls| Some(Arc::new(tls)))
+        }
+        None => Ok(None),
     };
+    let tls = load(&config.tls)?;
+    let peer_tls = load(&config.peer_tls)?;
     let node = Arc::new(start_node(&config).await?);
     let client = listener::bind(config.listen).await?;
     let peer = match config.peer_listen {
@@ -144,7 +149,7 @@ pub async fn serve(
                 peer,
                 routes::peer_router(node.clone()),
                 listener::PEER_CONNECTIONS_MAX,
-                None,
+                peer_tls,
                 stop,
             );
             tokio::try_join!(clients, peers).map(|_| ())
@@ -174,11 +179,7 @@ fn stop_signal(
 
 /// Opens the node's storage, starts its raft and builds the node.
 async fn start_node(config: &ServerConfig) -> Result<Node, ServeError> {
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(1))
-        .pool_idle_timeout(Duration::from_secs(60))
-        .tcp_nodelay(true)
-        .build()?;
+    let peers = corral_raft::PeerClients::new(config.peer_tls.as_ref())?;
     let waits = WaitRegistry::default();
     let metrics = Arc::new(metrics::Metrics::new());
     let faults = faults_of(config);
@@ -186,7 +187,7 @@ async fn start_node(config: &ServerConfig) -> Result<Node, ServeError> {
         config.node_id,
         &config.data_dir,
         config.raft,
-        http.clone(),
+        peers.clone(),
         faults.clone(),
         event_sink(waits.clone(), metrics.clone()),
         metrics.store.clone(),
@@ -200,7 +201,7 @@ async fn start_node(config: &ServerConfig) -> Result<Node, ServeError> {
         waits,
         clock: LeaseClock::default(),
         sm_clock: corral_leader::SmClock::default(),
-        http,
+        peers: peers.clone(),
         ttl_ms_min: config.ttl_ms_min(),
         lock_order: config.lock_order.clone(),
         idempotency_window_ms: config.idempotency_window_ms,
@@ -208,7 +209,7 @@ async fn start_node(config: &ServerConfig) -> Result<Node, ServeError> {
         kv_bytes_max: config.kv_bytes_max,
         faults,
         metrics,
-        forwarder: forward::Forwarder::start()?,
+        forwarder: forward::Forwarder::start(peers),
         client_addrs: members::ClientAddrs::new(config.node_id, config.client_addr()),
     })
 }

@@ -20,8 +20,8 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
-use crate::tls::TlsReloader;
 use crate::ServeError;
+use corral_raft::tls::ServerTls;
 
 /// The default cap on open connections of the client listener.
 pub const CLIENT_CONNECTIONS_MAX_DEFAULT: usize = 4_096;
@@ -70,7 +70,7 @@ pub(crate) async fn serve_until(
     listener: Listener,
     router: axum::Router,
     limits: Limits,
-    tls: Option<Arc<TlsReloader>>,
+    tls: Option<Arc<ServerTls>>,
     mut stop: watch::Receiver<bool>,
     drain: Duration,
 ) -> Result<(), ServeError> {
@@ -184,7 +184,7 @@ async fn serve_connection(
     stream: TcpStream,
     builder: &auto::Builder<TokioExecutor>,
     router: axum::Router,
-    tls: Option<&TlsReloader>,
+    tls: Option<&ServerTls>,
     watcher: Watcher,
     deadline: Instant,
 ) {

@@ -82,8 +82,8 @@ pub(crate) async fn learn(node: Arc<Node>) {
 /// Asks member `id` at peer address `addr`; a member that does not answer
 /// is asked again next time.
 async fn ask(node: &Node, id: NodeId, addr: &str) {
-    let url = format!("http://{addr}{PATH_MEMBER}");
-    let answer = node.http.get(url).timeout(ASK_TIMEOUT).send().await;
+    let url = node.peers.url(addr, PATH_MEMBER);
+    let answer = node.peers.http.get(url).timeout(ASK_TIMEOUT).send().await;
     let member = match answer {
         Ok(response) => response.json::<MemberSelf>().await,
         Err(e) => Err(e),

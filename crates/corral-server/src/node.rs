@@ -101,7 +101,7 @@ pub(crate) struct Node {
     /// State-machine time, while this node leads.
     pub sm_clock: SmClock,
     /// The pooled client for peers.
-    pub http: reqwest::Client,
+    pub peers: corral_raft::PeerClients,
     /// The shortest lease ttl accepted.
     pub ttl_ms_min: u64,
     /// The cluster lock order this node was started with; written into the
@@ -242,8 +242,9 @@ impl Node {
             .saturating_duration_since(Instant::now())
             .max(RETRY_PAUSE);
         let mut post = self
+            .peers
             .http
-            .post(format!("http://{addr}{path}"))
+            .post(self.peers.url(addr, path))
             .timeout(timeout);
         // The leader logs the forwarded request under the same id.
         if let Some(id) = request_id::current() {

@@ -79,6 +79,18 @@ struct ServerArgs {
     /// --tls-cert.
     #[arg(long, requires = "tls_cert")]
     client_ca: Option<PathBuf>,
+    /// Mutual TLS between peers: this node's certificate chain (PEM),
+    /// presented on --peer-listen and to the peers it connects to; needs
+    /// --peer-tls-key, --peer-ca and --peer-listen. A peer connection
+    /// without a certificate of --peer-ca is refused in the handshake.
+    #[arg(long, requires_all = ["peer_tls_key", "peer_ca"])]
+    peer_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --peer-tls-cert.
+    #[arg(long, requires = "peer_tls_cert")]
+    peer_tls_key: Option<PathBuf>,
+    /// The CA (PEM) every peer's certificate must be signed by.
+    #[arg(long, requires = "peer_tls_cert")]
+    peer_ca: Option<PathBuf>,
     /// The most connections the client listener keeps open; more are
     /// closed as they arrive. Without --peer-listen, peers' connections
     /// count too.
@@ -191,8 +203,16 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| TlsFiles {
             cert,
             key,
-            client_ca: args.client_ca,
+            ca: args.client_ca,
         }),
+        peer_tls: args
+            .peer_tls_cert
+            .zip(args.peer_tls_key)
+            .map(|(cert, key)| TlsFiles {
+                cert,
+                key,
+                ca: args.peer_ca,
+            }),
         client_connections_max: args.client_connections_max,
         header_read_timeout_ms: args.header_read_timeout_ms,
         data_dir: args.data_dir,

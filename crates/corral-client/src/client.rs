@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use crate::error::Error;
 use crate::lease::{Lease, LeaseOptions};
+use crate::tls::TlsOptions;
 
 /// How a [`Client`] retries: exponential backoff with full jitter, bounded
 /// in attempts and in time.
@@ -108,8 +109,8 @@ impl<'a, B> Call<'a, B> {
 }
 
 impl Client {
-    /// A client for the nodes at `endpoints`: `host:port` or full
-    /// `http://host:port` URLs. It starts with the first.
+    /// A client for the nodes at `endpoints`: `host:port` (plain HTTP) or
+    /// full `http://` or `https://` URLs. It starts with the first.
     pub fn new<I, S>(endpoints: I) -> Result<Client, Error>
     where
         I: IntoIterator<Item = S>,
@@ -124,27 +125,36 @@ impl Client {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
+        Client::with_tls(endpoints, retry, &TlsOptions::default())
+    }
+
+    /// A client with its own retry policy and TLS settings. With any TLS
+    /// option set, endpoints given as `host:port` are reached over
+    /// `https://`; explicit `http://` and `https://` URLs are kept. A TLS
+    /// file that cannot be read or parsed is an [`Error::Config`] naming
+    /// it.
+    pub fn with_tls<I, S>(
+        endpoints: I,
+        retry: RetryPolicy,
+        tls: &TlsOptions,
+    ) -> Result<Client, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let scheme = if tls.is_set() { "https" } else { "http" };
         let endpoints: Vec<String> = endpoints
             .into_iter()
-            .map(|e| {
-                let e = e.as_ref().trim().trim_end_matches('/');
-                if e.starts_with("http://") || e.starts_with("https://") {
-                    e.to_string()
-                } else {
-                    format!("http://{e}")
-                }
-            })
-            .filter(|e| e.len() > "http://".len())
+            .filter_map(|e| endpoint_url(e.as_ref(), scheme))
             .collect();
         if endpoints.is_empty() {
             return Err(Error::Config("no endpoints".into()));
         }
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(1))
             .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| Error::Config(e.to_string()))?;
+            .tcp_nodelay(true);
+        let http = tls.build(builder)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -454,6 +464,22 @@ pub(crate) fn encode(value: &str) -> String {
         }
     }
     out
+}
+
+/// `endpoint` as a base URL: trimmed, without a trailing `/`, and with
+/// `scheme` unless it names `http` or `https`; `None` when it has no
+/// address.
+fn endpoint_url(endpoint: &str, scheme: &str) -> Option<String> {
+    let endpoint = endpoint.trim();
+    let (scheme, address) = ["http", "https"]
+        .into_iter()
+        .find_map(|s| {
+            let address = endpoint.strip_prefix(s)?.strip_prefix("://")?;
+            Some((s, address))
+        })
+        .unwrap_or((scheme, endpoint));
+    let address = address.trim_end_matches('/');
+    (!address.is_empty()).then(|| format!("{scheme}://{address}"))
 }
 
 #[cfg(test)]

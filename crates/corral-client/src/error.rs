@@ -51,7 +51,8 @@ pub enum Error {
         /// The server's words.
         message: String,
     },
-    /// The configuration is unusable (no endpoints, a bad URL).
+    /// The configuration is unusable (no endpoints, a bad URL, a TLS file
+    /// that cannot be read or parsed).
     #[error("client configuration: {0}")]
     Config(String),
 }

@@ -9,6 +9,10 @@
 //! half of fencing, for the downstream service that must refuse a stale
 //! owner.
 //!
+//! A cluster that serves HTTPS is reached through [`Client::with_tls`]: its
+//! [`TlsOptions`] name the CA to trust and, for servers that require them,
+//! the client's certificate and key.
+//!
 //! # Example
 //!
 //! With a cluster running (`corral dev` starts one on 127.0.0.1:7101-7103):
@@ -70,6 +74,7 @@ mod error;
 mod fence;
 mod guard;
 mod lease;
+mod tls;
 
 pub use client::{Client, RetryPolicy};
 pub use corral_api::{
@@ -82,3 +87,4 @@ pub use fence::{
 };
 pub use guard::{Held, LockGuard};
 pub use lease::{Lease, LeaseOptions, LostReason};
+pub use tls::TlsOptions;

@@ -74,7 +74,15 @@ pub(super) async fn run(connection: &Connection, args: BenchArgs) -> anyhow::Res
     lock_name(&format!("{}probe", args.prefix))?;
     let target = match &args.etcd {
         Some(etcd) => Target::etcd(&split(etcd))?,
-        None => Target::corral(&split(&connection.endpoints))?,
+        None => {
+            // The bench's own HTTP client has no TLS settings: refuse them
+            // rather than send plain HTTP to an HTTPS cluster.
+            let failover = matches!(args.workload, WorkloadArg::Failover);
+            if connection.tls().is_set() && !failover {
+                anyhow::bail!("corral bench does not take --cacert, --cert or --key");
+            }
+            Target::corral(&split(&connection.endpoints))?
+        }
     };
     let workload = match args.workload {
         WorkloadArg::Uncontended => Workload::Uncontended,

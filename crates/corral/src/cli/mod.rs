@@ -6,10 +6,11 @@ mod hold;
 mod inspect;
 mod output;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use corral_client::{Client, LockName};
+use corral_client::{Client, LockName, RetryPolicy, TlsOptions};
 
 pub(crate) use inspect::{ClusterCommand, KvCommand, LeaseCommand, LocksCommand};
 
@@ -51,7 +52,11 @@ Exit codes of the client commands:
   128+N  the command was ended by signal N
 
 Endpoints come from --endpoints or CORRAL_ENDPOINTS
-(default 127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103, the `corral dev` cluster).";
+(default 127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103, the `corral dev` cluster).
+For a cluster that serves HTTPS, --cacert (CORRAL_CACERT) names the CA that
+signed its certificates, trusted instead of the built-in roots, and --cert
+and --key (CORRAL_CERT, CORRAL_KEY) the client certificate and key when the
+servers require one; with any of them, host:port endpoints use https://.";
 
 /// Where the cluster is, and how to print.
 #[derive(Args, Clone, Debug)]
@@ -64,15 +69,55 @@ pub(crate) struct Connection {
         global = true
     )]
     pub endpoints: String,
+    /// The CA certificate (PEM) that signed the servers' certificates;
+    /// trusted instead of the built-in roots. Endpoints without a scheme
+    /// then use https://.
+    #[arg(long, env = "CORRAL_CACERT", value_name = "FILE", global = true)]
+    pub cacert: Option<PathBuf>,
+    // The fields are named apart from the `key` arguments of subcommands
+    // (`kv get KEY`), which a global argument of the same id clashes with.
+    /// The client certificate chain (PEM), for servers that require client
+    /// certificates; needs --key.
+    #[arg(
+        long = "cert",
+        env = "CORRAL_CERT",
+        value_name = "FILE",
+        requires = "client_key",
+        global = true
+    )]
+    pub client_cert: Option<PathBuf>,
+    /// The private key (PEM) of --cert.
+    #[arg(
+        long = "key",
+        env = "CORRAL_KEY",
+        value_name = "FILE",
+        requires = "client_cert",
+        global = true
+    )]
+    pub client_key: Option<PathBuf>,
     /// Print JSON for scripts instead of text for people.
     #[arg(long, global = true)]
     pub json: bool,
 }
 
 impl Connection {
-    /// A client for these endpoints.
+    /// A client for these endpoints, over TLS if any TLS file is given.
     pub(crate) fn client(&self) -> anyhow::Result<Client> {
-        Ok(Client::new(self.endpoints.split(','))?)
+        let endpoints = self.endpoints.split(',');
+        Ok(Client::with_tls(
+            endpoints,
+            RetryPolicy::default(),
+            &self.tls(),
+        )?)
+    }
+
+    /// The TLS files given.
+    pub(crate) fn tls(&self) -> TlsOptions {
+        TlsOptions {
+            ca: self.cacert.clone(),
+            cert: self.client_cert.clone(),
+            key: self.client_key.clone(),
+        }
     }
 }
 

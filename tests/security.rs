@@ -315,6 +315,41 @@ async fn clients_need_a_certificate_of_the_client_ca_and_certificates_rotate() {
     assert!(!answered(&https_client(&ca, Some(&stranger)), &healthz).await);
     assert!(answered(&https_client(&ca, Some(&client)), &healthz).await);
 
+    // The CLI and the Rust client, over HTTPS with a client certificate.
+    let (client_cert, client_key) = (
+        write("client.pem", &client.0),
+        write("client-key.pem", &client.1),
+    );
+    let ca_file = write("ca.pem", &ca.cert.pem());
+    let endpoint = cluster.url(1, "");
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(["--endpoints", &endpoint, "--cacert", &ca_file])
+        .args([
+            "--cert",
+            &client_cert,
+            "--key",
+            &client_key,
+            "cluster",
+            "status",
+        ])
+        .output()
+        .expect("run the CLI");
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let tls = corral_client::TlsOptions {
+        ca: Some(ca_file.clone().into()),
+        cert: Some(client_cert.clone().into()),
+        key: Some(client_key.clone().into()),
+    };
+    let addr = endpoint.trim_start_matches("https://");
+    let rust_client =
+        corral_client::Client::with_tls([addr], Default::default(), &tls).expect("a TLS client");
+    let lease = rust_client.grant_lease_id(Duration::from_secs(30)).await;
+    lease.expect("a lease over HTTPS");
+
     // New server files take effect for new connections, without a restart.
     let (new_cert, new_key) = other_ca.issue(true);
     write("server-key.pem", &new_key);

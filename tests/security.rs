@@ -1,4 +1,8 @@
-//! Security: peers served apart from clients.
+//! Security: peers served apart from clients, TLS for clients and mutual
+//! TLS between peers, and limits against hostile clients.
+
+// A scenario reads best as one function, step after step.
+#![allow(clippy::too_many_lines)]
 
 mod harness;
 

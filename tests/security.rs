@@ -257,6 +257,22 @@ impl Ca {
     }
 }
 
+/// A folder of PEM files, removed when dropped.
+struct PemDir(tempfile::TempDir);
+
+impl PemDir {
+    fn new() -> PemDir {
+        PemDir(tempfile::TempDir::new().expect("temp dir"))
+    }
+
+    /// Writes (or replaces) file `name`; answers its path.
+    fn write(&self, name: &str, pem: &str) -> String {
+        let path = self.0.path().join(name);
+        std::fs::write(&path, pem).expect("write a PEM file");
+        path.display().to_string()
+    }
+}
+
 /// An HTTPS client that trusts only `ca` and presents `identity` (a
 /// certificate PEM and its key PEM), if any.
 fn https_client(ca: &Ca, identity: Option<&(String, String)>) -> reqwest::Client {
@@ -281,12 +297,8 @@ async fn answered(client: &reqwest::Client, url: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn clients_need_a_certificate_of_the_client_ca_and_certificates_rotate() {
     let (ca, other_ca) = (Ca::new("corral test CA"), Ca::new("another CA"));
-    let dir = tempfile::TempDir::new().expect("temp dir");
-    let write = |name: &str, pem: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, pem).expect("write a PEM file");
-        path.display().to_string()
-    };
+    let dir = PemDir::new();
+    let write = |name: &str, pem: &str| dir.write(name, pem);
     let (server_cert, server_key) = ca.issue(true);
     let cert = write("server.pem", &server_cert);
     let key = write("server-key.pem", &server_key);
@@ -373,12 +385,8 @@ async fn clients_need_a_certificate_of_the_client_ca_and_certificates_rotate() {
 async fn peers_speak_mutual_tls_and_refuse_strangers() {
     use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
     let (ca, other_ca) = (Ca::new("corral peer CA"), Ca::new("another CA"));
-    let dir = tempfile::TempDir::new().expect("temp dir");
-    let write = |name: &str, pem: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, pem).expect("write a PEM file");
-        path.display().to_string()
-    };
+    let dir = PemDir::new();
+    let write = |name: &str, pem: &str| dir.write(name, pem);
     // One certificate for every node: it serves peers and connects to them.
     let (peer_cert, peer_key) = ca.issue_for(&[ServerAuth, ClientAuth]);
     let cert = write("peer.pem", &peer_cert);

@@ -126,6 +126,75 @@ async fn a_connection_that_never_finishes_its_headers_is_closed() {
     }
 }
 
+/// A request whose body stalls is answered 400 once the body timeout has
+/// passed, and its connection does not stay open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_whose_body_never_arrives_is_refused() {
+    let cluster = Cluster::start_apart(1, &["--header-read-timeout-ms", "1000"]).await;
+    let addr = cluster.nodes[0].addr.clone();
+    let mut stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let head = "POST /v1/leases HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{";
+    stream.write_all(head.as_bytes()).await.expect("send");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer));
+    let _closed_or_reset = read.await.expect("the server answers and closes");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("invalid_argument"), "{answer}");
+}
+
+/// A node whose peer CA is its client CA refuses to start: any client
+/// certificate would pass as a peer.
+#[test]
+fn the_peer_ca_must_not_be_the_client_ca() {
+    let ca = Ca::new("one CA for all");
+    let dir = PemDir::new();
+    let (cert, key) = ca.issue_for(&[
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    ]);
+    let (cert, key) = (dir.write("cert.pem", &cert), dir.write("key.pem", &key));
+    let ca_file = dir.write("ca.pem", &ca.cert.pem());
+    let data = dir.0.path().join("data");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args([
+            "server",
+            "--node-id",
+            "1",
+            "--initial-cluster",
+            "1=127.0.0.1:1",
+        ])
+        .args(["--listen", "127.0.0.1:0", "--peer-listen", "127.0.0.1:0"])
+        .args([
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--client-ca",
+            &ca_file,
+        ])
+        .args([
+            "--peer-tls-cert",
+            &cert,
+            "--peer-tls-key",
+            &key,
+            "--peer-ca",
+            &ca_file,
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .expect("run corral server");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--peer-ca is the same CA as --client-ca"),
+        "{stderr}"
+    );
+}
+
 /// Holds `count` connections to `addr` open, each trickling a byte of a
 /// request's headers now and then, opening another whenever one closes,
 /// until `stop`.

@@ -70,7 +70,7 @@ struct Watched<T> {
 
 struct Loaded<T> {
     value: Arc<T>,
-    stamps: Vec<Option<SystemTime>>,
+    stamps: Vec<Option<(SystemTime, u64)>>,
     checked_at: Instant,
 }
 
@@ -115,10 +115,14 @@ impl<T> Watched<T> {
     }
 }
 
-/// When each file was last modified, as far as the file system says.
-fn stamps(files: &[PathBuf]) -> Vec<Option<SystemTime>> {
-    let modified = |path: &PathBuf| std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    files.iter().map(modified).collect()
+/// When each file was last modified, and its length: a copy that keeps
+/// the old time (`cp -p`) still shows by its length, mostly.
+fn stamps(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
+    let stamp = |path: &PathBuf| {
+        let metadata = std::fs::metadata(path).ok()?;
+        Some((metadata.modified().ok()?, metadata.len()))
+    };
+    files.iter().map(stamp).collect()
 }
 
 fn provider() -> Arc<CryptoProvider> {

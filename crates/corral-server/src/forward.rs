@@ -34,8 +34,9 @@ use crate::request_id;
 pub(crate) const PATH_PROPOSE_STREAM: &str = "/raft/propose-stream";
 /// The most commands in one batch.
 pub(crate) const BATCH_MAX: usize = 256;
-/// The most commands a follower holds waiting to be forwarded; past it,
-/// requests get 503 at once instead of growing memory.
+/// The most commands a follower has on their way to the leader (queued,
+/// or sent and not answered); past it, requests get 503 at once instead of
+/// growing memory.
 pub(crate) const QUEUED_MAX: usize = 16_384;
 /// The most proposals of one propose stream the leader runs at once; past
 /// it, it reads no more of the stream until some are answered.
@@ -95,6 +96,9 @@ struct Queued {
 #[derive(Clone)]
 pub(crate) struct Forwarder {
     queue: mpsc::Sender<Queued>,
+    /// One permit per command on its way, held until it is answered or
+    /// its caller gives up.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Forwarder {
@@ -102,7 +106,8 @@ impl Forwarder {
     pub(crate) fn start(peers: PeerClients) -> Forwarder {
         let (queue, commands) = mpsc::channel(QUEUED_MAX);
         tokio::spawn(send_batches(peers, commands));
-        Forwarder { queue }
+        let slots = Arc::new(tokio::sync::Semaphore::new(QUEUED_MAX));
+        Forwarder { queue, slots }
     }
 
     /// Forwards `submission` to the leader at `addr`, waiting at most
@@ -113,6 +118,11 @@ impl Forwarder {
         submission: Submission,
         timeout: Duration,
     ) -> Forwarding {
+        // Held to the end of the call: the leader pushing back shows here,
+        // not as a growing backlog behind the queue.
+        let Ok(_slot) = self.slots.try_acquire() else {
+            return Ok(Attempt::Done(Err(too_many_waiting())));
+        };
         let (answer, answered) = oneshot::channel();
         let queued = Queued {
             addr: addr.to_string(),
@@ -125,10 +135,7 @@ impl Forwarder {
         match self.queue.try_send(queued) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                return Ok(Attempt::Done(Err(ApiError::unavailable(
-                    "too many requests are waiting to reach the leader; try again",
-                    None,
-                ))))
+                return Ok(Attempt::Done(Err(too_many_waiting())))
             }
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(NotSent::TaskStopped),
         }
@@ -173,6 +180,14 @@ async fn send_batches(peers: PeerClients, mut commands: mpsc::Receiver<Queued>) 
                 .send(batch);
         }
     }
+}
+
+/// The 503 of a follower with [`QUEUED_MAX`] commands on their way.
+fn too_many_waiting() -> ApiError {
+    ApiError::unavailable(
+        "too many requests are waiting to reach the leader; try again",
+        None,
+    )
 }
 
 /// Commands sent on a stream and not yet answered, by number.

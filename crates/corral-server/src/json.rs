@@ -25,11 +25,36 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::to_bytes(request.into_body(), LIMIT)
-            .await
-            .map_err(|_| ApiError::body_too_large(LIMIT))?;
+        let bytes = read_body(request.into_body(), LIMIT).await?;
         decode(&bytes).map(JsonBody)
     }
+}
+
+/// Reads a whole body of at most `limit` bytes: 413 `body_too_large`
+/// beyond it; 400 when it could not be read (the client stopped sending it,
+/// or took longer than the body timeout).
+pub(crate) async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
+    let read = axum::body::to_bytes(body, limit).await;
+    read.map_err(|e| {
+        let e = e.into_inner();
+        if is_length_limit(e.as_ref()) {
+            ApiError::body_too_large(limit)
+        } else {
+            ApiError::invalid(format!("the request body could not be read: {e}"))
+        }
+    })
+}
+
+/// Whether `e`, or an error it comes from, is a body over its limit.
+fn is_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(e) = cause {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// A query string decoded into `T`; a query that does not decode is a 400

@@ -81,6 +81,10 @@ pub enum ServeError {
     /// A listener's TLS files do not load.
     #[error("TLS files: {0}")]
     Tls(#[from] TlsError),
+    /// The peer CA also signs client certificates: any client could then
+    /// act as a peer.
+    #[error("--peer-ca is the same CA as --client-ca: every client certificate would pass as a peer; give peers a CA of their own")]
+    PeerCaSharedWithClients,
     /// TLS needs the peers on a listener apart: the client listener's and
     /// the peer listener's are different.
     #[error("--tls-cert and --peer-tls-cert need --peer-listen")]
@@ -106,6 +110,12 @@ pub async fn serve(
     };
     let tls = load(&config.tls)?;
     let peer_tls = load(&config.peer_tls)?;
+    if shares_a_ca(config.tls.as_ref(), config.peer_tls.as_ref()) {
+        return Err(ServeError::PeerCaSharedWithClients);
+    }
+    if config.listen.ip().is_unspecified() && config.advertise.is_none() {
+        tracing::warn!(listen = %config.listen, "--listen is a wildcard address and --advertise is not set: other nodes show clients an address they cannot reach");
+    }
     let node = Arc::new(start_node(&config).await?);
     let client = listener::bind(config.listen).await?;
     let peer = match config.peer_listen {
@@ -165,6 +175,16 @@ pub async fn serve(
     served
 }
 
+/// Whether the peer CA is the client CA, file for file: a client
+/// certificate would then open the peer listener.
+fn shares_a_ca(tls: Option<&TlsFiles>, peer_tls: Option<&TlsFiles>) -> bool {
+    let ca = |files: Option<&TlsFiles>| files.and_then(|f| f.ca.as_ref()).map(std::fs::read);
+    match (ca(tls), ca(peer_tls)) {
+        (Some(Ok(client_ca)), Some(Ok(peer_ca))) => client_ca == peer_ca,
+        _ => false,
+    }
+}
+
 /// Becomes true once `shutdown` resolves.
 fn stop_signal(
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -211,6 +231,7 @@ async fn start_node(config: &ServerConfig) -> Result<Node, ServeError> {
         metrics,
         forwarder: forward::Forwarder::start(peers),
         client_addrs: members::ClientAddrs::new(config.node_id, config.client_addr()),
+        body_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
     })
 }
 

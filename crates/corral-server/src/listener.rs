@@ -110,6 +110,9 @@ pub(crate) async fn serve_until(
             drop(slot);
         });
     }
+    // Closed now, so that new connections are refused (and retried on
+    // another node) rather than left in the backlog while open ones drain.
+    drop(listener);
     drained(graceful, addr, drain).await;
     Ok(())
 }

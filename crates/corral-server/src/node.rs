@@ -118,6 +118,8 @@ pub(crate) struct Node {
     pub faults: Faults,
     /// What this node measures.
     pub metrics: Arc<Metrics>,
+    /// How long a client's request body may take to arrive.
+    pub body_read_timeout: std::time::Duration,
     /// The members' client addresses, this node's own included.
     pub client_addrs: crate::members::ClientAddrs,
     /// Forwards proposals to the leader, in batches under load.

@@ -94,12 +94,21 @@ struct ServerArgs {
     /// The most connections the client listener keeps open; more are
     /// closed as they arrive. Without --peer-listen, peers' connections
     /// count too.
-    #[arg(long, default_value_t = corral_server::CLIENT_CONNECTIONS_MAX_DEFAULT)]
+    #[arg(
+        long,
+        default_value_t = corral_server::CLIENT_CONNECTIONS_MAX_DEFAULT,
+        value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=1_000_000), |n| n as usize)
+    )]
     client_connections_max: usize,
-    /// How long a client may take to send a request's headers (or to start
-    /// its next request on an idle connection), in milliseconds; slower
-    /// connections are closed.
-    #[arg(long, default_value_t = corral_server::HEADER_READ_TIMEOUT_MS_DEFAULT)]
+    /// How long a client may take to send a request's headers (or its
+    /// first request on a new connection, TLS handshake included, or its
+    /// next request on an idle one, or a request's body), in milliseconds;
+    /// slower connections are closed.
+    #[arg(
+        long,
+        default_value_t = corral_server::HEADER_READ_TIMEOUT_MS_DEFAULT,
+        value_parser = clap::value_parser!(u64).range(100..=600_000)
+    )]
     header_read_timeout_ms: u64,
     /// Folder of this node's RocksDB database (created if missing).
     #[arg(long)]

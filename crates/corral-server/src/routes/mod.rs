@@ -25,18 +25,19 @@ use axum::{Json, Router};
 use corral_api::{ReleaseResponse, LIST_LOCKS_MAX};
 use corral_state::{Command, FencingToken, Idempotency, Kind, LeaseId, Lock, LockName};
 use serde::Serialize;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::error::ApiError;
 use crate::node::Node;
 
 /// Both routers on one listener: the public API and the peer endpoints.
 pub(crate) fn router(node: Arc<Node>) -> Router {
-    finish(api().merge(peer::router()), node)
+    finish(api(&node).merge(peer::router()), node)
 }
 
 /// The public API alone, for a client listener apart from the peers'.
 pub(crate) fn client_router(node: Arc<Node>) -> Router {
-    finish(api(), node)
+    finish(api(&node), node)
 }
 
 /// The peer endpoints alone (`/raft/*`), for the peer listener.
@@ -44,7 +45,10 @@ pub(crate) fn peer_router(node: Arc<Node>) -> Router {
     finish(peer::router(), node)
 }
 
-fn api() -> Router<Arc<Node>> {
+/// The public API. A client's body must arrive within the node's body
+/// timeout (peer streams, which live long, are not under it).
+fn api(node: &Node) -> Router<Arc<Node>> {
+    let body_timeout = RequestBodyTimeoutLayer::new(node.body_read_timeout);
     Router::new()
         .merge(leases::router())
         .merge(locks::router())
@@ -55,6 +59,7 @@ fn api() -> Router<Arc<Node>> {
         .merge(status::router())
         .merge(metrics::router())
         .merge(ui::router())
+        .layer(body_timeout)
 }
 
 /// The fallbacks, the request observer and the state every router shares.

@@ -21,7 +21,7 @@ use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::forward::{self, Forwarded, PATH_PROPOSE_STREAM};
-use crate::json::JsonBody;
+use crate::json::{read_body, JsonBody};
 use crate::members::PATH_MEMBER;
 use crate::node::{Attempt, Node, PeerReply, Renewals, PATH_KEEPALIVE, PATH_READ_INDEX};
 use crate::request_id;
@@ -71,9 +71,7 @@ async fn snapshot(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<SnapshotReply>, ApiError> {
-    let body = axum::body::to_bytes(body, SNAPSHOT_BODY_BYTES_MAX)
-        .await
-        .map_err(|_| ApiError::body_too_large(SNAPSHOT_BODY_BYTES_MAX))?;
+    let body = read_body(body, SNAPSHOT_BODY_BYTES_MAX).await?;
     let header = headers
         .get(HEADER_SNAPSHOT)
         .ok_or_else(|| ApiError::invalid(format!("missing header {HEADER_SNAPSHOT}")))?;

@@ -70,7 +70,10 @@ pub struct ElectionView {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaderView {
     /// The lease that leads, until it resigns or ends.
-    pub lease_id: LeaseId,
+    /// Absent unless the caller owns the lease or has admin access to
+    /// the name (with auth off, always there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_id: Option<LeaseId>,
     /// What it leads with: its campaign's value, or its last proclaim's.
     pub value: String,
     /// The token of its leadership: taken when it was elected, and anew at

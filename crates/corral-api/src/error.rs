@@ -56,6 +56,16 @@ pub enum ErrorKind {
     /// 400: a field is missing, mistyped or out of bounds, or the body is
     /// not JSON; the message names the field.
     InvalidArgument,
+    /// 401: auth is on and the request has no token, or one the cluster
+    /// does not know (never added, or revoked).
+    Unauthenticated,
+    /// 403: the request's token does not allow it; the message says what
+    /// it lacks.
+    PermissionDenied,
+    /// 409: a token with that name exists already.
+    TokenExists,
+    /// 404: no token with that name.
+    TokenNotFound,
     /// 404: no such route.
     NotFound,
     /// 405: the route exists, but not for this method.
@@ -151,7 +161,9 @@ impl ErrorKind {
         use ErrorKind::*;
         match self {
             InvalidArgument => 400,
-            NotFound | LeaseNotFound | KeyNotFound => 404,
+            Unauthenticated => 401,
+            PermissionDenied => 403,
+            NotFound | LeaseNotFound | KeyNotFound | TokenNotFound => 404,
             MethodNotAllowed => 405,
             LockBusy { .. }
             | WaitTimeout
@@ -164,7 +176,8 @@ impl ErrorKind {
             | OrderViolation { .. }
             | StaleToken { .. }
             | NotLeader
-            | WaitWithdrawn => 409,
+            | WaitWithdrawn
+            | TokenExists => 409,
             BodyTooLarge => 413,
             IdempotencyMismatch => 422,
             LimitReached | TooManyKeys => 429,
@@ -215,6 +228,10 @@ impl From<&Refusal> for ErrorKind {
             Refusal::IdempotencyMismatch => ErrorKind::IdempotencyMismatch,
             Refusal::Invalid { .. } => ErrorKind::InvalidArgument,
             Refusal::LimitReached(_) => ErrorKind::LimitReached,
+            Refusal::Unauthenticated => ErrorKind::Unauthenticated,
+            Refusal::PermissionDenied { .. } => ErrorKind::PermissionDenied,
+            Refusal::TokenExists => ErrorKind::TokenExists,
+            Refusal::TokenNotFound => ErrorKind::TokenNotFound,
             // The server checks ttl bounds and draws fresh ids before it
             // proposes, so these mean a bug, not bad input.
             Refusal::InvalidTtl { .. } | Refusal::LeaseExists => ErrorKind::Internal,

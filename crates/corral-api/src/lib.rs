@@ -21,6 +21,7 @@
 //! are the vocabulary of both formats, one newtype each, not structures
 //! that could grow apart.
 
+mod auth;
 mod election;
 mod error;
 #[cfg(test)]
@@ -31,6 +32,8 @@ mod timeline;
 #[cfg(test)]
 mod twins_test;
 
+pub use auth::{AddTokenRequest, AddTokenResponse, RevokeTokenResponse, TokenList, TokenView};
+pub use corral_state::{Access, Permission, Quotas, Scope};
 pub use corral_state::{Fence, KvKey, ELECTION_VALUE_BYTES_MAX, KV_VALUE_BYTES_MAX};
 pub use corral_state::{FencingToken, LeaseId, LockName, LockOrder, Mode};
 pub use corral_state::{ACQUIRE_ALL_NAMES_MAX, LOCK_DELAY_MS_MAX, SEMAPHORE_LIMIT_MAX};
@@ -267,7 +270,8 @@ pub struct LockView {
     pub holder: Option<HolderView>,
     /// Every holder: the exclusive one, or all shared ones.
     pub holders: Vec<HolderView>,
-    /// Waiting leases, next first.
+    /// Waiting leases, next first: those the caller may see (see
+    /// `queue` for every place in line).
     pub waiters: Vec<LeaseId>,
     /// The same waiters with what they wait for, next first.
     #[serde(default)]
@@ -282,7 +286,10 @@ pub struct LockView {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaiterView {
     /// The lease whose acquire waits.
-    pub lease_id: LeaseId,
+    /// Absent unless the caller owns the lease or has admin access to
+    /// the name (with auth off, always there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_id: Option<LeaseId>,
     /// `exclusive` or `shared`: how it will hold the lock once granted.
     pub mode: Mode,
     /// True when it waits for an acquire-all, granted only together with
@@ -294,7 +301,10 @@ pub struct WaiterView {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HolderView {
     /// The lease the lock is granted to.
-    pub lease_id: LeaseId,
+    /// Absent unless the caller owns the lease or has admin access to
+    /// the name (with auth off, always there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_id: Option<LeaseId>,
     /// How it holds the lock.
     pub mode: Mode,
     /// The token it holds the lock under.
@@ -349,6 +359,9 @@ pub struct ClusterView {
     pub purged_index: Option<u64>,
     /// Every member, in id order.
     pub members: Vec<MemberView>,
+    /// Whether requests need a token (`Authorization: Bearer`).
+    #[serde(default)]
+    pub auth_enabled: bool,
 }
 
 /// A member of the cluster.

@@ -78,7 +78,10 @@ pub struct SemaphoreView {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PermitHolderView {
     /// The lease the permits are granted to.
-    pub lease_id: LeaseId,
+    /// Absent unless the caller owns the lease or has admin access to
+    /// the name (with auth off, always there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_id: Option<LeaseId>,
     /// How many permits it holds.
     pub permits: u32,
     /// The token of its grant.
@@ -89,7 +92,10 @@ pub struct PermitHolderView {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PermitWaiterView {
     /// The lease whose acquire waits.
-    pub lease_id: LeaseId,
+    /// Absent unless the caller owns the lease or has admin access to
+    /// the name (with auth off, always there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_id: Option<LeaseId>,
     /// How many permits it waits for.
     pub permits: u32,
 }

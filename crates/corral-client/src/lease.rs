@@ -285,7 +285,7 @@ impl Lease {
         let Ok(view) = self.inner.client.lock(name).await else {
             return Some(None);
         };
-        let mine = view.holders.iter().find(|h| h.lease_id == self.id());
+        let mine = view.holders.iter().find(|h| h.lease_id == Some(self.id()));
         mine.map(|h| Some(h.fencing_token))
     }
 

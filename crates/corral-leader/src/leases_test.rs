@@ -18,6 +18,7 @@ fn state_with_two_leases() -> AppliedState {
             now_ms: 1_000,
             command: grant,
             idempotency: None,
+            caller: None,
         });
     }
     state

@@ -51,6 +51,13 @@ pub struct ServerConfig {
     pub kv_keys_max: usize,
     /// The most bytes the fenced store may hold (keys plus JSON values).
     pub kv_bytes_max: usize,
+    /// The file of the root token's secret: auth goes on with it, for
+    /// good, at the cluster's first start with it. Needs `peer_listen`.
+    pub auth_root_token_file: Option<PathBuf>,
+    /// The quotas of a token added without its own.
+    pub token_quotas: corral_state::Quotas,
+    /// Whether `/metrics` needs a token too (with auth on).
+    pub auth_metrics: bool,
     /// Failure tests only: accept `POST /test/faults` (partitions, clock
     /// skew, a slow log sync). Off in production.
     pub test_faults: bool,

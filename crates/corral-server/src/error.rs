@@ -41,6 +41,22 @@ impl ApiError {
     }
 
     /// No such route.
+    /// 401: no token, or one the cluster does not know.
+    pub(crate) fn unauthenticated() -> ApiError {
+        ApiError::new(
+            ErrorKind::Unauthenticated,
+            "this cluster needs a token: send `Authorization: Bearer <token>` with one it knows",
+        )
+    }
+
+    /// 403: the token does not allow the request.
+    pub(crate) fn permission_denied(reason: impl std::fmt::Display) -> ApiError {
+        ApiError::new(
+            ErrorKind::PermissionDenied,
+            format!("permission denied: {reason}"),
+        )
+    }
+
     pub(crate) fn not_found() -> ApiError {
         ApiError::new(ErrorKind::NotFound, "no such endpoint")
     }

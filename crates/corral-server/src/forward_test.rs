@@ -247,10 +247,12 @@ fn any_reply() -> impl proptest::strategy::Strategy<Value = PeerReply<Response>>
 fn any_forwarded() -> impl proptest::strategy::Strategy<Value = Forwarded> {
     use proptest::prelude::*;
     let idempotency = proptest::option::of(any::<corral_state::Idempotency>());
-    (any::<Command>(), idempotency).prop_map(|(command, idempotency)| Forwarded {
+    let caller = proptest::option::of(any::<corral_state::TokenName>());
+    (any::<Command>(), idempotency, caller).prop_map(|(command, idempotency, caller)| Forwarded {
         submission: Submission {
             command,
             idempotency,
+            caller,
         },
         request_id: None,
     })

@@ -6,6 +6,7 @@ use axum::http::request::Parts;
 use corral_state::{check_idempotency_key, fingerprint, Idempotency};
 use serde::Serialize;
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::node::Node;
 
@@ -44,15 +45,29 @@ pub(crate) mod scope {
     pub(crate) const KV_DELETE: &str = "DELETE /v1/kv";
 }
 
-/// The `Idempotency-Key` header of a request, if it sent one.
-pub(crate) struct IdempotencyKey(Option<String>);
+/// Where a write comes from: its idempotency key, if it sent one, and
+/// its caller, both carried in the proposal.
+pub(crate) struct Origin {
+    /// The key, fingerprinted.
+    pub idempotency: Option<Idempotency>,
+    /// The token it came with.
+    pub caller: Caller,
+}
+
+/// The `Idempotency-Key` header of a write, if it sent one, with the
+/// write's caller.
+pub(crate) struct IdempotencyKey {
+    key: Option<String>,
+    caller: Caller,
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
         let Some(value) = parts.headers.get(HEADER) else {
-            return Ok(IdempotencyKey(None));
+            return Ok(IdempotencyKey { key: None, caller });
         };
         let key = value
             .to_str()
@@ -64,30 +79,41 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
                     corral_state::IdempotencyKeyError
                 ))
             })?;
-        Ok(IdempotencyKey(Some(key.to_string())))
+        Ok(IdempotencyKey {
+            key: Some(key.to_string()),
+            caller,
+        })
     }
 }
 
 impl IdempotencyKey {
-    /// The key of a request in `scope` (one of [`scope`]) with `body`, fingerprinted so that
-    /// the same key with another request is refused, remembered for the
-    /// node's window; `None` without a key.
-    pub(crate) fn for_request(
-        self,
-        node: &Node,
-        scope: &str,
-        body: &impl Serialize,
-    ) -> Option<Idempotency> {
+    /// The origin of a request in `scope` (one of [`scope`]) with `body`:
+    /// its caller, and its key fingerprinted so that the same key with
+    /// another request (or from another token) is refused, remembered for
+    /// the node's window.
+    pub(crate) fn for_request(self, node: &Node, scope: &str, body: &impl Serialize) -> Origin {
         let window_ms = node.idempotency_window_ms;
-        let key = self.0?;
-        // Serializing the decoded request, not hashing the raw bytes, makes
-        // the fingerprint blind to whitespace and key order.
-        let body = serde_json::to_vec(body).unwrap_or_default();
-        Some(Idempotency {
-            key,
-            fingerprint: fingerprint(&[scope.as_bytes(), &body]),
-            window_ms,
-        })
+        let caller = self.caller;
+        let idempotency = self.key.map(|key| {
+            // Serializing the decoded request, not hashing the raw bytes,
+            // makes the fingerprint blind to whitespace and key order.
+            let body = serde_json::to_vec(body).unwrap_or_default();
+            // Without a caller the parts are those of every earlier
+            // version, so retries across an upgrade still match.
+            let fingerprint = match &caller.0 {
+                None => fingerprint(&[scope.as_bytes(), &body]),
+                Some(name) => fingerprint(&[scope.as_bytes(), &body, name.as_str().as_bytes()]),
+            };
+            Idempotency {
+                key,
+                fingerprint,
+                window_ms,
+            }
+        });
+        Origin {
+            idempotency,
+            caller,
+        }
     }
 }
 

@@ -9,7 +9,10 @@
 //!   leader, which follows its monotonic clock.
 //! - `WaitRegistry`: requests waiting for locks, woken by applied events.
 //! - `ApiError`: every failure, mapped once to its code and status.
+//! - `auth`: bearer tokens, the rule of every route (`routes::rules`), and
+//!   the caller each write carries to apply.
 
+mod auth;
 mod config;
 mod error;
 #[cfg(test)]
@@ -37,7 +40,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use corral_state::IDEMPOTENCY_WINDOW_MS_DEFAULT;
+pub use auth::{
+    RootTokenError, TOKEN_HOLDS_MAX_DEFAULT, TOKEN_KV_KEYS_MAX_DEFAULT, TOKEN_LEASES_MAX_DEFAULT,
+    TOKEN_QUOTAS_DEFAULT,
+};
+pub use corral_state::{Quotas, IDEMPOTENCY_WINDOW_MS_DEFAULT};
 
 /// The default cap on keys of the fenced store.
 pub const KV_KEYS_MAX_DEFAULT: usize = 100_000;
@@ -89,6 +96,13 @@ pub enum ServeError {
     /// the peer listener's are different.
     #[error("--tls-cert and --peer-tls-cert need --peer-listen")]
     TlsNeedsPeerListen,
+    /// Auth with peers on the client listener would guard nothing: its
+    /// `/raft/*` routes take forged commands from anyone.
+    #[error("--auth-root-token-file needs --peer-listen: on a shared listener anyone could forge commands through /raft/*")]
+    AuthNeedsPeerListen,
+    /// The root token file does not load.
+    #[error(transparent)]
+    RootToken(#[from] auth::RootTokenError),
 }
 
 /// Runs a node until `shutdown` resolves, then stops it cleanly.
@@ -96,12 +110,7 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    if !config.initial_cluster.contains_key(&config.node_id) {
-        return Err(ServeError::NotAMember(config.node_id));
-    }
-    if (config.tls.is_some() || config.peer_tls.is_some()) && config.peer_listen.is_none() {
-        return Err(ServeError::TlsNeedsPeerListen);
-    }
+    check_config(&config)?;
     let load = |files: &Option<TlsFiles>| match files {
         Some(files) => {
             corral_raft::tls::ServerTls::load(files.clone()).map(|tls| Some(Arc::new(tls)))
@@ -175,6 +184,25 @@ pub async fn serve(
     served
 }
 
+/// Refuses a configuration whose parts do not fit together.
+fn check_config(config: &ServerConfig) -> Result<(), ServeError> {
+    if !config.initial_cluster.contains_key(&config.node_id) {
+        return Err(ServeError::NotAMember(config.node_id));
+    }
+    if (config.tls.is_some() || config.peer_tls.is_some()) && config.peer_listen.is_none() {
+        return Err(ServeError::TlsNeedsPeerListen);
+    }
+    if config.auth_root_token_file.is_some() {
+        if config.peer_listen.is_none() {
+            return Err(ServeError::AuthNeedsPeerListen);
+        }
+        if config.peer_tls.is_none() {
+            tracing::warn!("auth is on but peers talk plain HTTP: anyone who reaches --peer-listen can forge commands; add --peer-tls-cert, or keep the peer network closed");
+        }
+    }
+    Ok(())
+}
+
 /// Whether the peer CA is the client CA, file for file: a client
 /// certificate would then open the peer listener.
 fn shares_a_ca(tls: Option<&TlsFiles>, peer_tls: Option<&TlsFiles>) -> bool {
@@ -199,6 +227,10 @@ fn stop_signal(
 
 /// Opens the node's storage, starts its raft and builds the node.
 async fn start_node(config: &ServerConfig) -> Result<Node, ServeError> {
+    let root_hash = match &config.auth_root_token_file {
+        Some(path) => Some(auth::read_root_token(path)?),
+        None => None,
+    };
     let peers = corral_raft::PeerClients::new(config.peer_tls.as_ref())?;
     let waits = WaitRegistry::default();
     let metrics = Arc::new(metrics::Metrics::new());
@@ -232,6 +264,11 @@ async fn start_node(config: &ServerConfig) -> Result<Node, ServeError> {
         forwarder: forward::Forwarder::start(peers),
         client_addrs: members::ClientAddrs::new(config.node_id, config.client_addr()),
         body_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+        auth: auth::AuthSettings {
+            root_hash,
+            quotas: config.token_quotas,
+            metrics_protected: config.auth_metrics,
+        },
     })
 }
 

@@ -15,13 +15,17 @@ use corral_api::LeaseResponse;
 use corral_raft::{
     AppliedState, Faults, LeaderId, NodeId, ReadError, Replica, StateMachineStore, WriteError,
 };
-use corral_state::{Command, Idempotency, LeaseId, Outcome, Proposal, Refusal, Response};
+use corral_state::{
+    Command, Idempotency, LeaseId, Outcome, Proposal, Refusal, Response, TokenName,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use crate::auth::{AuthSettings, Caller};
 use crate::error::ApiError;
 use crate::forward::Forwarder;
+use crate::idempotency::Origin;
 use crate::metrics::Metrics;
 use crate::request_id;
 use crate::wait_registry::WaitRegistry;
@@ -49,7 +53,8 @@ pub(crate) enum PeerReply<T> {
     },
 }
 
-/// A command on its way to the leader, with the client's idempotency key.
+/// A command on its way to the leader, with the client's idempotency key
+/// and token.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Submission {
     /// What to do.
@@ -57,13 +62,30 @@ pub(crate) struct Submission {
     /// The request's idempotency key, if it sent one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency: Option<Idempotency>,
+    /// The request's token, when auth is on; `None` for the node's own
+    /// commands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<TokenName>,
 }
 
+impl Submission {
+    /// A client's command with its origin.
+    pub(crate) fn from_origin(command: Command, origin: Origin) -> Submission {
+        Submission {
+            command,
+            idempotency: origin.idempotency,
+            caller: origin.caller.0,
+        }
+    }
+}
+
+/// A command of the node itself.
 impl From<Command> for Submission {
     fn from(command: Command) -> Submission {
         Submission {
             command,
             idempotency: None,
+            caller: None,
         }
     }
 }
@@ -127,6 +149,8 @@ pub(crate) struct Node {
     /// Becomes true once a cluster commit covers this node's whole durable
     /// log and is applied (see [`Node::read_index_here`]).
     pub recovered: tokio::sync::watch::Receiver<bool>,
+    /// Auth, from this node's flags.
+    pub auth: AuthSettings,
 }
 
 impl Node {
@@ -279,6 +303,11 @@ impl Node {
         submission: impl Into<Submission>,
     ) -> Result<Outcome, ApiError> {
         let submission = submission.into();
+        if submission.caller.is_some() {
+            // Early, on this node's copy: apply checks again, and decides.
+            let caller = Caller(submission.caller.clone());
+            caller.may_propose(&self.state.read().table, &submission.command)?;
+        }
         let response: Response = self
             .on_leader_by(
                 || self.propose_here(submission.clone()),
@@ -317,11 +346,13 @@ impl Node {
         let Submission {
             command,
             idempotency,
+            caller,
         } = submission.into();
         let proposal = Proposal {
             now_ms: self.stamp_ms(leader).await,
             command,
             idempotency,
+            caller,
         };
         // Boxed: raft's write future is several kilobytes, and every future
         // that holds it inline (the timeout, a batch's join) would copy it.
@@ -339,11 +370,20 @@ impl Node {
     /// every write that completed before the call. The only way routes
     /// read the table, so that no read skips the barrier by accident. Hold
     /// the guard briefly: apply waits for it.
+    ///
+    /// The caller's token is looked up again in the state read: a token
+    /// revoked before the call is refused here, on every node.
     pub(crate) async fn read_linearized(
         &self,
+        caller: &Caller,
     ) -> Result<std::sync::RwLockReadGuard<'_, corral_raft::AppliedState>, ApiError> {
         self.linearize().await?;
-        Ok(self.state.read())
+        let state = self.state.read();
+        let known = caller.token(&state.table).is_some();
+        if caller.0.is_some() && state.table.tokens().enabled() && !known {
+            return Err(ApiError::unauthenticated());
+        }
+        Ok(state)
     }
 
     /// Makes the next read of the local state linearizable: afterwards this

@@ -1,6 +1,7 @@
 //! The leader's sweep: expires leases whose deadline passed, cancels waits
-//! whose request is gone, lifts lock-delays that ran out, and writes the
-//! configured lock order into the replicated state.
+//! whose request is gone, lifts lock-delays that ran out, writes the
+//! configured lock order into the replicated state, and turns auth on with
+//! its root token file.
 //!
 //! Waits and lock-delays are judged by the leader's state-machine clock
 //! (`sm_clock.rs`), the time their deadlines are written in, never by
@@ -40,6 +41,7 @@ struct InFlight {
     cancelling: Cancelling,
     lifting: Arc<AtomicBool>,
     ordering: Arc<AtomicBool>,
+    enabling: Arc<AtomicBool>,
 }
 
 /// Runs the sweep until the process ends.
@@ -59,6 +61,7 @@ struct Decisions {
     orphaned: Vec<(Kind, LeaseId, LockName)>,
     lift: bool,
     reorder: bool,
+    enable_auth: Option<corral_state::TokenHash>,
 }
 
 fn sweep(node: &Arc<Node>, in_flight: &InFlight) {
@@ -81,6 +84,10 @@ fn sweep(node: &Arc<Node>, in_flight: &InFlight) {
             prefixes: node.lock_order.clone(),
         };
         propose_once(node, &in_flight.ordering, "lock order", command);
+    }
+    if let Some(root_hash) = decided.enable_auth {
+        let command = Command::EnableAuth { root_hash };
+        propose_once(node, &in_flight.enabling, "auth", command);
     }
     for lease_id in decided.due {
         expire(node, &leader, lease_id);
@@ -124,11 +131,17 @@ fn decide(node: &Arc<Node>, leader: &LeaderId, cancelling: &Cancelling) -> Decis
             "this leader's --lock-order differs from the cluster's; replacing it (give every node the same value)"
         );
     }
+    // Auth goes on once, by the first leader with a root token file.
+    let enable_auth = node
+        .auth
+        .root_hash
+        .filter(|_| !state.table.tokens().enabled());
     Decisions {
         due,
         orphaned,
         lift,
         reorder,
+        enable_auth,
     }
 }
 

@@ -42,6 +42,7 @@ fn proposal(command: Command) -> Proposal {
         now_ms: 1,
         command,
         idempotency: None,
+        caller: None,
     }
 }
 

@@ -76,6 +76,9 @@ fn default_config(data_dir: &Path) -> ServerConfig {
         idempotency_window_ms: crate::IDEMPOTENCY_WINDOW_MS_DEFAULT,
         kv_keys_max: crate::KV_KEYS_MAX_DEFAULT,
         kv_bytes_max: crate::KV_BYTES_MAX_DEFAULT,
+        auth_root_token_file: None,
+        token_quotas: crate::TOKEN_QUOTAS_DEFAULT,
+        auth_metrics: false,
         test_faults: false,
         test_clock_offset_ms: 0,
     }

@@ -60,6 +60,7 @@ fn an_acquire_all_grant_wakes_its_request_once() {
     let applied = table.apply(Proposal {
         now_ms: 1,
         idempotency: None,
+        caller: None,
         command: Command::AcquireAll {
             lease_id: LeaseId(1),
             names: vec![name("x"), name("y")],

@@ -136,6 +136,7 @@ impl Duties {
             now_ms,
             command,
             idempotency,
+            caller: None,
         };
         let written = tokio::time::timeout(LEADER_WAIT, replica.write_in_term(leader, proposal));
         written.await.unwrap_or(Err(WriteError::NoResponse))

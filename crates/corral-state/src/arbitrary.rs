@@ -20,6 +20,28 @@ impl Arbitrary for LockName {
     }
 }
 
+/// Any name the checks accept.
+impl Arbitrary for TokenName {
+    type Parameters = ();
+    type Strategy = BoxedStrategy<TokenName>;
+
+    fn arbitrary_with((): ()) -> Self::Strategy {
+        "[A-Za-z0-9._-]{1,64}"
+            .prop_filter_map("a valid token name", |s| TokenName::new(s).ok())
+            .boxed()
+    }
+}
+
+/// Any hash.
+impl Arbitrary for TokenHash {
+    type Parameters = ();
+    type Strategy = BoxedStrategy<TokenHash>;
+
+    fn arbitrary_with((): ()) -> Self::Strategy {
+        any::<[u8; 32]>().prop_map(TokenHash).boxed()
+    }
+}
+
 fn name(s: &str) -> LockName {
     LockName::new(s).expect("valid name")
 }
@@ -28,7 +50,7 @@ fn name(s: &str) -> LockName {
 /// sequences collide often: waits, hand-offs, refusals and deadlocks.
 ///
 /// Each family is weighted by its number of variants, so that every
-/// variant is as likely as any other (1 in 16).
+/// variant is as likely as any other (1 in 19).
 pub fn command() -> impl Strategy<Value = Command> {
     prop_oneof![
         3 => lease_commands(),
@@ -37,6 +59,49 @@ pub fn command() -> impl Strategy<Value = Command> {
         2 => cluster_commands(),
         3 => election_commands(),
         2 => kv_commands(),
+        3 => auth_commands(),
+    ]
+}
+
+/// The tokens of the generated tables: root, and two others.
+pub fn caller() -> impl Strategy<Value = Option<TokenName>> {
+    prop::option::of(prop::sample::select(vec!["root", "a", "b"]).prop_map(token_name))
+}
+
+fn token_name(s: &str) -> TokenName {
+    TokenName::new(s).expect("valid token name")
+}
+
+/// `EnableAuth`, `AddToken`, `RevokeToken`, over three tokens: `a` may
+/// write locks under `a`, `b` may write everything but has small quotas.
+fn auth_commands() -> impl Strategy<Value = Command> {
+    let permission = |kind, prefix: &str, access| Permission {
+        kind,
+        prefix: prefix.to_string(),
+        access,
+    };
+    let tokens = vec![
+        ("a", vec![permission(Scope::Lock, "a", Access::Write)]),
+        ("b", vec![permission(Scope::Any, "", Access::Write)]),
+    ];
+    let quotas = Quotas {
+        leases_max: 2,
+        holds_max: 3,
+        kv_keys_max: 1,
+    };
+    prop_oneof![
+        (0u8..2).prop_map(|b| Command::EnableAuth {
+            root_hash: TokenHash([b; 32]),
+        }),
+        prop::sample::select(tokens).prop_map(move |(name, permissions)| Command::AddToken {
+            name: token_name(name),
+            hash: TokenHash([name.as_bytes()[0]; 32]),
+            permissions,
+            quotas,
+        }),
+        prop::sample::select(vec!["a", "b", "root"]).prop_map(|name| Command::RevokeToken {
+            name: token_name(name),
+        }),
     ]
 }
 
@@ -222,6 +287,29 @@ pub fn extreme_command() -> impl Strategy<Value = Command> {
         2 => extreme_cluster_commands(),
         3 => extreme_election_commands(),
         2 => extreme_kv_commands(),
+        3 => extreme_auth_commands(),
+    ]
+}
+
+/// Auth commands with any names, hashes, permissions and quotas, the
+/// longest permission lists included.
+fn extreme_auth_commands() -> impl Strategy<Value = Command> {
+    let permissions = prop::collection::vec(any::<Permission>(), 0..=PERMISSIONS_PER_TOKEN_MAX + 1);
+    prop_oneof![
+        any::<TokenHash>().prop_map(|root_hash| Command::EnableAuth { root_hash }),
+        (
+            any::<TokenName>(),
+            any::<TokenHash>(),
+            permissions,
+            any::<Quotas>()
+        )
+            .prop_map(|(name, hash, permissions, quotas)| Command::AddToken {
+                name,
+                hash,
+                permissions,
+                quotas,
+            }),
+        any::<TokenName>().prop_map(|name| Command::RevokeToken { name }),
     ]
 }
 
@@ -463,7 +551,7 @@ impl Arbitrary for LockTable {
     type Strategy = BoxedStrategy<LockTable>;
 
     fn arbitrary_with((): ()) -> Self::Strategy {
-        let step = (0u64..50, command(), prop::option::of("[a-d]"));
+        let step = (0u64..50, command(), prop::option::of("[a-d]"), caller());
         let remembered = prop::collection::vec(any::<Response>(), 0..4);
         (prop::collection::vec(step, 0..80), remembered)
             .prop_map(|(steps, remembered)| table_after(steps, &remembered))
@@ -471,13 +559,16 @@ impl Arbitrary for LockTable {
     }
 }
 
-fn table_after(steps: Vec<(u64, Command, Option<String>)>, remembered: &[Response]) -> LockTable {
+type Step = (u64, Command, Option<String>, Option<TokenName>);
+
+fn table_after(steps: Vec<Step>, remembered: &[Response]) -> LockTable {
     let mut table = LockTable::new();
     let mut now_ms = 0;
-    for (step_ms, command, key) in steps {
+    for (step_ms, command, key, caller) in steps {
         now_ms += step_ms;
         let fingerprint = fingerprint(&[format!("{command:?}").as_bytes()]);
         let mut proposal = Proposal::new(now_ms, command);
+        proposal.caller = caller;
         proposal.idempotency = key.map(|key| Idempotency {
             key,
             fingerprint,

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{Permission, Quotas, TokenHash, TokenName};
 use crate::idempotency::Idempotency;
 use crate::kv::{Fence, KvKey};
 use crate::lease::{LeaseId, LockOrder};
@@ -25,15 +26,22 @@ pub struct Proposal {
     /// key is answered with the first answer and applies nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency: Option<Idempotency>,
+    /// The token the request came with, when auth is on: apply checks its
+    /// permissions as of this log position. `None` is the cluster itself
+    /// (expiries, lifted delays, withdrawn waits), or any request while
+    /// auth is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<TokenName>,
 }
 
 impl Proposal {
-    /// A proposal without an idempotency key.
+    /// A proposal of the cluster itself, without an idempotency key.
     pub fn new(now_ms: u64, command: Command) -> Proposal {
         Proposal {
             now_ms,
             command,
             idempotency: None,
+            caller: None,
         }
     }
 }
@@ -219,6 +227,31 @@ pub enum Command {
         key: KvKey,
         /// The lock and token the delete is made under.
         fence: Fence,
+    },
+    /// Turn auth on, for good, with the root token whose secret hashes to
+    /// `root_hash`. Proposed by a leader started with a root token file
+    /// while auth is off; once on, it changes nothing.
+    EnableAuth {
+        /// The SHA-256 of the root token's secret.
+        root_hash: TokenHash,
+    },
+    /// Add a token. Its secret was drawn at random by the node that took
+    /// the request and shown once to the client; only its hash is here.
+    AddToken {
+        /// The new token's name.
+        name: TokenName,
+        /// The SHA-256 of its secret.
+        hash: TokenHash,
+        /// What it may do.
+        permissions: Vec<Permission>,
+        /// Its share of the cluster.
+        quotas: Quotas,
+    },
+    /// Revoke a token: every command that names it from here on is
+    /// refused. The leases it granted live on until they end.
+    RevokeToken {
+        /// The token to revoke.
+        name: TokenName,
     },
 }
 

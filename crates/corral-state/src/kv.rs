@@ -46,4 +46,8 @@ pub struct FencedValue {
     pub lock: LockName,
     /// State-machine time of that write.
     pub written_at_ms: u64,
+    /// The token that created the key, when auth was on: the key counts
+    /// against its quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<crate::auth::TokenName>,
 }

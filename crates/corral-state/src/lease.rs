@@ -99,6 +99,11 @@ pub struct Lease {
     /// names is also in `waits`.
     #[serde(default)]
     pub groups: Vec<WaitGroup>,
+    /// The token that granted it, when auth was on: only that token (or a
+    /// cluster admin) may keep it alive, use it or revoke it, or see its
+    /// id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<crate::auth::TokenName>,
 }
 
 impl Lease {

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::TokenName;
 use crate::lease::LeaseId;
 use crate::lock::{Grant, Kind, LockName, Mode};
 use crate::token::FencingToken;
@@ -73,6 +74,18 @@ pub enum Outcome {
         fencing_token: FencingToken,
         /// Whether it was a delete.
         deleted: bool,
+    },
+    /// Auth is on (it may have been before).
+    AuthEnabled,
+    /// The token exists now.
+    TokenAdded {
+        /// Its name.
+        name: TokenName,
+    },
+    /// The token no longer exists.
+    TokenRevoked {
+        /// Its name.
+        name: TokenName,
     },
 }
 
@@ -199,6 +212,22 @@ pub enum Refusal {
     /// A limit of the state machine was reached.
     #[error("{0}")]
     LimitReached(Limit),
+    /// The request's token does not exist (any more): it was revoked
+    /// between the node's check and the apply.
+    #[error("the token was revoked")]
+    Unauthenticated,
+    /// The request's token does not allow it.
+    #[error("permission denied: {reason}")]
+    PermissionDenied {
+        /// What the token lacks.
+        reason: String,
+    },
+    /// A token with that name exists already.
+    #[error("a token with that name exists; revoke it first")]
+    TokenExists,
+    /// No token with that name.
+    #[error("no token with that name")]
+    TokenNotFound,
 }
 
 /// One edge of the wait-for graph: `lease_id` waits for the lock
@@ -239,6 +268,27 @@ pub enum Limit {
         crate::LOCKS_PER_LEASE_MAX
     )]
     LocksPerLease,
+    /// [`crate::TOKENS_MAX`].
+    #[error("too many tokens: at most {} may exist", crate::TOKENS_MAX)]
+    Tokens,
+    /// A token's [`crate::Quotas::leases_max`].
+    #[error("token quota: this token may have at most {max} live leases")]
+    TokenLeases {
+        /// The token's quota.
+        max: u32,
+    },
+    /// A token's [`crate::Quotas::holds_max`].
+    #[error("token quota: this token's leases may hold and wait for at most {max} locks, permits and leaderships")]
+    TokenHolds {
+        /// The token's quota.
+        max: u32,
+    },
+    /// A token's [`crate::Quotas::kv_keys_max`].
+    #[error("token quota: this token may create at most {max} keys of the fenced store")]
+    TokenKvKeys {
+        /// The token's quota.
+        max: u32,
+    },
 }
 
 /// Something that happened to a lease other than the proposer's request, for

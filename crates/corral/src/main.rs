@@ -150,6 +150,27 @@ struct ServerArgs {
     /// as JSON (so snapshots stay small enough to ship).
     #[arg(long, default_value_t = corral_server::KV_BYTES_MAX_DEFAULT)]
     kv_bytes_max: usize,
+    /// Turn auth on: a file holding the root token's secret (at least 16
+    /// bytes; generate one with `openssl rand -hex 32`). At the cluster's
+    /// first start with it, its hash goes into the replicated state, and
+    /// from then on every /v1 request needs `Authorization: Bearer`. Needs
+    /// --peer-listen.
+    #[arg(long)]
+    auth_root_token_file: Option<PathBuf>,
+    /// With auth on, /metrics needs a token too.
+    #[arg(long)]
+    auth_metrics: bool,
+    /// The most live leases of a token added without quotas of its own.
+    #[arg(long, default_value_t = corral_server::TOKEN_LEASES_MAX_DEFAULT)]
+    token_leases_max: u32,
+    /// The most locks, permits and leaderships held plus waits queued over
+    /// the leases of a token added without quotas of its own.
+    #[arg(long, default_value_t = corral_server::TOKEN_HOLDS_MAX_DEFAULT)]
+    token_holds_max: u32,
+    /// The most fenced keys a token added without quotas of its own may
+    /// create.
+    #[arg(long, default_value_t = corral_server::TOKEN_KV_KEYS_MAX_DEFAULT)]
+    token_kv_keys_max: u32,
     /// Threads that run requests and raft. 1 runs them all on one thread,
     /// which costs fewest thread wake-ups per write and is fastest when
     /// nodes share cores; 0 means one per CPU. Log syncs and snapshot
@@ -236,6 +257,13 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         idempotency_window_ms: args.idempotency_window_ms,
         kv_keys_max: args.kv_keys_max,
         kv_bytes_max: args.kv_bytes_max,
+        auth_root_token_file: args.auth_root_token_file,
+        token_quotas: corral_server::Quotas {
+            leases_max: args.token_leases_max,
+            holds_max: args.token_holds_max,
+            kv_keys_max: args.token_kv_keys_max,
+        },
+        auth_metrics: args.auth_metrics,
         test_faults: args.test_faults,
         test_clock_offset_ms: args.test_clock_offset_ms,
     };

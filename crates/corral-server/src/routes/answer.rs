@@ -5,9 +5,10 @@
 use corral_api::{
     KvWriteResponse, LeaseResponse, ReleaseResponse, ResignResponse, RevokeLeaseResponse,
 };
-use corral_state::{Command, Grant, Idempotency, Outcome};
+use corral_state::{Command, Grant, Outcome};
 
 use crate::error::ApiError;
+use crate::idempotency::Origin;
 use crate::node::{Node, Submission};
 
 /// What a route reads from an applied command's outcome.
@@ -17,16 +18,13 @@ pub(super) trait FromOutcome: Sized {
     fn from_outcome(outcome: Outcome) -> Result<Self, Outcome>;
 }
 
-/// Replicates `command` with its idempotency key and reads the answer `T`.
+/// Replicates `command` with its origin and reads the answer `T`.
 pub(super) async fn propose_as<T: FromOutcome>(
     node: &Node,
     command: Command,
-    idempotency: Option<Idempotency>,
+    origin: Origin,
 ) -> Result<T, ApiError> {
-    let submission = Submission {
-        command,
-        idempotency,
-    };
+    let submission = Submission::from_origin(command, origin);
     let outcome = node.propose(submission).await?;
     T::from_outcome(outcome).map_err(unexpected)
 }

@@ -10,12 +10,15 @@ use axum::{Json, Router};
 use corral_api::{
     CampaignRequest, ElectionView, LeaderView, ProclaimRequest, ResignRequest, ResignResponse,
 };
-use corral_state::{check_election_value, Command, FencingToken, Grant, LockName, LockTable};
+use corral_state::{
+    check_election_value, Access, Command, FencingToken, Grant, LockName, LockTable, Scope,
+};
 use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::answer::propose_as;
 use super::waiting;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::idempotency::{scope, IdempotencyKey};
 use crate::json::{JsonBody, QueryOf};
@@ -30,19 +33,22 @@ pub(super) fn router() -> Router<Arc<Node>> {
         .route("/v1/elections/resign", post(resign))
 }
 
-fn leader_view(grant: &Grant) -> LeaderView {
+/// The leader's view; its lease id only when the caller `sees` it (the
+/// campaigner itself always does).
+fn leader_view(grant: &Grant, sees: bool) -> LeaderView {
     LeaderView {
-        lease_id: grant.lease_id,
+        lease_id: sees.then_some(grant.lease_id),
         value: grant.value.clone().unwrap_or_default(),
         fencing_token: grant.fencing_token,
     }
 }
 
-fn view(table: &LockTable, name: &LockName) -> ElectionView {
+fn view(table: &LockTable, name: &LockName, caller: &Caller) -> ElectionView {
+    let sees = |g: &Grant| caller.sees_lease(table, g.lease_id, Scope::Election, name.as_str());
     let leader = table
         .election(name)
         .and_then(|e| e.holders.values().next())
-        .map(leader_view);
+        .map(|g| leader_view(g, sees(g)));
     ElectionView {
         name: name.clone(),
         leader,
@@ -71,7 +77,7 @@ async fn campaign(
     let grant = waiting::acquire_one(&node, command, key, scope::CAMPAIGN).await?;
     Ok(Json(ElectionView {
         name,
-        leader: Some(leader_view(&grant)),
+        leader: Some(leader_view(&grant, true)),
     }))
 }
 
@@ -81,16 +87,16 @@ async fn proclaim(
     JsonBody(request): JsonBody<ProclaimRequest>,
 ) -> Result<Json<ElectionView>, ApiError> {
     check_election_value(&request.value)?;
-    let idempotency = key.for_request(&node, scope::PROCLAIM, &request);
+    let origin = key.for_request(&node, scope::PROCLAIM, &request);
     let command = Command::Proclaim {
         lease_id: request.lease_id,
         name: request.name.clone(),
         value: request.value,
     };
-    let grant: Grant = propose_as(&node, command, idempotency).await?;
+    let grant: Grant = propose_as(&node, command, origin).await?;
     Ok(Json(ElectionView {
         name: request.name,
-        leader: Some(leader_view(&grant)),
+        leader: Some(leader_view(&grant, true)),
     }))
 }
 
@@ -99,13 +105,13 @@ async fn resign(
     key: IdempotencyKey,
     JsonBody(request): JsonBody<ResignRequest>,
 ) -> Result<Json<ResignResponse>, ApiError> {
-    let idempotency = key.for_request(&node, scope::RESIGN, &request);
+    let origin = key.for_request(&node, scope::RESIGN, &request);
     let command = Command::Resign {
         lease_id: request.lease_id,
         name: request.name,
         fencing_token: request.fencing_token,
     };
-    propose_as(&node, command, idempotency).await.map(Json)
+    propose_as(&node, command, origin).await.map(Json)
 }
 
 #[derive(Deserialize)]
@@ -121,11 +127,13 @@ fn election_name(raw: String) -> Result<LockName, ApiError> {
 
 async fn show(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     QueryOf(query): QueryOf<ElectionQuery>,
 ) -> Result<Json<ElectionView>, ApiError> {
     let name = election_name(query.name)?;
-    let state = node.read_linearized().await?;
-    Ok(Json(view(&state.table, &name)))
+    let state = node.read_linearized(&caller).await?;
+    caller.require(&state.table, Scope::Election, name.as_str(), Access::Read)?;
+    Ok(Json(view(&state.table, &name, &caller)))
 }
 
 /// A long poll: answers once the leader's token differs from `after_token`
@@ -133,6 +141,7 @@ async fn show(
 /// out. Without `after_token` it answers at once.
 async fn observe(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     QueryOf(query): QueryOf<ElectionQuery>,
 ) -> Result<Json<ElectionView>, ApiError> {
     let name = election_name(query.name)?;
@@ -140,10 +149,13 @@ async fn observe(
     // Linearizable from the start; afterwards the local state only moves
     // forward, and every apply or restore moves the registry's counter.
     let mut applied = node.waits.changes();
-    node.linearize().await?;
+    {
+        let state = node.read_linearized(&caller).await?;
+        caller.require(&state.table, Scope::Election, name.as_str(), Access::Read)?;
+    }
     let deadline = Instant::now() + Duration::from_millis(wait_ms);
     loop {
-        let current = view(&node.state.read().table, &name);
+        let current = view(&node.state.read().table, &name, &caller);
         let token = current
             .leader
             .as_ref()

@@ -8,12 +8,13 @@ use axum::{Json, Router};
 use corral_api::{
     KvDeleteRequest, KvPutRequest, KvValue, KvWriteResponse, KV_BODY_BYTES_MAX, KV_VALUE_BYTES_MAX,
 };
-use corral_state::{Command, LockName, Refusal};
+use corral_state::{Access, Command, LockName, Refusal, Scope};
 use serde::Deserialize;
 
 use super::answer::propose_as;
+use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::idempotency::{scope, IdempotencyKey};
+use crate::idempotency::{scope, IdempotencyKey, Origin};
 use crate::json::{JsonBody, QueryOf};
 use crate::node::Node;
 
@@ -32,7 +33,7 @@ async fn put(
             request.value.len()
         )));
     }
-    let idempotency = key.for_request(&node, scope::KV_PUT, &request);
+    let origin = key.for_request(&node, scope::KV_PUT, &request);
     let command = Command::KvPut {
         key: request.key,
         value: request.value,
@@ -40,7 +41,7 @@ async fn put(
         keys_max: node.kv_keys_max,
         bytes_max: node.kv_bytes_max,
     };
-    write(&node, command, idempotency).await
+    write(&node, command, origin).await
 }
 
 async fn delete(
@@ -48,20 +49,20 @@ async fn delete(
     key: IdempotencyKey,
     JsonBody(request): JsonBody<KvDeleteRequest>,
 ) -> Result<Json<KvWriteResponse>, ApiError> {
-    let idempotency = key.for_request(&node, scope::KV_DELETE, &request);
+    let origin = key.for_request(&node, scope::KV_DELETE, &request);
     let command = Command::KvDelete {
         key: request.key,
         fence: request.fence,
     };
-    write(&node, command, idempotency).await
+    write(&node, command, origin).await
 }
 
 async fn write(
     node: &Node,
     command: Command,
-    idempotency: Option<corral_state::Idempotency>,
+    origin: Origin,
 ) -> Result<Json<KvWriteResponse>, ApiError> {
-    propose_as(node, command, idempotency).await.map(Json)
+    propose_as(node, command, origin).await.map(Json)
 }
 
 #[derive(Deserialize)]
@@ -71,11 +72,13 @@ struct KeyQuery {
 
 async fn show(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     QueryOf(query): QueryOf<KeyQuery>,
 ) -> Result<Json<KvValue>, ApiError> {
     let key =
         LockName::new(query.key).map_err(|e| ApiError::invalid(format!("query `key`: {e}")))?;
-    let state = node.read_linearized().await?;
+    let state = node.read_linearized(&caller).await?;
+    caller.require(&state.table, Scope::Kv, key.as_str(), Access::Read)?;
     let record = state.table.fenced_value(&key).ok_or(Refusal::KeyNotFound)?;
     let value = record.value.clone().ok_or(Refusal::KeyNotFound)?;
     Ok(Json(KvValue {

@@ -14,6 +14,7 @@ use corral_api::{
 use corral_state::{Command, Kind, Lease, LeaseId, LockTable, Refusal};
 
 use super::answer::propose_as;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::idempotency::{scope, IdempotencyKey};
 use crate::json::{JsonBody, LeaseIdPath};
@@ -60,8 +61,8 @@ async fn grant(
         lock_order: Some(request.lock_order.unwrap_or_default()),
         lock_delay_ms: Some(lock_delay_ms),
     };
-    let idempotency = key.for_request(&node, scope::GRANT_LEASE, &normalized);
-    let granted: LeaseResponse = propose_as(&node, command, idempotency).await?;
+    let origin = key.for_request(&node, scope::GRANT_LEASE, &normalized);
+    let granted: LeaseResponse = propose_as(&node, command, origin).await?;
     Ok((StatusCode::CREATED, Json(granted)))
 }
 
@@ -69,9 +70,15 @@ async fn grant(
 /// `Idempotency-Key` is checked but has nothing to do.
 async fn keepalive(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     _key: IdempotencyKey,
     LeaseIdPath(lease_id): LeaseIdPath,
 ) -> Result<Json<LeaseResponse>, ApiError> {
+    if !owns_all(&node, &caller, &[lease_id]).await?.is_empty() {
+        return Err(ApiError::permission_denied(
+            "the lease belongs to another token",
+        ));
+    }
     let renewed = node.keepalive(lease_id).await;
     let acked = u64::from(renewed.is_ok());
     node.metrics.keepalives_done(acked, 1 - acked);
@@ -82,14 +89,25 @@ async fn keepalive(
 /// not an error.
 async fn keepalive_all(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     _key: IdempotencyKey,
-    JsonBody(request): JsonBody<KeepaliveAllRequest>,
+    JsonBody(mut request): JsonBody<KeepaliveAllRequest>,
 ) -> Result<Json<KeepaliveAllResponse>, ApiError> {
     let count = request.lease_ids.len();
     if count == 0 || count > KEEPALIVE_BATCH_MAX {
         return Err(ApiError::invalid(format!(
             "field `lease_ids`: give 1 to {KEEPALIVE_BATCH_MAX} leases, got {count}"
         )));
+    }
+    // Another token's leases are answered as not found, and not renewed.
+    let others = owns_all(&node, &caller, &request.lease_ids).await?;
+    request.lease_ids.retain(|id| !others.contains(id));
+    if request.lease_ids.is_empty() {
+        node.metrics.keepalives_done(0, count as u64);
+        return Ok(Json(KeepaliveAllResponse {
+            not_found: others,
+            ..KeepaliveAllResponse::default()
+        }));
     }
     let renewals = match node.keepalive_all(request.lease_ids.clone()).await {
         Ok(renewals) => renewals,
@@ -98,7 +116,10 @@ async fn keepalive_all(
             return Err(e);
         }
     };
-    let mut answer = KeepaliveAllResponse::default();
+    let mut answer = KeepaliveAllResponse {
+        not_found: others,
+        ..KeepaliveAllResponse::default()
+    };
     for (lease_id, renewal) in request.lease_ids.into_iter().zip(renewals) {
         match renewal {
             Ok(renewed) => answer.renewed.push(renewed),
@@ -116,31 +137,65 @@ async fn revoke(
     LeaseIdPath(lease_id): LeaseIdPath,
 ) -> Result<Json<RevokeLeaseResponse>, ApiError> {
     let command = Command::RevokeLease { lease_id };
-    let idempotency = key.for_request(&node, scope::REVOKE_LEASE, &lease_id);
-    propose_as(&node, command, idempotency).await.map(Json)
+    let origin = key.for_request(&node, scope::REVOKE_LEASE, &lease_id);
+    propose_as(&node, command, origin).await.map(Json)
 }
 
+/// The leases of `lease_ids` that `caller` may not use. Keepalives are
+/// not logged, so apply cannot check them: this node does, on its state,
+/// after a read barrier when a lease is not known here yet (its grant may
+/// not have reached this node).
+async fn owns_all(
+    node: &Node,
+    caller: &Caller,
+    lease_ids: &[LeaseId],
+) -> Result<Vec<LeaseId>, ApiError> {
+    if caller.0.is_none() {
+        return Ok(Vec::new());
+    }
+    let unknown = {
+        let state = node.state.read();
+        lease_ids.iter().any(|id| state.table.lease(*id).is_none())
+    };
+    let state = match unknown {
+        true => node.read_linearized(caller).await?,
+        false => node.state.read(),
+    };
+    let others = lease_ids
+        .iter()
+        .filter(|id| !caller.owns(&state.table, **id));
+    Ok(others.copied().collect())
+}
+
+/// A lease, to its owner (and cluster admins); another token's lease is
+/// not found.
 async fn show(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     LeaseIdPath(lease_id): LeaseIdPath,
 ) -> Result<Json<LeaseView>, ApiError> {
-    let state = node.read_linearized().await?;
+    let state = node.read_linearized(&caller).await?;
     let lease = state.table.lease(lease_id).ok_or(Refusal::LeaseNotFound)?;
+    if !caller.owns(&state.table, lease_id) {
+        return Err(Refusal::LeaseNotFound.into());
+    }
     Ok(Json(view(&state.table, lease_id, lease)))
 }
 
-/// Every live lease, at most [`LIST_LEASES_MAX`] in id order, read
-/// linearizably.
-async fn list(State(node): State<Arc<Node>>) -> Result<Json<LeaseList>, ApiError> {
-    let state = node.read_linearized().await?;
+/// The caller's live leases (a cluster admin's: all), at most
+/// [`LIST_LEASES_MAX`] in id order, read linearizably.
+async fn list(State(node): State<Arc<Node>>, caller: Caller) -> Result<Json<LeaseList>, ApiError> {
+    let state = node.read_linearized(&caller).await?;
     let table = &state.table;
+    let mut mine = table.leases().filter(|(id, _)| caller.owns(table, **id));
+    let leases: Vec<LeaseView> = mine
+        .by_ref()
+        .take(LIST_LEASES_MAX)
+        .map(|(id, lease)| view(table, *id, lease))
+        .collect();
     Ok(Json(LeaseList {
-        leases: table
-            .leases()
-            .take(LIST_LEASES_MAX)
-            .map(|(id, lease)| view(table, *id, lease))
-            .collect(),
-        truncated: table.lease_count() > LIST_LEASES_MAX,
+        leases,
+        truncated: mine.next().is_some(),
     }))
 }
 

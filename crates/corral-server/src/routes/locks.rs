@@ -11,10 +11,13 @@ use corral_api::{
     LockList, LockView, NamedToken, ReleaseRequest, ReleaseResponse, ValidateRequest,
     ValidateResponse, WaiterView,
 };
-use corral_state::{check_acquire_all_names, Command, Grant, Kind, Lock, LockName};
+use corral_state::{
+    check_acquire_all_names, Access, Command, Grant, Kind, LeaseId, Lock, LockName, Scope,
+};
 
 use super::waiting;
-use super::{show_named, NameQuery};
+use super::{show_named, NameQuery, Sees};
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::idempotency::{scope, IdempotencyKey};
 use crate::json::{JsonBody, QueryOf};
@@ -95,14 +98,14 @@ async fn release(
     key: IdempotencyKey,
     JsonBody(request): JsonBody<ReleaseRequest>,
 ) -> Result<Json<ReleaseResponse>, ApiError> {
-    let idempotency = key.for_request(&node, scope::RELEASE, &request);
+    let origin = key.for_request(&node, scope::RELEASE, &request);
     super::release(
         &node,
         Kind::Lock,
         request.lease_id,
         request.name,
         request.fencing_token,
-        idempotency,
+        origin,
     )
     .await
 }
@@ -115,11 +118,13 @@ struct HistoryQuery {
 /// A lock's recent events, read linearizably.
 async fn history(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     QueryOf(query): QueryOf<HistoryQuery>,
 ) -> Result<Json<LockHistory>, ApiError> {
     let name =
         LockName::new(query.name).map_err(|e| ApiError::invalid(format!("query `name`: {e}")))?;
-    let state = node.read_linearized().await?;
+    let state = node.read_linearized(&caller).await?;
+    caller.require(&state.table, Scope::Lock, name.as_str(), Access::Read)?;
     Ok(Json(LockHistory {
         events: state
             .table
@@ -138,9 +143,16 @@ async fn history(
 /// read, for a downstream service that keeps no state of its own.
 async fn validate(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     JsonBody(request): JsonBody<ValidateRequest>,
 ) -> Result<Json<ValidateResponse>, ApiError> {
-    let state = node.read_linearized().await?;
+    let state = node.read_linearized(&caller).await?;
+    caller.require(
+        &state.table,
+        Scope::Lock,
+        request.name.as_str(),
+        Access::Read,
+    )?;
     let (valid, current_token) = state.table.validate(&request.name, request.fencing_token);
     Ok(Json(ValidateResponse {
         valid,
@@ -148,9 +160,10 @@ async fn validate(
     }))
 }
 
-fn view(name: &LockName, lock: Option<&Lock>) -> LockView {
+fn view(name: &LockName, lock: Option<&Lock>, sees: Sees<'_>) -> LockView {
+    let shown = |id: LeaseId| sees(id).then_some(id);
     let holder_view = |g: &Grant| HolderView {
-        lease_id: g.lease_id,
+        lease_id: shown(g.lease_id),
         mode: g.mode,
         fencing_token: g.fencing_token,
     };
@@ -161,14 +174,14 @@ fn view(name: &LockName, lock: Option<&Lock>) -> LockView {
             .map(|l| l.holders.values().map(holder_view).collect())
             .unwrap_or_default(),
         waiters: lock
-            .map(|l| l.waiters.iter().map(|w| w.lease_id).collect())
+            .map(|l| l.waiters.iter().filter_map(|w| shown(w.lease_id)).collect())
             .unwrap_or_default(),
         queue: lock
             .map(|l| {
                 l.waiters
                     .iter()
                     .map(|w| WaiterView {
-                        lease_id: w.lease_id,
+                        lease_id: shown(w.lease_id),
                         mode: w.mode,
                         acquire_all: w.grouped,
                     })
@@ -181,8 +194,9 @@ fn view(name: &LockName, lock: Option<&Lock>) -> LockView {
 
 async fn show(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     QueryOf(query): QueryOf<NameQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let list = |locks, truncated| LockList { locks, truncated };
-    show_named(&node, query, Kind::Lock, view, list).await
+    show_named((&node, &caller), query, Kind::Lock, view, list).await
 }

@@ -14,8 +14,12 @@ mod locks;
 mod metrics;
 mod observe;
 mod peer;
+pub(crate) mod rules;
+#[cfg(test)]
+mod rules_test;
 mod semaphores;
 mod status;
+mod tokens;
 mod ui;
 mod waiting;
 
@@ -23,11 +27,13 @@ use std::sync::Arc;
 
 use axum::{Json, Router};
 use corral_api::{ReleaseResponse, LIST_LOCKS_MAX};
-use corral_state::{Command, FencingToken, Idempotency, Kind, LeaseId, Lock, LockName};
+use corral_state::{Access, Command, FencingToken, Kind, LeaseId, Lock, LockName, Scope};
 use serde::Serialize;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
+use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::idempotency::Origin;
 use crate::node::Node;
 
 /// Both routers on one listener: the public API and the peer endpoints.
@@ -59,12 +65,20 @@ fn api(node: &Node) -> Router<Arc<Node>> {
         .merge(status::router())
         .merge(metrics::router())
         .merge(ui::router())
+        .merge(tokens::router())
         .layer(body_timeout)
 }
 
 /// The fallbacks, the request observer and the state every router shares.
 fn finish(routes: Router<Arc<Node>>, node: Arc<Node>) -> Router {
+    // Layered on the routes (not on the fallbacks), so the rule is looked
+    // up by the matched route; the observer runs outside it and logs every
+    // refusal too.
     routes
+        .route_layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            crate::auth::authenticate,
+        ))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(axum::middleware::from_fn_with_state(
@@ -81,14 +95,18 @@ struct NameQuery {
     prefix: Option<String>,
 }
 
+/// Whether the caller may see a lease's id in a view.
+pub(crate) type Sees<'a> = &'a dyn Fn(LeaseId) -> bool;
+
 /// Answers `?name=` with the view of one lock (or semaphore) and
 /// `?prefix=` with a list of at most [`LIST_LOCKS_MAX`] of those in use,
-/// read linearizably.
+/// read linearizably. The caller needs read access to the name or the
+/// prefix; lease ids are shown only where [`Caller::sees_lease`] says.
 async fn show_named<V, L>(
-    node: &Node,
+    (node, caller): (&Node, &Caller),
     query: NameQuery,
     kind: Kind,
-    view: impl Fn(&LockName, Option<&Lock>) -> V,
+    view: impl Fn(&LockName, Option<&Lock>, Sees<'_>) -> V,
     list: impl FnOnce(Vec<V>, bool) -> L,
 ) -> Result<Json<serde_json::Value>, ApiError>
 where
@@ -106,16 +124,25 @@ where
             ))
         }
     };
-    let state = node.read_linearized().await?;
+    let state = node.read_linearized(caller).await?;
+    let table = &state.table;
+    let scope = Scope::from(kind);
+    let asked = name
+        .as_ref()
+        .map_or(query.prefix.as_deref().unwrap_or(""), |n| n.as_str());
+    caller.require(table, scope, asked, Access::Read)?;
+    let sees = |name: &LockName, id: LeaseId| caller.sees_lease(table, id, scope, name.as_str());
     let body = match name {
-        Some(name) => serde_json::to_value(view(&name, state.table.entry(kind, &name))),
+        Some(name) => {
+            let sees_here = |id| sees(&name, id);
+            serde_json::to_value(view(&name, table.entry(kind, &name), &sees_here))
+        }
         None => {
             let prefix = query.prefix.unwrap_or_default();
-            let mut views: Vec<V> = state
-                .table
+            let mut views: Vec<V> = table
                 .with_prefix(kind, &prefix)
                 .take(LIST_LOCKS_MAX + 1)
-                .map(|(name, lock)| view(name, Some(lock)))
+                .map(|(name, lock)| view(name, Some(lock), &|id| sees(name, id)))
                 .collect();
             let truncated = views.len() > LIST_LOCKS_MAX;
             views.truncate(LIST_LOCKS_MAX);
@@ -133,7 +160,7 @@ async fn release(
     lease_id: LeaseId,
     name: LockName,
     fencing_token: Option<FencingToken>,
-    idempotency: Option<Idempotency>,
+    origin: Origin,
 ) -> Result<Json<ReleaseResponse>, ApiError> {
     let command = Command::Release {
         lease_id,
@@ -141,7 +168,5 @@ async fn release(
         kind,
         fencing_token,
     };
-    answer::propose_as(node, command, idempotency)
-        .await
-        .map(Json)
+    answer::propose_as(node, command, origin).await.map(Json)
 }

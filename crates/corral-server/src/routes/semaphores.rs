@@ -10,10 +10,11 @@ use corral_api::{
     PermitHolderView, PermitWaiterView, ReleaseResponse, SemaphoreAcquireRequest,
     SemaphoreGrantResponse, SemaphoreList, SemaphoreReleaseRequest, SemaphoreView,
 };
-use corral_state::{check_permits, Command, Kind, Lock, LockName};
+use corral_state::{check_permits, Command, Kind, LeaseId, Lock, LockName};
 
 use super::waiting;
-use super::{show_named, NameQuery};
+use super::{show_named, NameQuery, Sees};
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::idempotency::{scope, IdempotencyKey};
 use crate::json::{JsonBody, QueryOf};
@@ -61,19 +62,20 @@ async fn release(
     key: IdempotencyKey,
     JsonBody(request): JsonBody<SemaphoreReleaseRequest>,
 ) -> Result<Json<ReleaseResponse>, ApiError> {
-    let idempotency = key.for_request(&node, scope::RELEASE_PERMITS, &request);
+    let origin = key.for_request(&node, scope::RELEASE_PERMITS, &request);
     super::release(
         &node,
         Kind::Semaphore,
         request.lease_id,
         request.name,
         request.fencing_token,
-        idempotency,
+        origin,
     )
     .await
 }
 
-fn view(name: &LockName, semaphore: Option<&Lock>) -> SemaphoreView {
+fn view(name: &LockName, semaphore: Option<&Lock>, sees: Sees<'_>) -> SemaphoreView {
+    let shown = |id: LeaseId| sees(id).then_some(id);
     SemaphoreView {
         name: name.clone(),
         limit: semaphore.and_then(|s| s.limit),
@@ -83,7 +85,7 @@ fn view(name: &LockName, semaphore: Option<&Lock>) -> SemaphoreView {
                 s.holders
                     .values()
                     .map(|g| PermitHolderView {
-                        lease_id: g.lease_id,
+                        lease_id: shown(g.lease_id),
                         permits: g.permits,
                         fencing_token: g.fencing_token,
                     })
@@ -95,7 +97,7 @@ fn view(name: &LockName, semaphore: Option<&Lock>) -> SemaphoreView {
                 s.waiters
                     .iter()
                     .map(|w| PermitWaiterView {
-                        lease_id: w.lease_id,
+                        lease_id: shown(w.lease_id),
                         permits: w.permits,
                     })
                     .collect()
@@ -106,11 +108,12 @@ fn view(name: &LockName, semaphore: Option<&Lock>) -> SemaphoreView {
 
 async fn show(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     QueryOf(query): QueryOf<NameQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let list = |semaphores, truncated| SemaphoreList {
         semaphores,
         truncated,
     };
-    show_named(&node, query, Kind::Semaphore, view, list).await
+    show_named((&node, &caller), query, Kind::Semaphore, view, list).await
 }

@@ -48,6 +48,7 @@ async fn cluster(State(node): State<Arc<Node>>) -> Json<ClusterView> {
         snapshot_index: status.snapshot_index,
         purged_index: status.purged_index,
         members,
+        auth_enabled: node.auth.root_hash.is_some() || node.state.read().table.tokens().enabled(),
     })
 }
 

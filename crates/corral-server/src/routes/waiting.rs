@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use corral_api::{ErrorKind, WAIT_MS_MAX};
 use corral_state::{
-    Command, FencingToken, Grant, Idempotency, Kind, LeaseId, LockName, Outcome, Refusal, WaitFor,
+    Command, FencingToken, Grant, Kind, LeaseId, LockName, Outcome, Refusal, WaitFor,
 };
 use tokio::time::Instant;
 
 use super::answer::unexpected;
 use crate::error::ApiError;
-use crate::idempotency::IdempotencyKey;
+use crate::idempotency::{IdempotencyKey, Origin};
 use crate::metrics::AcquireOutcome;
 use crate::node::{Node, Submission};
 use crate::wait_registry::{WaitEnd, WaitTicket};
@@ -49,8 +49,8 @@ pub(super) async fn acquire(
         ));
     };
     let kind = wait.kind;
-    let idempotency = key.for_request(node, scope, &command);
-    let result = acquire_granted(node, command, idempotency, wait).await;
+    let origin = key.for_request(node, scope, &command);
+    let result = acquire_granted(node, command, origin, wait).await;
     let outcome = match result.as_ref().map_err(ApiError::kind) {
         Ok(_) => AcquireOutcome::Granted,
         Err(ErrorKind::LockBusy { .. }) => AcquireOutcome::Busy,
@@ -79,7 +79,7 @@ pub(super) async fn acquire_one(
 async fn acquire_granted(
     node: &Node,
     command: Command,
-    idempotency: Option<Idempotency>,
+    origin: Origin,
     wait: WaitFor,
 ) -> Result<Vec<Grant>, ApiError> {
     let WaitFor {
@@ -92,10 +92,9 @@ async fn acquire_granted(
     // Registered before proposing, so a grant applied right after the
     // enqueue cannot be missed.
     let ticket = (wait_ms > 0).then(|| node.waits.register(kind, lease_id, &names));
-    let submission = Submission {
-        command,
-        idempotency,
-    };
+    // The withdrawal below goes without a caller: the node withdraws the
+    // wait it registered, even if the token was revoked meanwhile.
+    let submission = Submission::from_origin(command, origin);
     match node.propose(submission).await? {
         Outcome::Granted(grant) => Ok(vec![grant]),
         Outcome::GrantedAll { grants } => Ok(grants),

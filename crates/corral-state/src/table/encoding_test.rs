@@ -51,6 +51,7 @@ proptest! {
             now_ms,
             command: Command::LiftLockDelays,
             idempotency: Some(Idempotency { key: "k".into(), fingerprint: 1, window_ms: 60_000 }),
+            caller: None,
         };
         prop_assert_eq!(replica.apply(retry).response, response);
     }

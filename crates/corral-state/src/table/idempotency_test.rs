@@ -15,6 +15,7 @@ fn acquire(story: &mut Story, lease: u128, lock: &str, key: Option<Idempotency>)
     let applied = story.table.apply(Proposal {
         now_ms: story.now_ms,
         idempotency: key,
+        caller: None,
         command: Command::Acquire {
             lease_id: id(lease),
             name: name(lock),
@@ -82,6 +83,7 @@ fn replays_of_acquire_all_permits_and_campaigns_are_checked_too() {
         let applied = s.table.apply(Proposal {
             now_ms: s.now_ms,
             idempotency: keyed(key, 1),
+            caller: None,
             command,
         });
         s.table.check_invariants().expect("invariants hold");

@@ -52,6 +52,10 @@ pub enum BrokenInvariant {
         /// The key.
         key: KvKey,
     },
+    /// The tokens, or the leases and keys each token owns, disagree with
+    /// their indexes.
+    #[error("the tokens or what they own disagree with their indexes")]
+    Auth,
     /// The wait-for graph has a cycle: a deadlock went undetected.
     #[error("the wait-for graph has a cycle")]
     WaitCycle,
@@ -84,8 +88,24 @@ impl LockTable {
         self.remembered.check()?;
         self.timelines.check()?;
         self.check_store()?;
+        self.check_auth()?;
         if !self.wait_graph_is_acyclic() {
             return Err(BrokenInvariant::WaitCycle);
+        }
+        Ok(())
+    }
+
+    /// The indexes of tokens and of what they own agree with the tokens,
+    /// leases and keys; there are tokens only once auth is on.
+    fn check_auth(&self) -> Result<(), BrokenInvariant> {
+        let mut derived = self.clone();
+        derived.rebuild_derived();
+        let agrees = derived.tokens == self.tokens
+            && derived.owned_leases == self.owned_leases
+            && derived.owned_keys == self.owned_keys
+            && (self.tokens.enabled() || self.tokens.is_empty());
+        if !agrees {
+            return Err(BrokenInvariant::Auth);
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Fenced writes to the key-value store.
 
 use super::LockTable;
+use crate::auth::TokenName;
 use crate::kv::{json_len, kv_cost, Fence, FencedValue, KvKey, KV_VALUE_BYTES_MAX};
 use crate::outcome::{Outcome, Refusal, Response};
 
@@ -9,14 +10,15 @@ impl LockTable {
     /// lock is held under its token right now, and no higher token has
     /// written the key. A new key is refused once `keys_max` keys exist
     /// (deleted ones count: they keep their highest token), and any write
-    /// that would take the store past `bytes_max`.
+    /// that would take the store past `bytes_max`. A new key belongs to
+    /// `owner`, and counts against its quota.
     pub(super) fn write_fenced(
         &mut self,
         key: KvKey,
         value: Option<String>,
         fence: Fence,
-        keys_max: usize,
-        bytes_max: usize,
+        (keys_max, bytes_max): (usize, usize),
+        owner: Option<TokenName>,
     ) -> Response {
         if value.as_ref().is_some_and(|v| v.len() > KV_VALUE_BYTES_MAX) {
             return Err(Refusal::Invalid {
@@ -53,6 +55,15 @@ impl LockTable {
         }
         let deleted = value.is_none();
         self.kv_bytes = self.kv_bytes - old_cost + new_cost;
+        let owner = match self.kv.get(&key) {
+            Some(record) => record.owner.clone(),
+            None => {
+                if let Some(owner) = &owner {
+                    *self.owned_keys.entry(owner.clone()).or_default() += 1;
+                }
+                owner
+            }
+        };
         self.kv.insert(
             key.clone(),
             FencedValue {
@@ -60,6 +71,7 @@ impl LockTable {
                 fencing_token: fence.fencing_token,
                 lock: fence.lock,
                 written_at_ms: self.now_ms,
+                owner,
             },
         );
         Ok(Outcome::Written {

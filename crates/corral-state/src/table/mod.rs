@@ -5,6 +5,7 @@
 //! wait-for graph), `order` (lock ordering) and `invariants`.
 
 mod acquire;
+mod auth;
 mod deadlock;
 mod ended;
 mod invariants;
@@ -19,6 +20,8 @@ pub use order::{check_lock_order, LockOrderError};
 
 #[cfg(test)]
 mod acquire_all_test;
+#[cfg(test)]
+mod auth_test;
 #[cfg(test)]
 mod election_test;
 #[cfg(test)]
@@ -46,11 +49,12 @@ mod story_test;
 #[cfg(test)]
 mod timeline_test;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{TokenName, Tokens};
 use crate::command::{Command, Proposal};
 use crate::idempotency::{Recall, RememberedResponses};
 use crate::kv::{kv_cost, FencedValue, KvKey};
@@ -107,6 +111,16 @@ pub struct LockTable {
     /// Recent events per lock.
     #[serde(default)]
     timelines: Timelines,
+    /// The cluster's tokens, and whether auth is on.
+    #[serde(default)]
+    tokens: Tokens,
+    /// Live leases by owning token; derived from `leases`, so not in
+    /// snapshots.
+    #[serde(skip)]
+    owned_leases: BTreeMap<TokenName, BTreeSet<LeaseId>>,
+    /// How many fenced keys each token created; derived from `kv`.
+    #[serde(skip)]
+    owned_keys: BTreeMap<TokenName, usize>,
 }
 
 impl LockTable {
@@ -139,14 +153,20 @@ impl LockTable {
         // cannot move state-machine time backwards.
         self.now_ms = self.now_ms.max(proposal.now_ms);
         self.remembered.forget_expired(self.now_ms);
+        let caller = proposal.caller.as_ref();
+        // Before the remembered answers: a revoked token gets no replay.
+        let allowed = self.authorize(caller, &proposal.command);
+        if let Err(refusal) = allowed.and_then(|()| self.check_quotas(caller, &proposal.command)) {
+            return Applied::answer(Err(refusal));
+        }
         let Some(idempotency) = proposal.idempotency else {
-            return self.apply_command(proposal.command);
+            return self.apply_command(proposal.command, proposal.caller);
         };
         let response = match self.remembered.recall(&idempotency) {
             Recall::Answered(response) => self.still_true(&proposal.command, response),
             Recall::Mismatch => Err(Refusal::IdempotencyMismatch),
             Recall::New => {
-                let applied = self.apply_command(proposal.command);
+                let applied = self.apply_command(proposal.command, proposal.caller);
                 self.remembered
                     .remember(idempotency, self.now_ms, &applied.response);
                 return applied;
@@ -170,7 +190,7 @@ impl LockTable {
 
     /// Applies one command that is not answered from memory: runs it,
     /// then records its timeline events and the holds it ended.
-    fn apply_command(&mut self, command: Command) -> Applied {
+    fn apply_command(&mut self, command: Command, caller: Option<TokenName>) -> Applied {
         let token_before = self.last_token;
         let subject = record::Subject::of(&command);
         let holding = self.holds_ended_by(&command);
@@ -179,7 +199,7 @@ impl LockTable {
             _ => None,
         };
         let mut events = Vec::new();
-        let response = self.execute(command, &mut events);
+        let response = self.execute(command, caller, &mut events);
         assert!(
             self.last_token >= token_before,
             "fencing token went backwards"
@@ -205,14 +225,22 @@ impl LockTable {
     /// Runs a command on leases, elections, the fenced store or the lock
     /// order; hands lock and semaphore commands to
     /// `execute_lock_command`.
-    fn execute(&mut self, command: Command, events: &mut Vec<Event>) -> Response {
+    fn execute(
+        &mut self,
+        command: Command,
+        caller: Option<TokenName>,
+        events: &mut Vec<Event>,
+    ) -> Response {
+        // Only a token's own requests are owned by it: with auth off, the
+        // caller is recorded by no one.
+        let owner = caller.filter(|_| self.tokens.enabled());
         match command {
             Command::GrantLease {
                 lease_id,
                 ttl_ms,
                 lock_order,
                 lock_delay_ms,
-            } => self.grant_lease(lease_id, ttl_ms, lock_order, lock_delay_ms),
+            } => self.grant_lease(lease_id, ttl_ms, lock_order, lock_delay_ms, owner),
             Command::RevokeLease { lease_id } => self.end_lease(lease_id, false, events),
             Command::ExpireLease { lease_id } => self.end_lease(lease_id, true, events),
             Command::SetLockOrder { prefixes } => self.set_lock_order(prefixes),
@@ -222,9 +250,9 @@ impl LockTable {
                 fence,
                 keys_max,
                 bytes_max,
-            } => self.write_fenced(key, Some(value), fence, keys_max, bytes_max),
+            } => self.write_fenced(key, Some(value), fence, (keys_max, bytes_max), owner),
             Command::KvDelete { key, fence } => {
-                self.write_fenced(key, None, fence, usize::MAX, usize::MAX)
+                self.write_fenced(key, None, fence, (usize::MAX, usize::MAX), owner)
             }
             Command::Campaign {
                 lease_id,
@@ -242,6 +270,14 @@ impl LockTable {
                 name,
                 fencing_token,
             } => self.resign(lease_id, &name, fencing_token, events),
+            Command::EnableAuth { root_hash } => self.enable_auth(root_hash),
+            Command::AddToken {
+                name,
+                hash,
+                permissions,
+                quotas,
+            } => self.add_token(name, hash, permissions, quotas),
+            Command::RevokeToken { name } => self.revoke_token(name),
             lock_command => self.execute_lock_command(lock_command, events),
         }
     }
@@ -296,7 +332,10 @@ impl LockTable {
             | Command::KvDelete { .. }
             | Command::Campaign { .. }
             | Command::Proclaim { .. }
-            | Command::Resign { .. } => unreachable!("execute runs {command:?} itself"),
+            | Command::Resign { .. }
+            | Command::EnableAuth { .. }
+            | Command::AddToken { .. }
+            | Command::RevokeToken { .. } => unreachable!("execute runs {command:?} itself"),
         }
     }
 
@@ -317,6 +356,20 @@ impl LockTable {
     /// those were recorded. Call it on every table decoded from bytes.
     pub fn rebuild_derived(&mut self) {
         self.kv_bytes = self.kv.iter().map(|(k, v)| kv_cost(k, v)).sum();
+        self.tokens.rebuild_derived();
+        self.owned_leases.clear();
+        for (id, lease) in &self.leases {
+            if let Some(owner) = &lease.owner {
+                self.owned_leases
+                    .entry(owner.clone())
+                    .or_default()
+                    .insert(*id);
+            }
+        }
+        self.owned_keys.clear();
+        for owner in self.kv.values().filter_map(|v| v.owner.as_ref()) {
+            *self.owned_keys.entry(owner.clone()).or_default() += 1;
+        }
         for lease in self.leases.values_mut() {
             let waits = lease.waits.clone();
             for group in &mut lease.groups {
@@ -463,6 +516,7 @@ impl LockTable {
         ttl_ms: u64,
         lock_order: LockOrder,
         lock_delay_ms: u64,
+        owner: Option<TokenName>,
     ) -> Response {
         if ttl_ms == 0 || ttl_ms > TTL_MS_MAX {
             return Err(Refusal::InvalidTtl { max_ms: TTL_MS_MAX });
@@ -490,7 +544,14 @@ impl LockTable {
             leads: Default::default(),
             campaigns: Default::default(),
             groups: Default::default(),
+            owner,
         };
+        if let Some(owner) = &lease.owner {
+            self.owned_leases
+                .entry(owner.clone())
+                .or_default()
+                .insert(lease_id);
+        }
         self.leases.insert(lease_id, lease);
         Ok(Outcome::LeaseGranted { lease_id, ttl_ms })
     }
@@ -502,6 +563,14 @@ impl LockTable {
             .leases
             .remove(&lease_id)
             .ok_or(Refusal::LeaseNotFound)?;
+        if let Some(owner) = &lease.owner {
+            if let Some(owned) = self.owned_leases.get_mut(owner) {
+                owned.remove(&lease_id);
+                if owned.is_empty() {
+                    self.owned_leases.remove(owner);
+                }
+            }
+        }
         for kind in Kind::ALL {
             for name in lease.waited(kind) {
                 events.push(Event::WaitEnded {

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 
-use crate::arbitrary::{command, extreme_command};
+use crate::arbitrary::{caller, command, extreme_command};
 use crate::idempotency::Recall;
 use crate::*;
 
@@ -155,6 +155,7 @@ proptest! {
                 command(),
                 prop::option::of(prop::sample::select(vec!["x", "y"])),
                 prop::bool::weighted(0.1),
+                caller(),
             ),
             1..150,
         )
@@ -163,10 +164,11 @@ proptest! {
         let mut replica = LockTable::new();
         let mut last = FencingToken(0);
         let mut now_ms = 0;
-        for (step_ms, command, key, snapshot_here) in commands {
+        for (step_ms, command, key, snapshot_here, caller) in commands {
             now_ms += step_ms;
             let before = table.clone();
             let mut proposal = Proposal::new(now_ms, command.clone());
+            proposal.caller = caller;
             // A few idempotency keys over random commands: the same key
             // with the same command is a retry, with another a mismatch.
             proposal.idempotency = key.map(|key| Idempotency {
@@ -325,6 +327,7 @@ proptest! {
                 prop_oneof![command(), extreme_command()],
                 prop::option::of((prop::sample::select(vec!["x", "y"]), window_ms())),
                 prop::bool::weighted(0.05),
+                caller(),
             ),
             1..120,
         )
@@ -332,10 +335,11 @@ proptest! {
         let mut table = LockTable::new();
         let mut replica = LockTable::new();
         let mut now_ms = 0;
-        for (clock, command, key, snapshot_here) in steps {
+        for (clock, command, key, snapshot_here, caller) in steps {
             now_ms = clock.after(now_ms);
             let last = table.last_token();
             let mut proposal = Proposal::new(now_ms, command.clone());
+            proposal.caller = caller;
             proposal.idempotency = key.map(|(key, window_ms)| Idempotency {
                 key: key.into(),
                 fingerprint: fingerprint(&[format!("{command:?}").as_bytes()]),

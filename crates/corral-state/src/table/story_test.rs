@@ -290,6 +290,7 @@ fn waiters_per_lock_are_bounded() {
         s.table.apply(Proposal {
             now_ms: 1,
             idempotency: None,
+            caller: None,
             command: Command::GrantLease {
                 lease_id: id(n),
                 ttl_ms: 1,
@@ -300,6 +301,7 @@ fn waiters_per_lock_are_bounded() {
         s.table.apply(Proposal {
             now_ms: 1,
             idempotency: None,
+            caller: None,
             command: Command::Acquire {
                 lease_id: id(n),
                 name: name("a"),

@@ -180,11 +180,16 @@ pub(super) async fn lease(
     }
 }
 
+/// A lease id, or `(hidden)` where auth keeps it from this token.
+fn shown_lease(lease_id: Option<corral_api::LeaseId>) -> String {
+    lease_id.map_or_else(|| "(hidden)".to_string(), |id| id.to_string())
+}
+
 fn lock_row(lock: &LockView) -> Vec<String> {
     let holders: Vec<String> = lock
         .holders
         .iter()
-        .map(|h| h.lease_id.to_string())
+        .map(|h| shown_lease(h.lease_id))
         .collect();
     let mode = match lock.holders.first().map(|h| h.mode) {
         Some(Mode::Exclusive) => "exclusive",
@@ -270,7 +275,7 @@ pub(super) async fn locks(
                         .map(|(i, w)| {
                             vec![
                                 i.to_string(),
-                                w.lease_id.to_string(),
+                                shown_lease(w.lease_id),
                                 format!("{:?}", w.mode).to_lowercase(),
                                 if w.acquire_all { "yes" } else { "no" }.into(),
                             ]

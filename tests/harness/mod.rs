@@ -39,6 +39,8 @@ pub(crate) struct Cluster {
     pub http: reqwest::Client,
     /// `http` or, for clusters that serve clients over TLS, `https`.
     scheme: &'static str,
+    /// Files the nodes read, removed with the cluster.
+    files: Vec<tempfile::TempPath>,
 }
 
 /// A free loopback port for a node, below the kernel's ephemeral range
@@ -88,7 +90,32 @@ impl Cluster {
         extra_args: &[&str],
         https_client: reqwest::Client,
     ) -> Cluster {
-        Cluster::start_nodes(n, extra_args, DEFAULT_LOG, true, Some(https_client)).await
+        let http = Some((https_client, "https"));
+        Cluster::start_nodes(n, extra_args, DEFAULT_LOG, true, http).await
+    }
+
+    /// Starts `n` nodes that serve peers apart, with auth on and
+    /// `root_secret` as the root token, which `http` sends with every
+    /// request (a request's own `Authorization` header wins).
+    pub(crate) async fn start_auth(n: u64, root_secret: &str, extra_args: &[&str]) -> Cluster {
+        let file = tempfile::NamedTempFile::new().expect("root token file");
+        std::fs::write(file.path(), root_secret).expect("write the root token");
+        let path = file.into_temp_path();
+        let mut args = vec![
+            "--auth-root-token-file",
+            path.to_str().expect("a UTF-8 path"),
+        ];
+        args.extend_from_slice(extra_args);
+        let mut headers = reqwest::header::HeaderMap::new();
+        let bearer = format!("Bearer {root_secret}")
+            .parse()
+            .expect("a header value");
+        headers.insert(reqwest::header::AUTHORIZATION, bearer);
+        let http = Cluster::client_builder().default_headers(headers).build();
+        let http = Some((http.expect("http client"), "http"));
+        let mut cluster = Cluster::start_nodes(n, &args, DEFAULT_LOG, true, http).await;
+        cluster.files.push(path);
+        cluster
     }
 
     async fn start_nodes(
@@ -96,7 +123,7 @@ impl Cluster {
         extra_args: &[&str],
         rust_log: &str,
         apart: bool,
-        https_client: Option<reqwest::Client>,
+        http: Option<(reqwest::Client, &'static str)>,
     ) -> Cluster {
         let dir = tempfile::TempDir::new().expect("temp dir");
         let nodes: Vec<NodeProc> = (1..=n)
@@ -120,13 +147,10 @@ impl Cluster {
             })
             .collect::<Vec<_>>()
             .join(",");
-        let scheme = if https_client.is_some() {
-            "https"
-        } else {
-            "http"
-        };
-        let http =
-            https_client.unwrap_or_else(|| Cluster::client_builder().build().expect("http client"));
+        let (http, scheme) = http.unwrap_or_else(|| {
+            let http = Cluster::client_builder().build().expect("http client");
+            (http, "http")
+        });
         let extra_args = extra_args.iter().map(|a| a.to_string()).collect();
         let mut cluster = Cluster {
             nodes,
@@ -136,6 +160,7 @@ impl Cluster {
             dir,
             http,
             scheme,
+            files: Vec::new(),
         };
         for id in 1..=n {
             cluster.spawn(id);

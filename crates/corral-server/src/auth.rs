@@ -214,7 +214,7 @@ pub(crate) async fn authenticate(
         }
     };
     if rule != Rule::Open {
-        match identify(&node, &parts, rule) {
+        match identify(&node, &parts, rule).await {
             Ok(caller) => {
                 parts.extensions.insert(caller);
             }
@@ -224,23 +224,43 @@ pub(crate) async fn authenticate(
     next.run(Request::from_parts(parts, body)).await
 }
 
-/// The caller of a request under `rule`: its token, which must exist and,
-/// for admin routes, be a cluster admin. With auth off, anyone.
-fn identify(node: &Node, parts: &Parts, rule: Rule) -> Result<Caller, ApiError> {
+/// What a bearer's hash finds in the local state: `None` when auth is off
+/// and this node has no root token, else the token's name and whether it
+/// is a cluster admin, if any.
+type Found = Option<Option<(TokenName, bool)>>;
+
+fn look_up(node: &Node, hash: Option<TokenHash>) -> Found {
     let state = node.state.read();
     let tokens = state.table.tokens();
     if !tokens.enabled() && node.auth.root_hash.is_none() {
-        return Ok(Caller(None));
+        return None;
     }
-    let hash = bearer(parts)
-        .map(hash_secret)
-        .ok_or_else(ApiError::unauthenticated)?;
-    let (name, admin) = match tokens.by_hash(&hash) {
-        Some((name, token)) => (name.clone(), token.is_cluster_admin()),
+    let found = match hash.and_then(|h| tokens.by_hash(&h).map(|(n, t)| (n, t, h))) {
+        Some((name, token, _)) => Some((name.clone(), token.is_cluster_admin())),
         // Auth is not on in the state yet: this node's root token is.
-        None if !tokens.enabled() && node.auth.root_hash == Some(hash) => (TokenName::root(), true),
-        None => return Err(ApiError::unauthenticated()),
+        None if !tokens.enabled() && hash.is_some() && hash == node.auth.root_hash => {
+            Some((TokenName::root(), true))
+        }
+        None => None,
     };
+    Some(found)
+}
+
+/// The caller of a request under `rule`: its token, which must exist and,
+/// for admin routes, be a cluster admin. With auth off, anyone. A token
+/// this node does not know is looked up again after a read barrier: it
+/// may have been added on the leader a moment ago.
+async fn identify(node: &Node, parts: &Parts, rule: Rule) -> Result<Caller, ApiError> {
+    let hash = bearer(parts).map(hash_secret);
+    let found = match look_up(node, hash) {
+        None => return Ok(Caller(None)),
+        Some(None) if hash.is_some() => {
+            node.linearize().await?;
+            look_up(node, hash).flatten()
+        }
+        Some(found) => found,
+    };
+    let (name, admin) = found.ok_or_else(ApiError::unauthenticated)?;
     if rule == Rule::Admin && !admin {
         return Err(ApiError::permission_denied(
             "this needs admin access to \"*\" with the empty prefix",

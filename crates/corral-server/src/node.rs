@@ -304,23 +304,42 @@ impl Node {
     ) -> Result<Outcome, ApiError> {
         let submission = submission.into();
         if submission.caller.is_some() {
+            self.enable_auth_first().await?;
             // Early, on this node's copy: apply checks again, and decides.
             let caller = Caller(submission.caller.clone());
             caller.may_propose(&self.state.read().table, &submission.command)?;
         }
-        let response: Response = self
-            .on_leader_by(
-                || self.propose_here(submission.clone()),
-                |addr: String, deadline| {
-                    let timeout = deadline
-                        .saturating_duration_since(Instant::now())
-                        .max(RETRY_PAUSE);
-                    let submission = submission.clone();
-                    async move { self.forwarder.forward(&addr, submission, timeout).await }
-                },
-            )
-            .await?;
-        response.map_err(ApiError::from)
+        self.replicate(submission).await?.map_err(ApiError::from)
+    }
+
+    /// Replicates a submission through the leader, here or forwarded.
+    async fn replicate(&self, submission: Submission) -> Result<Response, ApiError> {
+        self.on_leader_by(
+            || self.propose_here(submission.clone()),
+            |addr: String, deadline| {
+                let timeout = deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(RETRY_PAUSE);
+                let submission = submission.clone();
+                async move { self.forwarder.forward(&addr, submission, timeout).await }
+            },
+        )
+        .await
+    }
+
+    /// Turns auth on before a write made with this node's root token while
+    /// auth is not yet on in the state, so the write is checked, and owned,
+    /// as every later one. (The leader's sweep turns it on as well.)
+    async fn enable_auth_first(&self) -> Result<(), ApiError> {
+        let Some(root_hash) = self.auth.root_hash else {
+            return Ok(());
+        };
+        if self.state.read().table.tokens().enabled() {
+            return Ok(());
+        }
+        let enable = Submission::from(Command::EnableAuth { root_hash });
+        let response = self.replicate(enable).await?;
+        response.map(|_| ()).map_err(ApiError::from)
     }
 
     /// Proposes a command through this node's raft, stamped with its

@@ -57,6 +57,22 @@ pub(crate) async fn uninitialized_node(dir: &TempDir) -> Arc<Node> {
     Arc::new(node.expect("the node starts"))
 }
 
+/// [`uninitialized_node`] started with `--auth-root-token-file` holding
+/// `secret`, and `--auth-metrics` when `metrics_protected`.
+pub(crate) async fn uninitialized_node_with_auth(
+    dir: &TempDir,
+    secret: &str,
+    metrics_protected: bool,
+) -> Arc<Node> {
+    let file = dir.0.join("root-token");
+    std::fs::write(&file, secret).expect("root token file");
+    let mut config = default_config(&dir.0.join("data"));
+    config.auth_root_token_file = Some(file);
+    config.auth_metrics = metrics_protected;
+    let node = crate::start_node(&config).await;
+    Arc::new(node.expect("the node starts"))
+}
+
 /// The configuration of `corral server` run with its defaults (as the
 /// cluster tests run it), as node 1 of a cluster of its own on `data_dir`.
 fn default_config(data_dir: &Path) -> ServerConfig {

@@ -142,9 +142,10 @@ async fn revoke(
 }
 
 /// The leases of `lease_ids` that `caller` may not use. Keepalives are
-/// not logged, so apply cannot check them: this node does, on its state,
-/// after a read barrier when a lease is not known here yet (its grant may
-/// not have reached this node).
+/// not logged, so apply cannot check them: this node does, on its state
+/// after a read barrier, so that a lease granted elsewhere is known here
+/// and a token revoked before the call is refused (with auth off there is
+/// nothing to check and no barrier).
 async fn owns_all(
     node: &Node,
     caller: &Caller,
@@ -153,14 +154,7 @@ async fn owns_all(
     if caller.0.is_none() {
         return Ok(Vec::new());
     }
-    let unknown = {
-        let state = node.state.read();
-        lease_ids.iter().any(|id| state.table.lease(*id).is_none())
-    };
-    let state = match unknown {
-        true => node.read_linearized(caller).await?,
-        false => node.state.read(),
-    };
+    let state = node.read_linearized(caller).await?;
     let others = lease_ids
         .iter()
         .filter(|id| !caller.owns(&state.table, **id));

@@ -1,7 +1,9 @@
 //! The command matrix (issue 17): every write of the HTTP API, sent with an
 //! `Idempotency-Key` through a follower and through the leader, replayed,
 //! sent again without a key, then carried through snapshots, a snapshot
-//! installed on a lagging node, and a restart of the whole cluster.
+//! installed on a lagging node, and a restart of the whole cluster. The
+//! cluster runs with auth on and every request goes as root, so that each
+//! command carries its caller through every one of those encodings too.
 //!
 //! Why: the answer to a keyed write is remembered in the replicated state,
 //! so every kind of answer, success or refusal, must survive every encoding
@@ -45,6 +47,9 @@ struct Step {
     /// A request that waits: it is sent in a task of its own, and the test
     /// goes on once a lease queues for this lock (a name template).
     queued_on: Option<&'static str>,
+    /// Whether it takes an `Idempotency-Key` (adding a token does not: a
+    /// retry could not show the secret again).
+    keyed: bool,
 }
 
 const fn post(path: &'static str, body: &'static str, status: u16) -> Step {
@@ -54,6 +59,7 @@ const fn post(path: &'static str, body: &'static str, status: u16) -> Step {
         body,
         status,
         queued_on: None,
+        keyed: true,
     }
 }
 
@@ -77,6 +83,19 @@ impl Step {
             queued_on: Some(lock),
             ..self
         }
+    }
+
+    /// Sent without a key in every pass, and never replayed.
+    const fn unkeyed(self) -> Step {
+        Step {
+            keyed: false,
+            ..self
+        }
+    }
+
+    /// `key`, if this step takes one.
+    fn key(&self, key: Option<String>) -> Option<String> {
+        key.filter(|_| self.keyed)
     }
 }
 
@@ -171,6 +190,11 @@ const ROWS: &[Row] = &[
     // Ending a lease that holds a lock, permits and an election.
     row("revoke", delete("/v1/leases/{lease:doomed}", "", 200), &[r#"/released=["doomed/{p}"]"#, r#"/released_semaphores=["doomed-sem/{p}"]"#, r#"/resigned=["doomed-el/{p}"]"#]),
     row("revoke, no such lease", delete("/v1/leases/{gone}", "", 404), &["/error/code=lease_not_found"]),
+    // Tokens (the matrix runs with auth on, as root).
+    row("add a token", post("/v1/auth/tokens", r#"{"name":"mx-{p}","permissions":[{"kind":"lock","prefix":"mx/{p}/","access":"write"}],"quotas":{"leases_max":5,"holds_max":6,"kv_keys_max":7}}"#, 201).unkeyed(), &["/name=mx-{p}"]),
+    row("add a token, name taken", post("/v1/auth/tokens", r#"{"name":"taken-{p}","permissions":[]}"#, 409).unkeyed(), &["/error/code=token_exists"]),
+    row("revoke a token", delete("/v1/auth/tokens/rv-{p}", "", 200), &["/revoked=true"]),
+    row("revoke a token, not found", delete("/v1/auth/tokens/never-{p}", "", 404), &["/error/code=token_not_found"]),
 ];
 
 /// Each pass's leases, granted through the leader (as SETUP is).
@@ -210,6 +234,8 @@ const SETUP: &[Step] = &[
     post("/v1/locks/acquire", r#"{"lease_id":"{lease:mortal}","name":"mortal/{p}"}"#, 200),
     post("/v1/locks/acquire", r#"{"lease_id":"{lease:dla}","name":"dl/1/{p}"}"#, 200),
     post("/v1/locks/acquire", r#"{"lease_id":"{lease:dlb}","name":"dl/2/{p}"}"#, 200),
+    post("/v1/auth/tokens", r#"{"name":"taken-{p}","permissions":[{"kind":"*","prefix":"","access":"read"}]}"#, 201).unkeyed(),
+    post("/v1/auth/tokens", r#"{"name":"rv-{p}","permissions":[]}"#, 201).unkeyed(),
     // dlb waits for dla's lock until TEARDOWN revokes dlb; dla then asking
     // for dlb's lock closes a cycle.
     post("/v1/locks/acquire", r#"{"lease_id":"{lease:dlb}","name":"dl/1/{p}","wait_ms":60000}"#, 404).queued_on("dl/1/{p}"),
@@ -253,16 +279,29 @@ const COMMANDS_BY_ROUTE: &[(&str, &[&str])] = &[
     ("POST /v1/elections/resign", &["Resign"]),
     ("PUT /v1/kv", &["KvPut"]),
     ("DELETE /v1/kv", &["KvDelete"]),
+    ("POST /v1/auth/tokens", &["AddToken"]),
+    ("DELETE /v1/auth/tokens/{name}", &["RevokeToken"]),
 ];
 
-/// Commands only the leader proposes, never with a key; the matrix still
+/// Commands only the nodes propose, never with a key; the matrix still
 /// puts each in the log and the snapshots: the `mortal` lease expires and
-/// its lock-delay is lifted, and the cluster runs with `--lock-order`.
-const INTERNAL_COMMANDS: &[&str] = &["ExpireLease", "LiftLockDelays", "SetLockOrder"];
+/// its lock-delay is lifted, the cluster runs with `--lock-order`, and
+/// auth goes on with its root token.
+const INTERNAL_COMMANDS: &[&str] = &[
+    "ExpireLease",
+    "LiftLockDelays",
+    "SetLockOrder",
+    "EnableAuth",
+];
 
 /// Reads that make up the state compared across nodes and restarts: all
 /// of it, and each pass's elections, keys and lock timelines.
-const STATE_READS: &[&str] = &["/v1/locks?prefix=", "/v1/semaphores?prefix=", "/v1/leases"];
+const STATE_READS: &[&str] = &[
+    "/v1/locks?prefix=",
+    "/v1/semaphores?prefix=",
+    "/v1/leases",
+    "/v1/auth/tokens",
+];
 const PASS_READS: &[&str] = &[
     "/v1/elections?name=el/{p}",
     "/v1/elections?name=el-pro/{p}",
@@ -276,6 +315,9 @@ const PASS_READS: &[&str] = &[
     "/v1/locks/history?name=mortal/{p}",
     "/v1/locks/history?name=guard/{p}",
 ];
+
+/// The root token every request of the matrix is sent with.
+const ROOT: &str = "the-command-matrix-root-token";
 
 /// A lease id no one was granted.
 const GONE: &str = "0badc0de0badc0de0badc0de0badc0de";
@@ -428,7 +470,7 @@ async fn start_step(
         cluster.url(id, &path),
         step.method,
         body,
-        key,
+        step.key(key),
     ));
     if let Some(lock) = step.queued_on {
         wait_queued(cluster, id, &fill(lock, pass)?).await?;
@@ -489,9 +531,10 @@ async fn set_up(
 /// Sends one row through the pass's node, checks the answer and, with a
 /// key, replays it through another node.
 async fn run_row(cluster: &Cluster, pass: &Pass, index: usize, row: &Row) -> Result<Option<Sent>> {
-    let key = pass
-        .replay_via
-        .map(|_| format!("matrix-{}-{index}", pass.tag));
+    let key = row.step.key(
+        pass.replay_via
+            .map(|_| format!("matrix-{}-{index}", pass.tag)),
+    );
     let task = start_step(cluster, pass.via, &row.step, pass, key.clone()).await?;
     if let Some(unblock) = &row.unblock {
         run_step(cluster, pass.via, unblock, pass).await?;
@@ -696,7 +739,7 @@ async fn every_write_survives_forwarding_snapshots_and_restarts() {
     // A snapshot every 20 entries, and a cluster lock order, which the
     // leader proposes into the log itself.
     let args = ["--snapshot-logs", "20", "--lock-order", "ord/a/,ord/b/"];
-    let mut cluster = Cluster::start_with(3, &args).await;
+    let mut cluster = Cluster::start_auth(3, ROOT, &args).await;
     if let Err(e) = run(&mut cluster).await {
         // A panic, so that the harness prints the nodes' logs.
         panic!("{e:#}");

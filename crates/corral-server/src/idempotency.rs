@@ -43,6 +43,8 @@ pub(crate) mod scope {
     pub(crate) const KV_PUT: &str = "PUT /v1/kv";
     /// `DELETE /v1/kv`.
     pub(crate) const KV_DELETE: &str = "DELETE /v1/kv";
+    /// `DELETE /v1/auth/tokens/{name}`.
+    pub(crate) const REVOKE_TOKEN: &str = "DELETE /v1/auth/tokens";
 }
 
 /// Where a write comes from: its idempotency key, if it sent one, and

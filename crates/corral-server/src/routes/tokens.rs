@@ -14,7 +14,7 @@ use corral_state::{check_permissions, Command, Outcome, TokenName};
 use super::answer::{propose_as, FromOutcome};
 use crate::auth::{hash_secret, new_secret, Caller};
 use crate::error::ApiError;
-use crate::idempotency::Origin;
+use crate::idempotency::{scope, IdempotencyKey, Origin};
 use crate::json::JsonBody;
 use crate::node::Node;
 
@@ -24,14 +24,20 @@ pub(super) fn router() -> Router<Arc<Node>> {
         .route("/v1/auth/tokens/{name}", delete(revoke))
 }
 
-/// Adds a token. Not under `Idempotency-Key`: a retry could not show the
-/// first secret again, so a retried add is refused as `token_exists` and
+/// Adds a token. Refuses an `Idempotency-Key`: a retry could not show the
+/// first secret again, so a retried add is refused as `token_exists`, and
 /// the token is revoked and added anew.
 async fn add(
     State(node): State<Arc<Node>>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     JsonBody(request): JsonBody<AddTokenRequest>,
 ) -> Result<(StatusCode, Json<AddTokenResponse>), ApiError> {
+    if headers.contains_key(crate::idempotency::HEADER) {
+        return Err(ApiError::invalid(
+            "header `Idempotency-Key`: adding a token takes none, as a retry could not show the secret again",
+        ));
+    }
     let name = TokenName::new(request.name)
         .map_err(|e| ApiError::invalid(format!("field `name`: {e}")))?;
     check_permissions(&request.permissions)
@@ -73,15 +79,12 @@ async fn list(State(node): State<Arc<Node>>, caller: Caller) -> Result<Json<Toke
 /// names it, and each node's reads refuse it after their read barrier.
 async fn revoke(
     State(node): State<Arc<Node>>,
-    caller: Caller,
+    key: IdempotencyKey,
     Path(name): Path<String>,
 ) -> Result<Json<RevokeTokenResponse>, ApiError> {
     let name =
         TokenName::new(name).map_err(|e| ApiError::invalid(format!("path token name: {e}")))?;
-    let origin = Origin {
-        idempotency: None,
-        caller,
-    };
+    let origin = key.for_request(&node, scope::REVOKE_TOKEN, &name);
     let TokenRevoked = propose_as(&node, Command::RevokeToken { name }, origin).await?;
     Ok(Json(RevokeTokenResponse { revoked: true }))
 }

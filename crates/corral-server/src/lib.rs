@@ -137,37 +137,32 @@ pub async fn serve(
     }
     let tasks = spawn_background(&node, config.initial_cluster.clone());
     let stop = stop_signal(shutdown);
-    let serve = |listener, router, connections_max, tls, stop| {
+    let serve = |listener, router, (connections_max, idle_timeout), tls, stop| {
         let limits = listener::Limits {
             connections_max,
             header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+            idle_timeout,
         };
         listener::serve_until(listener, router, limits, tls, stop, SHUTDOWN_DRAIN)
     };
-    let clients_max = config.client_connections_max;
+    let clients = (
+        config.client_connections_max,
+        Some(listener::CLIENT_IDLE_TIMEOUT),
+    );
     let served = match peer {
-        None => {
-            serve(
-                client,
-                routes::router(node.clone()),
-                clients_max,
-                None,
-                stop,
-            )
-            .await
-        }
+        None => serve(client, routes::router(node.clone()), clients, None, stop).await,
         Some(peer) => {
             let clients = serve(
                 client,
                 routes::client_router(node.clone()),
-                clients_max,
+                clients,
                 tls,
                 stop.clone(),
             );
             let peers = serve(
                 peer,
                 routes::peer_router(node.clone()),
-                listener::PEER_CONNECTIONS_MAX,
+                (listener::PEER_CONNECTIONS_MAX, None),
                 peer_tls,
                 stop,
             );

@@ -2,10 +2,14 @@
 //! cannot get around: a cap on open connections, a time limit on a
 //! connection's first request (TLS handshake included) and on reading any
 //! request's headers (a slow-loris client that trickles them is cut off),
-//! and a cap on concurrent HTTP/2 streams per connection.
+//! a cap on concurrent HTTP/2 streams per connection, and a time limit on
+//! a connection with no request open (HTTP/1 keep-alive waits are bounded
+//! by the header timeout already; this bounds idle HTTP/2 connections).
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -36,6 +40,8 @@ const H2_STREAMS_MAX: u32 = 256;
 /// may take before the connection is closed.
 const H2_PING_INTERVAL: Duration = Duration::from_secs(20);
 const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the client listener keeps a connection with no request open.
+pub(crate) const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// At most one warning per this long about refused connections.
 const REFUSAL_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -48,6 +54,10 @@ pub(crate) struct Limits {
     /// the router (TLS handshake included), and any request's headers to
     /// arrive, from the start of the request or of an idle keep-alive wait.
     pub header_read_timeout: Duration,
+    /// How long a connection may stay with no request open (a streaming
+    /// answer counts as open until its body ends); `None`: for ever, as
+    /// on the peer listener, where peers keep their connections.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// A bound listener and its address, for its errors.
@@ -102,11 +112,16 @@ pub(crate) async fn serve_until(
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY could not be set");
         }
-        let deadline = Instant::now() + limits.header_read_timeout;
         let watcher = graceful.watcher();
         let (builder, router, tls) = (builder.clone(), router.clone(), tls.clone());
         tokio::spawn(async move {
-            serve_connection(stream, &builder, router, tls.as_deref(), watcher, deadline).await;
+            let served = Served {
+                builder: &builder,
+                tls: tls.as_deref(),
+                watcher,
+                limits,
+            };
+            serve_connection(stream, router, served).await;
             drop(slot);
         });
     }
@@ -152,49 +167,124 @@ where
         .into_owned()
 }
 
-/// The router of one connection, which marks when the connection's first
-/// request reaches it.
+/// What a connection does, and when it last did it.
+struct Activity {
+    /// Whether a request ever reached the router.
+    dispatched: AtomicBool,
+    /// Requests whose answer has not ended yet.
+    open: AtomicUsize,
+    /// When the last one ended, in milliseconds since `started`.
+    last_ms: AtomicU64,
+    started: Instant,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            dispatched: AtomicBool::new(false),
+            open: AtomicUsize::new(0),
+            last_ms: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    /// How long the connection has had no request open.
+    fn idle_for(&self) -> Duration {
+        if self.open.load(Ordering::Acquire) > 0 {
+            return Duration::ZERO;
+        }
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Acquire));
+        self.started.elapsed().saturating_sub(last)
+    }
+}
+
+/// A request open on its connection, until its answer's body ends.
+struct Open(Arc<Activity>);
+
+impl Open {
+    fn begin(activity: &Arc<Activity>) -> Open {
+        activity.dispatched.store(true, Ordering::Relaxed);
+        activity.open.fetch_add(1, Ordering::AcqRel);
+        Open(activity.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        let now_ms = self.0.started.elapsed().as_millis() as u64;
+        self.0.last_ms.fetch_max(now_ms, Ordering::AcqRel);
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The router of one connection, which records its activity.
 #[derive(Clone)]
 struct FirstRequestMarks {
     router: axum::Router,
-    dispatched: Arc<AtomicBool>,
+    activity: Arc<Activity>,
 }
+
+type Answer = axum::response::Response;
+type AnswerFuture = Pin<Box<dyn Future<Output = Result<Answer, std::convert::Infallible>> + Send>>;
 
 impl<B> tower::Service<axum::http::Request<B>> for FirstRequestMarks
 where
-    axum::Router: tower::Service<axum::http::Request<B>>,
+    axum::Router:
+        tower::Service<axum::http::Request<B>, Response = Answer, Error = std::convert::Infallible>,
+    <axum::Router as tower::Service<axum::http::Request<B>>>::Future: Send + 'static,
 {
-    type Response = <axum::Router as tower::Service<axum::http::Request<B>>>::Response;
-    type Error = <axum::Router as tower::Service<axum::http::Request<B>>>::Error;
-    type Future = <axum::Router as tower::Service<axum::http::Request<B>>>::Future;
+    type Response = Answer;
+    type Error = std::convert::Infallible;
+    type Future = AnswerFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        tower::Service::poll_ready(&mut self.router, cx)
+        tower::Service::<axum::http::Request<B>>::poll_ready(&mut self.router, cx)
     }
 
     fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
-        self.dispatched.store(true, Ordering::Relaxed);
-        self.router.call(request)
+        let open = Open::begin(&self.activity);
+        let answer = self.router.call(request);
+        Box::pin(async move {
+            let answer = answer.await?;
+            // The request stays open until its body ends or is dropped: a
+            // stream that outlives its headers is not idle.
+            Ok(answer.map(|body| {
+                let body = http_body_util::BodyExt::map_frame(body, move |frame| {
+                    let _open = &open;
+                    frame
+                });
+                axum::body::Body::new(body)
+            }))
+        })
     }
 }
 
-/// Serves one accepted connection: over TLS when `tls` is set. A
-/// connection whose first request has not reached the router by
-/// `deadline` (a client that says nothing, half a TLS handshake or half an
-/// HTTP/2 preface) is closed: the server's own header timeout starts only
-/// once it knows the protocol.
-async fn serve_connection(
-    stream: TcpStream,
-    builder: &auto::Builder<TokioExecutor>,
-    router: axum::Router,
-    tls: Option<&ServerTls>,
+/// How one connection is served.
+struct Served<'a> {
+    builder: &'a auto::Builder<TokioExecutor>,
+    tls: Option<&'a ServerTls>,
     watcher: Watcher,
-    deadline: Instant,
-) {
-    let dispatched = Arc::new(AtomicBool::new(false));
+    limits: Limits,
+}
+
+/// Serves one accepted connection: over TLS when `tls` is set. A
+/// connection whose first request has not reached the router within the
+/// header timeout (a client that says nothing, half a TLS handshake or
+/// half an HTTP/2 preface) is closed: the server's own header timeout
+/// starts only once it knows the protocol. So is one that stays idle past
+/// the idle timeout.
+async fn serve_connection(stream: TcpStream, router: axum::Router, served: Served<'_>) {
+    let Served {
+        builder,
+        tls,
+        watcher,
+        limits,
+    } = served;
+    let deadline = Instant::now() + limits.header_read_timeout;
+    let activity = Arc::new(Activity::new());
     let service = FirstRequestMarks {
         router,
-        dispatched: dispatched.clone(),
+        activity: activity.clone(),
     };
     let served = async {
         match tls {
@@ -208,7 +298,7 @@ async fn serve_connection(
     };
     let silent = async {
         tokio::time::sleep_until(deadline).await;
-        if dispatched.load(Ordering::Relaxed) {
+        if activity.dispatched.load(Ordering::Relaxed) {
             std::future::pending::<()>().await;
         }
     };
@@ -219,6 +309,22 @@ async fn serve_connection(
             }
         }
         () = silent => tracing::debug!("a connection sent no request in time; closed"),
+        () = idle(&activity, limits.idle_timeout) => tracing::debug!("an idle connection closed"),
+    }
+}
+
+/// Resolves once the connection has had no request open for `limit`;
+/// never without one.
+async fn idle(activity: &Activity, limit: Option<Duration>) {
+    let Some(limit) = limit else {
+        return std::future::pending().await;
+    };
+    loop {
+        let idle_for = activity.idle_for();
+        if idle_for >= limit {
+            return;
+        }
+        tokio::time::sleep(limit - idle_for).await;
     }
 }
 
@@ -269,3 +375,7 @@ impl Refusals {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "listener_test.rs"]
+mod tests;

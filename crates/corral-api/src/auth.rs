@@ -4,6 +4,7 @@ use corral_state::{Permission, Quotas};
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/auth/tokens`.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddTokenRequest {
     /// The token's name: 1 to 64 bytes of ASCII letters, digits, `.`, `_`
@@ -19,6 +20,7 @@ pub struct AddTokenRequest {
 
 /// The answer to `POST /v1/auth/tokens`: the only time the secret is
 /// shown.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddTokenResponse {
     /// The token's name.
@@ -29,6 +31,7 @@ pub struct AddTokenResponse {
 }
 
 /// A token as `GET /v1/auth/tokens` lists it: never its secret.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenView {
     /// Its name.
@@ -43,6 +46,7 @@ pub struct TokenView {
 }
 
 /// `GET /v1/auth/tokens`.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenList {
     /// Every token, in name order.
@@ -50,6 +54,7 @@ pub struct TokenList {
 }
 
 /// `DELETE /v1/auth/tokens/{name}`.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevokeTokenResponse {
     /// Always true: the token is gone on every node.

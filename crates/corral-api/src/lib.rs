@@ -23,6 +23,8 @@
 
 mod auth;
 mod election;
+#[cfg(test)]
+mod encoding_test;
 mod error;
 #[cfg(test)]
 mod error_test;
@@ -381,6 +383,7 @@ pub struct MemberView {
 }
 
 /// What a member says of itself to its peers (`GET /raft/member`).
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberSelf {
     /// Its node id.

@@ -94,6 +94,22 @@ impl<S: Send + Sync> FromRequestParts<S> for LeaseIdPath {
     }
 }
 
+/// The `{name}` path segment of a token route.
+pub(crate) struct TokenNamePath(pub corral_state::TokenName);
+
+impl<S: Send + Sync> FromRequestParts<S> for TokenNamePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::invalid(e.body_text()))?;
+        let name = corral_state::TokenName::new(raw)
+            .map_err(|e| ApiError::invalid(format!("path token name: {e}")))?;
+        Ok(TokenNamePath(name))
+    }
+}
+
 /// Decodes `bytes`, naming the field at fault.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);

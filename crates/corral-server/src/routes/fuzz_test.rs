@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use crate::node::Node;
-use crate::test_support::{uninitialized_node, TempDir};
+use crate::test_support::{uninitialized_node, uninitialized_node_with_auth, TempDir};
 
 /// Every route template, with the methods it serves; `{}` is a segment
 /// of the request.
@@ -49,6 +49,8 @@ const TEMPLATES: &[(&str, &[&str])] = &[
     ("/metrics", &["GET"]),
     ("/ui", &["GET"]),
     ("/test/faults", &["POST"]),
+    ("/v1/auth/tokens", &["GET", "POST"]),
+    ("/v1/auth/tokens/{}", &["DELETE"]),
     ("/raft/append", &["POST"]),
     ("/raft/append-stream", &["POST"]),
     ("/raft/vote", &["POST"]),
@@ -143,6 +145,11 @@ fn valid_body(path: &str, lease: &str) -> Value {
         "/v1/elections/proclaim" => json!({"lease_id": lease, "name": "e", "value": "w"}),
         "/v1/elections/resign" => json!({"lease_id": lease, "name": "e"}),
         "/raft/keepalive" => json!([lease]),
+        "/v1/auth/tokens" => json!({
+            "name": "t",
+            "permissions": [{"kind": "lock", "prefix": "a", "access": "write"}],
+            "quotas": {"leases_max": 1, "holds_max": 1, "kv_keys_max": 1}
+        }),
         _ => json!({}),
     }
 }
@@ -282,13 +289,16 @@ struct Fuzzed {
     path: String,
     headers: Vec<(&'static str, Vec<u8>)>,
     body: Vec<u8>,
+    /// Which of the app's bearers to send, if any (with auth on).
+    bearer: Option<usize>,
 }
 
 /// A request, with one of its route's own methods three times in four.
 fn request(lease: String) -> impl Strategy<Value = Fuzzed> {
     let method = (prop::bool::weighted(0.75), any::<usize>());
-    (method, path(&lease), headers(), body_plan(&lease)).prop_map(
-        move |((own, pick), (template, path), headers, plan)| {
+    let bearer = prop::option::weighted(0.9, any::<usize>());
+    (method, path(&lease), headers(), body_plan(&lease), bearer).prop_map(
+        move |((own, pick), (template, path), headers, plan, bearer)| {
             let (template, methods) = TEMPLATES[template];
             let methods = if own { methods } else { METHODS };
             Fuzzed {
@@ -296,24 +306,36 @@ fn request(lease: String) -> impl Strategy<Value = Fuzzed> {
                 body: body_bytes(&plan, template, &lease),
                 path,
                 headers,
+                bearer,
             }
         },
     )
 }
+
+/// The root token of the run with auth on.
+const ROOT: &str = "the-fuzzer-root-token";
 
 /// The router of a one-node cluster that leads, with one lease granted.
 struct App {
     router: Router,
     node: Arc<Node>,
     lease: String,
+    /// `Authorization` values to send: with auth on, root's, a scoped
+    /// token's and one the cluster does not know; none with auth off.
+    bearers: Vec<String>,
     // Dropped last: the node's database is in it.
     _dir: TempDir,
 }
 
 impl App {
-    async fn start(name: &str) -> App {
+    /// The app with auth on when `auth`: the lease is root's, and a token
+    /// that may write locks under `a` exists too.
+    async fn start(name: &str, auth: bool) -> App {
         let dir = TempDir::new(name);
-        let node = uninitialized_node(&dir).await;
+        let node = match auth {
+            true => uninitialized_node_with_auth(&dir, ROOT, false).await,
+            false => uninitialized_node(&dir).await,
+        };
         let members = BTreeMap::from([(1, "127.0.0.1:1".to_string())]);
         node.raft
             .initialize_once(&members)
@@ -324,16 +346,43 @@ impl App {
             router,
             node,
             lease: String::new(),
+            bearers: Vec::new(),
             _dir: dir,
         };
+        if auth {
+            app.bearers.push(format!("Bearer {ROOT}"));
+        }
         app.lease = app.grant_lease().await;
+        if auth {
+            let scoped = app.add_token().await;
+            app.bearers.push(format!("Bearer {scoped}"));
+            app.bearers.push("Bearer not-a-token".into());
+            app.bearers.push("Basic cm9vdA==".into());
+        }
         app
+    }
+
+    /// Adds a token that may write locks under `a`, as root; its secret.
+    async fn add_token(&self) -> String {
+        let body = r#"{"name": "scoped", "permissions": [{"kind": "lock", "prefix": "a", "access": "write"}]}"#;
+        let request = Request::post("/v1/auth/tokens")
+            .header("authorization", format!("Bearer {ROOT}"))
+            .body(Body::from(body))
+            .expect("request");
+        let (status, body) = self.send(request).await.expect("answered");
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+        let reply: Value = serde_json::from_slice(&body).expect("JSON");
+        reply["token"].as_str().expect("a secret").to_string()
     }
 
     /// Grants the lease the bodies name, once the node leads.
     async fn grant_lease(&self) -> String {
         for _ in 0..200 {
-            let request = Request::post("/v1/leases")
+            let mut request = Request::post("/v1/leases");
+            if let Some(root) = self.bearers.first() {
+                request = request.header("authorization", root);
+            }
+            let request = request
                 .body(Body::from(r#"{"ttl_ms": 86400000}"#))
                 .expect("request");
             let (status, body) = self.send(request).await.expect("answered");
@@ -361,6 +410,9 @@ impl App {
     /// Sends `fuzzed` and checks its answer.
     async fn check(&self, fuzzed: Fuzzed) -> Result<(), TestCaseError> {
         let mut request = Request::builder().method(fuzzed.method).uri(&fuzzed.path);
+        if let (Some(pick), false) = (fuzzed.bearer, self.bearers.is_empty()) {
+            request = request.header("authorization", &self.bearers[pick % self.bearers.len()]);
+        }
         for (name, value) in &fuzzed.headers {
             let value = HeaderValue::from_bytes(value).expect("a valid header value");
             request = request.header(HeaderName::from_static(name), value);
@@ -403,12 +455,24 @@ impl App {
 /// (4096 cases, tried three times: 3 s each).
 #[test]
 fn any_request_is_answered_without_a_server_error() {
+    fuzz_router(false);
+}
+
+/// The same with auth on: each request as root, as a token scoped to locks
+/// under `a`, with an unknown token, another scheme, or none.
+#[test]
+fn any_request_is_answered_without_a_server_error_with_auth_on() {
+    fuzz_router(true);
+}
+
+fn fuzz_router(auth: bool) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    let app = runtime.block_on(App::start("fuzz-http"));
+    let name = if auth { "fuzz-http-auth" } else { "fuzz-http" };
+    let app = runtime.block_on(App::start(name, auth));
     let config = Config {
         cases: 512,
         failure_persistence: None,

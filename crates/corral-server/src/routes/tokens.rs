@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
@@ -15,7 +15,7 @@ use super::answer::{propose_as, FromOutcome};
 use crate::auth::{hash_secret, new_secret, Caller};
 use crate::error::ApiError;
 use crate::idempotency::{scope, IdempotencyKey, Origin};
-use crate::json::JsonBody;
+use crate::json::{JsonBody, TokenNamePath};
 use crate::node::Node;
 
 pub(super) fn router() -> Router<Arc<Node>> {
@@ -80,10 +80,8 @@ async fn list(State(node): State<Arc<Node>>, caller: Caller) -> Result<Json<Toke
 async fn revoke(
     State(node): State<Arc<Node>>,
     key: IdempotencyKey,
-    Path(name): Path<String>,
+    TokenNamePath(name): TokenNamePath,
 ) -> Result<Json<RevokeTokenResponse>, ApiError> {
-    let name =
-        TokenName::new(name).map_err(|e| ApiError::invalid(format!("path token name: {e}")))?;
     let origin = key.for_request(&node, scope::REVOKE_TOKEN, &name);
     let TokenRevoked = propose_as(&node, Command::RevokeToken { name }, origin).await?;
     Ok(Json(RevokeTokenResponse { revoked: true }))

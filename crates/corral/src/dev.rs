@@ -1,4 +1,4 @@
-//! `corral dev`: three nodes as three processes of this binary, on
+//! `corral dev`: three (or five) nodes as processes of this binary, on
 //! loopback, with their data and logs in one folder.
 
 use std::path::PathBuf;
@@ -8,20 +8,22 @@ use crate::local_cluster::LocalCluster;
 
 #[derive(clap::Args)]
 pub(crate) struct DevArgs {
-    /// Folder for the three nodes' data and logs.
+    /// Folder for the nodes' data and logs.
     #[arg(long, default_value = "data/dev")]
     data_dir: PathBuf,
-    /// Client port of node 1; nodes 2 and 3 take the next two. Each node
-    /// serves its peers 100 ports above its client port.
+    /// Client port of node 1; the other nodes take the next ones. Each
+    /// node serves its peers 100 ports above its client port.
     #[arg(long, default_value_t = 7101)]
     base_port: u16,
+    /// How many nodes: 3 survive the loss of one, 5 of two. A data folder
+    /// keeps the size it was first started with.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=9))]
+    nodes: u16,
 }
-
-const NODES: u16 = 3;
 
 pub(crate) fn run(args: DevArgs) -> anyhow::Result<()> {
     let stop = stop_requested();
-    let mut cluster = LocalCluster::start(&args.data_dir, args.base_port, NODES)?;
+    let mut cluster = LocalCluster::start(&args.data_dir, args.base_port, args.nodes)?;
     let outcome = cluster.wait_ready().and_then(|()| {
         announce(&args, &cluster.addrs);
         supervise(&mut cluster, stop)
@@ -31,7 +33,10 @@ pub(crate) fn run(args: DevArgs) -> anyhow::Result<()> {
 }
 
 fn announce(args: &DevArgs, addrs: &[String]) {
-    println!("corral dev cluster is up: 3 nodes, each its own process.");
+    println!(
+        "corral dev cluster is up: {} nodes, each its own process.",
+        addrs.len()
+    );
     for (i, a) in addrs.iter().enumerate() {
         println!("  node {}: http://{a}", i + 1);
     }
@@ -45,7 +50,7 @@ fn announce(args: &DevArgs, addrs: &[String]) {
         "  curl -s -XPOST http://{}/v1/locks/acquire -d \"{{\\\"lease_id\\\":\\\"$LEASE\\\",\\\"name\\\":\\\"invoice/42\\\"}}\"",
         addrs[1]
     );
-    println!("Ctrl-C stops all three.");
+    println!("Ctrl-C stops them all.");
 }
 
 /// Waits until a node exits or this process is told to stop.

@@ -2,7 +2,8 @@
 # Installs what building and testing corral needs beyond the Rust
 # toolchain: libclang, which rocksdb's bindgen loads to generate the RocksDB
 # bindings; and for the tests, headless Chromium with chromedriver (the
-# status page's browser test) and promtool (the alert rules' test).
+# status page's browser test), promtool (the alert rules' test) and
+# systemd-analyze (the systemd unit's test).
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
@@ -28,6 +29,8 @@ have_libclang || missing+=(libclang-dev)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# systemd-analyze checks deploy/systemd/corral.service (tests/deploy.rs).
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 
 if [ ${#missing[@]} -gt 0 ]; then
     install="apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${missing[*]}"

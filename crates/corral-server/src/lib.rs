@@ -29,6 +29,7 @@ mod node;
 mod request_id;
 mod routes;
 mod sweep;
+mod systemd;
 #[cfg(test)]
 mod term_test;
 #[cfg(test)]
@@ -136,6 +137,10 @@ pub async fn serve(
         tracing::warn!("peers share the client listener: anyone who reaches it can call /raft/*, unauthenticated; serve peers apart with --peer-listen");
     }
     let tasks = spawn_background(&node, config.initial_cluster.clone());
+    // Ready once it listens: peers can reach it, and a cluster that forms
+    // needs the others started too, so waiting for a leader here would
+    // hold a one-at-a-time start for ever.
+    systemd::notify("READY=1");
     let stop = stop_signal(shutdown);
     let serve = |listener, router, (connections_max, idle_timeout), tls, stop| {
         let limits = listener::Limits {
@@ -169,6 +174,7 @@ pub async fn serve(
             tokio::try_join!(clients, peers).map(|_| ())
         }
     };
+    systemd::notify("STOPPING=1");
     for task in tasks {
         task.abort();
     }

@@ -86,10 +86,11 @@ pub(crate) enum KvCommand {
         /// The lock that guards the key.
         #[arg(long)]
         lock: String,
-        /// The token the lock is held under (CORRAL_FENCING_TOKEN inside
-        /// `corral lock`).
+        /// The fencing token the lock is held under (CORRAL_FENCING_TOKEN
+        /// inside `corral lock`). Not `--token`, which is the bearer token
+        /// of a cluster with auth on.
         #[arg(long, env = "CORRAL_FENCING_TOKEN")]
-        token: u64,
+        fencing_token: u64,
     },
     /// Delete a key under a lock's current token.
     Delete {
@@ -99,9 +100,9 @@ pub(crate) enum KvCommand {
         /// The lock that guards the key.
         #[arg(long)]
         lock: String,
-        /// The token the lock is held under.
+        /// The fencing token the lock is held under.
         #[arg(long, env = "CORRAL_FENCING_TOKEN")]
-        token: u64,
+        fencing_token: u64,
     },
 }
 
@@ -339,21 +340,25 @@ pub(super) async fn kv(client: &Client, command: KvCommand, json: bool) -> anyho
             key,
             value,
             lock,
-            token,
+            fencing_token,
         } => {
             let fence = Fence {
                 lock: lock_name(&lock)?,
-                fencing_token: FencingToken(token),
+                fencing_token: FencingToken(fencing_token),
             };
             let written = client.kv_put(&lock_name(&key)?, &value, fence).await;
             finish(written, json, |w| {
                 println!("wrote {} under token {}", w.key, w.fencing_token)
             })
         }
-        KvCommand::Delete { key, lock, token } => {
+        KvCommand::Delete {
+            key,
+            lock,
+            fencing_token,
+        } => {
             let fence = Fence {
                 lock: lock_name(&lock)?,
-                fencing_token: FencingToken(token),
+                fencing_token: FencingToken(fencing_token),
             };
             let deleted = client.kv_delete(&lock_name(&key)?, fence).await;
             finish(deleted, json, |w| {

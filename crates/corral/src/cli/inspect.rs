@@ -119,10 +119,7 @@ fn finish<T: serde::Serialize>(
             show(&value);
             Ok(exit::OK)
         }
-        Err(e) => {
-            eprintln!("corral: {e}");
-            Ok(exit::for_error(&e))
-        }
+        Err(e) => Ok(exit::report(None, &e)),
     }
 }
 

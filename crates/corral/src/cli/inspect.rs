@@ -108,7 +108,7 @@ pub(crate) enum KvCommand {
 
 /// Prints `result` with `show` (or as JSON); an error becomes a message
 /// and its exit code.
-fn finish<T: serde::Serialize>(
+pub(super) fn finish<T: serde::Serialize>(
     result: Result<T, Error>,
     json: bool,
     show: impl FnOnce(&T),

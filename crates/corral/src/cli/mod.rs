@@ -1,5 +1,6 @@
 //! The client commands of the `corral` binary.
 
+mod auth;
 mod bench;
 mod failover;
 mod hold;
@@ -14,6 +15,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, Subcommand};
 use corral_client::{Client, LockName, RetryPolicy, TlsOptions};
 
+pub(crate) use auth::AuthCommand;
 pub(crate) use inspect::{ClusterCommand, KvCommand, LeaseCommand, LocksCommand};
 
 /// Exit codes of the client commands.
@@ -86,7 +88,7 @@ and --key (CORRAL_CERT, CORRAL_KEY) the client certificate and key when the
 servers require one; with any of them, host:port endpoints use https://.
 For a cluster with auth on, --token-file (CORRAL_TOKEN_FILE) names a file
 holding the bearer token sent with every request, or --token (CORRAL_TOKEN)
-gives it.";
+gives it; `corral auth token add` makes one.";
 
 /// Where the cluster is, and how to print.
 #[derive(Args, Clone, Debug)]
@@ -322,6 +324,10 @@ pub(crate) enum ClientCommand {
     /// Read and write the fenced key-value store.
     #[command(subcommand)]
     Kv(KvCommand),
+    /// Manage the tokens of a cluster with auth on (needs a cluster
+    /// admin's token: admin on `*` with the empty prefix).
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// Load a cluster (or an etcd cluster, with --etcd) with
     /// acquire/release cycles and report throughput and latency
     /// percentiles.
@@ -364,6 +370,7 @@ pub(crate) fn run(connection: Connection, command: ClientCommand) -> anyhow::Res
             ClientCommand::Locks(command) => inspect::locks(&client, command, json).await,
             ClientCommand::Cluster(command) => inspect::cluster(&client, command, json).await,
             ClientCommand::Kv(command) => inspect::kv(&client, command, json).await,
+            ClientCommand::Auth(command) => auth::run(&client, command, json).await,
             ClientCommand::Bench(args) => bench::run(&connection, args).await,
             ClientCommand::BenchReport(args) => bench::report(args),
         }

@@ -295,13 +295,14 @@ pub(super) async fn cluster(
     finish(client.cluster().await, json, |view| {
         let show = |i: Option<u64>| i.map_or("-".into(), |i| i.to_string());
         println!(
-            "node {} says: leader {}, term {}, commit {}, applied {}, snapshot {}",
+            "node {} says: leader {}, term {}, commit {}, applied {}, snapshot {}, auth {}",
             view.node_id,
             show(view.leader_id),
             view.term,
             show(view.commit_index),
             show(view.applied_index),
-            show(view.snapshot_index)
+            show(view.snapshot_index),
+            if view.auth_enabled { "on" } else { "off" }
         );
         let rows: Vec<Vec<String>> = view
             .members

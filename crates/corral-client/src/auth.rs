@@ -16,9 +16,10 @@ impl Client {
     /// returns its secret: the only time the cluster shows it.
     ///
     /// A token with that name already existing is refused as
-    /// [`ErrorKind::TokenExists`](crate::ErrorKind::TokenExists). The add is not idempotent (a retry
-    /// could not show the first secret again): when a try's outcome was
-    /// unknown and a later try finds the name taken, the token may exist
+    /// [`ErrorKind::TokenExists`](crate::ErrorKind::TokenExists). The add
+    /// goes without an `Idempotency-Key` (the cluster takes none here, as
+    /// a retry could not show the first secret again): when a try's answer
+    /// was lost and a later try finds the name taken, the token may exist
     /// with a secret no one has seen; revoke it and add it again.
     pub async fn add_token(
         &self,
@@ -49,12 +50,14 @@ impl Client {
     }
 
     /// Revokes the token named `name`: from then on the cluster refuses it
-    /// (`401`). No such token is [`ErrorKind::TokenNotFound`](crate::ErrorKind::TokenNotFound), which is
-    /// also what a retry finds when an earlier try revoked it.
+    /// (`401`). No such token is
+    /// [`ErrorKind::TokenNotFound`](crate::ErrorKind::TokenNotFound). Sent
+    /// under an `Idempotency-Key`, like every write, so that a retry after
+    /// a lost answer gets that answer rather than `TokenNotFound`.
     pub async fn revoke_token(&self, name: &str) -> Result<(), Error> {
         let path = token_path(name)?;
         let _: RevokeTokenResponse = self
-            .read(Call::new(Method::DELETE, &path, None::<&()>))
+            .write(Call::new(Method::DELETE, &path, None::<&()>))
             .await?;
         Ok(())
     }

@@ -71,6 +71,9 @@ async fn a_403_is_permission_denied() {
         request.starts_with("DELETE /v1/auth/tokens/ci%2Fx HTTP/1.1\r\n"),
         "{request}"
     );
+    // A revoke is a write like any other: retried under one key.
+    let head = request.to_ascii_lowercase();
+    assert!(head.contains("\r\nidempotency-key: "), "{request}");
 }
 
 #[tokio::test]
@@ -100,6 +103,9 @@ async fn add_token_sends_permissions_and_quotas_and_reads_the_secret() {
         request.starts_with("POST /v1/auth/tokens HTTP/1.1\r\n"),
         "{request}"
     );
+    // The cluster refuses a key on an add.
+    let head = request.to_ascii_lowercase();
+    assert!(!head.contains("idempotency-key"), "{request}");
     let sent: AddTokenRequest = serde_json::from_str(body_of(&request)).unwrap();
     let expected = AddTokenRequest {
         name: "ci".into(),

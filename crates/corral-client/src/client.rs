@@ -12,6 +12,7 @@ use corral_api::{
 };
 use corral_api::{Fence, FencingToken, KvKey, LeaseId};
 use rand::Rng;
+use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -66,7 +67,8 @@ impl RetryPolicy {
 /// Any node serves any request. The client sticks to one node and moves to
 /// the next on a connection error, a timeout or a `503`, backing off
 /// between tries. Every write carries an `Idempotency-Key`, so a retried
-/// write never applies twice.
+/// write never applies twice. On a cluster with auth on, each request
+/// carries the bearer token given to [`Client::with_token`].
 #[derive(Clone, Debug)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -79,6 +81,9 @@ struct Inner {
     current: AtomicUsize,
     retry: RetryPolicy,
     timeout: Duration,
+    /// `Bearer <token>`, marked sensitive so that it is never printed (its
+    /// `Debug` is `Sensitive`) nor logged.
+    authorization: Option<HeaderValue>,
 }
 
 /// One HTTP call as the transport sends it.
@@ -162,8 +167,45 @@ impl Client {
                 current: AtomicUsize::new(0),
                 retry,
                 timeout: Duration::from_secs(10),
+                authorization: None,
             }),
         })
+    }
+
+    /// This client with a bearer token, sent as `Authorization: Bearer
+    /// <token>` with every request: the secret a cluster with auth on
+    /// gave when the token was added. The new handle shares the
+    /// connection pool but not the node in use with `self`'s other clones,
+    /// which keep their own token (or none). The token is never printed
+    /// nor logged. A token that is blank or not a valid header value
+    /// (printable ASCII, spaces and tabs) is an [`Error::Config`], which
+    /// does not show it.
+    pub fn with_token(self, token: impl Into<String>) -> Result<Client, Error> {
+        let token = token.into();
+        if token.trim().is_empty() {
+            return Err(Error::Config("the token is empty".into()));
+        }
+        let mut authorization =
+            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                Error::Config("the token is not a valid header value (ASCII only)".into())
+            })?;
+        authorization.set_sensitive(true);
+        let inner = &self.inner;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http: inner.http.clone(),
+                endpoints: inner.endpoints.clone(),
+                current: AtomicUsize::new(inner.current.load(Ordering::Relaxed)),
+                retry: inner.retry.clone(),
+                timeout: inner.timeout,
+                authorization: Some(authorization),
+            }),
+        })
+    }
+
+    /// Whether requests carry a bearer token.
+    pub fn has_token(&self) -> bool {
+        self.inner.authorization.is_some()
     }
 
     /// The endpoints, in order.
@@ -412,17 +454,7 @@ impl Client {
         timeout: Duration,
         idempotency_key: Option<&str>,
     ) -> ControlFlow<Result<T, Error>, String> {
-        let mut request = self
-            .inner
-            .http
-            .request(call.method.clone(), format!("{endpoint}{}", call.path))
-            .timeout(timeout);
-        if let Some(body) = call.body {
-            request = request.json(body);
-        }
-        if let Some(key) = idempotency_key {
-            request = request.header("Idempotency-Key", key);
-        }
+        let request = self.request(call, endpoint, timeout, idempotency_key);
         let response = match request.send().await {
             Ok(response) => response,
             Err(e) => return ControlFlow::Continue(format!("{endpoint}: {e}")),
@@ -444,6 +476,31 @@ impl Client {
         } else {
             ControlFlow::Break(Err(error))
         }
+    }
+
+    /// The HTTP request of one try of `call` at `endpoint`.
+    fn request<B: Serialize>(
+        &self,
+        call: &Call<'_, B>,
+        endpoint: &str,
+        timeout: Duration,
+        idempotency_key: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let mut request = self
+            .inner
+            .http
+            .request(call.method.clone(), format!("{endpoint}{}", call.path))
+            .timeout(timeout);
+        if let Some(body) = call.body {
+            request = request.json(body);
+        }
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        if let Some(authorization) = &self.inner.authorization {
+            request = request.header(AUTHORIZATION, authorization.clone());
+        }
+        request
     }
 }
 

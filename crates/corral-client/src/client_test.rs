@@ -5,6 +5,7 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 
 use super::*;
 use crate::tls::pem_blocks;
+use corral_api::ErrorDetail;
 
 #[test]
 fn backoff_stays_under_its_ceiling() {
@@ -225,4 +226,55 @@ impl Drop for TestPki {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+#[test]
+fn a_token_is_sent_as_a_sensitive_bearer_header() {
+    let plain = Client::new(["h:1"]).unwrap();
+    assert!(!plain.has_token());
+    let with = plain.clone().with_token("corral_s3cret").unwrap();
+    assert!(with.has_token() && !plain.has_token());
+    let call = Call::new(Method::GET, "/v1/cluster", None::<&()>);
+    let request = with
+        .request(&call, "http://h:1", Duration::from_secs(1), None)
+        .build()
+        .unwrap();
+    let header = request.headers().get(AUTHORIZATION).unwrap();
+    assert_eq!(header.to_str().unwrap(), "Bearer corral_s3cret");
+    assert!(header.is_sensitive());
+    let request = plain
+        .request(&call, "http://h:1", Duration::from_secs(1), None)
+        .build()
+        .unwrap();
+    assert!(request.headers().get(AUTHORIZATION).is_none());
+}
+
+#[test]
+fn a_token_is_never_printed() {
+    let client = Client::new(["h:1"])
+        .unwrap()
+        .with_token("corral_s3cret")
+        .unwrap();
+    let debug = format!("{client:?}");
+    assert!(!debug.contains("s3cret"), "{debug}");
+    for bad in ["", "  ", "corral_s3cret\n", "corral_s3cret\u{7f}"] {
+        match Client::new(["h:1"]).unwrap().with_token(bad) {
+            Err(Error::Config(message)) => assert!(!message.contains("s3cret"), "{message}"),
+            other => panic!("expected a configuration error for {bad:?}, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn auth_refusals_have_variants_of_their_own() {
+    let detail = |kind| ErrorDetail {
+        message: "why".into(),
+        kind,
+    };
+    let unauthenticated = Error::from(detail(ErrorKind::Unauthenticated));
+    assert!(matches!(&unauthenticated, Error::Unauthenticated(m) if m == "why"));
+    assert_eq!(unauthenticated.to_string(), "unauthenticated: why");
+    let denied = Error::from(detail(ErrorKind::PermissionDenied));
+    assert!(matches!(&denied, Error::PermissionDenied(m) if m == "why"));
+    assert!(!unauthenticated.is_transient() && !denied.is_transient());
 }

@@ -1,7 +1,8 @@
 //! [`Error`]: every way a call can fail. A refusal arrives as the API's one
 //! error type, [`ErrorDetail`]; the refusals a caller acts on (busy, timed
-//! out, deadlock, not the holder, lease lost) get variants of their own,
-//! and every other keeps its [`ErrorKind`] with the fields of its code.
+//! out, deadlock, not the holder, lease lost, no or an unknown token, not
+//! allowed) get variants of their own, and every other keeps its
+//! [`ErrorKind`] with the fields of its code.
 
 use corral_api::{ErrorDetail, ErrorKind, FencingToken, WaitEdge};
 
@@ -43,6 +44,15 @@ pub enum Error {
     /// The server refused the request as malformed or out of bounds.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// Auth is on and the request carried no token, or one the cluster
+    /// does not know (never added, or revoked): `401 unauthenticated`.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// The token does not allow the request: `403 permission_denied`. The
+    /// server's words say what it lacks (and start with "permission
+    /// denied").
+    #[error("{0}")]
+    PermissionDenied(String),
     /// Another refusal: its code, with the fields that come with it.
     #[error("{message} ({kind:?})")]
     Refused {
@@ -52,7 +62,7 @@ pub enum Error {
         message: String,
     },
     /// The configuration is unusable (no endpoints, a bad URL, a TLS file
-    /// that cannot be read or parsed).
+    /// that cannot be read or parsed, a token that cannot be sent).
     #[error("client configuration: {0}")]
     Config(String),
 }
@@ -72,6 +82,8 @@ impl From<ErrorDetail> for Error {
             ErrorKind::LeaseNotFound => Error::LeaseLost,
             ErrorKind::Unavailable { .. } => Error::Unavailable(message),
             ErrorKind::InvalidArgument => Error::InvalidArgument(message),
+            ErrorKind::Unauthenticated => Error::Unauthenticated(message),
+            ErrorKind::PermissionDenied => Error::PermissionDenied(message),
             kind => Error::Refused { kind, message },
         }
     }

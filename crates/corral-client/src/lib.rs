@@ -13,6 +13,13 @@
 //! [`TlsOptions`] name the CA to trust and, for servers that require them,
 //! the client's certificate and key.
 //!
+//! A cluster with auth on needs a bearer token with every request: give
+//! its secret to [`Client::with_token`]. A refusal for want of one is
+//! [`Error::Unauthenticated`]; one the token does not allow is
+//! [`Error::PermissionDenied`]. A cluster admin's client adds, lists and
+//! revokes tokens with [`Client::add_token`], [`Client::list_tokens`] and
+//! [`Client::revoke_token`].
+//!
 //! # Example
 //!
 //! With a cluster running (`corral dev` starts one on 127.0.0.1:7101-7103):
@@ -69,6 +76,7 @@
 
 #![warn(missing_docs)]
 
+mod auth;
 mod client;
 mod error;
 mod fence;
@@ -77,6 +85,7 @@ mod lease;
 mod tls;
 
 pub use client::{Client, RetryPolicy};
+pub use corral_api::{Access, AddTokenResponse, Permission, Quotas, Scope, TokenList, TokenView};
 pub use corral_api::{
     ErrorDetail, ErrorKind, Fence, FencingToken, LeaseId, LockName, LockOrder, Mode,
 };

@@ -8,7 +8,7 @@ mod local_cluster;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use corral_server::{
     parse_initial_cluster, parse_lock_order, RaftSettings, ServerConfig, TlsFiles,
 };
@@ -194,12 +194,17 @@ struct ServerArgs {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
         Commands::Server(args) => run_server(*args),
         Commands::Dev(args) => dev::run(args),
         Commands::Client(command) => {
-            let code = cli::run(cli.connection, command)?;
+            let mut connection = cli.connection;
+            connection
+                .settle_token(&matches)
+                .unwrap_or_else(|e| e.exit());
+            let code = cli::run(connection, command)?;
             std::process::exit(code)
         }
     }

@@ -81,6 +81,13 @@ pub(super) async fn run(connection: &Connection, args: BenchArgs) -> anyhow::Res
             if connection.tls().is_set() && !failover {
                 anyhow::bail!("corral bench does not take --cacert, --cert or --key");
             }
+            // Nor a token: it would run into 401s on a cluster with auth on.
+            if connection.has_token() && !failover {
+                anyhow::bail!(
+                    "corral bench sends no token: it does not take --token or --token-file \
+                     (CORRAL_TOKEN, CORRAL_TOKEN_FILE)"
+                );
+            }
             Target::corral(&split(&connection.endpoints))?
         }
     };

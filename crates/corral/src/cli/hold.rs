@@ -105,8 +105,7 @@ pub(super) async fn run(client: Client, claim: Claim, args: HoldArgs) -> anyhow:
 }
 
 fn fail(what: &str, error: &Error) -> i32 {
-    eprintln!("corral: {what}: {error}");
-    exit::for_error(error)
+    exit::report(Some(what), error)
 }
 
 /// Without a command: print the token and hold until Ctrl-C, SIGTERM or

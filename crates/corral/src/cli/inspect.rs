@@ -86,10 +86,11 @@ pub(crate) enum KvCommand {
         /// The lock that guards the key.
         #[arg(long)]
         lock: String,
-        /// The token the lock is held under (CORRAL_FENCING_TOKEN inside
-        /// `corral lock`).
+        /// The fencing token the lock is held under (CORRAL_FENCING_TOKEN
+        /// inside `corral lock`). Not `--token`, which is the bearer token
+        /// of a cluster with auth on.
         #[arg(long, env = "CORRAL_FENCING_TOKEN")]
-        token: u64,
+        fencing_token: u64,
     },
     /// Delete a key under a lock's current token.
     Delete {
@@ -99,15 +100,15 @@ pub(crate) enum KvCommand {
         /// The lock that guards the key.
         #[arg(long)]
         lock: String,
-        /// The token the lock is held under.
+        /// The fencing token the lock is held under.
         #[arg(long, env = "CORRAL_FENCING_TOKEN")]
-        token: u64,
+        fencing_token: u64,
     },
 }
 
 /// Prints `result` with `show` (or as JSON); an error becomes a message
 /// and its exit code.
-fn finish<T: serde::Serialize>(
+pub(super) fn finish<T: serde::Serialize>(
     result: Result<T, Error>,
     json: bool,
     show: impl FnOnce(&T),
@@ -118,10 +119,7 @@ fn finish<T: serde::Serialize>(
             show(&value);
             Ok(exit::OK)
         }
-        Err(e) => {
-            eprintln!("corral: {e}");
-            Ok(exit::for_error(&e))
-        }
+        Err(e) => Ok(exit::report(None, &e)),
     }
 }
 
@@ -297,13 +295,14 @@ pub(super) async fn cluster(
     finish(client.cluster().await, json, |view| {
         let show = |i: Option<u64>| i.map_or("-".into(), |i| i.to_string());
         println!(
-            "node {} says: leader {}, term {}, commit {}, applied {}, snapshot {}",
+            "node {} says: leader {}, term {}, commit {}, applied {}, snapshot {}, auth {}",
             view.node_id,
             show(view.leader_id),
             view.term,
             show(view.commit_index),
             show(view.applied_index),
-            show(view.snapshot_index)
+            show(view.snapshot_index),
+            if view.auth_enabled { "on" } else { "off" }
         );
         let rows: Vec<Vec<String>> = view
             .members
@@ -339,21 +338,25 @@ pub(super) async fn kv(client: &Client, command: KvCommand, json: bool) -> anyho
             key,
             value,
             lock,
-            token,
+            fencing_token,
         } => {
             let fence = Fence {
                 lock: lock_name(&lock)?,
-                fencing_token: FencingToken(token),
+                fencing_token: FencingToken(fencing_token),
             };
             let written = client.kv_put(&lock_name(&key)?, &value, fence).await;
             finish(written, json, |w| {
                 println!("wrote {} under token {}", w.key, w.fencing_token)
             })
         }
-        KvCommand::Delete { key, lock, token } => {
+        KvCommand::Delete {
+            key,
+            lock,
+            fencing_token,
+        } => {
             let fence = Fence {
                 lock: lock_name(&lock)?,
-                fencing_token: FencingToken(token),
+                fencing_token: FencingToken(fencing_token),
             };
             let deleted = client.kv_delete(&lock_name(&key)?, fence).await;
             finish(deleted, json, |w| {

@@ -1,5 +1,6 @@
 //! The client commands of the `corral` binary.
 
+mod auth;
 mod bench;
 mod failover;
 mod hold;
@@ -9,9 +10,12 @@ mod output;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Subcommand};
+use anyhow::Context;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, Subcommand};
 use corral_client::{Client, LockName, RetryPolicy, TlsOptions};
 
+pub(crate) use auth::AuthCommand;
 pub(crate) use inspect::{ClusterCommand, KvCommand, LeaseCommand, LocksCommand};
 
 /// Exit codes of the client commands.
@@ -38,6 +42,31 @@ pub(crate) mod exit {
             _ => ERROR,
         }
     }
+
+    /// What to do about a failed call, when there is more to say than the
+    /// error.
+    pub(crate) fn hint(error: &Error) -> Option<&'static str> {
+        match error {
+            Error::Unauthenticated(_) => Some(
+                "this needs a token the cluster knows: give it with --token-file FILE or \
+                 --token (CORRAL_TOKEN_FILE, CORRAL_TOKEN)",
+            ),
+            _ => None,
+        }
+    }
+
+    /// Prints a failed call, `what` it was doing first if given, with its
+    /// hint; returns its exit code.
+    pub(crate) fn report(what: Option<&str>, error: &Error) -> i32 {
+        match what {
+            Some(what) => eprintln!("corral: {what}: {error}"),
+            None => eprintln!("corral: {error}"),
+        }
+        if let Some(hint) = hint(error) {
+            eprintln!("corral: {hint}");
+        }
+        for_error(error)
+    }
 }
 
 /// The text `corral --help` ends with.
@@ -56,7 +85,10 @@ Endpoints come from --endpoints or CORRAL_ENDPOINTS
 For a cluster that serves HTTPS, --cacert (CORRAL_CACERT) names the CA that
 signed its certificates, trusted instead of the built-in roots, and --cert
 and --key (CORRAL_CERT, CORRAL_KEY) the client certificate and key when the
-servers require one; with any of them, host:port endpoints use https://.";
+servers require one; with any of them, host:port endpoints use https://.
+For a cluster with auth on, --token-file (CORRAL_TOKEN_FILE) names a file
+holding the bearer token sent with every request, or --token (CORRAL_TOKEN)
+gives it; `corral auth token add` makes one.";
 
 /// Where the cluster is, and how to print.
 #[derive(Args, Clone, Debug)]
@@ -95,20 +127,97 @@ pub(crate) struct Connection {
         global = true
     )]
     pub client_key: Option<PathBuf>,
+    /// The bearer token for a cluster with auth on, sent with every request
+    /// (surrounding whitespace trimmed). Prefer --token-file: other users
+    /// of the machine may see a command line. Not with --token-file (one
+    /// on the command line beats one in the environment).
+    #[arg(
+        long,
+        env = "CORRAL_TOKEN",
+        value_name = "SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub token: Option<Secret>,
+    /// A file holding the bearer token (surrounding whitespace trimmed),
+    /// for a cluster with auth on.
+    #[arg(long, env = "CORRAL_TOKEN_FILE", value_name = "FILE", global = true)]
+    pub token_file: Option<PathBuf>,
     /// Print JSON for scripts instead of text for people.
     #[arg(long, global = true)]
     pub json: bool,
 }
 
+/// A secret given on the command line or in the environment, which
+/// `Debug` does not show.
+#[derive(Clone)]
+pub(crate) struct Secret(String);
+
+impl From<String> for Secret {
+    fn from(secret: String) -> Secret {
+        Secret(secret)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
 impl Connection {
-    /// A client for these endpoints, over TLS if any TLS file is given.
+    /// A client for these endpoints, over TLS if any TLS file is given,
+    /// sending the token if one is given.
     pub(crate) fn client(&self) -> anyhow::Result<Client> {
         let endpoints = self.endpoints.split(',');
-        Ok(Client::with_tls(
-            endpoints,
-            RetryPolicy::default(),
-            &self.tls(),
-        )?)
+        let client = Client::with_tls(endpoints, RetryPolicy::default(), &self.tls())?;
+        match self.token()? {
+            Some(token) => Ok(client.with_token(token)?),
+            None => Ok(client),
+        }
+    }
+
+    /// Settles a --token given with a --token-file: the one on the command
+    /// line wins over the one from the environment, and two from the same
+    /// place are a usage error.
+    pub(crate) fn settle_token(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        if self.token.is_none() || self.token_file.is_none() {
+            return Ok(());
+        }
+        let on_line = |id| matches.value_source(id) == Some(ValueSource::CommandLine);
+        match (on_line("token"), on_line("token_file")) {
+            (true, false) => self.token_file = None,
+            (false, true) => self.token = None,
+            (true, true) => return Err(token_conflict("--token and --token-file")),
+            (false, false) => return Err(token_conflict("CORRAL_TOKEN and CORRAL_TOKEN_FILE")),
+        }
+        Ok(())
+    }
+
+    /// Whether a token is given, by --token or --token-file.
+    pub(crate) fn has_token(&self) -> bool {
+        self.token.is_some() || self.token_file.is_some()
+    }
+
+    /// The bearer token given: --token, or what --token-file holds, with
+    /// surrounding whitespace trimmed. Errors name the file, never the
+    /// token.
+    pub(crate) fn token(&self) -> anyhow::Result<Option<String>> {
+        if let Some(Secret(token)) = &self.token {
+            return match token.trim() {
+                "" => Err(anyhow::anyhow!("--token (or CORRAL_TOKEN) is empty")),
+                token => Ok(Some(token.to_string())),
+            };
+        }
+        let Some(path) = &self.token_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the token file {}", path.display()))?;
+        match text.trim() {
+            "" => anyhow::bail!("the token file {} is empty", path.display()),
+            token => Ok(Some(token.to_string())),
+        }
     }
 
     /// The TLS files given.
@@ -119,6 +228,14 @@ impl Connection {
             key: self.client_key.clone(),
         }
     }
+}
+
+/// The usage error of two tokens given by `both`.
+fn token_conflict(both: &str) -> clap::Error {
+    crate::Cli::command().error(
+        clap::error::ErrorKind::ArgumentConflict,
+        format!("{both} both give a token: give one"),
+    )
 }
 
 /// How to hold something while a command runs.
@@ -207,6 +324,10 @@ pub(crate) enum ClientCommand {
     /// Read and write the fenced key-value store.
     #[command(subcommand)]
     Kv(KvCommand),
+    /// Manage the tokens of a cluster with auth on (needs a cluster
+    /// admin's token: admin on `*` with the empty prefix).
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// Load a cluster (or an etcd cluster, with --etcd) with
     /// acquire/release cycles and report throughput and latency
     /// percentiles.
@@ -249,6 +370,7 @@ pub(crate) fn run(connection: Connection, command: ClientCommand) -> anyhow::Res
             ClientCommand::Locks(command) => inspect::locks(&client, command, json).await,
             ClientCommand::Cluster(command) => inspect::cluster(&client, command, json).await,
             ClientCommand::Kv(command) => inspect::kv(&client, command, json).await,
+            ClientCommand::Auth(command) => auth::run(&client, command, json).await,
             ClientCommand::Bench(args) => bench::run(&connection, args).await,
             ClientCommand::BenchReport(args) => bench::report(args),
         }
@@ -259,3 +381,7 @@ pub(crate) fn run(connection: Connection, command: ClientCommand) -> anyhow::Res
 pub(crate) fn lock_name(name: &str) -> anyhow::Result<LockName> {
     LockName::new(name).map_err(|e| anyhow::anyhow!("name `{name}`: {e}"))
 }
+
+#[cfg(test)]
+#[path = "mod_test.rs"]
+mod tests;

@@ -56,6 +56,34 @@ pub(super) fn duration(d: Duration) -> String {
     }
 }
 
+/// Unix milliseconds as a date and time of day to the second, UTC:
+/// `2024-03-01 14:05:09`.
+pub(super) fn date_time(at_ms: u64) -> String {
+    let days = (at_ms / 86_400_000) as i64;
+    let seconds = at_ms / 1_000 % 86_400;
+    // Howard Hinnant's days-to-civil: eras of 400 years, years from March.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        seconds / 3_600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
+}
+
 /// Parses a duration: `500ms`, `10s`, `1.5s`, `2m`, `1h`; a bare number is
 /// seconds.
 pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -13,3 +13,12 @@ fn durations_read_and_print() {
     assert_eq!(duration(Duration::from_secs(10)), "10s");
     assert_eq!(duration(Duration::from_secs(150)), "2m30s");
 }
+
+#[test]
+fn dates_print_in_utc() {
+    assert_eq!(date_time(0), "1970-01-01 00:00:00");
+    assert_eq!(date_time(951_782_400_000), "2000-02-29 00:00:00");
+    assert_eq!(date_time(951_868_799_999), "2000-02-29 23:59:59");
+    assert_eq!(date_time(1_700_000_000_000), "2023-11-14 22:13:20");
+    assert_eq!(date_time(4_107_542_400_000), "2100-03-01 00:00:00");
+}

@@ -274,6 +274,50 @@ async fn a_token_cannot_use_or_see_another_tokens_lease() {
             "root sees all"
         );
     }
+    // Nor in the lock's history, nor in a deadlock's cycle.
+    let history = (Method::GET, follower, "/v1/locks/history?name=shared/1");
+    let (status, body) = call(&cluster, Some(&b), history.clone(), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !body.to_string().contains(&lease_a),
+        "history shows A's lease: {body}"
+    );
+    let (_, body) = call(&cluster, Some(&a), history, None).await;
+    assert!(
+        body.to_string().contains(&lease_a),
+        "A sees its own in the history"
+    );
+    let lease_b = lease_as(&cluster, &b, leader).await;
+    let (status, _) = acquire_as(&cluster, &b, leader, &lease_b, "dl/b").await;
+    assert_eq!(status, 200);
+    let wait = json!({"lease_id": lease_a, "name": "dl/b", "wait_ms": 20_000});
+    let waiter = tokio::spawn({
+        let request = plain()
+            .post(cluster.url(leader, "/v1/locks/acquire"))
+            .bearer_auth(&a);
+        send(request, Some(wait), None)
+    });
+    cluster.wait_queued(leader, "dl/b", 1).await;
+    let closing = json!({"lease_id": lease_b, "name": "shared/1", "wait_ms": 1_000});
+    let acquire = (Method::POST, leader, "/v1/locks/acquire");
+    let (status, body) = call(&cluster, Some(&b), acquire, Some(closing)).await;
+    assert_eq!((status, code(&body)), (409, Some("deadlock")), "{body}");
+    assert!(
+        !body.to_string().contains(&lease_a),
+        "the cycle shows A's lease: {body}"
+    );
+    let release = json!({"lease_id": lease_b, "name": "dl/b"});
+    let (status, _) = call(
+        &cluster,
+        Some(&b),
+        (Method::POST, leader, "/v1/locks/release"),
+        Some(release),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = waiter.await.expect("the waiter");
+    assert_eq!(status, 200, "A's wait is granted");
+
     let path = format!("/v1/leases/{lease_a}");
     let (status, _) = call(&cluster, Some(&a), (Method::DELETE, follower, &path), None).await;
     assert_eq!(status, 200, "A revokes its own lease");

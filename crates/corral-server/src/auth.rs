@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use corral_state::{
-    Access, Command, LeaseId, LockTable, Quotas, Scope, Token, TokenHash, TokenName,
+    Access, Bearer, Command, LeaseId, LockTable, Quotas, Scope, Token, TokenHash, TokenName,
 };
 
 use crate::error::ApiError;
@@ -95,10 +95,11 @@ pub(crate) fn new_secret() -> String {
     format!("corral_{hex}")
 }
 
-/// Who sent a request: the token's name, or `None` with auth off (and on
-/// open routes).
+/// Who sent a request: the token it came with (its name and the hash of
+/// the secret sent), or `None`: no token, which only an open route or a
+/// cluster with auth off accepts.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Caller(pub Option<TokenName>);
+pub(crate) struct Caller(pub Option<Bearer>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
@@ -112,17 +113,33 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
+/// A caller's token as of a table: `None` with auth off there.
+type Known<'a> = Option<(&'a TokenName, &'a Token)>;
+
 impl Caller {
-    /// The caller's token as of `table`; `None` with auth off, or for the
-    /// root token before auth is on in the state.
-    pub(crate) fn token<'a>(&self, table: &'a LockTable) -> Option<&'a Token> {
-        let name = self.0.as_ref()?;
-        table.tokens().get(name)
+    /// The caller's name, if it came with a token.
+    pub(crate) fn name(&self) -> Option<&TokenName> {
+        self.0.as_ref().map(|bearer| &bearer.name)
     }
 
-    /// Refuses unless the caller (still) exists in `table` and may `need`
-    /// `name` of `scope`. Reads call it on the state they read, after
-    /// their read barrier, so a revocation is seen at once.
+    /// The caller as of `table`: with auth off there, anyone (`None`);
+    /// with auth on, its token, which must exist with the secret's hash
+    /// (401 otherwise, no token included). Reads call it on the state
+    /// they read after their read barrier, so a revocation is seen at once
+    /// and a node that learnt of auth only now still refuses.
+    pub(crate) fn check<'a>(&'a self, table: &'a LockTable) -> Result<Known<'a>, ApiError> {
+        if !table.tokens().enabled() {
+            return Ok(None);
+        }
+        let bearer = self.0.as_ref().ok_or_else(ApiError::unauthenticated)?;
+        let token = table
+            .token_of(bearer)
+            .ok_or_else(ApiError::unauthenticated)?;
+        Ok(Some((&bearer.name, token)))
+    }
+
+    /// Refuses unless the caller may `need` `name` of `scope` as of
+    /// `table`.
     pub(crate) fn require(
         &self,
         table: &LockTable,
@@ -130,14 +147,9 @@ impl Caller {
         name: &str,
         need: Access,
     ) -> Result<(), ApiError> {
-        let Some(caller) = &self.0 else { return Ok(()) };
-        if !table.tokens().enabled() {
+        let Some((_, token)) = self.check(table)? else {
             return Ok(());
-        }
-        let token = table
-            .tokens()
-            .get(caller)
-            .ok_or_else(ApiError::unauthenticated)?;
+        };
         match token.access(scope, name) {
             Some(access) if access >= need => Ok(()),
             _ => Err(ApiError::permission_denied(format!(
@@ -147,7 +159,8 @@ impl Caller {
     }
 
     /// Whether the caller may see the id of `lease_id`, which holds or
-    /// waits for `name` of `scope`: its owner, and admins of the name.
+    /// waits for `name` of `scope`: its owner, and admins of the name (an
+    /// ended lease's id only the admins).
     pub(crate) fn sees_lease(
         &self,
         table: &LockTable,
@@ -155,25 +168,29 @@ impl Caller {
         scope: Scope,
         name: &str,
     ) -> bool {
-        let Some(caller) = &self.0 else { return true };
-        let Some(token) = table.tokens().get(caller) else {
-            return !table.tokens().enabled();
-        };
-        let owned = table
-            .lease(lease_id)
-            .is_some_and(|l| l.owner.as_ref() == Some(caller));
-        owned || token.access(scope, name) == Some(Access::Admin)
+        match self.check(table) {
+            Ok(None) => true,
+            Err(_) => false,
+            Ok(Some((caller, token))) => {
+                let owned = table
+                    .lease(lease_id)
+                    .is_some_and(|l| l.owner.as_ref() == Some(caller));
+                owned || token.access(scope, name) == Some(Access::Admin)
+            }
+        }
     }
 
     /// Whether the caller may use `lease_id` (keepalives): its owner or a
     /// cluster admin; anyone with auth off.
     pub(crate) fn owns(&self, table: &LockTable, lease_id: LeaseId) -> bool {
-        let Some(caller) = &self.0 else { return true };
-        let Some(token) = table.tokens().get(caller) else {
-            return !table.tokens().enabled();
-        };
-        let owner = table.lease(lease_id).map(|l| l.owner.as_ref());
-        owner.is_none_or(|o| o == Some(caller)) || token.is_cluster_admin()
+        match self.check(table) {
+            Ok(None) => true,
+            Err(_) => false,
+            Ok(Some((caller, token))) => {
+                let owner = table.lease(lease_id).map(|l| l.owner.as_ref());
+                owner.is_none_or(|o| o == Some(caller)) || token.is_cluster_admin()
+            }
+        }
     }
 
     /// Refuses early what the state machine would refuse: `command` as
@@ -225,46 +242,46 @@ pub(crate) async fn authenticate(
 }
 
 /// What a bearer's hash finds in the local state: `None` when auth is off
-/// and this node has no root token, else the token's name and whether it
-/// is a cluster admin, if any.
+/// there, else the token's name and whether it is a cluster admin, if
+/// any. This node's root token counts while auth is off in its state.
 type Found = Option<Option<(TokenName, bool)>>;
 
 fn look_up(node: &Node, hash: Option<TokenHash>) -> Found {
     let state = node.state.read();
     let tokens = state.table.tokens();
-    if !tokens.enabled() && node.auth.root_hash.is_none() {
-        return None;
+    if !tokens.enabled() {
+        let root = hash.is_some() && hash == node.auth.root_hash;
+        return root.then_some(Some((TokenName::root(), true)));
     }
-    let found = match hash.and_then(|h| tokens.by_hash(&h).map(|(n, t)| (n, t, h))) {
-        Some((name, token, _)) => Some((name.clone(), token.is_cluster_admin())),
-        // Auth is not on in the state yet: this node's root token is.
-        None if !tokens.enabled() && hash.is_some() && hash == node.auth.root_hash => {
-            Some((TokenName::root(), true))
-        }
-        None => None,
-    };
-    Some(found)
+    let found = hash.and_then(|h| tokens.by_hash(&h));
+    Some(found.map(|(name, token)| (name.clone(), token.is_cluster_admin())))
 }
 
 /// The caller of a request under `rule`: its token, which must exist and,
-/// for admin routes, be a cluster admin. With auth off, anyone. A token
-/// this node does not know is looked up again after a read barrier: it
-/// may have been added on the leader a moment ago.
+/// for admin routes, be a cluster admin. With auth off here and no root
+/// token file, anyone: the read barrier of a read, and apply for a
+/// write, refuse if auth is in fact on. Before anything is refused or
+/// taken on this node's word alone (a token it does not know, or its
+/// file's root token while it has not seen auth go on), it is looked up
+/// again after a read barrier: the token may have been added on the leader
+/// a moment ago, and auth may be on with another root.
 async fn identify(node: &Node, parts: &Parts, rule: Rule) -> Result<Caller, ApiError> {
     let hash = bearer(parts).map(hash_secret);
     let found = match look_up(node, hash) {
-        None => return Ok(Caller(None)),
-        Some(None) if hash.is_some() => {
+        None if node.auth.root_hash.is_none() => return Ok(Caller(None)),
+        // No token at all: nothing to look up again.
+        _ if hash.is_none() => None,
+        Some(Some(found)) if node.state.read().table.tokens().enabled() => Some(found),
+        _ => {
             node.linearize().await?;
             look_up(node, hash).flatten()
         }
-        Some(found) => found,
     };
-    let (name, admin) = found.ok_or_else(ApiError::unauthenticated)?;
+    let ((name, admin), hash) = found.zip(hash).ok_or_else(ApiError::unauthenticated)?;
     if rule == Rule::Admin && !admin {
         return Err(ApiError::permission_denied(
             "this needs admin access to \"*\" with the empty prefix",
         ));
     }
-    Ok(Caller(Some(name)))
+    Ok(Caller(Some(Bearer { name, hash })))
 }

@@ -247,7 +247,7 @@ fn any_reply() -> impl proptest::strategy::Strategy<Value = PeerReply<Response>>
 fn any_forwarded() -> impl proptest::strategy::Strategy<Value = Forwarded> {
     use proptest::prelude::*;
     let idempotency = proptest::option::of(any::<corral_state::Idempotency>());
-    let caller = proptest::option::of(any::<corral_state::TokenName>());
+    let caller = proptest::option::of(any::<corral_state::Bearer>());
     (any::<Command>(), idempotency, caller).prop_map(|(command, idempotency, caller)| Forwarded {
         submission: Submission {
             command,

@@ -102,7 +102,7 @@ impl IdempotencyKey {
             let body = serde_json::to_vec(body).unwrap_or_default();
             // Without a caller the parts are those of every earlier
             // version, so retries across an upgrade still match.
-            let fingerprint = match &caller.0 {
+            let fingerprint = match caller.name() {
                 None => fingerprint(&[scope.as_bytes(), &body]),
                 Some(name) => fingerprint(&[scope.as_bytes(), &body, name.as_str().as_bytes()]),
             };

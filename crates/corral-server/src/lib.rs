@@ -99,7 +99,7 @@ pub enum ServeError {
     TlsNeedsPeerListen,
     /// Auth with peers on the client listener would guard nothing: its
     /// `/raft/*` routes take forged commands from anyone.
-    #[error("--auth-root-token-file needs --peer-listen: on a shared listener anyone could forge commands through /raft/*")]
+    #[error("auth (--auth-root-token-file, or on in this cluster's state) needs --peer-listen: on a shared listener anyone could forge commands through /raft/*")]
     AuthNeedsPeerListen,
     /// The root token file does not load.
     #[error(transparent)]
@@ -127,6 +127,13 @@ pub async fn serve(
         tracing::warn!(listen = %config.listen, "--listen is a wildcard address and --advertise is not set: other nodes show clients an address they cannot reach");
     }
     let node = Arc::new(start_node(&config).await?);
+    // Auth may be on from another node's file: then this node needs its
+    // peers apart too, whether or not it was given the file.
+    let auth_on = node.state.read().table.tokens().enabled();
+    if auth_on && config.peer_listen.is_none() {
+        let _ = node.raft.shutdown().await;
+        return Err(ServeError::AuthNeedsPeerListen);
+    }
     let client = listener::bind(config.listen).await?;
     let peer = match config.peer_listen {
         Some(addr) => Some(listener::bind(addr).await?),

@@ -15,9 +15,7 @@ use corral_api::LeaseResponse;
 use corral_raft::{
     AppliedState, Faults, LeaderId, NodeId, ReadError, Replica, StateMachineStore, WriteError,
 };
-use corral_state::{
-    Command, Idempotency, LeaseId, Outcome, Proposal, Refusal, Response, TokenName,
-};
+use corral_state::{Bearer, Command, Idempotency, LeaseId, Outcome, Proposal, Refusal, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -62,10 +60,10 @@ pub(crate) struct Submission {
     /// The request's idempotency key, if it sent one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency: Option<Idempotency>,
-    /// The request's token, when auth is on; `None` for the node's own
-    /// commands.
+    /// The request's token, if it came with one; `None` for the node's
+    /// own commands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub caller: Option<TokenName>,
+    pub caller: Option<Bearer>,
 }
 
 impl Submission {
@@ -391,17 +389,15 @@ impl Node {
     /// the guard briefly: apply waits for it.
     ///
     /// The caller's token is looked up again in the state read: a token
-    /// revoked before the call is refused here, on every node.
+    /// revoked before the call is refused here, on every node, and so is a
+    /// request without a token once auth is on there.
     pub(crate) async fn read_linearized(
         &self,
         caller: &Caller,
     ) -> Result<std::sync::RwLockReadGuard<'_, corral_raft::AppliedState>, ApiError> {
         self.linearize().await?;
         let state = self.state.read();
-        let known = caller.token(&state.table).is_some();
-        if caller.0.is_some() && state.table.tokens().enabled() && !known {
-            return Err(ApiError::unauthenticated());
-        }
+        caller.check(&state.table)?;
         Ok(state)
     }
 

@@ -63,9 +63,24 @@ pub fn command() -> impl Strategy<Value = Command> {
     ]
 }
 
-/// The tokens of the generated tables: root, and two others.
-pub fn caller() -> impl Strategy<Value = Option<TokenName>> {
-    prop::option::of(prop::sample::select(vec!["root", "a", "b"]).prop_map(token_name))
+/// The callers of the generated tables: root, and two others, each with
+/// the hash of its secret as [`auth_commands`] makes it (root's as the
+/// first of its two `EnableAuth`s), or now and then a wrong one.
+pub fn caller() -> impl Strategy<Value = Option<Bearer>> {
+    let name = prop::sample::select(vec!["root", "a", "b"]);
+    prop::option::of((name, prop::bool::weighted(0.9))).prop_map(|caller| {
+        caller.map(|(name, right)| {
+            let byte = if name == "root" {
+                0
+            } else {
+                name.as_bytes()[0]
+            };
+            Bearer {
+                name: token_name(name),
+                hash: TokenHash([if right { byte } else { 0xff }; 32]),
+            }
+        })
+    })
 }
 
 fn token_name(s: &str) -> TokenName {
@@ -559,7 +574,7 @@ impl Arbitrary for LockTable {
     }
 }
 
-type Step = (u64, Command, Option<String>, Option<TokenName>);
+type Step = (u64, Command, Option<String>, Option<Bearer>);
 
 fn table_after(steps: Vec<Step>, remembered: &[Response]) -> LockTable {
     let mut table = LockTable::new();

@@ -36,7 +36,7 @@ pub const TOKEN_NAME_BYTES_MAX: usize = 64;
 pub const ROOT_TOKEN_NAME: &str = "root";
 
 /// A token's name: 1 to [`TOKEN_NAME_BYTES_MAX`] bytes of ASCII letters,
-/// digits, `.`, `_` and `-`.
+/// digits, `.`, `_` and `-`, not all dots.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub struct TokenName(String);
@@ -53,7 +53,13 @@ impl TokenName {
     pub fn new(name: impl Into<String>) -> Result<TokenName, TokenNameError> {
         let name = name.into();
         let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
-        if name.is_empty() || name.len() > TOKEN_NAME_BYTES_MAX || !name.bytes().all(allowed) {
+        // `.` and `..` would vanish from a URL path, so could never be revoked.
+        let dots_only = name.bytes().all(|b| b == b'.');
+        if name.is_empty()
+            || name.len() > TOKEN_NAME_BYTES_MAX
+            || !name.bytes().all(allowed)
+            || dots_only
+        {
             return Err(TokenNameError);
         }
         Ok(TokenName(name))
@@ -139,6 +145,19 @@ impl TryFrom<String> for TokenHash {
         }
         Ok(TokenHash(bytes))
     }
+}
+
+/// Who a client's command comes from: a token, by its name and by the hash
+/// of the secret the request carried. Apply accepts it only while a token
+/// of that name has that hash, so a revoked secret never passes as a new
+/// token of the same name.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bearer {
+    /// The token's name.
+    pub name: TokenName,
+    /// The SHA-256 of the secret the request carried.
+    pub hash: TokenHash,
 }
 
 /// What a permission covers: one kind of resource, or all of them.
@@ -244,10 +263,12 @@ impl Token {
     /// permission with the longest matching prefix, a specific kind before
     /// `*`. `None` when no permission covers the name.
     pub fn access(&self, kind: Scope, name: &str) -> Option<Access> {
+        // Two permissions of the same kind and prefix: the higher access,
+        // whatever their order.
         self.permissions
             .iter()
             .filter(|p| (p.kind == kind || p.kind == Scope::Any) && name.starts_with(&p.prefix))
-            .max_by_key(|p| (p.prefix.len(), p.kind != Scope::Any))
+            .max_by_key(|p| (p.prefix.len(), p.kind != Scope::Any, p.access))
             .map(|p| p.access)
     }
 
@@ -263,15 +284,6 @@ impl Token {
     /// Granting a lease needs it.
     pub fn writes_anything(&self) -> bool {
         self.permissions.iter().any(|p| p.access >= Access::Write)
-    }
-
-    /// Whether it may read anything of `kind`: some permission of that
-    /// kind (or `*`), under any prefix. Lists need it; what they show is
-    /// then filtered name by name.
-    pub fn reads_any(&self, kind: Scope) -> bool {
-        self.permissions
-            .iter()
-            .any(|p| p.kind == kind || p.kind == Scope::Any)
     }
 }
 
@@ -352,10 +364,11 @@ impl Tokens {
     }
 
     pub(crate) fn insert(&mut self, name: TokenName, token: Token) {
-        self.by_hash.insert(token.hash, name.clone());
-        if let Some(old) = self.by_name.insert(name, token) {
+        if let Some(old) = self.by_name.get(&name) {
             self.by_hash.remove(&old.hash);
         }
+        self.by_hash.insert(token.hash, name.clone());
+        self.by_name.insert(name, token);
     }
 
     pub(crate) fn remove(&mut self, name: &TokenName) -> Option<Token> {

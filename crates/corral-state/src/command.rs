@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{Permission, Quotas, TokenHash, TokenName};
+use crate::auth::{Bearer, Permission, Quotas, TokenHash, TokenName};
 use crate::idempotency::Idempotency;
 use crate::kv::{Fence, KvKey};
 use crate::lease::{LeaseId, LockOrder};
@@ -26,12 +26,12 @@ pub struct Proposal {
     /// key is answered with the first answer and applies nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency: Option<Idempotency>,
-    /// The token the request came with, when auth is on: apply checks its
-    /// permissions as of this log position. `None` is the cluster itself
-    /// (expiries, lifted delays, withdrawn waits), or any request while
-    /// auth is off.
+    /// The token the request came with: apply checks its permissions as
+    /// of this log position. `None` is no token: with auth on, only the
+    /// cluster's own commands (see [`Command::is_the_clusters`]) may come
+    /// without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub caller: Option<TokenName>,
+    pub caller: Option<Bearer>,
 }
 
 impl Proposal {
@@ -273,6 +273,21 @@ pub struct WaitFor {
 }
 
 impl Command {
+    /// Whether the cluster proposes this command itself, without a
+    /// client's token: expiries, lifted delays, the lock order, turning
+    /// auth on, and withdrawing a wait the node registered.
+    pub fn is_the_clusters(&self) -> bool {
+        matches!(
+            self,
+            Command::ExpireLease { .. }
+                | Command::LiftLockDelays
+                | Command::SetLockOrder { .. }
+                | Command::EnableAuth { .. }
+                | Command::CancelWait { .. }
+                | Command::CancelWaitAll { .. }
+        )
+    }
+
     /// What this command may wait for, when it acquires: a lock, the locks
     /// of an acquire-all, permits, or an election's leadership.
     pub fn wait_for(&self) -> Option<WaitFor> {

@@ -57,9 +57,9 @@ mod timeline;
 mod token;
 
 pub use auth::{
-    check_permissions, root_permissions, Access, Permission, Quotas, Scope, Token, TokenHash,
-    TokenHashError, TokenName, TokenNameError, Tokens, PERMISSIONS_PER_TOKEN_MAX, ROOT_TOKEN_NAME,
-    TOKENS_MAX, TOKEN_NAME_BYTES_MAX,
+    check_permissions, root_permissions, Access, Bearer, Permission, Quotas, Scope, Token,
+    TokenHash, TokenHashError, TokenName, TokenNameError, Tokens, PERMISSIONS_PER_TOKEN_MAX,
+    ROOT_TOKEN_NAME, TOKENS_MAX, TOKEN_NAME_BYTES_MAX,
 };
 pub use check::{check_acquire_all_names, check_election_value, check_permits, FieldError};
 pub use command::{Command, Proposal, WaitFor};

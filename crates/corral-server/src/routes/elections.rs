@@ -155,7 +155,12 @@ async fn observe(
     }
     let deadline = Instant::now() + Duration::from_millis(wait_ms);
     loop {
-        let current = view(&node.state.read().table, &name, &caller);
+        let current = {
+            let state = node.state.read();
+            // Again at each wake: a token revoked during the poll ends it.
+            caller.require(&state.table, Scope::Election, name.as_str(), Access::Read)?;
+            view(&state.table, &name, &caller)
+        };
         let token = current
             .leader
             .as_ref()

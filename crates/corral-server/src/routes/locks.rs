@@ -8,8 +8,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use corral_api::{
     AcquireAllRequest, AcquireAllResponse, AcquireRequest, GrantResponse, HolderView, LockHistory,
-    LockList, LockView, NamedToken, ReleaseRequest, ReleaseResponse, ValidateRequest,
-    ValidateResponse, WaiterView,
+    LockList, LockView, NamedToken, ReleaseRequest, ReleaseResponse, TimelineEvent,
+    ValidateRequest, ValidateResponse, WaiterView,
 };
 use corral_state::{
     check_acquire_all_names, Access, Command, Grant, Kind, LeaseId, Lock, LockName, Scope,
@@ -125,12 +125,17 @@ async fn history(
         LockName::new(query.name).map_err(|e| ApiError::invalid(format!("query `name`: {e}")))?;
     let state = node.read_linearized(&caller).await?;
     caller.require(&state.table, Scope::Lock, name.as_str(), Access::Read)?;
+    let table = &state.table;
+    let sees = |id: LeaseId| caller.sees_lease(table, id, Scope::Lock, name.as_str());
+    let shown = |event: TimelineEvent| TimelineEvent {
+        lease_id: event.lease_id.filter(|id| sees(*id)),
+        ..event
+    };
     Ok(Json(LockHistory {
-        events: state
-            .table
+        events: table
             .timeline(&name)
             .into_iter()
-            .map(Into::into)
+            .map(|e| shown(e.into()))
             .collect(),
         // State-machine time, never the wall clock (which may jump): the
         // leader's clock on the leader, so that open holds run to now.

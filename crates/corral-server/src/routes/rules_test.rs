@@ -83,7 +83,19 @@ async fn every_route_is_routed_and_asks_for_what_its_rule_says() {
 async fn tokens_are_checked_and_unlisted_routes_refused() {
     let dir = TempDir::new("rules-tokens");
     let node = uninitialized_node_with_auth(&dir, ROOT_SECRET, true).await;
+    // Leading, so that an unknown token can be looked up again after a
+    // read barrier before it is refused.
+    let members = std::collections::BTreeMap::from([(1, "127.0.0.1:1".to_string())]);
+    node.raft
+        .initialize_once(&members)
+        .await
+        .expect("initialized");
     let router = super::router(node);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while send(&router, "GET", "/readyz", None).await.0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "the node never led");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let (status, code) = send(&router, "GET", "/v1/cluster", Some("Bearer wrong")).await;
     assert_eq!((status, code.as_deref()), (401, Some("unauthenticated")));
     let root = format!("Bearer {ROOT_SECRET}");

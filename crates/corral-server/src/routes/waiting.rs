@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use corral_api::{ErrorKind, WAIT_MS_MAX};
 use corral_state::{
-    Command, FencingToken, Grant, Kind, LeaseId, LockName, Outcome, Refusal, WaitFor,
+    Command, FencingToken, Grant, Kind, LeaseId, LockName, Outcome, Refusal, Scope, WaitFor,
 };
 use tokio::time::Instant;
 
 use super::answer::unexpected;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::idempotency::{IdempotencyKey, Origin};
 use crate::metrics::AcquireOutcome;
@@ -50,7 +51,9 @@ pub(super) async fn acquire(
     };
     let kind = wait.kind;
     let origin = key.for_request(node, scope, &command);
+    let caller = origin.caller.clone();
     let result = acquire_granted(node, command, origin, wait).await;
+    let result = result.map_err(|e| redact_cycle(node, &caller, e));
     let outcome = match result.as_ref().map_err(ApiError::kind) {
         Ok(_) => AcquireOutcome::Granted,
         Err(ErrorKind::LockBusy { .. }) => AcquireOutcome::Busy,
@@ -60,6 +63,21 @@ pub(super) async fn acquire(
     };
     node.metrics.acquire_done(kind, outcome, started.elapsed());
     result
+}
+
+/// A deadlock's cycle as the caller may see it: only the edges whose
+/// leases and lock it may see (its own, or under its `admin`); the code
+/// says there was a cycle either way.
+fn redact_cycle(node: &Node, caller: &Caller, mut error: ApiError) -> ApiError {
+    if let ErrorKind::Deadlock { cycle } = &mut error.0.kind {
+        let state = node.state.read();
+        let table = &state.table;
+        cycle.retain(|edge| {
+            let sees = |id| caller.sees_lease(table, id, Scope::Lock, edge.waits_for.as_str());
+            sees(edge.lease_id) && sees(edge.held_by)
+        });
+    }
+    error
 }
 
 /// [`acquire`] of one name: its one grant.

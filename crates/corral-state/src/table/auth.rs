@@ -3,7 +3,8 @@
 
 use super::LockTable;
 use crate::auth::{
-    root_permissions, Access, Permission, Quotas, Scope, Token, TokenHash, TokenName, Tokens,
+    root_permissions, Access, Bearer, Permission, Quotas, Scope, Token, TokenHash, TokenName,
+    Tokens,
 };
 use crate::command::Command;
 use crate::lease::LeaseId;
@@ -95,16 +96,25 @@ impl LockTable {
         &self.tokens
     }
 
-    /// Whether `caller` may run `command` now. `None` is the cluster
-    /// itself; with auth off, anyone may run anything.
+    /// Whether `caller` may run `command` now. With auth off, anyone may
+    /// run anything. With auth on, a command without a caller must be one
+    /// the cluster proposes itself, and a caller must be a token of that
+    /// name with that hash.
     ///
     /// The node that takes a request runs this on its copy of the table to
     /// refuse early; apply runs it again, and that one decides.
-    pub fn authorize(&self, caller: Option<&TokenName>, command: &Command) -> Result<(), Refusal> {
-        let Some(name) = caller.filter(|_| self.tokens.enabled()) else {
+    pub fn authorize(&self, caller: Option<&Bearer>, command: &Command) -> Result<(), Refusal> {
+        if !self.tokens.enabled() {
             return Ok(());
+        }
+        let Some(bearer) = caller else {
+            return match command.is_the_clusters() {
+                true => Ok(()),
+                false => Err(Refusal::Unauthenticated),
+            };
         };
-        let token = self.tokens.get(name).ok_or(Refusal::Unauthenticated)?;
+        let name = &bearer.name;
+        let token = self.token_of(bearer).ok_or(Refusal::Unauthenticated)?;
         match command {
             Command::EnableAuth { .. }
             | Command::AddToken { .. }
@@ -126,6 +136,13 @@ impl LockTable {
             }
         }
         Ok(())
+    }
+
+    /// The token `bearer` names, if it still has the bearer's hash.
+    pub fn token_of(&self, bearer: &Bearer) -> Option<&Token> {
+        self.tokens
+            .get(&bearer.name)
+            .filter(|token| token.hash == bearer.hash)
     }
 
     /// Refuses unless the lease (when it is live) belongs to `name`, or
@@ -244,7 +261,10 @@ impl LockTable {
         }
         crate::auth::check_permissions(&permissions)
             .map_err(|reason| Refusal::Invalid { reason })?;
-        if self.tokens.get(&name).is_some() || self.tokens.has_hash(&hash) {
+        // A name whose revoked token still owns live leases stays taken:
+        // a new token of that name would own them.
+        let owns_leases = self.owned_leases.contains_key(&name);
+        if self.tokens.get(&name).is_some() || self.tokens.has_hash(&hash) || owns_leases {
             return Err(Refusal::TokenExists);
         }
         if self.tokens.len() >= TOKENS_MAX {

@@ -26,10 +26,26 @@ const QUOTAS: Quotas = Quotas {
     kv_keys_max: 1,
 };
 
+/// The bearer of `name`'s token: root's secret hashes to 0s, the others'
+/// as [`with_auth`] and the tests add them.
+fn bearer(name: &str) -> Bearer {
+    let byte = match name {
+        "root" => 0,
+        "invoicer" | "whoever" => 1,
+        "other" => 2,
+        "small" => 3,
+        _ => 9,
+    };
+    Bearer {
+        name: token(name),
+        hash: hash(byte),
+    }
+}
+
 /// Runs `command` as `caller`.
 fn run_as(s: &mut Story, caller: &str, command: Command) -> Response {
     let mut proposal = Proposal::new(s.now_ms, command);
-    proposal.caller = Some(token(caller));
+    proposal.caller = Some(bearer(caller));
     let applied = s.table.apply(proposal);
     s.table.check_invariants().expect("invariants hold");
     applied.response
@@ -163,7 +179,7 @@ fn a_revoked_token_is_refused_at_apply_even_for_a_remembered_answer() {
                 wait_ms: 0,
             },
         );
-        proposal.caller = Some(token("invoicer"));
+        proposal.caller = Some(bearer("invoicer"));
         proposal.idempotency = Some(Idempotency {
             key: key.to_string(),
             fingerprint: 7,
@@ -312,4 +328,128 @@ fn a_snapshot_keeps_tokens_owners_and_their_indexes() {
         grant_as(&mut s, "invoicer", 3),
         Err(Refusal::LimitReached(Limit::TokenLeases { max: 2 }))
     );
+}
+
+#[test]
+fn with_auth_on_only_the_clusters_own_commands_come_without_a_token() {
+    let mut s = with_auth();
+    let grant = Command::GrantLease {
+        lease_id: id(7),
+        ttl_ms: 10_000,
+        lock_order: LockOrder::None,
+        lock_delay_ms: 0,
+    };
+    assert_eq!(s.run(grant).response, Err(Refusal::Unauthenticated));
+    let add = Command::AddToken {
+        name: token("sneaky"),
+        hash: hash(7),
+        permissions: root_permissions(),
+        quotas: QUOTAS,
+    };
+    assert_eq!(s.run(add).response, Err(Refusal::Unauthenticated));
+    assert!(s.run(Command::LiftLockDelays).response.is_ok());
+}
+
+#[test]
+fn a_secret_that_is_not_the_tokens_is_refused() {
+    let mut s = with_auth();
+    let mut proposal = Proposal::new(
+        s.now_ms,
+        Command::GrantLease {
+            lease_id: id(1),
+            ttl_ms: 10_000,
+            lock_order: LockOrder::None,
+            lock_delay_ms: 0,
+        },
+    );
+    proposal.caller = Some(Bearer {
+        name: token("invoicer"),
+        hash: hash(42),
+    });
+    assert_eq!(
+        s.table.apply(proposal).response,
+        Err(Refusal::Unauthenticated)
+    );
+}
+
+#[test]
+fn a_name_that_still_owns_leases_cannot_be_added_again() {
+    let mut s = with_auth();
+    assert!(grant_as(&mut s, "invoicer", 1).is_ok());
+    let revoke = Command::RevokeToken {
+        name: token("invoicer"),
+    };
+    assert!(run_as(&mut s, "root", revoke).is_ok());
+    let add = Command::AddToken {
+        name: token("invoicer"),
+        hash: hash(8),
+        permissions: vec![],
+        quotas: QUOTAS,
+    };
+    assert_eq!(
+        run_as(&mut s, "root", add.clone()),
+        Err(Refusal::TokenExists)
+    );
+    assert!(s
+        .run(Command::ExpireLease { lease_id: id(1) })
+        .response
+        .is_ok());
+    assert!(run_as(&mut s, "root", add).is_ok());
+}
+
+#[test]
+fn a_retry_answered_from_memory_is_not_held_to_the_quota() {
+    let mut s = with_auth();
+    let keyed = |n: u128| {
+        let mut proposal = Proposal::new(
+            1_000,
+            Command::GrantLease {
+                lease_id: id(n),
+                ttl_ms: 10_000,
+                lock_order: LockOrder::None,
+                lock_delay_ms: 0,
+            },
+        );
+        proposal.caller = Some(bearer("invoicer"));
+        proposal.idempotency = Some(Idempotency {
+            key: format!("grant-{n}"),
+            fingerprint: n as u64,
+            window_ms: 60_000,
+        });
+        proposal
+    };
+    let first = s.table.apply(keyed(1)).response;
+    assert!(first.is_ok());
+    assert!(s.table.apply(keyed(2)).response.is_ok());
+    // At the quota of 2 now; the first grant's retry still gets its answer.
+    assert_eq!(s.table.apply(keyed(1)).response, first);
+    assert_eq!(
+        s.table.apply(keyed(3)).response,
+        Err(Refusal::LimitReached(Limit::TokenLeases { max: 2 }))
+    );
+}
+
+#[test]
+fn the_same_prefix_twice_gives_the_higher_access_in_any_order() {
+    for permissions in [
+        vec![
+            permission(Scope::Lock, "a/", Access::Write),
+            permission(Scope::Lock, "a/", Access::Read),
+        ],
+        vec![
+            permission(Scope::Lock, "a/", Access::Read),
+            permission(Scope::Lock, "a/", Access::Write),
+        ],
+    ] {
+        let t = Token {
+            hash: hash(1),
+            permissions,
+            quotas: None,
+            created_at_ms: 0,
+        };
+        assert_eq!(t.access(Scope::Lock, "a/1"), Some(Access::Write));
+    }
+    assert!(TokenName::new("..").is_err());
+    assert!(TokenName::new(".").is_err());
+    assert!(TokenName::new("a.b").is_ok());
 }

@@ -155,18 +155,18 @@ impl LockTable {
         self.remembered.forget_expired(self.now_ms);
         let caller = proposal.caller.as_ref();
         // Before the remembered answers: a revoked token gets no replay.
-        let allowed = self.authorize(caller, &proposal.command);
-        if let Err(refusal) = allowed.and_then(|()| self.check_quotas(caller, &proposal.command)) {
+        if let Err(refusal) = self.authorize(caller, &proposal.command) {
             return Applied::answer(Err(refusal));
         }
+        let owner = proposal.caller.map(|bearer| bearer.name);
         let Some(idempotency) = proposal.idempotency else {
-            return self.apply_command(proposal.command, proposal.caller);
+            return self.apply_command(proposal.command, owner);
         };
         let response = match self.remembered.recall(&idempotency) {
             Recall::Answered(response) => self.still_true(&proposal.command, response),
             Recall::Mismatch => Err(Refusal::IdempotencyMismatch),
             Recall::New => {
-                let applied = self.apply_command(proposal.command, proposal.caller);
+                let applied = self.apply_command(proposal.command, owner);
                 self.remembered
                     .remember(idempotency, self.now_ms, &applied.response);
                 return applied;
@@ -188,9 +188,14 @@ impl LockTable {
             + self.timelines.len()
     }
 
-    /// Applies one command that is not answered from memory: runs it,
-    /// then records its timeline events and the holds it ended.
+    /// Applies one command that is not answered from memory, if it fits
+    /// in the caller's quotas (a retry answered from memory is not
+    /// counted again): runs it, then records its timeline events and the
+    /// holds it ended.
     fn apply_command(&mut self, command: Command, caller: Option<TokenName>) -> Applied {
+        if let Err(refusal) = self.check_quotas(caller.as_ref(), &command) {
+            return Applied::answer(Err(refusal));
+        }
         let token_before = self.last_token;
         let subject = record::Subject::of(&command);
         let holding = self.holds_ended_by(&command);

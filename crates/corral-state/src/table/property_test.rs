@@ -256,8 +256,15 @@ proptest! {
         now_ms += LOCK_DELAY_MS_MAX + 1;
         table.apply(Proposal::new(now_ms, Command::LiftLockDelays));
         let leases: Vec<LeaseId> = table.leases().map(|(id, _)| *id).collect();
+        // As root when auth is on: a revoke is a client's command.
+        let root = table.tokens().get(&TokenName::root()).map(|token| Bearer {
+            name: TokenName::root(),
+            hash: token.hash,
+        });
         for lease_id in leases {
-            table.apply(Proposal::new(now_ms, Command::RevokeLease { lease_id }));
+            let mut revoke = Proposal::new(now_ms, Command::RevokeLease { lease_id });
+            revoke.caller = root.clone();
+            table.apply(revoke);
             table
                 .check_invariants()
                 .map_err(|broken| TestCaseError::fail(broken.to_string()))?;

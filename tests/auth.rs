@@ -390,3 +390,119 @@ async fn quotas_and_tokens_survive_a_restart_and_a_snapshot() {
     let (status, _) = call(&cluster, None, (Method::GET, 1, "/v1/cluster"), None).await;
     assert_eq!(status, 401, "auth stays on");
 }
+
+/// `corral` with the cluster's endpoints and `args`; its exit code, stdout
+/// and stderr.
+async fn corral(cluster: &Cluster, args: &[&str]) -> (i32, String, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_corral"))
+        .env("CORRAL_ENDPOINTS", cluster.endpoints())
+        .env_remove("CORRAL_TOKEN")
+        .env_remove("CORRAL_TOKEN_FILE")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("corral runs");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (
+        output.status.code().unwrap_or(-1),
+        text(&output.stdout),
+        text(&output.stderr),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cli_and_the_rust_client_send_tokens() {
+    let cluster = Cluster::start_auth(3, ROOT, &[]).await;
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let root_file = dir.path().join("root");
+    std::fs::write(&root_file, format!("{ROOT}\n")).expect("root token file");
+    let root_file = root_file.to_str().expect("a path");
+
+    let add = [
+        "--token-file",
+        root_file,
+        "auth",
+        "token",
+        "add",
+        "jobs",
+        "--permission",
+        "lock:job/:write",
+    ];
+    let (code, secret, said) = corral(&cluster, &add).await;
+    assert_eq!(code, 0, "add: {said}");
+    let secret = secret.trim().to_string();
+    assert!(secret.starts_with("corral_"), "{secret}");
+    let (code, listed, _) = corral(
+        &cluster,
+        &["--token-file", root_file, "auth", "token", "list"],
+    )
+    .await;
+    assert_eq!(code, 0);
+    assert!(
+        listed.contains("jobs") && listed.contains("job/"),
+        "{listed}"
+    );
+
+    // Without a token the CLI says how to give one; with it, it locks.
+    let (code, _, said) = corral(&cluster, &["lock", "job/1", "--", "true"]).await;
+    assert_ne!(code, 0);
+    assert!(said.contains("--token"), "{said}");
+    let (code, _, said) = corral(
+        &cluster,
+        &["--token", &secret, "lock", "job/1", "--", "true"],
+    )
+    .await;
+    assert_eq!(code, 0, "lock with the token: {said}");
+    let (code, _, said) = corral(
+        &cluster,
+        &["--token", &secret, "lock", "refund/1", "--", "true"],
+    )
+    .await;
+    assert_ne!(code, 0, "a lock outside the token's prefix: {said}");
+
+    // The Rust client.
+    let endpoints: Vec<String> = cluster
+        .live()
+        .iter()
+        .map(|id| cluster.url(*id, ""))
+        .collect();
+    let client = corral_client::Client::new(endpoints.clone())
+        .expect("a client")
+        .with_token(secret.clone())
+        .expect("a token");
+    let lease = client
+        .grant_lease(std::time::Duration::from_secs(10))
+        .await
+        .expect("a lease");
+    let name = |s: &str| corral_client::LockName::new(s).expect("a name");
+    let guard = lease
+        .try_lock(&name("job/2"))
+        .await
+        .expect("job/2 is allowed");
+    guard.release().await.expect("released");
+    let refused = lease.try_lock(&name("refund/2")).await;
+    assert!(
+        matches!(refused, Err(corral_client::Error::PermissionDenied(_))),
+        "{refused:?}"
+    );
+    let anonymous = corral_client::Client::new(endpoints).expect("a client");
+    let refused = anonymous
+        .grant_lease(std::time::Duration::from_secs(10))
+        .await;
+    assert!(
+        matches!(refused, Err(corral_client::Error::Unauthenticated(_))),
+        "{:?}",
+        refused.err()
+    );
+
+    let revoke = ["--token-file", root_file, "auth", "token", "revoke", "jobs"];
+    let (code, _, said) = corral(&cluster, &revoke).await;
+    assert_eq!(code, 0, "revoke: {said}");
+    let (code, _, _) = corral(
+        &cluster,
+        &["--token", &secret, "lock", "job/3", "--", "true"],
+    )
+    .await;
+    assert_ne!(code, 0, "a revoked token");
+}

@@ -286,12 +286,14 @@ const COMMANDS_BY_ROUTE: &[(&str, &[&str])] = &[
 /// Commands only the nodes propose, never with a key; the matrix still
 /// puts each in the log and the snapshots: the `mortal` lease expires and
 /// its lock-delay is lifted, the cluster runs with `--lock-order`, and
-/// auth goes on with its root token.
+/// auth goes on with its root token. `Restore` is the first command of a
+/// restored cluster, which tests/backup.rs snapshots and restarts.
 const INTERNAL_COMMANDS: &[&str] = &[
     "ExpireLease",
     "LiftLockDelays",
     "SetLockOrder",
     "EnableAuth",
+    "Restore",
 ];
 
 /// Reads that make up the state compared across nodes and restarts: all

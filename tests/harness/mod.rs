@@ -24,10 +24,14 @@ pub(crate) struct NodeProc {
     pub addr: String,
     /// Where it serves peers, when apart from clients (`--peer-listen`).
     pub peer_addr: Option<String>,
-    data_dir: PathBuf,
+    pub data_dir: PathBuf,
     log_path: PathBuf,
     child: Option<Child>,
 }
+
+/// What makes a node's data folder before it first starts: given the
+/// node's id and the folder.
+pub(crate) type Prepare<'a> = &'a dyn Fn(u64, &std::path::Path);
 
 /// A cluster of node processes; dropping it kills them all.
 pub(crate) struct Cluster {
@@ -75,12 +79,18 @@ impl Cluster {
     /// Starts `n` nodes with extra flags, logging by the `RUST_LOG` filter
     /// `rust_log`.
     pub(crate) async fn start_logging(n: u64, extra_args: &[&str], rust_log: &str) -> Cluster {
-        Cluster::start_nodes(n, extra_args, rust_log, false, None).await
+        Cluster::start_nodes(n, extra_args, rust_log, false, None, None).await
     }
 
     /// Starts `n` nodes that serve their peers apart (`--peer-listen`).
     pub(crate) async fn start_apart(n: u64, extra_args: &[&str]) -> Cluster {
-        Cluster::start_nodes(n, extra_args, DEFAULT_LOG, true, None).await
+        Cluster::start_nodes(n, extra_args, DEFAULT_LOG, true, None, None).await
+    }
+
+    /// Starts `n` nodes after `prepare` has made each one's data folder
+    /// (given the node's id and the folder).
+    pub(crate) async fn start_prepared(n: u64, prepare: Prepare<'_>) -> Cluster {
+        Cluster::start_nodes(n, &[], DEFAULT_LOG, false, None, Some(prepare)).await
     }
 
     /// Starts `n` nodes that serve peers apart and clients over TLS (the
@@ -91,7 +101,7 @@ impl Cluster {
         https_client: reqwest::Client,
     ) -> Cluster {
         let http = Some((https_client, "https"));
-        Cluster::start_nodes(n, extra_args, DEFAULT_LOG, true, http).await
+        Cluster::start_nodes(n, extra_args, DEFAULT_LOG, true, http, None).await
     }
 
     /// Starts `n` nodes that serve peers apart, with auth on and
@@ -113,7 +123,7 @@ impl Cluster {
         headers.insert(reqwest::header::AUTHORIZATION, bearer);
         let http = Cluster::client_builder().default_headers(headers).build();
         let http = Some((http.expect("http client"), "http"));
-        let mut cluster = Cluster::start_nodes(n, &args, DEFAULT_LOG, true, http).await;
+        let mut cluster = Cluster::start_nodes(n, &args, DEFAULT_LOG, true, http, None).await;
         cluster.files.push(path);
         cluster
     }
@@ -124,6 +134,7 @@ impl Cluster {
         rust_log: &str,
         apart: bool,
         http: Option<(reqwest::Client, &'static str)>,
+        prepare: Option<Prepare<'_>>,
     ) -> Cluster {
         let dir = tempfile::TempDir::new().expect("temp dir");
         let nodes: Vec<NodeProc> = (1..=n)
@@ -163,6 +174,9 @@ impl Cluster {
             files: Vec::new(),
         };
         for id in 1..=n {
+            if let Some(prepare) = prepare {
+                prepare(id, &cluster.node_mut(id).data_dir);
+            }
             cluster.spawn(id);
         }
         cluster.wait_leader().await;

@@ -22,6 +22,7 @@
 //! that could grow apart.
 
 mod auth;
+mod backup;
 mod election;
 #[cfg(test)]
 mod encoding_test;
@@ -35,6 +36,7 @@ mod timeline;
 mod twins_test;
 
 pub use auth::{AddTokenRequest, AddTokenResponse, RevokeTokenResponse, TokenList, TokenView};
+pub use backup::{Backup, BACKUP_FORMAT, BACKUP_VERSION};
 pub use corral_state::{Access, Permission, Quotas, Scope};
 pub use corral_state::{Fence, KvKey, ELECTION_VALUE_BYTES_MAX, KV_VALUE_BYTES_MAX};
 pub use corral_state::{FencingToken, LeaseId, LockName, LockOrder, Mode};

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use corral_api::{
-    ClusterView, ErrorBody, ErrorKind, GrantLeaseRequest, KvDeleteRequest, KvPutRequest, KvValue,
-    KvWriteResponse, LeaseResponse, LeaseView, LockHistory, LockList, LockName, LockView,
+    Backup, ClusterView, ErrorBody, ErrorKind, GrantLeaseRequest, KvDeleteRequest, KvPutRequest,
+    KvValue, KvWriteResponse, LeaseResponse, LeaseView, LockHistory, LockList, LockName, LockView,
     ValidateRequest, ValidateResponse,
 };
 use corral_api::{Fence, FencingToken, KvKey, LeaseId};
@@ -308,6 +308,14 @@ impl Client {
     pub async fn locks(&self, prefix: &str) -> Result<LockList, Error> {
         let path = format!("/v1/locks?prefix={}", encode(prefix));
         self.read(Call::new(Method::GET, &path, None::<&()>)).await
+    }
+
+    /// A backup of the whole table, taken on the leader after a read
+    /// barrier (a cluster admin's token, with auth on). Check it with
+    /// `corral snapshot save`, which writes it to a file.
+    pub async fn backup(&self) -> Result<Backup, Error> {
+        self.read(Call::new(Method::GET, "/v1/snapshot", None::<&()>))
+            .await
     }
 
     /// The cluster as the current node sees it.

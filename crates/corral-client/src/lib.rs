@@ -86,6 +86,7 @@ mod tls;
 
 pub use client::{Client, RetryPolicy};
 pub use corral_api::{Access, AddTokenResponse, Permission, Quotas, Scope, TokenList, TokenView};
+pub use corral_api::{Backup, BACKUP_FORMAT, BACKUP_VERSION};
 pub use corral_api::{
     ErrorDetail, ErrorKind, Fence, FencingToken, LeaseId, LockName, LockOrder, Mode,
 };

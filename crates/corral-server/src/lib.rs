@@ -13,6 +13,7 @@
 //!   the caller each write carries to apply.
 
 mod auth;
+pub mod backup;
 mod config;
 mod error;
 #[cfg(test)]
@@ -104,6 +105,9 @@ pub enum ServeError {
     /// The root token file does not load.
     #[error(transparent)]
     RootToken(#[from] auth::RootTokenError),
+    /// The seed a restore left does not load.
+    #[error("the restore seed in the data folder: {0}")]
+    Seed(#[from] backup::BackupError),
 }
 
 /// Runs a node until `shutdown` resolves, then stops it cleanly.
@@ -239,6 +243,7 @@ async fn start_node(config: &ServerConfig) -> Result<Node, ServeError> {
         Some(path) => Some(auth::read_root_token(path)?),
         None => None,
     };
+    let seed = backup::read_seed(&config.data_dir)?;
     let peers = corral_raft::PeerClients::new(config.peer_tls.as_ref())?;
     let waits = WaitRegistry::default();
     let metrics = Arc::new(metrics::Metrics::new());
@@ -277,6 +282,8 @@ async fn start_node(config: &ServerConfig) -> Result<Node, ServeError> {
             quotas: config.token_quotas,
             metrics_protected: config.auth_metrics,
         },
+        seed: std::sync::Mutex::new(seed.map(Arc::new)),
+        data_dir: config.data_dir.clone(),
     })
 }
 

@@ -149,6 +149,12 @@ pub(crate) struct Node {
     pub recovered: tokio::sync::watch::Receiver<bool>,
     /// Auth, from this node's flags.
     pub auth: AuthSettings,
+    /// This node's data folder.
+    pub data_dir: std::path::PathBuf,
+    /// The backup a restore left in the data folder, until the cluster has
+    /// applied it (see `backup.rs`); while it waits, this node, as leader,
+    /// takes no client write.
+    pub seed: std::sync::Mutex<Option<Arc<corral_state::LockTable>>>,
 }
 
 impl Node {
@@ -325,6 +331,15 @@ impl Node {
         .await
     }
 
+    /// Whether this node holds a restore seed its state does not show
+    /// applied: until it does, a grant could make the restore impossible.
+    /// (After a restart, until the log is replayed, that may be a seed
+    /// applied before: writes then wait a moment for nothing.)
+    pub(crate) fn restoring(&self) -> bool {
+        let seeded = self.seed.lock().expect("seed lock").is_some();
+        seeded && !self.state.read().table.is_restored()
+    }
+
     /// Turns auth on before a write made with this node's root token while
     /// auth is not yet on in the state, so the write is checked, and owned,
     /// as every later one. (The leader's sweep turns it on as well.)
@@ -346,6 +361,13 @@ impl Node {
         &self,
         submission: impl Into<Submission>,
     ) -> Attempt<Response> {
+        let submission = submission.into();
+        if !submission.command.is_the_clusters() && self.restoring() {
+            return Attempt::Done(Err(ApiError::unavailable(
+                "this cluster is restoring a backup; retry in a moment",
+                None,
+            )));
+        }
         match self.leadership() {
             Some(leader) => self.propose_in(&leader, submission).await,
             None => Attempt::NotLeader,

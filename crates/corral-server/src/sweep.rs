@@ -42,6 +42,7 @@ struct InFlight {
     lifting: Arc<AtomicBool>,
     ordering: Arc<AtomicBool>,
     enabling: Arc<AtomicBool>,
+    restoring: Arc<AtomicBool>,
 }
 
 /// Runs the sweep until the process ends.
@@ -65,6 +66,7 @@ struct Decisions {
 }
 
 fn sweep(node: &Arc<Node>, in_flight: &InFlight) {
+    restore_seed(node, &in_flight.restoring);
     let Some(leader) = node.leadership() else {
         node.clock.clear();
         node.sm_clock.clear();
@@ -185,6 +187,40 @@ fn cancel_orphan(node: &Arc<Node>, cancelling: &Cancelling, key: (Kind, LeaseId,
 }
 
 /// Proposes `command` unless the last one of its sort is still in flight.
+/// Proposes this node's restore seed, when it leads, while the cluster has
+/// not applied a restore; forgets it (and its file) once it has, or once
+/// the cluster has granted without it, which no restore can follow.
+fn restore_seed(node: &Arc<Node>, busy: &Arc<AtomicBool>) {
+    let Some(seed) = node.seed.lock().expect("seed lock").clone() else {
+        return;
+    };
+    let (restored, fresh) = {
+        let state = node.state.read();
+        let table = &state.table;
+        (
+            table.is_restored(),
+            table.last_token().0 == 0 && table.lease_count() == 0,
+        )
+    };
+    if restored || !fresh {
+        if !restored {
+            tracing::error!("the cluster granted before this node's restore seed was applied: the backup is NOT restored");
+        }
+        *node.seed.lock().expect("seed lock") = None;
+        let file = node.data_dir.join(crate::backup::SEED_FILE);
+        if let Err(e) = std::fs::remove_file(&file) {
+            tracing::warn!(error = %e, file = %file.display(), "removing the applied restore seed failed");
+        }
+        return;
+    }
+    if node.leadership().is_some() {
+        let command = Command::Restore {
+            table: Box::new((*seed).clone()),
+        };
+        propose_once(node, busy, "restore", command);
+    }
+}
+
 fn propose_once(node: &Arc<Node>, busy: &Arc<AtomicBool>, what: &'static str, command: Command) {
     if busy.swap(true, Ordering::AcqRel) {
         return;

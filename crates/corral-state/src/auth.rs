@@ -317,8 +317,9 @@ pub fn check_permissions(permissions: &[Permission]) -> Result<(), String> {
     Ok(())
 }
 
-/// The cluster's tokens, and whether auth is on.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The cluster's tokens, and whether auth is on. Two are equal when their
+/// tokens are: the index by hash is derived from them.
+#[derive(Clone, Debug, Default, Eq, Serialize, Deserialize)]
 pub struct Tokens {
     /// Whether requests need a token; set once, for good, by the first
     /// root token.
@@ -331,7 +332,20 @@ pub struct Tokens {
     by_hash: BTreeMap<TokenHash, TokenName>,
 }
 
+impl PartialEq for Tokens {
+    fn eq(&self, other: &Tokens) -> bool {
+        self.enabled == other.enabled && self.by_name == other.by_name
+    }
+}
+
 impl Tokens {
+    /// Whether the index by hash is the one `by_name` makes.
+    pub(crate) fn index_agrees(&self) -> bool {
+        let mut rebuilt = self.clone();
+        rebuilt.rebuild_derived();
+        rebuilt.by_hash == self.by_hash
+    }
+
     /// Whether requests need a token.
     pub fn enabled(&self) -> bool {
         self.enabled

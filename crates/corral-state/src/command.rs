@@ -253,6 +253,15 @@ pub enum Command {
         /// The token to revoke.
         name: TokenName,
     },
+    /// Start a new cluster from a backup: the whole table, its token
+    /// counter already raised past every token the old cluster may have
+    /// issued after the backup (`corral snapshot restore --bump-tokens`).
+    /// Proposed once by the first leader of a restored cluster; refused
+    /// once anything was granted, or a restore applied.
+    Restore {
+        /// The table of the backup.
+        table: Box<crate::LockTable>,
+    },
 }
 
 fn unbounded() -> usize {
@@ -285,6 +294,7 @@ impl Command {
                 | Command::EnableAuth { .. }
                 | Command::CancelWait { .. }
                 | Command::CancelWaitAll { .. }
+                | Command::Restore { .. }
         )
     }
 

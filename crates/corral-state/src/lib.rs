@@ -72,7 +72,7 @@ pub use lock::{Grant, Kind, Lock, LockName, LockNameError, Mode, Waiter, LOCK_NA
 pub use outcome::{
     Applied, EndedHold, Event, HoldEnd, Limit, Outcome, Refusal, Response, WaitEdge,
 };
-pub use table::{check_lock_order, BrokenInvariant, LockOrderError, LockTable};
+pub use table::{check_lock_order, BrokenInvariant, LockOrderError, LockTable, TOKENS_LEFT_MIN};
 pub use timeline::{TimelineEvent, TimelineKind, TIMELINE_EVENTS_PER_LOCK, TIMELINE_LOCKS_MAX};
 pub use token::FencingToken;
 

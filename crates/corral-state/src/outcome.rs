@@ -87,6 +87,12 @@ pub enum Outcome {
         /// Its name.
         name: TokenName,
     },
+    /// The table is the backup's now.
+    Restored {
+        /// The last token the restored table handed out (bumped): the next
+        /// grant takes a higher one.
+        last_token: FencingToken,
+    },
 }
 
 /// A command refused; the state is unchanged.

@@ -18,6 +18,7 @@ pub(crate) mod rules;
 #[cfg(test)]
 mod rules_test;
 mod semaphores;
+mod snapshot;
 mod status;
 mod tokens;
 mod ui;
@@ -66,6 +67,7 @@ fn api(node: &Node) -> Router<Arc<Node>> {
         .merge(metrics::router())
         .merge(ui::router())
         .merge(tokens::router())
+        .merge(snapshot::router())
         .layer(body_timeout)
 }
 

@@ -52,6 +52,7 @@ pub(crate) const RULES: &[(&str, &str, Rule)] = &[
     ("GET", "/v1/auth/tokens", Rule::Admin),
     ("POST", "/v1/auth/tokens", Rule::Admin),
     ("DELETE", "/v1/auth/tokens/{name}", Rule::Admin),
+    ("GET", "/v1/snapshot", Rule::Admin),
     ("POST", "/test/faults", Rule::Admin),
     ("POST", "/raft/append", Rule::Open),
     ("POST", "/raft/append-stream", Rule::Open),

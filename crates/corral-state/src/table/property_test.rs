@@ -196,6 +196,11 @@ proptest! {
                 .check_invariants()
                 .map_err(|broken| TestCaseError::fail(broken.to_string()))?;
 
+            // A restore takes the backup's counter, never a lower one.
+            if let Ok(Outcome::Restored { last_token }) = &applied.response {
+                prop_assert!(*last_token >= last, "restored to {} after {}", last_token, last);
+                last = *last_token;
+            }
             for g in new_grants(&applied, last) {
                 prop_assert!(g.fencing_token > last, "token {} after {}", g.fencing_token, last);
                 last = g.fencing_token;

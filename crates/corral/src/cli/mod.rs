@@ -6,6 +6,7 @@ mod failover;
 mod hold;
 mod inspect;
 mod output;
+mod snapshot;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -328,6 +329,9 @@ pub(crate) enum ClientCommand {
     /// admin's token: admin on `*` with the empty prefix).
     #[command(subcommand)]
     Auth(AuthCommand),
+    /// Back the cluster up to a file, and make new nodes from one.
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCommand),
     /// Load a cluster (or an etcd cluster, with --etcd) with
     /// acquire/release cycles and report throughput and latency
     /// percentiles.
@@ -371,6 +375,7 @@ pub(crate) fn run(connection: Connection, command: ClientCommand) -> anyhow::Res
             ClientCommand::Cluster(command) => inspect::cluster(&client, command, json).await,
             ClientCommand::Kv(command) => inspect::kv(&client, command, json).await,
             ClientCommand::Auth(command) => auth::run(&client, command, json).await,
+            ClientCommand::Snapshot(command) => snapshot::run(&client, command).await,
             ClientCommand::Bench(args) => bench::run(&connection, args).await,
             ClientCommand::BenchReport(args) => bench::report(args),
         }

@@ -45,6 +45,47 @@ async fn held(cluster: &Cluster, name: &str) -> Value {
     }
 }
 
+/// Node 3 replaced by a node of the old cluster (its folder from before
+/// identities were kept, started with the new cluster's addresses, as an
+/// operator might by mistake): the others refuse its votes and its log,
+/// and the restored state stands.
+async fn intruder_is_refused(new: &mut Cluster, old_node: &Path, lease: &str) {
+    std::fs::remove_file(old_node.join("cluster-id")).expect("an identity file");
+    new.kill(3);
+    let spec: Vec<String> = new
+        .nodes
+        .iter()
+        .map(|n| format!("{}={}", n.id, n.addr))
+        .collect();
+    let mut intruder = Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(["server", "--node-id", "3", "--listen", &new.nodes[2].addr])
+        .args(["--initial-cluster", &spec.join(",")])
+        .arg("--data-dir")
+        .arg(old_node)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the old node starts");
+    // Several election timeouts: time for the old node to campaign.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let view = held(new, "saved/3").await;
+    assert_eq!(view["holder"]["lease_id"], lease, "{view}");
+    let (status, body) = new.acquire(1, lease, "while-intruded", 0).await;
+    assert_eq!(status, 200, "the restored cluster still writes: {body}");
+    assert!(token(&body) > 1_000_000_000_000);
+    let (_, theirs) = send_get(&new.url(3, "/v1/cluster")).await;
+    let (_, ours) = new.get(1, "/v1/cluster").await;
+    assert_ne!(theirs["cluster_id"], ours["cluster_id"]);
+    intruder.kill().expect("kill the old node");
+    intruder.wait().expect("reaped");
+    new.restart(3);
+}
+
+/// `GET url` with a plain client; status and body.
+async fn send_get(url: &str) -> (u16, Value) {
+    harness::send(reqwest::Client::new().get(url), None, None).await
+}
+
 /// A lease granted through node `id`, retried while the cluster answers
 /// 503 (for 30 s at most).
 async fn granted(cluster: &Cluster, id: u64) -> String {
@@ -89,6 +130,14 @@ async fn a_backup_restores_with_its_locks_and_tokens_above_every_old_one() {
         assert_eq!(status, 200);
         last_old = last_old.max(token(&body));
     }
+    // A copy of an old node's folder, to bring back among the new nodes.
+    let old_node = dir.path().join("old-n3");
+    let mut old = old;
+    old.kill(3);
+    let copied = Command::new("cp")
+        .args(["-a", path(&old.nodes[2].data_dir), path(&old_node)])
+        .status();
+    assert!(copied.expect("cp").success());
     drop(old);
 
     // A damaged backup writes nothing.
@@ -140,6 +189,8 @@ async fn a_backup_restores_with_its_locks_and_tokens_above_every_old_one() {
         first_new > 1_000_000_000_000,
         "bumped by the default: {first_new}"
     );
+
+    intruder_is_refused(&mut new, &old_node, &lease).await;
 
     // Restarted, it is still the restored cluster.
     new.restart_all();

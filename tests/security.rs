@@ -37,9 +37,23 @@ async fn peers_apart_serve_no_raft_route_to_clients_and_the_cluster_fails_over()
         let body: Value = answer.json().await.expect("an error body");
         assert_eq!(body["error"]["code"], "not_found", "{path}: {body}");
     }
+    // A peer request without this cluster's identity is refused.
+    let (_, view) = cluster.get(2, "/v1/cluster").await;
+    let cluster_id = view["cluster_id"]
+        .as_str()
+        .expect("an identity")
+        .to_string();
+    assert_eq!(cluster_id.len(), 16, "{view}");
+    let stranger = cluster
+        .http
+        .get(cluster.peer_url(2, "/raft/member"))
+        .send()
+        .await;
+    assert_eq!(stranger.expect("an answer").status(), 403);
     let member: Value = cluster
         .http
         .get(cluster.peer_url(2, "/raft/member"))
+        .header("x-corral-cluster", &cluster_id)
         .send()
         .await
         .expect("the peer listener answers")
@@ -487,7 +501,16 @@ async fn peers_speak_mutual_tls_and_refuse_strangers() {
     let stranger = other_ca.issue_for(&[ClientAuth]);
     assert!(!answered(&https_client(&ca, Some(&stranger)), &member).await);
     let peer = ca.issue_for(&[ClientAuth]);
-    let reply = https_client(&ca, Some(&peer)).get(&member).send().await;
+    let (_, view) = cluster.get(1, "/v1/cluster").await;
+    let cluster_id = view["cluster_id"]
+        .as_str()
+        .expect("an identity")
+        .to_string();
+    let reply = https_client(&ca, Some(&peer))
+        .get(&member)
+        .header("x-corral-cluster", &cluster_id)
+        .send()
+        .await;
     assert_eq!(reply.expect("a peer is answered").status(), 200);
 
     // Replication, forwarding and elections run over it.

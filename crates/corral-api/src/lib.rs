@@ -366,6 +366,11 @@ pub struct ClusterView {
     /// Whether requests need a token (`Authorization: Bearer`).
     #[serde(default)]
     pub auth_enabled: bool,
+    /// The cluster's identity: 16 hex digits, made at its first start (a
+    /// restored cluster gets one of its own); nodes refuse peers of
+    /// another.
+    #[serde(default)]
+    pub cluster_id: String,
 }
 
 /// A member of the cluster.

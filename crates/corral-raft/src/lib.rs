@@ -55,8 +55,8 @@ pub use faults::Faults;
 pub use log_store::LogStore;
 pub use metrics::StoreMetrics;
 pub use network::{
-    PeerClients, PeerNetwork, RpcReply, SnapshotHeader, SnapshotReply, HEADER_SNAPSHOT,
-    PATH_APPEND, PATH_SNAPSHOT, PATH_VOTE,
+    PeerClients, PeerNetwork, RpcReply, SnapshotHeader, SnapshotReply, CLUSTER_HEADER,
+    HEADER_SNAPSHOT, PATH_APPEND, PATH_SNAPSHOT, PATH_VOTE,
 };
 pub use node::{raft_config, start, start_on, NodeParts, RaftSettings, ReplicatedNode, StartError};
 pub use replica::{

@@ -63,15 +63,36 @@ pub struct PeerClients {
     scheme: &'static str,
 }
 
+/// The header every peer request carries its cluster's identity in: a
+/// node refuses peer requests of another cluster.
+pub const CLUSTER_HEADER: &str = "x-corral-cluster";
+
 impl PeerClients {
     /// Clients over plain HTTP, or over mutual TLS with `tls`: this node's
-    /// certificate presented, the peers' CA the only one trusted.
+    /// certificate presented, the peers' CA the only one trusted. They
+    /// send no cluster identity (see [`PeerClients::for_cluster`]).
     pub fn new(tls: Option<&TlsFiles>) -> Result<PeerClients, StartError> {
+        PeerClients::for_cluster(tls, None)
+    }
+
+    /// [`PeerClients::new`], sending `cluster_id` in [`CLUSTER_HEADER`]
+    /// with every request.
+    pub fn for_cluster(
+        tls: Option<&TlsFiles>,
+        cluster_id: Option<&str>,
+    ) -> Result<PeerClients, StartError> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(id) = cluster_id {
+            let value = reqwest::header::HeaderValue::from_str(id)
+                .map_err(|e| StartError::ClusterId(e.to_string()))?;
+            headers.insert(CLUSTER_HEADER, value);
+        }
         let builder = || {
             reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(1))
                 .pool_idle_timeout(Duration::from_secs(60))
                 .tcp_nodelay(true)
+                .default_headers(headers.clone())
         };
         // Streams speak HTTP/2 with no negotiation without TLS (the
         // listener takes both versions); with TLS, ALPN offers only h2.

@@ -63,6 +63,9 @@ pub enum StartError {
     /// Raft failed to start or to initialize the cluster.
     #[error("raft: {0}")]
     Raft(String),
+    /// The cluster's identity cannot be sent as a header.
+    #[error("cluster identity: {0}")]
+    ClusterId(String),
 }
 
 impl From<Fatal<TypeConfig>> for StartError {

@@ -22,6 +22,7 @@ mod forward;
 #[cfg(test)]
 mod forward_test;
 mod idempotency;
+mod identity;
 mod json;
 mod listener;
 mod members;
@@ -244,7 +245,9 @@ async fn start_node(config: &ServerConfig) -> Result<Node, ServeError> {
         None => None,
     };
     let seed = backup::read_seed(&config.data_dir)?;
-    let peers = corral_raft::PeerClients::new(config.peer_tls.as_ref())?;
+    let cluster_id =
+        identity::cluster_id(&config.data_dir, &config.initial_cluster, seed.as_ref())?;
+    let peers = corral_raft::PeerClients::for_cluster(config.peer_tls.as_ref(), Some(&cluster_id))?;
     let waits = WaitRegistry::default();
     let metrics = Arc::new(metrics::Metrics::new());
     let faults = faults_of(config);
@@ -284,6 +287,7 @@ async fn start_node(config: &ServerConfig) -> Result<Node, ServeError> {
         },
         seed: std::sync::Mutex::new(seed.map(Arc::new)),
         data_dir: config.data_dir.clone(),
+        cluster_id,
     })
 }
 

@@ -151,6 +151,9 @@ pub(crate) struct Node {
     pub auth: AuthSettings,
     /// This node's data folder.
     pub data_dir: std::path::PathBuf,
+    /// Its cluster's identity, which every peer request carries
+    /// (`identity.rs`).
+    pub cluster_id: String,
     /// The backup a restore left in the data folder, until the cluster has
     /// applied it (see `backup.rs`); while it waits, this node, as leader,
     /// takes no client write.

@@ -413,6 +413,11 @@ impl App {
         if let (Some(pick), false) = (fuzzed.bearer, self.bearers.is_empty()) {
             request = request.header("authorization", &self.bearers[pick % self.bearers.len()]);
         }
+        // Peer routes hear only their own cluster: mostly they get its
+        // identity, so that the bytes reach the frame decoders.
+        if fuzzed.path.starts_with("/raft/") && fuzzed.bearer.is_some() {
+            request = request.header(corral_raft::CLUSTER_HEADER, &self.node.cluster_id);
+        }
         for (name, value) in &fuzzed.headers {
             let value = HeaderValue::from_bytes(value).expect("a valid header value");
             request = request.header(HeaderName::from_static(name), value);

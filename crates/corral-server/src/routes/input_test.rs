@@ -230,9 +230,11 @@ impl App {
     /// Serves one request; answers its status and its body as JSON (null
     /// when it is not JSON).
     async fn send(&self, method: &str, uri: &str, body: impl Into<Body>) -> (u16, Value) {
+        // As a peer of this cluster would send it.
         let request = Request::builder()
             .method(method)
             .uri(uri)
+            .header(corral_raft::CLUSTER_HEADER, &self.node.cluster_id)
             .body(body.into())
             .expect("request");
         let response = self.router.clone().oneshot(request).await;

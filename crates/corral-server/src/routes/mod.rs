@@ -39,7 +39,7 @@ use crate::node::Node;
 
 /// Both routers on one listener: the public API and the peer endpoints.
 pub(crate) fn router(node: Arc<Node>) -> Router {
-    finish(api(&node).merge(peer::router()), node)
+    finish(api(&node).merge(peer::router(&node)), node)
 }
 
 /// The public API alone, for a client listener apart from the peers'.
@@ -49,7 +49,7 @@ pub(crate) fn client_router(node: Arc<Node>) -> Router {
 
 /// The peer endpoints alone (`/raft/*`), for the peer listener.
 pub(crate) fn peer_router(node: Arc<Node>) -> Router {
-    finish(peer::router(), node)
+    finish(peer::router(&node), node)
 }
 
 /// The public API. A client's body must arrive within the node's body

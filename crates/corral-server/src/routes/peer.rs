@@ -34,7 +34,7 @@ const APPEND_BODY_BYTES_MAX: usize = corral_raft::frame::FRAME_BYTES_MAX;
 /// A vote, a read index, a keepalive of lease ids: small.
 const SMALL_BODY_BYTES_MAX: usize = 1 << 20;
 
-pub(super) fn router() -> Router<Arc<Node>> {
+pub(super) fn router(node: &Arc<Node>) -> Router<Arc<Node>> {
     Router::new()
         .route(PATH_APPEND, post(append))
         .route(PATH_APPEND_STREAM, post(append_stream))
@@ -44,6 +44,28 @@ pub(super) fn router() -> Router<Arc<Node>> {
         .route(PATH_READ_INDEX, post(read_index))
         .route(PATH_KEEPALIVE, post(keepalive))
         .route(PATH_MEMBER, get(member))
+        .route_layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            same_cluster,
+        ))
+}
+
+/// Refuses a peer request that does not carry this node's cluster
+/// identity: a node of another cluster (say, the one a backup came from)
+/// must not vote or replicate here.
+async fn same_cluster(
+    State(node): State<Arc<Node>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let sent = request.headers().get(corral_raft::CLUSTER_HEADER);
+    if sent.and_then(|v| v.to_str().ok()) == Some(node.cluster_id.as_str()) {
+        return next.run(request).await;
+    }
+    tracing::warn!(sent = ?sent, "refused a peer request of another cluster");
+    axum::response::IntoResponse::into_response(ApiError::permission_denied(
+        "this node belongs to another cluster",
+    ))
 }
 
 async fn append(

@@ -49,6 +49,7 @@ async fn cluster(State(node): State<Arc<Node>>) -> Json<ClusterView> {
         purged_index: status.purged_index,
         members,
         auth_enabled: node.auth.root_hash.is_some() || node.state.read().table.tokens().enabled(),
+        cluster_id: node.cluster_id.clone(),
     })
 }
 

@@ -37,7 +37,7 @@ async fn peers_apart_serve_no_raft_route_to_clients_and_the_cluster_fails_over()
         let body: Value = answer.json().await.expect("an error body");
         assert_eq!(body["error"]["code"], "not_found", "{path}: {body}");
     }
-    // A peer request without this cluster's identity is refused.
+    // A peer request of another cluster, or of a newer format, is refused.
     let (_, view) = cluster.get(2, "/v1/cluster").await;
     let cluster_id = view["cluster_id"]
         .as_str()
@@ -47,9 +47,24 @@ async fn peers_apart_serve_no_raft_route_to_clients_and_the_cluster_fails_over()
     let stranger = cluster
         .http
         .get(cluster.peer_url(2, "/raft/member"))
+        .header("x-corral-cluster", "0000000000000000")
         .send()
         .await;
     assert_eq!(stranger.expect("an answer").status(), 403);
+    let newer = cluster
+        .http
+        .get(cluster.peer_url(2, "/raft/member"))
+        .header("x-corral-format", "200")
+        .send()
+        .await;
+    assert_eq!(newer.expect("an answer").status(), 403);
+    // No identity at all: a node older than identities, taken.
+    let older = cluster
+        .http
+        .get(cluster.peer_url(2, "/raft/member"))
+        .send()
+        .await;
+    assert_eq!(older.expect("an answer").status(), 200);
     let member: Value = cluster
         .http
         .get(cluster.peer_url(2, "/raft/member"))

@@ -149,3 +149,26 @@ proptest! {
         prop_assert_eq!(installed, table);
     }
 }
+
+/// Values are written in [`crate::DISK_FORMAT`]; values of format 0 (the
+/// JSON alone, as corral wrote before formats were numbered) still read;
+/// a newer format is refused with a message that names it.
+#[test]
+fn disk_formats_read_and_refuse_as_they_should() {
+    let table = LockTable::new();
+    let written = encode("snapshot data", &table).expect("encodes");
+    assert_eq!(written[0], crate::DISK_FORMAT);
+    let read: LockTable = decode("snapshot data", &written).expect("format 1 reads");
+    assert_eq!(read, table);
+    let old = serde_json::to_vec(&table).expect("JSON");
+    let read: LockTable = decode("snapshot data", &old).expect("format 0 reads");
+    assert_eq!(read, table);
+    let mut newer = written.clone();
+    newer[0] = crate::DISK_FORMAT + 1;
+    let refused = decode::<LockTable>("snapshot data", &newer).expect_err("a newer format");
+    let said = refused.to_string();
+    assert!(
+        said.contains("format 2") && said.contains("newer corral"),
+        "{said}"
+    );
+}

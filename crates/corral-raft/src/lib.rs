@@ -56,14 +56,14 @@ pub use log_store::LogStore;
 pub use metrics::StoreMetrics;
 pub use network::{
     PeerClients, PeerNetwork, RpcReply, SnapshotHeader, SnapshotReply, CLUSTER_HEADER,
-    HEADER_SNAPSHOT, PATH_APPEND, PATH_SNAPSHOT, PATH_VOTE,
+    FORMAT_HEADER, HEADER_SNAPSHOT, PATH_APPEND, PATH_SNAPSHOT, PATH_VOTE, PEER_FORMAT,
 };
 pub use node::{raft_config, start, start_on, NodeParts, RaftSettings, ReplicatedNode, StartError};
 pub use replica::{
     AppendReply, AppendRequest, LeaderId, Member, RaftStatus, ReadError, Replica, VoteReply,
     VoteRpc, WaitError, WriteError,
 };
-pub use rocks::{RocksDisk, StoreError};
+pub use rocks::{RocksDisk, StoreError, DISK_FORMAT};
 pub use runtime::{seed_thread_rng, CorralRuntime};
 pub use state_machine::{AppliedState, EventSink, Notice, StateMachineStore};
 pub use transport::{PeerUnreachable, Transport, TransportConnection, TransportNetwork};

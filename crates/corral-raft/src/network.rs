@@ -66,6 +66,12 @@ pub struct PeerClients {
 /// The header every peer request carries its cluster's identity in: a
 /// node refuses peer requests of another cluster.
 pub const CLUSTER_HEADER: &str = "x-corral-cluster";
+/// The header every peer request carries the format of its bodies in.
+/// Absent: format 0, a node older than the header.
+pub const FORMAT_HEADER: &str = "x-corral-format";
+/// The format of the peer messages this version sends (JSON bodies and
+/// frames, with snapshot data in the disk format); it reads 0 to this.
+pub const PEER_FORMAT: u8 = 1;
 
 impl PeerClients {
     /// Clients over plain HTTP, or over mutual TLS with `tls`: this node's
@@ -82,6 +88,10 @@ impl PeerClients {
         cluster_id: Option<&str>,
     ) -> Result<PeerClients, StartError> {
         let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            FORMAT_HEADER,
+            reqwest::header::HeaderValue::from(u16::from(PEER_FORMAT)),
+        );
         if let Some(id) = cluster_id {
             let value = reqwest::header::HeaderValue::from_str(id)
                 .map_err(|e| StartError::ClusterId(e.to_string()))?;

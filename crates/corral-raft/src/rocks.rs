@@ -61,6 +61,15 @@ pub enum StoreError {
     /// The disk failed (a simulated disk of a crashed node, say).
     #[error("disk: {0}")]
     Failed(String),
+    /// A value was written in a format this version does not read: by a
+    /// newer corral.
+    #[error("{what} in the database has format {format}; this corral reads formats 0 to {DISK_FORMAT}: run a newer corral on this folder")]
+    Format {
+        /// What was being read.
+        what: &'static str,
+        /// Its format.
+        format: u8,
+    },
 }
 
 impl From<StoreError> for std::io::Error {
@@ -222,12 +231,27 @@ fn flush_loop(
     }
 }
 
-/// Decodes a JSON value read from disk.
+/// The format of the values corral writes to disk (log entries, vote,
+/// snapshots; a snapshot's data also travels to peers as is): one byte
+/// before the value's JSON. Values written before formats were numbered
+/// are the JSON alone, which never starts with a byte below 0x20 other
+/// than whitespace: format 0.
+pub const DISK_FORMAT: u8 = 1;
+
+/// Decodes a value read from disk, of format 0 or [`DISK_FORMAT`]; one of
+/// a newer format is refused with a message that says so.
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     what: &'static str,
     bytes: &[u8],
 ) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { what, source })
+    let json = match bytes.first() {
+        Some(&DISK_FORMAT) => &bytes[1..],
+        Some(&format) if format < 0x20 && !b"\t\n\r".contains(&format) => {
+            return Err(StoreError::Format { what, format })
+        }
+        _ => bytes,
+    };
+    serde_json::from_slice(json).map_err(|source| StoreError::Corrupt { what, source })
 }
 
 /// Encodes a value for disk. The round-trip property tests show that every
@@ -238,7 +262,10 @@ pub(crate) fn encode<T: serde::Serialize>(
     what: &'static str,
     value: &T,
 ) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|source| StoreError::Encode { what, source })
+    let mut bytes = vec![DISK_FORMAT];
+    serde_json::to_writer(&mut bytes, value)
+        .map_err(|source| StoreError::Encode { what, source })?;
+    Ok(bytes)
 }
 
 /// A RocksDB disk under `dir` for a test, with no faults.

@@ -50,21 +50,42 @@ pub(super) fn router(node: &Arc<Node>) -> Router<Arc<Node>> {
         ))
 }
 
-/// Refuses a peer request that does not carry this node's cluster
-/// identity: a node of another cluster (say, the one a backup came from)
-/// must not vote or replicate here.
+/// Refuses a peer request of another cluster (say, the one a backup came
+/// from), or in a format this node does not read. A request without these
+/// headers comes from a node older than them, and is taken: a rolling
+/// upgrade passes through a cluster of both.
+/// Whether a peer format is one this node reads.
+fn readable(format: &str) -> bool {
+    format
+        .parse::<u8>()
+        .is_ok_and(|f| f <= corral_raft::PEER_FORMAT)
+}
+
 async fn same_cluster(
     State(node): State<Arc<Node>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let sent = request.headers().get(corral_raft::CLUSTER_HEADER);
-    if sent.and_then(|v| v.to_str().ok()) == Some(node.cluster_id.as_str()) {
+    let Some(refusal) = refusal_of(&node, request.headers()) else {
         return next.run(request).await;
+    };
+    tracing::warn!("refused a peer request: {refusal}");
+    axum::response::IntoResponse::into_response(ApiError::permission_denied(refusal))
+}
+
+/// Why a peer request with `headers` is refused, if it is.
+fn refusal_of(node: &Node, headers: &axum::http::HeaderMap) -> Option<String> {
+    let header = |name| {
+        let value = headers.get(name)?;
+        Some(value.to_str().unwrap_or("?"))
+    };
+    if header(corral_raft::CLUSTER_HEADER).is_some_and(|id| id != node.cluster_id) {
+        return Some("this node belongs to another cluster".into());
     }
-    tracing::warn!(sent = ?sent, "refused a peer request of another cluster");
-    axum::response::IntoResponse::into_response(ApiError::permission_denied(
-        "this node belongs to another cluster",
+    let format = header(corral_raft::FORMAT_HEADER).filter(|f| !readable(f))?;
+    Some(format!(
+        "peer messages of format {format} are newer than this node reads ({}): upgrade it",
+        corral_raft::PEER_FORMAT
     ))
 }
 

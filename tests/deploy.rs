@@ -89,31 +89,39 @@ fn the_systemd_unit_is_valid_and_says_what_a_node_needs() {
     );
 }
 
-/// Starts a one-node `corral server` told to notify `socket`.
+/// Starts a one-node `corral server` told to notify `socket`, logging to
+/// `dir/node.log`. On an address of its own (127.0.0.6), so that no other
+/// test's port is in the way.
 fn notifying_node(dir: &Path, socket: &Path) -> std::process::Child {
-    let port = |offset: u16| 23_000 + (std::process::id() % 500) as u16 * 8 + offset;
-    let listen = format!("127.0.0.1:{}", port(0));
+    let listen = "127.0.0.6:7101";
+    let log = std::fs::File::create(dir.join("node.log")).expect("a log file");
     Command::new(env!("CARGO_BIN_EXE_corral"))
-        .args(["server", "--node-id", "1", "--listen", &listen])
+        .args(["server", "--node-id", "1", "--listen", listen])
         .args(["--initial-cluster", &format!("1={listen}")])
         .arg("--data-dir")
         .arg(dir.join("data"))
         .env("NOTIFY_SOCKET", socket)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(log.try_clone().expect("a log handle"))
+        .stderr(log)
         .spawn()
         .expect("start corral server")
 }
 
-/// The next state the node sends, within 30 s.
-fn next_state(socket: &UnixDatagram) -> String {
+/// The next state the node sends, within 30 s; the node's log if none
+/// comes.
+fn next_state(socket: &UnixDatagram, dir: &Path) -> String {
     socket
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     let mut buffer = [0u8; 256];
-    let n = socket.recv(&mut buffer).expect("a state within 30 s");
-    String::from_utf8_lossy(&buffer[..n]).into_owned()
+    match socket.recv(&mut buffer) {
+        Ok(n) => String::from_utf8_lossy(&buffer[..n]).into_owned(),
+        Err(e) => {
+            let log = std::fs::read_to_string(dir.join("node.log")).unwrap_or_default();
+            panic!("no state within 30 s ({e}); the node's log:\n{log}")
+        }
+    }
 }
 
 #[test]
@@ -122,11 +130,11 @@ fn a_node_tells_systemd_when_it_is_ready_and_when_it_stops() {
     let path: PathBuf = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&path).expect("bind the notify socket");
     let mut node = notifying_node(dir.path(), &path);
-    assert_eq!(next_state(&socket), "READY=1");
+    assert_eq!(next_state(&socket, dir.path()), "READY=1");
     let pid = node.id().to_string();
     let signalled = Command::new("kill").args(["-TERM", &pid]).status();
     assert!(signalled.expect("kill").success());
-    assert_eq!(next_state(&socket), "STOPPING=1");
+    assert_eq!(next_state(&socket, dir.path()), "STOPPING=1");
     let deadline = Instant::now() + Duration::from_secs(30);
     while node.try_wait().expect("wait").is_none() {
         assert!(Instant::now() < deadline, "the node did not stop");

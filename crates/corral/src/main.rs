@@ -296,19 +296,27 @@ fn server_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
     builder.enable_all().build()
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed by this call,
+/// before the node listens and tells systemd it is ready: a signal that
+/// came before them would meet the default action and end the process
+/// without a clean shutdown.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM; stopping on Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let handlers = signal(SignalKind::terminate()).and_then(|term| {
+        let interrupt = signal(SignalKind::interrupt())?;
+        Ok((term, interrupt))
+    });
+    async move {
+        let (mut term, mut interrupt) = match handlers {
+            Ok(handlers) => handlers,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM and SIGINT; stop this node with SIGKILL");
+                return std::future::pending().await;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
         }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
     }
 }

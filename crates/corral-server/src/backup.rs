@@ -5,8 +5,9 @@
 //! snapshot restore` checks it, raises its token counter (see
 //! [`BUMP_TOKENS_DEFAULT`]), and leaves it as a seed in a new node's empty
 //! data folder. Each node of the new cluster gets the same seed; the first
-//! leader proposes it as [`Command::Restore`], the first command that
-//! grants anything, and the leader takes no client write until it is
+//! leader proposes it as
+//! [`Command::Restore`](corral_state::Command::Restore), the first command
+//! that grants anything, and the leader takes no client write until it is
 //! applied.
 
 use std::path::Path;

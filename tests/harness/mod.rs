@@ -27,6 +27,8 @@ pub(crate) struct NodeProc {
     pub data_dir: PathBuf,
     log_path: PathBuf,
     child: Option<Child>,
+    /// Started with `--join` instead of `--initial-cluster`.
+    joins: bool,
 }
 
 /// What makes a node's data folder before it first starts: given the
@@ -145,6 +147,7 @@ impl Cluster {
                 data_dir: dir.path().join(format!("n{id}")),
                 log_path: dir.path().join(format!("n{id}.log")),
                 child: None,
+                joins: false,
             })
             .collect();
         let spec = nodes
@@ -205,6 +208,10 @@ impl Cluster {
             .append(true)
             .open(&node.log_path)
             .expect("node log");
+        let membership = match node.joins {
+            true => vec!["--join".to_string()],
+            false => vec!["--initial-cluster".to_string(), spec],
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_corral"))
             .args([
                 "server",
@@ -212,9 +219,8 @@ impl Cluster {
                 &id.to_string(),
                 "--listen",
                 &node.addr,
-                "--initial-cluster",
-                &spec,
             ])
+            .args(&membership)
             .arg("--data-dir")
             .arg(&node.data_dir)
             .args(node.peer_addr.iter().flat_map(|a| ["--peer-listen", a]))
@@ -234,6 +240,52 @@ impl Cluster {
             child.kill().expect("kill -9");
             child.wait().expect("reap");
         }
+    }
+
+    /// Starts a new node `id` with `--join`, on fresh ports and a fresh
+    /// folder, serving peers apart if the others do; an admin then adds it.
+    pub(crate) fn spawn_joining(&mut self, id: u64) {
+        assert!(self.nodes.iter().all(|n| n.id != id), "node {id} exists");
+        let apart = self.nodes.iter().any(|n| n.peer_addr.is_some());
+        self.nodes.push(NodeProc {
+            id,
+            addr: format!("127.0.0.1:{}", free_port()),
+            peer_addr: apart.then(|| format!("127.0.0.1:{}", free_port())),
+            data_dir: self.dir.path().join(format!("n{id}")),
+            log_path: self.dir.path().join(format!("n{id}.log")),
+            child: None,
+            joins: true,
+        });
+        self.spawn(id);
+    }
+
+    /// Deletes a stopped node's data folder, as a dead disk would.
+    pub(crate) fn wipe(&mut self, id: u64) {
+        let node = self.node_mut(id);
+        assert!(node.child.is_none(), "node {id} is running");
+        std::fs::remove_dir_all(&node.data_dir).expect("remove the data folder");
+    }
+
+    /// Node `id`'s peer address (its client one when peers share it).
+    pub(crate) fn peer_addr(&self, id: u64) -> String {
+        let node = self.nodes.iter().find(|n| n.id == id).expect("node id");
+        node.peer_addr.clone().unwrap_or_else(|| node.addr.clone())
+    }
+
+    /// Waits (at most `timeout`) for node `id`'s process to exit by
+    /// itself; its exit code, or `None` if it still runs.
+    pub(crate) async fn wait_exit(&mut self, id: u64, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let node = self.node_mut(id);
+            let child = node.child.as_mut().expect("node is running");
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                node.child = None;
+                return Some(status.code().unwrap_or(-1));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
     }
 
     /// SIGSTOP (`pause`) or SIGCONT (`resume`) to one node's process.

@@ -7,7 +7,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::{
-    AddTokenRequest, AddTokenResponse, MemberSelf, RevokeTokenResponse, TokenList, TokenView,
+    AddMemberRequest, AddTokenRequest, AddTokenResponse, JoinRequest, MemberList, MemberSelf,
+    RevokeTokenResponse, TokenList, TokenView,
 };
 
 fn round_trips<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T) -> bool {
@@ -22,6 +23,18 @@ proptest! {
     #[test]
     fn a_member_round_trips(member in any::<MemberSelf>()) {
         prop_assert!(round_trips(&member));
+    }
+
+    /// The membership API's bodies, and the join handshake between peers.
+    #[test]
+    fn membership_bodies_round_trip(
+        list in any::<MemberList>(),
+        add in any::<AddMemberRequest>(),
+        join in any::<JoinRequest>(),
+    ) {
+        prop_assert!(round_trips(&list));
+        prop_assert!(round_trips(&add));
+        prop_assert!(round_trips(&join));
     }
 
     /// Lists are kept short: proptest's default vectors of vectors of

@@ -68,6 +68,25 @@ pub enum ErrorKind {
     TokenNotFound,
     /// 404: no such route.
     NotFound,
+    /// 404: no member with that id.
+    MemberNotFound,
+    /// 409: another membership change is under way; retry once it ends.
+    MembershipChangeInProgress,
+    /// 409: the node id was a member before; ids are never reused.
+    NodeIdRetired,
+    /// 409: the change would leave too few reachable voters for a
+    /// majority; `force` overrides.
+    NoReachableMajority,
+    /// 409: the node id is a member already, at another address.
+    MemberExists,
+    /// 409: the new node did not catch up in time; it stays a learner, and
+    /// the same add may be sent again.
+    LearnerLagging,
+    /// 410: this peer was removed from the cluster; it must stop.
+    NodeRemoved,
+    /// 502: the node to add did not answer its join, or answered as
+    /// another node, or belongs to another cluster.
+    JoinFailed,
     /// 405: the route exists, but not for this method.
     MethodNotAllowed,
     /// 404: the lease does not exist (never granted, revoked or expired).
@@ -163,7 +182,7 @@ impl ErrorKind {
             InvalidArgument => 400,
             Unauthenticated => 401,
             PermissionDenied => 403,
-            NotFound | LeaseNotFound | KeyNotFound | TokenNotFound => 404,
+            NotFound | LeaseNotFound | KeyNotFound | TokenNotFound | MemberNotFound => 404,
             MethodNotAllowed => 405,
             LockBusy { .. }
             | WaitTimeout
@@ -177,11 +196,18 @@ impl ErrorKind {
             | StaleToken { .. }
             | NotLeader
             | WaitWithdrawn
-            | TokenExists => 409,
+            | TokenExists
+            | MembershipChangeInProgress
+            | NodeIdRetired
+            | NoReachableMajority
+            | MemberExists
+            | LearnerLagging => 409,
             BodyTooLarge => 413,
             IdempotencyMismatch => 422,
             LimitReached | TooManyKeys => 429,
+            NodeRemoved => 410,
             Internal => 500,
+            JoinFailed => 502,
             Unavailable { .. } => 503,
         }
     }

@@ -30,6 +30,7 @@ mod error;
 #[cfg(test)]
 mod error_test;
 mod kv;
+mod members;
 mod semaphore;
 mod timeline;
 #[cfg(test)]
@@ -48,6 +49,9 @@ pub use election::{
 pub use error::{ErrorBody, ErrorDetail, ErrorKind, WaitEdge};
 pub use kv::{
     KvDeleteRequest, KvPutRequest, KvValue, KvWriteResponse, ValidateRequest, ValidateResponse,
+};
+pub use members::{
+    AddMemberRequest, MemberList, MemberRole, MemberStatus, CATCH_UP_MS_DEFAULT, CATCH_UP_MS_MAX,
 };
 pub use semaphore::{
     PermitHolderView, PermitWaiterView, SemaphoreAcquireRequest, SemaphoreGrantResponse,
@@ -387,6 +391,15 @@ pub struct MemberView {
     pub client_addr: Option<String>,
     /// `leader`, `follower` or `learner`, as far as this node knows.
     pub role: String,
+}
+
+/// What the leader sends a node that is being added (`POST /raft/join`),
+/// with its cluster's identity in the peer headers.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// The id the node is added under: it must be its own.
+    pub node_id: u64,
 }
 
 /// What a member says of itself to its peers (`GET /raft/member`).

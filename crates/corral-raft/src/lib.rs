@@ -19,6 +19,7 @@
 //! - [`Replica`]: what the server asks of raft (leader, term, status,
 //!   writes bound to a term, read index, the peers' RPCs), so that openraft
 //!   stays inside this crate;
+//! - [`Members`]: membership changes on the leader, one at a time;
 //! - [`Transport`]: raft's RPCs in corral's types, which the simulation
 //!   implements; [`TransportNetwork`] makes openraft's network of one;
 //! - [`Faults`]: partitions and a slow log sync injected by failure tests
@@ -31,6 +32,7 @@ mod faults;
 pub mod frame;
 mod log_store;
 mod log_tail;
+mod membership;
 mod metrics;
 mod network;
 mod node;
@@ -53,10 +55,12 @@ mod state_machine_test;
 pub use disk::{Disk, Durability, Family, KeyValue, Op, SyncDone, Visit};
 pub use faults::Faults;
 pub use log_store::LogStore;
+pub use membership::{MemberProgress, Members, MembershipError};
 pub use metrics::StoreMetrics;
 pub use network::{
-    PeerClients, PeerNetwork, RpcReply, SnapshotHeader, SnapshotReply, CLUSTER_HEADER,
-    FORMAT_HEADER, HEADER_SNAPSHOT, PATH_APPEND, PATH_SNAPSHOT, PATH_VOTE, PEER_FORMAT,
+    PeerClients, PeerIdentity, PeerNetwork, Removal, RpcReply, SnapshotHeader, SnapshotReply,
+    CLUSTER_HEADER, FORMAT_HEADER, HEADER_SNAPSHOT, NODE_HEADER, PATH_APPEND, PATH_SNAPSHOT,
+    PATH_VOTE, PEER_FORMAT,
 };
 pub use node::{raft_config, start, start_on, NodeParts, RaftSettings, ReplicatedNode, StartError};
 pub use replica::{

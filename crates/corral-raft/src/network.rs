@@ -61,11 +61,81 @@ pub struct PeerClients {
     /// For streams: HTTP/2 only.
     pub streams: reqwest::Client,
     scheme: &'static str,
+    /// Set when a peer answered that this node was removed.
+    pub removal: Removal,
+}
+
+/// Whether a peer told this node it was removed from the cluster (`410
+/// Gone` to a raft RPC): the node must then stop, not campaign for ever.
+#[derive(Clone, Debug)]
+pub struct Removal(std::sync::Arc<tokio::sync::watch::Sender<Option<String>>>);
+
+impl Default for Removal {
+    fn default() -> Removal {
+        Removal(std::sync::Arc::new(tokio::sync::watch::channel(None).0))
+    }
+}
+
+impl Removal {
+    /// Records that this node was removed, and why; the first report
+    /// stays.
+    pub fn report(&self, why: impl Into<String>) {
+        let why = why.into();
+        self.0.send_if_modified(|removed| {
+            let first = removed.is_none();
+            if first {
+                *removed = Some(why);
+            }
+            first
+        });
+    }
+
+    /// Resolves with the reason once this node is reported removed.
+    pub fn removed(&self) -> impl Future<Output = String> + Send + 'static {
+        let mut watch = self.0.subscribe();
+        async move {
+            let why = match watch.wait_for(Option::is_some).await {
+                Ok(why) => why.clone(),
+                Err(_) => None,
+            };
+            match why {
+                Some(why) => why,
+                // The sender lives as long as any handle: never here.
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    /// Why this node was reported removed, if it was.
+    pub fn reason(&self) -> Option<String> {
+        self.0.borrow().clone()
+    }
+
+    /// Reports the removal a peer's answer says, if it says one.
+    fn check(&self, from: NodeId, status: reqwest::StatusCode) {
+        if status == reqwest::StatusCode::GONE {
+            self.report(format!(
+                "peer {from} answered that this node was removed from the cluster"
+            ));
+        }
+    }
+}
+
+/// Who sends a node's peer requests: its cluster and its own id.
+#[derive(Clone, Debug)]
+pub struct PeerIdentity {
+    /// The cluster's identity (16 hex digits).
+    pub cluster_id: String,
+    /// This node's id.
+    pub node_id: NodeId,
 }
 
 /// The header every peer request carries its cluster's identity in: a
 /// node refuses peer requests of another cluster.
 pub const CLUSTER_HEADER: &str = "x-corral-cluster";
+/// The header every peer request carries its sender's node id in: a node
+/// refuses a removed one.
+pub const NODE_HEADER: &str = "x-corral-node";
 /// The header every peer request carries the format of its bodies in.
 /// Absent: format 0, a node older than the header.
 pub const FORMAT_HEADER: &str = "x-corral-format";
@@ -81,21 +151,23 @@ impl PeerClients {
         PeerClients::for_cluster(tls, None)
     }
 
-    /// [`PeerClients::new`], sending `cluster_id` in [`CLUSTER_HEADER`]
-    /// with every request.
+    /// [`PeerClients::new`], sending the cluster's identity in
+    /// [`CLUSTER_HEADER`] and the node's id in [`NODE_HEADER`] with every
+    /// request.
     pub fn for_cluster(
         tls: Option<&TlsFiles>,
-        cluster_id: Option<&str>,
+        identity: Option<&PeerIdentity>,
     ) -> Result<PeerClients, StartError> {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(
             FORMAT_HEADER,
             reqwest::header::HeaderValue::from(u16::from(PEER_FORMAT)),
         );
-        if let Some(id) = cluster_id {
-            let value = reqwest::header::HeaderValue::from_str(id)
+        if let Some(identity) = identity {
+            let value = reqwest::header::HeaderValue::from_str(&identity.cluster_id)
                 .map_err(|e| StartError::ClusterId(e.to_string()))?;
             headers.insert(CLUSTER_HEADER, value);
+            headers.insert(NODE_HEADER, identity.node_id.into());
         }
         let builder = || {
             reqwest::Client::builder()
@@ -120,6 +192,7 @@ impl PeerClients {
             http: http.build()?,
             streams: streams.build()?,
             scheme,
+            removal: Removal::default(),
         })
     }
 
@@ -154,6 +227,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
             base: self.clients.url(&node.addr, ""),
             target,
             faults: self.faults.clone(),
+            removal: self.clients.removal.clone(),
         }
     }
 }
@@ -166,6 +240,7 @@ pub struct PeerConnection {
     base: String,
     target: NodeId,
     faults: Faults,
+    removal: Removal,
 }
 
 impl PeerConnection {
@@ -191,6 +266,7 @@ impl PeerConnection {
             .send()
             .await
             .map_err(|e| transport_error(self.target, e))?;
+        self.removal.check(self.target, response.status());
         let reply: RpcReply<Resp> = response
             .json()
             .await
@@ -235,6 +311,7 @@ impl PeerConnection {
                 return Err(RPCError::Network(NetworkError::new(&e)));
             }
         };
+        self.removal.check(self.target, response.status());
         let response = response
             .error_for_status()
             .map_err(|e| transport_error(self.target, e))?;
@@ -263,6 +340,7 @@ impl PeerConnection {
             .send()
             .await
             .map_err(|e| StreamingError::from(transport_error(self.target, e)))?;
+        self.removal.check(self.target, response.status());
         let reply: SnapshotReply = response
             .json()
             .await

@@ -35,7 +35,7 @@ pub type VoteReply = RpcReply<VoteResponse<TypeConfig>>;
 /// A node's raft instance, as the server uses it.
 #[derive(Clone)]
 pub struct Replica {
-    raft: CorralRaft,
+    pub(crate) raft: CorralRaft,
     id: NodeId,
 }
 

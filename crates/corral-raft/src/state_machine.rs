@@ -18,7 +18,7 @@ use crate::disk::{Disk, Durability, Family, Op};
 use crate::metrics::StoreMetrics;
 use crate::rocks::{decode, encode, StoreError};
 use crate::type_config::{
-    LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig,
+    LogId, NodeId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig,
 };
 
 /// The current snapshot, as one value: the meta's length (8 bytes,
@@ -231,6 +231,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         Some(applied.response)
                     }
                     EntryPayload::Membership(membership) => {
+                        // Who left the membership leaves for good: the table
+                        // keeps their ids, so that they are never members
+                        // again and peers refuse them.
+                        let gone: Vec<NodeId> = state
+                            .membership
+                            .nodes()
+                            .map(|(id, _)| *id)
+                            .filter(|id| membership.get_node(id).is_none())
+                            .collect();
+                        state.table.retire_nodes(gone);
                         state.membership = StoredMembership::new(Some(entry.log_id), membership);
                         None
                     }

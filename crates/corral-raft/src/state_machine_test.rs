@@ -60,3 +60,49 @@ fn a_restart_restores_the_stored_snapshot() {
     .unwrap();
     assert_eq!(store.read().last_applied, meta(7).last_log_id);
 }
+
+/// A membership entry retires the ids the one before it had and it has
+/// not: the table keeps them, in snapshots too, so they are never members
+/// again.
+#[tokio::test]
+async fn a_membership_change_retires_the_nodes_it_drops() {
+    use openraft::storage::RaftStateMachine;
+    use openraft::{BasicNode, EntryPayload, Membership};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut store = StateMachineStore::open(
+        test_disk(dir.path()),
+        Arc::new(|_: Notice<'_>| {}),
+        StoreMetrics::default(),
+    )
+    .unwrap();
+    let membership = |voters: &[&[u64]], nodes: &[u64]| {
+        let configs = voters.iter().map(|v| v.iter().copied().collect()).collect();
+        let nodes: BTreeMap<u64, BasicNode> = nodes
+            .iter()
+            .map(|id| (*id, BasicNode::new(format!("127.0.0.1:{id}"))))
+            .collect();
+        Membership::new(configs, nodes).unwrap()
+    };
+    let steps = [
+        membership(&[&[1, 2, 3]], &[1, 2, 3]),
+        membership(&[&[1, 2, 3]], &[1, 2, 3, 4]),
+        membership(&[&[1, 2, 3], &[1, 2, 4]], &[1, 2, 3, 4]),
+        membership(&[&[1, 2, 4]], &[1, 2, 4]),
+    ];
+    let entries: Vec<_> = steps
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let entry = crate::type_config::Entry {
+                log_id: openraft::testing::log_id::<TypeConfig>(1, 1, i as u64 + 1),
+                payload: EntryPayload::Membership(m),
+            };
+            Ok((entry, None))
+        })
+        .collect();
+    store.apply(futures::stream::iter(entries)).await.unwrap();
+    let retired = store.read().table.retired_nodes().clone();
+    assert_eq!(retired, BTreeSet::from([3]));
+}

@@ -9,7 +9,7 @@ use corral_raft::{NodeId, RaftSettings};
 /// The configuration of one node.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
-    /// This node's id; a key of `initial_cluster`.
+    /// This node's id; a key of `initial_cluster`, unless it joins.
     pub node_id: NodeId,
     /// Where to listen for clients, and for peers too unless
     /// `peer_listen` is set.
@@ -25,6 +25,9 @@ pub struct ServerConfig {
     /// Every member at first start: id to `host:port`. Used only to form
     /// the cluster once; a restarted node reads its membership from disk.
     pub initial_cluster: BTreeMap<NodeId, String>,
+    /// Join a running cluster (empty `initial_cluster`): wait, serving
+    /// only the join handshake, until an admin adds this node.
+    pub join: bool,
     /// TLS on the client listener (`ca`: the CA of required client
     /// certificates); plain HTTP when `None`.
     pub tls: Option<crate::TlsFiles>,

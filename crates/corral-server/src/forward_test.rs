@@ -234,13 +234,21 @@ async fn an_overdue_answer_ends_the_stream_and_an_idle_one_does_not() {
 /// makes them), or "not the leader".
 fn any_reply() -> impl proptest::strategy::Strategy<Value = PeerReply<Response>> {
     use proptest::prelude::*;
+    // Each arm boxed: the derived strategies of the large enums are large
+    // values, and a debug build's test thread has a small stack.
     prop_oneof![
-        any::<Response>().prop_map(|response| PeerReply::Done(Ok(response))),
+        any::<Response>()
+            .prop_map(|response| PeerReply::Done(Ok(response)))
+            .boxed(),
         any::<corral_state::Refusal>()
-            .prop_map(|refusal| PeerReply::Done(Err(ApiError::from(refusal).body()))),
+            .prop_map(|refusal| PeerReply::Done(Err(ApiError::from(refusal).body())))
+            .boxed(),
         any::<corral_api::ErrorDetail>()
-            .prop_map(|error| PeerReply::Done(Err(corral_api::ErrorBody { error }))),
-        proptest::option::of(1u64..6).prop_map(|leader_id| PeerReply::NotLeader { leader_id }),
+            .prop_map(|error| PeerReply::Done(Err(corral_api::ErrorBody { error })))
+            .boxed(),
+        proptest::option::of(1u64..6)
+            .prop_map(|leader_id| PeerReply::NotLeader { leader_id })
+            .boxed(),
     ]
 }
 

@@ -22,14 +22,13 @@ pub(crate) fn cluster_id(
     members: &std::collections::BTreeMap<u64, String>,
     seed: Option<&LockTable>,
 ) -> Result<String, BackupError> {
-    let path = data_dir.join(IDENTITY_FILE);
-    let io = |what: &'static str| {
-        let what = format!("{what} {}", path.display());
-        move |source| BackupError::Io { what, source }
-    };
-    if path.exists() {
-        let id = std::fs::read_to_string(&path).map_err(io("reading"))?;
-        return Ok(id.trim().to_string());
+    if let Some(id) = stored(data_dir)? {
+        return Ok(id);
+    }
+    if members.is_empty() {
+        return Err(BackupError::Table(
+            "this node has no cluster identity: it has not joined a cluster".into(),
+        ));
     }
     let mut parts: Vec<u8> = members
         .iter()
@@ -46,7 +45,33 @@ pub(crate) fn cluster_id(
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    std::fs::create_dir_all(data_dir).map_err(io("creating the folder of"))?;
-    std::fs::write(&path, &id).map_err(io("writing"))?;
+    adopt(data_dir, &id)?;
     Ok(id)
+}
+
+/// The identity this node's data folder keeps, if it has one.
+pub(crate) fn stored(data_dir: &Path) -> Result<Option<String>, BackupError> {
+    let path = data_dir.join(IDENTITY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(id) => Ok(Some(id.trim().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(BackupError::Io {
+            what: format!("reading {}", path.display()),
+            source,
+        }),
+    }
+}
+
+/// Keeps `id` as this node's cluster identity, synced: a joining node's,
+/// told by the leader that adds it.
+pub(crate) fn adopt(data_dir: &Path, id: &str) -> Result<(), BackupError> {
+    let path = data_dir.join(IDENTITY_FILE);
+    let io = |what: &'static str| {
+        let what = format!("{what} {}", path.display());
+        move |source| BackupError::Io { what, source }
+    };
+    std::fs::create_dir_all(data_dir).map_err(io("creating the folder of"))?;
+    let mut file = std::fs::File::create(&path).map_err(io("creating"))?;
+    std::io::Write::write_all(&mut file, id.as_bytes()).map_err(io("writing"))?;
+    file.sync_all().map_err(io("syncing"))
 }

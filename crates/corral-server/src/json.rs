@@ -76,37 +76,50 @@ where
     }
 }
 
-/// The lease id of a path such as `/v1/leases/{id}`; a malformed one is a
-/// 400 `invalid_argument` that quotes it.
-pub(crate) struct LeaseIdPath(pub LeaseId);
+/// The one `{…}` segment of a path such as `/v1/leases/{id}`, parsed; a
+/// malformed one is a 400 `invalid_argument` that says what it should be.
+pub(crate) struct PathParam<T>(pub T);
 
-impl<S: Send + Sync> FromRequestParts<S> for LeaseIdPath {
-    type Rejection = ApiError;
+/// What a path segment can be.
+pub(crate) trait PathSegment: Sized {
+    /// What the segment is, for the error.
+    const WHAT: &'static str;
+    /// Parses the segment.
+    fn parse_segment(raw: String) -> Result<Self, String>;
+}
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::invalid(e.body_text()))?;
-        let lease_id = raw
-            .parse()
-            .map_err(|e| ApiError::invalid(format!("path lease id `{raw}`: {e}")))?;
-        Ok(LeaseIdPath(lease_id))
+impl PathSegment for LeaseId {
+    const WHAT: &'static str = "lease id";
+    fn parse_segment(raw: String) -> Result<LeaseId, String> {
+        raw.parse().map_err(|e| format!("`{raw}`: {e}"))
     }
 }
 
-/// The `{name}` path segment of a token route.
-pub(crate) struct TokenNamePath(pub corral_state::TokenName);
+impl PathSegment for corral_state::TokenName {
+    const WHAT: &'static str = "token name";
+    fn parse_segment(raw: String) -> Result<corral_state::TokenName, String> {
+        corral_state::TokenName::new(raw).map_err(|e| e.to_string())
+    }
+}
 
-impl<S: Send + Sync> FromRequestParts<S> for TokenNamePath {
+/// A node id.
+impl PathSegment for u64 {
+    const WHAT: &'static str = "node id";
+    fn parse_segment(raw: String) -> Result<u64, String> {
+        raw.parse().map_err(|e| format!("`{raw}`: {e}"))
+    }
+}
+
+impl<S: Send + Sync, T: PathSegment> FromRequestParts<S> for PathParam<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::invalid(e.body_text()))?;
-        let name = corral_state::TokenName::new(raw)
-            .map_err(|e| ApiError::invalid(format!("path token name: {e}")))?;
-        Ok(TokenNamePath(name))
+        let value = T::parse_segment(raw)
+            .map_err(|e| ApiError::invalid(format!("path {}: {e}", T::WHAT)))?;
+        Ok(PathParam(value))
     }
 }
 

@@ -23,9 +23,13 @@ mod forward;
 mod forward_test;
 mod idempotency;
 mod identity;
+mod join;
 mod json;
 mod listener;
 mod members;
+mod membership;
+#[cfg(test)]
+mod membership_test;
 mod metrics;
 mod node;
 mod request_id;
@@ -64,6 +68,10 @@ pub use corral_raft::RaftSettings;
 pub use listener::{CLIENT_CONNECTIONS_MAX_DEFAULT, HEADER_READ_TIMEOUT_MS_DEFAULT};
 use node::Node;
 use wait_registry::WaitRegistry;
+
+/// The exit status of a node removed from the cluster (`EX_CONFIG`): its
+/// supervisor must not restart it (the systemd unit says so).
+pub const EXIT_REMOVED: i32 = 78;
 
 /// How long open requests may run after a shutdown signal.
 pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);
@@ -106,6 +114,14 @@ pub enum ServeError {
     /// The root token file does not load.
     #[error(transparent)]
     RootToken(#[from] auth::RootTokenError),
+    /// This node was removed from the cluster: it stops for good.
+    #[error("node {node_id} was removed from the cluster ({reason}); it stops for good: its id is never taken again. Wipe its data folder and add it under a new id to bring the machine back")]
+    Removed {
+        /// This node's id.
+        node_id: u64,
+        /// How it found out.
+        reason: String,
+    },
     /// The seed a restore left does not load.
     #[error("the restore seed in the data folder: {0}")]
     Seed(#[from] backup::BackupError),
@@ -131,14 +147,27 @@ pub async fn serve(
     if config.listen.ip().is_unspecified() && config.advertise.is_none() {
         tracing::warn!(listen = %config.listen, "--listen is a wildcard address and --advertise is not set: other nodes show clients an address they cannot reach");
     }
-    let node = Arc::new(start_node(&config).await?);
-    // Auth may be on from another node's file: then this node needs its
-    // peers apart too, whether or not it was given the file.
-    let auth_on = node.state.read().table.tokens().enabled();
-    if auth_on && config.peer_listen.is_none() {
-        let _ = node.raft.shutdown().await;
-        return Err(ServeError::AuthNeedsPeerListen);
+    let (stop_tx, stop) = stop_signal(shutdown);
+    if config.join && identity::stored(&config.data_dir)?.is_none() {
+        let tls = (tls.clone(), peer_tls.clone());
+        if join::wait_to_be_added(&config, tls, stop.clone())
+            .await?
+            .is_none()
+        {
+            return Ok(());
+        }
     }
+    let node = Arc::new(start_node(&config).await?);
+    if let Err(e) = check_started(&node, &config) {
+        let _ = node.raft.shutdown().await;
+        return Err(e);
+    }
+    let removal = node.peers.removal.clone();
+    let stop_on_removal = tokio::spawn(async move {
+        let why = removal.removed().await;
+        tracing::error!(reason = %why, "this node was removed from the cluster: stopping");
+        let _ = stop_tx.send(true);
+    });
     let client = listener::bind(config.listen).await?;
     let peer = match config.peer_listen {
         Some(addr) => Some(listener::bind(addr).await?),
@@ -153,7 +182,6 @@ pub async fn serve(
     // needs the others started too, so waiting for a leader here would
     // hold a one-at-a-time start for ever.
     systemd::notify("READY=1");
-    let stop = stop_signal(shutdown);
     let serve = |listener, router, (connections_max, idle_timeout), tls, stop| {
         let limits = listener::Limits {
             connections_max,
@@ -187,6 +215,7 @@ pub async fn serve(
         }
     };
     systemd::notify("STOPPING=1");
+    stop_on_removal.abort();
     for task in tasks {
         task.abort();
     }
@@ -194,12 +223,37 @@ pub async fn serve(
         tracing::warn!(error = %e, "raft did not shut down cleanly");
     }
     tracing::info!(node_id = config.node_id, "corral node stopped");
-    served
+    served?;
+    match node.peers.removal.reason() {
+        Some(reason) => Err(ServeError::Removed {
+            node_id: config.node_id,
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Refuses to serve on a state that forbids it: a node removed from the
+/// cluster, or auth on with the peers on the client listener.
+fn check_started(node: &Node, config: &ServerConfig) -> Result<(), ServeError> {
+    if node.is_retired(config.node_id) {
+        return Err(ServeError::Removed {
+            node_id: config.node_id,
+            reason: "its own state says so".into(),
+        });
+    }
+    // Auth may be on from another node's file: then this node needs its
+    // peers apart too, whether or not it was given the file.
+    let auth_on = node.state.read().table.tokens().enabled();
+    if auth_on && config.peer_listen.is_none() {
+        return Err(ServeError::AuthNeedsPeerListen);
+    }
+    Ok(())
 }
 
 /// Refuses a configuration whose parts do not fit together.
 fn check_config(config: &ServerConfig) -> Result<(), ServeError> {
-    if !config.initial_cluster.contains_key(&config.node_id) {
+    if !config.join && !config.initial_cluster.contains_key(&config.node_id) {
         return Err(ServeError::NotAMember(config.node_id));
     }
     if (config.tls.is_some() || config.peer_tls.is_some()) && config.peer_listen.is_none() {
@@ -226,16 +280,21 @@ fn shares_a_ca(tls: Option<&TlsFiles>, peer_tls: Option<&TlsFiles>) -> bool {
     }
 }
 
-/// Becomes true once `shutdown` resolves.
+/// Becomes true once `shutdown` resolves, or the sender is told to stop.
 fn stop_signal(
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> tokio::sync::watch::Receiver<bool> {
+) -> (
+    Arc<tokio::sync::watch::Sender<bool>>,
+    tokio::sync::watch::Receiver<bool>,
+) {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let on_shutdown = stop_tx.clone();
     tokio::spawn(async move {
         shutdown.await;
-        let _ = stop_tx.send(true);
+        let _ = on_shutdown.send(true);
     });
-    stop_rx
+    (stop_tx, stop_rx)
 }
 
 /// Opens the node's storage, starts its raft and builds the node.
@@ -247,7 +306,11 @@ async fn start_node(config: &ServerConfig) -> Result<Node, ServeError> {
     let seed = backup::read_seed(&config.data_dir)?;
     let cluster_id =
         identity::cluster_id(&config.data_dir, &config.initial_cluster, seed.as_ref())?;
-    let peers = corral_raft::PeerClients::for_cluster(config.peer_tls.as_ref(), Some(&cluster_id))?;
+    let identity = corral_raft::PeerIdentity {
+        cluster_id: cluster_id.clone(),
+        node_id: config.node_id,
+    };
+    let peers = corral_raft::PeerClients::for_cluster(config.peer_tls.as_ref(), Some(&identity))?;
     let waits = WaitRegistry::default();
     let metrics = Arc::new(metrics::Metrics::new());
     let faults = faults_of(config);
@@ -286,6 +349,7 @@ async fn start_node(config: &ServerConfig) -> Result<Node, ServeError> {
             metrics_protected: config.auth_metrics,
         },
         seed: std::sync::Mutex::new(seed.map(Arc::new)),
+        membership_change: tokio::sync::Mutex::new(()),
         data_dir: config.data_dir.clone(),
         cluster_id,
     })
@@ -348,8 +412,12 @@ fn spawn_background(
     // Every node may try: raft refuses all but the first, and a node that
     // has a log or a vote is never initialized again. In the background, so
     // that this node already answers its peers' votes.
+    // A joining node has no members to start with: the leader adds it.
     let raft = node.raft.clone();
     let initialize = tokio::spawn(async move {
+        if members.is_empty() {
+            return;
+        }
         if let Err(e) = raft.initialize_once(&members).await {
             tracing::error!(error = %e, "initializing the cluster failed");
         }

@@ -54,7 +54,7 @@ impl ClientAddrs {
         self.lock().get(&id).cloned()
     }
 
-    fn learn(&self, id: NodeId, client_addr: String) {
+    pub(crate) fn learn(&self, id: NodeId, client_addr: String) {
         self.lock().insert(id, client_addr);
     }
 
@@ -69,6 +69,13 @@ pub(crate) async fn learn(node: Arc<Node>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for round in 0u32.. {
         tick.tick().await;
+        // A node that applied its own removal stops, without waiting for
+        // a peer to refuse it.
+        if node.is_retired(node.id) {
+            node.peers
+                .removal
+                .report("this node applied the membership change that removed it");
+        }
         let everyone = round % REFRESH_INTERVALS == 0;
         for member in node.raft.status().members {
             let known = node.client_addrs.get(member.id).is_some();

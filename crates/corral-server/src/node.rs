@@ -158,9 +158,17 @@ pub(crate) struct Node {
     /// applied it (see `backup.rs`); while it waits, this node, as leader,
     /// takes no client write.
     pub seed: std::sync::Mutex<Option<Arc<corral_state::LockTable>>>,
+    /// Held by the membership change under way on this node: one at a time.
+    pub membership_change: tokio::sync::Mutex<()>,
 }
 
 impl Node {
+    /// Whether node `id` was removed from the cluster, as this node's
+    /// applied state knows.
+    pub(crate) fn is_retired(&self, id: NodeId) -> bool {
+        self.state.read().table.retired_nodes().contains(&id)
+    }
+
     /// The leader this node knows of, with its address.
     pub(crate) fn leader(&self) -> Option<(NodeId, String)> {
         self.raft.leader()

@@ -87,6 +87,7 @@ fn default_config(data_dir: &Path) -> ServerConfig {
         header_read_timeout_ms: crate::HEADER_READ_TIMEOUT_MS_DEFAULT,
         data_dir: data_dir.to_path_buf(),
         initial_cluster: BTreeMap::from([(1, "127.0.0.1:1".to_string())]),
+        join: false,
         raft: RaftSettings::default(),
         lock_order: Vec::new(),
         idempotency_window_ms: crate::IDEMPOTENCY_WINDOW_MS_DEFAULT,
@@ -97,5 +98,20 @@ fn default_config(data_dir: &Path) -> ServerConfig {
         auth_metrics: false,
         test_faults: false,
         test_clock_offset_ms: 0,
+    }
+}
+
+/// Makes `node` the leader of a cluster of itself alone, and waits until
+/// it leads with its membership committed.
+pub(crate) async fn lead_alone(node: &Node) {
+    let members = BTreeMap::from([(node.id, "127.0.0.1:1".to_string())]);
+    node.raft
+        .initialize_once(&members)
+        .await
+        .expect("initialized");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while node.raft.members().is_none_or(|m| m.changing) {
+        assert!(std::time::Instant::now() < deadline, "the node never led");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

@@ -609,8 +609,13 @@ impl Arbitrary for LockTable {
     fn arbitrary_with((): ()) -> Self::Strategy {
         let step = (0u64..50, command(), prop::option::of("[a-d]"), caller());
         let remembered = prop::collection::vec(any::<Response>(), 0..4);
-        (prop::collection::vec(step, 0..80), remembered)
-            .prop_map(|(steps, remembered)| table_after(steps, &remembered))
+        let retired = prop::collection::btree_set(1u64..10, 0..3);
+        (prop::collection::vec(step, 0..80), remembered, retired)
+            .prop_map(|(steps, remembered, retired)| {
+                let mut table = table_after(steps, &remembered);
+                table.retire_nodes(retired);
+                table
+            })
             .boxed()
     }
 }

@@ -116,8 +116,13 @@ struct ServerArgs {
     /// Every member at first start, as id=host:port,... (their
     /// --peer-listen addresses, or --listen without it). The cluster forms
     /// once all are up; a restart never re-initializes it.
+    #[arg(long, required_unless_present = "join", conflicts_with = "join")]
+    initial_cluster: Option<String>,
+    /// Join a running cluster instead of forming one: the node waits, its
+    /// peer listener open, until an admin adds it (`corral cluster add`).
+    /// Keep the flag on restarts.
     #[arg(long)]
-    initial_cluster: String,
+    join: bool,
     /// Raft heartbeat interval, in milliseconds.
     #[arg(long, default_value_t = RaftSettings::default().heartbeat_ms)]
     heartbeat_ms: u64,
@@ -251,7 +256,11 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         client_connections_max: args.client_connections_max,
         header_read_timeout_ms: args.header_read_timeout_ms,
         data_dir: args.data_dir,
-        initial_cluster: parse_initial_cluster(&args.initial_cluster)?,
+        initial_cluster: match &args.initial_cluster {
+            Some(spec) => parse_initial_cluster(spec)?,
+            None => Default::default(),
+        },
+        join: args.join,
         raft: RaftSettings {
             heartbeat_ms: args.heartbeat_ms,
             election_timeout_min_ms: args.election_timeout_min_ms,
@@ -275,10 +284,18 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let runtime = server_runtime(args.worker_threads).context("starting the tokio runtime")?;
-    runtime.block_on(async move {
-        corral_server::serve(config, shutdown_signal()).await?;
-        Ok(())
-    })
+    // The signal handlers need the runtime: installed inside it.
+    let served =
+        runtime.block_on(async move { corral_server::serve(config, shutdown_signal()).await });
+    match served {
+        // A removed node must not come back: the exit status tells its
+        // supervisor so (the systemd unit does not restart on it).
+        Err(e @ corral_server::ServeError::Removed { .. }) => {
+            tracing::error!("{e}");
+            std::process::exit(corral_server::EXIT_REMOVED)
+        }
+        served => Ok(served?),
+    }
 }
 
 /// The server's runtime: one thread, or a pool of `threads` (0: one per

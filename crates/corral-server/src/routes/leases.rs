@@ -17,7 +17,7 @@ use super::answer::propose_as;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::idempotency::{scope, IdempotencyKey};
-use crate::json::{JsonBody, LeaseIdPath};
+use crate::json::{JsonBody, PathParam};
 use crate::node::Node;
 
 pub(super) fn router() -> Router<Arc<Node>> {
@@ -72,7 +72,7 @@ async fn keepalive(
     State(node): State<Arc<Node>>,
     caller: Caller,
     _key: IdempotencyKey,
-    LeaseIdPath(lease_id): LeaseIdPath,
+    PathParam(lease_id): PathParam<LeaseId>,
 ) -> Result<Json<LeaseResponse>, ApiError> {
     if !owns_all(&node, &caller, &[lease_id]).await?.is_empty() {
         return Err(ApiError::permission_denied(
@@ -134,7 +134,7 @@ async fn keepalive_all(
 async fn revoke(
     State(node): State<Arc<Node>>,
     key: IdempotencyKey,
-    LeaseIdPath(lease_id): LeaseIdPath,
+    PathParam(lease_id): PathParam<LeaseId>,
 ) -> Result<Json<RevokeLeaseResponse>, ApiError> {
     let command = Command::RevokeLease { lease_id };
     let origin = key.for_request(&node, scope::REVOKE_LEASE, &lease_id);
@@ -170,7 +170,7 @@ async fn owns_all(
 async fn show(
     State(node): State<Arc<Node>>,
     caller: Caller,
-    LeaseIdPath(lease_id): LeaseIdPath,
+    PathParam(lease_id): PathParam<LeaseId>,
 ) -> Result<Json<LeaseView>, ApiError> {
     let state = node.read_linearized(&caller).await?;
     let lease = state.table.lease(lease_id).ok_or(Refusal::LeaseNotFound)?;

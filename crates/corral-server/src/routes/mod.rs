@@ -11,6 +11,7 @@ mod input_test;
 mod kv;
 mod leases;
 mod locks;
+mod members;
 mod metrics;
 mod observe;
 mod peer;
@@ -68,6 +69,7 @@ fn api(node: &Node) -> Router<Arc<Node>> {
         .merge(ui::router())
         .merge(tokens::router())
         .merge(snapshot::router())
+        .merge(members::router())
         .layer(body_timeout)
 }
 

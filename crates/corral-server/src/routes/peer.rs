@@ -21,6 +21,7 @@ use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::forward::{self, Forwarded, PATH_PROPOSE_STREAM};
+use crate::join::PATH_JOIN;
 use crate::json::{read_body, JsonBody};
 use crate::members::PATH_MEMBER;
 use crate::node::{Attempt, Node, PeerReply, Renewals, PATH_KEEPALIVE, PATH_READ_INDEX};
@@ -44,16 +45,13 @@ pub(super) fn router(node: &Arc<Node>) -> Router<Arc<Node>> {
         .route(PATH_READ_INDEX, post(read_index))
         .route(PATH_KEEPALIVE, post(keepalive))
         .route(PATH_MEMBER, get(member))
+        .route(PATH_JOIN, post(join))
         .route_layer(axum::middleware::from_fn_with_state(
             node.clone(),
             same_cluster,
         ))
 }
 
-/// Refuses a peer request of another cluster (say, the one a backup came
-/// from), or in a format this node does not read. A request without these
-/// headers comes from a node older than them, and is taken: a rolling
-/// upgrade passes through a cluster of both.
 /// Whether a peer format is one this node reads.
 fn readable(format: &str) -> bool {
     format
@@ -61,6 +59,11 @@ fn readable(format: &str) -> bool {
         .is_ok_and(|f| f <= corral_raft::PEER_FORMAT)
 }
 
+/// Refuses a peer request of another cluster (say, the one a backup came
+/// from), in a format this node does not read, or from a node removed from
+/// the cluster. A request without these headers comes from a node older
+/// than them, and is taken: a rolling upgrade passes through a cluster of
+/// both.
 async fn same_cluster(
     State(node): State<Arc<Node>>,
     request: axum::extract::Request,
@@ -70,23 +73,31 @@ async fn same_cluster(
         return next.run(request).await;
     };
     tracing::warn!("refused a peer request: {refusal}");
-    axum::response::IntoResponse::into_response(ApiError::permission_denied(refusal))
+    axum::response::IntoResponse::into_response(refusal)
 }
 
 /// Why a peer request with `headers` is refused, if it is.
-fn refusal_of(node: &Node, headers: &axum::http::HeaderMap) -> Option<String> {
+fn refusal_of(node: &Node, headers: &axum::http::HeaderMap) -> Option<ApiError> {
     let header = |name| {
         let value = headers.get(name)?;
         Some(value.to_str().unwrap_or("?"))
     };
     if header(corral_raft::CLUSTER_HEADER).is_some_and(|id| id != node.cluster_id) {
-        return Some("this node belongs to another cluster".into());
+        return Some(ApiError::permission_denied(
+            "this node belongs to another cluster",
+        ));
+    }
+    let sender = header(corral_raft::NODE_HEADER).and_then(|id| id.parse::<u64>().ok());
+    if let Some(sender) = sender.filter(|id| node.is_retired(*id)) {
+        // 410 tells the sender to stop (see `corral_raft::Removal`).
+        let message = format!("node {sender} was removed from this cluster");
+        return Some(ApiError::new(corral_api::ErrorKind::NodeRemoved, message));
     }
     let format = header(corral_raft::FORMAT_HEADER).filter(|f| !readable(f))?;
-    Some(format!(
+    Some(ApiError::permission_denied(format!(
         "peer messages of format {format} are newer than this node reads ({}): upgrade it",
         corral_raft::PEER_FORMAT
-    ))
+    )))
 }
 
 async fn append(
@@ -128,6 +139,16 @@ async fn snapshot(
 /// What this node says of itself to a peer: its client address.
 async fn member(State(node): State<Arc<Node>>) -> Json<corral_api::MemberSelf> {
     Json(node.client_addrs.own().clone())
+}
+
+/// A join sent again to a node that joined already (its cluster checked
+/// by `same_cluster`): the same answer as the first time.
+async fn join(
+    State(node): State<Arc<Node>>,
+    Json(request): Json<corral_api::JoinRequest>,
+) -> Result<Json<corral_api::MemberSelf>, ApiError> {
+    crate::join::check_addressee(node.client_addrs.own(), &request)?;
+    Ok(Json(node.client_addrs.own().clone()))
 }
 
 fn reply<T>(attempt: Attempt<T>, node: &Node) -> Json<PeerReply<T>> {

@@ -15,7 +15,7 @@ use super::answer::{propose_as, FromOutcome};
 use crate::auth::{hash_secret, new_secret, Caller};
 use crate::error::ApiError;
 use crate::idempotency::{scope, IdempotencyKey, Origin};
-use crate::json::{JsonBody, TokenNamePath};
+use crate::json::{JsonBody, PathParam};
 use crate::node::Node;
 
 pub(super) fn router() -> Router<Arc<Node>> {
@@ -80,7 +80,7 @@ async fn list(State(node): State<Arc<Node>>, caller: Caller) -> Result<Json<Toke
 async fn revoke(
     State(node): State<Arc<Node>>,
     key: IdempotencyKey,
-    TokenNamePath(name): TokenNamePath,
+    PathParam(name): PathParam<corral_state::TokenName>,
 ) -> Result<Json<RevokeTokenResponse>, ApiError> {
     let origin = key.for_request(&node, scope::REVOKE_TOKEN, &name);
     let TokenRevoked = propose_as(&node, Command::RevokeToken { name }, origin).await?;

@@ -127,6 +127,11 @@ pub struct LockTable {
     /// no other restore applies.
     #[serde(default)]
     restored: bool,
+    /// The node ids removed from the cluster's membership: never members
+    /// again. Written when a membership entry applies (see
+    /// [`LockTable::retire_nodes`]), so every node agrees on it.
+    #[serde(default)]
+    retired_nodes: BTreeSet<u64>,
 }
 
 /// Two tables are equal when what they replicate is: the indexes derived
@@ -152,6 +157,7 @@ impl PartialEq for LockTable {
             owned_leases: _,
             owned_keys: _,
             restored,
+            retired_nodes,
         } = self;
         *now_ms == other.now_ms
             && *last_token == other.last_token
@@ -165,6 +171,7 @@ impl PartialEq for LockTable {
             && *timelines == other.timelines
             && *tokens == other.tokens
             && *restored == other.restored
+            && *retired_nodes == other.retired_nodes
     }
 }
 

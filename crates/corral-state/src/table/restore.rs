@@ -1,5 +1,7 @@
 //! Restoring a backup: the whole table at once, into a new cluster.
 
+use std::collections::BTreeSet;
+
 use super::LockTable;
 use crate::outcome::{Outcome, Refusal, Response};
 use crate::token::FencingToken;
@@ -38,6 +40,9 @@ impl LockTable {
         }
         table.now_ms = table.now_ms.max(self.now_ms);
         table.restored = true;
+        // Node ids belong to the cluster, not to its data: the new cluster
+        // keeps its own.
+        table.retired_nodes = std::mem::take(&mut self.retired_nodes);
         *self = table;
         Ok(Outcome::Restored {
             last_token: self.last_token,
@@ -49,6 +54,18 @@ impl LockTable {
     /// taken, and the restored one must never hand them out again.
     pub fn bump_tokens(&mut self, by: u64) {
         self.last_token = FencingToken(self.last_token.0.saturating_add(by));
+    }
+
+    /// Records that the nodes `ids` left the cluster's membership, for
+    /// good. Called as a membership entry applies, with the ids the
+    /// previous membership had and this one has not.
+    pub fn retire_nodes(&mut self, ids: impl IntoIterator<Item = u64>) {
+        self.retired_nodes.extend(ids);
+    }
+
+    /// The node ids removed from the cluster, which it never takes again.
+    pub fn retired_nodes(&self) -> &BTreeSet<u64> {
+        &self.retired_nodes
     }
 
     /// Whether this table came from a backup.

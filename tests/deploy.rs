@@ -54,6 +54,11 @@ fn the_systemd_unit_is_valid_and_says_what_a_node_needs() {
         .parse()
         .expect("seconds");
     assert!(restart_sec > 0.6, "RestartSec {restart_sec}");
+    // A removed node exits 78 and must stay down.
+    assert_eq!(
+        get(&sections, "Service", "RestartPreventExitStatus"),
+        corral_server::EXIT_REMOVED.to_string()
+    );
     assert_eq!(get(&sections, "Service", "NoNewPrivileges"), "yes");
     assert_eq!(get(&sections, "Service", "ProtectSystem"), "strict");
     let files: u64 = get(&sections, "Service", "LimitNOFILE")
@@ -142,6 +147,22 @@ fn a_node_tells_systemd_when_it_is_ready_and_when_it_stops() {
     }
 }
 
+/// The command line the pod `hostname` runs, with the node-id ConfigMap
+/// at `ids`: the manifest's shell, run by `sh` with `echo` for corral.
+fn pod_command_line(args: &str, hostname: &str, ids: &std::path::Path) -> String {
+    let script = args
+        .replace("$$", "$")
+        .replace("exec /usr/local/bin/corral", "echo")
+        .replace("/etc/corral/node-ids", ids.to_str().expect("a UTF-8 path"));
+    let output = Command::new("sh")
+        .args(["-c", &script])
+        .env("HOSTNAME", hostname)
+        .output()
+        .expect("sh runs");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// Every document of a YAML file.
 fn documents(path: &str) -> Vec<Value> {
     let text = repo_file(path);
@@ -189,19 +210,30 @@ fn the_kubernetes_manifests_run_a_statefulset_that_can_form() {
         Some("/healthz")
     );
     let args = container["args"][0].as_str().expect("the command line");
-    assert!(
-        args.contains("--node-id $$(( ${HOSTNAME##*-} + 1 ))"),
-        "{args}"
-    );
     // Every replica is a member, at its stable peer name.
     let name = set["metadata"]["name"].as_str().expect("a name");
     let members: Vec<String> = (0..replicas)
         .map(|i| format!("{}={name}-{i}.{peers}:7201", i + 1))
         .collect();
+    let forms = format!("--initial-cluster {}", members.join(","));
+    let ids = tempfile::TempDir::new().expect("temp dir");
+    // Pods 0 to 2 form the cluster as nodes 1 to 3; pod 3 joins as node 4;
+    // a pod given a new id in the ConfigMap joins under it.
+    let line = pod_command_line(args, "corral-1", ids.path());
+    assert!(line.contains("--node-id 2 "), "{line}");
+    assert!(line.contains(&forms), "{line}");
+    let line = pod_command_line(args, "corral-3", ids.path());
     assert!(
-        args.contains(&format!("--initial-cluster {}", members.join(","))),
-        "{args}"
+        line.contains("--node-id 4 ") && line.contains(" --join "),
+        "{line}"
     );
+    std::fs::write(ids.path().join("ordinal-2"), "6").expect("an id entry");
+    let line = pod_command_line(args, "corral-2", ids.path());
+    assert!(
+        line.contains("--node-id 6 ") && line.contains(" --join "),
+        "{line}"
+    );
+    assert!(!line.contains("--initial-cluster"), "{line}");
     let budget = of_kind(&documents, "PodDisruptionBudget")[0];
     assert_eq!(budget["spec"]["maxUnavailable"].as_u64(), Some(1));
 }

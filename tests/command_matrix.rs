@@ -725,14 +725,8 @@ async fn same_state(
 
 /// The first number on a metric's line in `/metrics` of node `id`.
 async fn metric(cluster: &Cluster, id: u64, name: &str) -> Result<f64> {
-    let (status, text) = cluster.get(id, "/metrics").await;
-    let text = text.as_str().context("metrics text")?;
-    ensure!(status == 200, "metrics of node {id}: {status}");
-    text.lines()
-        .find(|line| line.starts_with(name))
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|value| value.parse().ok())
-        .with_context(|| format!("no {name} on node {id}"))
+    let value = cluster.metric(id, name).await;
+    value.with_context(|| format!("no {name} on node {id}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

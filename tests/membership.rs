@@ -155,6 +155,15 @@ async fn a_dead_node_is_replaced_under_load() {
     let last = *tokens.last().expect("a token");
     let path = "/v1/locks?prefix=load/";
     cluster.wait_for(4, path, |_| true).await;
+    // It was brought up by a snapshot: the log it joined behind had been
+    // purged.
+    let installed = cluster
+        .metric(4, "corral_raft_snapshots_installed_total")
+        .await;
+    assert!(
+        installed >= Some(1.0),
+        "snapshots installed on node 4: {installed:?}"
+    );
 
     // Another node dies: node 4 counts towards the majority.
     cluster.kill(1);

@@ -621,6 +621,20 @@ impl Cluster {
         }
     }
 
+    /// The value of metric `name` (a line that starts with it) on node
+    /// `id`, if the node answers and has it.
+    pub(crate) async fn metric(&self, id: u64, name: &str) -> Option<f64> {
+        let (status, text) = self.get(id, "/metrics").await;
+        if status != 200 {
+            return None;
+        }
+        text.as_str()?
+            .lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|value| value.parse().ok())
+    }
+
     /// The whole log of one node.
     pub(crate) fn log_of(&self, id: u64) -> String {
         let node = self.nodes.iter().find(|n| n.id == id).expect("node id");

@@ -400,6 +400,10 @@ pub struct MemberView {
 pub struct JoinRequest {
     /// The id the node is added under: it must be its own.
     pub node_id: u64,
+    /// Whether auth is on in the cluster: a node that serves its peers on
+    /// its client listener then refuses to join.
+    #[serde(default)]
+    pub auth_enabled: bool,
 }
 
 /// What a member says of itself to its peers (`GET /raft/member`).

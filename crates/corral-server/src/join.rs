@@ -29,8 +29,10 @@ pub(crate) const PATH_JOIN: &str = "/raft/join";
 pub(crate) const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the handshake's handler needs while the node waits.
-struct Waiting {
+pub(crate) struct Waiting {
     own: MemberSelf,
+    /// Whether peers have a listener apart: auth needs it.
+    peers_apart: bool,
     data_dir: std::path::PathBuf,
     joined: Mutex<Option<String>>,
     done: watch::Sender<bool>,
@@ -49,16 +51,7 @@ pub(crate) async fn wait_to_be_added(
     (tls, peer_tls): ListenerTls,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Option<String>, ServeError> {
-    let (done, done_rx) = watch::channel(false);
-    let waiting = Arc::new(Waiting {
-        own: MemberSelf {
-            node_id: config.node_id,
-            client_addr: config.client_addr(),
-        },
-        data_dir: config.data_dir.clone(),
-        joined: Mutex::new(None),
-        done,
-    });
+    let (waiting, done_rx) = Waiting::new(config);
     let stopping = waiting.clone();
     let watch_stop = tokio::spawn(async move {
         let _ = stop.wait_for(|s| *s).await;
@@ -95,8 +88,27 @@ pub(crate) async fn wait_to_be_added(
     Ok(joined.clone())
 }
 
+impl Waiting {
+    /// A node of `config` waiting to be added, and the watch that turns
+    /// true once it was.
+    pub(crate) fn new(config: &ServerConfig) -> (Arc<Waiting>, watch::Receiver<bool>) {
+        let (done, done_rx) = watch::channel(false);
+        let waiting = Waiting {
+            own: MemberSelf {
+                node_id: config.node_id,
+                client_addr: config.client_addr(),
+            },
+            peers_apart: config.peer_listen.is_some(),
+            data_dir: config.data_dir.clone(),
+            joined: Mutex::new(None),
+            done,
+        };
+        (Arc::new(waiting), done_rx)
+    }
+}
+
 /// The handshake, and health answers for probes while the node waits.
-fn router(waiting: Arc<Waiting>) -> Router {
+pub(crate) fn router(waiting: Arc<Waiting>) -> Router {
     Router::new()
         .route(PATH_JOIN, post(join))
         .route(
@@ -118,6 +130,11 @@ async fn join(
     Json(request): Json<JoinRequest>,
 ) -> Result<Json<MemberSelf>, ApiError> {
     check_addressee(&waiting.own, &request)?;
+    if request.auth_enabled && !waiting.peers_apart {
+        return Err(join_failed(
+            "auth is on in the cluster and this node serves peers on its client listener: start it with --peer-listen".into(),
+        ));
+    }
     let cluster_id = headers
         .get(corral_raft::CLUSTER_HEADER)
         .and_then(|v| v.to_str().ok())

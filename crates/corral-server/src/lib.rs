@@ -24,6 +24,8 @@ mod forward_test;
 mod idempotency;
 mod identity;
 mod join;
+#[cfg(test)]
+mod join_test;
 mod json;
 mod listener;
 mod members;

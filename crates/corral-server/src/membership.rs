@@ -211,6 +211,7 @@ async fn handshake(node: &Node, request: &AddMemberRequest) -> Result<MemberSelf
     let url = node.peers.url(&request.peer_addr, PATH_JOIN);
     let body = JoinRequest {
         node_id: request.node_id,
+        auth_enabled: node.state.read().table.tokens().enabled(),
     };
     let sent = node.peers.http.post(url).json(&body).timeout(JOIN_TIMEOUT);
     let failed = |e: String| join_failed(format!("{}: {e}", request.peer_addr));

@@ -75,7 +75,7 @@ pub(crate) async fn uninitialized_node_with_auth(
 
 /// The configuration of `corral server` run with its defaults (as the
 /// cluster tests run it), as node 1 of a cluster of its own on `data_dir`.
-fn default_config(data_dir: &Path) -> ServerConfig {
+pub(crate) fn default_config(data_dir: &Path) -> ServerConfig {
     ServerConfig {
         node_id: 1,
         listen: ([127, 0, 0, 1], 1).into(),

@@ -68,6 +68,9 @@ pub enum ErrorKind {
     TokenNotFound,
     /// 404: no such route.
     NotFound,
+    /// 404: no such item in the queue: acked, dead-lettered, or never
+    /// enqueued.
+    ItemNotFound,
     /// 404: no member with that id.
     MemberNotFound,
     /// 409: another membership change is under way; retry once it ends.
@@ -182,7 +185,8 @@ impl ErrorKind {
             InvalidArgument => 400,
             Unauthenticated => 401,
             PermissionDenied => 403,
-            NotFound | LeaseNotFound | KeyNotFound | TokenNotFound | MemberNotFound => 404,
+            NotFound | LeaseNotFound | KeyNotFound | TokenNotFound | MemberNotFound
+            | ItemNotFound => 404,
             MethodNotAllowed => 405,
             LockBusy { .. }
             | WaitTimeout
@@ -258,6 +262,13 @@ impl From<&Refusal> for ErrorKind {
             Refusal::PermissionDenied { .. } => ErrorKind::PermissionDenied,
             Refusal::TokenExists => ErrorKind::TokenExists,
             Refusal::TokenNotFound => ErrorKind::TokenNotFound,
+            Refusal::ItemNotFound => ErrorKind::ItemNotFound,
+            // One code with the fenced store's: a token that is not the
+            // current one.
+            Refusal::StaleClaim { current_token } => ErrorKind::StaleToken {
+                current_token: *current_token,
+                key_token: None,
+            },
             // The server checks ttl bounds and draws fresh ids before it
             // proposes, so these mean a bug, not bad input.
             Refusal::InvalidTtl { .. } | Refusal::LeaseExists => ErrorKind::Internal,

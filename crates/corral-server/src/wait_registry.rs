@@ -128,6 +128,9 @@ impl WaitRegistry {
                         .collect(),
                     WaitEnd::Withdrawn(names),
                 ),
+                // No request waits for queue items yet: the queue routes
+                // come with the next slice of the work queue.
+                Event::ItemsClaimed { .. } | Event::ClaimWaitEnded { .. } => continue,
             };
             waiting.wake(&keys, &end);
         }

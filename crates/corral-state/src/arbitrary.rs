@@ -61,6 +61,85 @@ pub fn command() -> impl Strategy<Value = Command> {
         2 => kv_commands(),
         3 => auth_commands(),
         1 => restore_command(),
+        8 => queue_commands(),
+    ]
+}
+
+/// Two queues: `q`, whose dead letters go to `r` when so configured, and
+/// `r`.
+fn queue() -> impl Strategy<Value = LockName> {
+    prop::sample::select(vec!["q", "r"]).prop_map(name)
+}
+
+/// A few items, so that acks and nacks often name one that exists.
+fn item() -> impl Strategy<Value = ItemId> {
+    (0u64..8).prop_map(ItemId)
+}
+
+/// Every command of the work queues, over small queues, short
+/// visibilities, and low tokens that sometimes name the live claim.
+fn queue_commands() -> impl Strategy<Value = Command> {
+    let ms = || prop::sample::select(vec![0u64, 50, 500]);
+    let visibility = || prop::sample::select(vec![50u64, 500]);
+    let fencing_token = || (0u64..16).prop_map(FencingToken);
+    let config = (0u32..3, any::<bool>()).prop_map(|(max_attempts, dead_letter)| QueueConfig {
+        max_attempts,
+        dead_letter: dead_letter.then(|| name("r")),
+    });
+    let limits = QueueLimits {
+        items_max: 4,
+        queues_max: 2,
+        dedup_window_ms: 100,
+    };
+    let dedup = prop::option::of(prop::sample::select(vec!["d1", "d2"]).prop_map(String::from));
+    prop_oneof![
+        (queue(), config).prop_map(|(queue, config)| Command::ConfigureQueue {
+            queue,
+            config,
+            queues_max: 2,
+        }),
+        (queue(), ms(), dedup).prop_map(move |(queue, delay_ms, dedup_id)| Command::Enqueue {
+            payload: format!("{{\"at\":{delay_ms}}}"),
+            queue,
+            delay_ms,
+            dedup_id,
+            limits,
+        }),
+        (queue(), lease(), visibility(), 1u32..3, wait()).prop_map(
+            |(queue, lease_id, visibility_ms, max, wait_ms)| Command::Claim {
+                queue,
+                lease_id,
+                visibility_ms,
+                max,
+                wait_ms,
+            }
+        ),
+        (queue(), item(), fencing_token()).prop_map(|(queue, item_id, fencing_token)| {
+            Command::Ack {
+                queue,
+                item_id,
+                fencing_token,
+            }
+        }),
+        (queue(), item(), fencing_token(), visibility()).prop_map(
+            |(queue, item_id, fencing_token, visibility_ms)| Command::ExtendClaim {
+                queue,
+                item_id,
+                fencing_token,
+                visibility_ms,
+            }
+        ),
+        (queue(), item(), fencing_token(), ms()).prop_map(
+            |(queue, item_id, fencing_token, delay_ms)| Command::Nack {
+                queue,
+                item_id,
+                fencing_token,
+                delay_ms,
+            }
+        ),
+        queue().prop_map(|queue| Command::TickQueue { queue }),
+        (queue(), lease())
+            .prop_map(|(queue, lease_id)| Command::CancelClaimWait { queue, lease_id }),
     ]
 }
 
@@ -332,6 +411,142 @@ pub fn extreme_command() -> impl Strategy<Value = Command> {
         2 => extreme_kv_commands(),
         3 => extreme_auth_commands(),
         1 => extreme_restore_command(),
+        8 => extreme_queue_commands(),
+    ]
+}
+
+/// Milliseconds at and past the queue bounds.
+fn extreme_queue_ms() -> impl Strategy<Value = u64> {
+    prop::sample::select(vec![
+        0u64,
+        1,
+        VISIBILITY_MS_MAX,
+        VISIBILITY_MS_MAX + 1,
+        u64::MAX,
+    ])
+}
+
+/// Counts at and past the queue bounds.
+fn extreme_queue_count() -> impl Strategy<Value = u32> {
+    prop::sample::select(vec![
+        0u32,
+        1,
+        CLAIM_ITEMS_MAX,
+        CLAIM_ITEMS_MAX + 1,
+        u32::MAX,
+    ])
+}
+
+/// Queue commands at their bounds: payloads, delays, visibilities and
+/// counts of 0, at the most and past it, dead letters into the queue
+/// itself, limits of 0, and any ids and tokens.
+fn extreme_queue_commands() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        3 => extreme_queue_writes(),
+        5 => extreme_claim_commands(),
+    ]
+}
+
+/// `ConfigureQueue`, `Enqueue`, `Claim` at their bounds.
+fn extreme_queue_writes() -> impl Strategy<Value = Command> {
+    let queue = extreme_name;
+    let payload = prop::sample::select(vec![
+        0usize,
+        ITEM_PAYLOAD_BYTES_MAX,
+        ITEM_PAYLOAD_BYTES_MAX + 1,
+    ])
+    .prop_map(|bytes| "x".repeat(bytes));
+    let limits = (0usize..3, 0usize..3, extreme_queue_ms()).prop_map(
+        |(items_max, queues_max, dedup_window_ms)| QueueLimits {
+            items_max,
+            queues_max,
+            dedup_window_ms,
+        },
+    );
+    let dedup = prop::option::of(prop::sample::select(vec![
+        0usize,
+        1,
+        DEDUP_ID_BYTES_MAX + 1,
+    ]))
+    .prop_map(|bytes| bytes.map(|b| "d".repeat(b)));
+    prop_oneof![
+        (
+            queue(),
+            extreme_queue_count(),
+            prop::option::of(queue()),
+            0usize..2
+        )
+            .prop_map(|(queue, max_attempts, dead_letter, queues_max)| {
+                Command::ConfigureQueue {
+                    queue,
+                    config: QueueConfig {
+                        max_attempts,
+                        dead_letter,
+                    },
+                    queues_max,
+                }
+            }),
+        (queue(), payload, extreme_queue_ms(), dedup, limits).prop_map(
+            |(queue, payload, delay_ms, dedup_id, limits)| Command::Enqueue {
+                queue,
+                payload,
+                delay_ms,
+                dedup_id,
+                limits,
+            }
+        ),
+        (
+            queue(),
+            extreme_lease(),
+            extreme_queue_ms(),
+            extreme_queue_count(),
+            extreme_queue_ms()
+        )
+            .prop_map(
+                |(queue, lease_id, visibility_ms, max, wait_ms)| Command::Claim {
+                    queue,
+                    lease_id,
+                    visibility_ms,
+                    max,
+                    wait_ms,
+                }
+            ),
+    ]
+}
+
+/// `Ack`, `ExtendClaim`, `Nack`, `TickQueue`, `CancelClaimWait` with any
+/// ids and tokens.
+fn extreme_claim_commands() -> impl Strategy<Value = Command> {
+    let queue = extreme_name;
+    let item = || any::<u64>().prop_map(ItemId);
+    let fencing_token = || any::<u64>().prop_map(FencingToken);
+    prop_oneof![
+        (queue(), item(), fencing_token()).prop_map(|(queue, item_id, fencing_token)| {
+            Command::Ack {
+                queue,
+                item_id,
+                fencing_token,
+            }
+        }),
+        (queue(), item(), fencing_token(), extreme_queue_ms()).prop_map(
+            |(queue, item_id, fencing_token, visibility_ms)| Command::ExtendClaim {
+                queue,
+                item_id,
+                fencing_token,
+                visibility_ms,
+            }
+        ),
+        (queue(), item(), fencing_token(), extreme_queue_ms()).prop_map(
+            |(queue, item_id, fencing_token, delay_ms)| Command::Nack {
+                queue,
+                item_id,
+                fencing_token,
+                delay_ms,
+            }
+        ),
+        queue().prop_map(|queue| Command::TickQueue { queue }),
+        (queue(), extreme_lease())
+            .prop_map(|(queue, lease_id)| Command::CancelClaimWait { queue, lease_id }),
     ]
 }
 

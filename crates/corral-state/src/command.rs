@@ -8,6 +8,7 @@ use crate::kv::{Fence, KvKey};
 use crate::lease::{LeaseId, LockOrder};
 use crate::lock::{Kind, LockName, Mode};
 use crate::token::FencingToken;
+use crate::work::{ItemId, QueueConfig, QueueLimits};
 
 /// A command with the time at which the leader proposed it.
 ///
@@ -262,6 +263,89 @@ pub enum Command {
         /// The table of the backup.
         table: Box<crate::LockTable>,
     },
+    /// Configure a work queue, creating it: how it treats items that keep
+    /// coming back.
+    ConfigureQueue {
+        /// The queue.
+        queue: LockName,
+        /// Its new configuration.
+        config: QueueConfig,
+        /// The most queues there may be, from the proposing node.
+        queues_max: usize,
+    },
+    /// Add an item to a work queue (creating the queue).
+    Enqueue {
+        /// The queue.
+        queue: LockName,
+        /// The item's payload, JSON text.
+        payload: String,
+        /// How long after now it becomes ready, in milliseconds.
+        delay_ms: u64,
+        /// A repeated dedup id within the window adds nothing and answers
+        /// the first item.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dedup_id: Option<String>,
+        /// The limits, from the proposing node.
+        limits: QueueLimits,
+    },
+    /// Claim up to `max` ready items, oldest first, each under a new token;
+    /// with none ready, wait (first come first served) when `wait_ms` > 0.
+    Claim {
+        /// The queue.
+        queue: LockName,
+        /// The lease the claims live under: they end with it.
+        lease_id: LeaseId,
+        /// How long each claim lasts unless extended, in milliseconds.
+        visibility_ms: u64,
+        /// The most items to take.
+        max: u32,
+        /// How long the request may wait for items; 0 answers now.
+        wait_ms: u64,
+    },
+    /// Finish an item: it leaves the queue.
+    Ack {
+        /// The queue.
+        queue: LockName,
+        /// The item.
+        item_id: ItemId,
+        /// The token of the item's live claim.
+        fencing_token: FencingToken,
+    },
+    /// Move an item's claim deadline to `visibility_ms` from now.
+    ExtendClaim {
+        /// The queue.
+        queue: LockName,
+        /// The item.
+        item_id: ItemId,
+        /// The token of the item's live claim.
+        fencing_token: FencingToken,
+        /// The claim's new visibility, from now, in milliseconds.
+        visibility_ms: u64,
+    },
+    /// Give an item back: ready now, or after `delay_ms`.
+    Nack {
+        /// The queue.
+        queue: LockName,
+        /// The item.
+        item_id: ItemId,
+        /// The token of the item's live claim.
+        fencing_token: FencingToken,
+        /// How long until it is ready again, in milliseconds.
+        delay_ms: u64,
+    },
+    /// The leader's: return the items of `queue` whose claims ran out, and
+    /// hand ready items to the claims that wait.
+    TickQueue {
+        /// The queue.
+        queue: LockName,
+    },
+    /// The node's: withdraw a claim that waited for items and ran out.
+    CancelClaimWait {
+        /// The queue.
+        queue: LockName,
+        /// The lease of the waiting claim.
+        lease_id: LeaseId,
+    },
 }
 
 fn unbounded() -> usize {
@@ -284,7 +368,8 @@ pub struct WaitFor {
 impl Command {
     /// Whether the cluster proposes this command itself, without a
     /// client's token: expiries, lifted delays, the lock order, turning
-    /// auth on, and withdrawing a wait the node registered.
+    /// auth on, withdrawing a wait the node registered, a restore, and
+    /// returning a queue's overdue claims.
     pub fn is_the_clusters(&self) -> bool {
         matches!(
             self,
@@ -295,6 +380,8 @@ impl Command {
                 | Command::CancelWait { .. }
                 | Command::CancelWaitAll { .. }
                 | Command::Restore { .. }
+                | Command::TickQueue { .. }
+                | Command::CancelClaimWait { .. }
         )
     }
 

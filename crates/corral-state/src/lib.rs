@@ -55,6 +55,7 @@ mod outcome;
 mod table;
 mod timeline;
 mod token;
+mod work;
 
 pub use auth::{
     check_permissions, root_permissions, Access, Bearer, Permission, Quotas, Scope, Token,
@@ -75,6 +76,11 @@ pub use outcome::{
 pub use table::{check_lock_order, BrokenInvariant, LockOrderError, LockTable, TOKENS_LEFT_MIN};
 pub use timeline::{TimelineEvent, TimelineKind, TIMELINE_EVENTS_PER_LOCK, TIMELINE_LOCKS_MAX};
 pub use token::FencingToken;
+pub use work::{
+    Claim, ClaimedItem, DeadLetter, Dedup, Item, ItemId, QueueConfig, QueueLimits, Queues,
+    WaitingClaim, WorkQueue, CLAIMERS_PER_QUEUE_MAX, CLAIM_ITEMS_MAX, DEDUP_ID_BYTES_MAX,
+    ITEM_PAYLOAD_BYTES_MAX, QUEUES_MAX_DEFAULT, QUEUE_ITEMS_MAX_DEFAULT, VISIBILITY_MS_MAX,
+};
 
 /// The most leases that may live at once.
 pub const LEASES_MAX: usize = 1_000_000;

@@ -6,6 +6,7 @@ use crate::auth::TokenName;
 use crate::lease::LeaseId;
 use crate::lock::{Grant, Kind, LockName, Mode};
 use crate::token::FencingToken;
+use crate::work::{ClaimedItem, ItemId};
 
 /// The answer to the command's proposer.
 pub type Response = Result<Outcome, Refusal>;
@@ -87,6 +88,51 @@ pub enum Outcome {
         /// Its name.
         name: TokenName,
     },
+    /// The queue is configured so now.
+    QueueConfigured,
+    /// The item is in the queue (or was: a repeated dedup id).
+    Enqueued {
+        /// Its id.
+        item_id: ItemId,
+        /// Its place in the queue.
+        seq: u64,
+        /// Whether a dedup id matched an earlier item, and nothing was
+        /// added.
+        duplicate: bool,
+    },
+    /// The items claimed, oldest first; none when none was ready and the
+    /// claim would not wait.
+    Claimed {
+        /// The items, each under its new token.
+        items: Vec<ClaimedItem>,
+    },
+    /// The claim waits for items.
+    ClaimWaiting {
+        /// Its place among the waiting claims; 0 is next.
+        position: usize,
+    },
+    /// The item left the queue.
+    Acked,
+    /// The item's claim runs until `visible_at_ms` now.
+    ClaimExtended {
+        /// The new deadline, Unix ms.
+        visible_at_ms: u64,
+    },
+    /// The item is back in the queue, ready at `visible_at_ms` (or it went
+    /// to the dead letters, after its last attempt).
+    Nacked {
+        /// When it is ready again, Unix ms.
+        visible_at_ms: u64,
+        /// Whether it left for the dead-letter queue (or was dropped).
+        dead_lettered: bool,
+    },
+    /// Overdue claims returned, and ready items handed to waiting claims.
+    QueueTicked {
+        /// How many claims were overdue.
+        returned: usize,
+    },
+    /// The waiting claim no longer waits.
+    ClaimWaitCancelled,
     /// The table is the backup's now.
     Restored {
         /// The last token the restored table handed out (bumped): the next
@@ -234,6 +280,16 @@ pub enum Refusal {
     /// No token with that name.
     #[error("no token with that name")]
     TokenNotFound,
+    /// No such item in the queue: never enqueued, acked, or dead-lettered.
+    #[error("no such item in the queue (acked, dead-lettered or never enqueued)")]
+    ItemNotFound,
+    /// The token does not name the item's live claim: the claim ran out,
+    /// its lease ended, or it was claimed again since.
+    #[error("stale fencing token: the item's claim is {}; this claim was lost", show_token(*current_token))]
+    StaleClaim {
+        /// The token of the item's live claim; none when it is not claimed.
+        current_token: Option<FencingToken>,
+    },
 }
 
 /// One edge of the wait-for graph: `lease_id` waits for the lock
@@ -289,6 +345,24 @@ pub enum Limit {
         /// The token's quota.
         max: u32,
     },
+    /// The most items of one queue (`--queue-items-max`).
+    #[error("too many items: the queue holds {max}, the most it may")]
+    QueueItems {
+        /// The limit.
+        max: u64,
+    },
+    /// The most queues (`--queues-max`).
+    #[error("too many queues: at most {max} may exist")]
+    Queues {
+        /// The limit.
+        max: u64,
+    },
+    /// [`crate::CLAIMERS_PER_QUEUE_MAX`].
+    #[error(
+        "too many waiting claims: at most {} may wait on one queue",
+        crate::CLAIMERS_PER_QUEUE_MAX
+    )]
+    ClaimersPerQueue,
     /// A token's [`crate::Quotas::kv_keys_max`].
     #[error("token quota: this token may create at most {max} keys of the fenced store")]
     TokenKvKeys {
@@ -319,6 +393,22 @@ pub enum Event {
         lease_id: LeaseId,
         /// Every name of the acquire-all.
         names: Vec<LockName>,
+    },
+    /// A waiting claim got items.
+    ItemsClaimed {
+        /// The queue.
+        queue: LockName,
+        /// The claim's lease.
+        lease_id: LeaseId,
+        /// What it got.
+        items: Vec<ClaimedItem>,
+    },
+    /// A waiting claim ended without items: its lease ended.
+    ClaimWaitEnded {
+        /// The queue.
+        queue: LockName,
+        /// The lease that ended.
+        lease_id: LeaseId,
     },
     /// A waiting lease left the queue without a grant because it ended.
     WaitEnded {

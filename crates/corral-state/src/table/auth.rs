@@ -67,7 +67,33 @@ fn names_of(command: &Command) -> Option<(Scope, Vec<&LockName>)> {
         | Command::Proclaim { name, .. }
         | Command::Resign { name, .. } => (Scope::Election, vec![name]),
         Command::KvPut { key, .. } | Command::KvDelete { key, .. } => (Scope::Kv, vec![key]),
-        _ => return None,
+        Command::ConfigureQueue { queue, config, .. } => (
+            Scope::Queue,
+            [Some(queue), config.dead_letter.as_ref()]
+                .into_iter()
+                .flatten()
+                .collect(),
+        ),
+        Command::Enqueue { queue, .. }
+        | Command::Claim { queue, .. }
+        | Command::Ack { queue, .. }
+        | Command::ExtendClaim { queue, .. }
+        | Command::Nack { queue, .. }
+        | Command::TickQueue { queue }
+        | Command::CancelClaimWait { queue, .. } => (Scope::Queue, vec![queue]),
+        // Listed, not matched with `_`, so that a new command is not left
+        // unchecked by mistake.
+        Command::GrantLease { .. }
+        | Command::RevokeLease { .. }
+        | Command::ExpireLease { .. }
+        | Command::CancelWait { .. }
+        | Command::CancelWaitAll { .. }
+        | Command::LiftLockDelays
+        | Command::SetLockOrder { .. }
+        | Command::EnableAuth { .. }
+        | Command::AddToken { .. }
+        | Command::RevokeToken { .. }
+        | Command::Restore { .. } => return None,
     };
     Some((scope, names))
 }
@@ -85,7 +111,9 @@ fn lease_of(command: &Command) -> Option<LeaseId> {
         | Command::CancelWaitAll { lease_id, .. }
         | Command::Campaign { lease_id, .. }
         | Command::Proclaim { lease_id, .. }
-        | Command::Resign { lease_id, .. } => Some(*lease_id),
+        | Command::Resign { lease_id, .. }
+        | Command::Claim { lease_id, .. }
+        | Command::CancelClaimWait { lease_id, .. } => Some(*lease_id),
         _ => None,
     }
 }
@@ -122,6 +150,10 @@ impl LockTable {
             | Command::ExpireLease { .. }
             | Command::LiftLockDelays
             | Command::SetLockOrder { .. } => return require_admin(token),
+            // Configuring a queue is an admin's of the queue.
+            Command::ConfigureQueue { queue, .. } => {
+                require(token, Scope::Queue, queue.as_str(), Access::Admin)?
+            }
             Command::GrantLease { .. } if !token.writes_anything() => {
                 return Err(denied("a lease needs write access to something"))
             }

@@ -56,6 +56,17 @@ pub enum BrokenInvariant {
     /// their indexes.
     #[error("the tokens or what they own disagree with their indexes")]
     Auth,
+    /// A work queue disagrees with itself, its leases or the token counter.
+    #[error("queue {name:?} {what}")]
+    Queue {
+        /// The queue.
+        name: LockName,
+        /// What is wrong with it.
+        what: String,
+    },
+    /// The claims indexed by lease disagree with the queues' items.
+    #[error("the claims of each lease disagree with the queues' items")]
+    QueueClaims,
     /// The wait-for graph has a cycle: a deadlock went undetected.
     #[error("the wait-for graph has a cycle")]
     WaitCycle,
@@ -89,6 +100,7 @@ impl LockTable {
         self.timelines.check()?;
         self.check_store()?;
         self.check_auth()?;
+        self.check_queues()?;
         if !self.wait_graph_is_acyclic() {
             return Err(BrokenInvariant::WaitCycle);
         }
@@ -106,6 +118,52 @@ impl LockTable {
             && (self.tokens.enabled() || self.tokens.is_empty());
         if !agrees {
             return Err(BrokenInvariant::Auth);
+        }
+        Ok(())
+    }
+
+    /// Every claim and waiting claim is of a live lease, under a token
+    /// handed out, and indexed by its lease; ids and seqs are below their
+    /// counters.
+    fn check_queues(&self) -> Result<(), BrokenInvariant> {
+        let mut derived = self.queues.clone();
+        derived.rebuild_derived();
+        for (name, queue) in self.queues.iter() {
+            let broken = |what: String| BrokenInvariant::Queue {
+                name: name.clone(),
+                what,
+            };
+            if queue.config.dead_letter.as_ref() == Some(name) {
+                return Err(broken("is its own dead-letter queue".into()));
+            }
+            for waiting in &queue.claimers {
+                if !self.leases.contains_key(&waiting.lease_id) {
+                    return Err(broken(format!(
+                        "has a waiting claim of ended lease {}",
+                        waiting.lease_id
+                    )));
+                }
+            }
+            for (id, item) in &queue.items {
+                if *id != item.id || id.0 >= self.queues.next_item_id || item.seq >= queue.next_seq
+                {
+                    return Err(broken(format!("item {id} is past its counters")));
+                }
+                if item.last_token.is_some_and(|t| t > self.last_token) {
+                    return Err(broken(format!("item {id} has a token never handed out")));
+                }
+                if let Some(claim) = &item.claim {
+                    let live = self.leases.contains_key(&claim.lease_id);
+                    if !live || item.last_token != Some(claim.fencing_token) || item.attempt == 0 {
+                        return Err(broken(format!(
+                            "item {id} has a claim that is not its latest, or of an ended lease"
+                        )));
+                    }
+                }
+            }
+        }
+        if derived.claims_by_lease != self.queues.claims_by_lease {
+            return Err(BrokenInvariant::QueueClaims);
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ mod queue;
 mod record;
 mod replay;
 mod restore;
+mod work;
 
 pub use invariants::BrokenInvariant;
 pub use order::{check_lock_order, LockOrderError};
@@ -65,6 +66,7 @@ use crate::lock::{Kind, Lock, LockName};
 use crate::outcome::{Applied, Event, Limit, Outcome, Refusal, Response};
 use crate::timeline::{TimelineEvent, Timelines};
 use crate::token::FencingToken;
+use crate::work::Queues;
 use crate::{LEASES_MAX, LOCK_DELAY_MS_MAX, TTL_MS_MAX};
 
 /// The largest table (in `LockTable::entries`) that debug builds check
@@ -132,6 +134,9 @@ pub struct LockTable {
     /// [`LockTable::retire_nodes`]), so every node agrees on it.
     #[serde(default)]
     retired_nodes: BTreeSet<u64>,
+    /// The work queues.
+    #[serde(default)]
+    queues: Queues,
 }
 
 /// Two tables are equal when what they replicate is: the indexes derived
@@ -158,6 +163,7 @@ impl PartialEq for LockTable {
             owned_keys: _,
             restored,
             retired_nodes,
+            queues,
         } = self;
         *now_ms == other.now_ms
             && *last_token == other.last_token
@@ -172,6 +178,7 @@ impl PartialEq for LockTable {
             && *tokens == other.tokens
             && *restored == other.restored
             && *retired_nodes == other.retired_nodes
+            && *queues == other.queues
     }
 }
 
@@ -238,6 +245,7 @@ impl LockTable {
             + self.kv.len()
             + self.remembered.len()
             + self.timelines.len()
+            + self.queues.items()
     }
 
     /// Applies one command that is not answered from memory, if it fits
@@ -340,9 +348,78 @@ impl LockTable {
         }
     }
 
+    /// Runs a command of the work queues; `None` for any other command.
+    fn execute_queue_command(
+        &mut self,
+        command: Command,
+        events: &mut Vec<Event>,
+    ) -> Result<Response, Command> {
+        let response = match command {
+            Command::ConfigureQueue {
+                queue,
+                config,
+                queues_max,
+            } => self.configure_queue(queue, config, queues_max),
+            Command::Enqueue {
+                queue,
+                payload,
+                delay_ms,
+                dedup_id,
+                limits,
+            } => {
+                let new = work::NewItem {
+                    payload,
+                    delay_ms,
+                    dedup_id,
+                };
+                self.enqueue_item(queue, new, limits, events)
+            }
+            Command::Claim {
+                queue,
+                lease_id,
+                visibility_ms,
+                max,
+                wait_ms,
+            } => {
+                let ask = work::ClaimAsk {
+                    lease_id,
+                    visibility_ms,
+                    max,
+                    wait_ms,
+                };
+                self.claim(queue, ask, events)
+            }
+            Command::Ack {
+                queue,
+                item_id,
+                fencing_token,
+            } => self.ack(queue, item_id, fencing_token),
+            Command::ExtendClaim {
+                queue,
+                item_id,
+                fencing_token,
+                visibility_ms,
+            } => self.extend_claim(queue, item_id, fencing_token, visibility_ms),
+            Command::Nack {
+                queue,
+                item_id,
+                fencing_token,
+                delay_ms,
+            } => self.nack(queue, item_id, fencing_token, delay_ms, events),
+            Command::TickQueue { queue } => self.tick_queue(queue, events),
+            Command::CancelClaimWait { queue, lease_id } => self.cancel_claim_wait(queue, lease_id),
+            other => return Err(other),
+        };
+        Ok(response)
+    }
+
     /// Runs a command that takes, gives up or stops waiting for locks and
     /// semaphores.
     fn execute_lock_command(&mut self, command: Command, events: &mut Vec<Event>) -> Response {
+        let command = match self.execute_queue_command(command, events) {
+            Ok(response) => return response,
+            Err(command) => command,
+        };
         match command {
             Command::Acquire {
                 lease_id,
@@ -395,6 +472,16 @@ impl LockTable {
             | Command::AddToken { .. }
             | Command::RevokeToken { .. }
             | Command::Restore { .. } => unreachable!("execute runs {command:?} itself"),
+            Command::ConfigureQueue { .. }
+            | Command::Enqueue { .. }
+            | Command::Claim { .. }
+            | Command::Ack { .. }
+            | Command::ExtendClaim { .. }
+            | Command::Nack { .. }
+            | Command::TickQueue { .. }
+            | Command::CancelClaimWait { .. } => {
+                unreachable!("execute_queue_command runs {command:?}")
+            }
         }
     }
 
@@ -414,6 +501,7 @@ impl LockTable {
     /// byte count, and the queued names of acquire-alls written before
     /// those were recorded. Call it on every table decoded from bytes.
     pub fn rebuild_derived(&mut self) {
+        self.queues.rebuild_derived();
         self.kv_bytes = self.kv.iter().map(|(k, v)| kv_cost(k, v)).sum();
         self.tokens.rebuild_derived();
         self.owned_leases.clear();
@@ -655,6 +743,7 @@ impl LockTable {
                 .collect();
             self.remove_lease_from(kind, lease_id, &names, events);
         }
+        self.end_claims(lease_id, events);
         Ok(Outcome::LeaseEnded {
             released: lease.holds.into_iter().collect(),
             released_semaphores: lease.sem_holds.into_iter().collect(),

@@ -72,6 +72,8 @@ fn ended_waits(events: &[Event]) -> BTreeSet<Wait> {
                     ended.insert((Kind::Lock, *lease_id, name.clone()));
                 }
             }
+            // Claims of queue items are not lock waits.
+            Event::ItemsClaimed { .. } | Event::ClaimWaitEnded { .. } => {}
         }
     }
     ended
@@ -115,27 +117,35 @@ fn answered_from_memory(table: &LockTable, proposal: &Proposal) -> bool {
     !matches!(remembered.recall(idempotency), Recall::New)
 }
 
-fn new_grants(applied: &Applied, last: FencingToken) -> Vec<Grant> {
-    let mut grants: Vec<Grant> = applied
+/// The tokens this step handed out: grants and claims of queue items.
+fn new_tokens(applied: &Applied, last: FencingToken) -> Vec<FencingToken> {
+    let of_claims = |items: &[ClaimedItem]| -> Vec<FencingToken> {
+        items.iter().map(|i| i.fencing_token).collect()
+    };
+    let mut tokens: Vec<FencingToken> = applied
         .events
         .iter()
         .flat_map(|e| match e {
-            Event::Granted { grant, .. } => vec![grant.clone()],
-            Event::GrantedAll(grants) => grants.clone(),
-            Event::WaitEnded { .. } | Event::Withdrawn { .. } => vec![],
+            Event::Granted { grant, .. } => vec![grant.fencing_token],
+            Event::GrantedAll(grants) => grants.iter().map(|g| g.fencing_token).collect(),
+            Event::ItemsClaimed { items, .. } => of_claims(items),
+            Event::WaitEnded { .. } | Event::Withdrawn { .. } | Event::ClaimWaitEnded { .. } => {
+                vec![]
+            }
         })
         .collect();
     match &applied.response {
-        Ok(Outcome::Granted(g)) => grants.push(g.clone()),
-        Ok(Outcome::GrantedAll { grants: gs }) => grants.extend(gs.iter().cloned()),
+        Ok(Outcome::Granted(g)) => tokens.push(g.fencing_token),
+        Ok(Outcome::GrantedAll { grants }) => tokens.extend(grants.iter().map(|g| g.fencing_token)),
+        Ok(Outcome::Claimed { items }) => tokens.extend(of_claims(items)),
         _ => {}
     }
-    grants.retain(|g| g.fencing_token > last);
-    grants.sort_by_key(|g| g.fencing_token);
+    tokens.retain(|t| *t > last);
+    tokens.sort();
     // A request can be answered with the grant an event of the same step
     // reports (a lifted lock-delay granted its waiting lease first).
-    grants.dedup();
-    grants
+    tokens.dedup();
+    tokens
 }
 
 proptest! {
@@ -201,9 +211,9 @@ proptest! {
                 prop_assert!(*last_token >= last, "restored to {} after {}", last_token, last);
                 last = *last_token;
             }
-            for g in new_grants(&applied, last) {
-                prop_assert!(g.fencing_token > last, "token {} after {}", g.fencing_token, last);
-                last = g.fencing_token;
+            for token in new_tokens(&applied, last) {
+                prop_assert!(token > last, "token {} after {}", token, last);
+                last = token;
             }
             prop_assert_eq!(table.last_token(), last);
 

@@ -17,8 +17,10 @@ impl LockTable {
     /// time never goes back; its leases live on, and each gets a full ttl
     /// from the leader (which knows no deadline of theirs).
     pub(super) fn restore(&mut self, mut table: LockTable) -> Response {
-        let fresh =
-            self.last_token == FencingToken(0) && self.leases.is_empty() && self.kv.is_empty();
+        let fresh = self.last_token == FencingToken(0)
+            && self.leases.is_empty()
+            && self.kv.is_empty()
+            && self.queues.is_empty();
         if self.restored || !fresh {
             return Err(Refusal::Invalid {
                 reason: "a backup is restored only into a new cluster, before its first grant"

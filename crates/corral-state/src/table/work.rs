@@ -420,10 +420,8 @@ impl LockTable {
     pub(super) fn end_claims(&mut self, lease_id: LeaseId, events: &mut Vec<Event>) {
         let now_ms = self.now_ms;
         let mut touched = Vec::new();
-        for (queue, item_id) in self.queues.claims_of(lease_id) {
-            self.return_item(&queue, item_id, now_ms, events);
-            touched.push(queue);
-        }
+        // Its waiting claims first: an item it gives back (or a dead letter
+        // of one) must not go to a claim of its own.
         for (name, q) in self.queues.queues.iter_mut() {
             let before = q.claimers.len();
             q.claimers.retain(|c| c.lease_id != lease_id);
@@ -435,6 +433,11 @@ impl LockTable {
                 touched.push(name.clone());
             }
         }
+        for (queue, item_id) in self.queues.claims_of(lease_id) {
+            self.return_item(&queue, item_id, now_ms, events);
+            touched.push(queue);
+        }
+        touched.sort();
         touched.dedup();
         for queue in touched {
             self.serve_claimers(&queue, events);

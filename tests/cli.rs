@@ -1,5 +1,6 @@
 //! The `corral` command line against a real 3-node cluster: `corral lock`
-//! serializes commands and stops them when the lease is lost.
+//! serializes commands and stops them when the lease is lost; `corral
+//! cluster members|add|remove` show and change the membership.
 
 mod harness;
 
@@ -171,6 +172,87 @@ async fn a_busy_lock_without_waiting_exits_3_and_inspection_commands_work() {
         .await
         .unwrap();
     assert_eq!(output.status.code(), Some(5), "{output:?}");
+}
+
+/// Runs `corral` with `args` and `--json`; its exit code and what it
+/// printed on stdout, as JSON (null if none), and stderr.
+async fn corral_json(cluster: &Cluster, args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let output = corral(cluster)
+        .args(args)
+        .arg("--json")
+        .output()
+        .await
+        .unwrap();
+    let stdout = serde_json::from_slice(&output.stdout).unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    (output.status.code(), stdout, stderr)
+}
+
+/// The ids of a member list's voters, and of its leaders.
+fn voters_and_leaders(list: &serde_json::Value) -> (Vec<u64>, Vec<u64>) {
+    let members = list["members"].as_array().expect("members");
+    let ids = |keep: &dyn Fn(&serde_json::Value) -> bool| {
+        members
+            .iter()
+            .filter(|m| keep(m))
+            .map(|m| m["id"].as_u64().expect("id"))
+            .collect()
+    };
+    (
+        ids(&|m| m["role"] == "voter"),
+        ids(&|m| m["leader"] == true),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_members_add_and_remove_show_and_change_the_membership() {
+    let mut cluster = Cluster::start_apart(3, &[]).await;
+    let (code, list, stderr) = corral_json(&cluster, &["cluster", "members"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let (voters, leaders) = voters_and_leaders(&list);
+    assert_eq!(voters, [1, 2, 3], "{list}");
+    assert_eq!(leaders, [list["leader_id"].as_u64().unwrap()], "{list}");
+    let output = corral(&cluster)
+        .args(["cluster", "members"])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.starts_with("leader ") && text.contains("PEER ADDRESS"),
+        "{text}"
+    );
+
+    cluster.spawn_joining(4);
+    let peer_addr = cluster.peer_addr(4);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cluster.get(4, "/healthz").await.0 != 200 {
+        assert!(Instant::now() < deadline, "node 4 never listened");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let add = [
+        "cluster",
+        "add",
+        "--node-id",
+        "4",
+        "--peer-addr",
+        &peer_addr,
+    ];
+    let (code, list, stderr) = corral_json(&cluster, &add).await;
+    assert_eq!(code, Some(0), "{stderr}\n{}", cluster.logs());
+    assert_eq!(voters_and_leaders(&list).0, [1, 2, 3, 4], "{list}");
+
+    let (code, list, stderr) = corral_json(&cluster, &["cluster", "remove", "4"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(voters_and_leaders(&list).0, [1, 2, 3], "{list}");
+    assert_eq!(list["retired"], serde_json::json!([4]), "{list}");
+    // Removed before: refused (exit 1), with what to look at.
+    let (code, _, stderr) = corral_json(&cluster, &["cluster", "remove", "4"]).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("MemberNotFound") && stderr.contains("retired"),
+        "{stderr}"
+    );
 }
 
 /// Runs `corral bench` with `args` and `--json` against `cluster`, and

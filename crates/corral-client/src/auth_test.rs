@@ -1,12 +1,8 @@
-use std::time::Duration;
-
 use corral_api::{AddTokenRequest, ErrorKind};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use super::*;
-use crate::{Access, RetryPolicy, Scope, TlsOptions};
+use crate::test_server::{answer_once, body_of};
+use crate::{Access, Scope};
 
 #[test]
 fn token_paths_are_one_encoded_segment() {
@@ -161,66 +157,7 @@ async fn list_tokens_reads_permissions_and_quotas() {
     assert_eq!(list.tokens[1].permissions[0].kind, Scope::Any);
 }
 
-/// A client of `endpoint` that gives up soon, so that a retry the test did
-/// not expect ends as `Unavailable` rather than waiting out the default
-/// budget.
+/// A quick-to-give-up client of `endpoint`.
 fn client(endpoint: &str) -> Client {
-    let retry = RetryPolicy {
-        attempts: 2,
-        base: Duration::from_millis(1),
-        cap: Duration::from_millis(1),
-        budget: Duration::from_secs(2),
-    };
-    Client::with_tls([endpoint], retry, &TlsOptions::default()).unwrap()
-}
-
-/// An HTTP server on a port of its own that takes one connection, answers
-/// its request with `status` and the JSON `body`, and hands back the
-/// request it read.
-async fn answer_once(status: &str, body: &str) -> (String, JoinHandle<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let response = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let served = tokio::spawn(async move {
-        let (mut socket, _) = listener.accept().await.unwrap();
-        let request = read_request(&mut socket).await;
-        socket.write_all(response.as_bytes()).await.unwrap();
-        let _ = socket.shutdown().await;
-        request
-    });
-    (endpoint, served)
-}
-
-/// One request's head and body, as text.
-async fn read_request(socket: &mut tokio::net::TcpStream) -> String {
-    let mut bytes = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let text = String::from_utf8_lossy(&bytes).to_string();
-        if let Some(head_end) = text.find("\r\n\r\n") {
-            let length = text[..head_end]
-                .lines()
-                .find_map(|l| {
-                    let (name, value) = l.split_once(':')?;
-                    name.eq_ignore_ascii_case("content-length")
-                        .then(|| value.trim().parse::<usize>().unwrap())
-                })
-                .unwrap_or(0);
-            if bytes.len() >= head_end + 4 + length {
-                return text;
-            }
-        }
-        let n = socket.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "the connection closed mid-request");
-        bytes.extend_from_slice(&chunk[..n]);
-    }
-}
-
-/// The body of a request read by [`read_request`].
-fn body_of(request: &str) -> &str {
-    request.split_once("\r\n\r\n").map_or("", |(_, body)| body)
+    crate::test_server::client(&[endpoint])
 }

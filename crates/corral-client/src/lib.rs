@@ -18,7 +18,9 @@
 //! [`Error::Unauthenticated`]; one the token does not allow is
 //! [`Error::PermissionDenied`]. A cluster admin's client adds, lists and
 //! revokes tokens with [`Client::add_token`], [`Client::list_tokens`] and
-//! [`Client::revoke_token`].
+//! [`Client::revoke_token`], and lists, adds and removes the cluster's
+//! members with [`Client::members`], [`Client::add_member`] and
+//! [`Client::remove_member`].
 //!
 //! # Example
 //!
@@ -82,10 +84,16 @@ mod error;
 mod fence;
 mod guard;
 mod lease;
+mod members;
+#[cfg(test)]
+mod test_server;
 mod tls;
 
 pub use client::{Client, RetryPolicy};
 pub use corral_api::{Access, AddTokenResponse, Permission, Quotas, Scope, TokenList, TokenView};
+pub use corral_api::{
+    AddMemberRequest, MemberList, MemberRole, MemberStatus, CATCH_UP_MS_DEFAULT, CATCH_UP_MS_MAX,
+};
 pub use corral_api::{Backup, BACKUP_FORMAT, BACKUP_VERSION};
 pub use corral_api::{
     ErrorDetail, ErrorKind, Fence, FencingToken, LeaseId, LockName, LockOrder, Mode,

@@ -1,5 +1,5 @@
 //! `corral lease|locks|cluster|kv`: one request each, printed for people
-//! or as JSON.
+//! or as JSON (`corral cluster members|add|remove` are in `members`).
 
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use corral_client::{Client, Error, Fence, FencingToken, LeaseId};
 use tokio::time::Instant;
 
 use super::output::{self, duration, parse_duration};
-use super::{exit, lock_name};
+use super::{exit, lock_name, members};
 
 /// `corral lease ...`.
 #[derive(Subcommand, Debug)]
@@ -67,6 +67,22 @@ pub(crate) enum ClusterCommand {
     /// Members, leader, term and log indexes, as the first node that
     /// answers sees them.
     Status,
+    /// List the members as the leader sees them.
+    ///
+    /// Each member's role, addresses, how many log entries it is behind,
+    /// whether it is reachable and when it last acknowledged the leader;
+    /// and the ids retired by removals.
+    Members,
+    /// Add a node started with `corral server --join`.
+    ///
+    /// The leader makes it a learner, waits for it to catch up, then makes
+    /// it a voter (unless --learner). One membership change at a time.
+    Add(members::AddArgs),
+    /// Remove a member for good.
+    ///
+    /// Its id is retired and never taken again. Removing the leader hands
+    /// leadership over first.
+    Remove(members::RemoveArgs),
 }
 
 /// `corral kv ...`.
@@ -291,7 +307,16 @@ pub(super) async fn cluster(
     command: ClusterCommand,
     json: bool,
 ) -> anyhow::Result<i32> {
-    let ClusterCommand::Status = command;
+    match command {
+        ClusterCommand::Status => status(client, json).await,
+        ClusterCommand::Members => members::list(client, json).await,
+        ClusterCommand::Add(args) => members::add(client, args, json).await,
+        ClusterCommand::Remove(args) => members::remove(client, args, json).await,
+    }
+}
+
+/// `corral cluster status`.
+async fn status(client: &Client, json: bool) -> anyhow::Result<i32> {
     finish(client.cluster().await, json, |view| {
         let show = |i: Option<u64>| i.map_or("-".into(), |i| i.to_string());
         println!(

@@ -5,6 +5,7 @@ mod bench;
 mod failover;
 mod hold;
 mod inspect;
+mod members;
 mod output;
 mod snapshot;
 
@@ -21,7 +22,7 @@ pub(crate) use inspect::{ClusterCommand, KvCommand, LeaseCommand, LocksCommand};
 
 /// Exit codes of the client commands.
 pub(crate) mod exit {
-    use corral_client::Error;
+    use corral_client::{Error, ErrorKind};
 
     /// Success (or the command's own code).
     pub(crate) const OK: i32 = 0;
@@ -52,8 +53,37 @@ pub(crate) mod exit {
                 "this needs a token the cluster knows: give it with --token-file FILE or \
                  --token (CORRAL_TOKEN_FILE, CORRAL_TOKEN)",
             ),
+            Error::Refused { kind, .. } => membership_hint(kind),
             _ => None,
         }
+    }
+
+    /// What to do about a refused membership change.
+    fn membership_hint(kind: &ErrorKind) -> Option<&'static str> {
+        let hint = match kind {
+            ErrorKind::NoReachableMajority => {
+                "`corral cluster members` shows which voters are unreachable; --force changes \
+                 the membership anyway, and the cluster may then stall until they return"
+            }
+            ErrorKind::MembershipChangeInProgress => {
+                "one membership change at a time: try again once the other one ends"
+            }
+            ErrorKind::LearnerLagging => {
+                "the node stays a learner: run the same `corral cluster add` again to wait \
+                 longer, or give a larger --catch-up-ms"
+            }
+            ErrorKind::JoinFailed => {
+                "the node must run `corral server --join` with that --node-id, and the leader \
+                 must reach its peer listener at --peer-addr"
+            }
+            ErrorKind::NodeIdRetired => "ids are never reused: give the new node another --node-id",
+            ErrorKind::MemberNotFound => {
+                "`corral cluster members` lists the members and the retired ids (a removal \
+                 sent again after its answer was lost ends so too)"
+            }
+            _ => return None,
+        };
+        Some(hint)
     }
 
     /// Prints a failed call, `what` it was doing first if given, with its
@@ -319,7 +349,10 @@ pub(crate) enum ClientCommand {
     /// List and show locks.
     #[command(subcommand)]
     Locks(LocksCommand),
-    /// The cluster's members and leader.
+    /// The cluster's status and members; add and remove members.
+    ///
+    /// With auth on, `members`, `add` and `remove` need a cluster admin's
+    /// token (admin on `*` with the empty prefix).
     #[command(subcommand)]
     Cluster(ClusterCommand),
     /// Read and write the fenced key-value store.

@@ -254,6 +254,14 @@ const NOT_COMMANDS: &[(&str, &str)] = &[
         "POST /test/faults",
         "the failure tests' fault switch, off outside them",
     ),
+    (
+        "POST /v1/cluster/members",
+        "a raft membership entry, not a command (tests/membership.rs)",
+    ),
+    (
+        "DELETE /v1/cluster/members/{id}",
+        "a raft membership entry, not a command (tests/membership.rs)",
+    ),
 ];
 
 /// The commands each write route proposes (its own, and the withdrawal of

@@ -23,7 +23,8 @@
 //! Templates: `{p}` is the pass (`f`, `l`, `n`), so each pass works on its
 //! own names; `{lease:NAME}` is the pass's lease from [`LEASES`]; `{gone}`
 //! is a lease id never granted; `{guard}` is the token under which the
-//! pass's `holder` holds `guard/{p}`. A check is `pointer=value`: a string
+//! pass's `holder` holds `guard/{p}`; `{item:N}` and `{claim:N}` are the
+//! Nth item `holder` claimed of `mq-{p}` in SETUP, and its claim's token. A check is `pointer=value`: a string
 //! compares as text, anything else as JSON; `?u64` and `?id` accept any
 //! token and any lease id.
 
@@ -195,6 +196,21 @@ const ROWS: &[Row] = &[
     row("add a token, name taken", post("/v1/auth/tokens", r#"{"name":"taken-{p}","permissions":[]}"#, 409).unkeyed(), &["/error/code=token_exists"]),
     row("revoke a token", delete("/v1/auth/tokens/rv-{p}", "", 200), &["/revoked=true"]),
     row("revoke a token, not found", delete("/v1/auth/tokens/never-{p}", "", 404), &["/error/code=token_not_found"]),
+    // Work queues: SETUP enqueued four items in mq-{p} and claimed three
+    // as `holder` ({item:N} under {claim:N}).
+    row("configure a queue", put("/v1/queues/mqc-{p}", r#"{"max_attempts":2,"dead_letter":"mqd-{p}"}"#, 200), &["/queue=mqc-{p}", "/max_attempts=2", "/dead_letter=mqd-{p}"]),
+    row("enqueue", post("/v1/queues/mq-new-{p}/items", r#"{"payload":{"n":1}}"#, 201), &["/item_id=?u64", "/seq=0", "/duplicate=false"]),
+    row("enqueue with a dedup id", post("/v1/queues/mq-new-{p}/items", r#"{"payload":"d","dedup_id":"d-{p}"}"#, 201), &["/seq=1"]),
+    row("enqueue, dedup id again", post("/v1/queues/mq-new-{p}/items", r#"{"payload":"d2","dedup_id":"d-{p}"}"#, 200), &["/seq=1", "/duplicate=true"]),
+    row("claim", post("/v1/queues/mq-{p}/claim", r#"{"lease_id":"{lease:other}","visibility_ms":600000}"#, 200), &["/items/0/seq=3", "/items/0/attempt=1", "/items/0/fencing_token=?u64", "/items/0/payload/n=3"]),
+    row("claim, none ready", post("/v1/queues/mq-empty-{p}/claim", r#"{"lease_id":"{lease:other}","visibility_ms":1000}"#, 200), &["/items=[]"]),
+    row("claim waiting, timed out", post("/v1/queues/mq-empty-{p}/claim", r#"{"lease_id":"{lease:other}","visibility_ms":1000,"wait_ms":300}"#, 200), &["/items=[]"]),
+    row("claim for no lease", post("/v1/queues/mq-{p}/claim", r#"{"lease_id":"{gone}","visibility_ms":1000}"#, 404), &["/error/code=lease_not_found"]),
+    row("ack", post("/v1/queues/mq-{p}/ack", r#"{"item_id":{item:0},"fencing_token":{claim:0}}"#, 200), &["/item_id={item:0}"]),
+    row("extend", post("/v1/queues/mq-{p}/extend", r#"{"item_id":{item:1},"fencing_token":{claim:1},"visibility_ms":600000}"#, 200), &["/item_id={item:1}", "/visible_at_ms=?u64"]),
+    row("nack", post("/v1/queues/mq-{p}/nack", r#"{"item_id":{item:2},"fencing_token":{claim:2},"delay_ms":600000}"#, 200), &["/item_id={item:2}", "/dead_lettered=false"]),
+    row("ack, stale token", post("/v1/queues/mq-{p}/ack", r#"{"item_id":{item:1},"fencing_token":1}"#, 409), &["/error/code=stale_token", "/error/current_token={claim:1}"]),
+    row("ack, no such item", post("/v1/queues/mq-{p}/ack", r#"{"item_id":999999999,"fencing_token":1}"#, 404), &["/error/code=item_not_found"]),
 ];
 
 /// Each pass's leases, granted through the leader (as SETUP is).
@@ -236,6 +252,15 @@ const SETUP: &[Step] = &[
     post("/v1/locks/acquire", r#"{"lease_id":"{lease:dlb}","name":"dl/2/{p}"}"#, 200),
     post("/v1/auth/tokens", r#"{"name":"taken-{p}","permissions":[{"kind":"*","prefix":"","access":"read"}]}"#, 201).unkeyed(),
     post("/v1/auth/tokens", r#"{"name":"rv-{p}","permissions":[]}"#, 201).unkeyed(),
+    post("/v1/queues/mq-{p}/items", r#"{"payload":{"n":0}}"#, 201),
+    post("/v1/queues/mq-{p}/items", r#"{"payload":{"n":1}}"#, 201),
+    post("/v1/queues/mq-{p}/items", r#"{"payload":{"n":2}}"#, 201),
+    post("/v1/queues/mq-{p}/items", r#"{"payload":{"n":3}}"#, 201),
+    post("/v1/queues/mq-{p}/claim", r#"{"lease_id":"{lease:holder}","visibility_ms":600000,"max":3}"#, 200),
+    // A claim that runs out at once, so that the leader's tick is in the
+    // log and the snapshots.
+    post("/v1/queues/mq-tick-{p}/items", r#"{"payload":"t"}"#, 201),
+    post("/v1/queues/mq-tick-{p}/claim", r#"{"lease_id":"{lease:other}","visibility_ms":1}"#, 200),
     // dlb waits for dla's lock until TEARDOWN revokes dlb; dla then asking
     // for dlb's lock closes a cycle.
     post("/v1/locks/acquire", r#"{"lease_id":"{lease:dlb}","name":"dl/1/{p}","wait_ms":60000}"#, 404).queued_on("dl/1/{p}"),
@@ -289,12 +314,22 @@ const COMMANDS_BY_ROUTE: &[(&str, &[&str])] = &[
     ("DELETE /v1/kv", &["KvDelete"]),
     ("POST /v1/auth/tokens", &["AddToken"]),
     ("DELETE /v1/auth/tokens/{name}", &["RevokeToken"]),
+    ("PUT /v1/queues/{queue}", &["ConfigureQueue"]),
+    ("POST /v1/queues/{queue}/items", &["Enqueue"]),
+    (
+        "POST /v1/queues/{queue}/claim",
+        &["Claim", "CancelClaimWait"],
+    ),
+    ("POST /v1/queues/{queue}/ack", &["Ack"]),
+    ("POST /v1/queues/{queue}/extend", &["ExtendClaim"]),
+    ("POST /v1/queues/{queue}/nack", &["Nack"]),
 ];
 
 /// Commands only the nodes propose, never with a key; the matrix still
 /// puts each in the log and the snapshots: the `mortal` lease expires and
 /// its lock-delay is lifted, the cluster runs with `--lock-order`, and
-/// auth goes on with its root token. `Restore` is the first command of a
+/// auth goes on with its root token, and a claim of `mq-tick-{p}` runs
+/// out for the leader to tick. `Restore` is the first command of a
 /// restored cluster, which tests/backup.rs snapshots and restarts.
 const INTERNAL_COMMANDS: &[&str] = &[
     "ExpireLease",
@@ -302,6 +337,7 @@ const INTERNAL_COMMANDS: &[&str] = &[
     "SetLockOrder",
     "EnableAuth",
     "Restore",
+    "TickQueue",
 ];
 
 /// Reads that make up the state compared across nodes and restarts: all
@@ -324,6 +360,9 @@ const PASS_READS: &[&str] = &[
     "/v1/locks/history?name=queue-all/{p}",
     "/v1/locks/history?name=mortal/{p}",
     "/v1/locks/history?name=guard/{p}",
+    "/v1/queues/mq-{p}/items",
+    "/v1/queues/mq-new-{p}/items",
+    "/v1/queues/mq-tick-{p}/items",
 ];
 
 /// The root token every request of the matrix is sent with.
@@ -345,6 +384,8 @@ struct Pass {
     replay_via: Option<u64>,
     leases: BTreeMap<String, String>,
     guard: u64,
+    /// The items `holder` claimed in SETUP, with their claims' tokens.
+    claims: Vec<(u64, u64)>,
 }
 
 /// A keyed row as first answered, to replay later.
@@ -400,6 +441,11 @@ fn fill(template: &str, pass: &Pass) -> Result<String> {
         .replace("{p}", pass.tag)
         .replace("{gone}", GONE)
         .replace("{guard}", &pass.guard.to_string());
+    for (n, (item, token)) in pass.claims.iter().enumerate() {
+        text = text
+            .replace(&format!("{{item:{n}}}"), &item.to_string())
+            .replace(&format!("{{claim:{n}}}"), &token.to_string());
+    }
     for (name, id) in &pass.leases {
         text = text.replace(&format!("{{lease:{name}}}"), id);
     }
@@ -533,9 +579,25 @@ async fn set_up(
             if fill(step.body, pass)?.contains(&format!("\"guard/{}\"", pass.tag)) {
                 pass.guard = answer["fencing_token"].as_u64().context("guard token")?;
             }
+            if fill(step.path, pass)? == format!("/v1/queues/mq-{}/claim", pass.tag) {
+                pass.claims = claims_of(&answer)?;
+            }
         }
     }
     Ok(open)
+}
+
+/// The items of a claim's answer, with their tokens.
+fn claims_of(answer: &Value) -> Result<Vec<(u64, u64)>> {
+    let items = answer["items"].as_array().context("claimed items")?;
+    items
+        .iter()
+        .map(|item| {
+            let id = item["item_id"].as_u64().context("item_id")?;
+            let token = item["fencing_token"].as_u64().context("fencing_token")?;
+            Ok((id, token))
+        })
+        .collect()
 }
 
 /// Sends one row through the pass's node, checks the answer and, with a
@@ -776,6 +838,7 @@ async fn run(cluster: &mut Cluster) -> Result<()> {
             replay_via,
             leases: BTreeMap::new(),
             guard: 0,
+            claims: Vec::new(),
         };
         sent.extend(run_pass(cluster, leader, pass).await?);
     }

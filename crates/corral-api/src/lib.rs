@@ -31,6 +31,7 @@ mod error;
 mod error_test;
 mod kv;
 mod members;
+mod queue;
 mod semaphore;
 mod timeline;
 #[cfg(test)]
@@ -52,6 +53,12 @@ pub use kv::{
 };
 pub use members::{
     AddMemberRequest, MemberList, MemberRole, MemberStatus, CATCH_UP_MS_DEFAULT, CATCH_UP_MS_MAX,
+};
+pub use queue::{
+    AckRequest, ClaimRequest, ClaimResponse, ClaimedItemView, ConfigureQueueRequest,
+    EnqueueRequest, EnqueueResponse, ExtendRequest, ItemId, ItemList, ItemResponse, ItemState,
+    ItemView, NackRequest, QueueView, ENQUEUE_BODY_BYTES_MAX, ITEM_PAYLOAD_BYTES_MAX,
+    LIST_ITEMS_MAX, VISIBILITY_MS_MAX,
 };
 pub use semaphore::{
     PermitHolderView, PermitWaiterView, SemaphoreAcquireRequest, SemaphoreGrantResponse,

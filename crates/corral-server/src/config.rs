@@ -54,6 +54,10 @@ pub struct ServerConfig {
     pub kv_keys_max: usize,
     /// The most bytes the fenced store may hold (keys plus JSON values).
     pub kv_bytes_max: usize,
+    /// The most items one work queue may hold.
+    pub queue_items_max: usize,
+    /// The most work queues there may be.
+    pub queues_max: usize,
     /// The file of the root token's secret: auth goes on with it, for
     /// good, at the cluster's first start with it. Needs `peer_listen`.
     pub auth_root_token_file: Option<PathBuf>,

@@ -45,6 +45,18 @@ pub(crate) mod scope {
     pub(crate) const KV_DELETE: &str = "DELETE /v1/kv";
     /// `DELETE /v1/auth/tokens/{name}`.
     pub(crate) const REVOKE_TOKEN: &str = "DELETE /v1/auth/tokens";
+    /// `PUT /v1/queues/{queue}`.
+    pub(crate) const CONFIGURE_QUEUE: &str = "PUT /v1/queues";
+    /// `POST /v1/queues/{queue}/items`.
+    pub(crate) const ENQUEUE: &str = "POST /v1/queues/items";
+    /// `POST /v1/queues/{queue}/claim`.
+    pub(crate) const CLAIM: &str = "POST /v1/queues/claim";
+    /// `POST /v1/queues/{queue}/ack`.
+    pub(crate) const ACK: &str = "POST /v1/queues/ack";
+    /// `POST /v1/queues/{queue}/extend`.
+    pub(crate) const EXTEND: &str = "POST /v1/queues/extend";
+    /// `POST /v1/queues/{queue}/nack`.
+    pub(crate) const NACK: &str = "POST /v1/queues/nack";
 }
 
 /// Where a write comes from: its idempotency key, if it sent one, and

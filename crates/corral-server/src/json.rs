@@ -102,6 +102,13 @@ impl PathSegment for corral_state::TokenName {
     }
 }
 
+impl PathSegment for corral_state::LockName {
+    const WHAT: &'static str = "name";
+    fn parse_segment(raw: String) -> Result<corral_state::LockName, String> {
+        corral_state::LockName::new(raw).map_err(|e| e.to_string())
+    }
+}
+
 /// A node id.
 impl PathSegment for u64 {
     const WHAT: &'static str = "node id";

@@ -53,7 +53,9 @@ pub use auth::{
     RootTokenError, TOKEN_HOLDS_MAX_DEFAULT, TOKEN_KV_KEYS_MAX_DEFAULT, TOKEN_LEASES_MAX_DEFAULT,
     TOKEN_QUOTAS_DEFAULT,
 };
-pub use corral_state::{Quotas, IDEMPOTENCY_WINDOW_MS_DEFAULT};
+pub use corral_state::{
+    Quotas, IDEMPOTENCY_WINDOW_MS_DEFAULT, QUEUES_MAX_DEFAULT, QUEUE_ITEMS_MAX_DEFAULT,
+};
 
 /// The default cap on keys of the fenced store.
 pub const KV_KEYS_MAX_DEFAULT: usize = 100_000;
@@ -340,6 +342,8 @@ async fn start_node(config: &ServerConfig) -> Result<Node, ServeError> {
         idempotency_window_ms: config.idempotency_window_ms,
         kv_keys_max: config.kv_keys_max,
         kv_bytes_max: config.kv_bytes_max,
+        queue_items_max: config.queue_items_max,
+        queues_max: config.queues_max,
         faults,
         metrics,
         forwarder: forward::Forwarder::start(peers),

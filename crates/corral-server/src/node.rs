@@ -133,6 +133,10 @@ pub(crate) struct Node {
     pub kv_keys_max: usize,
     /// The most bytes of the fenced store.
     pub kv_bytes_max: usize,
+    /// The most items one work queue may hold.
+    pub queue_items_max: usize,
+    /// The most work queues there may be.
+    pub queues_max: usize,
     /// Faults injected by failure tests (partitions, a skewed wall clock,
     /// slow or failing log syncs); off unless `--test-faults`.
     pub faults: Faults,

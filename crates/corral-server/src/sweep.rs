@@ -1,7 +1,8 @@
 //! The leader's sweep: expires leases whose deadline passed, cancels waits
-//! whose request is gone, lifts lock-delays that ran out, writes the
-//! configured lock order into the replicated state, and turns auth on with
-//! its root token file.
+//! whose request is gone, lifts lock-delays that ran out, returns queue
+//! items whose claims ran out (and hands ready items to waiting claims),
+//! writes the configured lock order into the replicated state, and turns
+//! auth on with its root token file.
 //!
 //! Waits and lock-delays are judged by the leader's state-machine clock
 //! (`sm_clock.rs`), the time their deadlines are written in, never by
@@ -30,15 +31,54 @@ pub(crate) const ORPHAN_WAIT_GRACE_MS: u64 = 2_000;
 /// The most orphaned waits cancelled in one sweep.
 pub(crate) const CANCELS_PER_SWEEP_MAX: usize = 100;
 
-/// Orphaned waits whose cancel is in flight, so that a slow commit does not
-/// get the same cancel proposed again every sweep.
-type Cancelling = Arc<Mutex<HashSet<(Kind, LeaseId, LockName)>>>;
+/// The most queue ticks, and the most orphaned claim waits withdrawn, in
+/// one sweep.
+pub(crate) const QUEUE_TICKS_PER_SWEEP_MAX: usize = 100;
+
+/// Commands of one sort in flight, by what they name, so that a slow
+/// commit does not get the same command proposed again every sweep.
+struct Pending<K>(Arc<Mutex<HashSet<K>>>);
+
+impl<K> Default for Pending<K> {
+    fn default() -> Pending<K> {
+        Pending(Arc::default())
+    }
+}
+
+impl<K> Clone for Pending<K> {
+    fn clone(&self) -> Pending<K> {
+        Pending(self.0.clone())
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Pending<K> {
+    /// Of `keys`, the first `max` not in flight, now marked in flight.
+    fn start(&self, mut keys: Vec<K>, max: usize) -> Vec<K> {
+        let mut pending = self.0.lock().expect("pending lock");
+        keys.retain(|key| !pending.contains(key));
+        keys.truncate(max);
+        pending.extend(keys.iter().cloned());
+        keys
+    }
+
+    /// `key`'s command was answered.
+    fn done(&self, key: &K) {
+        self.0.lock().expect("pending lock").remove(key);
+    }
+}
+
+/// Orphaned waits whose cancel is in flight.
+type Cancelling = Pending<(Kind, LeaseId, LockName)>;
 
 /// What the sweep has proposed and not yet seen answered, so that a slow
 /// commit does not get the same command proposed again every sweep.
 #[derive(Default)]
 struct InFlight {
     cancelling: Cancelling,
+    /// Queues whose tick is in flight.
+    ticking: Pending<LockName>,
+    /// Orphaned claim waits whose withdrawal is in flight.
+    withdrawing: Pending<(LockName, LeaseId)>,
     lifting: Arc<AtomicBool>,
     ordering: Arc<AtomicBool>,
     enabling: Arc<AtomicBool>,
@@ -60,6 +100,10 @@ pub(crate) async fn run(node: Arc<Node>) {
 struct Decisions {
     due: Vec<LeaseId>,
     orphaned: Vec<(Kind, LeaseId, LockName)>,
+    /// Queues with an overdue claim, or a ready item and a waiting claim.
+    ticks: Vec<LockName>,
+    /// Claim waits whose request is gone.
+    orphaned_claims: Vec<(LockName, LeaseId)>,
     lift: bool,
     reorder: bool,
     enable_auth: Option<corral_state::TokenHash>,
@@ -72,7 +116,7 @@ fn sweep(node: &Arc<Node>, in_flight: &InFlight) {
         node.sm_clock.clear();
         return;
     };
-    let decided = decide(node, &leader, &in_flight.cancelling);
+    let decided = decide(node, &leader, in_flight);
     if decided.lift {
         propose_once(
             node,
@@ -97,12 +141,51 @@ fn sweep(node: &Arc<Node>, in_flight: &InFlight) {
     for key in decided.orphaned {
         cancel_orphan(node, &in_flight.cancelling, key);
     }
+    for queue in decided.ticks {
+        let command = Command::TickQueue {
+            queue: queue.clone(),
+        };
+        propose_pending(node, &in_flight.ticking, queue, "queue tick", command);
+    }
+    for (queue, lease_id) in decided.orphaned_claims {
+        tracing::info!(lease_id = %lease_id, queue = %queue, "withdrawing a claim wait whose request is gone");
+        let command = Command::CancelClaimWait {
+            queue: queue.clone(),
+            lease_id,
+        };
+        let key = (queue, lease_id);
+        propose_pending(
+            node,
+            &in_flight.withdrawing,
+            key,
+            "claim wait withdrawal",
+            command,
+        );
+    }
+}
+
+/// Proposes `command`, in flight under `key` until answered.
+fn propose_pending<K>(
+    node: &Arc<Node>,
+    pending: &Pending<K>,
+    key: K,
+    what: &'static str,
+    command: Command,
+) where
+    K: std::hash::Hash + Eq + Clone + Send + 'static,
+{
+    let (node, pending) = (node.clone(), pending.clone());
+    tokio::spawn(async move {
+        let attempt = node.propose_here(command).await;
+        log_failure(what, &attempt);
+        pending.done(&key);
+    });
 }
 
 /// Reads the state once and decides what to propose: due expiries by the
 /// term's lease deadlines, overdue waits and due lock-delays by its
 /// state-machine clock (not before the clock is anchored), the lock order.
-fn decide(node: &Arc<Node>, leader: &LeaderId, cancelling: &Cancelling) -> Decisions {
+fn decide(node: &Arc<Node>, leader: &LeaderId, in_flight: &InFlight) -> Decisions {
     let state = node.state.read();
     let now = Instant::now();
     let due = corral_leader::due_leases(
@@ -113,17 +196,27 @@ fn decide(node: &Arc<Node>, leader: &LeaderId, cancelling: &Cancelling) -> Decis
         EXPIRIES_PER_SWEEP_MAX,
     );
     let now_ms = node.sm_now_ms_in(leader, &state);
-    let mut orphaned = match now_ms {
+    let orphaned = match now_ms {
         Some(now_ms) => state
             .table
             .overdue_waiters(now_ms.saturating_sub(ORPHAN_WAIT_GRACE_MS)),
         None => Vec::new(),
     };
-    let mut pending = cancelling.lock().expect("cancelling lock");
-    orphaned.retain(|key| !pending.contains(key));
-    orphaned.truncate(CANCELS_PER_SWEEP_MAX);
-    pending.extend(orphaned.iter().cloned());
-    drop(pending);
+    let orphaned = in_flight.cancelling.start(orphaned, CANCELS_PER_SWEEP_MAX);
+    let (ticks, orphaned_claims) = match now_ms {
+        Some(now_ms) => (
+            state.table.queues_due(now_ms, QUEUE_TICKS_PER_SWEEP_MAX),
+            state.table.orphaned_claims(
+                now_ms.saturating_sub(ORPHAN_WAIT_GRACE_MS),
+                QUEUE_TICKS_PER_SWEEP_MAX,
+            ),
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    let ticks = in_flight.ticking.start(ticks, QUEUE_TICKS_PER_SWEEP_MAX);
+    let orphaned_claims = in_flight
+        .withdrawing
+        .start(orphaned_claims, QUEUE_TICKS_PER_SWEEP_MAX);
     let lift = now_ms.is_some_and(|now_ms| state.table.has_due_lock_delays(now_ms));
     let reorder = state.table.lock_order() != node.lock_order.as_slice();
     if reorder && !state.table.lock_order().is_empty() {
@@ -141,6 +234,8 @@ fn decide(node: &Arc<Node>, leader: &LeaderId, cancelling: &Cancelling) -> Decis
     Decisions {
         due,
         orphaned,
+        ticks,
+        orphaned_claims,
         lift,
         reorder,
         enable_auth,
@@ -182,7 +277,7 @@ fn cancel_orphan(node: &Arc<Node>, cancelling: &Cancelling, key: (Kind, LeaseId,
         };
         let attempt = node.propose_here(command).await;
         log_failure("orphaned wait cancel", &attempt);
-        cancelling.lock().expect("cancelling lock").remove(&key);
+        cancelling.done(&key);
     });
 }
 
@@ -199,7 +294,7 @@ fn restore_seed(node: &Arc<Node>, busy: &Arc<AtomicBool>) {
         let table = &state.table;
         (
             table.is_restored(),
-            table.last_token().0 == 0 && table.lease_count() == 0,
+            table.last_token().0 == 0 && table.lease_count() == 0 && table.queues().is_empty(),
         )
     };
     if restored || !fresh {

@@ -93,6 +93,8 @@ pub(crate) fn default_config(data_dir: &Path) -> ServerConfig {
         idempotency_window_ms: crate::IDEMPOTENCY_WINDOW_MS_DEFAULT,
         kv_keys_max: crate::KV_KEYS_MAX_DEFAULT,
         kv_bytes_max: crate::KV_BYTES_MAX_DEFAULT,
+        queue_items_max: crate::QUEUE_ITEMS_MAX_DEFAULT,
+        queues_max: crate::QUEUES_MAX_DEFAULT,
         auth_root_token_file: None,
         token_quotas: crate::TOKEN_QUOTAS_DEFAULT,
         auth_metrics: false,

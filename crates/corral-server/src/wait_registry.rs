@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use corral_raft::Notice;
-use corral_state::{Event, Grant, Kind, LeaseId, LockName, LockTable};
+use corral_state::{ClaimedItem, Event, Grant, Kind, LeaseId, LockName, LockTable};
 use tokio::sync::{mpsc, watch};
 
 /// How a wait ended other than by the request's own timer.
@@ -24,9 +24,19 @@ pub(crate) enum WaitEnd {
     /// An acquire-all of these names (sorted) was withdrawn: its lease
     /// released a lock the request counted as held.
     Withdrawn(Vec<LockName>),
+    /// A waiting claim of a queue got these items.
+    Claimed(Vec<ClaimedItem>),
 }
 
-type Key = (Kind, LeaseId, LockName);
+/// What a request waits for: a hold of a lock, semaphore or election, or
+/// items of a queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Subject {
+    Hold(Kind),
+    Claim,
+}
+
+type Key = (Subject, LeaseId, LockName);
 
 #[derive(Default)]
 struct Waiting {
@@ -69,11 +79,24 @@ impl WaitRegistry {
     /// every name of an acquire-all); do it before proposing the acquire so
     /// that no event can slip in between.
     pub(crate) fn register(&self, kind: Kind, lease_id: LeaseId, names: &[LockName]) -> WaitTicket {
+        let keys: Vec<Key> = names
+            .iter()
+            .map(|n| (Subject::Hold(kind), lease_id, n.clone()))
+            .collect();
+        self.register_keys(keys)
+    }
+
+    /// Registers interest in the items a waiting claim of `lease_id` on
+    /// `queue` gets; do it before proposing the claim.
+    pub(crate) fn register_claim(&self, lease_id: LeaseId, queue: &LockName) -> WaitTicket {
+        self.register_keys(vec![(Subject::Claim, lease_id, queue.clone())])
+    }
+
+    fn register_keys(&self, keys: Vec<Key>) -> WaitTicket {
         let (tx, ended) = mpsc::unbounded_channel();
         let id = self
             .next_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let keys: Vec<Key> = names.iter().map(|n| (kind, lease_id, n.clone())).collect();
         let mut waiting = self.lock();
         for key in &keys {
             waiting.by_key.entry(key.clone()).or_default().push(id);
@@ -106,13 +129,13 @@ impl WaitRegistry {
         for event in events {
             let (keys, end) = match event {
                 Event::Granted { kind, grant } => (
-                    vec![(kind, grant.lease_id, grant.name.clone())],
+                    vec![(Subject::Hold(kind), grant.lease_id, grant.name.clone())],
                     WaitEnd::Granted(vec![grant]),
                 ),
                 Event::GrantedAll(grants) => (
                     grants
                         .iter()
-                        .map(|g| (Kind::Lock, g.lease_id, g.name.clone()))
+                        .map(|g| (Subject::Hold(Kind::Lock), g.lease_id, g.name.clone()))
                         .collect(),
                     WaitEnd::Granted(grants),
                 ),
@@ -120,17 +143,28 @@ impl WaitRegistry {
                     kind,
                     lease_id,
                     name,
-                } => (vec![(kind, lease_id, name)], WaitEnd::LeaseEnded),
+                } => (
+                    vec![(Subject::Hold(kind), lease_id, name)],
+                    WaitEnd::LeaseEnded,
+                ),
                 Event::Withdrawn { lease_id, names } => (
                     names
                         .iter()
-                        .map(|name| (Kind::Lock, lease_id, name.clone()))
+                        .map(|name| (Subject::Hold(Kind::Lock), lease_id, name.clone()))
                         .collect(),
                     WaitEnd::Withdrawn(names),
                 ),
-                // No request waits for queue items yet: the queue routes
-                // come with the next slice of the work queue.
-                Event::ItemsClaimed { .. } | Event::ClaimWaitEnded { .. } => continue,
+                Event::ItemsClaimed {
+                    queue,
+                    lease_id,
+                    items,
+                } => (
+                    vec![(Subject::Claim, lease_id, queue)],
+                    WaitEnd::Claimed(items),
+                ),
+                Event::ClaimWaitEnded { queue, lease_id } => {
+                    (vec![(Subject::Claim, lease_id, queue)], WaitEnd::LeaseEnded)
+                }
             };
             waiting.wake(&keys, &end);
         }
@@ -141,19 +175,21 @@ impl WaitRegistry {
     fn recheck(&self, table: &LockTable) {
         let waiting = self.lock();
         for (keys, tx) in waiting.tickets.values() {
-            let grants: Option<Vec<Grant>> = keys
-                .iter()
-                .map(|(kind, lease_id, name)| {
-                    table.entry(*kind, name)?.holders.get(lease_id).cloned()
-                })
-                .collect();
             let lease_gone = keys
                 .first()
                 .is_some_and(|(_, lease_id, _)| table.lease(*lease_id).is_none());
-            let end = match grants {
-                Some(grants) => WaitEnd::Granted(grants),
-                None if lease_gone => WaitEnd::LeaseEnded,
-                None => continue,
+            let end = match (keys.as_slice(), lease_gone) {
+                (_, true) => WaitEnd::LeaseEnded,
+                ([(Subject::Claim, lease_id, queue)], false) => {
+                    match claim_ended(table, *lease_id, queue) {
+                        Some(items) => WaitEnd::Claimed(items),
+                        None => continue,
+                    }
+                }
+                _ => match held(table, keys) {
+                    Some(grants) => WaitEnd::Granted(grants),
+                    None => continue,
+                },
             };
             // The request may have given up already; nothing to do.
             let _ = tx.send(end);
@@ -177,6 +213,39 @@ impl WaitRegistry {
             .lock()
             .expect("wait registry lock is never poisoned")
     }
+}
+
+/// Every hold `keys` wait for, if the lease has them all now.
+fn held(table: &LockTable, keys: &[Key]) -> Option<Vec<Grant>> {
+    keys.iter()
+        .map(|(subject, lease_id, name)| match subject {
+            Subject::Hold(kind) => table.entry(*kind, name)?.holders.get(lease_id).cloned(),
+            Subject::Claim => None,
+        })
+        .collect()
+}
+
+/// The items `lease_id` claims in `queue`, if its claim no longer waits
+/// there: a restored snapshot does not say which of them the waiting claim
+/// got, so it gets them all (each still under its own token).
+fn claim_ended(table: &LockTable, lease_id: LeaseId, queue: &LockName) -> Option<Vec<ClaimedItem>> {
+    let q = table.queues().get(queue);
+    if q.is_some_and(|q| q.claimers.iter().any(|c| c.lease_id == lease_id)) {
+        return None;
+    }
+    let items = q.into_iter().flat_map(|q| q.items.values());
+    let claimed = items.filter_map(|item| {
+        let claim = item.claim.as_ref().filter(|c| c.lease_id == lease_id)?;
+        Some(ClaimedItem {
+            item_id: item.id,
+            seq: item.seq,
+            payload: item.payload.clone(),
+            fencing_token: claim.fencing_token,
+            attempt: item.attempt,
+            visible_at_ms: claim.deadline_ms,
+        })
+    });
+    Some(claimed.collect())
 }
 
 impl Waiting {

@@ -132,7 +132,11 @@ pub enum Outcome {
         returned: usize,
     },
     /// The waiting claim no longer waits.
-    ClaimWaitCancelled,
+    ClaimWaitCancelled {
+        /// Whether it was still waiting; if not, it got items before the
+        /// cancel (an [`Event::ItemsClaimed`] told of them).
+        withdrawn: bool,
+    },
     /// The table is the backup's now.
     Restored {
         /// The last token the restored table handed out (bumped): the next

@@ -173,6 +173,10 @@ pub struct WaitingClaim {
     pub max: u32,
     /// The visibility of its claims.
     pub visibility_ms: u64,
+    /// When its request stops waiting, state-machine time: past it (and a
+    /// grace), the leader withdraws a claim whose request is gone.
+    #[serde(default)]
+    pub until_ms: u64,
 }
 
 /// A dedup id's first item, until `until_ms`.

@@ -155,6 +155,13 @@ struct ServerArgs {
     /// as JSON (so snapshots stay small enough to ship).
     #[arg(long, default_value_t = corral_server::KV_BYTES_MAX_DEFAULT)]
     kv_bytes_max: usize,
+    /// The most items one work queue may hold; an enqueue past it is
+    /// refused with 429 and adds nothing.
+    #[arg(long, default_value_t = corral_server::QUEUE_ITEMS_MAX_DEFAULT)]
+    queue_items_max: usize,
+    /// The most work queues there may be.
+    #[arg(long, default_value_t = corral_server::QUEUES_MAX_DEFAULT)]
+    queues_max: usize,
     /// Turn auth on: a file holding the root token's secret (at least 16
     /// bytes; generate one with `openssl rand -hex 32`). At the cluster's
     /// first start with it, its hash goes into the replicated state, and
@@ -271,6 +278,8 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         idempotency_window_ms: args.idempotency_window_ms,
         kv_keys_max: args.kv_keys_max,
         kv_bytes_max: args.kv_bytes_max,
+        queue_items_max: args.queue_items_max,
+        queues_max: args.queues_max,
         auth_root_token_file: args.auth_root_token_file,
         token_quotas: corral_server::Quotas {
             leases_max: args.token_leases_max,

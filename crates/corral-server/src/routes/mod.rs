@@ -15,6 +15,7 @@ mod members;
 mod metrics;
 mod observe;
 mod peer;
+mod queues;
 pub(crate) mod rules;
 #[cfg(test)]
 mod rules_test;
@@ -70,6 +71,7 @@ fn api(node: &Node) -> Router<Arc<Node>> {
         .merge(tokens::router())
         .merge(snapshot::router())
         .merge(members::router())
+        .merge(queues::router())
         .layer(body_timeout)
 }
 

@@ -207,7 +207,8 @@ async fn wait_for_grant(
             Ok(Some(WaitEnd::Withdrawn(withdrawn))) if all && withdrawn == names => {
                 return Ok(WaitOutcome::MaybeWithdrawn)
             }
-            Ok(Some(WaitEnd::Withdrawn(_))) => {}
+            // A hold's ticket hears of holds only.
+            Ok(Some(WaitEnd::Withdrawn(_) | WaitEnd::Claimed(_))) => {}
             Ok(None) | Err(_) => return Ok(WaitOutcome::TimedOut),
         }
     }

@@ -198,6 +198,7 @@ impl LockTable {
 
     /// Queues a claim that found no ready item.
     fn wait_for_items(&mut self, queue: LockName, ask: ClaimAsk) -> Response {
+        let now_ms = self.now_ms;
         let q = self.queues.queues.entry(queue).or_default();
         if let Some(position) = q.claimers.iter().position(|c| c.lease_id == ask.lease_id) {
             return Ok(Outcome::ClaimWaiting { position });
@@ -209,6 +210,7 @@ impl LockTable {
             lease_id: ask.lease_id,
             max: ask.max,
             visibility_ms: ask.visibility_ms,
+            until_ms: now_ms.saturating_add(ask.wait_ms),
         });
         Ok(Outcome::ClaimWaiting {
             position: q.claimers.len() - 1,
@@ -408,11 +410,41 @@ impl LockTable {
     }
 
     pub(super) fn cancel_claim_wait(&mut self, queue: LockName, lease_id: LeaseId) -> Response {
+        let mut withdrawn = false;
         if let Some(q) = self.queues.queues.get_mut(&queue) {
+            let before = q.claimers.len();
             q.claimers.retain(|c| c.lease_id != lease_id);
+            withdrawn = q.claimers.len() != before;
         }
         self.drop_if_idle(&queue);
-        Ok(Outcome::ClaimWaitCancelled)
+        Ok(Outcome::ClaimWaitCancelled { withdrawn })
+    }
+
+    /// The queues the leader should tick at `now_ms`: a claim ran out, or
+    /// a claim waits while an item is ready (a delay passed). At most
+    /// `max`.
+    pub fn queues_due(&self, now_ms: u64, max: usize) -> Vec<LockName> {
+        let due = |q: &WorkQueue| {
+            q.items.values().any(|item| {
+                let overdue = item.claim.as_ref().is_some_and(|c| c.deadline_ms <= now_ms);
+                overdue || (!q.claimers.is_empty() && item.is_ready(now_ms))
+            })
+        };
+        let queues = self.queues.iter().filter(|(_, q)| due(q));
+        queues.map(|(name, _)| name.clone()).take(max).collect()
+    }
+
+    /// The waiting claims whose request stopped waiting before `before_ms`
+    /// and did not withdraw them (its node may have died). At most `max`.
+    pub fn orphaned_claims(&self, before_ms: u64, max: usize) -> Vec<(LockName, LeaseId)> {
+        let mut orphans = Vec::new();
+        for (name, q) in self.queues.iter() {
+            for waiting in q.claimers.iter().filter(|c| c.until_ms < before_ms) {
+                orphans.push((name.clone(), waiting.lease_id));
+            }
+        }
+        orphans.truncate(max);
+        orphans
     }
 
     /// Returns every item `lease_id` claims (ready at once) and ends its

@@ -179,6 +179,40 @@ async fn metrics_count_acquires_holds_refusals_expiries_and_raft() {
     }
 }
 
+/// The queue counters and gauges, on every node: an item enqueued,
+/// claimed, refused to a stale token and acked; another left ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_queue_items_on_every_node() {
+    let cluster = Cluster::start(3).await;
+    let node = cluster.wait_leader().await;
+    let lease = cluster.lease(node, 60_000).await;
+    for n in 0..2 {
+        let item = serde_json::json!({ "payload": n });
+        let (status, _) = cluster.post(node, "/v1/queues/obs-q/items", item).await;
+        assert_eq!(status, 201);
+    }
+    let claim = serde_json::json!({ "lease_id": lease, "visibility_ms": 60_000 });
+    let (status, claimed) = cluster.post(node, "/v1/queues/obs-q/claim", claim).await;
+    assert_eq!(status, 200, "{claimed}");
+    let item = &claimed["items"][0];
+    let token = item["fencing_token"].as_u64().expect("a token");
+    let stale = serde_json::json!({ "item_id": item["item_id"], "fencing_token": token + 1 });
+    let (status, _) = cluster.post(node, "/v1/queues/obs-q/ack", stale).await;
+    assert_eq!(status, 409);
+    let ack =
+        serde_json::json!({ "item_id": item["item_id"], "fencing_token": item["fencing_token"] });
+    let (status, _) = cluster.post(node, "/v1/queues/obs-q/ack", ack).await;
+    assert_eq!(status, 200);
+    for id in cluster.live() {
+        let items = |event: &str| format!(r#"corral_queue_items_total{{event="{event}"}}"#);
+        until_sample(&cluster, id, &items("enqueued"), 2.0).await;
+        until_sample(&cluster, id, &items("claimed"), 1.0).await;
+        until_sample(&cluster, id, &items("stale_refused"), 1.0).await;
+        until_sample(&cluster, id, &items("acked"), 1.0).await;
+        until_sample(&cluster, id, r#"corral_queue_ready{queue="obs-q"}"#, 1.0).await;
+    }
+}
+
 /// Whether a JSON log has a line inside the span of request `id` on
 /// `route`. Every line must be a JSON object.
 fn logged(log: &str, id: &str, route: &str) -> bool {
@@ -279,7 +313,7 @@ fn alert_rules_pass_promtool() {
     let text = String::from_utf8_lossy(&output.stdout).to_string()
         + &String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{text}");
-    assert!(text.contains("SUCCESS: 7 rules found"), "{text}");
+    assert!(text.contains("SUCCESS: 8 rules found"), "{text}");
     let output = promtool(&["test", "rules", "alerts_test.yml"]).expect("promtool");
     let text = String::from_utf8_lossy(&output.stdout).to_string()
         + &String::from_utf8_lossy(&output.stderr);

@@ -214,6 +214,10 @@ async fn the_status_page_shows_the_held_lock_its_holder_and_its_timeline() {
     let held_token = token(&grant);
     let (status, _) = cluster.acquire(node, &holder, "other/report", 0).await;
     assert_eq!(status, 200);
+    // A queue with one ready item.
+    let item = serde_json::json!({ "payload": { "invoice": 7 } });
+    let (status, _) = cluster.post(node, "/v1/queues/ui-jobs/items", item).await;
+    assert_eq!(status, 201);
 
     let browser = Browser::start().await;
     browser
@@ -247,6 +251,13 @@ async fn the_status_page_shows_the_held_lock_its_holder_and_its_timeline() {
     std::fs::write(&path, &shot).expect("save screenshot");
     assert!(shot.starts_with(b"\x89PNG"), "a PNG");
     eprintln!("screenshot: {}", path.display());
+
+    // The queue is listed with its ready item.
+    let queues = browser.wait_for("#queues tbody tr", |r| r.len() == 1).await;
+    assert_eq!(queues[0]["data"]["queue"], "ui-jobs");
+    assert!(queues[0]["text"]
+        .as_str()
+        .is_some_and(|t| t.contains("ui-jobs")));
 
     // Both locks are listed; the prefix search keeps one.
     browser.wait_for("#locks tbody tr", |r| r.len() == 2).await;

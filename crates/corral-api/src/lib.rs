@@ -57,8 +57,8 @@ pub use members::{
 pub use queue::{
     AckRequest, ClaimRequest, ClaimResponse, ClaimedItemView, ConfigureQueueRequest,
     EnqueueRequest, EnqueueResponse, ExtendRequest, ItemId, ItemList, ItemResponse, ItemState,
-    ItemView, NackRequest, QueueView, ENQUEUE_BODY_BYTES_MAX, ITEM_PAYLOAD_BYTES_MAX,
-    LIST_ITEMS_MAX, VISIBILITY_MS_MAX,
+    ItemView, NackRequest, QueueList, QueueView, ENQUEUE_BODY_BYTES_MAX, ITEM_PAYLOAD_BYTES_MAX,
+    LIST_ITEMS_MAX, LIST_QUEUES_MAX, VISIBILITY_MS_MAX,
 };
 pub use semaphore::{
     PermitHolderView, PermitWaiterView, SemaphoreAcquireRequest, SemaphoreGrantResponse,

@@ -183,6 +183,19 @@ pub struct QueueView {
     pub oldest_ready_age_ms: Option<u64>,
 }
 
+/// `GET /v1/queues?prefix=`: the queues in use whose names start with the
+/// prefix, in name order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueList {
+    /// The queues, at most [`LIST_QUEUES_MAX`].
+    pub queues: Vec<QueueView>,
+    /// Whether more matched.
+    pub truncated: bool,
+}
+
+/// The most queues `GET /v1/queues` lists.
+pub const LIST_QUEUES_MAX: usize = 1_000;
+
 /// An item's state.
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -30,6 +30,23 @@ pub enum TimelineKind {
     RefusedOrder,
     /// A fenced write under the lock was refused as stale.
     StaleWriteRefused,
+    /// Queues: an item was claimed under the token.
+    ItemClaimed,
+    /// Queues: the claim under the token acked its item.
+    ItemAcked,
+    /// Queues: the claim under the token gave its item back (a nack).
+    ItemNacked,
+    /// Queues: the claim under the token ran out; its item is back.
+    ItemTimedOut,
+    /// Queues: the claim under the token ended with its lease; its item is
+    /// back.
+    ItemLeaseLost,
+    /// Queues: an item left for the dead-letter queue, or was dropped,
+    /// after its last attempt.
+    ItemDeadLettered,
+    /// Queues: an ack, extend or nack under the token was refused: the
+    /// claim was lost.
+    StaleClaimRefused,
 }
 
 /// One event of a lock's timeline.
@@ -69,6 +86,13 @@ impl From<corral_state::TimelineKind> for TimelineKind {
             State::RefusedDeadlock => TimelineKind::RefusedDeadlock,
             State::RefusedOrder => TimelineKind::RefusedOrder,
             State::StaleWriteRefused => TimelineKind::StaleWriteRefused,
+            State::ItemClaimed => TimelineKind::ItemClaimed,
+            State::ItemAcked => TimelineKind::ItemAcked,
+            State::ItemNacked => TimelineKind::ItemNacked,
+            State::ItemTimedOut => TimelineKind::ItemTimedOut,
+            State::ItemLeaseLost => TimelineKind::ItemLeaseLost,
+            State::ItemDeadLettered => TimelineKind::ItemDeadLettered,
+            State::StaleClaimRefused => TimelineKind::StaleClaimRefused,
         }
     }
 }

@@ -9,7 +9,7 @@
 use std::io::Cursor;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
-use corral_state::{EndedHold, Event, LeaseId, LockTable};
+use corral_state::{EndedHold, Event, LeaseId, LockTable, QueueTally};
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::EntryPayload;
@@ -36,6 +36,8 @@ pub enum Notice<'a> {
         ended: Vec<EndedHold>,
         /// The lease it expired.
         expired_lease: Option<LeaseId>,
+        /// What it did to the work queues.
+        queue: QueueTally,
     },
     /// The whole table was replaced by a snapshot: no events were seen for
     /// the entries it covers, so waiters must look at the table itself.
@@ -219,7 +221,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         S: Stream<Item = Result<EntryResponder<TypeConfig>, std::io::Error>> + Unpin + Send,
     {
         while let Some((entry, responder)) = entries.try_next().await? {
-            let mut notice = (Vec::new(), Vec::new(), None);
+            let mut notice = (Vec::new(), Vec::new(), None, QueueTally::default());
             let reply = {
                 let mut state = self.state.write().expect("state lock");
                 state.last_applied = Some(entry.log_id);
@@ -227,7 +229,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     EntryPayload::Blank => None,
                     EntryPayload::Normal(proposal) => {
                         let applied = state.table.apply(proposal);
-                        notice = (applied.events, applied.ended, applied.expired_lease);
+                        let queue = applied.queue_tally();
+                        notice = (applied.events, applied.ended, applied.expired_lease, queue);
                         Some(applied.response)
                     }
                     EntryPayload::Membership(membership) => {
@@ -248,11 +251,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             };
             // Sent after every entry, events or not: it also tells waiting
             // readers (election observers) that the state moved.
-            let (events, ended, expired_lease) = notice;
+            let (events, ended, expired_lease, queue) = notice;
             (self.events)(Notice::Applied {
                 events,
                 ended,
                 expired_lease,
+                queue,
             });
             if let Some(responder) = responder {
                 responder.send(reply);

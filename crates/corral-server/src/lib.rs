@@ -368,10 +368,12 @@ fn event_sink(waits: WaitRegistry, metrics: Arc<metrics::Metrics>) -> corral_raf
         if let corral_raft::Notice::Applied {
             ended,
             expired_lease,
+            queue,
             ..
         } = &notice
         {
             metrics.applied(ended, expired_lease.is_some());
+            metrics.queue_applied(queue);
         }
         waits.notify(notice)
     })

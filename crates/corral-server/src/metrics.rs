@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::http::Method;
 use corral_api::ErrorKind;
 use corral_raft::{RaftStatus, StateMachineStore, StoreMetrics};
-use corral_state::{EndedHold, Kind, LockTable};
+use corral_state::{EndedHold, Kind, LockTable, QueueTally};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -63,6 +63,20 @@ struct HttpLabels {
 struct RouteLabels {
     route: String,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueEventLabels {
+    event: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    queue: String,
+}
+
+/// The queues whose depth and age `/metrics` shows, at most: a label
+/// per queue, so bounded.
+pub(crate) const QUEUES_SHOWN_MAX: usize = 100;
 
 /// How an acquire ended, as its metric labels it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,6 +140,9 @@ pub(crate) struct Metrics {
     held: Family<KindLabels, Gauge>,
     waiters: Family<KindLabels, Gauge>,
     grants_last_minute_max: Gauge,
+    queue_items: Family<QueueEventLabels, Counter>,
+    queue_ready: Family<QueueLabels, Gauge>,
+    queue_oldest_ready_age: Family<QueueLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     term: Gauge,
     is_leader: Gauge,
     has_leader: Gauge,
@@ -170,6 +187,9 @@ impl Metrics {
             held: Family::default(),
             waiters: Family::default(),
             grants_last_minute_max: Gauge::default(),
+            queue_items: Family::default(),
+            queue_ready: Family::default(),
+            queue_oldest_ready_age: Family::default(),
             term: Gauge::default(),
             is_leader: Gauge::default(),
             has_leader: Gauge::default(),
@@ -253,6 +273,22 @@ impl Metrics {
             "The most grants any one lock had in the last minute of state-machine time (ownership flapping)",
             self.grants_last_minute_max.clone(),
         );
+        r.register(
+            "queue_items",
+            "Work queue items by what happened to them: enqueued, claimed, acked, nacked, timed_out (claim ran out), lease_lost (claimer's lease ended), dead_lettered, dropped, stale_refused (an ack, extend or nack of a lost claim)",
+            self.queue_items.clone(),
+        );
+        r.register(
+            "queue_ready",
+            "Items ready to be claimed, by queue (the first 100 queues by name)",
+            self.queue_ready.clone(),
+        );
+        r.register_with_unit(
+            "queue_oldest_ready_age",
+            "How long the oldest ready item of each queue has waited, in state-machine time (the first 100 queues by name)",
+            Unit::Seconds,
+            self.queue_oldest_ready_age.clone(),
+        );
     }
 
     /// What this node's raft knows.
@@ -334,6 +370,26 @@ impl Metrics {
         self.refusals.get_or_create(&ReasonLabels { reason }).inc();
     }
 
+    /// Counts what an applied entry did to the work queues.
+    pub(crate) fn queue_applied(&self, tally: &QueueTally) {
+        let counts = [
+            ("enqueued", tally.enqueued),
+            ("claimed", tally.claimed),
+            ("acked", tally.acked),
+            ("nacked", tally.nacked),
+            ("timed_out", tally.timed_out),
+            ("lease_lost", tally.lease_lost),
+            ("dead_lettered", tally.dead_lettered),
+            ("dropped", tally.dropped),
+            ("stale_refused", tally.stale_refused),
+        ];
+        for (event, n) in counts.into_iter().filter(|(_, n)| *n > 0) {
+            self.queue_items
+                .get_or_create(&QueueEventLabels { event })
+                .inc_by(n);
+        }
+    }
+
     /// Records what an applied entry ended.
     pub(crate) fn applied(&self, ended: &[EndedHold], expired: bool) {
         for hold in ended {
@@ -386,6 +442,29 @@ impl Metrics {
         let since = table.now_ms().saturating_sub(FLAP_WINDOW_MS);
         let busiest = table.most_granted_since(since).map_or(0, |(_, n)| n);
         self.grants_last_minute_max.set(to_i64(busiest as u64));
+        self.read_queues(table);
+    }
+
+    /// Each queue's ready depth and oldest ready age; a queue gone since
+    /// the last scrape loses its series.
+    fn read_queues(&self, table: &LockTable) {
+        self.queue_ready.clear();
+        self.queue_oldest_ready_age.clear();
+        let now_ms = table.now_ms();
+        for (name, queue) in table.queues().iter().take(QUEUES_SHOWN_MAX) {
+            let labels = QueueLabels {
+                queue: name.to_string(),
+            };
+            let ready = queue.items.values().filter(|i| i.is_ready(now_ms));
+            let (count, oldest) = ready.fold((0u64, None), |(n, oldest), item| {
+                (n + 1, oldest.or(Some(item.visible_at_ms)))
+            });
+            self.queue_ready.get_or_create(&labels).set(to_i64(count));
+            let age_ms = oldest.map_or(0, |at| now_ms.saturating_sub(at));
+            self.queue_oldest_ready_age
+                .get_or_create(&labels)
+                .set(age_ms as f64 / 1_000.0);
+        }
     }
 }
 

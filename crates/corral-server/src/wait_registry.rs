@@ -165,6 +165,8 @@ impl WaitRegistry {
                 Event::ClaimWaitEnded { queue, lease_id } => {
                     (vec![(Subject::Claim, lease_id, queue)], WaitEnd::LeaseEnded)
                 }
+                // Told to the metrics; no request waits on them.
+                Event::ItemReturned { .. } | Event::ItemLeft { .. } => continue,
             };
             waiting.wake(&keys, &end);
         }

@@ -407,6 +407,27 @@ pub enum Event {
         /// What it got.
         items: Vec<ClaimedItem>,
     },
+    /// A claimed item is back in its queue (or left it, after its last
+    /// attempt: see [`Event::ItemLeft`]).
+    ItemReturned {
+        /// The queue.
+        queue: LockName,
+        /// The item.
+        item_id: ItemId,
+        /// The token of the claim that ended.
+        fencing_token: FencingToken,
+        /// Why the claim ended.
+        reason: ReturnReason,
+    },
+    /// An item left its queue after its last attempt.
+    ItemLeft {
+        /// The queue it left.
+        queue: LockName,
+        /// The item.
+        item_id: ItemId,
+        /// Moved to the dead-letter queue (`true`) or dropped.
+        dead_lettered: bool,
+    },
     /// A waiting claim ended without items: its lease ended.
     ClaimWaitEnded {
         /// The queue.
@@ -423,6 +444,72 @@ pub enum Event {
         /// The lock or semaphore it waited for.
         name: LockName,
     },
+}
+
+/// Why a claim ended without an ack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReturnReason {
+    /// Its visibility deadline passed (the leader's tick).
+    Deadline,
+    /// Its lease ended.
+    LeaseEnded,
+    /// Its worker nacked it.
+    Nacked,
+}
+
+/// What one applied proposal did to the work queues, for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueTally {
+    /// Items added (a repeated dedup id adds none).
+    pub enqueued: u64,
+    /// Items claimed, by the request or by waiting claims.
+    pub claimed: u64,
+    /// Items acked.
+    pub acked: u64,
+    /// Items nacked.
+    pub nacked: u64,
+    /// Claims that ran out.
+    pub timed_out: u64,
+    /// Claims whose lease ended.
+    pub lease_lost: u64,
+    /// Items moved to a dead-letter queue.
+    pub dead_lettered: u64,
+    /// Items dropped after their last attempt.
+    pub dropped: u64,
+    /// Acks, extends and nacks refused for a lost claim.
+    pub stale_refused: u64,
+}
+
+impl Applied {
+    /// What this proposal did to the work queues.
+    pub fn queue_tally(&self) -> QueueTally {
+        let mut tally = QueueTally::default();
+        match &self.response {
+            Ok(Outcome::Enqueued {
+                duplicate: false, ..
+            }) => tally.enqueued += 1,
+            Ok(Outcome::Claimed { items }) => tally.claimed += items.len() as u64,
+            Ok(Outcome::Acked) => tally.acked += 1,
+            Err(Refusal::StaleClaim { .. }) => tally.stale_refused += 1,
+            _ => {}
+        }
+        for event in &self.events {
+            match event {
+                Event::ItemsClaimed { items, .. } => tally.claimed += items.len() as u64,
+                Event::ItemReturned { reason, .. } => match reason {
+                    ReturnReason::Deadline => tally.timed_out += 1,
+                    ReturnReason::LeaseEnded => tally.lease_lost += 1,
+                    ReturnReason::Nacked => tally.nacked += 1,
+                },
+                Event::ItemLeft { dead_lettered, .. } => match dead_lettered {
+                    true => tally.dead_lettered += 1,
+                    false => tally.dropped += 1,
+                },
+                _ => {}
+            }
+        }
+        tally
+    }
 }
 
 /// The result of applying one proposal.

@@ -43,6 +43,23 @@ pub enum TimelineKind {
     RefusedOrder,
     /// A fenced write under the lock was refused as stale.
     StaleWriteRefused,
+    /// Queues: an item was claimed under the token.
+    ItemClaimed,
+    /// Queues: the claim under the token acked its item.
+    ItemAcked,
+    /// Queues: the claim under the token gave its item back (a nack).
+    ItemNacked,
+    /// Queues: the claim under the token ran out; its item is back.
+    ItemTimedOut,
+    /// Queues: the claim under the token ended with its lease; its item is
+    /// back.
+    ItemLeaseLost,
+    /// Queues: an item left for the dead-letter queue, or was dropped,
+    /// after its last attempt.
+    ItemDeadLettered,
+    /// Queues: an ack, extend or nack under the token was refused: the
+    /// claim was lost.
+    StaleClaimRefused,
 }
 
 /// One event of a lock's timeline.

@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use corral_api::{
     AckRequest, ClaimRequest, ClaimResponse, ClaimedItemView, ConfigureQueueRequest,
     EnqueueRequest, EnqueueResponse, ExtendRequest, ItemList, ItemResponse, ItemState, ItemView,
-    NackRequest, QueueView, ENQUEUE_BODY_BYTES_MAX, LIST_ITEMS_MAX,
+    NackRequest, QueueList, QueueView, ENQUEUE_BODY_BYTES_MAX, LIST_ITEMS_MAX, LIST_QUEUES_MAX,
 };
 use corral_state::{
     Access, ClaimedItem, Command, Item, LockName, Outcome, QueueConfig, QueueLimits, Scope,
@@ -34,6 +34,7 @@ use crate::wait_registry::{WaitEnd, WaitTicket};
 
 pub(super) fn router() -> Router<Arc<Node>> {
     Router::new()
+        .route("/v1/queues", get(list_queues))
         .route("/v1/queues/{queue}", get(stats).put(configure))
         .route("/v1/queues/{queue}/items", get(list_items).post(enqueue))
         .route("/v1/queues/{queue}/claim", post(claim))
@@ -290,6 +291,38 @@ async fn stats(
     let empty = WorkQueue::default();
     let q = state.table.queues().get(&queue).unwrap_or(&empty);
     Ok(Json(view_of(&queue, q, state.table.now_ms())))
+}
+
+/// `?prefix=`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrefixQuery {
+    #[serde(default)]
+    prefix: String,
+}
+
+/// The queues whose names start with the prefix; the caller needs read
+/// access to the prefix.
+async fn list_queues(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    QueryOf(query): QueryOf<PrefixQuery>,
+) -> Result<Json<QueueList>, ApiError> {
+    let state = node.read_linearized(&caller).await?;
+    caller.require(&state.table, Scope::Queue, &query.prefix, Access::Read)?;
+    let now_ms = state.table.now_ms();
+    let queues = state.table.queues().iter();
+    let matching = queues.filter(|(name, _)| name.as_str().starts_with(&query.prefix));
+    let mut views: Vec<QueueView> = matching
+        .take(LIST_QUEUES_MAX + 1)
+        .map(|(name, q)| view_of(name, q, now_ms))
+        .collect();
+    let truncated = views.len() > LIST_QUEUES_MAX;
+    views.truncate(LIST_QUEUES_MAX);
+    Ok(Json(QueueList {
+        queues: views,
+        truncated,
+    }))
 }
 
 /// The counts of `q` at state-machine time `now_ms`.

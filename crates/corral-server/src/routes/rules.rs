@@ -49,6 +49,7 @@ pub(crate) const RULES: &[(&str, &str, Rule)] = &[
     ("GET", "/v1/kv", Rule::Token),
     ("PUT", "/v1/kv", Rule::Token),
     ("DELETE", "/v1/kv", Rule::Token),
+    ("GET", "/v1/queues", Rule::Token),
     ("GET", "/v1/queues/{queue}", Rule::Token),
     ("PUT", "/v1/queues/{queue}", Rule::Token),
     ("GET", "/v1/queues/{queue}/items", Rule::Token),

@@ -73,7 +73,10 @@ fn ended_waits(events: &[Event]) -> BTreeSet<Wait> {
                 }
             }
             // Claims of queue items are not lock waits.
-            Event::ItemsClaimed { .. } | Event::ClaimWaitEnded { .. } => {}
+            Event::ItemsClaimed { .. }
+            | Event::ClaimWaitEnded { .. }
+            | Event::ItemReturned { .. }
+            | Event::ItemLeft { .. } => {}
         }
     }
     ended
@@ -129,9 +132,11 @@ fn new_tokens(applied: &Applied, last: FencingToken) -> Vec<FencingToken> {
             Event::Granted { grant, .. } => vec![grant.fencing_token],
             Event::GrantedAll(grants) => grants.iter().map(|g| g.fencing_token).collect(),
             Event::ItemsClaimed { items, .. } => of_claims(items),
-            Event::WaitEnded { .. } | Event::Withdrawn { .. } | Event::ClaimWaitEnded { .. } => {
-                vec![]
-            }
+            Event::WaitEnded { .. }
+            | Event::Withdrawn { .. }
+            | Event::ClaimWaitEnded { .. }
+            | Event::ItemReturned { .. }
+            | Event::ItemLeft { .. } => vec![],
         })
         .collect();
     match &applied.response {

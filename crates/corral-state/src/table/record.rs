@@ -4,9 +4,10 @@ use super::LockTable;
 use crate::command::Command;
 use crate::lease::LeaseId;
 use crate::lock::{Grant, Kind, LockName};
-use crate::outcome::{Event, Outcome, Refusal, Response};
+use crate::outcome::{Event, Outcome, Refusal, Response, ReturnReason};
 use crate::timeline::TimelineKind;
 use crate::token::FencingToken;
+use crate::work::ClaimedItem;
 
 /// What a command is about, taken before it is applied (apply consumes it).
 pub(super) enum Subject {
@@ -24,6 +25,10 @@ pub(super) enum Subject {
     Cancel(LeaseId, Vec<LockName>),
     /// A fenced write under a lock.
     Write(LockName, FencingToken),
+    /// A claim of a queue's items by a lease.
+    Claim(LockName, LeaseId),
+    /// An ack (`true`), extend or nack of a queue's item under a token.
+    ItemToken(LockName, FencingToken, bool),
 }
 
 impl Subject {
@@ -52,6 +57,24 @@ impl Subject {
             Command::KvPut { fence, .. } | Command::KvDelete { fence, .. } => {
                 Subject::Write(fence.lock.clone(), fence.fencing_token)
             }
+            Command::Claim {
+                queue, lease_id, ..
+            } => Subject::Claim(queue.clone(), *lease_id),
+            Command::Ack {
+                queue,
+                fencing_token,
+                ..
+            } => Subject::ItemToken(queue.clone(), *fencing_token, true),
+            Command::ExtendClaim {
+                queue,
+                fencing_token,
+                ..
+            }
+            | Command::Nack {
+                queue,
+                fencing_token,
+                ..
+            } => Subject::ItemToken(queue.clone(), *fencing_token, false),
             _ => Subject::None,
         }
     }
@@ -118,7 +141,36 @@ impl LockTable {
             Event::Withdrawn { lease_id, names } => {
                 self.note_each(names, TimelineKind::WaitEnded, *lease_id);
             }
+            Event::ItemsClaimed {
+                queue,
+                lease_id,
+                items,
+            } => self.note_claims(queue, *lease_id, items),
+            Event::ItemReturned {
+                queue,
+                fencing_token,
+                reason,
+                ..
+            } => {
+                let kind = match reason {
+                    ReturnReason::Deadline => TimelineKind::ItemTimedOut,
+                    ReturnReason::LeaseEnded => TimelineKind::ItemLeaseLost,
+                    ReturnReason::Nacked => TimelineKind::ItemNacked,
+                };
+                self.note(queue, kind, None, Some(*fencing_token));
+            }
+            Event::ItemLeft { queue, .. } => {
+                self.note(queue, TimelineKind::ItemDeadLettered, None, None)
+            }
             _ => {}
+        }
+    }
+
+    /// Records each claimed item's claim, under its token.
+    fn note_claims(&mut self, queue: &LockName, lease: LeaseId, items: &[ClaimedItem]) {
+        for item in items {
+            let token = Some(item.fencing_token);
+            self.note(queue, TimelineKind::ItemClaimed, Some(lease), token);
         }
     }
 
@@ -154,6 +206,15 @@ impl LockTable {
             }
             (Subject::Write(lock, token), Err(Refusal::StaleToken { .. })) => {
                 self.note(lock, TimelineKind::StaleWriteRefused, None, Some(*token))
+            }
+            (Subject::Claim(queue, lease), Ok(Outcome::Claimed { items })) => {
+                self.note_claims(queue, *lease, items);
+            }
+            (Subject::ItemToken(queue, token, true), Ok(Outcome::Acked)) => {
+                self.note(queue, TimelineKind::ItemAcked, None, Some(*token))
+            }
+            (Subject::ItemToken(queue, token, _), Err(Refusal::StaleClaim { .. })) => {
+                self.note(queue, TimelineKind::StaleClaimRefused, None, Some(*token))
             }
             _ => {}
         }

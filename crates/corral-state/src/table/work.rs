@@ -5,7 +5,7 @@
 use super::LockTable;
 use crate::lease::LeaseId;
 use crate::lock::LockName;
-use crate::outcome::{Event, Limit, Outcome, Refusal, Response};
+use crate::outcome::{Event, Limit, Outcome, Refusal, Response, ReturnReason};
 use crate::token::FencingToken;
 use crate::work::{
     Claim, ClaimedItem, DeadLetter, Dedup, Item, ItemId, QueueConfig, QueueLimits, Queues,
@@ -341,7 +341,8 @@ impl LockTable {
         check_ms("delay_ms", delay_ms, 0)?;
         self.claimed_item(&queue, item_id, token)?;
         let visible_at_ms = self.now_ms.saturating_add(delay_ms);
-        let dead_lettered = self.return_item(&queue, item_id, visible_at_ms, events);
+        let returned = (item_id, ReturnReason::Nacked);
+        let dead_lettered = self.return_item(&queue, returned, visible_at_ms, events);
         self.serve_claimers(&queue, events);
         self.drop_if_idle(&queue);
         Ok(Outcome::Nacked {
@@ -355,7 +356,7 @@ impl LockTable {
     fn return_item(
         &mut self,
         queue: &LockName,
-        item_id: ItemId,
+        (item_id, reason): (ItemId, ReturnReason),
         visible_at_ms: u64,
         events: &mut Vec<Event>,
     ) -> bool {
@@ -365,12 +366,23 @@ impl LockTable {
         let attempts = item.attempt;
         self.queues
             .index_claim(claim.lease_id, queue, item_id, false);
+        events.push(Event::ItemReturned {
+            queue: queue.clone(),
+            item_id,
+            fencing_token: claim.fencing_token,
+            reason,
+        });
         let config = self.queue_mut(queue).config.clone();
         if config.max_attempts == 0 || attempts < config.max_attempts {
             return false;
         }
         let q = self.queue_mut(queue);
         let item = q.items.remove(&item_id).expect("the item is in its queue");
+        events.push(Event::ItemLeft {
+            queue: queue.clone(),
+            item_id,
+            dead_lettered: config.dead_letter.is_some(),
+        });
         let Some(dead_letters) = config.dead_letter else {
             q.dropped_total += 1;
             return true;
@@ -400,7 +412,7 @@ impl LockTable {
             None => Vec::new(),
         };
         for item_id in &overdue {
-            self.return_item(&queue, *item_id, now_ms, events);
+            self.return_item(&queue, (*item_id, ReturnReason::Deadline), now_ms, events);
         }
         self.serve_claimers(&queue, events);
         self.drop_if_idle(&queue);
@@ -466,7 +478,8 @@ impl LockTable {
             }
         }
         for (queue, item_id) in self.queues.claims_of(lease_id) {
-            self.return_item(&queue, item_id, now_ms, events);
+            let returned = (item_id, ReturnReason::LeaseEnded);
+            self.return_item(&queue, returned, now_ms, events);
             touched.push(queue);
         }
         touched.sort();

@@ -385,3 +385,51 @@ fn check_none_ready_early(
     }
     Ok(())
 }
+
+/// The queue's timeline and the metrics' tally tell what happened to its
+/// items, under their tokens.
+#[test]
+fn the_timeline_and_the_tally_tell_what_happened() {
+    let mut s = Story::new();
+    s.lease(1);
+    s.lease(2);
+    push(&mut s, "jobs", "1").expect("enqueued");
+    let first = claimed(&claim(&mut s, 1, "jobs", 1, 0)).remove(0);
+    s.now_ms += 500;
+    let tick = s.run(Command::TickQueue {
+        queue: name("jobs"),
+    });
+    assert_eq!(tick.queue_tally().timed_out, 1);
+    let stale = s.run(Command::Ack {
+        queue: name("jobs"),
+        item_id: first.item_id,
+        fencing_token: first.fencing_token,
+    });
+    assert_eq!(stale.queue_tally().stale_refused, 1);
+    let again = claim(&mut s, 2, "jobs", 1, 0);
+    assert_eq!(again.queue_tally().claimed, 1);
+    let second = claimed(&again).remove(0);
+    let acked = s.run(Command::Ack {
+        queue: name("jobs"),
+        item_id: second.item_id,
+        fencing_token: second.fencing_token,
+    });
+    assert_eq!(acked.queue_tally().acked, 1);
+    let kinds: Vec<(TimelineKind, Option<FencingToken>)> = s
+        .table
+        .timeline(&name("jobs"))
+        .iter()
+        .map(|e| (e.kind, e.fencing_token))
+        .collect();
+    let (t1, t2) = (Some(first.fencing_token), Some(second.fencing_token));
+    assert_eq!(
+        kinds,
+        vec![
+            (TimelineKind::ItemClaimed, t1),
+            (TimelineKind::ItemTimedOut, t1),
+            (TimelineKind::StaleClaimRefused, t1),
+            (TimelineKind::ItemClaimed, t2),
+            (TimelineKind::ItemAcked, t2),
+        ]
+    );
+}

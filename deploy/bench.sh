@@ -138,6 +138,9 @@ done
 run uncontended 8
 run contended 8
 leaders_at_end=$(leaders)
+echo "bench: queue, push/claim/ack by 8 workers on one queue, ${secs}s (corral)" >&2
+"$corral" --endpoints "$corral_endpoints" --json bench --workload queue \
+    --workers 8 --duration "${secs}s" >>"$results"
 echo "bench: keepalive, 100000 leases of ttl 10s, kept alive 30s (corral)" >&2
 "$corral" --endpoints "$corral_endpoints" --json bench --workload keepalive \
     --leases 100000 --ttl 10s --duration 30s >>"$results" || true
@@ -157,7 +160,9 @@ cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
     echo "endpoint i mod 3 with the leader's endpoint last, one lease per worker,"
     echo "renewed at ttl/3). Both fsync every"
     echo "acknowledged write on a majority. Compare the ratios, not absolute"
-    echo "numbers across runs."
+    echo "numbers across runs. The \`queue\` row is corral alone (etcd has no"
+    echo "queue): a cycle is a push, a claim and an ack on one work queue; its"
+    echo "acquire columns are the claim, its release columns the ack."
     echo
     echo "- Machine: $(nproc) cores ($cpu), $(free -g | awk '/Mem:/ {print $2}') GiB, Linux $(uname -r)"
     echo "- corral: $(git rev-parse --short HEAD), release build"

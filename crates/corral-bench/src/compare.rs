@@ -70,6 +70,7 @@ fn workload_name(workload: Workload) -> &'static str {
     match workload {
         Workload::Uncontended => "uncontended",
         Workload::Contended => "contended",
+        Workload::Queue => "queue",
     }
 }
 

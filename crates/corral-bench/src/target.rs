@@ -215,6 +215,62 @@ impl Target {
         Ok(())
     }
 
+    /// Adds an item to the work queue `queue` (corral only: etcd has no
+    /// queue).
+    pub async fn push(&self, worker: usize, queue: &str) -> Result<(), BenchError> {
+        self.require_corral("queues")?;
+        let body = json!({ "payload": { "worker": worker } });
+        self.post(worker, &format!("/v1/queues/{queue}/items"), body)
+            .await?;
+        Ok(())
+    }
+
+    /// Claims one item of `queue` under `lease`, waiting at most `wait`;
+    /// the item's id and its claim's token.
+    pub async fn claim(
+        &self,
+        worker: usize,
+        lease: &Lease,
+        queue: &str,
+        wait: Duration,
+    ) -> Result<(u64, u64), BenchError> {
+        self.require_corral("queues")?;
+        let body = json!({
+            "lease_id": lease.id,
+            "visibility_ms": 30_000,
+            "wait_ms": wait.as_millis() as u64,
+        });
+        let claimed = self
+            .post(worker, &format!("/v1/queues/{queue}/claim"), body)
+            .await?;
+        let item = &claimed["items"][0];
+        match (item["item_id"].as_u64(), item["fencing_token"].as_u64()) {
+            (Some(id), Some(token)) => Ok((id, token)),
+            _ => Err(BenchError::Unexpected(claimed.to_string())),
+        }
+    }
+
+    /// Acks item `id` of `queue` under its claim's `token`.
+    pub async fn ack(
+        &self,
+        worker: usize,
+        queue: &str,
+        (id, token): (u64, u64),
+    ) -> Result<(), BenchError> {
+        let body = json!({ "item_id": id, "fencing_token": token });
+        self.post(worker, &format!("/v1/queues/{queue}/ack"), body)
+            .await?;
+        Ok(())
+    }
+
+    /// Refuses what only corral has.
+    fn require_corral(&self, what: &str) -> Result<(), BenchError> {
+        match self {
+            Target::Corral { .. } => Ok(()),
+            Target::Etcd { .. } => Err(BenchError::Unexpected(format!("etcd has no {what}"))),
+        }
+    }
+
     /// Renews a lease once.
     pub async fn keepalive(&self, worker: usize, lease: &Lease) -> Result<(), BenchError> {
         match self {

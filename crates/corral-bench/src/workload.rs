@@ -16,6 +16,9 @@ pub enum Workload {
     Uncontended,
     /// Every worker cycles on one name: hand-offs per second.
     Contended,
+    /// Every worker cycles push, claim, ack on one work queue (corral
+    /// only): the claim is the "acquire", the ack the "release".
+    Queue,
 }
 
 /// The ttl of the workers' leases.
@@ -79,12 +82,44 @@ async fn work(
         let name = match workload {
             Workload::Uncontended => format!("{prefix}{worker}/{}", cycle % 16),
             Workload::Contended => format!("{prefix}contended"),
+            Workload::Queue => format!("{prefix}queue").replace('/', "-"),
         };
         cycle += 1;
-        cycle_once(target, worker, &lease, &name, &mut samples).await;
+        match workload {
+            Workload::Queue => queue_cycle(target, worker, &lease, &name, &mut samples).await,
+            _ => cycle_once(target, worker, &lease, &name, &mut samples).await,
+        }
     }
     let _ = target.revoke(worker, &lease).await;
     samples
+}
+
+/// Push one item, claim one (perhaps another worker's), ack it.
+async fn queue_cycle(
+    target: &Target,
+    worker: usize,
+    lease: &Lease,
+    queue: &str,
+    samples: &mut Samples,
+) {
+    if target.push(worker, queue).await.is_err() {
+        samples.errors += 1;
+        return;
+    }
+    let sent = Instant::now();
+    let claimed = match target.claim(worker, lease, queue, WAIT).await {
+        Ok(claimed) => claimed,
+        Err(_) => {
+            samples.errors += 1;
+            return;
+        }
+    };
+    samples.acquire.push(sent.elapsed());
+    let sent = Instant::now();
+    match target.ack(worker, queue, claimed).await {
+        Ok(()) => samples.release.push(sent.elapsed()),
+        Err(_) => samples.errors += 1,
+    }
 }
 
 async fn cycle_once(

@@ -18,6 +18,9 @@ pub(crate) enum WorkloadArg {
     Uncontended,
     /// Every worker cycles on one name: hand-offs per second.
     Contended,
+    /// Every worker cycles push, claim, ack on one work queue: cycles per
+    /// second, claim and ack latency (corral only).
+    Queue,
     /// --leases leases kept alive at ttl/3 in batches: leases lost, and
     /// the leader's CPU (corral only).
     Keepalive,
@@ -94,6 +97,8 @@ pub(super) async fn run(connection: &Connection, args: BenchArgs) -> anyhow::Res
     let workload = match args.workload {
         WorkloadArg::Uncontended => Workload::Uncontended,
         WorkloadArg::Contended => Workload::Contended,
+        WorkloadArg::Queue if args.etcd.is_some() => anyhow::bail!("etcd has no work queue"),
+        WorkloadArg::Queue => Workload::Queue,
         WorkloadArg::Keepalive => {
             let report =
                 corral_bench::keepalive(&target, args.leases, args.ttl, args.batch, args.duration)

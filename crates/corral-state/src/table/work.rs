@@ -199,9 +199,11 @@ impl LockTable {
     /// Queues a claim that found no ready item.
     fn wait_for_items(&mut self, queue: LockName, ask: ClaimAsk) -> Response {
         let now_ms = self.now_ms;
-        let q = self.queues.queues.entry(queue).or_default();
-        if let Some(position) = q.claimers.iter().position(|c| c.lease_id == ask.lease_id) {
-            return Ok(Outcome::ClaimWaiting { position });
+        let q = self.queues.queues.entry(queue.clone()).or_default();
+        // One waiting claim per lease and queue: the requests of one lease
+        // could not tell which of them the items were handed to.
+        if q.claimers.iter().any(|c| c.lease_id == ask.lease_id) {
+            return Err(Refusal::AlreadyWaiting { name: queue });
         }
         if q.claimers.len() >= CLAIMERS_PER_QUEUE_MAX {
             return Err(Refusal::LimitReached(Limit::ClaimersPerQueue));

@@ -184,6 +184,12 @@ fn waiting_claims_are_served_in_turn_and_end_with_their_lease() {
     assert_eq!(first.response, Ok(Outcome::ClaimWaiting { position: 0 }));
     let second = claim(&mut s, 2, "jobs", 1, 1_000);
     assert_eq!(second.response, Ok(Outcome::ClaimWaiting { position: 1 }));
+    // One waiting claim per lease and queue.
+    let again = claim(&mut s, 2, "jobs", 1, 1_000);
+    assert_eq!(
+        again.response,
+        Err(Refusal::AlreadyWaiting { name: name("jobs") })
+    );
     claim(&mut s, 3, "jobs", 1, 1_000);
     let pushed = s.run(Command::Enqueue {
         queue: name("jobs"),

@@ -91,6 +91,10 @@ struct LeaseInner {
     /// acquire re-grants it under a newer token), so an acquire and a
     /// release of one name must not cross.
     turns: Mutex<HashMap<(Held, LockName), Turn>>,
+    /// One async lock per queue a claim waits on: the cluster keeps one
+    /// waiting claim per lease and queue, and wakes every request of the
+    /// lease waiting there with its items, so two must not wait at once.
+    claim_turns: Mutex<HashMap<LockName, Turn>>,
 }
 
 /// The guards of one name of a lease.
@@ -182,6 +186,7 @@ impl Lease {
                 keepalive,
                 claims: Mutex::default(),
                 turns: Mutex::default(),
+                claim_turns: Mutex::default(),
             }),
         }
     }
@@ -222,15 +227,13 @@ impl Lease {
 
     /// Waits for `key`'s turn: see `LeaseInner::turns`.
     async fn turn(&self, key: &(Held, LockName)) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = self
-            .inner
-            .turns
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .entry(key.clone())
-            .or_default()
-            .clone();
-        lock.lock_owned().await
+        turn_in(&self.inner.turns, key).await
+    }
+
+    /// Waits for the turn to wait for items of `queue`: see
+    /// `LeaseInner::claim_turns`.
+    pub(crate) async fn claim_turn(&self, queue: &LockName) -> tokio::sync::OwnedMutexGuard<()> {
+        turn_in(&self.inner.claim_turns, queue).await
     }
 
     /// Handles an acquire whose outcome is unknown (the cluster was
@@ -606,6 +609,20 @@ impl Lease {
         self.acquire_one_call(Held::Election, name, path, Some(wait), request, grant)
             .await
     }
+}
+
+/// Waits for `key`'s turn lock in `turns`.
+async fn turn_in<K: Clone + Eq + std::hash::Hash>(
+    turns: &Mutex<HashMap<K, Turn>>,
+    key: &K,
+) -> tokio::sync::OwnedMutexGuard<()> {
+    let lock = turns
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .entry(key.clone())
+        .or_default()
+        .clone();
+    lock.lock_owned().await
 }
 
 /// An acquire call in flight: dropped without an answer (the caller gave

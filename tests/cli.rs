@@ -1,6 +1,7 @@
 //! The `corral` command line against a real 3-node cluster: `corral lock`
 //! serializes commands and stops them when the lease is lost; `corral
-//! cluster members|add|remove` show and change the membership.
+//! cluster members|add|remove` show and change the membership; `corral
+//! queue work` runs a command per item, acking or nacking it.
 
 mod harness;
 
@@ -299,4 +300,79 @@ async fn bench_runs_both_workloads_and_reports_json() {
     assert_eq!(report["granted"], 40, "{report}");
     assert_eq!(report["lost"], 0, "{report}");
     assert!(report["renewals"].as_u64().unwrap() >= 40, "{report}");
+}
+
+/// Runs `corral queue work` with `args`, within 30 s; its output.
+async fn queue_work(cluster: &Cluster, args: &[&str]) -> std::process::Output {
+    let run = corral(cluster).args(["queue", "work"]).args(args).output();
+    tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("corral queue work ends after --max-items")
+        .unwrap()
+}
+
+/// Pushes `payload` to `queue` with `corral queue push`.
+async fn queue_push(cluster: &Cluster, queue: &str, payload: &str) {
+    let (code, pushed, stderr) = corral_json(cluster, &["queue", "push", queue, payload]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(pushed["duplicate"], false, "{pushed}");
+}
+
+/// How many items of `queue` are ready and claimed, by `corral queue
+/// stats`.
+async fn ready_and_claimed(cluster: &Cluster, queue: &str) -> (u64, u64) {
+    let (code, stats, stderr) = corral_json(cluster, &["queue", "stats", queue]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let count = |field: &str| stats[field].as_u64().expect("a count");
+    (count("ready"), count("claimed"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queue_work_acks_the_items_its_command_did_and_nacks_a_failure() {
+    let cluster = Cluster::start(3).await;
+    let dir = tempfile::TempDir::new().unwrap();
+    let done = dir.path().join("done");
+    // A name with a `/` goes as one path segment.
+    let queue = "jobs/email";
+    for n in 1..=3 {
+        queue_push(&cluster, queue, &format!(r#"{{"n":{n}}}"#)).await;
+    }
+    let script = format!(
+        r#"echo "$CORRAL_QUEUE $CORRAL_ATTEMPT $(cat)" >> {}"#,
+        done.display()
+    );
+    let two_workers = ["--max-items", "3", "--concurrency", "2", "--"];
+    let args: Vec<&str> = [queue].into_iter().chain(two_workers).collect();
+    let output = queue_work(&cluster, &[&args[..], &["sh", "-c", &script]].concat()).await;
+    assert!(output.status.success(), "{output:?}");
+    let text = std::fs::read_to_string(&done).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort_unstable();
+    let expected = (1..=3).map(|n| format!(r#"jobs/email 1 {{"n":{n}}}"#));
+    assert_eq!(lines, expected.collect::<Vec<_>>(), "{text}");
+    assert_eq!(ready_and_claimed(&cluster, queue).await, (0, 0));
+
+    // A command that fails leaves its item ready again, one attempt on.
+    queue_push(&cluster, queue, "4").await;
+    let failing = [queue, "--max-items", "1", "--", "sh", "-c", "exit 1"];
+    let output = queue_work(&cluster, &failing).await;
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("exited with 1; nacked"), "{stderr}");
+    assert_eq!(ready_and_claimed(&cluster, queue).await, (1, 0));
+    let listing = ["queue", "items", queue, "--state", "ready"];
+    let (code, items, stderr) = corral_json(&cluster, &listing).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let item = &items["items"][0];
+    assert_eq!((&item["payload"], &item["attempt"]), (&4.into(), &1.into()));
+    let output = corral(&cluster)
+        .args(["queue", "stats", queue])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.starts_with("QUEUE") && text.contains("no limit on attempts"),
+        "{text}"
+    );
 }

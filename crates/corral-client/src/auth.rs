@@ -7,7 +7,7 @@ use corral_api::{
 };
 use reqwest::Method;
 
-use crate::client::{Call, Client};
+use crate::client::{segment, Call, Client};
 use crate::error::Error;
 
 impl Client {
@@ -67,21 +67,7 @@ impl Client {
 /// path segment. A name that cannot be one (empty, `.` or `..`, which URLs
 /// resolve away) is an [`Error::InvalidArgument`].
 pub(crate) fn token_path(name: &str) -> Result<String, Error> {
-    if matches!(name, "" | "." | "..") {
-        return Err(Error::InvalidArgument(format!(
-            "{name:?} cannot be named in a URL path"
-        )));
-    }
-    let mut path = String::from("/v1/auth/tokens/");
-    for byte in name.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                path.push(byte as char)
-            }
-            _ => path.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    Ok(path)
+    Ok(format!("/v1/auth/tokens/{}", segment(name)?))
 }
 
 #[cfg(test)]

@@ -517,14 +517,33 @@ fn idempotency_key() -> String {
     format!("{:032x}", rand::rng().random::<u128>())
 }
 
-/// Percent-encodes a query value.
+/// Percent-encodes a query value (`/` kept: it means nothing there).
 pub(crate) fn encode(value: &str) -> String {
+    percent_encode(value, b"/")
+}
+
+/// Percent-encodes `value` as one path segment: `/` too. A value that
+/// cannot be one (empty, `.` or `..`, which URLs resolve away) is an
+/// [`Error::InvalidArgument`].
+pub(crate) fn segment(value: &str) -> Result<String, Error> {
+    if matches!(value, "" | "." | "..") {
+        return Err(Error::InvalidArgument(format!(
+            "{value:?} cannot be named in a URL path"
+        )));
+    }
+    Ok(percent_encode(value, b""))
+}
+
+/// Percent-encodes every byte of `value` but the unreserved ones and
+/// `keep`.
+fn percent_encode(value: &str, keep: &[u8]) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
                 out.push(byte as char)
             }
+            _ if keep.contains(&byte) => out.push(byte as char),
             _ => out.push_str(&format!("%{byte:02X}")),
         }
     }

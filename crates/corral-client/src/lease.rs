@@ -11,7 +11,6 @@ use corral_api::{
     SemaphoreGrantResponse, WAIT_MS_MAX,
 };
 use reqwest::Method;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -21,6 +20,7 @@ use serde::Serialize;
 use crate::client::{Call, Client};
 use crate::error::Error;
 use crate::guard::{release, Held, LockGuard};
+use crate::renew::{keep_renewed, Hold, Renewer};
 
 /// How long after an acquire's wait ended the server may still grant it
 /// (its leader cancels an abandoned wait about 2 s past its deadline), with
@@ -59,16 +59,6 @@ impl std::fmt::Display for LostReason {
     }
 }
 
-/// What this process may assume about its lease.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Standing {
-    /// Held until this instant: the send time of the last acked keepalive
-    /// (or of the grant) plus the ttl.
-    Held { until: Instant },
-    /// Lost.
-    Lost(LostReason),
-}
-
 /// A lease, kept alive every ttl/3 while this value (or a clone, or a
 /// [`LockGuard`] under it) exists.
 ///
@@ -89,7 +79,9 @@ struct LeaseInner {
     client: Client,
     id: LeaseId,
     ttl: Duration,
-    standing: watch::Sender<Standing>,
+    /// Held until the send time of the last acked keepalive (or of the
+    /// grant) plus the ttl.
+    hold: Hold<LostReason>,
     keepalive: JoinHandle<()>,
     /// For each name: how many guards hold it, and its newest grant.
     claims: Mutex<HashMap<(Held, LockName), Claimed>>,
@@ -99,6 +91,10 @@ struct LeaseInner {
     /// acquire re-grants it under a newer token), so an acquire and a
     /// release of one name must not cross.
     turns: Mutex<HashMap<(Held, LockName), Turn>>,
+    /// One async lock per queue a claim waits on: the cluster keeps one
+    /// waiting claim per lease and queue, and wakes every request of the
+    /// lease waiting there with its items, so two must not wait at once.
+    claim_turns: Mutex<HashMap<LockName, Turn>>,
 }
 
 /// The guards of one name of a lease.
@@ -179,19 +175,18 @@ impl Drop for LeaseInner {
 
 impl Lease {
     pub(crate) fn start(client: Client, id: LeaseId, ttl: Duration, sent_at: Instant) -> Lease {
-        let (standing, _) = watch::channel(Standing::Held {
-            until: sent_at + ttl,
-        });
-        let keepalive = tokio::spawn(keep_alive(client.clone(), id, ttl, standing.clone()));
+        let hold = Hold::new(sent_at + ttl);
+        let keepalive = tokio::spawn(keep_alive(client.clone(), id, ttl, hold.clone()));
         Lease {
             inner: Arc::new(LeaseInner {
                 client,
                 id,
                 ttl,
-                standing,
+                hold,
                 keepalive,
                 claims: Mutex::default(),
                 turns: Mutex::default(),
+                claim_turns: Mutex::default(),
             }),
         }
     }
@@ -206,7 +201,7 @@ impl Lease {
     }
 
     /// Claims `name` for a guard.
-    pub(crate) fn claim(&self, held: Held, name: &LockName) -> Claim {
+    pub(crate) fn claim_name(&self, held: Held, name: &LockName) -> Claim {
         let key = (held, name.clone());
         self.claims().entry(key.clone()).or_default().guards += 1;
         Claim {
@@ -232,15 +227,13 @@ impl Lease {
 
     /// Waits for `key`'s turn: see `LeaseInner::turns`.
     async fn turn(&self, key: &(Held, LockName)) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = self
-            .inner
-            .turns
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .entry(key.clone())
-            .or_default()
-            .clone();
-        lock.lock_owned().await
+        turn_in(&self.inner.turns, key).await
+    }
+
+    /// Waits for the turn to wait for items of `queue`: see
+    /// `LeaseInner::claim_turns`.
+    pub(crate) async fn claim_turn(&self, queue: &LockName) -> tokio::sync::OwnedMutexGuard<()> {
+        turn_in(&self.inner.claim_turns, queue).await
     }
 
     /// Handles an acquire whose outcome is unknown (the cluster was
@@ -337,7 +330,7 @@ impl Lease {
         pending.answered = !matches!(answer, Err(Error::Unavailable(_)));
         drop(pending);
         let mut claims: Vec<Claim> = match &answer {
-            Ok(_) => names.iter().map(|n| self.claim(held, n)).collect(),
+            Ok(_) => names.iter().map(|n| self.claim_name(held, n)).collect(),
             Err(_) => Vec::new(),
         };
         let guards = guards(answer?, &mut claims)?;
@@ -401,10 +394,7 @@ impl Lease {
     /// Until when this process may assume it holds the lease; `None` once
     /// it is lost.
     pub fn held_until(&self) -> Option<Instant> {
-        match *self.inner.standing.borrow() {
-            Standing::Held { until } if Instant::now() < until => Some(until),
-            _ => None,
-        }
+        self.inner.hold.held_until()
     }
 
     /// Whether the lease is still held, as far as this process may assume.
@@ -416,46 +406,14 @@ impl Lease {
     /// passed without a newer ack, the cluster says it is gone, or it was
     /// revoked.
     pub async fn lost(&self) -> LostReason {
-        let mut standing = self.inner.standing.subscribe();
-        loop {
-            let now = *standing.borrow_and_update();
-            match now {
-                Standing::Lost(reason) => return reason,
-                Standing::Held { until } => {
-                    tokio::select! {
-                        () = tokio::time::sleep_until(until) => {
-                            self.mark_lost_if(until, LostReason::Expired);
-                        }
-                        changed = standing.changed() => {
-                            if changed.is_err() {
-                                return LostReason::Expired;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Marks the lease lost for `reason` unless a newer ack moved its
-    /// deadline past `until`.
-    fn mark_lost_if(&self, until: Instant, reason: LostReason) {
-        self.inner.standing.send_if_modified(|s| match *s {
-            Standing::Held { until: current } if current <= until => {
-                *s = Standing::Lost(reason);
-                true
-            }
-            _ => false,
-        });
+        self.inner.hold.lost(LostReason::Expired).await
     }
 
     /// Ends the lease now, releasing every lock it holds, and stops its
     /// keepalives.
     pub async fn revoke(&self) -> Result<(), Error> {
         self.inner.keepalive.abort();
-        self.inner
-            .standing
-            .send_replace(Standing::Lost(LostReason::Revoked));
+        self.inner.hold.lose(LostReason::Revoked);
         self.inner.client.revoke(self.inner.id).await
     }
 
@@ -653,6 +611,20 @@ impl Lease {
     }
 }
 
+/// Waits for `key`'s turn lock in `turns`.
+async fn turn_in<K: Clone + Eq + std::hash::Hash>(
+    turns: &Mutex<HashMap<K, Turn>>,
+    key: &K,
+) -> tokio::sync::OwnedMutexGuard<()> {
+    let lock = turns
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .entry(key.clone())
+        .or_default()
+        .clone();
+    lock.lock_owned().await
+}
+
 /// An acquire call in flight: dropped without an answer (the caller gave
 /// up, or the answer was lost), it leaves a clean-up behind.
 struct PendingAcquire<'a> {
@@ -675,41 +647,18 @@ impl Drop for PendingAcquire<'_> {
 /// Sends a keepalive every ttl/3 (sooner after a failure) until the lease
 /// is lost, moving the deadline to each acked keepalive's send time plus
 /// the ttl.
-async fn keep_alive(client: Client, id: LeaseId, ttl: Duration, standing: watch::Sender<Standing>) {
-    let period = ttl / 3;
-    let mut pause = period;
-    loop {
-        tokio::time::sleep(pause).await;
-        let until = match *standing.borrow() {
-            Standing::Held { until } => until,
-            Standing::Lost(_) => return,
-        };
-        let sent_at = Instant::now();
-        if sent_at >= until {
-            standing.send_replace(Standing::Lost(LostReason::Expired));
-            return;
-        }
-        let try_timeout = (ttl / 6).max(Duration::from_millis(200));
-        match client.keepalive(id, until, try_timeout).await {
-            Ok(()) => {
-                let renewed = sent_at + ttl;
-                standing.send_if_modified(|s| match *s {
-                    Standing::Held { until } if until < renewed => {
-                        *s = Standing::Held { until: renewed };
-                        true
-                    }
-                    _ => false,
-                });
-                pause = period;
-            }
-            Err(Error::LeaseLost) => {
-                standing.send_replace(Standing::Lost(LostReason::Gone));
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(lease_id = %id, error = %e, "keepalive failed; trying again");
-                pause = (period / 4).max(Duration::from_millis(50));
-            }
-        }
-    }
+async fn keep_alive(client: Client, id: LeaseId, ttl: Duration, hold: Hold<LostReason>) {
+    let renew = |until, try_timeout| {
+        let client = client.clone();
+        async move { client.keepalive(id, until, try_timeout).await }
+    };
+    keep_renewed(Renewer {
+        hold,
+        ttl,
+        expired: LostReason::Expired,
+        lost_by: |e| matches!(e, Error::LeaseLost).then_some(LostReason::Gone),
+        renew,
+        what: format!("keepalive of lease {id}"),
+    })
+    .await;
 }

@@ -9,6 +9,11 @@
 //! half of fencing, for the downstream service that must refuse a stale
 //! owner.
 //!
+//! [`Client::queue`] names a work queue: push items to it, and claim them
+//! under a lease with [`Lease::claim`] or [`Lease::claim_wait`], each as a
+//! [`ClaimGuard`] whose claim is extended in the background until it is
+//! acked or nacked, and which carries the claim's fencing token.
+//!
 //! A cluster that serves HTTPS is reached through [`Client::with_tls`]: its
 //! [`TlsOptions`] name the CA to trust and, for servers that require them,
 //! the client's certificate and key.
@@ -85,6 +90,8 @@ mod fence;
 mod guard;
 mod lease;
 mod members;
+mod queue;
+mod renew;
 #[cfg(test)]
 mod test_server;
 mod tls;
@@ -96,6 +103,10 @@ pub use corral_api::{
 };
 pub use corral_api::{Backup, BACKUP_FORMAT, BACKUP_VERSION};
 pub use corral_api::{
+    ClaimedItemView, EnqueueResponse, ItemId, ItemList, ItemResponse, ItemState, ItemView,
+    QueueView,
+};
+pub use corral_api::{
     ErrorDetail, ErrorKind, Fence, FencingToken, LeaseId, LockName, LockOrder, Mode,
 };
 pub use error::Error;
@@ -105,4 +116,5 @@ pub use fence::{
 };
 pub use guard::{Held, LockGuard};
 pub use lease::{Lease, LeaseOptions, LostReason};
+pub use queue::{ClaimGuard, ClaimLost, Queue};
 pub use tls::TlsOptions;

@@ -1,5 +1,6 @@
-//! A one-request HTTP server for the client's unit tests: it answers with
-//! a canned status and body, and hands back the request it read.
+//! A canned HTTP server for the client's unit tests: it answers each
+//! request in turn with a canned status and body, and hands back the
+//! requests it read.
 
 use std::time::Duration;
 
@@ -27,19 +28,57 @@ pub(crate) fn client<S: AsRef<str>>(endpoints: &[S]) -> Client {
 /// its request with `status` and the JSON `body`, and hands back the
 /// request it read.
 pub(crate) async fn answer_once(status: &str, body: &str) -> (String, JoinHandle<String>) {
+    let (endpoint, served) = answer_in_turn(vec![Reply::new(status, body)]).await;
+    let first = tokio::spawn(async move { served.await.unwrap().remove(0) });
+    (endpoint, first)
+}
+
+/// One canned answer: a status, a JSON body, and how long to wait before
+/// sending it.
+pub(crate) struct Reply {
+    status: String,
+    body: String,
+    delay: Duration,
+}
+
+impl Reply {
+    pub(crate) fn new(status: &str, body: &str) -> Reply {
+        Reply {
+            status: status.to_string(),
+            body: body.to_string(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// This answer, sent `delay` after the request was read.
+    pub(crate) fn after(self, delay: Duration) -> Reply {
+        Reply { delay, ..self }
+    }
+}
+
+/// An HTTP server on a port of its own that takes one connection per reply,
+/// in turn, answers each one's request with its reply, and hands back the
+/// requests it read.
+pub(crate) async fn answer_in_turn(replies: Vec<Reply>) -> (String, JoinHandle<Vec<String>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let response = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         connection: close\r\n\r\n{body}",
-        body.len()
-    );
     let served = tokio::spawn(async move {
-        let (mut socket, _) = listener.accept().await.unwrap();
-        let request = read_request(&mut socket).await;
-        socket.write_all(response.as_bytes()).await.unwrap();
-        let _ = socket.shutdown().await;
-        request
+        let mut requests = Vec::new();
+        for reply in replies {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            requests.push(read_request(&mut socket).await);
+            tokio::time::sleep(reply.delay).await;
+            let response = format!(
+                "HTTP/1.1 {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n{}",
+                reply.status,
+                reply.body.len(),
+                reply.body
+            );
+            socket.write_all(response.as_bytes()).await.unwrap();
+            let _ = socket.shutdown().await;
+        }
+        requests
     });
     (endpoint, served)
 }

@@ -1,5 +1,6 @@
 //! `corral lock`, `corral elect`, `corral sem`: hold something while a
-//! command runs, and stop the command if the hold is lost.
+//! command runs, and stop the command if the hold is lost. `corral queue
+//! work` runs its commands through [`run_while`] too.
 
 use std::io::IsTerminal;
 use std::os::unix::process::ExitStatusExt;
@@ -7,6 +8,7 @@ use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use corral_client::{Client, Error, Lease, LockGuard, LockName, LostReason, Mode};
+use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -135,67 +137,128 @@ fn lost_message(reason: LostReason, what: &str) -> i32 {
     exit::LEASE_LOST
 }
 
-/// Runs the command with the lock in its environment, until it exits, the
-/// lease is lost (the command is stopped: SIGTERM, then SIGKILL after the
-/// grace period), or this process is told to stop (passed on to the
-/// command).
+/// Runs the command with the lock in its environment: see [`run_while`].
 async fn run_command(lease: &Lease, guard: &LockGuard, args: &HoldArgs) -> anyhow::Result<i32> {
+    let job = Job {
+        argv: &args.command,
+        env: vec![
+            ("CORRAL_LOCK_NAME", guard.name().to_string()),
+            ("CORRAL_FENCING_TOKEN", guard.fencing_token().to_string()),
+            ("CORRAL_LEASE_ID", lease.id().to_string()),
+        ],
+        stdin: None,
+        what: guard.name().to_string(),
+        grace: args.grace,
+    };
+    Ok(match run_while(job, lease.lost()).await? {
+        Ran::Exited(code) => code,
+        Ran::Stopped => exit::LEASE_LOST,
+        Ran::Failed => exit::ERROR,
+    })
+}
+
+/// A command to run while something is held.
+pub(super) struct Job<'a> {
+    /// The command and its arguments.
+    pub argv: &'a [String],
+    /// What it finds in its environment, besides this process's.
+    pub env: Vec<(&'static str, String)>,
+    /// What it reads on stdin; `None`: this process's stdin.
+    pub stdin: Option<Vec<u8>>,
+    /// What is held, for messages.
+    pub what: String,
+    /// After the hold is lost, how long between SIGTERM and SIGKILL.
+    pub grace: Duration,
+}
+
+/// How a command's run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Ran {
+    /// It exited with this code (128 + N for signal N).
+    Exited(i32),
+    /// The hold was lost, and the command stopped.
+    Stopped,
+    /// It could not be started, or waiting for it failed (it was stopped).
+    Failed,
+}
+
+/// Runs `job` until it exits, `lost` resolves (the command is stopped:
+/// SIGTERM, then SIGKILL after the grace period), or this process is told
+/// to stop (passed on to the command).
+pub(super) async fn run_while<R: std::fmt::Display>(
+    job: Job<'_>,
+    lost: impl std::future::Future<Output = R>,
+) -> anyhow::Result<Ran> {
     // Listening before the command starts, so no signal slips in between.
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut hangup = signal(SignalKind::hangup())?;
+    let Some((mut child, target)) = spawn(&job) else {
+        return Ok(Ran::Failed);
+    };
+    tokio::pin!(lost);
+    loop {
+        tokio::select! {
+            status = child.wait() => {
+                return Ok(match status {
+                    Ok(status) => Ran::Exited(exit_code(status)),
+                    Err(e) => {
+                        eprintln!("corral: waiting for the command failed ({e}); stopping it");
+                        stop(&mut child, target, job.grace).await;
+                        Ran::Failed
+                    }
+                });
+            }
+            reason = &mut lost => {
+                eprintln!("corral: lost {} ({reason}); stopping the command", job.what);
+                stop(&mut child, target, job.grace).await;
+                return Ok(Ran::Stopped);
+            }
+            // In a shared group the terminal already sent it.
+            _ = interrupt.recv() => if target.own_group { target.send(libc::SIGINT) },
+            _ = term.recv() => target.send(libc::SIGTERM),
+            _ = hangup.recv() => target.send(libc::SIGHUP),
+        }
+    }
+}
+
+/// Starts `job`'s command, feeding it its stdin if it has one; `None`
+/// (said why) if it cannot start.
+fn spawn(job: &Job<'_>) -> Option<(Child, Target)> {
     // From a terminal the command shares this process's group, so that it
     // can read the terminal; the terminal sends Ctrl-C to both. Otherwise
     // it gets a group of its own, so that stopping it stops its children
     // too.
     let own_group = !std::io::stdin().is_terminal();
-    let mut command = Command::new(&args.command[0]);
-    command
-        .args(&args.command[1..])
-        .env("CORRAL_LOCK_NAME", guard.name().as_str())
-        .env("CORRAL_FENCING_TOKEN", guard.fencing_token().to_string())
-        .env("CORRAL_LEASE_ID", lease.id().to_string())
-        .stdin(Stdio::inherit());
+    let mut command = Command::new(&job.argv[0]);
+    command.args(&job.argv[1..]).envs(job.env.iter().cloned());
+    command.stdin(match job.stdin {
+        Some(_) => Stdio::piped(),
+        None => Stdio::inherit(),
+    });
     if own_group {
         command.process_group(0);
     }
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
-            eprintln!("corral: cannot run {}: {e}", args.command[0]);
-            return Ok(exit::ERROR);
+            eprintln!("corral: cannot run {}: {e}", job.argv[0]);
+            return None;
         }
     };
+    if let (Some(mut pipe), Some(input)) = (child.stdin.take(), job.stdin.clone()) {
+        // Written apart, so that a command that does not read it cannot
+        // stall this process; a command that exits early breaks the pipe,
+        // which is its business.
+        tokio::spawn(async move {
+            let _ = pipe.write_all(&input).await;
+        });
+    }
     let target = Target {
         pid: child.id(),
         own_group,
     };
-    loop {
-        tokio::select! {
-            status = child.wait() => {
-                return Ok(match status {
-                    Ok(status) => exit_code(status),
-                    Err(e) => {
-                        eprintln!("corral: waiting for the command failed ({e}); stopping it");
-                        stop(&mut child, target, args.grace).await;
-                        exit::ERROR
-                    }
-                });
-            }
-            reason = lease.lost() => {
-                eprintln!(
-                    "corral: lost {} ({reason}); stopping the command",
-                    guard.name()
-                );
-                stop(&mut child, target, args.grace).await;
-                return Ok(exit::LEASE_LOST);
-            }
-            // In a shared group the terminal already sent it.
-            _ = interrupt.recv() => if own_group { target.send(libc::SIGINT) },
-            _ = term.recv() => target.send(libc::SIGTERM),
-            _ = hangup.recv() => target.send(libc::SIGHUP),
-        }
-    }
+    Some((child, target))
 }
 
 /// Where to send the command's signals: its process group when it has its

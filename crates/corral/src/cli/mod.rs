@@ -7,6 +7,7 @@ mod hold;
 mod inspect;
 mod members;
 mod output;
+mod queue;
 mod snapshot;
 
 use std::path::PathBuf;
@@ -104,10 +105,11 @@ pub(crate) mod exit {
 pub(crate) const EXIT_CODES_HELP: &str = "\
 Exit codes of the client commands:
   0    success; `lock`, `elect` and `sem` exit with their command's code
+       (`queue work` acks an item its command exits 0 for, and nacks the others)
   1    an error: the cluster refused the request, or bad input
   2    bad usage
   3    not acquired: busy, deadlock or the wait ran out (`kv get`: no such key)
-  4    the lease was lost while holding; the command was stopped
+  4    the lease was lost while holding (or working); the command was stopped
   5    no node of the cluster answered
   128+N  the command was ended by signal N
 
@@ -358,6 +360,9 @@ pub(crate) enum ClientCommand {
     /// Read and write the fenced key-value store.
     #[command(subcommand)]
     Kv(KvCommand),
+    /// Push to work queues, show them, and work on their items.
+    #[command(subcommand)]
+    Queue(queue::QueueCommand),
     /// Manage the tokens of a cluster with auth on (needs a cluster
     /// admin's token: admin on `*` with the empty prefix).
     #[command(subcommand)]
@@ -407,6 +412,7 @@ pub(crate) fn run(connection: Connection, command: ClientCommand) -> anyhow::Res
             ClientCommand::Locks(command) => inspect::locks(&client, command, json).await,
             ClientCommand::Cluster(command) => inspect::cluster(&client, command, json).await,
             ClientCommand::Kv(command) => inspect::kv(&client, command, json).await,
+            ClientCommand::Queue(command) => queue::run(client, command, json).await,
             ClientCommand::Auth(command) => auth::run(&client, command, json).await,
             ClientCommand::Snapshot(command) => snapshot::run(&client, command).await,
             ClientCommand::Bench(args) => bench::run(&connection, args).await,

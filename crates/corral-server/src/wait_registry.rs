@@ -235,6 +235,16 @@ fn claim_ended(table: &LockTable, lease_id: LeaseId, queue: &LockName) -> Option
     if q.is_some_and(|q| q.claimers.iter().any(|c| c.lease_id == lease_id)) {
         return None;
     }
+    Some(claims_of(table, lease_id, queue))
+}
+
+/// Every item `lease_id` claims in `queue` now, under its claim.
+pub(crate) fn claims_of(
+    table: &LockTable,
+    lease_id: LeaseId,
+    queue: &LockName,
+) -> Vec<ClaimedItem> {
+    let q = table.queues().get(queue);
     let items = q.into_iter().flat_map(|q| q.items.values());
     let claimed = items.filter_map(|item| {
         let claim = item.claim.as_ref().filter(|c| c.lease_id == lease_id)?;
@@ -247,7 +257,7 @@ fn claim_ended(table: &LockTable, lease_id: LeaseId, queue: &LockName) -> Option
             visible_at_ms: claim.deadline_ms,
         })
     });
-    Some(claimed.collect())
+    claimed.collect()
 }
 
 impl Waiting {

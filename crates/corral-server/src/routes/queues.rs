@@ -29,8 +29,12 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::idempotency::{scope, IdempotencyKey};
 use crate::json::{JsonBody, PathParam, QueryOf};
-use crate::node::{Node, Submission, LEADER_WAIT};
-use crate::wait_registry::{WaitEnd, WaitTicket};
+use crate::node::{Node, Submission};
+use crate::wait_registry::{claims_of, WaitEnd, WaitTicket};
+
+/// How long a claim served before its withdrawal waits for the event of
+/// its items before it reads them from the state.
+const CLAIM_EVENT_WAIT: Duration = Duration::from_secs(1);
 
 pub(super) fn router() -> Router<Arc<Node>> {
     Router::new()
@@ -57,28 +61,29 @@ async fn propose(
 
 async fn configure(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     PathParam(queue): PathParam<LockName>,
     key: IdempotencyKey,
     JsonBody(request): JsonBody<ConfigureQueueRequest>,
 ) -> Result<Json<QueueView>, ApiError> {
-    let config = QueueConfig {
-        max_attempts: request.max_attempts,
-        dead_letter: request.dead_letter,
-    };
     let command = Command::ConfigureQueue {
         queue: queue.clone(),
-        config: config.clone(),
+        config: QueueConfig {
+            max_attempts: request.max_attempts,
+            dead_letter: request.dead_letter,
+        },
         queues_max: node.queues_max,
     };
     match propose(&node, key, scope::CONFIGURE_QUEUE, command).await? {
         Outcome::QueueConfigured => {}
         other => return Err(unexpected(other)),
     }
-    let configured = WorkQueue {
-        config,
-        ..WorkQueue::default()
-    };
-    Ok(Json(view_of(&queue, &configured, 0)))
+    // The queue as it is now, with its items: read after a barrier, so
+    // that the configuration just applied is in it.
+    let state = node.read_linearized(&caller).await?;
+    let empty = WorkQueue::default();
+    let q = state.table.queues().get(&queue).unwrap_or(&empty);
+    Ok(Json(view_of(&queue, q, state.table.now_ms())))
 }
 
 async fn enqueue(
@@ -122,6 +127,7 @@ async fn enqueue(
 
 async fn claim(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     PathParam(queue): PathParam<LockName>,
     key: IdempotencyKey,
     JsonBody(request): JsonBody<ClaimRequest>,
@@ -143,7 +149,8 @@ async fn claim(
         Outcome::ClaimWaiting { .. } => {
             let ticket = ticket.ok_or_else(|| ApiError::internal("waiting without a ticket"))?;
             let deadline = Instant::now() + Duration::from_millis(wait_ms);
-            wait_for_items(&node, ticket, queue, lease_id, deadline).await?
+            let waiting = (queue, lease_id);
+            wait_for_items((&node, &caller), ticket, waiting, deadline).await?
         }
         other => return Err(unexpected(other)),
     };
@@ -157,23 +164,29 @@ async fn claim(
 /// the withdrawal applied, they are the answer: no claim is left unknown
 /// to its worker.
 async fn wait_for_items(
-    node: &Node,
+    (node, caller): (&Node, &Caller),
     mut ticket: WaitTicket,
-    queue: LockName,
-    lease_id: corral_state::LeaseId,
+    (queue, lease_id): (LockName, corral_state::LeaseId),
     deadline: Instant,
 ) -> Result<Vec<ClaimedItem>, ApiError> {
     if let Some(items) = next_items(&mut ticket, deadline).await? {
         return Ok(items);
     }
+    let queue_name = queue.clone();
     let cancel = Command::CancelClaimWait { queue, lease_id };
     match node.propose(cancel).await? {
         Outcome::ClaimWaitCancelled { withdrawn: true } => Ok(Vec::new()),
         // Served before the withdrawal: this node applies the items'
-        // event before it, if it has not already.
+        // event before it, if it has not already. A retried claim (its
+        // key answered from memory) may have registered after that event:
+        // the lease's claims in the queue, read after a barrier, answer it.
         Outcome::ClaimWaitCancelled { withdrawn: false } => {
-            let bound = Instant::now() + LEADER_WAIT;
-            Ok(next_items(&mut ticket, bound).await?.unwrap_or_default())
+            let bound = Instant::now() + CLAIM_EVENT_WAIT;
+            if let Some(items) = next_items(&mut ticket, bound).await? {
+                return Ok(items);
+            }
+            let state = node.read_linearized(caller).await?;
+            Ok(claims_of(&state.table, lease_id, &queue_name))
         }
         other => Err(unexpected(other)),
     }
@@ -274,7 +287,8 @@ async fn nack(
             dead_lettered,
         } => Ok(Json(ItemResponse {
             item_id: request.item_id,
-            visible_at_ms: Some(visible_at_ms),
+            // An item that left the queue is never visible in it again.
+            visible_at_ms: (!dead_lettered).then_some(visible_at_ms),
             dead_lettered,
         })),
         other => Err(unexpected(other)),

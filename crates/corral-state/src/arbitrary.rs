@@ -92,7 +92,16 @@ fn queue_commands() -> impl Strategy<Value = Command> {
         dedup_window_ms: 100,
     };
     let dedup = prop::option::of(prop::sample::select(vec!["d1", "d2"]).prop_map(String::from));
+    let claims = claim_commands(ClaimParts {
+        queue: queue().boxed(),
+        item: item().boxed(),
+        token: fencing_token().boxed(),
+        visibility: visibility().boxed(),
+        delay: ms().boxed(),
+        lease: lease().boxed(),
+    });
     prop_oneof![
+        3 => prop_oneof![
         (queue(), config).prop_map(|(queue, config)| Command::ConfigureQueue {
             queue,
             config,
@@ -114,32 +123,8 @@ fn queue_commands() -> impl Strategy<Value = Command> {
                 wait_ms,
             }
         ),
-        (queue(), item(), fencing_token()).prop_map(|(queue, item_id, fencing_token)| {
-            Command::Ack {
-                queue,
-                item_id,
-                fencing_token,
-            }
-        }),
-        (queue(), item(), fencing_token(), visibility()).prop_map(
-            |(queue, item_id, fencing_token, visibility_ms)| Command::ExtendClaim {
-                queue,
-                item_id,
-                fencing_token,
-                visibility_ms,
-            }
-        ),
-        (queue(), item(), fencing_token(), ms()).prop_map(
-            |(queue, item_id, fencing_token, delay_ms)| Command::Nack {
-                queue,
-                item_id,
-                fencing_token,
-                delay_ms,
-            }
-        ),
-        queue().prop_map(|queue| Command::TickQueue { queue }),
-        (queue(), lease())
-            .prop_map(|(queue, lease_id)| Command::CancelClaimWait { queue, lease_id }),
+    ],
+        5 => claims,
     ]
 }
 
@@ -517,36 +502,64 @@ fn extreme_queue_writes() -> impl Strategy<Value = Command> {
 /// `Ack`, `ExtendClaim`, `Nack`, `TickQueue`, `CancelClaimWait` with any
 /// ids and tokens.
 fn extreme_claim_commands() -> impl Strategy<Value = Command> {
-    let queue = extreme_name;
-    let item = || any::<u64>().prop_map(ItemId);
-    let fencing_token = || any::<u64>().prop_map(FencingToken);
+    claim_commands(ClaimParts {
+        queue: extreme_name().boxed(),
+        item: any::<u64>().prop_map(ItemId).boxed(),
+        token: any::<u64>().prop_map(FencingToken).boxed(),
+        visibility: extreme_queue_ms().boxed(),
+        delay: extreme_queue_ms().boxed(),
+        lease: extreme_lease().boxed(),
+    })
+}
+
+/// What the commands on claims are drawn from.
+struct ClaimParts {
+    queue: BoxedStrategy<LockName>,
+    item: BoxedStrategy<ItemId>,
+    token: BoxedStrategy<FencingToken>,
+    visibility: BoxedStrategy<u64>,
+    delay: BoxedStrategy<u64>,
+    lease: BoxedStrategy<LeaseId>,
+}
+
+/// `Ack`, `ExtendClaim`, `Nack`, `TickQueue`, `CancelClaimWait`, each as
+/// likely, drawn from `parts`.
+fn claim_commands(parts: ClaimParts) -> impl Strategy<Value = Command> {
+    let ClaimParts {
+        queue,
+        item,
+        token,
+        visibility,
+        delay,
+        lease,
+    } = parts;
+    let named = (queue.clone(), item, token);
     prop_oneof![
-        (queue(), item(), fencing_token()).prop_map(|(queue, item_id, fencing_token)| {
-            Command::Ack {
+        named
+            .clone()
+            .prop_map(|(queue, item_id, fencing_token)| Command::Ack {
                 queue,
                 item_id,
                 fencing_token,
-            }
-        }),
-        (queue(), item(), fencing_token(), extreme_queue_ms()).prop_map(
-            |(queue, item_id, fencing_token, visibility_ms)| Command::ExtendClaim {
+            }),
+        (named.clone(), visibility).prop_map(|((queue, item_id, fencing_token), visibility_ms)| {
+            Command::ExtendClaim {
                 queue,
                 item_id,
                 fencing_token,
                 visibility_ms,
             }
-        ),
-        (queue(), item(), fencing_token(), extreme_queue_ms()).prop_map(
-            |(queue, item_id, fencing_token, delay_ms)| Command::Nack {
+        }),
+        (named, delay).prop_map(
+            |((queue, item_id, fencing_token), delay_ms)| Command::Nack {
                 queue,
                 item_id,
                 fencing_token,
                 delay_ms,
             }
         ),
-        queue().prop_map(|queue| Command::TickQueue { queue }),
-        (queue(), extreme_lease())
-            .prop_map(|(queue, lease_id)| Command::CancelClaimWait { queue, lease_id }),
+        queue.clone().prop_map(|queue| Command::TickQueue { queue }),
+        (queue, lease).prop_map(|(queue, lease_id)| Command::CancelClaimWait { queue, lease_id }),
     ]
 }
 

@@ -237,14 +237,7 @@ async fn ack(
         item_id: request.item_id,
         fencing_token: request.fencing_token,
     };
-    match propose(&node, key, scope::ACK, command).await? {
-        Outcome::Acked => Ok(Json(ItemResponse {
-            item_id: request.item_id,
-            visible_at_ms: None,
-            dead_lettered: false,
-        })),
-        other => Err(unexpected(other)),
-    }
+    propose_on_item(&node, key, scope::ACK, command, request.item_id).await
 }
 
 async fn extend(
@@ -259,14 +252,7 @@ async fn extend(
         fencing_token: request.fencing_token,
         visibility_ms: request.visibility_ms,
     };
-    match propose(&node, key, scope::EXTEND, command).await? {
-        Outcome::ClaimExtended { visible_at_ms } => Ok(Json(ItemResponse {
-            item_id: request.item_id,
-            visible_at_ms: Some(visible_at_ms),
-            dead_lettered: false,
-        })),
-        other => Err(unexpected(other)),
-    }
+    propose_on_item(&node, key, scope::EXTEND, command, request.item_id).await
 }
 
 async fn nack(
@@ -281,18 +267,33 @@ async fn nack(
         fencing_token: request.fencing_token,
         delay_ms: request.delay_ms,
     };
-    match propose(&node, key, scope::NACK, command).await? {
+    propose_on_item(&node, key, scope::NACK, command, request.item_id).await
+}
+
+/// Proposes an ack, extend or nack of `item_id` and answers with what it
+/// did to the item.
+async fn propose_on_item(
+    node: &Node,
+    key: IdempotencyKey,
+    scope: &'static str,
+    command: Command,
+    item_id: corral_state::ItemId,
+) -> Result<Json<ItemResponse>, ApiError> {
+    let (visible_at_ms, dead_lettered) = match propose(node, key, scope, command).await? {
+        Outcome::Acked => (None, false),
+        Outcome::ClaimExtended { visible_at_ms } => (Some(visible_at_ms), false),
+        // An item that left the queue is never visible in it again.
         Outcome::Nacked {
             visible_at_ms,
             dead_lettered,
-        } => Ok(Json(ItemResponse {
-            item_id: request.item_id,
-            // An item that left the queue is never visible in it again.
-            visible_at_ms: (!dead_lettered).then_some(visible_at_ms),
-            dead_lettered,
-        })),
-        other => Err(unexpected(other)),
-    }
+        } => ((!dead_lettered).then_some(visible_at_ms), dead_lettered),
+        other => return Err(unexpected(other)),
+    };
+    Ok(Json(ItemResponse {
+        item_id,
+        visible_at_ms,
+        dead_lettered,
+    }))
 }
 
 async fn stats(

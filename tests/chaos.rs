@@ -17,6 +17,21 @@
 //! - after healing, a majority serves an acquire within 5 s;
 //! - after the full restart, tokens go on above every token handed out.
 //!
+//! A work queue runs through the same faults: a producer enqueues items
+//! (an enqueue of unknown outcome retried with its dedup id), consumers
+//! claim them under leases, write a register per item in this process
+//! that refuses lower tokens, nack some and ack the rest, and one consumer
+//! stalls past its claim's visibility before it acks. After the full
+//! restart they drain the queue, and:
+//!
+//! - every acknowledged enqueue's item was acked exactly once (one item
+//!   per dedup id), by its latest claim: tokens rise with attempts;
+//! - no token went to two claims, nor to a claim and a lock grant;
+//! - every refused ack, extend or nack, and every refused register write,
+//!   came from a claim that was no longer its item's latest, or no longer
+//!   proven held; no two claims of an item were proven held at once;
+//! - every node reads the queue alike: empty.
+//!
 //! `CORRAL_CHAOS_SEED` replays a schedule; `CORRAL_CHAOS_SECS` runs longer
 //! (`just chaos SEED MINUTES`, or `deploy/chaos.sh SEED MINUTES`). A run
 //! prints a summary; a violation also writes the lock's history under the
@@ -28,17 +43,22 @@
 
 mod harness;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use corral_api::ErrorKind;
 use corral_check::{check, FencedMutex, MutexInput, MutexOutput, Operation, SearchBudget, Verdict};
-use corral_client::{Client, Error, Fence, FencingToken, Lease, LockName, RetryPolicy};
-use harness::Cluster;
+use corral_client::{
+    ClaimGuard, ClaimLost, Client, Error, Fence, FencingToken, Lease, LockName, Queue, RetryPolicy,
+};
+use futures::FutureExt;
+use harness::{code, Cluster};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
 use tokio::time::Instant;
 
 const LOCKS: [&str; 2] = ["mutex/a", "mutex/b"];
@@ -173,6 +193,8 @@ struct History {
     max_token: u64,
     /// Each fault and when it began, in ns since the run began.
     faults: Vec<(Fault, u64)>,
+    /// The work queue's producer and consumers.
+    queue: QueueLog,
 }
 
 impl History {
@@ -189,6 +211,7 @@ impl History {
             local_refused: Vec::new(),
             max_token: 0,
             faults: Vec::new(),
+            queue: QueueLog::default(),
         }
     }
 
@@ -547,6 +570,803 @@ async fn increment(client: &Client, lock: &str, token: u64) -> Increment {
     }
 }
 
+// ---------------------------------------------------------------------
+// The work queue
+// ---------------------------------------------------------------------
+
+/// The queue the producer fills and the consumers drain.
+const QUEUE: &str = "chaos-jobs";
+/// The most items the producer enqueues: enough for faults to catch claims
+/// in every state, few enough to drain in seconds.
+const ITEMS: u64 = 300;
+/// Consumers that claim through the Rust client; a stalling one comes on
+/// top.
+const CONSUMERS: usize = 2;
+/// The stalling consumer's number.
+const STALLER: usize = CONSUMERS;
+/// A claim's visibility: short, so that a fault lets claims lapse.
+const VISIBILITY: Duration = Duration::from_secs(2);
+/// How long a consumer's claim waits on the server for an item.
+const CLAIM_WAIT: Duration = Duration::from_millis(500);
+/// The most the consumers take to empty the queue once the clients stop.
+const DRAIN_BOUND: Duration = Duration::from_secs(20);
+
+/// How a consumer settled a claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Settle {
+    Ack,
+    Nack,
+}
+
+/// The answer to an ack or a nack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Answer {
+    Done,
+    /// `409 stale_token`: not the item's live claim; the live claim's
+    /// token, when the item has one.
+    Stale {
+        current: Option<u64>,
+    },
+    /// `404 item_not_found`: the item is gone.
+    Gone,
+    /// No answer within the retries: it may have applied.
+    Unknown,
+    /// Anything else, which no fault explains.
+    Unexpected(String),
+}
+
+impl Answer {
+    fn of<T>(result: Result<T, Error>) -> Answer {
+        match result {
+            Ok(_) => Answer::Done,
+            Err(Error::Refused {
+                kind: ErrorKind::StaleToken { current_token, .. },
+                ..
+            }) => Answer::Stale {
+                current: current_token.map(|t| t.0),
+            },
+            Err(Error::Refused {
+                kind: ErrorKind::ItemNotFound,
+                ..
+            }) => Answer::Gone,
+            Err(Error::Unavailable(_)) => Answer::Unknown,
+            Err(e) => Answer::Unexpected(e.to_string()),
+        }
+    }
+
+    /// The answer to a request sent by hand: its status and body, or
+    /// nothing from any node.
+    fn of_http(answer: Option<(u16, Value)>) -> Answer {
+        match answer {
+            None => Answer::Unknown,
+            Some((200, _)) => Answer::Done,
+            Some((409, body)) if code(&body) == Some("stale_token") => Answer::Stale {
+                current: body["error"]["current_token"].as_u64(),
+            },
+            Some((404, body)) if code(&body) == Some("item_not_found") => Answer::Gone,
+            Some((status, body)) => Answer::Unexpected(format!("{status} {body}")),
+        }
+    }
+
+    fn refused(&self) -> bool {
+        matches!(self, Answer::Stale { .. } | Answer::Gone)
+    }
+}
+
+/// One claim a consumer got, and what came of it.
+#[derive(Clone, Debug)]
+struct ClaimRec {
+    item: u64,
+    /// The payload's `n`, if it has one.
+    n: Option<u64>,
+    token: u64,
+    attempt: u64,
+    consumer: usize,
+    /// The checker's number of the claiming lease.
+    lease: u64,
+    /// From the claim's arrival to the last moment it was seen proven
+    /// held (`start` when never): the claim held at least that long.
+    start: Instant,
+    end: Instant,
+    /// How the consumer settled it, and the answer.
+    settled: Option<(Settle, Answer)>,
+    /// The guard's background extend was refused.
+    extend_refused: bool,
+}
+
+/// A write to an item's register in this process that was refused.
+#[derive(Debug)]
+struct RegisterRefusal {
+    item: u64,
+    token: u64,
+    /// Whether the claim was still proven held after the refusal.
+    proven_held: bool,
+}
+
+/// What the producer and the consumers saw.
+#[derive(Default)]
+struct QueueLog {
+    /// The `n`s the producer tried (0 to `pushed - 1`).
+    pushed: u64,
+    /// Per `n`: the item id each acknowledged enqueue answer named, and
+    /// whether it said `duplicate` (two answers when it was sent again).
+    enqueued: BTreeMap<u64, Vec<(u64, bool)>>,
+    /// Per `n`: the tries of unknown outcome, each retried with the same
+    /// dedup id.
+    enqueue_unknown: BTreeMap<u64, u32>,
+    /// Answers that named the earlier item of their dedup id.
+    duplicates: u64,
+    claims: Vec<ClaimRec>,
+    /// Claims that failed, by why.
+    claim_failures: BTreeMap<String, u64>,
+    /// One register per item in this process, written under its claims'
+    /// tokens (its value: the token of the last write).
+    registers: BTreeMap<u64, LocalRegister>,
+    register_refused: Vec<RegisterRefusal>,
+    /// Claims whose consumer revoked its lease while it held them.
+    quits: u64,
+    /// Requests answered in a way no fault explains.
+    errors: Vec<String>,
+}
+
+/// The producer: enqueues `{"n": n}` for n = 0, 1, ... (at most `ITEMS`)
+/// until the faults end, each under the dedup id `n-{n}`: an enqueue of
+/// unknown outcome is retried with it, so none is lost and none added
+/// twice. One acknowledged enqueue in ten is sent again, as by a client
+/// whose answer was lost, to see the dedup id answer its first item. Sets
+/// `done` when no enqueue of its is under way.
+async fn producer_loop(
+    endpoints: Vec<String>,
+    seed: u64,
+    chaos_over: Arc<AtomicBool>,
+    done: Arc<AtomicBool>,
+    history: Shared,
+) -> Instant {
+    let retry = RetryPolicy {
+        budget: Duration::from_secs(3),
+        ..RetryPolicy::default()
+    };
+    let client = Client::with_retry(endpoints, retry).expect("client");
+    let queue = client.queue(&name(QUEUE));
+    let mut rng = StdRng::seed_from_u64(seed);
+    for n in 0..ITEMS {
+        if chaos_over.load(Ordering::Relaxed) {
+            break;
+        }
+        history.lock().unwrap().queue.pushed = n + 1;
+        if enqueue(&queue, n, &history).await && rng.random_ratio(1, 10) {
+            enqueue(&queue, n, &history).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..300))).await;
+    }
+    done.store(true, Ordering::Relaxed);
+    Instant::now()
+}
+
+/// Enqueues `{"n": n}` under the dedup id `n-{n}`, again while its outcome
+/// is unknown (bounded: a cluster that answers nothing this long fails the
+/// run anyway); records the answer. Whether it was acknowledged.
+async fn enqueue(queue: &Queue, n: u64, history: &Shared) -> bool {
+    let dedup_id = format!("n-{n}");
+    for _ in 0..30 {
+        let pushed = queue
+            .push_with(json!({ "n": n }), Duration::ZERO, Some(&dedup_id))
+            .await;
+        {
+            let mut h = history.lock().unwrap();
+            match pushed {
+                Ok(answer) => {
+                    h.queue.duplicates += u64::from(answer.duplicate);
+                    let answers = h.queue.enqueued.entry(n).or_default();
+                    answers.push((answer.item_id.0, answer.duplicate));
+                    return true;
+                }
+                Err(Error::Unavailable(_)) => {
+                    *h.queue.enqueue_unknown.entry(n).or_default() += 1;
+                }
+                Err(e) => {
+                    h.queue.errors.push(format!("enqueue of n = {n}: {e}"));
+                    return false;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+/// Moves `end` to now if `held` says the claim is proven held now.
+fn see_held(held: impl Fn() -> bool, end: &mut Instant) {
+    // Read before asking: the claim is held at least until the moment
+    // it is asked about.
+    let now = Instant::now();
+    if held() {
+        *end = now;
+    }
+}
+
+/// "Processes" `item` under `token`: reads its register in this process,
+/// works for `work`, then writes it, both under `token`; another consumer
+/// may act in between. `held` says whether the claim is still proven held,
+/// for a refusal.
+async fn process(
+    history: &Shared,
+    (item, token): (u64, u64),
+    held: impl Fn() -> bool,
+    work: Duration,
+) {
+    let read = {
+        let mut h = history.lock().unwrap();
+        h.queue.registers.entry(item).or_default().admit(token)
+    };
+    tokio::time::sleep(work).await;
+    let written = read && {
+        let mut h = history.lock().unwrap();
+        let register = h.queue.registers.entry(item).or_default();
+        let admitted = register.admit(token);
+        if admitted {
+            register.value = token;
+        }
+        admitted
+    };
+    if !written {
+        let refusal = RegisterRefusal {
+            item,
+            token,
+            proven_held: held(),
+        };
+        history.lock().unwrap().queue.register_refused.push(refusal);
+    }
+}
+
+/// Whether the queue is empty for good: the producer is done and nothing
+/// is ready, claimed or delayed.
+async fn drained(queue: &Queue, producer_done: &AtomicBool) -> bool {
+    if !producer_done.load(Ordering::Relaxed) {
+        return false;
+    }
+    matches!(queue.stats().await, Ok(s) if s.ready + s.claimed + s.delayed == 0)
+}
+
+/// One consumer: takes leases (the chaos ttl) and claims items under them
+/// through the Rust client, processes each, nacks one in ten, acks the
+/// rest, and now and then revokes its lease while it holds a claim. Once
+/// told to stop, it goes on until the queue is empty for good, or for
+/// `DRAIN_BOUND`.
+async fn consumer_loop(
+    endpoints: Vec<String>,
+    consumer: usize,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+    producer_done: Arc<AtomicBool>,
+    history: Shared,
+) -> Instant {
+    // The lock clients' budget: shorter than the longer faults, so that
+    // some claims, acks and nacks end of unknown outcome.
+    let retry = RetryPolicy {
+        budget: Duration::from_secs(3),
+        ..RetryPolicy::default()
+    };
+    let client = Client::with_retry(endpoints, retry).expect("client");
+    let queue = client.queue(&name(QUEUE));
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut drain_until: Option<Instant> = None;
+    // The last claim found nothing: time to ask whether the queue is empty.
+    let mut idle = false;
+    let mut done = false;
+    // Once told to stop: whether the drain is over (or out of time).
+    let mut drain_over = async |idle: bool| {
+        if !stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        let until = *drain_until.get_or_insert_with(|| Instant::now() + DRAIN_BOUND);
+        Instant::now() >= until || (idle && drained(&queue, &producer_done).await)
+    };
+    while !done {
+        if drain_over(false).await {
+            break;
+        }
+        let Ok(lease) = client.grant_lease(TTL).await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let number = LEASES.fetch_add(1, Ordering::Relaxed);
+        for _ in 0..20 {
+            if drain_over(idle).await {
+                done = true;
+                break;
+            }
+            if !lease.is_held() {
+                break;
+            }
+            let guard = match lease.claim_wait(&queue, VISIBILITY, CLAIM_WAIT).await {
+                Ok(Some(guard)) => guard,
+                Ok(None) => {
+                    idle = true;
+                    continue;
+                }
+                Err(e) => {
+                    let why = match &e {
+                        Error::Unavailable(_) => "unavailable".to_string(),
+                        Error::LeaseLost => "lease lost".to_string(),
+                        // The wait of an earlier claim of this lease whose
+                        // answer was lost lingers (see the `bug_` test).
+                        Error::Refused {
+                            kind: ErrorKind::AlreadyWaiting { .. },
+                            ..
+                        } => "already_waiting".to_string(),
+                        other => other.to_string(),
+                    };
+                    *history
+                        .lock()
+                        .unwrap()
+                        .queue
+                        .claim_failures
+                        .entry(why)
+                        .or_default() += 1;
+                    if matches!(e, Error::LeaseLost) {
+                        break;
+                    }
+                    // Not a busy loop against a refusal that lasts.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            idle = false;
+            if work(&history, (consumer, number), &lease, guard, &mut rng).await {
+                break;
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), lease.revoke()).await;
+    }
+    Instant::now()
+}
+
+/// Processes one claimed item, then settles it: one claim in twenty its
+/// consumer "quits" (revokes the lease, then acks, which the queue must
+/// refuse once the revoke applied), one in ten it nacks, the rest it
+/// acks. Records the claim; true when the lease was revoked.
+async fn work(
+    history: &Shared,
+    (consumer, lease_number): (usize, u64),
+    lease: &Lease,
+    guard: ClaimGuard,
+    rng: &mut StdRng,
+) -> bool {
+    let start = Instant::now();
+    let mut rec = ClaimRec {
+        item: guard.item_id().0,
+        n: guard.payload()["n"].as_u64(),
+        token: guard.fencing_token().0,
+        attempt: u64::from(guard.attempt()),
+        consumer,
+        lease: lease_number,
+        start,
+        end: start,
+        settled: None,
+        extend_refused: false,
+    };
+    see_held(|| guard.is_held(), &mut rec.end);
+    // One item in five takes long enough for a fault to catch its claim.
+    let work_ms = match rng.random_ratio(1, 5) {
+        true => rng.random_range(200..1_500),
+        false => rng.random_range(0..30),
+    };
+    let work = Duration::from_millis(work_ms);
+    process(history, (rec.item, rec.token), || guard.is_held(), work).await;
+    rec.extend_refused = matches!(guard.lost().now_or_never(), Some(ClaimLost::Refused));
+    let roll = rng.random_range(0..100);
+    see_held(|| guard.is_held(), &mut rec.end);
+    let quit = roll < 5;
+    if quit {
+        let _ = tokio::time::timeout(Duration::from_secs(2), lease.revoke()).await;
+        rec.settled = Some((Settle::Ack, Answer::of(guard.ack().await)));
+    } else if roll < 15 {
+        let delay = Duration::from_millis(rng.random_range(0..300));
+        rec.settled = Some((Settle::Nack, Answer::of(guard.nack(delay).await)));
+    } else {
+        rec.settled = Some((Settle::Ack, Answer::of(guard.ack().await)));
+    }
+    let mut h = history.lock().unwrap();
+    h.queue.quits += u64::from(quit);
+    h.max_token = h.max_token.max(rec.token);
+    h.queue.claims.push(rec);
+    quit
+}
+
+/// Sends a keyed POST by hand, trying each node in turn (from `first`)
+/// with one `Idempotency-Key`: the first answer that is not "unavailable",
+/// or `None` when no node gave one.
+async fn post_by_hand(
+    http: &reqwest::Client,
+    endpoints: &[String],
+    first: usize,
+    (path, body): (&str, &Value),
+    wait: Duration,
+) -> Option<(u16, Value)> {
+    let key = format!("{:032x}", rand::rng().random::<u128>());
+    for i in 0..endpoints.len() {
+        let endpoint = &endpoints[(first + i) % endpoints.len()];
+        let request = http
+            .post(format!("{endpoint}{path}"))
+            .timeout(Duration::from_secs(3) + wait)
+            .header("Idempotency-Key", &key)
+            .json(body);
+        let (status, answer) = harness::send(request, None, None).await;
+        if status != 0 && status != 503 {
+            return Some((status, answer));
+        }
+    }
+    None
+}
+
+/// A consumer that pauses while it holds a claim, as a worker stopped by a
+/// long GC does: it claims (by hand, so that nothing extends the claim)
+/// under a lease it never renews, sleeps past the visibility, then writes
+/// the item's register and acks with its old token. The queue and the
+/// register must refuse it once another consumer claimed the item.
+async fn stalling_consumer(
+    endpoints: Vec<String>,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+    history: Shared,
+) -> Instant {
+    let client = Client::new(&endpoints).expect("client");
+    let http = reqwest::Client::new();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let claim_path = format!("/v1/queues/{QUEUE}/claim");
+    let ack_path = format!("/v1/queues/{QUEUE}/ack");
+    let wait = Duration::from_secs(1);
+    while !stop.load(Ordering::Relaxed) {
+        let sent_at = Instant::now();
+        let Ok(lease) = client.grant_lease_id(TTL).await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let number = LEASES.fetch_add(1, Ordering::Relaxed);
+        let body = json!({
+            "lease_id": lease.lease_id,
+            "visibility_ms": VISIBILITY.as_millis() as u64,
+            "max": 1,
+            "wait_ms": wait.as_millis() as u64,
+        });
+        let first = rng.random_range(0..endpoints.len());
+        let claim_sent = Instant::now();
+        let answer = post_by_hand(&http, &endpoints, first, (&claim_path, &body), wait).await;
+        let start = Instant::now();
+        let item = match &answer {
+            Some((200, answer)) => answer["items"].get(0).cloned(),
+            Some((status, answer)) if code(answer) != Some("lease_not_found") => {
+                let what = format!("a stalled claim: {status} {answer}");
+                history.lock().unwrap().queue.errors.push(what);
+                None
+            }
+            _ => None,
+        };
+        let Some(item) = item else {
+            continue;
+        };
+        let (Some(item_id), Some(token), Some(attempt)) = (
+            item["item_id"].as_u64(),
+            item["fencing_token"].as_u64(),
+            item["attempt"].as_u64(),
+        ) else {
+            let what = format!("a claimed item without its id, token or attempt: {item}");
+            history.lock().unwrap().queue.errors.push(what);
+            continue;
+        };
+        // Proven held until its visibility or its lease ran out, counted
+        // from the sends.
+        let held_until = (claim_sent + VISIBILITY).min(sent_at + TTL);
+        // The pause: no extend, past the visibility.
+        let pause = VISIBILITY + Duration::from_millis(rng.random_range(200..1_000));
+        tokio::time::sleep(pause).await;
+        let held = || Instant::now() < held_until;
+        let work = Duration::from_millis(rng.random_range(0..5));
+        process(&history, (item_id, token), held, work).await;
+        let named = json!({ "item_id": item_id, "fencing_token": token });
+        let ack_sent = Instant::now();
+        let first = rng.random_range(0..endpoints.len());
+        let acked = post_by_hand(
+            &http,
+            &endpoints,
+            first,
+            (&ack_path, &named),
+            Duration::ZERO,
+        );
+        let answer = Answer::of_http(acked.await);
+        let rec = ClaimRec {
+            item: item_id,
+            n: item["payload"]["n"].as_u64(),
+            token,
+            attempt,
+            consumer: STALLER,
+            lease: number,
+            start,
+            end: held_until.min(ack_sent).max(start),
+            settled: Some((Settle::Ack, answer)),
+            extend_refused: false,
+        };
+        {
+            let mut h = history.lock().unwrap();
+            h.max_token = h.max_token.max(token);
+            h.queue.claims.push(rec);
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(500..1_500))).await;
+    }
+    Instant::now()
+}
+
+/// Checks the queue's history; panics naming every violation, with the
+/// history written to a file. Returns the summary's line.
+fn check_queue(run: &Run, log: &QueueLog) -> String {
+    let (violations, summary) = queue_violations(log);
+    if violations.is_empty() {
+        return summary;
+    }
+    let file = write_queue_history(run, log);
+    let shown: Vec<&str> = violations.iter().take(40).map(String::as_str).collect();
+    panic!(
+        "{} violations in the queue's history (seed {}, {} nodes); history in {}:\n{}",
+        violations.len(),
+        run.seed,
+        run.nodes,
+        file.display(),
+        shown.join("\n")
+    );
+}
+
+/// Every violation in the queue's history, and the summary's line.
+fn queue_violations(log: &QueueLog) -> (Vec<String>, String) {
+    let mut violations = Vec::new();
+    let mut by_item: BTreeMap<u64, Vec<&ClaimRec>> = BTreeMap::new();
+    for claim in &log.claims {
+        by_item.entry(claim.item).or_default().push(claim);
+    }
+    for list in by_item.values_mut() {
+        list.sort_by_key(|c| (c.attempt, c.token));
+    }
+    let by_token: BTreeMap<u64, &ClaimRec> = log.claims.iter().map(|c| (c.token, c)).collect();
+
+    // One item per dedup id, whether an enqueue's answer or a claim names
+    // it; and only payloads the producer pushed.
+    let mut items_of: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
+    for (n, answers) in &log.enqueued {
+        items_of
+            .entry(*n)
+            .or_default()
+            .extend(answers.iter().map(|(id, _)| id));
+        // Its item is there already when it is sent again.
+        if answers.iter().skip(1).any(|(_, duplicate)| !duplicate) {
+            violations.push(format!(
+                "dedup id n-{n} sent again was answered as new: {answers:?}"
+            ));
+        }
+    }
+    for claim in &log.claims {
+        match claim.n {
+            Some(n) if n < log.pushed => {
+                items_of.entry(n).or_default().insert(claim.item);
+            }
+            _ => violations.push(format!(
+                "item {} has a payload the producer never pushed: {claim:?}",
+                claim.item
+            )),
+        }
+    }
+    for (n, ids) in &items_of {
+        if ids.len() > 1 {
+            violations.push(format!("dedup id n-{n} added {} items: {ids:?}", ids.len()));
+        }
+    }
+    // Every acknowledged enqueue's item was claimed (and, below, acked).
+    for (n, answers) in &log.enqueued {
+        let ids: BTreeSet<u64> = answers.iter().map(|(id, _)| *id).collect();
+        for id in ids.iter().filter(|id| !by_item.contains_key(id)) {
+            violations.push(format!(
+                "item {id} (n = {n}), whose enqueue was acknowledged, was never claimed"
+            ));
+        }
+    }
+
+    let (mut acked_once, mut acked_unknown) = (0, 0);
+    for (item, list) in &by_item {
+        // Attempts and tokens rise together.
+        for pair in list.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            if b.attempt <= a.attempt || b.token <= a.token {
+                violations.push(format!(
+                    "item {item}: attempt {} under token {}, attempt {} under token {}",
+                    a.attempt, a.token, b.attempt, b.token
+                ));
+            }
+        }
+        // Acked once, by its latest claim: the highest token. An ack of
+        // unknown outcome by the latest claim may be the one.
+        let latest = list[list.len() - 1];
+        let acks: Vec<&&ClaimRec> = list
+            .iter()
+            .filter(|c| c.settled == Some((Settle::Ack, Answer::Done)))
+            .collect();
+        match acks.as_slice() {
+            [] if latest.settled == Some((Settle::Ack, Answer::Unknown)) => acked_unknown += 1,
+            [] => violations.push(format!(
+                "item {item} was never acked; its latest claim: {latest:?}"
+            )),
+            [ack] if ack.token == latest.token => acked_once += 1,
+            [ack] => violations.push(format!(
+                "item {item} was acked under token {}, below its later claim {latest:?}",
+                ack.token
+            )),
+            acks => violations.push(format!(
+                "item {item} was acked {} times: {acks:?}",
+                acks.len()
+            )),
+        }
+        for claim in list {
+            // Refused only once it was not the item's latest claim.
+            let refused = claim.extend_refused
+                || claim
+                    .settled
+                    .as_ref()
+                    .is_some_and(|(_, answer)| answer.refused());
+            if refused && claim.token == latest.token {
+                violations.push(format!("item {item}'s latest claim was refused: {claim:?}"));
+            }
+            match &claim.settled {
+                Some((Settle::Nack, Answer::Done)) if claim.token == latest.token => violations
+                    .push(format!(
+                        "item {item} was nacked and never claimed again: {claim:?}"
+                    )),
+                // The live claim a refusal names is a later one of the item.
+                Some((_, Answer::Stale { current: Some(t) })) => {
+                    let other_item = by_token.get(t).map(|c| c.item);
+                    if *t <= claim.token || other_item.is_some_and(|other| other != *item) {
+                        violations.push(format!(
+                            "a refusal of {claim:?} named token {t} as the live claim (of item {other_item:?})"
+                        ));
+                    }
+                }
+                Some((_, Answer::Unexpected(what))) => {
+                    violations.push(format!("an unexpected answer to {claim:?}: {what}"))
+                }
+                _ => {}
+            }
+        }
+        // No two claims of the item proven held at once.
+        let mut held: Vec<&&ClaimRec> = list.iter().filter(|c| c.end > c.start).collect();
+        held.sort_by_key(|c| c.start);
+        for pair in held.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            if a.end > b.start {
+                violations.push(format!(
+                    "two claims of item {item} held at once: token {} until {:?}, token {} from {:?}",
+                    a.token, a.end, b.token, b.start
+                ));
+            }
+        }
+    }
+    for refusal in log.register_refused.iter().filter(|r| r.proven_held) {
+        violations.push(format!(
+            "a write to item {}'s register under token {}, by a claim still proven held, was refused",
+            refusal.item, refusal.token
+        ));
+    }
+    violations.extend(log.errors.iter().cloned());
+
+    let count = |settle: Settle, what: fn(&Answer) -> bool| {
+        let settled = log.claims.iter().filter_map(|c| c.settled.as_ref());
+        settled.filter(|(s, a)| *s == settle && what(a)).count()
+    };
+    let acknowledged = log.enqueued.len();
+    let retried = log.enqueue_unknown.len();
+    let resent = log.enqueued.values().filter(|a| a.len() > 1).count();
+    let stalled = log.claims.iter().filter(|c| c.consumer == STALLER).count();
+    let extends = log.claims.iter().filter(|c| c.extend_refused).count();
+    let summary = format!(
+        "{} pushed ({acknowledged} acknowledged, {retried} retried with their dedup id after an unknown outcome, \
+         {resent} sent again; {} answers said duplicate); \
+         {} claims ({stalled} stalled) of {} items, failed claims {:?}; \
+         acks: {} done, {} refused, {} unknown; nacks: {} done, {} refused, {} unknown; {extends} extends refused; \
+         {} leases revoked holding a claim; {} register writes refused, none by a live claim; \
+         items acked once: {acked_once}, by an ack of unknown outcome: {acked_unknown}",
+        log.pushed,
+        log.duplicates,
+        log.claims.len(),
+        by_item.len(),
+        log.claim_failures,
+        count(Settle::Ack, |a| *a == Answer::Done),
+        count(Settle::Ack, Answer::refused),
+        count(Settle::Ack, |a| *a == Answer::Unknown),
+        count(Settle::Nack, |a| *a == Answer::Done),
+        count(Settle::Nack, Answer::refused),
+        count(Settle::Nack, |a| *a == Answer::Unknown),
+        log.quits,
+        log.register_refused.len(),
+    );
+    (violations, summary)
+}
+
+/// Writes the queue's history, item by item, under the test's output
+/// folder; returns the file.
+fn write_queue_history(run: &Run, log: &QueueLog) -> std::path::PathBuf {
+    let mut by_item: BTreeMap<u64, Vec<&ClaimRec>> = BTreeMap::new();
+    for claim in &log.claims {
+        by_item.entry(claim.item).or_default().push(claim);
+    }
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("chaos");
+    std::fs::create_dir_all(&dir).expect("output folder");
+    let file = dir.join(format!("seed-{}-{}-nodes-queue.txt", run.seed, run.nodes));
+    let mut text = format!(
+        "pushed {}\nenqueued {:?}\nunknown enqueues {:?}\n",
+        log.pushed, log.enqueued, log.enqueue_unknown
+    );
+    for (item, list) in &by_item {
+        text.push_str(&format!("item {item}:\n"));
+        for claim in list {
+            text.push_str(&format!("  {claim:?}\n"));
+        }
+    }
+    text.push_str(&format!("register refusals: {:?}\n", log.register_refused));
+    text.push_str(&format!("errors: {:?}\n", log.errors));
+    std::fs::write(&file, text).expect("write the queue's history");
+    file
+}
+
+/// Waits (bounded) until every node answers the queue's stats and items,
+/// then checks they read alike and empty: nothing ready, claimed or
+/// delayed, no item listed. The consumers saw the queue empty through a
+/// linearizable read, so any node's later read that is not empty is a
+/// violation at once. Returns the stats.
+async fn check_queue_drained(cluster: &Cluster) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut views = Vec::new();
+        for id in cluster.live() {
+            let stats = cluster.get(id, &format!("/v1/queues/{QUEUE}")).await;
+            let items = cluster
+                .get(id, &format!("/v1/queues/{QUEUE}/items?limit=1000"))
+                .await;
+            views.push((id, stats, items));
+        }
+        for (id, (status, stats), _) in &views {
+            if *status != 200 {
+                continue;
+            }
+            let empty = ["ready", "claimed", "delayed"]
+                .iter()
+                .all(|field| stats[field].as_u64() == Some(0));
+            assert!(
+                empty,
+                "node {id} reads the queue not empty after the drain (or the drain ran out of time): {stats}"
+            );
+        }
+        for (id, _, (status, items)) in &views {
+            let listed = items["items"].as_array().map(Vec::len);
+            assert!(
+                *status != 200 || listed == Some(0),
+                "node {id} lists items after the drain: {items}"
+            );
+        }
+        let answered = views
+            .iter()
+            .all(|(_, (s, _), (i, _))| *s == 200 && *i == 200);
+        // The waiting claims of a lease that ended may leave between two
+        // nodes' reads: alike is waited for.
+        let alike = views
+            .windows(2)
+            .all(|pair| pair[0].1 == pair[1].1 && pair[0].2 == pair[1].2);
+        if answered && alike {
+            return views.swap_remove(0).1 .1;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the nodes never read the queue alike: {views:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Injects one fault, holds it for a while, undoes it; says what it did.
 async fn inject(cluster: &mut Cluster, fault: Fault, rng: &mut StdRng) -> String {
     let leader = cluster.wait_leader().await;
@@ -661,10 +1481,37 @@ async fn lag_then_kill(cluster: &mut Cluster, victim: u64, rng: &mut StdRng) -> 
     lagging
 }
 
-/// Checks that no fencing token was handed to two grants: every granted
-/// acquire and every hold with a token names one lock and one lease.
-fn check_tokens_unique(holds: &[Hold], ops: &BTreeMap<&'static str, Vec<LockOp>>) {
-    let mut owner: BTreeMap<u64, (&'static str, u64)> = BTreeMap::new();
+/// Who a fencing token was handed to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TokenOwner {
+    /// A grant of `lock` to a lease.
+    Lock { lock: &'static str, lease: u64 },
+    /// A claim of an item of the queue by a lease.
+    Claim { item: u64, lease: u64 },
+}
+
+/// Checks that no fencing token was handed out twice: every granted
+/// acquire and every hold with a token names one lock and one lease, and
+/// every claim a consumer saw has a token of its own, which no grant has
+/// (they share the cluster's one counter).
+fn check_tokens_unique(
+    holds: &[Hold],
+    ops: &BTreeMap<&'static str, Vec<LockOp>>,
+    claims: &[ClaimRec],
+) {
+    if let Some(reuse) = token_reused(holds, ops, claims) {
+        panic!("{reuse}");
+    }
+}
+
+/// The first token handed out twice, said, if any: see
+/// [`check_tokens_unique`].
+fn token_reused(
+    holds: &[Hold],
+    ops: &BTreeMap<&'static str, Vec<LockOp>>,
+    claims: &[ClaimRec],
+) -> Option<String> {
+    let mut owner: BTreeMap<u64, TokenOwner> = BTreeMap::new();
     let granted = ops.iter().flat_map(|(lock, ops)| {
         ops.iter().filter_map(move |op| match op.output() {
             Some(MutexOutput::Granted { token }) => Some((*token, *lock, op.client())),
@@ -673,15 +1520,28 @@ fn check_tokens_unique(holds: &[Hold], ops: &BTreeMap<&'static str, Vec<LockOp>>
     });
     let held = holds.iter().map(|h| (h.token, h.lock, h.lease));
     for (token, lock, lease) in granted.chain(held) {
-        let first = *owner.entry(token).or_insert((lock, lease));
-        assert_eq!(
-            first,
-            (lock, lease),
-            "token {token} was handed out twice: to lease {} on {}, and to lease {lease} on {lock}",
-            first.1,
-            first.0
-        );
+        let this = TokenOwner::Lock { lock, lease };
+        let first = *owner.entry(token).or_insert(this);
+        if first != this {
+            return Some(format!(
+                "token {token} was handed out twice: to {first:?} and to {this:?}"
+            ));
+        }
     }
+    // A claim is seen once: the same token twice is two claims.
+    for claim in claims {
+        let this = TokenOwner::Claim {
+            item: claim.item,
+            lease: claim.lease,
+        };
+        if let Some(first) = owner.insert(claim.token, this) {
+            return Some(format!(
+                "token {} was handed out twice: to {first:?} and to {this:?} ({claim:?})",
+                claim.token
+            ));
+        }
+    }
+    None
 }
 
 /// One node's reads of what the clients wrote: the locks (holders,
@@ -806,9 +1666,190 @@ fn check_linearizable(run: &Run, ops: &BTreeMap<&'static str, Vec<LockOp>>) -> V
     lines
 }
 
+/// A small history that passes the queue's checks: item 1 nacked under
+/// token 10 and acked under 12, item 2 acked under 11.
+fn sound_queue_log() -> QueueLog {
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let claim = |item, token, attempt, (start, end), settled| ClaimRec {
+        item,
+        n: Some(item - 1),
+        token,
+        attempt,
+        consumer: 0,
+        lease: 1,
+        start: at(start),
+        end: at(end),
+        settled: Some(settled),
+        extend_refused: false,
+    };
+    QueueLog {
+        pushed: 2,
+        enqueued: BTreeMap::from([(0, vec![(1, false), (1, true)]), (1, vec![(2, false)])]),
+        claims: vec![
+            claim(1, 10, 1, (0, 10), (Settle::Nack, Answer::Done)),
+            claim(2, 11, 1, (5, 20), (Settle::Ack, Answer::Done)),
+            claim(1, 12, 2, (15, 30), (Settle::Ack, Answer::Done)),
+        ],
+        ..QueueLog::default()
+    }
+}
+
+/// A way to break a sound history: what it breaks, and words of the
+/// violation that must name it.
+type Break = (&'static str, &'static str, fn(&mut QueueLog));
+
+/// The queue's checks pass a sound history and fail each broken one: the
+/// checks of a chaos run are only as good as their power to fail.
+#[test]
+fn queue_checks_fail_broken_histories() {
+    let (violations, _) = queue_violations(&sound_queue_log());
+    assert_eq!(violations, Vec::<String>::new());
+    let breaks: Vec<Break> = vec![
+        ("acked twice", "acked 2 times", |log| {
+            log.claims[0].settled = Some((Settle::Ack, Answer::Done))
+        }),
+        (
+            "acked by a claim not its latest",
+            "below its later claim",
+            |log| {
+                log.claims[0].settled = Some((Settle::Ack, Answer::Done));
+                log.claims[2].settled = Some((Settle::Ack, Answer::Gone));
+            },
+        ),
+        (
+            "the latest claim refused",
+            "latest claim was refused",
+            |log| log.claims[1].settled = Some((Settle::Ack, Answer::Stale { current: None })),
+        ),
+        (
+            "the latest claim's extend refused",
+            "latest claim was refused",
+            |log| log.claims[2].extend_refused = true,
+        ),
+        (
+            "a refusal naming another item's claim",
+            "as the live claim (of item Some(2))",
+            |log| log.claims[0].settled = Some((Settle::Nack, Answer::Stale { current: Some(11) })),
+        ),
+        (
+            "tokens falling as attempts rise",
+            "attempt 2 under token 9",
+            |log| log.claims[2].token = 9,
+        ),
+        ("two claims held at once", "held at once", |log| {
+            log.claims[0].end = log.claims[2].start + Duration::from_millis(1)
+        }),
+        (
+            "one dedup id, two items",
+            "dedup id n-0 added 2 items",
+            |log| log.claims[1].n = Some(0),
+        ),
+        (
+            "a dedup id sent again answered as new",
+            "answered as new",
+            |log| {
+                log.enqueued.insert(1, vec![(2, false), (2, false)]);
+            },
+        ),
+        (
+            "an acknowledged enqueue never claimed",
+            "item 3 (n = 2), whose enqueue was acknowledged",
+            |log| {
+                log.enqueued.insert(2, vec![(3, false)]);
+                log.pushed = 3;
+            },
+        ),
+        (
+            "a live claim's register write refused",
+            "by a claim still proven held",
+            |log| {
+                log.register_refused.push(RegisterRefusal {
+                    item: 1,
+                    token: 10,
+                    proven_held: true,
+                })
+            },
+        ),
+    ];
+    for (what, words, breaks) in breaks {
+        let mut log = sound_queue_log();
+        breaks(&mut log);
+        let (violations, _) = queue_violations(&log);
+        assert!(
+            violations.iter().any(|v| v.contains(words)),
+            "the checks missed a history with {what}: {violations:?}"
+        );
+    }
+    // One token for a claim and a lock grant.
+    let log = sound_queue_log();
+    let hold = Hold {
+        lock: LOCKS[0],
+        lease: 7,
+        token: 12,
+        start: Instant::now(),
+        end: Instant::now(),
+    };
+    assert_eq!(token_reused(&[], &BTreeMap::new(), &log.claims), None);
+    let reused = token_reused(&[hold], &BTreeMap::new(), &log.claims);
+    assert!(reused.is_some(), "a token of a claim and a grant passed");
+}
+
 /// Serializes the runs: each starts its own cluster, and two at once would
 /// starve both of CPU on a small machine.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A claim whose answer is lost while it waits on the server leaves its
+/// wait behind. Until the leader withdraws it (its `wait_ms` and a 2 s
+/// grace after it began), the lease's next claim on that queue is refused
+/// `409 already_waiting`, although the client claims in turn and nothing
+/// else of the lease waits; `corral queue work` (which waits 30 s a claim)
+/// exits 1 on that refusal once its node is back. Found by the queue workload of the chaos run
+/// (seed 7, 3 nodes: 2 claims unavailable, then 26 refused
+/// `already_waiting`). Fails until fixed: run it with `--ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "corral bug: a claim after a lost waiting claim of the lease is refused already_waiting"]
+async fn bug_a_lost_waiting_claim_refuses_the_leases_next_claim() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.wait_leader().await;
+    let follower = cluster.followers_of(leader)[0];
+    // A client of the follower alone, which gives up soon.
+    let retry = RetryPolicy {
+        attempts: 3,
+        budget: Duration::from_secs(1),
+        ..RetryPolicy::default()
+    };
+    let client = Client::with_retry([cluster.url(follower, "")], retry).expect("client");
+    let queue = client.queue(&name("lost-wait"));
+    let lease = client.grant_lease(Duration::from_secs(60)).await.unwrap();
+    let waiting = {
+        let (lease, queue) = (lease.clone(), queue.clone());
+        tokio::spawn(async move {
+            let claimed = lease.claim_wait(&queue, Duration::from_secs(5), Duration::from_secs(10));
+            claimed.await.map(|guard| guard.is_some())
+        })
+    };
+    let path = "/v1/queues/lost-wait";
+    cluster
+        .wait_for(leader, path, |q| q["waiting_claims"] == 1)
+        .await;
+    // The node the claim waits on dies: the claim's answer is lost.
+    cluster.kill(follower);
+    let lost = waiting.await.expect("the claim's task");
+    assert!(matches!(lost, Err(Error::Unavailable(_))), "{lost:?}");
+    cluster.restart(follower);
+    cluster.wait_leader().await;
+    // The lease claims again, in turn: no other claim of it waits.
+    let again = lease
+        .claim_wait(&queue, Duration::from_secs(5), Duration::from_secs(1))
+        .await;
+    let (_, stats) = cluster.get(leader, path).await;
+    assert!(
+        matches!(again, Ok(None)),
+        "the lease's next claim: {again:?}; the queue: {stats}"
+    );
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_no_fault_makes_two_owners_or_loses_an_acknowledged_write() {
@@ -847,6 +1888,33 @@ async fn chaos(run: Run) {
         stop.clone(),
         history.clone(),
     )));
+    // The queue's clients draw from seeds of their own: the schedule's
+    // generator is the run's seed alone, as before.
+    let chaos_over = Arc::new(AtomicBool::new(false));
+    let produced = Arc::new(AtomicBool::new(false));
+    let mut queue_workers = vec![tokio::spawn(producer_loop(
+        endpoints.clone(),
+        run.seed * 100 + 50,
+        chaos_over.clone(),
+        produced.clone(),
+        history.clone(),
+    ))];
+    for consumer in 0..CONSUMERS {
+        queue_workers.push(tokio::spawn(consumer_loop(
+            endpoints.clone(),
+            consumer,
+            run.seed * 100 + 60 + consumer as u64,
+            stop.clone(),
+            produced.clone(),
+            history.clone(),
+        )));
+    }
+    queue_workers.push(tokio::spawn(stalling_consumer(
+        endpoints.clone(),
+        run.seed * 100 + 98,
+        stop.clone(),
+        history.clone(),
+    )));
 
     // Every kind of fault once, in a seeded order, then more passes while
     // time remains.
@@ -873,6 +1941,9 @@ async fn chaos(run: Run) {
         }
         passes += 1;
     }
+    // No enqueue starts from here on, so none is under way when the queue
+    // drains (a late one would refill it).
+    chaos_over.store(true, Ordering::Relaxed);
 
     // Healed: a majority serves an acquire within 5 s of having a leader.
     cluster.heal().await;
@@ -900,19 +1971,40 @@ async fn chaos(run: Run) {
     cluster.wait_leader().await;
     let restart_leader = restarted.elapsed();
     stop.store(true, Ordering::Relaxed);
+    let stopped = Instant::now();
     for worker in workers {
         tokio::time::timeout(Duration::from_secs(30), worker)
             .await
             .expect("clients stop")
             .expect("client task");
     }
+    // The consumers drain the queue (bounded by `DRAIN_BOUND`), the
+    // producer and the stalling consumer end.
+    let mut ended = Vec::new();
+    for worker in queue_workers {
+        let end = tokio::time::timeout(DRAIN_BOUND + Duration::from_secs(15), worker)
+            .await
+            .expect("the queue's clients stop")
+            .expect("queue client task");
+        // The producer ends with the faults, before the clients stop.
+        ended.push(match end.checked_duration_since(stopped) {
+            Some(after) => format!("{:.2}", after.as_secs_f64()),
+            None => format!("-{:.2}", (stopped - end).as_secs_f64()),
+        });
+    }
 
     let history = std::mem::replace(&mut *history.lock().unwrap(), History::new());
     assert!(history.holds.len() >= 10, "the clients made progress");
     check_holds(&history.holds);
-    check_tokens_unique(&history.holds, &history.ops);
+    check_tokens_unique(&history.holds, &history.ops, &history.queue.claims);
     check_replicas_agree(&cluster).await;
     let linearizable = check_linearizable(&run, &history.ops);
+    assert!(
+        history.queue.claims.len() >= 10,
+        "the consumers made progress"
+    );
+    let queue = check_queue(&run, &history.queue);
+    let queue_stats = check_queue_drained(&cluster).await;
 
     // Every acknowledged increment survived the full restart, once.
     for lock in LOCKS {
@@ -975,6 +2067,8 @@ async fn chaos(run: Run) {
          recovery (fault began to the next grant any client saw): {}\n  \
          liveness after healing: {:.2} s; leader after full restart: {:.2} s\n  \
          linearizability:\n    {}\n  \
+         queue {QUEUE}: {queue}\n  \
+         queue drained, on every node: {queue_stats}; the producer, the consumers and the stalling one ended {} s after the clients stopped\n  \
          violations: 0",
         run.seed,
         run.nodes,
@@ -996,5 +2090,6 @@ async fn chaos(run: Run) {
         liveness.as_secs_f64(),
         restart_leader.as_secs_f64(),
         linearizable.join("\n    "),
+        ended.join(", "),
     );
 }

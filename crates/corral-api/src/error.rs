@@ -263,6 +263,9 @@ impl From<&Refusal> for ErrorKind {
             Refusal::TokenExists => ErrorKind::TokenExists,
             Refusal::TokenNotFound => ErrorKind::TokenNotFound,
             Refusal::ItemNotFound => ErrorKind::ItemNotFound,
+            Refusal::ClaimAlreadyWaiting { queue } => ErrorKind::AlreadyWaiting {
+                name: queue.clone(),
+            },
             // One code with the fenced store's: a token that is not the
             // current one.
             Refusal::StaleClaim { current_token } => ErrorKind::StaleToken {

@@ -284,6 +284,13 @@ pub enum Refusal {
     /// No token with that name.
     #[error("no token with that name")]
     TokenNotFound,
+    /// The lease has a claim waiting on the queue already (perhaps one
+    /// whose request is gone, until its wait runs out).
+    #[error("the lease already has a claim waiting on queue {queue}; one waiting claim per lease and queue (a wait whose request was lost ends when its wait_ms runs out)")]
+    ClaimAlreadyWaiting {
+        /// The queue.
+        queue: LockName,
+    },
     /// No such item in the queue: never enqueued, acked, or dead-lettered.
     #[error("no such item in the queue (acked, dead-lettered or never enqueued)")]
     ItemNotFound,

@@ -203,7 +203,7 @@ impl LockTable {
         // One waiting claim per lease and queue: the requests of one lease
         // could not tell which of them the items were handed to.
         if q.claimers.iter().any(|c| c.lease_id == ask.lease_id) {
-            return Err(Refusal::AlreadyWaiting { name: queue });
+            return Err(Refusal::ClaimAlreadyWaiting { queue });
         }
         if q.claimers.len() >= CLAIMERS_PER_QUEUE_MAX {
             return Err(Refusal::LimitReached(Limit::ClaimersPerQueue));

@@ -188,7 +188,9 @@ fn waiting_claims_are_served_in_turn_and_end_with_their_lease() {
     let again = claim(&mut s, 2, "jobs", 1, 1_000);
     assert_eq!(
         again.response,
-        Err(Refusal::AlreadyWaiting { name: name("jobs") })
+        Err(Refusal::ClaimAlreadyWaiting {
+            queue: name("jobs")
+        })
     );
     claim(&mut s, 3, "jobs", 1, 1_000);
     let pushed = s.run(Command::Enqueue {

@@ -339,7 +339,10 @@ impl Target {
                 continue;
             };
             let members = cluster["members"].as_array()?;
-            let addr = members.iter().find(|m| m["id"] == leader)?["addr"].as_str()?;
+            let member = members.iter().find(|m| m["id"] == leader)?;
+            // Its client address: with peers apart, `addr` is the peer
+            // listener, which serves no /metrics.
+            let addr = member["client_addr"].as_str().or(member["addr"].as_str())?;
             return Some((leader, addr.to_string()));
         }
         None

@@ -319,8 +319,8 @@ impl Target {
             .collect())
     }
 
-    /// The leader's id and address, as the first node that knows one
-    /// says. corral only.
+    /// The leader's id and client address, as the first node that knows
+    /// one says. corral only.
     pub async fn leader(&self) -> Option<(u64, String)> {
         let Target::Corral { endpoints, http } = self else {
             return None;

@@ -7,8 +7,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::{
-    AddMemberRequest, AddTokenRequest, AddTokenResponse, JoinRequest, MemberList, MemberSelf,
-    RevokeTokenResponse, TokenList, TokenView,
+    AckRequest, AddMemberRequest, AddTokenRequest, AddTokenResponse, ClaimRequest, ClaimResponse,
+    ClaimedItemView, ConfigureQueueRequest, EnqueueRequest, EnqueueResponse, ExtendRequest, ItemId,
+    ItemList, ItemResponse, ItemState, ItemView, JoinRequest, MemberList, MemberSelf, NackRequest,
+    QueueList, QueueView, RevokeTokenResponse, TokenList, TokenView,
 };
 
 fn round_trips<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T) -> bool {
@@ -23,6 +25,28 @@ proptest! {
     #[test]
     fn a_member_round_trips(member in any::<MemberSelf>()) {
         prop_assert!(round_trips(&member));
+    }
+
+    /// The work queue API's bodies.
+    #[test]
+    fn queue_bodies_round_trip(
+        enqueued in any::<EnqueueResponse>(),
+        claim in any::<ClaimRequest>(),
+        ack in any::<AckRequest>(),
+        extend in any::<ExtendRequest>(),
+        nack in any::<NackRequest>(),
+        answer in any::<ItemResponse>(),
+        view in any::<QueueView>(),
+    ) {
+        prop_assert!(round_trips(&enqueued));
+        prop_assert!(round_trips(&claim));
+        prop_assert!(round_trips(&ack));
+        prop_assert!(round_trips(&extend));
+        prop_assert!(round_trips(&nack));
+        prop_assert!(round_trips(&answer));
+        prop_assert!(round_trips(&view));
+        let list = QueueList { queues: vec![view], truncated: false };
+        prop_assert!(round_trips(&list));
     }
 
     /// The membership API's bodies, and the join handshake between peers.
@@ -54,4 +78,59 @@ proptest! {
         prop_assert!(round_trips(&list));
         prop_assert!(round_trips(&revoked));
     }
+}
+
+/// The queue bodies that carry any JSON as a payload, with payloads of
+/// every JSON kind (proptest has no strategy for JSON values).
+#[test]
+fn queue_bodies_with_payloads_round_trip() {
+    let payloads = [
+        serde_json::json!(null),
+        serde_json::json!(true),
+        serde_json::json!(-7),
+        serde_json::json!(u64::MAX),
+        serde_json::json!(1.5),
+        serde_json::json!("text"),
+        serde_json::json!([1, "two", {"three": [3]}]),
+        serde_json::json!({"invoice": 42, "lines": [{"sku": "a"}]}),
+    ];
+    for payload in payloads {
+        let enqueue = EnqueueRequest {
+            payload: payload.clone(),
+            delay_ms: 5,
+            dedup_id: Some("d".into()),
+        };
+        assert!(round_trips(&enqueue));
+        let claimed = ClaimedItemView {
+            item_id: ItemId(3),
+            seq: 2,
+            payload: payload.clone(),
+            fencing_token: crate::FencingToken(9),
+            attempt: 1,
+            visible_at_ms: 10,
+        };
+        assert!(round_trips(&ClaimResponse {
+            items: vec![claimed]
+        }));
+        let item = ItemView {
+            item_id: ItemId(3),
+            seq: 2,
+            state: ItemState::Claimed,
+            attempt: 1,
+            enqueued_ms: 1,
+            visible_at_ms: 10,
+            fencing_token: Some(crate::FencingToken(9)),
+            payload,
+            dead_letter_from: None,
+        };
+        assert!(round_trips(&ItemList {
+            items: vec![item],
+            truncated: true
+        }));
+    }
+    let configure = ConfigureQueueRequest {
+        max_attempts: 5,
+        dead_letter: Some(crate::LockName::new("dlq").expect("a name")),
+    };
+    assert!(round_trips(&configure));
 }

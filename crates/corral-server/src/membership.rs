@@ -13,7 +13,7 @@ use corral_api::{
     AddMemberRequest, ErrorKind, JoinRequest, MemberList, MemberRole, MemberSelf, MemberStatus,
     CATCH_UP_MS_DEFAULT, CATCH_UP_MS_MAX,
 };
-use corral_raft::{Members, MembershipError, NodeId};
+use corral_raft::{MemberProgress, Members, MembershipError, NodeId};
 use tokio::time::Instant;
 
 use crate::error::ApiError;
@@ -146,7 +146,7 @@ fn list_of(node: &Node, members: &Members) -> MemberList {
             },
             leader: m.id == members.leader_id,
             lag: m.matched_index.map(|i| last.saturating_sub(i)),
-            reachable: m.last_ack.is_some_and(|ago| ago <= ACK_RECENT),
+            reachable: reachable(m),
             last_ack_ms_ago: m
                 .last_ack
                 .filter(|_| m.id != members.leader_id)
@@ -174,7 +174,7 @@ fn check_majority(seen: &Members, voters: &BTreeSet<NodeId>, force: bool) -> Res
     let reachable = voters
         .iter()
         .filter_map(|id| seen.get(*id))
-        .filter(|m| m.last_ack.is_some_and(|ago| ago <= ACK_RECENT))
+        .filter(|m| reachable(m))
         .count();
     let majority = voters.len() / 2 + 1;
     if voters.is_empty() {
@@ -278,7 +278,7 @@ async fn hand_over(node: &Node, seen: &Members, voters: &BTreeSet<NodeId>) -> Ap
     let successor = voters
         .iter()
         .filter_map(|id| seen.get(*id))
-        .filter(|m| m.last_ack.is_some_and(|ago| ago <= ACK_RECENT))
+        .filter(|m| reachable(m))
         .max_by_key(|m| m.matched_index)
         .map(|m| m.id);
     let Some(successor) = successor else {
@@ -298,6 +298,12 @@ async fn hand_over(node: &Node, seen: &Members, voters: &BTreeSet<NodeId>) -> Ap
         format!("this node was the leader; leadership moves to node {successor}: send the removal again"),
         Some(successor),
     )
+}
+
+/// Whether `member` acknowledged the leader within [`ACK_RECENT`] (the
+/// leader itself always has).
+fn reachable(member: &MemberProgress) -> bool {
+    member.last_ack.is_some_and(|ago| ago <= ACK_RECENT)
 }
 
 fn in_progress(message: &str) -> ApiError {

@@ -268,20 +268,14 @@ fn expire(node: &Arc<Node>, leader: &LeaderId, lease_id: LeaseId) {
 fn cancel_orphan(node: &Arc<Node>, cancelling: &Cancelling, key: (Kind, LeaseId, LockName)) {
     let (kind, lease_id, name) = &key;
     tracing::info!(lease_id = %lease_id, %kind, name = %name, "cancelling a wait whose request is gone");
-    let (node, cancelling) = (node.clone(), cancelling.clone());
-    tokio::spawn(async move {
-        let command = Command::CancelWait {
-            lease_id: key.1,
-            name: key.2.clone(),
-            kind: key.0,
-        };
-        let attempt = node.propose_here(command).await;
-        log_failure("orphaned wait cancel", &attempt);
-        cancelling.done(&key);
-    });
+    let command = Command::CancelWait {
+        lease_id: *lease_id,
+        name: name.clone(),
+        kind: *kind,
+    };
+    propose_pending(node, cancelling, key, "orphaned wait cancel", command);
 }
 
-/// Proposes `command` unless the last one of its sort is still in flight.
 /// Proposes this node's restore seed, when it leads, while the cluster has
 /// not applied a restore; forgets it (and its file) once it has, or once
 /// the cluster has granted without it, which no restore can follow.
@@ -316,6 +310,7 @@ fn restore_seed(node: &Arc<Node>, busy: &Arc<AtomicBool>) {
     }
 }
 
+/// Proposes `command` unless the last one of its sort is still in flight.
 fn propose_once(node: &Arc<Node>, busy: &Arc<AtomicBool>, what: &'static str, command: Command) {
     if busy.swap(true, Ordering::AcqRel) {
         return;

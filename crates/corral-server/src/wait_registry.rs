@@ -246,17 +246,9 @@ pub(crate) fn claims_of(
 ) -> Vec<ClaimedItem> {
     let q = table.queues().get(queue);
     let items = q.into_iter().flat_map(|q| q.items.values());
-    let claimed = items.filter_map(|item| {
-        let claim = item.claim.as_ref().filter(|c| c.lease_id == lease_id)?;
-        Some(ClaimedItem {
-            item_id: item.id,
-            seq: item.seq,
-            payload: item.payload.clone(),
-            fencing_token: claim.fencing_token,
-            attempt: item.attempt,
-            visible_at_ms: claim.deadline_ms,
-        })
-    });
+    let claimed = items
+        .filter(|item| item.claim.as_ref().is_some_and(|c| c.lease_id == lease_id))
+        .filter_map(|item| item.claimed());
     claimed.collect()
 }
 

@@ -143,6 +143,19 @@ impl Item {
     pub fn is_ready(&self, now_ms: u64) -> bool {
         self.claim.is_none() && self.visible_at_ms <= now_ms
     }
+
+    /// What its live claim's worker gets, if it is claimed.
+    pub fn claimed(&self) -> Option<ClaimedItem> {
+        let claim = self.claim.as_ref()?;
+        Some(ClaimedItem {
+            item_id: self.id,
+            seq: self.seq,
+            payload: self.payload.clone(),
+            fencing_token: claim.fencing_token,
+            attempt: self.attempt,
+            visible_at_ms: claim.deadline_ms,
+        })
+    }
 }
 
 /// What a claim hands the worker.

@@ -242,14 +242,7 @@ impl LockTable {
                 fencing_token: token,
                 deadline_ms,
             });
-            claimed.push(ClaimedItem {
-                item_id: item.id,
-                seq: item.seq,
-                payload: item.payload.clone(),
-                fencing_token: token,
-                attempt: item.attempt,
-                visible_at_ms: deadline_ms,
-            });
+            claimed.extend(item.claimed());
             self.queues.index_claim(lease_id, queue, *id, true);
         }
         claimed

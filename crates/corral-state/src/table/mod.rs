@@ -344,17 +344,21 @@ impl LockTable {
             } => self.add_token(name, hash, permissions, quotas),
             Command::RevokeToken { name } => self.revoke_token(name),
             Command::Restore { table } => self.restore(*table),
+            queue_command @ (Command::ConfigureQueue { .. }
+            | Command::Enqueue { .. }
+            | Command::Claim { .. }
+            | Command::Ack { .. }
+            | Command::ExtendClaim { .. }
+            | Command::Nack { .. }
+            | Command::TickQueue { .. }
+            | Command::CancelClaimWait { .. }) => self.execute_queue_command(queue_command, events),
             lock_command => self.execute_lock_command(lock_command, events),
         }
     }
 
-    /// Runs a command of the work queues; `None` for any other command.
-    fn execute_queue_command(
-        &mut self,
-        command: Command,
-        events: &mut Vec<Event>,
-    ) -> Result<Response, Command> {
-        let response = match command {
+    /// Runs a command of the work queues.
+    fn execute_queue_command(&mut self, command: Command, events: &mut Vec<Event>) -> Response {
+        match command {
             Command::ConfigureQueue {
                 queue,
                 config,
@@ -408,18 +412,13 @@ impl LockTable {
             } => self.nack(queue, item_id, fencing_token, delay_ms, events),
             Command::TickQueue { queue } => self.tick_queue(queue, events),
             Command::CancelClaimWait { queue, lease_id } => self.cancel_claim_wait(queue, lease_id),
-            other => return Err(other),
-        };
-        Ok(response)
+            other => unreachable!("execute runs {other:?} elsewhere"),
+        }
     }
 
     /// Runs a command that takes, gives up or stops waiting for locks and
     /// semaphores.
     fn execute_lock_command(&mut self, command: Command, events: &mut Vec<Event>) -> Response {
-        let command = match self.execute_queue_command(command, events) {
-            Ok(response) => return response,
-            Err(command) => command,
-        };
         match command {
             Command::Acquire {
                 lease_id,

@@ -91,10 +91,6 @@ struct LeaseInner {
     /// acquire re-grants it under a newer token), so an acquire and a
     /// release of one name must not cross.
     turns: Mutex<HashMap<(Held, LockName), Turn>>,
-    /// One async lock per queue a claim waits on: the cluster keeps one
-    /// waiting claim per lease and queue, and wakes every request of the
-    /// lease waiting there with its items, so two must not wait at once.
-    claim_turns: Mutex<HashMap<LockName, Turn>>,
 }
 
 /// The guards of one name of a lease.
@@ -186,7 +182,6 @@ impl Lease {
                 keepalive,
                 claims: Mutex::default(),
                 turns: Mutex::default(),
-                claim_turns: Mutex::default(),
             }),
         }
     }
@@ -228,12 +223,6 @@ impl Lease {
     /// Waits for `key`'s turn: see `LeaseInner::turns`.
     async fn turn(&self, key: &(Held, LockName)) -> tokio::sync::OwnedMutexGuard<()> {
         turn_in(&self.inner.turns, key).await
-    }
-
-    /// Waits for the turn to wait for items of `queue`: see
-    /// `LeaseInner::claim_turns`.
-    pub(crate) async fn claim_turn(&self, queue: &LockName) -> tokio::sync::OwnedMutexGuard<()> {
-        turn_in(&self.inner.claim_turns, queue).await
     }
 
     /// Handles an acquire whose outcome is unknown (the cluster was

@@ -202,10 +202,11 @@ impl Lease {
     ///
     /// The claim lasts `visibility` unless extended: the guard extends it
     /// every visibility/3 until it is acked or nacked, and it ends with the
-    /// lease. It goes through the lease's client. Claims of one lease that
-    /// wait on one queue take turns. A claim whose answer is
-    /// lost (the cluster was unreachable) may still have taken an item,
-    /// which comes back when its visibility runs out or the lease ends.
+    /// lease. It goes through the lease's client. Claims of one lease may
+    /// wait on one queue at once: each request gets items of its own. A
+    /// claim whose answer is lost (the cluster was unreachable) may still
+    /// have taken an item, which comes back when its visibility runs out
+    /// or the lease ends.
     pub async fn claim_wait(
         &self,
         queue: &Queue,
@@ -214,12 +215,6 @@ impl Lease {
     ) -> Result<Option<ClaimGuard>, Error> {
         let deadline = Instant::now() + wait;
         loop {
-            // Held until the answer: see `Lease::claim_turn`. A claim that
-            // does not wait takes no turn: the cluster does not queue it.
-            let _turn = match wait.is_zero() {
-                true => None,
-                false => Some(self.claim_turn(queue.name()).await),
-            };
             let left = deadline.saturating_duration_since(Instant::now());
             if let Some(guard) = self.claim_once(queue, visibility, left).await? {
                 return Ok(Some(guard));

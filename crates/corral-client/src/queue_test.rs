@@ -285,33 +285,3 @@ async fn a_waited_claim_refused_at_its_extend_is_no_item() {
     assert!(claimed.unwrap().is_none());
     assert_eq!(requests.await.unwrap().len(), 2);
 }
-
-#[tokio::test]
-async fn claims_of_one_lease_waiting_on_one_queue_take_turns() {
-    let replies = vec![
-        Reply::new("200 OK", r#"{"items":[]}"#),
-        Reply::new("200 OK", ITEM),
-        Reply::new("200 OK", NACKED),
-    ];
-    let (endpoint, mut requests) = answer_in_turn(replies).await;
-    let lease = lease(&endpoint);
-    let queue = lease.client().queue(&name("q"));
-    let visibility = Duration::from_secs(30);
-    // Another claim of the lease waits on the queue.
-    let turn = lease.claim_turn(queue.name()).await;
-    // One that does not wait goes at once: the cluster does not queue it.
-    assert!(lease.claim(&queue, visibility).await.unwrap().is_none());
-    let waiting = {
-        let (lease, queue) = (lease.clone(), queue.clone());
-        let wait = Duration::from_secs(30);
-        tokio::spawn(async move { lease.claim_wait(&queue, visibility, wait).await })
-    };
-    let early = tokio::time::timeout(Duration::from_millis(300), &mut requests).await;
-    assert!(early.is_err(), "a waiting claim went before its turn");
-    drop(turn);
-    drop(waiting.await.unwrap().unwrap().expect("an item"));
-    let requests = requests.await.unwrap();
-    // Its wait counts from the call, not from its turn.
-    let waited: ClaimRequest = body(&requests[1]);
-    assert!((29_000..29_800).contains(&waited.wait_ms), "{waited:?}");
-}

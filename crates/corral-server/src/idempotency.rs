@@ -101,6 +101,21 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 }
 
 impl IdempotencyKey {
+    /// An id for the request in `scope`, the same for each of its
+    /// retries: drawn from its key and caller when it has a key, at
+    /// random otherwise. Never 0.
+    pub(crate) fn request_id(&self, scope: &str) -> u64 {
+        let id = match &self.key {
+            Some(key) => {
+                let caller = self.caller.name().map(|name| name.as_str().as_bytes());
+                let parts = [scope.as_bytes(), key.as_bytes(), caller.unwrap_or_default()];
+                fingerprint(&parts)
+            }
+            None => rand::random(),
+        };
+        id.max(1)
+    }
+
     /// The origin of a request in `scope` (one of [`scope`]) with `body`:
     /// its caller, and its key fingerprinted so that the same key with
     /// another request (or from another token) is refused, remembered for

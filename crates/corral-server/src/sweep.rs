@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use corral_state::{Command, Kind, LeaseId, LockName, Response};
+use corral_state::{ClaimId, Command, Kind, LeaseId, LockName, Response};
 use tokio::time::Instant;
 
 use corral_raft::LeaderId;
@@ -78,7 +78,7 @@ struct InFlight {
     /// Queues whose tick is in flight.
     ticking: Pending<LockName>,
     /// Orphaned claim waits whose withdrawal is in flight.
-    withdrawing: Pending<(LockName, LeaseId)>,
+    withdrawing: Pending<(LockName, LeaseId, ClaimId)>,
     lifting: Arc<AtomicBool>,
     ordering: Arc<AtomicBool>,
     enabling: Arc<AtomicBool>,
@@ -103,7 +103,7 @@ struct Decisions {
     /// Queues with an overdue claim, or a ready item and a waiting claim.
     ticks: Vec<LockName>,
     /// Claim waits whose request is gone.
-    orphaned_claims: Vec<(LockName, LeaseId)>,
+    orphaned_claims: Vec<(LockName, LeaseId, ClaimId)>,
     lift: bool,
     reorder: bool,
     enable_auth: Option<corral_state::TokenHash>,
@@ -147,13 +147,14 @@ fn sweep(node: &Arc<Node>, in_flight: &InFlight) {
         };
         propose_pending(node, &in_flight.ticking, queue, "queue tick", command);
     }
-    for (queue, lease_id) in decided.orphaned_claims {
-        tracing::info!(lease_id = %lease_id, queue = %queue, "withdrawing a claim wait whose request is gone");
+    for (queue, lease_id, claim_id) in decided.orphaned_claims {
+        tracing::info!(lease_id = %lease_id, queue = %queue, claim_id = %claim_id, "withdrawing a claim wait whose request is gone");
         let command = Command::CancelClaimWait {
             queue: queue.clone(),
             lease_id,
+            claim_id,
         };
-        let key = (queue, lease_id);
+        let key = (queue, lease_id, claim_id);
         propose_pending(
             node,
             &in_flight.withdrawing,

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use corral_raft::Notice;
-use corral_state::{ClaimedItem, Event, Grant, Kind, LeaseId, LockName, LockTable};
+use corral_state::{ClaimId, ClaimedItem, Event, Grant, Kind, LeaseId, LockName, LockTable};
 use tokio::sync::{mpsc, watch};
 
 /// How a wait ended other than by the request's own timer.
@@ -29,11 +29,11 @@ pub(crate) enum WaitEnd {
 }
 
 /// What a request waits for: a hold of a lock, semaphore or election, or
-/// items of a queue.
+/// items of a queue for the claim of that id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Subject {
     Hold(Kind),
-    Claim,
+    Claim(ClaimId),
 }
 
 type Key = (Subject, LeaseId, LockName);
@@ -86,10 +86,14 @@ impl WaitRegistry {
         self.register_keys(keys)
     }
 
-    /// Registers interest in the items a waiting claim of `lease_id` on
-    /// `queue` gets; do it before proposing the claim.
-    pub(crate) fn register_claim(&self, lease_id: LeaseId, queue: &LockName) -> WaitTicket {
-        self.register_keys(vec![(Subject::Claim, lease_id, queue.clone())])
+    /// Registers interest in the items the waiting claim `claim_id` of
+    /// `lease_id` on `queue` gets; do it before proposing the claim.
+    pub(crate) fn register_claim(
+        &self,
+        (lease_id, claim_id): (LeaseId, ClaimId),
+        queue: &LockName,
+    ) -> WaitTicket {
+        self.register_keys(vec![(Subject::Claim(claim_id), lease_id, queue.clone())])
     }
 
     fn register_keys(&self, keys: Vec<Key>) -> WaitTicket {
@@ -157,14 +161,20 @@ impl WaitRegistry {
                 Event::ItemsClaimed {
                     queue,
                     lease_id,
+                    claim_id,
                     items,
                 } => (
-                    vec![(Subject::Claim, lease_id, queue)],
+                    vec![(Subject::Claim(claim_id), lease_id, queue)],
                     WaitEnd::Claimed(items),
                 ),
-                Event::ClaimWaitEnded { queue, lease_id } => {
-                    (vec![(Subject::Claim, lease_id, queue)], WaitEnd::LeaseEnded)
-                }
+                Event::ClaimWaitEnded {
+                    queue,
+                    lease_id,
+                    claim_id,
+                } => (
+                    vec![(Subject::Claim(claim_id), lease_id, queue)],
+                    WaitEnd::LeaseEnded,
+                ),
                 // Told to the metrics; no request waits on them.
                 Event::ItemReturned { .. } | Event::ItemLeft { .. } => continue,
             };
@@ -182,8 +192,8 @@ impl WaitRegistry {
                 .is_some_and(|(_, lease_id, _)| table.lease(*lease_id).is_none());
             let end = match (keys.as_slice(), lease_gone) {
                 (_, true) => WaitEnd::LeaseEnded,
-                ([(Subject::Claim, lease_id, queue)], false) => {
-                    match claim_ended(table, *lease_id, queue) {
+                ([(Subject::Claim(claim_id), lease_id, queue)], false) => {
+                    match claim_ended(table, (*lease_id, *claim_id), queue) {
                         Some(items) => WaitEnd::Claimed(items),
                         None => continue,
                     }
@@ -222,32 +232,43 @@ fn held(table: &LockTable, keys: &[Key]) -> Option<Vec<Grant>> {
     keys.iter()
         .map(|(subject, lease_id, name)| match subject {
             Subject::Hold(kind) => table.entry(*kind, name)?.holders.get(lease_id).cloned(),
-            Subject::Claim => None,
+            Subject::Claim(_) => None,
         })
         .collect()
 }
 
-/// The items `lease_id` claims in `queue`, if its claim no longer waits
-/// there: a restored snapshot does not say which of them the waiting claim
-/// got, so it gets them all (each still under its own token).
-fn claim_ended(table: &LockTable, lease_id: LeaseId, queue: &LockName) -> Option<Vec<ClaimedItem>> {
+/// The items the claim `claimer` got in `queue`, if it no longer waits
+/// there (a restored snapshot skipped its event).
+fn claim_ended(
+    table: &LockTable,
+    claimer: (LeaseId, ClaimId),
+    queue: &LockName,
+) -> Option<Vec<ClaimedItem>> {
     let q = table.queues().get(queue);
-    if q.is_some_and(|q| q.claimers.iter().any(|c| c.lease_id == lease_id)) {
+    let waits = |q: &corral_state::WorkQueue| {
+        q.claimers
+            .iter()
+            .any(|c| (c.lease_id, c.claim_id) == claimer)
+    };
+    if q.is_some_and(waits) {
         return None;
     }
-    Some(claims_of(table, lease_id, queue))
+    Some(claims_of(table, claimer, queue))
 }
 
-/// Every item `lease_id` claims in `queue` now, under its claim.
+/// Every item the claim `claimer` holds in `queue` now.
 pub(crate) fn claims_of(
     table: &LockTable,
-    lease_id: LeaseId,
+    claimer: (LeaseId, ClaimId),
     queue: &LockName,
 ) -> Vec<ClaimedItem> {
     let q = table.queues().get(queue);
     let items = q.into_iter().flat_map(|q| q.items.values());
     let claimed = items
-        .filter(|item| item.claim.as_ref().is_some_and(|c| c.lease_id == lease_id))
+        .filter(|item| {
+            let claim = item.claim.as_ref();
+            claim.is_some_and(|c| (c.lease_id, c.claim_id) == claimer)
+        })
         .filter_map(|item| item.claimed());
     claimed.collect()
 }

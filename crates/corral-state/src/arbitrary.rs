@@ -71,6 +71,12 @@ fn queue() -> impl Strategy<Value = LockName> {
     prop::sample::select(vec!["q", "r"]).prop_map(name)
 }
 
+/// A few claim ids, so that a lease's claims sometimes share one (the
+/// unset id among them).
+fn claim_id() -> impl Strategy<Value = ClaimId> {
+    (0u64..3).prop_map(ClaimId)
+}
+
 /// A few items, so that acks and nacks often name one that exists.
 fn item() -> impl Strategy<Value = ItemId> {
     (0u64..8).prop_map(ItemId)
@@ -99,6 +105,7 @@ fn queue_commands() -> impl Strategy<Value = Command> {
         visibility: visibility().boxed(),
         delay: ms().boxed(),
         lease: lease().boxed(),
+        claim: claim_id().boxed(),
     });
     prop_oneof![
         3 => prop_oneof![
@@ -114,13 +121,14 @@ fn queue_commands() -> impl Strategy<Value = Command> {
             dedup_id,
             limits,
         }),
-        (queue(), lease(), visibility(), 1u32..3, wait()).prop_map(
-            |(queue, lease_id, visibility_ms, max, wait_ms)| Command::Claim {
+        (queue(), lease(), visibility(), 1u32..3, wait(), claim_id()).prop_map(
+            |(queue, lease_id, visibility_ms, max, wait_ms, claim_id)| Command::Claim {
                 queue,
                 lease_id,
                 visibility_ms,
                 max,
                 wait_ms,
+                claim_id,
             }
         ),
     ],
@@ -485,17 +493,19 @@ fn extreme_queue_writes() -> impl Strategy<Value = Command> {
             extreme_lease(),
             extreme_queue_ms(),
             extreme_queue_count(),
-            extreme_queue_ms()
+            extreme_queue_ms(),
+            any::<ClaimId>()
         )
-            .prop_map(
-                |(queue, lease_id, visibility_ms, max, wait_ms)| Command::Claim {
+            .prop_map(|(queue, lease_id, visibility_ms, max, wait_ms, claim_id)| {
+                Command::Claim {
                     queue,
                     lease_id,
                     visibility_ms,
                     max,
                     wait_ms,
+                    claim_id,
                 }
-            ),
+            }),
     ]
 }
 
@@ -509,6 +519,7 @@ fn extreme_claim_commands() -> impl Strategy<Value = Command> {
         visibility: extreme_queue_ms().boxed(),
         delay: extreme_queue_ms().boxed(),
         lease: extreme_lease().boxed(),
+        claim: any::<ClaimId>().boxed(),
     })
 }
 
@@ -520,6 +531,7 @@ struct ClaimParts {
     visibility: BoxedStrategy<u64>,
     delay: BoxedStrategy<u64>,
     lease: BoxedStrategy<LeaseId>,
+    claim: BoxedStrategy<ClaimId>,
 }
 
 /// `Ack`, `ExtendClaim`, `Nack`, `TickQueue`, `CancelClaimWait`, each as
@@ -532,6 +544,7 @@ fn claim_commands(parts: ClaimParts) -> impl Strategy<Value = Command> {
         visibility,
         delay,
         lease,
+        claim,
     } = parts;
     let named = (queue.clone(), item, token);
     prop_oneof![
@@ -559,7 +572,13 @@ fn claim_commands(parts: ClaimParts) -> impl Strategy<Value = Command> {
             }
         ),
         queue.clone().prop_map(|queue| Command::TickQueue { queue }),
-        (queue, lease).prop_map(|(queue, lease_id)| Command::CancelClaimWait { queue, lease_id }),
+        (queue, lease, claim).prop_map(|(queue, lease_id, claim_id)| {
+            Command::CancelClaimWait {
+                queue,
+                lease_id,
+                claim_id,
+            }
+        }),
     ]
 }
 

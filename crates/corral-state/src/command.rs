@@ -8,7 +8,7 @@ use crate::kv::{Fence, KvKey};
 use crate::lease::{LeaseId, LockOrder};
 use crate::lock::{Kind, LockName, Mode};
 use crate::token::FencingToken;
-use crate::work::{ItemId, QueueConfig, QueueLimits};
+use crate::work::{ClaimId, ItemId, QueueConfig, QueueLimits};
 
 /// A command with the time at which the leader proposed it.
 ///
@@ -301,6 +301,9 @@ pub enum Command {
         max: u32,
         /// How long the request may wait for items; 0 answers now.
         wait_ms: u64,
+        /// The request's id, which its items and a withdrawal name.
+        #[serde(default, skip_serializing_if = "ClaimId::is_unset")]
+        claim_id: ClaimId,
     },
     /// Finish an item: it leaves the queue.
     Ack {
@@ -345,6 +348,9 @@ pub enum Command {
         queue: LockName,
         /// The lease of the waiting claim.
         lease_id: LeaseId,
+        /// The waiting claim's id.
+        #[serde(default, skip_serializing_if = "ClaimId::is_unset")]
+        claim_id: ClaimId,
     },
 }
 

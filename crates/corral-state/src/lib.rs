@@ -78,7 +78,7 @@ pub use table::{check_lock_order, BrokenInvariant, LockOrderError, LockTable, TO
 pub use timeline::{TimelineEvent, TimelineKind, TIMELINE_EVENTS_PER_LOCK, TIMELINE_LOCKS_MAX};
 pub use token::FencingToken;
 pub use work::{
-    Claim, ClaimedItem, DeadLetter, Dedup, Item, ItemId, QueueConfig, QueueLimits, Queues,
+    Claim, ClaimId, ClaimedItem, DeadLetter, Dedup, Item, ItemId, QueueConfig, QueueLimits, Queues,
     WaitingClaim, WorkQueue, CLAIMERS_PER_QUEUE_MAX, CLAIM_ITEMS_MAX, DEDUP_ID_BYTES_MAX,
     ITEM_PAYLOAD_BYTES_MAX, QUEUES_MAX_DEFAULT, QUEUE_ITEMS_MAX_DEFAULT, VISIBILITY_MS_MAX,
 };

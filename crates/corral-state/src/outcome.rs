@@ -6,7 +6,7 @@ use crate::auth::TokenName;
 use crate::lease::LeaseId;
 use crate::lock::{Grant, Kind, LockName, Mode};
 use crate::token::FencingToken;
-use crate::work::{ClaimedItem, ItemId};
+use crate::work::{ClaimId, ClaimedItem, ItemId};
 
 /// The answer to the command's proposer.
 pub type Response = Result<Outcome, Refusal>;
@@ -284,9 +284,10 @@ pub enum Refusal {
     /// No token with that name.
     #[error("no token with that name")]
     TokenNotFound,
-    /// The lease has a claim waiting on the queue already (perhaps one
-    /// whose request is gone, until its wait runs out).
-    #[error("the lease already has a claim waiting on queue {queue}; one waiting claim per lease and queue (a wait whose request was lost ends when its wait_ms runs out)")]
+    /// The lease has a claim with this id waiting on the queue already:
+    /// two requests drew one id (a claim logged before claims had ids, or
+    /// an idempotency key reused after its window).
+    #[error("the lease already has a claim with this id waiting on queue {queue}; send the claim with another idempotency key")]
     ClaimAlreadyWaiting {
         /// The queue.
         queue: LockName,
@@ -411,6 +412,8 @@ pub enum Event {
         queue: LockName,
         /// The claim's lease.
         lease_id: LeaseId,
+        /// The claim's id.
+        claim_id: ClaimId,
         /// What it got.
         items: Vec<ClaimedItem>,
     },
@@ -441,6 +444,8 @@ pub enum Event {
         queue: LockName,
         /// The lease that ended.
         lease_id: LeaseId,
+        /// The claim's id.
+        claim_id: ClaimId,
     },
     /// A waiting lease left the queue without a grant because it ended.
     WaitEnded {

@@ -49,6 +49,31 @@ impl std::fmt::Display for ItemId {
     }
 }
 
+/// A claim request's id, drawn by the node that takes the request (from
+/// its idempotency key, so a retry keeps it). A lease may wait on one
+/// queue through several requests at once: the id tells which of them
+/// items were handed to, and which one a withdrawal names. 0 is the id of
+/// every claim logged before claims had ids.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct ClaimId(pub u64);
+
+impl ClaimId {
+    /// Whether it is the id of a claim logged before claims had ids.
+    pub fn is_unset(&self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl std::fmt::Display for ClaimId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// How a queue treats items that keep coming back.
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +120,9 @@ pub struct Claim {
     pub fencing_token: FencingToken,
     /// When it runs out, in state-machine time (Unix ms).
     pub deadline_ms: u64,
+    /// The claim request it was handed to.
+    #[serde(default, skip_serializing_if = "ClaimId::is_unset")]
+    pub claim_id: ClaimId,
 }
 
 /// Where a dead-lettered item came from.
@@ -182,6 +210,9 @@ pub struct ClaimedItem {
 pub struct WaitingClaim {
     /// The lease it claims under.
     pub lease_id: LeaseId,
+    /// Its request's id.
+    #[serde(default, skip_serializing_if = "ClaimId::is_unset")]
+    pub claim_id: ClaimId,
     /// The most items it takes.
     pub max: u32,
     /// The visibility of its claims.

@@ -16,8 +16,8 @@ use corral_api::{
     NackRequest, QueueList, QueueView, ENQUEUE_BODY_BYTES_MAX, LIST_ITEMS_MAX, LIST_QUEUES_MAX,
 };
 use corral_state::{
-    Access, ClaimedItem, Command, Item, LockName, Outcome, QueueConfig, QueueLimits, Scope,
-    WorkQueue,
+    Access, ClaimId, ClaimedItem, Command, Item, LockName, Outcome, QueueConfig, QueueLimits,
+    Scope, WorkQueue,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -134,22 +134,25 @@ async fn claim(
 ) -> Result<Json<ClaimResponse>, ApiError> {
     let wait_ms = wait_ms(Some(request.wait_ms))?;
     let lease_id = request.lease_id;
+    let claim_id = ClaimId(key.request_id(scope::CLAIM));
     let command = Command::Claim {
         queue: queue.clone(),
         lease_id,
         visibility_ms: request.visibility_ms,
         max: request.max,
         wait_ms,
+        claim_id,
     };
+    let claimer = (lease_id, claim_id);
     // Registered before proposing, so items handed over right after the
     // claim queues cannot be missed.
-    let ticket = (wait_ms > 0).then(|| node.waits.register_claim(lease_id, &queue));
+    let ticket = (wait_ms > 0).then(|| node.waits.register_claim(claimer, &queue));
     let items = match propose(&node, key, scope::CLAIM, command).await? {
         Outcome::Claimed { items } => items,
         Outcome::ClaimWaiting { .. } => {
             let ticket = ticket.ok_or_else(|| ApiError::internal("waiting without a ticket"))?;
             let deadline = Instant::now() + Duration::from_millis(wait_ms);
-            let waiting = (queue, lease_id);
+            let waiting = (queue, claimer);
             wait_for_items((&node, &caller), ticket, waiting, deadline).await?
         }
         other => return Err(unexpected(other)),
@@ -166,27 +169,32 @@ async fn claim(
 async fn wait_for_items(
     (node, caller): (&Node, &Caller),
     mut ticket: WaitTicket,
-    (queue, lease_id): (LockName, corral_state::LeaseId),
+    (queue, claimer): (LockName, (corral_state::LeaseId, ClaimId)),
     deadline: Instant,
 ) -> Result<Vec<ClaimedItem>, ApiError> {
     if let Some(items) = next_items(&mut ticket, deadline).await? {
         return Ok(items);
     }
     let queue_name = queue.clone();
-    let cancel = Command::CancelClaimWait { queue, lease_id };
+    let (lease_id, claim_id) = claimer;
+    let cancel = Command::CancelClaimWait {
+        queue,
+        lease_id,
+        claim_id,
+    };
     match node.propose(cancel).await? {
         Outcome::ClaimWaitCancelled { withdrawn: true } => Ok(Vec::new()),
         // Served before the withdrawal: this node applies the items'
         // event before it, if it has not already. A retried claim (its
         // key answered from memory) may have registered after that event:
-        // the lease's claims in the queue, read after a barrier, answer it.
+        // the items this claim holds, read after a barrier, answer it.
         Outcome::ClaimWaitCancelled { withdrawn: false } => {
             let bound = Instant::now() + CLAIM_EVENT_WAIT;
             if let Some(items) = next_items(&mut ticket, bound).await? {
                 return Ok(items);
             }
             let state = node.read_linearized(caller).await?;
-            Ok(claims_of(&state.table, lease_id, &queue_name))
+            Ok(claims_of(&state.table, claimer, &queue_name))
         }
         other => Err(unexpected(other)),
     }

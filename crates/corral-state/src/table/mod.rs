@@ -384,9 +384,11 @@ impl LockTable {
                 visibility_ms,
                 max,
                 wait_ms,
+                claim_id,
             } => {
                 let ask = work::ClaimAsk {
                     lease_id,
+                    claim_id,
                     visibility_ms,
                     max,
                     wait_ms,
@@ -411,7 +413,11 @@ impl LockTable {
                 delay_ms,
             } => self.nack(queue, item_id, fencing_token, delay_ms, events),
             Command::TickQueue { queue } => self.tick_queue(queue, events),
-            Command::CancelClaimWait { queue, lease_id } => self.cancel_claim_wait(queue, lease_id),
+            Command::CancelClaimWait {
+                queue,
+                lease_id,
+                claim_id,
+            } => self.cancel_claim_wait(queue, (lease_id, claim_id)),
             other => unreachable!("execute runs {other:?} elsewhere"),
         }
     }

@@ -145,6 +145,7 @@ impl LockTable {
                 queue,
                 lease_id,
                 items,
+                ..
             } => self.note_claims(queue, *lease_id, items),
             Event::ItemReturned {
                 queue,

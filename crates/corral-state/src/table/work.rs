@@ -2,13 +2,15 @@
 //! ack, extend, nack, overdue claims, dead letters, and claims that wait.
 //! The types are in `crate::work`.
 
+use std::collections::VecDeque;
+
 use super::LockTable;
 use crate::lease::LeaseId;
 use crate::lock::LockName;
 use crate::outcome::{Event, Limit, Outcome, Refusal, Response, ReturnReason};
 use crate::token::FencingToken;
 use crate::work::{
-    Claim, ClaimedItem, DeadLetter, Dedup, Item, ItemId, QueueConfig, QueueLimits, Queues,
+    Claim, ClaimId, ClaimedItem, DeadLetter, Dedup, Item, ItemId, QueueConfig, QueueLimits, Queues,
     WaitingClaim, WorkQueue, CLAIMERS_PER_QUEUE_MAX, CLAIM_ITEMS_MAX, DEDUP_ID_BYTES_MAX,
     ITEM_PAYLOAD_BYTES_MAX, VISIBILITY_MS_MAX,
 };
@@ -23,6 +25,7 @@ pub(super) struct NewItem {
 /// What a claim asks, checked.
 pub(super) struct ClaimAsk {
     pub lease_id: LeaseId,
+    pub claim_id: ClaimId,
     pub visibility_ms: u64,
     pub max: u32,
     pub wait_ms: u64,
@@ -190,7 +193,8 @@ impl LockTable {
             _ => Vec::new(),
         };
         if !ready.is_empty() || ask.wait_ms == 0 {
-            let items = self.claim_items(&queue, &ready, ask.lease_id, ask.visibility_ms);
+            let claimer = (ask.lease_id, ask.claim_id);
+            let items = self.claim_items(&queue, &ready, claimer, ask.visibility_ms);
             return Ok(Outcome::Claimed { items });
         }
         self.wait_for_items(queue, ask)
@@ -200,9 +204,10 @@ impl LockTable {
     fn wait_for_items(&mut self, queue: LockName, ask: ClaimAsk) -> Response {
         let now_ms = self.now_ms;
         let q = self.queues.queues.entry(queue.clone()).or_default();
-        // One waiting claim per lease and queue: the requests of one lease
-        // could not tell which of them the items were handed to.
-        if q.claimers.iter().any(|c| c.lease_id == ask.lease_id) {
+        // The claim id tells a lease's waiting requests apart: two with
+        // one id could not tell which of them the items were handed to.
+        let same = |c: &WaitingClaim| (c.lease_id, c.claim_id) == (ask.lease_id, ask.claim_id);
+        if q.claimers.iter().any(same) {
             return Err(Refusal::ClaimAlreadyWaiting { queue });
         }
         if q.claimers.len() >= CLAIMERS_PER_QUEUE_MAX {
@@ -210,6 +215,7 @@ impl LockTable {
         }
         q.claimers.push_back(WaitingClaim {
             lease_id: ask.lease_id,
+            claim_id: ask.claim_id,
             max: ask.max,
             visibility_ms: ask.visibility_ms,
             until_ms: now_ms.saturating_add(ask.wait_ms),
@@ -219,13 +225,13 @@ impl LockTable {
         })
     }
 
-    /// Claims the items `ids` of `queue` for `lease_id`, each under the
-    /// next token.
+    /// Claims the items `ids` of `queue` for the claim `claim_id` of
+    /// `lease_id`, each under the next token.
     fn claim_items(
         &mut self,
         queue: &LockName,
         ids: &[ItemId],
-        lease_id: LeaseId,
+        (lease_id, claim_id): (LeaseId, ClaimId),
         visibility_ms: u64,
     ) -> Vec<ClaimedItem> {
         let deadline_ms = self.now_ms.saturating_add(visibility_ms);
@@ -241,6 +247,7 @@ impl LockTable {
                 lease_id,
                 fencing_token: token,
                 deadline_ms,
+                claim_id,
             });
             claimed.extend(item.claimed());
             self.queues.index_claim(lease_id, queue, *id, true);
@@ -269,10 +276,12 @@ impl LockTable {
                 return;
             }
             let first = q.claimers.pop_front().expect("a first claim");
-            let items = self.claim_items(queue, &ready, first.lease_id, first.visibility_ms);
+            let claimer = (first.lease_id, first.claim_id);
+            let items = self.claim_items(queue, &ready, claimer, first.visibility_ms);
             events.push(Event::ItemsClaimed {
                 queue: queue.clone(),
                 lease_id: first.lease_id,
+                claim_id: first.claim_id,
                 items,
             });
         }
@@ -416,11 +425,15 @@ impl LockTable {
         })
     }
 
-    pub(super) fn cancel_claim_wait(&mut self, queue: LockName, lease_id: LeaseId) -> Response {
+    pub(super) fn cancel_claim_wait(
+        &mut self,
+        queue: LockName,
+        claimer: (LeaseId, ClaimId),
+    ) -> Response {
         let mut withdrawn = false;
         if let Some(q) = self.queues.queues.get_mut(&queue) {
             let before = q.claimers.len();
-            q.claimers.retain(|c| c.lease_id != lease_id);
+            q.claimers.retain(|c| (c.lease_id, c.claim_id) != claimer);
             withdrawn = q.claimers.len() != before;
         }
         self.drop_if_idle(&queue);
@@ -443,11 +456,11 @@ impl LockTable {
 
     /// The waiting claims whose request stopped waiting before `before_ms`
     /// and did not withdraw them (its node may have died). At most `max`.
-    pub fn orphaned_claims(&self, before_ms: u64, max: usize) -> Vec<(LockName, LeaseId)> {
+    pub fn orphaned_claims(&self, before_ms: u64, max: usize) -> Vec<(LockName, LeaseId, ClaimId)> {
         let mut orphans = Vec::new();
         for (name, q) in self.queues.iter() {
             for waiting in q.claimers.iter().filter(|c| c.until_ms < before_ms) {
-                orphans.push((name.clone(), waiting.lease_id));
+                orphans.push((name.clone(), waiting.lease_id, waiting.claim_id));
             }
         }
         orphans.truncate(max);
@@ -462,13 +475,18 @@ impl LockTable {
         // Its waiting claims first: an item it gives back (or a dead letter
         // of one) must not go to a claim of its own.
         for (name, q) in self.queues.queues.iter_mut() {
-            let before = q.claimers.len();
-            q.claimers.retain(|c| c.lease_id != lease_id);
-            if q.claimers.len() != before {
+            let (ended, waiting) = std::mem::take(&mut q.claimers)
+                .into_iter()
+                .partition::<VecDeque<_>, _>(|c| c.lease_id == lease_id);
+            q.claimers = waiting;
+            for claim in &ended {
                 events.push(Event::ClaimWaitEnded {
                     queue: name.clone(),
                     lease_id,
+                    claim_id: claim.claim_id,
                 });
+            }
+            if !ended.is_empty() {
                 touched.push(name.clone());
             }
         }

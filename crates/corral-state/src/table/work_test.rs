@@ -27,13 +27,26 @@ fn push(s: &mut Story, queue: &str, payload: &str) -> Response {
     .response
 }
 
+/// A claim with id 1: a lease's second waiting claim of the same id is
+/// refused, as a retry after the key's window would be.
 fn claim(s: &mut Story, lease: u128, queue: &str, max: u32, wait_ms: u64) -> Applied {
+    claim_as(s, (lease, 1), queue, max, wait_ms)
+}
+
+fn claim_as(
+    s: &mut Story,
+    (lease, claim_id): (u128, u64),
+    queue: &str,
+    max: u32,
+    wait_ms: u64,
+) -> Applied {
     s.run(Command::Claim {
         queue: name(queue),
         lease_id: id(lease),
         visibility_ms: 500,
         max,
         wait_ms,
+        claim_id: ClaimId(claim_id),
     })
 }
 
@@ -184,7 +197,7 @@ fn waiting_claims_are_served_in_turn_and_end_with_their_lease() {
     assert_eq!(first.response, Ok(Outcome::ClaimWaiting { position: 0 }));
     let second = claim(&mut s, 2, "jobs", 1, 1_000);
     assert_eq!(second.response, Ok(Outcome::ClaimWaiting { position: 1 }));
-    // One waiting claim per lease and queue.
+    // A lease's claims wait apart by id; the same id again is refused.
     let again = claim(&mut s, 2, "jobs", 1, 1_000);
     assert_eq!(
         again.response,
@@ -211,11 +224,13 @@ fn waiting_claims_are_served_in_turn_and_end_with_their_lease() {
     let revoked = s.run(Command::RevokeLease { lease_id: id(2) });
     assert!(revoked.events.contains(&Event::ClaimWaitEnded {
         queue: name("jobs"),
-        lease_id: id(2)
+        lease_id: id(2),
+        claim_id: ClaimId(1),
     }));
     s.run(Command::CancelClaimWait {
         queue: name("jobs"),
         lease_id: id(3),
+        claim_id: ClaimId(1),
     });
     assert!(s
         .table
@@ -224,6 +239,61 @@ fn waiting_claims_are_served_in_turn_and_end_with_their_lease() {
         .expect("in use")
         .claimers
         .is_empty());
+}
+
+/// Two requests of one lease wait on one queue at once (a worker with two
+/// threads): each gets items of its own, told apart by claim id, and a
+/// withdrawal names one of them alone.
+#[test]
+fn a_leases_waiting_claims_are_told_apart_by_id() {
+    let mut s = Story::new();
+    s.lease(1);
+    for claim_id in [7, 8, 9] {
+        claim_as(&mut s, (1, claim_id), "jobs", 1, 1_000);
+    }
+    let withdrawn = s.run(Command::CancelClaimWait {
+        queue: name("jobs"),
+        lease_id: id(1),
+        claim_id: ClaimId(8),
+    });
+    assert_eq!(
+        withdrawn.response,
+        Ok(Outcome::ClaimWaitCancelled { withdrawn: true })
+    );
+    let mut served = Vec::new();
+    for payload in ["x", "y", "z"] {
+        let pushed = s.run(Command::Enqueue {
+            queue: name("jobs"),
+            payload: format!("\"{payload}\""),
+            delay_ms: 0,
+            dedup_id: None,
+            limits: LIMITS,
+        });
+        for event in pushed.events {
+            if let Event::ItemsClaimed {
+                claim_id, items, ..
+            } = event
+            {
+                served.push((claim_id, items[0].item_id));
+            }
+        }
+    }
+    // First come first served; the withdrawn claim gets nothing.
+    let ids: Vec<ClaimId> = served.iter().map(|(claim_id, _)| *claim_id).collect();
+    assert_eq!(ids, [ClaimId(7), ClaimId(9)]);
+    assert_ne!(served[0].1, served[1].1, "one item for two claims");
+    let q = s.table.queues().get(&name("jobs")).expect("in use");
+    let claims: Vec<ClaimId> = q
+        .items
+        .values()
+        .filter_map(|i| i.claim.as_ref())
+        .map(|c| c.claim_id)
+        .collect();
+    assert_eq!(
+        claims,
+        [ClaimId(7), ClaimId(9)],
+        "each item names its claim"
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use corral_api::{ErrorKind, VISIBILITY_MS_MAX};
+use corral_api::VISIBILITY_MS_MAX;
 use corral_client::{
     ClaimGuard, Client, EnqueueResponse, Error, FencingToken, ItemId, ItemList, ItemState,
     ItemView, Lease, LeaseId, LockName, Queue, QueueView,
@@ -431,18 +431,6 @@ async fn work_loop(workers: Arc<Workers>) -> i32 {
             Err(Error::Unavailable(e)) => {
                 workers.budget.give_back();
                 eprintln!("corral: claiming failed ({e}); trying again");
-                tokio::time::sleep(UNAVAILABLE_PAUSE).await;
-                continue;
-            }
-            // A wait of this lease whose answer was lost (a node died under
-            // it) still waits on the server until it runs out or the
-            // leader withdraws it: try again after a pause.
-            Err(Error::Refused {
-                kind: ErrorKind::AlreadyWaiting { .. },
-                message,
-            }) => {
-                workers.budget.give_back();
-                eprintln!("corral: {message}; trying again");
                 tokio::time::sleep(UNAVAILABLE_PAUSE).await;
                 continue;
             }

@@ -110,6 +110,13 @@ impl RememberedResponses {
     pub(crate) fn remember(&mut self, idempotency: Idempotency, now_ms: u64, response: &Response) {
         let bytes = idempotency.key.len() + serde_json::to_vec(response).map_or(0, |v| v.len());
         let expires_at_ms = now_ms.saturating_add(idempotency.window_ms);
+        // A restore that carries its own key may bring a table that
+        // remembers that key: the new answer replaces the old one.
+        if let Some(old) = self.by_key.remove(&idempotency.key) {
+            self.by_expiry
+                .remove(&(old.expires_at_ms, idempotency.key.clone()));
+            self.bytes -= old.bytes;
+        }
         while !self.by_key.is_empty()
             && (self.by_key.len() >= IDEMPOTENCY_KEYS_MAX
                 || self.bytes + bytes > IDEMPOTENCY_BYTES_MAX)

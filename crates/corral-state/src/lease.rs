@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::compact::NameSet;
 use crate::lock::{Kind, LockName, Mode};
 
 /// A lease id: 128 random bits, drawn by the node that takes the request
@@ -80,21 +81,21 @@ pub struct Lease {
     #[serde(default)]
     pub lock_delay_ms: u64,
     /// Locks this lease holds.
-    pub holds: BTreeSet<LockName>,
+    pub holds: NameSet,
     /// Locks whose queues this lease waits in.
-    pub waits: BTreeSet<LockName>,
+    pub waits: NameSet,
     /// Semaphores this lease holds permits of.
     #[serde(default)]
-    pub sem_holds: BTreeSet<LockName>,
+    pub sem_holds: NameSet,
     /// Semaphores whose queues this lease waits in.
     #[serde(default)]
-    pub sem_waits: BTreeSet<LockName>,
+    pub sem_waits: NameSet,
     /// Elections this lease leads.
     #[serde(default)]
-    pub leads: BTreeSet<LockName>,
+    pub leads: NameSet,
     /// Elections this lease is a waiting candidate in.
     #[serde(default)]
-    pub campaigns: BTreeSet<LockName>,
+    pub campaigns: NameSet,
     /// The acquire-all requests this lease waits for. Each of their waited
     /// names is also in `waits`.
     #[serde(default)]
@@ -108,7 +109,7 @@ pub struct Lease {
 
 impl Lease {
     /// The names of `kind` this lease holds.
-    pub fn held(&self, kind: Kind) -> &BTreeSet<LockName> {
+    pub fn held(&self, kind: Kind) -> &NameSet {
         match kind {
             Kind::Lock => &self.holds,
             Kind::Semaphore => &self.sem_holds,
@@ -117,7 +118,7 @@ impl Lease {
     }
 
     /// The names of `kind` whose queues this lease waits in.
-    pub fn waited(&self, kind: Kind) -> &BTreeSet<LockName> {
+    pub fn waited(&self, kind: Kind) -> &NameSet {
         match kind {
             Kind::Lock => &self.waits,
             Kind::Semaphore => &self.sem_waits,
@@ -125,7 +126,7 @@ impl Lease {
         }
     }
 
-    pub(crate) fn held_mut(&mut self, kind: Kind) -> &mut BTreeSet<LockName> {
+    pub(crate) fn held_mut(&mut self, kind: Kind) -> &mut NameSet {
         match kind {
             Kind::Lock => &mut self.holds,
             Kind::Semaphore => &mut self.sem_holds,
@@ -133,7 +134,7 @@ impl Lease {
         }
     }
 
-    pub(crate) fn waited_mut(&mut self, kind: Kind) -> &mut BTreeSet<LockName> {
+    pub(crate) fn waited_mut(&mut self, kind: Kind) -> &mut NameSet {
         match kind {
             Kind::Lock => &mut self.waits,
             Kind::Semaphore => &mut self.sem_waits,

@@ -47,6 +47,7 @@ mod arbitrary_test;
 mod auth;
 mod check;
 mod command;
+mod compact;
 mod idempotency;
 mod kv;
 mod lease;
@@ -64,6 +65,7 @@ pub use auth::{
 };
 pub use check::{check_acquire_all_names, check_election_value, check_permits, FieldError};
 pub use command::{Command, Proposal, WaitFor};
+pub use compact::{Holders, NameSet};
 pub use idempotency::{
     check_idempotency_key, fingerprint, Idempotency, IdempotencyKeyError, IDEMPOTENCY_KEY_BYTES_MAX,
 };

@@ -1,10 +1,12 @@
 //! Locks, their holders and their FIFO wait queues.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::compact::Holders;
 use crate::lease::LeaseId;
 use crate::token::FencingToken;
 
@@ -12,9 +14,18 @@ use crate::token::FencingToken;
 pub const LOCK_NAME_BYTES_MAX: usize = 512;
 
 /// A lock name: 1 to 512 bytes of UTF-8 without control characters.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(into = "String", try_from = "String")]
-pub struct LockName(String);
+///
+/// Shared, not copied, when cloned: a held lock's name is in the table, in
+/// its grant and in its lease.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct LockName(Arc<str>);
+
+impl Serialize for LockName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
 
 /// Why a string is not a lock name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,7 +54,7 @@ impl LockName {
         if name.chars().any(char::is_control) {
             return Err(LockNameError::ControlCharacter);
         }
-        Ok(LockName(name))
+        Ok(LockName(Arc::from(name)))
     }
 
     /// The name as a string.
@@ -66,7 +77,7 @@ impl fmt::Debug for LockName {
 
 impl From<LockName> for String {
     fn from(name: LockName) -> String {
-        name.0
+        name.0.to_string()
     }
 }
 
@@ -239,7 +250,7 @@ pub struct Waiter {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lock {
     /// The current grants, by lease.
-    pub holders: BTreeMap<LeaseId, Grant>,
+    pub holders: Holders,
     /// The wait queue, oldest first.
     pub waiters: VecDeque<Waiter>,
     /// For a semaphore, the number of permits, fixed by the acquire that

@@ -300,9 +300,9 @@ impl LockTable {
         name: &LockName,
         lock: &Lock,
     ) -> Result<(), BrokenInvariant> {
-        for (lease_id, grant) in &lock.holders {
+        for grant in lock.holders.values() {
+            let lease_id = &grant.lease_id;
             if grant.fencing_token > self.last_token
-                || grant.lease_id != *lease_id
                 || grant.name != *name
                 || (kind == Kind::Lock && grant.permits != 1)
             {

@@ -526,7 +526,8 @@ impl LockTable {
             let waits = lease.waits.clone();
             for group in &mut lease.groups {
                 if group.waiting.is_empty() {
-                    group.waiting = group.names.intersection(&waits).cloned().collect();
+                    let waiting = group.names.iter().filter(|name| waits.contains(name));
+                    group.waiting = waiting.cloned().collect();
                 }
             }
         }

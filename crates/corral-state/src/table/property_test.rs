@@ -98,7 +98,7 @@ fn held_but_just_granted(
     table: &LockTable,
     applied: &Applied,
     lease_id: LeaseId,
-) -> Option<BTreeSet<LockName>> {
+) -> Option<NameSet> {
     let ended = ended_waits(&applied.events);
     table.lease(lease_id).map(|l| {
         l.holds

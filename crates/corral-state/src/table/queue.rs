@@ -155,7 +155,7 @@ impl LockTable {
             lock.admits(mode, permits),
             "granted a lock beside an incompatible holder"
         );
-        lock.holders.insert(lease_id, grant.clone());
+        lock.holders.insert(grant.clone());
         grant
     }
 

@@ -53,6 +53,68 @@ async fn a_keepalive_in_an_older_term_changes_nothing() {
     assert_eq!(due_leases(&clock, 2, &state, t0 + ttl, 1), vec![LeaseId(1)]);
 }
 
+/// Applies `command` to `state` and tells `clock` about it, as a node's
+/// state machine and notice do.
+fn apply_and_tell(clock: &LeaseClock, state: &mut AppliedState, command: Command) {
+    let applied = state.table.apply(Proposal::new(1_000, command));
+    assert!(applied.response.is_ok(), "{:?}", applied.response);
+    let notice = Notice::Applied {
+        events: applied.events,
+        ended: applied.ended,
+        expired_lease: applied.expired_lease,
+        lease_change: applied.lease_change,
+        queue: corral_state::QueueTally::default(),
+    };
+    learn_leases(clock, &notice);
+}
+
+#[tokio::test]
+async fn the_clock_learns_of_grants_and_ends_as_they_apply() {
+    let (clock, mut state) = (LeaseClock::default(), state_with_two_leases());
+    let t0 = Instant::now();
+    let ttl = Duration::from_millis(TTL_MS);
+    assert!(due_leases(&clock, 1, &state, t0, 10).is_empty());
+    let grant = Command::GrantLease {
+        lease_id: LeaseId(3),
+        ttl_ms: TTL_MS,
+        lock_order: LockOrder::default(),
+        lock_delay_ms: 0,
+    };
+    apply_and_tell(&clock, &mut state, grant);
+    let revoke = Command::RevokeLease {
+        lease_id: LeaseId(1),
+    };
+    apply_and_tell(&clock, &mut state, revoke);
+    // Lease 3 is met by this sweep: a full ttl from now.
+    assert!(due_leases(&clock, 1, &state, t0 + ttl / 2, 10).is_empty());
+    assert_eq!(
+        due_leases(&clock, 1, &state, t0 + ttl, 10),
+        vec![LeaseId(2)]
+    );
+    let expire = Command::ExpireLease {
+        lease_id: LeaseId(2),
+    };
+    apply_and_tell(&clock, &mut state, expire);
+    assert_eq!(clock.known_count(), 1, "lease 3 alone");
+    let later = t0 + ttl * 3 / 2;
+    assert_eq!(due_leases(&clock, 1, &state, later, 10), vec![LeaseId(3)]);
+}
+
+#[tokio::test]
+async fn an_installed_snapshot_is_walked_for_leases_the_clock_has_not_seen() {
+    let clock = LeaseClock::default();
+    let t0 = Instant::now();
+    assert!(due_leases(&clock, 1, &AppliedState::default(), t0, 10).is_empty());
+    let ttl = Duration::from_millis(TTL_MS);
+    let state = state_with_two_leases();
+    learn_leases(&clock, &Notice::Restored(&state.table));
+    // Met at the next sweep: a full ttl from then.
+    assert!(due_leases(&clock, 1, &state, t0 + ttl / 2, 10).is_empty());
+    assert!(due_leases(&clock, 1, &state, t0 + ttl, 10).is_empty());
+    let due = due_leases(&clock, 1, &state, t0 + ttl * 3 / 2, 10);
+    assert_eq!(due, vec![LeaseId(1), LeaseId(2)]);
+}
+
 /// Semaphores the crowd of [`crowded_state`] waits on.
 const CROWD_SEMAPHORES: u128 = 1_000;
 /// Locks of [`crowded_state`] under lock-delay.
@@ -135,7 +197,10 @@ async fn a_sweep_tick_over_a_million_leases() {
         leases += at.elapsed();
         assert!(due.is_empty());
         let at = std::time::Instant::now();
-        assert!(state.table.overdue_waiters(now_ms.saturating_sub(2_000)).is_empty());
+        assert!(state
+            .table
+            .overdue_waiters(now_ms.saturating_sub(2_000))
+            .is_empty());
         waits += at.elapsed();
         let at = std::time::Instant::now();
         assert!(!state.table.has_due_lock_delays(now_ms));

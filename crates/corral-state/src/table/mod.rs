@@ -66,7 +66,7 @@ use crate::idempotency::{Recall, RememberedResponses};
 use crate::kv::{kv_cost, FencedValue, KvKey};
 use crate::lease::{Lease, LeaseId, LockOrder};
 use crate::lock::{Kind, Lock, LockName};
-use crate::outcome::{Applied, Event, Limit, Outcome, Refusal, Response};
+use crate::outcome::{Applied, Event, LeaseChange, Limit, Outcome, Refusal, Response};
 use crate::timeline::{TimelineEvent, Timelines};
 use crate::token::FencingToken;
 use crate::work::Queues;
@@ -267,10 +267,7 @@ impl LockTable {
         let token_before = self.last_token;
         let subject = record::Subject::of(&command);
         let holding = self.holds_ended_by(&command);
-        let expiry = match &command {
-            Command::ExpireLease { lease_id } => Some(*lease_id),
-            _ => None,
-        };
+        let lease_change = lease_change_of(&command);
         let mut events = Vec::new();
         let response = self.execute(command, caller, &mut events);
         assert!(
@@ -286,12 +283,20 @@ impl LockTable {
             Ok(_) => self.ended(holding),
             Err(_) => Vec::new(),
         };
-        let expired_lease = expiry.filter(|_| response.is_ok());
+        let lease_change = lease_change.filter(|_| response.is_ok());
+        let expired_lease = match lease_change {
+            Some(LeaseChange::Ended {
+                lease_id,
+                expired: true,
+            }) => Some(lease_id),
+            _ => None,
+        };
         Applied {
             response,
             events,
             ended,
             expired_lease,
+            lease_change,
         }
     }
 
@@ -735,5 +740,27 @@ impl LockTable {
         self.leases
             .get_mut(&lease_id)
             .expect("a lease in a lock is live")
+    }
+}
+
+/// What `command` does to the set of live leases, if it applies.
+fn lease_change_of(command: &Command) -> Option<LeaseChange> {
+    match command {
+        Command::GrantLease {
+            lease_id, ttl_ms, ..
+        } => Some(LeaseChange::Granted {
+            lease_id: *lease_id,
+            ttl_ms: *ttl_ms,
+        }),
+        Command::RevokeLease { lease_id } => Some(LeaseChange::Ended {
+            lease_id: *lease_id,
+            expired: false,
+        }),
+        Command::ExpireLease { lease_id } => Some(LeaseChange::Ended {
+            lease_id: *lease_id,
+            expired: true,
+        }),
+        Command::Restore { .. } => Some(LeaseChange::Replaced),
+        _ => None,
     }
 }

@@ -13,6 +13,23 @@
 //! (not leader, or its quorum lease ran out); an entry that was appended
 //! either commits in its term or the term ends. Terms only move forward: a
 //! call for an older term changes nothing.
+//!
+//! A sweep costs what is due and what changed, not what lives. The
+//! deadlines are also kept in time order, so that
+//! [`LeaseClock::take_due`] takes the earliest until it reaches one still
+//! to come. The term's first sweep walks the table and gives every lease
+//! a full ttl from then. After that the clock learns of leases as their
+//! commands apply on this node ([`LeaseClock::lease_granted`],
+//! [`LeaseClock::lease_ended`]): the next sweep gives a lease granted
+//! since a full ttl from then, as the walk would have (a keepalive that
+//! came first keeps its deadline), and an ended lease is forgotten at
+//! once. Only a table replaced whole ([`LeaseClock::table_replaced`]) is
+//! walked again. The news of an applied command reaches the clock just
+//! after the state lock is released, so a sweep may run in between: a
+//! grant then waits for the next sweep (its lease lives longer, never
+//! shorter), and so that no gone lease is proposed for expiry, a deadline
+//! that passes is checked against the table first; a lease found gone is
+//! forgotten there.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -20,6 +37,14 @@ use std::time::Duration;
 
 use corral_state::LeaseId;
 use tokio::time::Instant;
+
+/// The live leases, as the clock reads them from the applied table.
+pub trait LiveLeases {
+    /// Every live lease with its ttl.
+    fn each(&self) -> impl Iterator<Item = (LeaseId, Duration)>;
+    /// Whether `lease_id` is live.
+    fn is_live(&self, lease_id: LeaseId) -> bool;
+}
 
 /// Deadlines of the current leader term.
 #[derive(Default)]
@@ -31,8 +56,17 @@ pub struct LeaseClock {
 struct Deadlines {
     /// The leader term these deadlines belong to.
     term: Option<u64>,
+    /// Whether every lease of the table has a deadline (it was walked in
+    /// this term, and not replaced since), or is in `granted`.
+    met_all: bool,
+    /// Leases granted since the last sweep, with their ttls: the next
+    /// sweep gives them their deadlines.
+    granted: BTreeMap<LeaseId, Duration>,
     /// When each known lease is due.
     due_at: BTreeMap<LeaseId, Instant>,
+    /// The deadlines of `due_at` in time order, less those of the
+    /// `expiring` leases: what a sweep takes due leases from.
+    by_deadline: BTreeSet<(Instant, LeaseId)>,
     /// Leases whose expiry has been proposed in this term.
     expiring: BTreeSet<LeaseId>,
 }
@@ -52,6 +86,31 @@ impl Deadlines {
                 true
             }
         }
+    }
+
+    /// Sets the deadline of a lease that is not expiring.
+    fn set(&mut self, lease_id: LeaseId, at: Instant) {
+        if let Some(before) = self.due_at.insert(lease_id, at) {
+            self.by_deadline.remove(&(before, lease_id));
+        }
+        self.by_deadline.insert((at, lease_id));
+    }
+
+    /// Gives a lease first seen in this term a deadline of `at`; one it
+    /// has already keeps its own.
+    fn meet(&mut self, lease_id: LeaseId, at: Instant) {
+        if !self.due_at.contains_key(&lease_id) {
+            self.set(lease_id, at);
+        }
+    }
+
+    /// Forgets a lease that is gone.
+    fn forget(&mut self, lease_id: LeaseId) {
+        if let Some(at) = self.due_at.remove(&lease_id) {
+            self.by_deadline.remove(&(at, lease_id));
+        }
+        self.expiring.remove(&lease_id);
+        self.granted.remove(&lease_id);
     }
 }
 
@@ -77,7 +136,7 @@ impl LeaseClock {
         if d.expiring.contains(&lease_id) {
             return Renewal::Expiring;
         }
-        d.due_at.insert(lease_id, now + ttl);
+        d.set(lease_id, now + ttl);
         Renewal::Renewed
     }
 
@@ -85,18 +144,23 @@ impl LeaseClock {
     /// appending it, so that the next sweep proposes it again.
     pub fn unmark(&self, term: u64, lease_id: LeaseId) {
         let mut d = self.lock();
-        if d.term == Some(term) {
-            d.expiring.remove(&lease_id);
+        if d.term == Some(term) && d.expiring.remove(&lease_id) {
+            if let Some(at) = d.due_at.get(&lease_id).copied() {
+                d.by_deadline.insert((at, lease_id));
+            }
         }
     }
 
-    /// Brings the deadlines in line with the live leases (a lease first seen
-    /// gets a full ttl from `now`), then marks as expiring and returns at
-    /// most `max` leases whose deadline has passed.
+    /// Marks as expiring and returns, in id order, at most `max` leases
+    /// whose deadline has passed: those whose deadline passed first, when
+    /// more are due. Leases it has not seen yet (every lease of `leases`
+    /// in the term's first call and the first after the table was
+    /// replaced; those granted since the last call otherwise) first get a
+    /// full ttl from `now`.
     pub fn take_due(
         &self,
         term: u64,
-        live: impl Iterator<Item = (LeaseId, Duration)>,
+        leases: &impl LiveLeases,
         now: Instant,
         max: usize,
     ) -> Vec<LeaseId> {
@@ -104,23 +168,56 @@ impl LeaseClock {
         if !d.enter_term(term) {
             return Vec::new();
         }
-        let mut seen = BTreeSet::new();
-        for (lease_id, ttl) in live {
-            seen.insert(lease_id);
-            d.due_at.entry(lease_id).or_insert(now + ttl);
+        if !d.met_all {
+            d.granted.clear();
+            for (lease_id, ttl) in leases.each() {
+                d.meet(lease_id, now + ttl);
+            }
+            d.met_all = true;
         }
-        d.due_at.retain(|id, _| seen.contains(id));
-        d.expiring.retain(|id| seen.contains(id));
-        let mut due: Vec<LeaseId> = d
-            .due_at
-            .iter()
-            .filter(|&(id, at)| *at <= now && !d.expiring.contains(id))
-            .map(|(id, _)| *id)
-            .take(max)
-            .collect();
+        for (lease_id, ttl) in std::mem::take(&mut d.granted) {
+            d.meet(lease_id, now + ttl);
+        }
+        let mut due = Vec::new();
+        while due.len() < max {
+            let Some(&(at, lease_id)) = d.by_deadline.first() else {
+                break;
+            };
+            if at > now {
+                break;
+            }
+            if !leases.is_live(lease_id) {
+                // Its end applied, and the news is on its way.
+                d.forget(lease_id);
+                continue;
+            }
+            d.by_deadline.pop_first();
+            d.expiring.insert(lease_id);
+            due.push(lease_id);
+        }
         due.sort();
-        d.expiring.extend(due.iter().copied());
         due
+    }
+
+    /// A lease was granted: while this node keeps deadlines, the next
+    /// sweep gives it a full ttl, unless it has a deadline by then.
+    pub fn lease_granted(&self, lease_id: LeaseId, ttl: Duration) {
+        let mut d = self.lock();
+        if d.term.is_some() && d.met_all {
+            d.granted.insert(lease_id, ttl);
+        }
+    }
+
+    /// A lease was revoked or expired: its deadline and mark go.
+    pub fn lease_ended(&self, lease_id: LeaseId) {
+        self.lock().forget(lease_id);
+    }
+
+    /// The whole table was replaced (a snapshot installed, a backup
+    /// restored) without the grants that led to it: the next sweep walks
+    /// it for leases this clock has not seen.
+    pub fn table_replaced(&self) {
+        self.lock().met_all = false;
     }
 
     /// Forgets every deadline: this node is not leader.
@@ -132,6 +229,12 @@ impl LeaseClock {
     #[cfg(test)]
     pub fn expiring_count(&self) -> usize {
         self.lock().expiring.len()
+    }
+
+    /// How many leases have a deadline.
+    #[cfg(test)]
+    pub fn known_count(&self) -> usize {
+        self.lock().due_at.len()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Deadlines> {

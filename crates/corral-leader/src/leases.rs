@@ -1,14 +1,25 @@
 //! The leader's lease rules over the applied table, shared by the server
-//! and the simulation: which leases a keepalive renews, and which leases a
-//! sweep expires.
+//! and the simulation: which leases a keepalive renews, which leases a
+//! sweep expires, and what the lease clock learns as commands apply.
 
 use std::time::Duration;
 
-use corral_raft::AppliedState;
-use corral_state::LeaseId;
+use corral_raft::{AppliedState, Notice};
+use corral_state::{LeaseChange, LeaseId, LockTable};
 use tokio::time::Instant;
 
-use crate::{LeaseClock, Renewal};
+use crate::{LeaseClock, LiveLeases, Renewal};
+
+impl LiveLeases for LockTable {
+    fn each(&self) -> impl Iterator<Item = (LeaseId, Duration)> {
+        self.leases()
+            .map(|(id, lease)| (*id, Duration::from_millis(lease.ttl_ms)))
+    }
+
+    fn is_live(&self, lease_id: LeaseId) -> bool {
+        self.lease(lease_id).is_some()
+    }
+}
 
 /// Renews `lease_ids` in leader term `term`: one answer per lease, in
 /// order, with its ttl in milliseconds, or `None` when the lease is gone or
@@ -53,11 +64,27 @@ pub fn due_leases(
     now: Instant,
     max: usize,
 ) -> Vec<LeaseId> {
-    let live = state
-        .table
-        .leases()
-        .map(|(id, lease)| (*id, Duration::from_millis(lease.ttl_ms)));
-    clock.take_due(term, live, now, max)
+    clock.take_due(term, &state.table, now, max)
+}
+
+/// Tells `clock` what an applied entry or an installed snapshot did to the
+/// leases: every notice of a node's state machine goes through here, so
+/// that the leader's sweep need not walk the table to find new leases.
+pub fn learn_leases(clock: &LeaseClock, notice: &Notice<'_>) {
+    match notice {
+        Notice::Applied {
+            lease_change: Some(change),
+            ..
+        } => match *change {
+            LeaseChange::Granted { lease_id, ttl_ms } => {
+                clock.lease_granted(lease_id, Duration::from_millis(ttl_ms));
+            }
+            LeaseChange::Ended { lease_id, .. } => clock.lease_ended(lease_id),
+            LeaseChange::Replaced => clock.table_replaced(),
+        },
+        Notice::Applied { .. } => {}
+        Notice::Restored(_) => clock.table_replaced(),
+    }
 }
 
 #[cfg(test)]

@@ -5,15 +5,16 @@
 //!   clock;
 //! - [`LeaseClock`]: lease deadlines, renewed by keepalives and expired by
 //!   the leader's sweep, within one leader term;
-//! - [`renew_leases`] and [`due_leases`]: which leases a keepalive renews
-//!   and which a sweep expires.
+//! - [`renew_leases`], [`due_leases`] and [`learn_leases`]: which leases a
+//!   keepalive renews, which a sweep expires, and what the lease clock
+//!   learns of them as commands apply.
 
 mod lease_clock;
 mod leases;
 mod sm_clock;
 mod stamp;
 
-pub use lease_clock::{LeaseClock, Renewal};
-pub use leases::{due_leases, renew_leases};
+pub use lease_clock::{LeaseClock, LiveLeases, Renewal};
+pub use leases::{due_leases, learn_leases, renew_leases};
 pub use sm_clock::{Anchor, SmClock};
 pub use stamp::{sm_now_ms_in, stamp_ms};

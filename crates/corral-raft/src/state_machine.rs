@@ -9,7 +9,7 @@
 use std::io::Cursor;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
-use corral_state::{EndedHold, Event, LeaseId, LockTable, QueueTally};
+use corral_state::{EndedHold, Event, LeaseChange, LeaseId, LockTable, QueueTally};
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::EntryPayload;
@@ -36,6 +36,9 @@ pub enum Notice<'a> {
         ended: Vec<EndedHold>,
         /// The lease it expired.
         expired_lease: Option<LeaseId>,
+        /// The lease it granted or ended, or that it replaced every lease,
+        /// for the leader's lease deadlines.
+        lease_change: Option<LeaseChange>,
         /// What it did to the work queues.
         queue: QueueTally,
     },
@@ -221,7 +224,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         S: Stream<Item = Result<EntryResponder<TypeConfig>, std::io::Error>> + Unpin + Send,
     {
         while let Some((entry, responder)) = entries.try_next().await? {
-            let mut notice = (Vec::new(), Vec::new(), None, QueueTally::default());
+            let mut notice = (Vec::new(), Vec::new(), None, None, QueueTally::default());
             let reply = {
                 let mut state = self.state.write().expect("state lock");
                 state.last_applied = Some(entry.log_id);
@@ -230,7 +233,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     EntryPayload::Normal(proposal) => {
                         let applied = state.table.apply(proposal);
                         let queue = applied.queue_tally();
-                        notice = (applied.events, applied.ended, applied.expired_lease, queue);
+                        notice = (
+                            applied.events,
+                            applied.ended,
+                            applied.expired_lease,
+                            applied.lease_change,
+                            queue,
+                        );
                         Some(applied.response)
                     }
                     EntryPayload::Membership(membership) => {
@@ -251,11 +260,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             };
             // Sent after every entry, events or not: it also tells waiting
             // readers (election observers) that the state moved.
-            let (events, ended, expired_lease, queue) = notice;
+            let (events, ended, expired_lease, lease_change, queue) = notice;
             (self.events)(Notice::Applied {
                 events,
                 ended,
                 expired_lease,
+                lease_change,
                 queue,
             });
             if let Some(responder) = responder {

@@ -317,6 +317,7 @@ async fn start_node(config: &ServerConfig) -> Result<Node, ServeError> {
     let peers = corral_raft::PeerClients::for_cluster(config.peer_tls.as_ref(), Some(&identity))?;
     let waits = WaitRegistry::default();
     let metrics = Arc::new(metrics::Metrics::new());
+    let clock = Arc::new(LeaseClock::default());
     let faults = faults_of(config);
     let started = corral_raft::start(
         config.node_id,
@@ -324,7 +325,7 @@ async fn start_node(config: &ServerConfig) -> Result<Node, ServeError> {
         config.raft,
         peers.clone(),
         faults.clone(),
-        event_sink(waits.clone(), metrics.clone()),
+        event_sink(waits.clone(), metrics.clone(), clock.clone()),
         metrics.store.clone(),
     )
     .await?;
@@ -334,7 +335,7 @@ async fn start_node(config: &ServerConfig) -> Result<Node, ServeError> {
         raft: started.raft,
         state: started.state,
         waits,
-        clock: LeaseClock::default(),
+        clock,
         sm_clock: corral_leader::SmClock::default(),
         peers: peers.clone(),
         ttl_ms_min: config.ttl_ms_min(),
@@ -361,10 +362,16 @@ async fn start_node(config: &ServerConfig) -> Result<Node, ServeError> {
     })
 }
 
-/// What the state machine tells as it applies: to the metrics, and to the
-/// requests waiting for locks.
-fn event_sink(waits: WaitRegistry, metrics: Arc<metrics::Metrics>) -> corral_raft::EventSink {
+/// What the state machine tells as it applies: to the metrics, to the
+/// lease deadlines (which the leader keeps), and to the requests waiting
+/// for locks.
+fn event_sink(
+    waits: WaitRegistry,
+    metrics: Arc<metrics::Metrics>,
+    clock: Arc<LeaseClock>,
+) -> corral_raft::EventSink {
     Arc::new(move |notice: corral_raft::Notice<'_>| {
+        corral_leader::learn_leases(&clock, &notice);
         if let corral_raft::Notice::Applied {
             ended,
             expired_lease,

@@ -116,8 +116,9 @@ pub(crate) struct Node {
     pub state: StateMachineStore,
     /// Requests waiting for locks on this node.
     pub waits: WaitRegistry,
-    /// Lease deadlines, while this node leads.
-    pub clock: LeaseClock,
+    /// Lease deadlines, while this node leads; the state machine's notices
+    /// tell it of leases as they are granted and end.
+    pub clock: Arc<LeaseClock>,
     /// State-machine time, while this node leads.
     pub sm_clock: SmClock,
     /// The pooled client for peers.

@@ -16,6 +16,7 @@ fn notice(events: Vec<Event>) -> Notice<'static> {
         events,
         ended: Vec::new(),
         expired_lease: None,
+        lease_change: None,
         queue: Default::default(),
     }
 }

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use corral_leader::{learn_leases, LeaseClock};
 use corral_raft::{
     raft_config, start_on, AppliedState, EventSink, NodeId, NodeParts, Notice, RaftSettings,
     Replica, StateMachineStore, StoreMetrics,
@@ -102,13 +103,14 @@ impl Cluster {
             _ => return,
         };
         let disk = SimDisk::new(platter, self.rng.clone(), SYNC_MS_MAX);
+        let lease_clock = Arc::<LeaseClock>::default();
         let parts = NodeParts {
             disk: Arc::new(disk.clone()),
             network: SimTransport {
                 from: id,
                 net: self.net.clone(),
             },
-            events: self.expiries(),
+            events: self.notices(lease_clock.clone()),
             metrics: StoreMetrics::default(),
         };
         let config = raft_config(settings()).expect("the simulation's raft settings are valid");
@@ -122,7 +124,7 @@ impl Cluster {
             replica: started.raft,
             state: started.state,
             sm_clock: Arc::default(),
-            lease_clock: Arc::default(),
+            lease_clock,
             recovered: Arc::default(),
             clocks: self.clocks.clone(),
             net: self.net.clone(),
@@ -138,10 +140,13 @@ impl Cluster {
         }
     }
 
-    /// Tells the history of every lease expiry a node applies.
-    fn expiries(&self) -> EventSink {
+    /// Tells the history of every lease expiry a node applies, and the
+    /// node's lease clock of every lease granted and ended, as corral's
+    /// server does.
+    fn notices(&self, lease_clock: Arc<LeaseClock>) -> EventSink {
         let history = self.history.clone();
         Arc::new(move |notice| {
+            learn_leases(&lease_clock, &notice);
             if let Notice::Applied {
                 expired_lease: Some(lease_id),
                 ..

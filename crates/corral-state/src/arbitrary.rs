@@ -65,6 +65,19 @@ pub fn command() -> impl Strategy<Value = Command> {
     ]
 }
 
+/// The commands of leases, locks, semaphores, elections and lock-delays
+/// alone, which neither auth nor the work queues refuse: sequences of them
+/// queue, hand off and delay far more often than those of [`command`].
+pub fn lock_command() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        3 => lease_commands(),
+        3 => acquire_commands(),
+        3 => release_commands(),
+        2 => cluster_commands(),
+        3 => election_commands(),
+    ]
+}
+
 /// Two queues: `q`, whose dead letters go to `r` when so configured, and
 /// `r`.
 fn queue() -> impl Strategy<Value = LockName> {

@@ -73,7 +73,7 @@ pub use kv::{Fence, FencedValue, KvKey, KV_VALUE_BYTES_MAX};
 pub use lease::{Lease, LeaseId, LeaseIdError, LockOrder, WaitGroup};
 pub use lock::{Grant, Kind, Lock, LockName, LockNameError, Mode, Waiter, LOCK_NAME_BYTES_MAX};
 pub use outcome::{
-    Applied, EndedHold, Event, HoldEnd, Limit, Outcome, QueueTally, Refusal, Response,
+    Applied, EndedHold, Event, HoldEnd, LeaseChange, Limit, Outcome, QueueTally, Refusal, Response,
     ReturnReason, WaitEdge,
 };
 pub use table::{check_lock_order, BrokenInvariant, LockOrderError, LockTable, TOKENS_LEFT_MIN};

@@ -535,6 +535,8 @@ pub struct Applied {
     pub ended: Vec<EndedHold>,
     /// The lease it expired, if it was an expiry.
     pub expired_lease: Option<LeaseId>,
+    /// The lease it granted or ended, or that it replaced every lease.
+    pub lease_change: Option<LeaseChange>,
 }
 
 impl Applied {
@@ -545,8 +547,31 @@ impl Applied {
             events: Vec::new(),
             ended: Vec::new(),
             expired_lease: None,
+            lease_change: None,
         }
     }
+}
+
+/// What a command did to the set of live leases: what the leader's lease
+/// clock, which keeps a deadline for each, learns from as they apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseChange {
+    /// A lease was granted.
+    Granted {
+        /// The new lease.
+        lease_id: LeaseId,
+        /// Its time to live.
+        ttl_ms: u64,
+    },
+    /// A lease was revoked or expired.
+    Ended {
+        /// The lease that is gone.
+        lease_id: LeaseId,
+        /// Whether it expired (rather than was revoked).
+        expired: bool,
+    },
+    /// A backup was restored: the table, and every lease in it, replaced.
+    Replaced,
 }
 
 /// A hold that a command ended.

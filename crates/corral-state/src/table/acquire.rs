@@ -200,13 +200,13 @@ impl LockTable {
             return Err(busy(lock));
         }
         if let Some(position) = lock.position(ask.lease_id) {
-            let waiter = &mut lock.waiters[position];
+            let waiter = &lock.waiters[position];
             if waiter.grouped {
                 return Err(Refusal::AlreadyWaiting { name: ask.name });
             }
             check_same(ask.kind, waiter.mode, waiter.permits, &ask.claim)?;
             // A retried wait keeps its place; the later deadline counts.
-            waiter.deadline_ms = waiter.deadline_ms.max(deadline_ms);
+            self.extend_wait(ask.kind, &ask.name, position, deadline_ms);
             return Ok(Outcome::Queued {
                 position,
                 after_token,
@@ -369,12 +369,11 @@ impl LockTable {
         let deadline_ms = self.now_ms.saturating_add(wait_ms);
         let mut position = 0;
         for name in waited {
-            let lock = self.locks.get_mut(name).expect("a waited lock is in use");
+            let lock = self.locks.get(name).expect("a waited lock is in use");
             let at = lock
                 .position(lease_id)
                 .expect("a waited lock queues the lease");
-            let waiter = &mut lock.waiters[at];
-            waiter.deadline_ms = waiter.deadline_ms.max(deadline_ms);
+            self.extend_wait(Kind::Lock, name, at, deadline_ms);
             position = position.max(at);
         }
         Ok(Outcome::Queued {
@@ -456,15 +455,13 @@ impl LockTable {
         grouped: bool,
     ) -> usize {
         let queued_at_ms = self.now_ms;
-        let lock = self
-            .map_mut(kind)
-            .get_mut(name)
-            .expect("a queue is joined on a lock in use");
         debug_assert!(
-            lock.position(lease_id).is_none() && !lock.holders.contains_key(&lease_id),
-            "a lease joins a queue only of a lock it neither holds nor waits for"
+            self.map(kind).get(name).is_some_and(|lock| {
+                lock.position(lease_id).is_none() && !lock.holders.contains_key(&lease_id)
+            }),
+            "a lease joins a queue only of a lock in use that it neither holds nor waits for"
         );
-        lock.waiters.push_back(Waiter {
+        let waiter = Waiter {
             lease_id,
             mode: claim.mode,
             permits: claim.permits,
@@ -472,8 +469,8 @@ impl LockTable {
             grouped,
             queued_at_ms,
             deadline_ms,
-        });
-        let position = lock.waiters.len() - 1;
+        };
+        let position = self.push_waiter(kind, name, waiter);
         self.lease_mut(lease_id)
             .waited_mut(kind)
             .insert(name.clone());

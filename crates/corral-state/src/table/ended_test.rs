@@ -68,3 +68,32 @@ fn refused_or_idle_commands_end_nothing() {
     assert!(applied.ended.is_empty());
     assert_eq!(applied.expired_lease, None);
 }
+
+#[test]
+fn a_command_reports_the_lease_it_granted_or_ended_for_the_lease_clock() {
+    let mut s = Story::new();
+    let grant = Command::GrantLease {
+        lease_id: id(1),
+        ttl_ms: 7_000,
+        lock_order: LockOrder::None,
+        lock_delay_ms: 0,
+    };
+    let granted = LeaseChange::Granted {
+        lease_id: id(1),
+        ttl_ms: 7_000,
+    };
+    assert_eq!(s.run(grant.clone()).lease_change, Some(granted));
+    assert_eq!(s.run(grant).lease_change, None, "refused: it exists");
+    s.lease(2);
+    let revoked = s.run(Command::RevokeLease { lease_id: id(1) });
+    let ended = |n, expired| LeaseChange::Ended {
+        lease_id: id(n),
+        expired,
+    };
+    assert_eq!(revoked.lease_change, Some(ended(1, false)));
+    let expired = s.run(Command::ExpireLease { lease_id: id(2) });
+    assert_eq!(expired.lease_change, Some(ended(2, true)));
+    let unknown = s.run(Command::ExpireLease { lease_id: id(2) });
+    assert_eq!(unknown.lease_change, None);
+    assert_eq!(s.release(3, "a").lease_change, None);
+}

@@ -67,6 +67,9 @@ pub enum BrokenInvariant {
     /// The claims indexed by lease disagree with the queues' items.
     #[error("the claims of each lease disagree with the queues' items")]
     QueueClaims,
+    /// The index of wait and lock-delay deadlines disagrees with the locks.
+    #[error("the deadlines of waits and lock-delays disagree with the locks")]
+    Deadlines,
     /// The wait-for graph has a cycle: a deadlock went undetected.
     #[error("the wait-for graph has a cycle")]
     WaitCycle,
@@ -101,6 +104,9 @@ impl LockTable {
         self.check_store()?;
         self.check_auth()?;
         self.check_queues()?;
+        if self.walked_deadlines() != self.deadlines {
+            return Err(BrokenInvariant::Deadlines);
+        }
         if !self.wait_graph_is_acyclic() {
             return Err(BrokenInvariant::WaitCycle);
         }

@@ -1,11 +1,14 @@
 //! The lock table: the replicated state and its apply function.
 //!
 //! The table's methods are split by concern: `acquire` (taking, releasing
-//! and withdrawing), `queue` (granting waiters, lock-delay), `deadlock` (the
-//! wait-for graph), `order` (lock ordering) and `invariants`.
+//! and withdrawing), `queue` (granting waiters, lock-delay), `deadlines`
+//! (the time-ordered index of waits and lock-delays the leader's sweep
+//! reads), `deadlock` (the wait-for graph), `order` (lock ordering) and
+//! `invariants`.
 
 mod acquire;
 mod auth;
+mod deadlines;
 mod deadlock;
 mod ended;
 mod invariants;
@@ -63,7 +66,7 @@ use crate::idempotency::{Recall, RememberedResponses};
 use crate::kv::{kv_cost, FencedValue, KvKey};
 use crate::lease::{Lease, LeaseId, LockOrder};
 use crate::lock::{Kind, Lock, LockName};
-use crate::outcome::{Applied, Event, Limit, Outcome, Refusal, Response};
+use crate::outcome::{Applied, Event, LeaseChange, Limit, Outcome, Refusal, Response};
 use crate::timeline::{TimelineEvent, Timelines};
 use crate::token::FencingToken;
 use crate::work::Queues;
@@ -137,11 +140,15 @@ pub struct LockTable {
     /// The work queues.
     #[serde(default)]
     queues: Queues,
+    /// When each waiter's wait and each lock-delay ends, in time order;
+    /// derived from the locks, so not in snapshots.
+    #[serde(skip)]
+    deadlines: deadlines::Deadlines,
 }
 
 /// Two tables are equal when what they replicate is: the indexes derived
-/// from it (byte counts, owners) are left out, as a decoded table has them
-/// only once [`LockTable::rebuild_derived`] ran.
+/// from it (byte counts, owners, deadlines) are left out, as a decoded
+/// table has them only once [`LockTable::rebuild_derived`] ran.
 impl PartialEq for LockTable {
     fn eq(&self, other: &LockTable) -> bool {
         // Destructured, so that a new field does not compile until it is
@@ -164,6 +171,7 @@ impl PartialEq for LockTable {
             restored,
             retired_nodes,
             queues,
+            deadlines: _,
         } = self;
         *now_ms == other.now_ms
             && *last_token == other.last_token
@@ -259,10 +267,7 @@ impl LockTable {
         let token_before = self.last_token;
         let subject = record::Subject::of(&command);
         let holding = self.holds_ended_by(&command);
-        let expiry = match &command {
-            Command::ExpireLease { lease_id } => Some(*lease_id),
-            _ => None,
-        };
+        let lease_change = lease_change_of(&command);
         let mut events = Vec::new();
         let response = self.execute(command, caller, &mut events);
         assert!(
@@ -278,12 +283,20 @@ impl LockTable {
             Ok(_) => self.ended(holding),
             Err(_) => Vec::new(),
         };
-        let expired_lease = expiry.filter(|_| response.is_ok());
+        let lease_change = lease_change.filter(|_| response.is_ok());
+        let expired_lease = match lease_change {
+            Some(LeaseChange::Ended {
+                lease_id,
+                expired: true,
+            }) => Some(lease_id),
+            _ => None,
+        };
         Applied {
             response,
             events,
             ended,
             expired_lease,
+            lease_change,
         }
     }
 
@@ -503,10 +516,12 @@ impl LockTable {
     }
 
     /// Rebuilds what a decoded snapshot does not carry: the fenced store's
-    /// byte count, and the queued names of acquire-alls written before
-    /// those were recorded. Call it on every table decoded from bytes.
+    /// byte count, the deadline index, and the queued names of
+    /// acquire-alls written before those were recorded. Call it on every
+    /// table decoded from bytes.
     pub fn rebuild_derived(&mut self) {
         self.queues.rebuild_derived();
+        self.deadlines = self.walked_deadlines();
         self.kv_bytes = self.kv.iter().map(|(k, v)| kv_cost(k, v)).sum();
         self.tokens.rebuild_derived();
         self.owned_leases.clear();
@@ -619,34 +634,6 @@ impl LockTable {
         self.with_prefix(Kind::Lock, prefix)
     }
 
-    /// Waits whose deadline is before `now_ms`, oldest deadline first.
-    ///
-    /// The request that queued a waiter cancels it when its wait runs out;
-    /// the leader uses this list to cancel the waits whose request is gone.
-    pub fn overdue_waiters(&self, now_ms: u64) -> Vec<(Kind, LeaseId, LockName)> {
-        let mut overdue: Vec<(u64, Kind, LeaseId, LockName)> = Vec::new();
-        for kind in Kind::ALL {
-            for (name, lock) in self.map(kind) {
-                for w in lock.waiters.iter().filter(|w| w.deadline_ms < now_ms) {
-                    overdue.push((w.deadline_ms, kind, w.lease_id, name.clone()));
-                }
-            }
-        }
-        overdue.sort();
-        overdue
-            .into_iter()
-            .map(|(_, kind, id, name)| (kind, id, name))
-            .collect()
-    }
-
-    /// Whether some lock's lock-delay has run out by `now_ms`, so that the
-    /// leader should propose [`Command::LiftLockDelays`].
-    pub fn has_due_lock_delays(&self, now_ms: u64) -> bool {
-        self.locks
-            .values()
-            .any(|l| l.delayed_until_ms > 0 && l.delayed_until_ms <= now_ms)
-    }
-
     fn map(&self, kind: Kind) -> &BTreeMap<LockName, Lock> {
         match kind {
             Kind::Lock => &self.locks,
@@ -736,8 +723,7 @@ impl LockTable {
         if expired && lease.lock_delay_ms > 0 {
             let until_ms = self.now_ms.saturating_add(lease.lock_delay_ms);
             for name in &lease.holds {
-                let lock = self.locks.get_mut(name).expect("a held lock is in use");
-                lock.delayed_until_ms = lock.delayed_until_ms.max(until_ms);
+                self.delay_lock(name, until_ms);
             }
         }
         for kind in Kind::ALL {
@@ -761,5 +747,27 @@ impl LockTable {
         self.leases
             .get_mut(&lease_id)
             .expect("a lease in a lock is live")
+    }
+}
+
+/// What `command` does to the set of live leases, if it applies.
+fn lease_change_of(command: &Command) -> Option<LeaseChange> {
+    match command {
+        Command::GrantLease {
+            lease_id, ttl_ms, ..
+        } => Some(LeaseChange::Granted {
+            lease_id: *lease_id,
+            ttl_ms: *ttl_ms,
+        }),
+        Command::RevokeLease { lease_id } => Some(LeaseChange::Ended {
+            lease_id: *lease_id,
+            expired: false,
+        }),
+        Command::ExpireLease { lease_id } => Some(LeaseChange::Ended {
+            lease_id: *lease_id,
+            expired: true,
+        }),
+        Command::Restore { .. } => Some(LeaseChange::Replaced),
+        _ => None,
     }
 }

@@ -1,13 +1,15 @@
 //! Properties over random command sequences: every invariant after every
 //! command, rising tokens, all-or-nothing acquire-all, replicas that agree,
-//! and no wait that ends without a reason; and, for commands with values
-//! at and past their bounds under a clock that jumps, no panic.
+//! no wait that ends without a reason, and the sweep's overdue waits and
+//! due lock-delays as a walk over every lock finds them; and, for commands
+//! with values at and past their bounds under a clock that jumps, no
+//! panic.
 
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 
-use crate::arbitrary::{caller, command, extreme_command};
+use crate::arbitrary::{caller, command, extreme_command, lock_command};
 use crate::idempotency::Recall;
 use crate::*;
 
@@ -28,6 +30,43 @@ fn waits_of(table: &LockTable) -> BTreeSet<Wait> {
                 })
         })
         .collect()
+}
+
+/// The overdue waits, oldest deadline first, and whether a lock-delay is
+/// due, at `now_ms`, found by walking every lock and queue: what the
+/// sweep's indexed queries must answer.
+fn due_by_walk(table: &LockTable, now_ms: u64) -> (Vec<Wait>, bool) {
+    let mut overdue = Vec::new();
+    let mut delay_due = false;
+    for kind in Kind::ALL {
+        for (name, lock) in table.with_prefix(kind, "") {
+            for w in lock.waiters.iter().filter(|w| w.deadline_ms < now_ms) {
+                overdue.push((w.deadline_ms, kind, w.lease_id, name.clone()));
+            }
+            delay_due |= lock.delayed_until_ms > 0 && lock.delayed_until_ms <= now_ms;
+        }
+    }
+    overdue.sort();
+    let overdue = overdue
+        .into_iter()
+        .map(|(_, kind, id, name)| (kind, id, name));
+    (overdue.collect(), delay_due)
+}
+
+/// Whether the sweep's queries answer at times around `now_ms` (the
+/// random commands wait 100 ms and delay 200 ms) as the walk does.
+fn sweep_agrees_with_walk(table: &LockTable, now_ms: u64) -> Result<(), TestCaseError> {
+    for at_ms in (0..=400)
+        .step_by(25)
+        .map(|ms| (now_ms + ms).saturating_sub(100))
+    {
+        let indexed = (
+            table.overdue_waiters(at_ms),
+            table.has_due_lock_delays(at_ms),
+        );
+        prop_assert_eq!(indexed, due_by_walk(table, at_ms), "at {} ms", at_ms);
+    }
+    Ok(())
 }
 
 /// `value` through its JSON encoding and back.
@@ -200,6 +239,8 @@ proptest! {
             if snapshot_here {
                 replica = restored(&table);
             }
+            sweep_agrees_with_walk(&table, now_ms)?;
+            sweep_agrees_with_walk(&replica, now_ms)?;
             if retried {
                 // A remembered answer: nothing but time and the memory of
                 // answers may change.
@@ -385,5 +426,36 @@ proptest! {
             }
         }
         prop_assert_eq!(&table, &replica);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Over lock commands alone (most of `command`'s sequences turn auth
+    /// on early, after which few commands queue anything), applied and
+    /// restored from snapshots: every invariant holds, and the sweep's
+    /// overdue waits and due lock-delays are what a walk over every lock
+    /// finds.
+    #[test]
+    fn lock_commands_keep_the_sweeps_deadlines(
+        steps in prop::collection::vec(
+            (0u64..50, lock_command(), prop::bool::weighted(0.1)),
+            1..150,
+        )
+    ) {
+        let mut table = LockTable::new();
+        let mut now_ms = 0;
+        for (step_ms, command, snapshot_here) in steps {
+            now_ms += step_ms;
+            table.apply(Proposal::new(now_ms, command));
+            table
+                .check_invariants()
+                .map_err(|broken| TestCaseError::fail(broken.to_string()))?;
+            if snapshot_here {
+                table = restored(&table);
+            }
+            sweep_agrees_with_walk(&table, now_ms)?;
+        }
     }
 }

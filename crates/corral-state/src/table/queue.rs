@@ -1,8 +1,6 @@
 //! Granting: handing locks and permits to their waiters in FIFO order,
 //! acquire-alls all at once, and lock-delay.
 
-use std::collections::BTreeSet;
-
 use super::LockTable;
 use crate::lease::LeaseId;
 use crate::lock::{Claim, Grant, Kind, LockName};
@@ -27,7 +25,7 @@ impl LockTable {
                 .get_mut(name)
                 .expect("a lock a lease held or waited for is in use");
             lock.holders.remove(&lease_id);
-            lock.waiters.retain(|w| w.lease_id != lease_id);
+            self.remove_waiter(kind, name, lease_id);
         }
         for name in names {
             self.grant_waiters(kind, name, events);
@@ -58,7 +56,7 @@ impl LockTable {
                 }
                 let head = lock.waiters.front().expect("a head that fits").clone();
                 if !head.grouped {
-                    lock.waiters.pop_front();
+                    self.pop_waiter(kind, &name);
                     self.lease_mut(head.lease_id).waited_mut(kind).remove(&name);
                     let grant = self.grant(kind, head.lease_id, name.clone(), head.claim());
                     events.push(Event::Granted { kind, grant });
@@ -112,8 +110,7 @@ impl LockTable {
         // granted at once re-grants them, all in name order.
         for n in &group.names {
             if waited.contains(n) {
-                let lock = self.locks.get_mut(n).expect("a waited lock is in use");
-                lock.waiters.pop_front();
+                self.pop_waiter(Kind::Lock, n);
                 self.grant(Kind::Lock, lease_id, n.clone(), Claim::lock(group.mode));
             } else if self.lease_mut(lease_id).holds.contains(n) {
                 self.regrant(Kind::Lock, lease_id, n);
@@ -186,24 +183,19 @@ impl LockTable {
     /// waiters before any new request.
     pub(super) fn lift_if_due(&mut self, name: &LockName, events: &mut Vec<Event>) {
         let now_ms = self.now_ms;
-        let Some(lock) = self.locks.get_mut(name) else {
-            return;
-        };
-        if lock.delayed_until_ms > 0 && lock.delayed_until_ms <= now_ms {
-            lock.delayed_until_ms = 0;
+        let due = self
+            .locks
+            .get(name)
+            .is_some_and(|lock| lock.delayed_until_ms > 0 && lock.delayed_until_ms <= now_ms);
+        if due {
+            self.end_delay(name);
             self.grant_waiters(Kind::Lock, name, events);
         }
     }
 
     /// Ends every lock-delay that has run out and says how many.
     pub(super) fn lift_lock_delays(&mut self, events: &mut Vec<Event>) -> usize {
-        let now_ms = self.now_ms;
-        let due: BTreeSet<LockName> = self
-            .locks
-            .iter()
-            .filter(|(_, l)| l.delayed_until_ms > 0 && l.delayed_until_ms <= now_ms)
-            .map(|(name, _)| name.clone())
-            .collect();
+        let due = self.due_lock_delays(self.now_ms);
         for name in &due {
             self.lift_if_due(name, events);
         }

@@ -25,6 +25,7 @@ fn a_restored_cluster_grants_above_the_bumped_counter() {
             last_token: FencingToken(1_001)
         })
     );
+    assert_eq!(restored.lease_change, Some(LeaseChange::Replaced));
     assert!(s.table.is_restored());
     assert_eq!(s.holder("invoice/1"), Some(id(1)), "the locks are as saved");
     assert_eq!(s.token(1, "invoice/2"), FencingToken(1_002));
@@ -33,6 +34,7 @@ fn a_restored_cluster_grants_above_the_bumped_counter() {
         table: Box::new(backup()),
     });
     assert!(matches!(again.response, Err(Refusal::Invalid { .. })));
+    assert_eq!(again.lease_change, None);
 }
 
 #[test]

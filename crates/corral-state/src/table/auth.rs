@@ -246,7 +246,7 @@ impl LockTable {
         let new = wait
             .names
             .iter()
-            .filter(|n| !lease.held(kind).contains(*n) && !lease.waited(kind).contains(*n))
+            .filter(|n| !lease.held(kind).contains(n) && !lease.waited(kind).contains(n))
             .count();
         let owned = self.owned_leases.get(name);
         let load: usize = owned

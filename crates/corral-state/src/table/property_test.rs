@@ -273,8 +273,8 @@ proptest! {
                     }
                     Ok(Outcome::Queued { .. }) => {
                         let lease = lease.expect("a queued lease lives");
-                        let held = asked.iter().filter(|n| lease.holds.contains(*n)).count();
-                        let waited = asked.iter().filter(|n| lease.waits.contains(*n)).count();
+                        let held = asked.iter().filter(|n| lease.holds.contains(n)).count();
+                        let waited = asked.iter().filter(|n| lease.waits.contains(n)).count();
                         prop_assert_eq!(held + waited, asked.len());
                         prop_assert!(waited > 0);
                         prop_assert_eq!(

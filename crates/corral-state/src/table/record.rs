@@ -195,7 +195,7 @@ impl LockTable {
                     .lease(*lease)
                     .map(|l| l.waits.clone())
                     .unwrap_or_default();
-                for name in names.iter().filter(|n| waits.contains(*n)) {
+                for name in names.iter().filter(|n| waits.contains(n)) {
                     self.note(name, TimelineKind::Queued, Some(*lease), None);
                 }
             }

@@ -144,6 +144,10 @@ echo "bench: queue, push/claim/ack by 8 workers on one queue, ${secs}s (corral)"
 echo "bench: keepalive, 100000 leases of ttl 10s, kept alive 30s (corral)" >&2
 "$corral" --endpoints "$corral_endpoints" --json bench --workload keepalive \
     --leases 100000 --ttl 10s --duration 30s >>"$results" || true
+for leases in 10000 100000 1000000; do
+    echo "bench: lock table of $leases leases, one lock each (in one process)" >&2
+    "$corral" --json bench --workload table --leases "$leases" >>"$results"
+done
 echo "bench: failover, 10 kills of the leader (corral, its own cluster)" >&2
 "$corral" --json bench --workload failover --trials 10 >>"$results"
 

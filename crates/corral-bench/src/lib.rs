@@ -10,17 +10,21 @@
 //!   names of their own (`uncontended`) or all on one name (`contended`).
 //! - [`keepalive`]: many leases renewed in batches at ttl/3; how many
 //!   were lost, and the leader's CPU.
+//! - [`table_scale`]: the lock table at 10k to 1M leases in this
+//!   process: memory per lease and lock, snapshot size and times.
 //! - [`Report`]: cycles per second, acquire and release p50/p99, errors;
 //!   [`markdown`] puts runs side by side with the corral/etcd ratios.
 
 mod compare;
 mod keepalive;
 mod report;
+mod table;
 mod target;
 mod workload;
 
 pub use compare::markdown;
 pub use keepalive::{keepalive, KeepaliveReport};
 pub use report::{percentile_ms, FailoverReport, Report};
+pub use table::{table_markdown, table_scale, TableError, TableReport};
 pub use target::{BenchError, Held, Lease, Target};
 pub use workload::{run, Workload};

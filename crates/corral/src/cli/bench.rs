@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use corral_bench::{FailoverReport, KeepaliveReport, Report, Target, Workload};
+use corral_bench::{FailoverReport, KeepaliveReport, Report, TableReport, Target, Workload};
 
 use super::failover;
 use super::output::{self, duration, parse_duration};
@@ -28,6 +28,10 @@ pub(crate) enum WorkloadArg {
     /// is killed --trials times: time until an acquire succeeds through a
     /// survivor (corral only; ignores --endpoints).
     Failover,
+    /// A lock table of --leases leases, each holding one lock, built in
+    /// this process: memory per lease and lock, snapshot size, encode and
+    /// decode times (no cluster; ignores --endpoints).
+    Table,
 }
 
 /// `corral bench`.
@@ -52,7 +56,7 @@ pub(crate) struct BenchArgs {
     /// its JSON gateway, instead of corral.
     #[arg(long)]
     pub etcd: Option<String>,
-    /// keepalive: how many leases.
+    /// keepalive, table: how many leases.
     #[arg(long, default_value_t = 100_000)]
     pub leases: usize,
     /// keepalive: the leases' time to live; each is renewed every ttl/3.
@@ -75,6 +79,14 @@ pub(super) async fn run(connection: &Connection, args: BenchArgs) -> anyhow::Res
         anyhow::bail!("--workers must be at least 1");
     }
     lock_name(&format!("{}probe", args.prefix))?;
+    if let WorkloadArg::Table = args.workload {
+        let report = corral_bench::table_scale(args.leases)?;
+        match connection.json {
+            true => output::json(&report)?,
+            false => print!("{}", corral_bench::table_markdown(&[report])),
+        }
+        return Ok(exit::OK);
+    }
     let target = match &args.etcd {
         Some(etcd) => Target::etcd(&split(etcd))?,
         None => {
@@ -110,6 +122,7 @@ pub(super) async fn run(connection: &Connection, args: BenchArgs) -> anyhow::Res
                 exit::ERROR
             });
         }
+        WorkloadArg::Table => unreachable!("measured above"),
         WorkloadArg::Failover => {
             let report = failover::run(args.trials, args.base_port).await?;
             print_failover(&report, connection.json)?;
@@ -241,9 +254,12 @@ pub(super) fn report(args: BenchReportArgs) -> anyhow::Result<i32> {
     let mut runs = Vec::new();
     let mut keepalives = Vec::new();
     let mut failovers = Vec::new();
+    let mut tables = Vec::new();
     for line in text.lines().filter(|line| !line.trim().is_empty()) {
         let value: serde_json::Value = serde_json::from_str(line)?;
-        if value.get("leases").is_some() {
+        if value.get("snapshot_bytes").is_some() {
+            tables.push(serde_json::from_value::<TableReport>(value)?);
+        } else if value.get("leases").is_some() {
             keepalives.push(serde_json::from_value::<KeepaliveReport>(value)?);
         } else if value.get("median_seconds").is_some() {
             failovers.push(serde_json::from_value::<FailoverReport>(value)?);
@@ -252,5 +268,11 @@ pub(super) fn report(args: BenchReportArgs) -> anyhow::Result<i32> {
         }
     }
     print!("{}", corral_bench::markdown(&runs, &keepalives, &failovers));
+    if !tables.is_empty() {
+        println!();
+        println!("Lock table scale (`--workload table`, in one process, no cluster): each lease holds one lock of its own; memory is the growth of resident memory while the table was built; the snapshot is the table as a node writes it and sends it to a follower.");
+        println!();
+        print!("{}", corral_bench::table_markdown(&tables));
+    }
     Ok(exit::OK)
 }

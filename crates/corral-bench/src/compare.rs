@@ -163,12 +163,28 @@ fn keepalive_paragraph(out: &mut String, k: &KeepaliveReport) {
     let cores = k
         .leader_cpu_cores
         .map_or("not measured".to_string(), |c| format!("{c:.2}"));
-    let met = k.granted == k.leases && k.lost == 0 && k.leader_cpu_cores.is_some_and(|c| c < 1.0);
+    let cpu_met =
+        k.granted == k.leases && k.lost == 0 && k.leader_cpu_cores.is_some_and(|c| c < 1.0);
+    // With locks, the working-set goal: under 1 KiB per lease and lock.
+    let (locks, goal, met) = match k.locks {
+        0 => (String::new(), "", cpu_met),
+        locks => {
+            let rss = k.leader_rss_bytes_per_lease;
+            (
+                format!(
+                    " each taking a lock of its own ({locks} locks; leader memory {} per lease and lock),",
+                    rss.map_or("not measured".to_string(), |b| format!("{b:.0} B"))
+                ),
+                ", under 1 KiB per lease and lock",
+                cpu_met && k.locks == k.leases && rss.is_some_and(|b| b < 1024.0),
+            )
+        }
+    };
     let _ = writeln!(
         out,
-        "\nKeepalive: {} leases of ttl {:.0} s granted in {:.0} s, then kept alive {:.0} s in batches of {}: \
+        "\nKeepalive: {} leases of ttl {:.0} s granted in {:.0} s,{locks} then kept alive {:.0} s in batches of {}: \
          {} lost, {:.0} renewals/s, batch call p50/p99 {:.1}/{:.1} ms, leader CPU {} cores, {} errors. \
-         Goal (none lost, leader under one core): {}.",
+         Goal (none lost, leader under one core{goal}): {}.",
         k.granted,
         k.ttl_seconds,
         k.grant_seconds,

@@ -1,5 +1,8 @@
 //! The keepalive workload: many leases kept alive at ttl/3 in batches, to
-//! see that none is lost and what renewing them costs the leader.
+//! see that none is lost and what renewing them costs the leader. With
+//! `locks`, each lease takes a lock of its own once granted: the working
+//! set of a cluster in front of a million invoices, and the leader's
+//! memory per lease and lock.
 
 use std::time::Duration;
 
@@ -46,6 +49,30 @@ pub struct KeepaliveReport {
     pub leader_cpu_cores: Option<f64>,
     /// Calls that failed (not counting lost leases).
     pub errors: usize,
+    /// Locks the leases took, one each (0 without `locks`).
+    #[serde(default)]
+    pub locks: usize,
+    /// Growth of the leader's resident memory from before the first grant
+    /// to the steady state, per lease granted, in bytes; `None` if it
+    /// could not be read or the leader changed.
+    #[serde(default)]
+    pub leader_rss_bytes_per_lease: Option<f64>,
+}
+
+/// What the keepalive workload does.
+#[derive(Clone, Debug)]
+pub struct KeepaliveSpec {
+    /// How many leases.
+    pub leases: usize,
+    /// Their time to live; each is renewed every ttl/3.
+    pub ttl: Duration,
+    /// Leases per keepalive call.
+    pub batch: usize,
+    /// How long to keep them alive once all are granted.
+    pub duration: Duration,
+    /// Whether each lease takes a lock of its own, named under this
+    /// prefix.
+    pub locks: Option<String>,
 }
 
 /// How long granting may take before the run gives up waiting for it.
@@ -57,6 +84,8 @@ struct Plan {
     leases: usize,
     ttl: Duration,
     duration: Duration,
+    /// The lock name prefix, when each lease takes a lock.
+    locks: Option<String>,
     /// Leases granted so far, over all groups.
     granted: AtomicUsize,
     /// Set when the last lease is granted: the steady state starts.
@@ -69,25 +98,29 @@ struct Plan {
 /// every ttl/3 with one call (also while the rest are still being
 /// granted), and keeps them alive for `duration` once all are granted.
 /// corral only: etcd has no batch keepalive over its gateway.
-pub async fn keepalive(
-    target: &Target,
-    leases: usize,
-    ttl: Duration,
-    batch: usize,
-    duration: Duration,
-) -> KeepaliveReport {
+pub async fn keepalive(target: &Target, spec: KeepaliveSpec) -> KeepaliveReport {
+    let KeepaliveSpec {
+        leases,
+        ttl,
+        batch,
+        duration,
+        locks,
+    } = spec;
     let batch = batch.max(1);
     let started = Instant::now();
+    let rss_before = target.leader_metric(RSS_METRIC).await;
     let plan = Arc::new(Plan {
         target: target.clone(),
         leases,
         ttl,
         duration,
+        locks,
         granted: AtomicUsize::new(0),
         steady: watch::channel(None).0,
         hard_stop: started + GRANT_LIMIT + duration,
     });
     let cpu = tokio::spawn(leader_cpu_cores(plan.clone()));
+    let rss = tokio::spawn(leader_rss_growth(plan.clone(), rss_before));
     let mut all = run_groups(&plan, batch).await;
     let steady_from = *plan.steady.borrow();
     let grant_seconds = steady_from
@@ -113,18 +146,42 @@ pub async fn keepalive(
         batch_p99_ms: percentile_ms(&mut all.calls, 0.99),
         leader_cpu_cores: cpu.await.ok().flatten(),
         errors: all.errors,
+        locks: all.locks,
+        leader_rss_bytes_per_lease: rss
+            .await
+            .ok()
+            .flatten()
+            .map(|grown| grown / all.granted.max(1) as f64),
     }
 }
+
+/// The leader's resident memory, in its `/metrics`.
+const RSS_METRIC: &str = "process_resident_memory_bytes";
+
+/// How much the leader's resident memory grew from `before` to the middle
+/// of the steady state, in bytes; `None` if it could not be read or the
+/// leader changed.
+async fn leader_rss_growth(plan: Arc<Plan>, before: Option<(u64, f64)>) -> Option<f64> {
+    let (leader, before) = before?;
+    let mut steady = plan.steady.subscribe();
+    steady.wait_for(Option::is_some).await.ok()?;
+    tokio::time::sleep(plan.duration / 2).await;
+    let (still, after) = plan.target.leader_metric(RSS_METRIC).await?;
+    (still == leader).then_some(after - before)
+}
+
+/// The leader's CPU seconds so far, in its `/metrics`.
+const CPU_METRIC: &str = "process_cpu_seconds_total";
 
 /// The leader's CPU over the steady state, in cores; `None` if it could
 /// not be read or the leader changed meanwhile.
 async fn leader_cpu_cores(plan: Arc<Plan>) -> Option<f64> {
     let mut steady = plan.steady.subscribe();
     steady.wait_for(Option::is_some).await.ok()?;
-    let (leader, before) = plan.target.leader_cpu_seconds().await?;
+    let (leader, before) = plan.target.leader_metric(CPU_METRIC).await?;
     let from = Instant::now();
     tokio::time::sleep(plan.duration.saturating_sub(Duration::from_millis(500))).await;
-    let (still, after) = plan.target.leader_cpu_seconds().await?;
+    let (still, after) = plan.target.leader_metric(CPU_METRIC).await?;
     (still == leader).then(|| (after - before) / from.elapsed().as_secs_f64())
 }
 
@@ -157,6 +214,7 @@ async fn run_groups(plan: &Arc<Plan>, batch: usize) -> Group {
 #[derive(Default)]
 struct Group {
     granted: usize,
+    locks: usize,
     lost: usize,
     steady_renewals: usize,
     calls: Vec<Duration>,
@@ -164,8 +222,22 @@ struct Group {
 }
 
 impl Group {
+    /// Takes a lock of the lease's own, when the plan says so; its name
+    /// is the prefix, the group and the lease's place in it.
+    async fn take_lock(&mut self, plan: &Plan, group: usize, lease: &Lease) {
+        let Some(prefix) = &plan.locks else {
+            return;
+        };
+        let name = format!("{prefix}{group}/{}", self.granted);
+        match plan.target.lock(group, lease, &name, Duration::ZERO).await {
+            Ok(_) => self.locks += 1,
+            Err(_) => self.errors += 1,
+        }
+    }
+
     fn merge(&mut self, other: Group) {
         self.granted += other.granted;
+        self.locks += other.locks;
         self.lost += other.lost;
         self.steady_renewals += other.steady_renewals;
         self.calls.extend(other.calls);
@@ -203,6 +275,7 @@ impl Group {
             } else if done.granted < size {
                 match plan.target.grant_lease(group, plan.ttl).await {
                     Ok(lease) => {
+                        done.take_lock(plan, group, &lease).await;
                         mine.push(lease);
                         done.granted += 1;
                         if plan.granted.fetch_add(1, Ordering::Relaxed) + 1 == plan.leases {

@@ -23,7 +23,7 @@ mod target;
 mod workload;
 
 pub use compare::markdown;
-pub use keepalive::{keepalive, KeepaliveReport};
+pub use keepalive::{keepalive, KeepaliveReport, KeepaliveSpec};
 pub use report::{percentile_ms, FailoverReport, Report};
 pub use table::{table_markdown, table_scale, TableError, TableReport};
 pub use target::{BenchError, Held, Lease, Target};

@@ -348,9 +348,9 @@ impl Target {
         None
     }
 
-    /// The leader's id and its process CPU seconds so far, from its
-    /// `/metrics`. corral only.
-    pub async fn leader_cpu_seconds(&self) -> Option<(u64, f64)> {
+    /// The leader's id and the value of `metric` (a line `metric VALUE`
+    /// of its `/metrics`). corral only.
+    pub async fn leader_metric(&self, metric: &str) -> Option<(u64, f64)> {
         let Target::Corral { http, .. } = self else {
             return None;
         };
@@ -363,13 +363,11 @@ impl Target {
             .text()
             .await
             .ok()?;
-        let cpu = text
-            .lines()
-            .find_map(|line| line.strip_prefix("process_cpu_seconds_total "))?
-            .trim()
-            .parse()
-            .ok()?;
-        Some((leader, cpu))
+        let value = text.lines().find_map(|line| {
+            let rest = line.strip_prefix(metric)?;
+            rest.strip_prefix(' ')
+        })?;
+        Some((leader, value.trim().parse().ok()?))
     }
 
     /// Ends a lease.

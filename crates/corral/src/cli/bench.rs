@@ -65,6 +65,11 @@ pub(crate) struct BenchArgs {
     /// keepalive: leases per keepalive call.
     #[arg(long, default_value_t = corral_api::KEEPALIVE_BATCH_MAX)]
     pub batch: usize,
+    /// keepalive: each lease takes a lock of its own (named under
+    /// --prefix) once granted, and the leader's memory per lease and lock
+    /// is reported.
+    #[arg(long)]
+    pub locks: bool,
     /// failover: how many kills.
     #[arg(long, default_value_t = 10)]
     pub trials: usize,
@@ -112,9 +117,14 @@ pub(super) async fn run(connection: &Connection, args: BenchArgs) -> anyhow::Res
         WorkloadArg::Queue if args.etcd.is_some() => anyhow::bail!("etcd has no work queue"),
         WorkloadArg::Queue => Workload::Queue,
         WorkloadArg::Keepalive => {
-            let report =
-                corral_bench::keepalive(&target, args.leases, args.ttl, args.batch, args.duration)
-                    .await;
+            let spec = corral_bench::KeepaliveSpec {
+                leases: args.leases,
+                ttl: args.ttl,
+                batch: args.batch,
+                duration: args.duration,
+                locks: args.locks.then(|| args.prefix.clone()),
+            };
+            let report = corral_bench::keepalive(&target, spec).await;
             print_keepalive(&report, connection.json)?;
             return Ok(if report.granted > 0 && report.lost == 0 {
                 exit::OK

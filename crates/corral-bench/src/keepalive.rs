@@ -108,7 +108,7 @@ pub async fn keepalive(target: &Target, spec: KeepaliveSpec) -> KeepaliveReport 
     } = spec;
     let batch = batch.max(1);
     let started = Instant::now();
-    let rss_before = target.leader_metric(RSS_METRIC).await;
+    let rss_before = leader_rss_before(target).await;
     let plan = Arc::new(Plan {
         target: target.clone(),
         leases,
@@ -157,6 +157,19 @@ pub async fn keepalive(target: &Target, spec: KeepaliveSpec) -> KeepaliveReport 
 
 /// The leader's resident memory, in its `/metrics`.
 const RSS_METRIC: &str = "process_resident_memory_bytes";
+
+/// The leader's resident memory before the run. A cluster just started
+/// may not know its members' client addresses yet (it learns them within
+/// seconds), so this asks again for a while.
+async fn leader_rss_before(target: &Target) -> Option<(u64, f64)> {
+    for _ in 0..20 {
+        if let Some(rss) = target.leader_metric(RSS_METRIC).await {
+            return Some(rss);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    None
+}
 
 /// How much the leader's resident memory grew from `before` to the middle
 /// of the steady state, in bytes; `None` if it could not be read or the

@@ -243,9 +243,9 @@ impl LockTable {
     }
 
     /// How many leases, locks, semaphores, elections, keys, remembered
-    /// answers and timelines the table holds: the size a full invariant
-    /// check walks.
-    fn entries(&self) -> usize {
+    /// answers, timelines and queue items the table holds: the size a full
+    /// invariant check walks, and what a snapshot's cost grows with.
+    pub fn entries(&self) -> usize {
         self.leases.len()
             + self.locks.len()
             + self.semaphores.len()

@@ -284,7 +284,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         let (applied, items) = {
             let state = self.read();
-            (log_index(state.last_applied), state.table.entries())
+            (log_index(state.last_applied), state.table.items())
         };
         self.pace.applied(applied, items);
         Ok(())

@@ -39,6 +39,7 @@ mod node;
 mod replica;
 mod rocks;
 mod runtime;
+mod snapshot_pace;
 mod state_machine;
 pub mod tls;
 mod transport;

@@ -14,6 +14,7 @@ use crate::metrics::StoreMetrics;
 use crate::network::{PeerClients, PeerNetwork};
 use crate::replica::Replica;
 use crate::rocks::{RocksDisk, StoreError};
+use crate::snapshot_pace::SnapshotPace;
 use crate::state_machine::{EventSink, StateMachineStore};
 use crate::transport::{Transport, TransportNetwork};
 use crate::type_config::{CorralRaft, NodeId, SnapshotData, TypeConfig};
@@ -29,8 +30,9 @@ pub struct RaftSettings {
     /// The longest election timeout. Leases may not be shorter than twice
     /// this.
     pub election_timeout_max_ms: u64,
-    /// Build a snapshot every this many applied entries; the log before it
-    /// is purged, keeping a tenth of it for followers that lag a little.
+    /// Build a snapshot once this many entries were applied since the last,
+    /// and at least as many as the table holds items; the log before it is
+    /// purged, keeping a tenth of this for followers that lag a little.
     pub snapshot_logs: u64,
 }
 
@@ -144,13 +146,38 @@ where
     N::Network: NetSnapshot<TypeConfig, SnapshotData = SnapshotData>,
 {
     let log = LogStore::new(parts.disk.clone());
-    let state = StateMachineStore::open(parts.disk, parts.events, parts.metrics)?;
+    let mut state = StateMachineStore::open(parts.disk, parts.events, parts.metrics)?;
+    // corral paces snapshots by the table's size (see `snapshot_pace`);
+    // the policy's count is the least number of entries between two.
+    let mut config = config;
+    let logs_min = match config.snapshot_policy {
+        SnapshotPolicy::LogsSinceLast(logs) => logs,
+        SnapshotPolicy::Never => u64::MAX,
+    };
+    config.snapshot_policy = SnapshotPolicy::Never;
+    let last_snapshot = state.read().last_applied.map_or(0, |id| id.index);
+    state.pace = Arc::new(SnapshotPace::new(logs_min, last_snapshot));
     let raft =
         CorralRaft::new(node_id, Arc::new(config), parts.network, log, state.clone()).await?;
+    ask_for_snapshots(&raft, state.pace.clone());
     Ok(ReplicatedNode {
         raft: Replica::new(raft, node_id),
         state,
     })
+}
+
+/// Asks openraft for a snapshot whenever the pace wants one, until raft
+/// shuts down.
+fn ask_for_snapshots(raft: &CorralRaft, pace: Arc<SnapshotPace>) {
+    let raft = raft.clone();
+    tokio::spawn(async move {
+        loop {
+            pace.wanted().await;
+            if raft.trigger().snapshot().await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 /// openraft's configuration for a corral node: `settings`' timing and

@@ -15,6 +15,7 @@ use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::EntryPayload;
 
 use crate::disk::{Disk, Durability, Family, Op};
+use crate::snapshot_pace::SnapshotPace;
 use crate::metrics::StoreMetrics;
 use crate::rocks::{decode, encode, StoreError};
 use crate::type_config::{
@@ -47,6 +48,11 @@ pub enum Notice<'a> {
     Restored(&'a LockTable),
 }
 
+/// The index of `log_id`; 0 for none.
+fn log_index(log_id: Option<LogId>) -> u64 {
+    log_id.map_or(0, |id| id.index)
+}
+
 /// Receives the notices of every applied command and installed snapshot,
 /// on every node.
 pub type EventSink = Arc<dyn Fn(Notice<'_>) + Send + Sync>;
@@ -73,6 +79,8 @@ pub struct StateMachineStore {
     /// Serializes snapshot writes, so that a slow build cannot overwrite a
     /// newer installed snapshot.
     snapshot_write: Arc<std::sync::Mutex<()>>,
+    /// When to ask for the next snapshot.
+    pub(crate) pace: Arc<SnapshotPace>,
 }
 
 impl StateMachineStore {
@@ -88,6 +96,7 @@ impl StateMachineStore {
             events,
             metrics,
             snapshot_write: Arc::default(),
+            pace: Arc::new(SnapshotPace::new(crate::RaftSettings::default().snapshot_logs, 0)),
         };
         if let Some((meta, data)) = store.read_snapshot()? {
             store.restore(&meta, &data)?;
@@ -203,6 +212,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             })
             .await?;
         self.metrics.snapshots_built.inc();
+        self.pace.snapshot_at(log_index(meta.last_log_id));
         Ok(Snapshot {
             meta,
             snapshot: Cursor::new(data),
@@ -272,6 +282,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 responder.send(reply);
             }
         }
+        let (applied, items) = {
+            let state = self.read();
+            (log_index(state.last_applied), state.table.items())
+        };
+        self.pace.applied(applied, items);
         Ok(())
     }
 
@@ -286,6 +301,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     ) -> Result<(), std::io::Error> {
         let data = snapshot.into_inner();
         let store = self.clone();
+        let index = log_index(meta.last_log_id);
         let meta = meta.clone();
         self.blocking(move || {
             store.restore(&meta, &data)?;
@@ -293,6 +309,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         })
         .await?;
         self.metrics.snapshots_installed.inc();
+        self.pace.snapshot_at(index);
         (self.events)(Notice::Restored(&self.read().table));
         Ok(())
     }

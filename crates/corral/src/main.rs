@@ -133,8 +133,9 @@ struct ServerArgs {
     /// least twice as long.
     #[arg(long, default_value_t = RaftSettings::default().election_timeout_max_ms)]
     election_timeout_max_ms: u64,
-    /// Snapshot the lock table every this many log entries, then purge the
-    /// log before it.
+    /// Snapshot the lock table once the log since the last snapshot holds
+    /// at least this many entries, and at least as many as the table holds
+    /// items; then purge the log before it.
     #[arg(long, default_value_t = RaftSettings::default().snapshot_logs)]
     snapshot_logs: u64,
     /// The cluster's lock order, as name prefixes, lowest rank first (e.g.

@@ -242,6 +242,19 @@ impl LockTable {
         Applied::answer(response)
     }
 
+    /// How many leases, locks, semaphores, elections, keys and queue items
+    /// the table holds: what a snapshot's cost grows with. Remembered
+    /// answers and timelines are left out: their bounds are fixed, and
+    /// remembered answers grow with the keyed writes themselves.
+    pub fn items(&self) -> usize {
+        self.leases.len()
+            + self.locks.len()
+            + self.semaphores.len()
+            + self.elections.len()
+            + self.kv.len()
+            + self.queues.items()
+    }
+
     /// How many leases, locks, semaphores, elections, keys, remembered
     /// answers and timelines the table holds: the size a full invariant
     /// check walks.

@@ -15,9 +15,9 @@ use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::EntryPayload;
 
 use crate::disk::{Disk, Durability, Family, Op};
-use crate::snapshot_pace::SnapshotPace;
 use crate::metrics::StoreMetrics;
 use crate::rocks::{decode, encode, StoreError};
+use crate::snapshot_pace::SnapshotPace;
 use crate::type_config::{
     LogId, NodeId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig,
 };
@@ -96,7 +96,10 @@ impl StateMachineStore {
             events,
             metrics,
             snapshot_write: Arc::default(),
-            pace: Arc::new(SnapshotPace::new(crate::RaftSettings::default().snapshot_logs, 0)),
+            pace: Arc::new(SnapshotPace::new(
+                crate::RaftSettings::default().snapshot_logs,
+                0,
+            )),
         };
         if let Some((meta, data)) = store.read_snapshot()? {
             store.restore(&meta, &data)?;

@@ -896,13 +896,19 @@ async fn snapshot_and_record(
         &view_when(cluster, leader, "a view", |_| true).await?,
         "applied_index",
     );
-    for _ in 0..30 {
+    // Snapshots are paced by the table's size as well as by
+    // `--snapshot-logs`: fill the log until both nodes took one past the
+    // matrix (bounded).
+    for filler in 0..FILLERS_MAX {
         let lease = cluster.lease(leader, 600_000).await;
         let path = format!("/v1/leases/{lease}");
         let (status, answer) = cluster
             .request(reqwest::Method::DELETE, leader, &path, None)
             .await;
         ensure!(status == 200, "filler revoke: {status} {answer}");
+        if filler % 10 == 9 && snapshotted_past(cluster, [leader, follower], matrix_end).await {
+            break;
+        }
     }
     for id in [leader, follower] {
         let view = view_when(cluster, id, "a snapshot past the matrix", |view| {
@@ -925,6 +931,20 @@ async fn snapshot_and_record(
     let before = state(cluster, leader).await?;
     same_state(cluster, follower, &before, "before the restarts").await?;
     Ok(before)
+}
+
+/// The most lease grants and revokes the matrix adds to reach a snapshot.
+const FILLERS_MAX: usize = 2_000;
+
+/// Whether every node of `ids` took a snapshot past `index`.
+async fn snapshotted_past(cluster: &Cluster, ids: [u64; 2], past: u64) -> bool {
+    for id in ids {
+        let (status, view) = cluster.get(id, "/v1/cluster").await;
+        if status != 200 || index(&view, "snapshot_index") <= past {
+            return false;
+        }
+    }
+    true
 }
 
 /// Brings the lagging node back: it must install a snapshot and read the

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::report::percentile_ms;
-use crate::target::{Lease, Target};
+use crate::target::{BenchError, Lease, Target};
 
 /// What the keepalive workload measured.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -86,12 +86,24 @@ struct Plan {
     duration: Duration,
     /// The lock name prefix, when each lease takes a lock.
     locks: Option<String>,
-    /// Leases granted so far, over all groups.
+    /// Leases granted (or given up at the cluster's limit) so far, over
+    /// all groups.
     granted: AtomicUsize,
     /// Set when the last lease is granted: the steady state starts.
     steady: watch::Sender<Option<Instant>>,
     /// When the run stops whatever happens.
     hard_stop: Instant,
+}
+
+impl Plan {
+    /// `n` more leases are settled (granted, or given up at the cluster's
+    /// limit); the steady state starts when all are.
+    fn settle(&self, n: usize) {
+        let before = self.granted.fetch_add(n, Ordering::Relaxed);
+        if before < self.leases && before + n >= self.leases {
+            self.steady.send_replace(Some(Instant::now()));
+        }
+    }
 }
 
 /// Grants `leases` leases of `ttl` in groups of `batch`, renews each group
@@ -259,7 +271,7 @@ impl Group {
 
     /// Grants the group's `size` leases and renews them every ttl/3 until
     /// the steady state has lasted its duration.
-    async fn run(plan: &Plan, group: usize, size: usize) -> Group {
+    async fn run(plan: &Plan, group: usize, mut size: usize) -> Group {
         let mut done = Group::default();
         let mut mine: Vec<Lease> = Vec::with_capacity(size);
         let mut steady = plan.steady.subscribe();
@@ -291,9 +303,15 @@ impl Group {
                         done.take_lock(plan, group, &lease).await;
                         mine.push(lease);
                         done.granted += 1;
-                        if plan.granted.fetch_add(1, Ordering::Relaxed) + 1 == plan.leases {
-                            plan.steady.send_replace(Some(Instant::now()));
-                        }
+                        plan.settle(1);
+                    }
+                    // The cluster holds as many leases as it may: a grant
+                    // whose answer was lost may have taken a place. This
+                    // group keeps what it has.
+                    Err(BenchError::Refused { status: 429, .. }) => {
+                        done.errors += 1;
+                        plan.settle(size - done.granted);
+                        size = done.granted;
                     }
                     Err(_) => {
                         done.errors += 1;

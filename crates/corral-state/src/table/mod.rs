@@ -259,14 +259,7 @@ impl LockTable {
     /// answers and timelines the table holds: the size a full invariant
     /// check walks.
     fn entries(&self) -> usize {
-        self.leases.len()
-            + self.locks.len()
-            + self.semaphores.len()
-            + self.elections.len()
-            + self.kv.len()
-            + self.remembered.len()
-            + self.timelines.len()
-            + self.queues.items()
+        self.items() + self.remembered.len() + self.timelines.len()
     }
 
     /// Applies one command that is not answered from memory, if it fits

@@ -7,8 +7,9 @@
 #
 # Usage: deploy/bench.sh [SECONDS_PER_RUN] [ROUNDS]   (defaults 10 and 3: a
 # warm-up, ROUNDS rounds of the three workloads the targets name, the two
-# 8-worker workloads once, then a keepalive run of 100 000 leases and 10
-# failover trials: 5 to 8 minutes in all, after the build). Each target is judged on the
+# 8-worker workloads once, then a keepalive run of 100 000 leases, one of
+# 1 000 000 leases each holding a lock, and 10 failover trials: 10 to 14
+# minutes in all, after the build). Each target is judged on the
 # median of its rounds' ratios: this machine's noise from one 10 s run to
 # the next is larger than some of the margins.
 # Installs etcd (Debian packages etcd-server and etcd-client, 3.4) when
@@ -144,6 +145,11 @@ echo "bench: queue, push/claim/ack by 8 workers on one queue, ${secs}s (corral)"
 echo "bench: keepalive, 100000 leases of ttl 10s, kept alive 30s (corral)" >&2
 "$corral" --endpoints "$corral_endpoints" --json bench --workload keepalive \
     --leases 100000 --ttl 10s --duration 30s >>"$results" || true
+# The working set: a million leases, each holding a lock of its own
+# (about 2 minutes to fill, 1 to 2 kept alive).
+echo "bench: keepalive, 1000000 leases of ttl 120s each with a lock, kept alive 60s (corral)" >&2
+"$corral" --endpoints "$corral_endpoints" --json bench --workload keepalive --locks \
+    --prefix working-set/ --leases 1000000 --ttl 120s --duration 60s >>"$results" || true
 for leases in 10000 100000 1000000; do
     echo "bench: lock table of $leases leases, one lock each (in one process)" >&2
     "$corral" --json bench --workload table --leases "$leases" >>"$results"

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use openraft::async_runtime::WatchReceiver;
 use openraft::errors::Fatal;
 use openraft::network::{NetSnapshot, RaftNetworkFactory};
 use openraft::{Config, SnapshotPolicy};
@@ -155,7 +156,7 @@ where
         SnapshotPolicy::Never => u64::MAX,
     };
     config.snapshot_policy = SnapshotPolicy::Never;
-    let last_snapshot = state.read().last_applied.map_or(0, |id| id.index);
+    let last_snapshot = crate::state_machine::log_index(state.read().last_applied);
     state.pace = Arc::new(SnapshotPace::new(logs_min, last_snapshot));
     let raft =
         CorralRaft::new(node_id, Arc::new(config), parts.network, log, state.clone()).await?;
@@ -167,14 +168,25 @@ where
 }
 
 /// Asks openraft for a snapshot whenever the pace wants one, until raft
-/// shuts down.
+/// shuts down: its core then drops the metrics' sender, and the task drops
+/// its handle, so that a node stopped in a process (the simulation, a
+/// test) holds nothing open.
 fn ask_for_snapshots(raft: &CorralRaft, pace: Arc<SnapshotPace>) {
     let raft = raft.clone();
+    let mut metrics = raft.metrics();
     tokio::spawn(async move {
         loop {
-            pace.wanted().await;
-            if raft.trigger().snapshot().await.is_err() {
-                return;
+            tokio::select! {
+                () = pace.wanted() => {
+                    if raft.trigger().snapshot().await.is_err() {
+                        return;
+                    }
+                }
+                changed = metrics.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
             }
         }
     });

@@ -49,7 +49,7 @@ pub enum Notice<'a> {
 }
 
 /// The index of `log_id`; 0 for none.
-fn log_index(log_id: Option<LogId>) -> u64 {
+pub(crate) fn log_index(log_id: Option<LogId>) -> u64 {
     log_id.map_or(0, |id| id.index)
 }
 

@@ -51,12 +51,20 @@ impl SnapshotPace {
         }
     }
 
-    /// Entries were applied up to `applied`, and the table holds `items`:
-    /// wakes the asker if a snapshot is due. Asks once per threshold: an
-    /// ask that openraft dropped (a build was under way) is made again a
-    /// whole threshold later.
-    pub(crate) fn applied(&self, applied: u64, items: usize) {
-        let threshold = self.logs_min.max(u64::try_from(items).unwrap_or(u64::MAX));
+    /// Entries were applied up to `applied`, and `items` counts the
+    /// table's items: wakes the asker if a snapshot is due. The count is
+    /// taken only once `--snapshot-logs` entries were applied since the
+    /// last snapshot, so most applies pay for none. Asks once per
+    /// threshold: an ask that openraft dropped (a build was under way) is
+    /// made again a whole threshold later.
+    pub(crate) fn applied(&self, applied: u64, items: impl FnOnce() -> usize) {
+        let since = applied.saturating_sub(self.lock().last_snapshot);
+        if since < self.logs_min {
+            return;
+        }
+        let threshold = self
+            .logs_min
+            .max(u64::try_from(items()).unwrap_or(u64::MAX));
         let mut paced = self.lock();
         if applied.saturating_sub(paced.last_snapshot) < threshold {
             return;
@@ -109,36 +117,36 @@ mod tests {
     #[tokio::test]
     async fn a_small_table_snapshots_every_logs_min_entries() {
         let pace = SnapshotPace::new(100, 0);
-        pace.applied(99, 10);
+        pace.applied(99, || 10);
         assert!(!woken(&pace).await);
-        pace.applied(100, 10);
+        pace.applied(100, || 10);
         assert!(woken(&pace).await);
         pace.snapshot_at(100);
-        pace.applied(199, 10);
+        pace.applied(199, || 10);
         assert!(!woken(&pace).await);
-        pace.applied(200, 10);
+        pace.applied(200, || 10);
         assert!(woken(&pace).await);
     }
 
     #[tokio::test]
     async fn a_large_table_snapshots_once_its_size_was_logged() {
         let pace = SnapshotPace::new(100, 5_000);
-        pace.applied(5_000 + 999_999, 1_000_000);
+        pace.applied(5_000 + 999_999, || 1_000_000);
         assert!(!woken(&pace).await);
-        pace.applied(5_000 + 1_000_000, 1_000_000);
+        pace.applied(5_000 + 1_000_000, || 1_000_000);
         assert!(woken(&pace).await);
     }
 
     #[tokio::test]
     async fn an_ask_is_made_again_only_a_threshold_later() {
         let pace = SnapshotPace::new(100, 0);
-        pace.applied(100, 0);
+        pace.applied(100, || 0);
         assert!(woken(&pace).await);
         // Still building: no second ask for every entry applied meanwhile.
-        pace.applied(150, 0);
+        pace.applied(150, || 0);
         assert!(!woken(&pace).await);
         // The ask seems lost: ask again.
-        pace.applied(200, 0);
+        pace.applied(200, || 0);
         assert!(woken(&pace).await);
     }
 
@@ -146,11 +154,11 @@ mod tests {
     async fn an_installed_snapshot_restarts_the_count() {
         let pace = SnapshotPace::new(100, 0);
         pace.snapshot_at(1_000);
-        pace.applied(1_050, 0);
+        pace.applied(1_050, || 0);
         assert!(!woken(&pace).await);
         // An older snapshot does not move it back.
         pace.snapshot_at(500);
-        pace.applied(1_099, 0);
+        pace.applied(1_099, || 0);
         assert!(!woken(&pace).await);
     }
 }

@@ -236,7 +236,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     where
         S: Stream<Item = Result<EntryResponder<TypeConfig>, std::io::Error>> + Unpin + Send,
     {
+        let mut last_applied = None;
         while let Some((entry, responder)) = entries.try_next().await? {
+            last_applied = Some(entry.log_id);
             let mut notice = (Vec::new(), Vec::new(), None, None, QueueTally::default());
             let reply = {
                 let mut state = self.state.write().expect("state lock");
@@ -285,11 +287,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 responder.send(reply);
             }
         }
-        let (applied, items) = {
-            let state = self.read();
-            (log_index(state.last_applied), state.table.items())
-        };
-        self.pace.applied(applied, items);
+        if last_applied.is_some() {
+            let items = || self.read().table.items();
+            self.pace.applied(log_index(last_applied), items);
+        }
         Ok(())
     }
 

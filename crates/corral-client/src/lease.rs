@@ -222,7 +222,15 @@ impl Lease {
 
     /// Waits for `key`'s turn: see `LeaseInner::turns`.
     async fn turn(&self, key: &(Held, LockName)) -> tokio::sync::OwnedMutexGuard<()> {
-        turn_in(&self.inner.turns, key).await
+        let lock = self
+            .inner
+            .turns
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
     }
 
     /// Handles an acquire whose outcome is unknown (the cluster was
@@ -598,20 +606,6 @@ impl Lease {
         self.acquire_one_call(Held::Election, name, path, Some(wait), request, grant)
             .await
     }
-}
-
-/// Waits for `key`'s turn lock in `turns`.
-async fn turn_in<K: Clone + Eq + std::hash::Hash>(
-    turns: &Mutex<HashMap<K, Turn>>,
-    key: &K,
-) -> tokio::sync::OwnedMutexGuard<()> {
-    let lock = turns
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .entry(key.clone())
-        .or_default()
-        .clone();
-    lock.lock_owned().await
 }
 
 /// An acquire call in flight: dropped without an answer (the caller gave

@@ -320,14 +320,20 @@ fn see_alive(lease: &Lease, seen: &mut Instant) {
     }
 }
 
-/// One client: leases, locks, fenced read-modify-writes, releases, until
-/// told to stop.
-async fn client_loop(endpoints: Vec<String>, seed: u64, stop: Arc<AtomicBool>, history: Shared) {
+/// A client of the run's nodes, with a retry budget shorter than the
+/// longer faults, so that some writes end of unknown outcome.
+fn chaos_client(endpoints: Vec<String>) -> Client {
     let retry = RetryPolicy {
         budget: Duration::from_secs(3),
         ..RetryPolicy::default()
     };
-    let client = Client::with_retry(endpoints, retry).expect("client");
+    Client::with_retry(endpoints, retry).expect("client")
+}
+
+/// One client: leases, locks, fenced read-modify-writes, releases, until
+/// told to stop.
+async fn client_loop(endpoints: Vec<String>, seed: u64, stop: Arc<AtomicBool>, history: Shared) {
+    let client = chaos_client(endpoints);
     let mut rng = StdRng::seed_from_u64(seed);
     while !stop.load(Ordering::Relaxed) {
         let Ok(lease) = client.grant_lease(TTL).await else {
@@ -722,11 +728,7 @@ async fn producer_loop(
     done: Arc<AtomicBool>,
     history: Shared,
 ) -> Instant {
-    let retry = RetryPolicy {
-        budget: Duration::from_secs(3),
-        ..RetryPolicy::default()
-    };
-    let client = Client::with_retry(endpoints, retry).expect("client");
+    let client = chaos_client(endpoints);
     let queue = client.queue(&name(QUEUE));
     let mut rng = StdRng::seed_from_u64(seed);
     for n in 0..ITEMS {
@@ -841,13 +843,7 @@ async fn consumer_loop(
     producer_done: Arc<AtomicBool>,
     history: Shared,
 ) -> Instant {
-    // The lock clients' budget: shorter than the longer faults, so that
-    // some claims, acks and nacks end of unknown outcome.
-    let retry = RetryPolicy {
-        budget: Duration::from_secs(3),
-        ..RetryPolicy::default()
-    };
-    let client = Client::with_retry(endpoints, retry).expect("client");
+    let client = chaos_client(endpoints);
     let queue = client.queue(&name(QUEUE));
     let mut rng = StdRng::seed_from_u64(seed);
     let mut drain_until: Option<Instant> = None;

@@ -50,7 +50,12 @@ async fn peers_apart_serve_no_raft_route_to_clients_and_the_cluster_fails_over()
         .header("x-corral-cluster", "0000000000000000")
         .send()
         .await;
-    assert_eq!(stranger.expect("an answer").status(), 403);
+    let stranger = stranger.expect("an answer");
+    assert_eq!(stranger.status(), 403);
+    // Every peer answer, a refusal too, names the newest format its node
+    // reads: how a sender learns what to frame its streams in.
+    let reads = stranger.headers().get("x-corral-format");
+    assert_eq!(reads.and_then(|v| v.to_str().ok()), Some("2"));
     let newer = cluster
         .http
         .get(cluster.peer_url(2, "/raft/member"))

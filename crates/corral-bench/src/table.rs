@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use corral_raft::codec::{CodecError, Encoding};
 use corral_state::{Command, LeaseId, LockName, LockTable, Mode, Proposal};
 use serde::{Deserialize, Serialize};
 
@@ -37,7 +38,7 @@ pub enum TableError {
     Refused(String),
     /// The snapshot does not encode or decode.
     #[error("snapshot: {0}")]
-    Snapshot(#[from] serde_json::Error),
+    Snapshot(#[from] CodecError),
     /// The decoded snapshot breaks an invariant.
     #[error("restored snapshot: {0}")]
     Invalid(String),
@@ -53,11 +54,13 @@ pub fn table_scale(leases: usize) -> Result<TableReport, TableError> {
     let apply_seconds = started.elapsed().as_secs_f64();
     let grown = resident_bytes().saturating_sub(before);
     let started = Instant::now();
-    let snapshot = serde_json::to_vec(&table)?;
+    // In the disk format, as a node writes and sends it.
+    let encoding = Encoding::of_format(corral_raft::DISK_FORMAT);
+    let snapshot = encoding.encode(&table)?;
     let encode_seconds = started.elapsed().as_secs_f64();
     drop(table);
     let started = Instant::now();
-    let restored: LockTable = serde_json::from_slice(&snapshot)?;
+    let restored: LockTable = encoding.decode(&snapshot)?;
     restored
         .check_invariants()
         .map_err(|e| TableError::Invalid(e.to_string()))?;

@@ -28,6 +28,7 @@ use openraft::errors::{Fatal, NetworkError, RPCError, Unreachable};
 use openraft::raft::{AppendEntriesRequest, StreamAppendResult};
 use tokio::time::Instant;
 
+use crate::codec::Encoding;
 use crate::frame::{encode_frame, frames};
 use crate::type_config::{CorralRaft, LogId, NodeId, TypeConfig};
 
@@ -47,13 +48,14 @@ pub const HOLD: Duration = Duration::from_millis(5);
 /// leader closes its side, or at the first bad frame.
 pub fn serve<B, E>(
     raft: CorralRaft,
+    encoding: Encoding,
     body: impl Stream<Item = Result<B, E>> + Send + Unpin + 'static,
 ) -> impl Stream<Item = Result<Vec<u8>, Infallible>> + Send + 'static
 where
     B: AsRef<[u8]> + Send + 'static,
     E: std::fmt::Display + Send + 'static,
 {
-    let requests = frames::<AppendEntriesRequest<TypeConfig>, B, E>(body)
+    let requests = frames::<AppendEntriesRequest<TypeConfig>, B, E>(encoding, body)
         .take_while(|request| {
             if let Err(e) = request {
                 tracing::debug!(error = %e, "append stream from the leader ended");
@@ -66,7 +68,7 @@ where
     let (frames_tx, frames_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
     tokio::spawn(async move {
         let replies = std::pin::pin!(raft.stream_append(requests));
-        send_answers(replies, frames_tx).await;
+        send_answers(replies, encoding, frames_tx).await;
     });
     futures::stream::unfold(frames_rx, |mut frames_rx| async move {
         let frame = frames_rx.recv().await?;
@@ -80,6 +82,7 @@ where
 /// answer does not encode, or the receiver is gone.
 async fn send_answers(
     mut replies: impl Stream<Item = StreamReply> + Unpin,
+    encoding: Encoding,
     frames_tx: tokio::sync::mpsc::Sender<Vec<u8>>,
 ) {
     let mut answered = Answered::default();
@@ -100,7 +103,7 @@ async fn send_answers(
             }
         };
         let Some(reply) = next else { break };
-        let frame = match encode_frame(&reply) {
+        let frame = match encode_frame(encoding, &reply) {
             Ok(frame) => frame,
             Err(e) => {
                 tracing::error!(error = %e, "an append answer does not encode");
@@ -155,16 +158,19 @@ pub(crate) struct Session {
     /// Shared by the body, which notes each send, and the answers, which
     /// check and clear them.
     sent: SentTimes,
+    /// How frames are encoded both ways.
+    encoding: Encoding,
 }
 
 impl Session {
     /// A session to `target` whose answers must come within
     /// `answer_within` of their requests.
-    pub(crate) fn new(target: NodeId, answer_within: Duration) -> Session {
+    pub(crate) fn new(target: NodeId, answer_within: Duration, encoding: Encoding) -> Session {
         Session {
             target,
             answer_within,
             sent: SentTimes::default(),
+            encoding,
         }
     }
 
@@ -179,10 +185,10 @@ impl Session {
     where
         S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
     {
-        let sent = self.sent.clone();
+        let (sent, encoding) = (self.sent.clone(), self.encoding);
         requests.map(move |request| {
             check()?;
-            let frame = encode_frame(&request).map_err(std::io::Error::other)?;
+            let frame = encode_frame(encoding, &request).map_err(std::io::Error::other)?;
             sent_times(&sent).push_back(Instant::now());
             Ok(frame)
         })
@@ -199,7 +205,7 @@ impl Session {
         B: AsRef<[u8]> + Send + 'static,
         E: std::fmt::Display + Send + 'static,
     {
-        let replies = Box::pin(frames::<StreamReply, B, E>(bytes));
+        let replies = Box::pin(frames::<StreamReply, B, E>(self.encoding, bytes));
         futures::stream::unfold(Some((replies, self)), |state| async move {
             let (mut replies, session) = state?;
             let sent = &session.sent;

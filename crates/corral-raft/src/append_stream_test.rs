@@ -3,6 +3,8 @@ use openraft::vote::RaftLeaderIdExt;
 
 use super::*;
 
+const BINARY: Encoding = Encoding::MessagePack;
+
 fn heartbeat() -> AppendEntriesRequest<TypeConfig> {
     AppendEntriesRequest {
         vote: crate::type_config::Vote::new_committed(1, 1),
@@ -14,7 +16,7 @@ fn heartbeat() -> AppendEntriesRequest<TypeConfig> {
 
 #[tokio::test]
 async fn the_body_frames_each_request_and_notes_when_it_went() {
-    let session = Session::new(2, Duration::from_secs(5));
+    let session = Session::new(2, Duration::from_secs(5), BINARY);
     let sent = session.sent.clone();
     let requests = futures::stream::iter(vec![heartbeat(), heartbeat()]);
     let body: Vec<_> = session.body(requests, || Ok(())).collect().await;
@@ -23,7 +25,7 @@ async fn the_body_frames_each_request_and_notes_when_it_went() {
     let bytes: Vec<Result<Vec<u8>, String>> =
         body.into_iter().map(|frame| Ok(frame.unwrap())).collect();
     let decoded: Vec<Result<AppendEntriesRequest<TypeConfig>, crate::frame::FrameError>> =
-        frames(futures::stream::iter(bytes)).collect().await;
+        frames(BINARY, futures::stream::iter(bytes)).collect().await;
     assert!(decoded
         .iter()
         .all(|r| r.as_ref().is_ok_and(|r| r.entries.is_empty())));
@@ -31,7 +33,7 @@ async fn the_body_frames_each_request_and_notes_when_it_went() {
 
 #[tokio::test]
 async fn a_refused_request_ends_the_body_with_an_error() {
-    let session = Session::new(2, Duration::from_secs(5));
+    let session = Session::new(2, Duration::from_secs(5), BINARY);
     let sent = session.sent.clone();
     let requests = futures::stream::iter(vec![heartbeat()]);
     let refuse = || Err(std::io::Error::other("partitioned"));
@@ -42,7 +44,7 @@ async fn a_refused_request_ends_the_body_with_an_error() {
 
 #[tokio::test]
 async fn answers_come_in_order_and_clear_their_send_times() {
-    let session = Session::new(2, Duration::from_secs(5));
+    let session = Session::new(2, Duration::from_secs(5), BINARY);
     let sent = session.sent.clone();
     for _ in 0..2 {
         sent_times(&sent).push_back(Instant::now());
@@ -50,7 +52,7 @@ async fn answers_come_in_order_and_clear_their_send_times() {
     let replies: Vec<StreamReply> = vec![Ok(Ok(None)), Ok(Ok(None))];
     let bytes: Vec<Result<Vec<u8>, String>> = replies
         .iter()
-        .map(|r| Ok(encode_frame(r).unwrap()))
+        .map(|r| Ok(encode_frame(BINARY, r).unwrap()))
         .collect();
     let answers: Vec<_> = session
         .answers(futures::stream::iter(bytes))
@@ -72,11 +74,11 @@ fn matched(index: u64) -> StreamReply {
 /// The answers in each chunk `send_answers` sends for `replies`.
 async fn chunks(replies: Vec<StreamReply>) -> Vec<usize> {
     let (frames_tx, mut frames_rx) = tokio::sync::mpsc::channel(64);
-    send_answers(futures::stream::iter(replies), frames_tx).await;
+    send_answers(futures::stream::iter(replies), BINARY, frames_tx).await;
     let mut counts = Vec::new();
     while let Some(chunk) = frames_rx.recv().await {
         let frames: Vec<Result<StreamReply, crate::frame::FrameError>> =
-            frames(futures::stream::iter(vec![Ok::<_, String>(chunk)]))
+            frames(BINARY, futures::stream::iter(vec![Ok::<_, String>(chunk)]))
                 .collect()
                 .await;
         assert!(frames.iter().all(Result::is_ok));
@@ -118,7 +120,7 @@ async fn a_held_answer_goes_alone_after_the_hold() {
     let (frames_tx, mut frames_rx) = tokio::sync::mpsc::channel(64);
     let replies =
         futures::stream::iter(vec![matched(3), matched(3)]).chain(futures::stream::pending());
-    let sending = tokio::spawn(send_answers(Box::pin(replies), frames_tx));
+    let sending = tokio::spawn(send_answers(Box::pin(replies), BINARY, frames_tx));
     assert!(frames_rx.recv().await.is_some(), "the first answer at once");
     let started = Instant::now();
     assert!(
@@ -131,7 +133,7 @@ async fn a_held_answer_goes_alone_after_the_hold() {
 
 #[tokio::test(start_paused = true)]
 async fn an_overdue_answer_fails_the_session() {
-    let session = Session::new(2, Duration::from_millis(75));
+    let session = Session::new(2, Duration::from_millis(75), BINARY);
     sent_times(&session.sent).push_back(Instant::now());
     let silent = futures::stream::pending::<Result<Vec<u8>, String>>();
     let mut answers = Box::pin(session.answers(silent));
@@ -142,7 +144,7 @@ async fn an_overdue_answer_fails_the_session() {
 
 #[tokio::test(start_paused = true)]
 async fn an_idle_session_waits_without_failing() {
-    let session = Session::new(2, Duration::from_millis(75));
+    let session = Session::new(2, Duration::from_millis(75), BINARY);
     let silent = futures::stream::pending::<Result<Vec<u8>, String>>();
     let mut answers = Box::pin(session.answers(silent));
     let waited = tokio::time::timeout(Duration::from_secs(5), answers.next()).await;

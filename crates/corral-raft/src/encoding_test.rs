@@ -15,6 +15,7 @@ use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{BasicNode, EntryPayload, Membership};
 use proptest::prelude::*;
 
+use crate::codec::Encoding;
 use crate::frame::{encode_frame, frames};
 use crate::metrics::StoreMetrics;
 use crate::rocks::{decode, encode, test_disk};
@@ -109,6 +110,11 @@ proptest! {
     fn any_log_entry_round_trips(entry in entry()) {
         let bytes = encode("log entry", &entry).expect("every entry encodes");
         let decoded: Entry = decode("log entry", &bytes).expect("what was encoded decodes");
+        prop_assert_eq!(&decoded, &entry);
+        // As an older node wrote it: format 1, JSON.
+        let mut json = vec![1];
+        Encoding::Json.encode_into(&mut json, &entry).expect("every entry encodes");
+        let decoded: Entry = decode("log entry", &json).expect("format 1 decodes");
         prop_assert_eq!(decoded, entry);
     }
 
@@ -118,20 +124,22 @@ proptest! {
     fn any_append_request_crosses_a_chunked_stream(
         requests in prop::collection::vec(append_request(), 1..4),
         chunk_bytes in 1usize..300,
+        binary in any::<bool>(),
     ) {
+        let encoding = if binary { Encoding::MessagePack } else { Encoding::Json };
         let mut bytes = Vec::new();
         for request in &requests {
-            bytes.extend(encode_frame(request).expect("every request encodes"));
+            bytes.extend(encode_frame(encoding, request).expect("every request encodes"));
         }
         let chunks: Vec<Result<Vec<u8>, String>> =
             bytes.chunks(chunk_bytes).map(|c| Ok(c.to_vec())).collect();
         let decoded: Vec<Result<AppendEntriesRequest<TypeConfig>, crate::frame::FrameError>> =
-            futures::executor::block_on(frames(futures::stream::iter(chunks)).collect());
+            futures::executor::block_on(frames(encoding, futures::stream::iter(chunks)).collect());
         prop_assert_eq!(decoded.len(), requests.len());
         for (decoded, sent) in decoded.into_iter().zip(&requests) {
             let decoded = decoded.expect("every frame decodes");
             prop_assert_eq!(&decoded.entries, &sent.entries);
-            prop_assert_eq!(encode_frame(&decoded).ok(), encode_frame(sent).ok());
+            prop_assert_eq!(encode_frame(encoding, &decoded).ok(), encode_frame(encoding, sent).ok());
         }
     }
 }
@@ -150,25 +158,48 @@ proptest! {
     }
 }
 
-/// Values are written in [`crate::DISK_FORMAT`]; values of format 0 (the
-/// JSON alone, as corral wrote before formats were numbered) still read;
-/// a newer format is refused with a message that names it.
+/// Values are written in [`crate::DISK_FORMAT`] (MessagePack); values of
+/// format 1 (a byte, then JSON) and 0 (the JSON alone, as corral wrote
+/// before formats were numbered) still read; a newer format is refused
+/// with a message that names it.
 #[test]
 fn disk_formats_read_and_refuse_as_they_should() {
     let table = LockTable::new();
     let written = encode("snapshot data", &table).expect("encodes");
     assert_eq!(written[0], crate::DISK_FORMAT);
-    let read: LockTable = decode("snapshot data", &written).expect("format 1 reads");
+    assert_eq!(
+        Encoding::of_format(crate::DISK_FORMAT),
+        Encoding::MessagePack
+    );
+    let read: LockTable = decode("snapshot data", &written).expect("format 2 reads");
     assert_eq!(read, table);
     let old = serde_json::to_vec(&table).expect("JSON");
     let read: LockTable = decode("snapshot data", &old).expect("format 0 reads");
+    assert_eq!(read, table);
+    let format1 = [&[1u8][..], &old].concat();
+    let read: LockTable = decode("snapshot data", &format1).expect("format 1 reads");
     assert_eq!(read, table);
     let mut newer = written.clone();
     newer[0] = crate::DISK_FORMAT + 1;
     let refused = decode::<LockTable>("snapshot data", &newer).expect_err("a newer format");
     let said = refused.to_string();
     assert!(
-        said.contains("format 2") && said.contains("newer corral"),
+        said.contains("format 3") && said.contains("newer corral"),
         "{said}"
     );
+}
+
+/// A snapshot sent to a node older than format 2 is written again in JSON
+/// (format 1), which it reads; to a node of format 2 it goes as it is.
+#[test]
+fn snapshot_data_is_sent_in_a_format_the_peer_reads() {
+    let table = LockTable::new();
+    let written = encode("snapshot data", &table).expect("encodes");
+    let same = crate::rocks::readable_by::<LockTable>(2, "snapshot data", written.clone());
+    assert_eq!(same.expect("as it is"), written);
+    let old =
+        crate::rocks::readable_by::<LockTable>(1, "snapshot data", written).expect("written again");
+    assert_eq!(old[0], 1);
+    let json: LockTable = serde_json::from_slice(&old[1..]).expect("JSON after the byte");
+    assert_eq!(json, table);
 }

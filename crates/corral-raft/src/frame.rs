@@ -1,10 +1,13 @@
 //! Frames: how messages cross a byte stream, such as an HTTP body, that
 //! arrives in chunks of any size. Each frame is a 4-byte big-endian length,
-//! then that many bytes of JSON.
+//! then that many bytes of one value, in the [`Encoding`] of the stream's
+//! peer format (JSON before format 2, MessagePack since).
 
 use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+
+use crate::codec::{CodecError, Encoding};
 
 /// The largest frame accepted: a batch of entries, far above what openraft
 /// sends in one request.
@@ -16,9 +19,10 @@ pub enum FrameError {
     /// A frame claims more bytes than the largest accepted (256 MiB).
     #[error("frame of {0} bytes is too large")]
     TooLarge(usize),
-    /// A frame's JSON does not decode as what was expected.
+    /// A frame's value does not encode, or does not decode as what was
+    /// expected.
     #[error("frame does not decode: {0}")]
-    Json(#[from] serde_json::Error),
+    Codec(#[from] CodecError),
     /// The stream ended inside a frame.
     #[error("stream ended inside a frame")]
     Truncated,
@@ -29,9 +33,9 @@ pub enum FrameError {
 }
 
 /// Encodes `value` as one frame.
-pub fn encode_frame<T: Serialize>(value: &T) -> Result<Vec<u8>, FrameError> {
+pub fn encode_frame<T: Serialize>(encoding: Encoding, value: &T) -> Result<Vec<u8>, FrameError> {
     let mut frame = vec![0; 4];
-    serde_json::to_writer(&mut frame, value)?;
+    encoding.encode_into(&mut frame, value)?;
     let len = frame.len() - 4;
     let len = u32::try_from(len)
         .ok()
@@ -42,13 +46,23 @@ pub fn encode_frame<T: Serialize>(value: &T) -> Result<Vec<u8>, FrameError> {
 }
 
 /// Cuts a byte stream, which arrives in chunks of any size, into frames.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FrameReader {
+    encoding: Encoding,
     buffer: Vec<u8>,
     start: usize,
 }
 
 impl FrameReader {
+    /// A reader of frames in `encoding`.
+    pub fn new(encoding: Encoding) -> FrameReader {
+        FrameReader {
+            encoding,
+            buffer: Vec::new(),
+            start: 0,
+        }
+    }
+
     /// Adds bytes that arrived.
     pub fn push(&mut self, bytes: &[u8]) {
         if self.start == self.buffer.len() {
@@ -67,7 +81,7 @@ impl FrameReader {
             return Some(Err(FrameError::TooLarge(len)));
         }
         let body = pending.get(4..4 + len)?;
-        let decoded = serde_json::from_slice(body).map_err(FrameError::from);
+        let decoded = self.encoding.decode(body).map_err(FrameError::from);
         self.start += 4 + len;
         if self.start > self.buffer.len() / 2 {
             self.buffer.drain(..self.start);
@@ -85,6 +99,7 @@ impl FrameReader {
 /// The decoded frames of a byte stream. Ends at the first bad frame or
 /// transport error, with it.
 pub fn frames<T, B, E>(
+    encoding: Encoding,
     bytes: impl Stream<Item = Result<B, E>> + Unpin,
 ) -> impl Stream<Item = Result<T, FrameError>>
 where
@@ -92,7 +107,8 @@ where
     B: AsRef<[u8]>,
     E: std::fmt::Display,
 {
-    futures::stream::unfold(Some((bytes, FrameReader::default())), |state| async move {
+    let reader = FrameReader::new(encoding);
+    futures::stream::unfold(Some((bytes, reader)), |state| async move {
         let (mut bytes, mut reader) = state?;
         loop {
             if let Some(frame) = reader.next_frame::<T>() {

@@ -1,6 +1,13 @@
 use super::*;
 use proptest::prelude::*;
 
+const JSON: Encoding = Encoding::Json;
+const BOTH: [Encoding; 2] = [Encoding::Json, Encoding::MessagePack];
+
+fn encoding(binary: bool) -> Encoding {
+    BOTH[usize::from(binary)]
+}
+
 fn chunks(bytes: Vec<u8>, size: usize) -> Vec<Result<Vec<u8>, String>> {
     bytes.chunks(size).map(|c| Ok(c.to_vec())).collect()
 }
@@ -8,26 +15,29 @@ fn chunks(bytes: Vec<u8>, size: usize) -> Vec<Result<Vec<u8>, String>> {
 #[tokio::test]
 async fn frames_survive_any_chunking() {
     let values: Vec<Vec<u64>> = vec![vec![], vec![1], vec![2, 3, 4], (0..1000).collect()];
-    let mut bytes = Vec::new();
-    for v in &values {
-        bytes.extend(encode_frame(v).unwrap());
-    }
-    for size in [1, 3, 4, 5, 64, bytes.len()] {
-        let stream = futures::stream::iter(chunks(bytes.clone(), size));
-        let got: Vec<Result<Vec<u64>, FrameError>> = frames(stream).collect().await;
-        let got: Vec<Vec<u64>> = got.into_iter().map(|r| r.unwrap()).collect();
-        assert_eq!(got, values, "chunks of {size}");
+    for encoding in BOTH {
+        let mut bytes = Vec::new();
+        for v in &values {
+            bytes.extend(encode_frame(encoding, v).unwrap());
+        }
+        for size in [1, 3, 4, 5, 64, bytes.len()] {
+            let stream = futures::stream::iter(chunks(bytes.clone(), size));
+            let got: Vec<Result<Vec<u64>, FrameError>> = frames(encoding, stream).collect().await;
+            let got: Vec<Vec<u64>> = got.into_iter().map(|r| r.unwrap()).collect();
+            assert_eq!(got, values, "{encoding:?} in chunks of {size}");
+        }
     }
 }
 
 #[tokio::test]
 async fn a_cut_frame_is_an_error_and_ends_the_stream() {
-    let mut bytes = encode_frame(&vec![1u64]).unwrap();
-    let second = encode_frame(&vec![2u64]).unwrap();
+    let mut bytes = encode_frame(JSON, &vec![1u64]).unwrap();
+    let second = encode_frame(JSON, &vec![2u64]).unwrap();
     bytes.extend(&second[..second.len() - 1]);
-    let got: Vec<Result<Vec<u64>, FrameError>> = frames(futures::stream::iter(chunks(bytes, 2)))
-        .collect()
-        .await;
+    let got: Vec<Result<Vec<u64>, FrameError>> =
+        frames(JSON, futures::stream::iter(chunks(bytes, 2)))
+            .collect()
+            .await;
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].as_ref().ok(), Some(&vec![1]));
     assert!(matches!(got[1], Err(FrameError::Truncated)));
@@ -35,19 +45,20 @@ async fn a_cut_frame_is_an_error_and_ends_the_stream() {
 
 #[tokio::test]
 async fn bad_json_and_oversized_frames_end_the_stream() {
-    let mut bytes = encode_frame(&vec![1u64]).unwrap();
+    let mut bytes = encode_frame(JSON, &vec![1u64]).unwrap();
     bytes.extend(3u32.to_be_bytes());
     bytes.extend(b"{x}");
-    bytes.extend(encode_frame(&vec![2u64]).unwrap());
-    let got: Vec<Result<Vec<u64>, FrameError>> = frames(futures::stream::iter(chunks(bytes, 7)))
-        .collect()
-        .await;
+    bytes.extend(encode_frame(JSON, &vec![2u64]).unwrap());
+    let got: Vec<Result<Vec<u64>, FrameError>> =
+        frames(JSON, futures::stream::iter(chunks(bytes, 7)))
+            .collect()
+            .await;
     assert_eq!(got.len(), 2, "nothing after the bad frame: {got:?}");
-    assert!(matches!(got[1], Err(FrameError::Json(_))), "{got:?}");
+    assert!(matches!(got[1], Err(FrameError::Codec(_))), "{got:?}");
 
     let huge = ((FRAME_BYTES_MAX + 1) as u32).to_be_bytes().to_vec();
     let got: Vec<Result<Vec<u64>, FrameError>> =
-        frames(futures::stream::iter(vec![Ok::<_, String>(huge)]))
+        frames(JSON, futures::stream::iter(vec![Ok::<_, String>(huge)]))
             .collect()
             .await;
     assert!(matches!(got[0], Err(FrameError::TooLarge(_))), "{got:?}");
@@ -55,11 +66,11 @@ async fn bad_json_and_oversized_frames_end_the_stream() {
 
 #[tokio::test]
 async fn a_transport_error_ends_the_stream() {
-    let mut items = chunks(encode_frame(&vec![7u64]).unwrap(), 100);
+    let mut items = chunks(encode_frame(JSON, &vec![7u64]).unwrap(), 100);
     items.push(Err("reset".to_string()));
-    items.extend(chunks(encode_frame(&vec![8u64]).unwrap(), 100));
+    items.extend(chunks(encode_frame(JSON, &vec![8u64]).unwrap(), 100));
     let got: Vec<Result<Vec<u64>, FrameError>> =
-        frames(futures::stream::iter(items)).collect().await;
+        frames(JSON, futures::stream::iter(items)).collect().await;
     assert_eq!(got.len(), 2, "nothing after the transport error: {got:?}");
     assert_eq!(got[0].as_ref().ok(), Some(&vec![7]));
     assert!(matches!(&got[1], Err(FrameError::Transport(e)) if e == "reset"));
@@ -101,7 +112,9 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
 /// random bytes.
 fn segment() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
-        json_value().prop_map(|v| encode_frame(&v).expect("a JSON value encodes")),
+        (json_value(), any::<bool>()).prop_map(|(v, binary)| {
+            encode_frame(encoding(binary), &v).expect("a JSON value encodes")
+        }),
         prop::collection::vec(any::<u8>(), 0..48).prop_map(|body| {
             let mut frame = (body.len() as u32).to_be_bytes().to_vec();
             frame.extend(body);
@@ -138,10 +151,12 @@ fn cut(bytes: &[u8], sizes: &[usize]) -> Vec<Vec<u8>> {
 /// What `frames` makes of `chunks` as `T`, after checking its shape: the
 /// stream ends, and only its last item may be an error.
 fn through_frames<T: DeserializeOwned>(
+    encoding: Encoding,
     chunks: &[Vec<u8>],
 ) -> Result<Vec<Result<T, FrameError>>, TestCaseError> {
     let stream = futures::stream::iter(chunks.iter().map(|c| Ok::<_, String>(c.clone())));
-    let items: Vec<Result<T, FrameError>> = futures::executor::block_on(frames(stream).collect());
+    let items: Vec<Result<T, FrameError>> =
+        futures::executor::block_on(frames(encoding, stream).collect());
     let errors = items.iter().filter(|item| item.is_err()).count();
     prop_assert!(errors <= 1, "at most one error, and it ends the stream");
     if errors == 1 {
@@ -157,8 +172,11 @@ fn through_frames<T: DeserializeOwned>(
 /// checking after every push that its buffer is sized by the bytes that
 /// arrived, never by a length prefix: at most twice those bytes (a
 /// growing `Vec` doubles), and 8 when nearly none arrived.
-fn through_reader<T: DeserializeOwned>(chunks: &[Vec<u8>]) -> Result<Vec<T>, TestCaseError> {
-    let mut reader = FrameReader::default();
+fn through_reader<T: DeserializeOwned>(
+    encoding: Encoding,
+    chunks: &[Vec<u8>],
+) -> Result<Vec<T>, TestCaseError> {
+    let mut reader = FrameReader::new(encoding);
     let mut arrived = 0;
     let mut decoded = Vec::new();
     for chunk in chunks {
@@ -190,12 +208,13 @@ fn check_buffer(reader: &FrameReader, arrived: usize) -> Result<(), TestCaseErro
 /// Both decoders of `bytes`, cut by `sizes`, as `T`: they agree on how
 /// many frames decode before the first error or the end.
 fn decode_both<T: DeserializeOwned>(
+    encoding: Encoding,
     bytes: &[u8],
     sizes: &[usize],
 ) -> Result<Vec<Result<T, FrameError>>, TestCaseError> {
     let chunks = cut(bytes, sizes);
-    let items = through_frames::<T>(&chunks)?;
-    let read = through_reader::<T>(&chunks)?;
+    let items = through_frames::<T>(encoding, &chunks)?;
+    let read = through_reader::<T>(encoding, &chunks)?;
     prop_assert_eq!(read.len(), items.iter().filter(|i| i.is_ok()).count());
     Ok(items)
 }
@@ -234,10 +253,12 @@ proptest! {
     fn any_bytes_in_any_chunks_give_frames_or_an_error(
         bytes in hostile_bytes(),
         sizes in prop::collection::vec(1usize..64, 1..8),
+        binary in any::<bool>(),
     ) {
-        decode_both::<serde_json::Value>(&bytes, &sizes)?;
-        decode_both::<AppendRequest>(&bytes, &sizes)?;
-        decode_both::<AppendAnswer>(&bytes, &sizes)?;
+        let encoding = encoding(binary);
+        decode_both::<serde_json::Value>(encoding, &bytes, &sizes)?;
+        decode_both::<AppendRequest>(encoding, &bytes, &sizes)?;
+        decode_both::<AppendAnswer>(encoding, &bytes, &sizes)?;
     }
 
     /// Valid append frames, damaged, decode to an error (or, for a flip
@@ -250,10 +271,12 @@ proptest! {
         requests in prop::collection::vec(crate::encoding_test::append_request(), 1..3),
         damage in corruption(),
         sizes in prop::collection::vec(1usize..300, 1..4),
+        binary in any::<bool>(),
     ) {
+        let encoding = encoding(binary);
         let mut bytes = Vec::new();
         for request in &requests {
-            bytes.extend(encode_frame(request).expect("every request encodes"));
+            bytes.extend(encode_frame(encoding, request).expect("every request encodes"));
         }
         let len = bytes.len();
         match damage {
@@ -263,7 +286,7 @@ proptest! {
                 bytes[..4].copy_from_slice(&n.to_be_bytes());
             }
         }
-        let items = decode_both::<AppendRequest>(&bytes, &sizes)?;
+        let items = decode_both::<AppendRequest>(encoding, &bytes, &sizes)?;
         let first = items.first();
         match damage {
             Corruption::Flip(..) => {}

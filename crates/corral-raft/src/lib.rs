@@ -27,6 +27,7 @@
 //! - [`StoreMetrics`]: log fsync times and snapshots, for `/metrics`.
 
 pub mod append_stream;
+pub mod codec;
 mod disk;
 mod faults;
 pub mod frame;
@@ -59,9 +60,9 @@ pub use log_store::LogStore;
 pub use membership::{MemberProgress, Members, MembershipError};
 pub use metrics::StoreMetrics;
 pub use network::{
-    PeerClients, PeerIdentity, PeerNetwork, Removal, RpcReply, SnapshotHeader, SnapshotReply,
-    CLUSTER_HEADER, FORMAT_HEADER, HEADER_SNAPSHOT, NODE_HEADER, PATH_APPEND, PATH_SNAPSHOT,
-    PATH_VOTE, PEER_FORMAT,
+    PeerClients, PeerFormats, PeerIdentity, PeerNetwork, Removal, RpcReply, SnapshotHeader,
+    SnapshotReply, CLUSTER_HEADER, FORMAT_HEADER, HEADER_SNAPSHOT, JSON_PEER_FORMAT, NODE_HEADER,
+    PATH_APPEND, PATH_SNAPSHOT, PATH_VOTE, PEER_FORMAT,
 };
 pub use node::{raft_config, start, start_on, NodeParts, RaftSettings, ReplicatedNode, StartError};
 pub use replica::{

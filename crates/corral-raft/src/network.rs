@@ -3,7 +3,9 @@
 //! are one HTTP/1.1 call each, over a pooled client; replication is a
 //! pipelined stream per session over HTTP/2 (see [`crate::append_stream`]).
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::Stream;
@@ -22,6 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::append_stream::{Session, PATH_APPEND_STREAM};
+use crate::codec::Encoding;
 use crate::faults::Faults;
 use crate::node::StartError;
 use crate::tls::{self, TlsFiles};
@@ -63,16 +66,46 @@ pub struct PeerClients {
     scheme: &'static str,
     /// Set when a peer answered that this node was removed.
     pub removal: Removal,
+    /// The format each peer's streams are sent in.
+    pub formats: PeerFormats,
+}
+
+/// The peer format to frame each peer's streams in, learned from its
+/// answers: every answer of a node names the newest format it reads in
+/// [`FORMAT_HEADER`], and an answer without one comes from a node that
+/// reads JSON only (format 1 or older). A peer not heard from yet is sent
+/// [`PEER_FORMAT`]; an older node refuses that stream once, and the next
+/// one is framed in JSON. So a rolling upgrade passes through a cluster of
+/// both versions.
+#[derive(Clone, Debug, Default)]
+pub struct PeerFormats(Arc<Mutex<HashMap<String, u8>>>);
+
+impl PeerFormats {
+    /// The format to frame a stream to the peer at `addr` in.
+    pub fn sending(&self, addr: &str) -> u8 {
+        let known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        known.get(addr).copied().unwrap_or(PEER_FORMAT)
+    }
+
+    /// Learns what the peer at `addr` reads from the headers of its answer.
+    pub fn learn(&self, addr: &str, headers: &reqwest::header::HeaderMap) {
+        let reads = headers
+            .get(FORMAT_HEADER)
+            .and_then(|value| value.to_str().ok()?.parse::<u8>().ok())
+            .unwrap_or(JSON_PEER_FORMAT);
+        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        known.insert(addr.to_string(), reads.min(PEER_FORMAT));
+    }
 }
 
 /// Whether a peer told this node it was removed from the cluster (`410
 /// Gone` to a raft RPC): the node must then stop, not campaign for ever.
 #[derive(Clone, Debug)]
-pub struct Removal(std::sync::Arc<tokio::sync::watch::Sender<Option<String>>>);
+pub struct Removal(Arc<tokio::sync::watch::Sender<Option<String>>>);
 
 impl Default for Removal {
     fn default() -> Removal {
-        Removal(std::sync::Arc::new(tokio::sync::watch::channel(None).0))
+        Removal(Arc::new(tokio::sync::watch::channel(None).0))
     }
 }
 
@@ -136,12 +169,18 @@ pub const CLUSTER_HEADER: &str = "x-corral-cluster";
 /// The header every peer request carries its sender's node id in: a node
 /// refuses a removed one.
 pub const NODE_HEADER: &str = "x-corral-node";
-/// The header every peer request carries the format of its bodies in.
-/// Absent: format 0, a node older than the header.
+/// The header every peer request carries the format of its bodies in
+/// (absent: format 0, a node older than the header), and every answer the
+/// newest format its node reads in.
 pub const FORMAT_HEADER: &str = "x-corral-format";
-/// The format of the peer messages this version sends (JSON bodies and
-/// frames, with snapshot data in the disk format); it reads 0 to this.
-pub const PEER_FORMAT: u8 = 1;
+/// The newest format of peer messages this version sends and reads (it
+/// reads 0 to this): since 2, the frames of append and propose streams
+/// are MessagePack ([`crate::codec`]). Single requests (votes, keepalives)
+/// stay JSON bodies, and snapshot data travels in the disk format.
+pub const PEER_FORMAT: u8 = 2;
+/// The format of JSON bodies and frames, which every node that checks
+/// formats reads: what single requests are sent in.
+pub const JSON_PEER_FORMAT: u8 = 1;
 
 impl PeerClients {
     /// Clients over plain HTTP, or over mutual TLS with `tls`: this node's
@@ -161,7 +200,7 @@ impl PeerClients {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(
             FORMAT_HEADER,
-            reqwest::header::HeaderValue::from(u16::from(PEER_FORMAT)),
+            reqwest::header::HeaderValue::from(u16::from(JSON_PEER_FORMAT)),
         );
         if let Some(identity) = identity {
             let value = reqwest::header::HeaderValue::from_str(&identity.cluster_id)
@@ -193,6 +232,7 @@ impl PeerClients {
             streams: streams.build()?,
             scheme,
             removal: Removal::default(),
+            formats: PeerFormats::default(),
         })
     }
 
@@ -228,6 +268,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
             target,
             faults: self.faults.clone(),
             removal: self.clients.removal.clone(),
+            formats: self.clients.formats.clone(),
         }
     }
 }
@@ -241,6 +282,7 @@ pub struct PeerConnection {
     target: NodeId,
     faults: Faults,
     removal: Removal,
+    formats: PeerFormats,
 }
 
 impl PeerConnection {
@@ -294,13 +336,15 @@ impl PeerConnection {
         self.check_faults()?;
         let (faults, addr) = (self.faults.clone(), self.addr.clone());
         let check = move || faults.check(&addr);
-        let session = Session::new(self.target, option.hard_ttl());
+        let format = self.formats.sending(&self.addr);
+        let session = Session::new(self.target, option.hard_ttl(), Encoding::of_format(format));
         let body = session.body(requests, check);
         // No timeout on the request as a whole: it lives as long as the
         // session. Opening it and each answer are bounded instead.
         let opening = self
             .streams
             .post(format!("{}{PATH_APPEND_STREAM}", self.base))
+            .header(FORMAT_HEADER, u16::from(format))
             .body(reqwest::Body::wrap_stream(body))
             .send();
         let response = match tokio::time::timeout(option.hard_ttl(), opening).await {
@@ -312,6 +356,7 @@ impl PeerConnection {
             }
         };
         self.removal.check(self.target, response.status());
+        self.formats.learn(&self.addr, response.headers());
         let response = response
             .error_for_status()
             .map_err(|e| transport_error(self.target, e))?;
@@ -331,12 +376,19 @@ impl PeerConnection {
         let header = serde_json::to_string(&header)
             .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
         self.check_faults().map_err(StreamingError::from)?;
+        // A node older than format 2 reads only JSON snapshots: this node
+        // writes no format its peers cannot read.
+        let format = self.formats.sending(&self.addr);
+        let data = snapshot.snapshot.into_inner();
+        let data =
+            crate::rocks::readable_by::<corral_state::LockTable>(format, "snapshot data", data)
+                .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
         let response = self
             .http
             .post(format!("{}{PATH_SNAPSHOT}", self.base))
             .timeout(timeout)
             .header(HEADER_SNAPSHOT, header)
-            .body(snapshot.snapshot.into_inner())
+            .body(data)
             .send()
             .await
             .map_err(|e| StreamingError::from(transport_error(self.target, e)))?;
@@ -412,3 +464,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "network_test.rs"]
+mod tests;

@@ -306,16 +306,19 @@ impl Replica {
         self.raft.install_full_snapshot(header.vote, snapshot).await
     }
 
-    /// Serves a leader's replication session (see [`crate::append_stream`]).
+    /// Serves a leader's replication session (see [`crate::append_stream`]),
+    /// framed in peer format `format`.
     pub fn append_stream<B, E>(
         &self,
+        format: u8,
         body: impl Stream<Item = Result<B, E>> + Send + Unpin + 'static,
     ) -> impl Stream<Item = Result<Vec<u8>, std::convert::Infallible>> + Send + 'static
     where
         B: AsRef<[u8]> + Send + 'static,
         E: std::fmt::Display + Send + 'static,
     {
-        crate::append_stream::serve(self.raft.clone(), body)
+        let encoding = crate::codec::Encoding::of_format(format);
+        crate::append_stream::serve(self.raft.clone(), encoding, body)
     }
 }
 

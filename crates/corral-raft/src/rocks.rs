@@ -21,6 +21,7 @@ use rocksdb::{
     WriteOptions, DB,
 };
 
+use crate::codec::Encoding;
 use crate::disk::{Disk, Durability, Family, KeyValue, Op, SyncDone, Visit};
 use crate::faults::Faults;
 
@@ -44,7 +45,7 @@ pub enum StoreError {
         /// What was being read.
         what: &'static str,
         /// The decoding error.
-        source: serde_json::Error,
+        source: crate::codec::CodecError,
     },
     /// A value could not be encoded for disk. Returned, never a panic: a
     /// panic in a raft task would stop the node without saying why.
@@ -53,7 +54,7 @@ pub enum StoreError {
         /// What was being written.
         what: &'static str,
         /// The encoding error.
-        source: serde_json::Error,
+        source: crate::codec::CodecError,
     },
     /// What was read from disk decodes but breaks an invariant.
     #[error("invalid state in the database: {0}")]
@@ -233,25 +234,30 @@ fn flush_loop(
 
 /// The format of the values corral writes to disk (log entries, vote,
 /// snapshots; a snapshot's data also travels to peers as is): one byte
-/// before the value's JSON. Values written before formats were numbered
-/// are the JSON alone, which never starts with a byte below 0x20 other
-/// than whitespace: format 0.
-pub const DISK_FORMAT: u8 = 1;
+/// before the encoded value. Format 2 is MessagePack (see [`crate::codec`]);
+/// format 1 is JSON. Values written before formats were numbered are the
+/// JSON alone, which never starts with a byte below 0x20 other than
+/// whitespace: format 0.
+pub const DISK_FORMAT: u8 = 2;
 
-/// Decodes a value read from disk, of format 0 or [`DISK_FORMAT`]; one of
+/// Decodes a value read from disk, of format 0 to [`DISK_FORMAT`]; one of
 /// a newer format is refused with a message that says so.
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     what: &'static str,
     bytes: &[u8],
 ) -> Result<T, StoreError> {
-    let json = match bytes.first() {
-        Some(&DISK_FORMAT) => &bytes[1..],
+    let (encoding, body) = match bytes.first() {
+        Some(&format) if format <= DISK_FORMAT && format > 0 => {
+            (Encoding::of_format(format), &bytes[1..])
+        }
         Some(&format) if format < 0x20 && !b"\t\n\r".contains(&format) => {
             return Err(StoreError::Format { what, format })
         }
-        _ => bytes,
+        _ => (Encoding::Json, bytes),
     };
-    serde_json::from_slice(json).map_err(|source| StoreError::Corrupt { what, source })
+    encoding
+        .decode(body)
+        .map_err(|source| StoreError::Corrupt { what, source })
 }
 
 /// Encodes a value for disk. The round-trip property tests show that every
@@ -263,9 +269,29 @@ pub(crate) fn encode<T: serde::Serialize>(
     value: &T,
 ) -> Result<Vec<u8>, StoreError> {
     let mut bytes = vec![DISK_FORMAT];
-    serde_json::to_writer(&mut bytes, value)
+    Encoding::of_format(DISK_FORMAT)
+        .encode_into(&mut bytes, value)
         .map_err(|source| StoreError::Encode { what, source })?;
     Ok(bytes)
+}
+
+/// A value of the disk format as a node that reads at most `format` (of
+/// peer formats: the same numbers) can read it: as it is, or decoded as
+/// `T` and written again in JSON (format 1) for a node older than format 2.
+pub(crate) fn readable_by<T: serde::Serialize + serde::de::DeserializeOwned>(
+    format: u8,
+    what: &'static str,
+    bytes: Vec<u8>,
+) -> Result<Vec<u8>, StoreError> {
+    if Encoding::of_format(format) == Encoding::of_format(DISK_FORMAT) {
+        return Ok(bytes);
+    }
+    let value: T = decode(what, &bytes)?;
+    let mut json = vec![1];
+    Encoding::Json
+        .encode_into(&mut json, &value)
+        .map_err(|source| StoreError::Encode { what, source })?;
+    Ok(json)
 }
 
 /// A RocksDB disk under `dir` for a test, with no faults.

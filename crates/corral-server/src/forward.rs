@@ -17,8 +17,9 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use corral_raft::codec::Encoding;
 use corral_raft::frame::{encode_frame, frames, FrameError};
-use corral_raft::PeerClients;
+use corral_raft::{PeerClients, PeerFormats};
 use corral_state::Response;
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
@@ -232,6 +233,8 @@ fn lock(pending: &Mutex<Pending>) -> MutexGuard<'_, Pending> {
 /// A follower's stream to one leader.
 struct Link {
     next_seq: u64,
+    /// How this stream's frames are encoded, both ways.
+    encoding: Encoding,
     body: mpsc::UnboundedSender<Vec<u8>>,
     pending: Arc<Mutex<Pending>>,
 }
@@ -240,6 +243,8 @@ impl Link {
     /// Opens a stream to the leader at `addr`, and a task that reads its
     /// answers.
     fn open(peers: &PeerClients, addr: &str) -> Link {
+        let format = peers.formats.sending(addr);
+        let encoding = Encoding::of_format(format);
         let (body, frames_out) = mpsc::unbounded_channel::<Vec<u8>>();
         let pending = Arc::new(Mutex::new(Pending::default()));
         let frames_out = futures::stream::unfold(frames_out, |mut frames_out| async move {
@@ -252,11 +257,14 @@ impl Link {
         let opening = peers
             .streams
             .post(peers.url(addr, PATH_PROPOSE_STREAM))
+            .header(corral_raft::FORMAT_HEADER, u16::from(format))
             .body(reqwest::Body::wrap_stream(frames_out))
             .send();
-        tokio::spawn(read_answers(opening, pending.clone()));
+        let learn = (peers.formats.clone(), addr.to_string());
+        tokio::spawn(read_answers(opening, encoding, learn, pending.clone()));
         Link {
             next_seq: 0,
+            encoding,
             body,
             pending,
         }
@@ -283,7 +291,7 @@ impl Link {
             .zip(first_seq..)
             .map(|(queued, seq)| (Numbered(seq, queued.command), (seq, queued.answer)))
             .unzip();
-        let sent = encode_frame(&commands)
+        let sent = encode_frame(self.encoding, &commands)
             .map_err(|e| NotSent::Encode(Arc::new(e)))
             .and_then(|frame| self.body.send(frame).map_err(|_| NotSent::StreamClosed));
         match sent {
@@ -306,8 +314,15 @@ impl Link {
 /// unanswered.
 async fn read_answers(
     opening: impl Future<Output = Result<reqwest::Response, reqwest::Error>>,
+    encoding: Encoding,
+    (formats, addr): (PeerFormats, String),
     pending: Arc<Mutex<Pending>>,
 ) {
+    let opening = async {
+        let response = opening.await?;
+        formats.learn(&addr, response.headers());
+        Ok::<_, reqwest::Error>(response)
+    };
     // Why it ended: `Err` when nothing reached the leader (safe to retry),
     // `Ok` with the reason when what was sent may apply.
     let ended: Result<String, NotSent> = match tokio::time::timeout(ANSWER_WITHIN, opening).await {
@@ -318,7 +333,7 @@ async fn read_answers(
             "the leader refused the stream: {}",
             response.status()
         )),
-        Ok(Ok(response)) => Ok(answer_all(response.bytes_stream(), &pending).await),
+        Ok(Ok(response)) => Ok(answer_all(encoding, response.bytes_stream(), &pending).await),
     };
     match &ended {
         Ok(why) => tracing::debug!(reason = %why, "the stream to the leader ended"),
@@ -336,6 +351,7 @@ async fn read_answers(
 /// Hands out the answers framed in `bytes` until the stream ends, a frame
 /// is bad, or an answer is overdue; says which.
 pub(crate) async fn answer_all<B, E>(
+    encoding: Encoding,
     bytes: impl Stream<Item = Result<B, E>> + Unpin,
     pending: &Mutex<Pending>,
 ) -> String
@@ -343,7 +359,8 @@ where
     B: AsRef<[u8]>,
     E: std::fmt::Display,
 {
-    let mut answers = std::pin::pin!(frames::<Vec<Numbered<PeerReply<Response>>>, B, E>(bytes));
+    let answers = frames::<Vec<Numbered<PeerReply<Response>>>, B, E>(encoding, bytes);
+    let mut answers = std::pin::pin!(answers);
     loop {
         let oldest = lock(pending).oldest();
         // Nothing outstanding: look again after a while, since a command
@@ -374,6 +391,7 @@ where
 /// first bad frame.
 pub(crate) fn serve<F, Fut, B, E>(
     propose: F,
+    encoding: Encoding,
     body: impl Stream<Item = Result<B, E>> + Send + Unpin + 'static,
 ) -> impl Stream<Item = Result<Vec<u8>, Infallible>> + Send + 'static
 where
@@ -384,7 +402,8 @@ where
 {
     let (answers_tx, answers_rx) = mpsc::unbounded_channel::<Numbered<PeerReply<Response>>>();
     tokio::spawn(async move {
-        let mut batches = std::pin::pin!(frames::<Vec<Numbered<Forwarded>>, B, E>(body));
+        let batches = frames::<Vec<Numbered<Forwarded>>, B, E>(encoding, body);
+        let mut batches = std::pin::pin!(batches);
         let mut running = FuturesUnordered::new();
         let mut open = true;
         loop {
@@ -411,7 +430,7 @@ where
             }
         }
     });
-    futures::stream::unfold(answers_rx, |mut answers_rx| async move {
+    futures::stream::unfold(answers_rx, move |mut answers_rx| async move {
         let mut ready = vec![answers_rx.recv().await?];
         while ready.len() < BATCH_MAX {
             match answers_rx.try_recv() {
@@ -419,7 +438,7 @@ where
                 Err(_) => break,
             }
         }
-        Some((Ok(encode_answers(ready)), answers_rx))
+        Some((Ok(encode_answers(encoding, ready)), answers_rx))
     })
 }
 
@@ -427,24 +446,26 @@ where
 /// tests say none does) is replaced by an internal error that says the
 /// write may have applied, so that one bad answer neither ends the stream
 /// nor takes the other answers of its frame with it.
-fn encode_answers(ready: Vec<Numbered<PeerReply<Response>>>) -> Vec<u8> {
-    if let Ok(frame) = encode_frame(&ready) {
+fn encode_answers(encoding: Encoding, ready: Vec<Numbered<PeerReply<Response>>>) -> Vec<u8> {
+    if let Ok(frame) = encode_frame(encoding, &ready) {
         return frame;
     }
     let answers: Vec<Numbered<PeerReply<Response>>> = ready
         .into_iter()
-        .map(|Numbered(seq, reply)| match encode_frame(&reply) {
-            Ok(_) => Numbered(seq, reply),
-            Err(e) => {
-                tracing::error!(error = %e, seq, "a forwarded answer does not encode");
-                let error = ApiError::internal(format!(
-                    "the leader's answer does not encode ({e}); the write may have applied"
-                ));
-                Numbered(seq, PeerReply::Done(Err(error.body())))
-            }
-        })
+        .map(
+            |Numbered(seq, reply)| match encode_frame(encoding, &reply) {
+                Ok(_) => Numbered(seq, reply),
+                Err(e) => {
+                    tracing::error!(error = %e, seq, "a forwarded answer does not encode");
+                    let error = ApiError::internal(format!(
+                        "the leader's answer does not encode ({e}); the write may have applied"
+                    ));
+                    Numbered(seq, PeerReply::Done(Err(error.body())))
+                }
+            },
+        )
         .collect();
     // Every answer left encodes on its own, so the frame does too: the
     // frame limit (256 MiB) is far above `BATCH_MAX` answers.
-    encode_frame(&answers).unwrap_or_default()
+    encode_frame(encoding, &answers).unwrap_or_default()
 }

@@ -6,9 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::Router;
 use corral_api::ErrorKind;
+use corral_raft::codec::Encoding;
 use corral_raft::frame::{encode_frame, frames};
 use corral_state::{Command, LeaseId, LockOrder, Outcome, Response};
 use futures::StreamExt;
@@ -21,6 +23,8 @@ use crate::forward::{
 };
 use crate::node::{Attempt, PeerReply, Submission};
 
+/// What a follower frames its stream in to a leader it has not heard from.
+const BINARY: Encoding = Encoding::MessagePack;
 const PATIENCE: Duration = Duration::from_secs(10);
 
 fn grant(n: u64) -> Forwarded {
@@ -68,6 +72,16 @@ fn may_have_applied(forwarding: &Forwarding) -> bool {
     )
 }
 
+/// How a test leader, which names no format in its answers (as a node
+/// older than format 2 would not), reads a stream: in the format the
+/// stream's request names. The forwarder sends the first stream in the
+/// newest format, and later ones in JSON.
+fn encoding_of(headers: &HeaderMap) -> Encoding {
+    let format = headers.get(corral_raft::FORMAT_HEADER);
+    let format = format.and_then(|v| v.to_str().ok()?.parse().ok());
+    Encoding::of_format(format.unwrap_or(0))
+}
+
 /// Serves `router` on a loopback port; its address.
 async fn listen(router: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -89,12 +103,12 @@ fn breaking_body() -> Body {
 /// What the leader's side answers, in order, to a body of `chunks`.
 async fn answers_to(chunks: Vec<Vec<u8>>) -> Vec<Numbered<PeerReply<Response>>> {
     let body = futures::stream::iter(chunks.into_iter().map(Ok::<_, String>));
-    let out: Vec<Vec<u8>> = serve(granting, body)
+    let out: Vec<Vec<u8>> = serve(granting, BINARY, body)
         .map(|frame| frame.unwrap_or_else(|never| match never {}))
         .collect()
         .await;
     let out = futures::stream::iter(out.into_iter().map(Ok::<_, String>));
-    let frames: Vec<Vec<Numbered<PeerReply<Response>>>> = frames(out)
+    let frames: Vec<Vec<Numbered<PeerReply<Response>>>> = frames(BINARY, out)
         .map(|frame| frame.expect("a good frame"))
         .collect()
         .await;
@@ -104,8 +118,12 @@ async fn answers_to(chunks: Vec<Vec<u8>>) -> Vec<Numbered<PeerReply<Response>>> 
 #[tokio::test]
 async fn the_leader_answers_each_command_by_its_number_then_ends() {
     let chunks = vec![
-        encode_frame(&vec![Numbered(10, grant(1)), Numbered(11, grant(2))]).expect("encode"),
-        encode_frame(&vec![Numbered(12, grant(3))]).expect("encode"),
+        encode_frame(
+            BINARY,
+            &vec![Numbered(10, grant(1)), Numbered(11, grant(2))],
+        )
+        .expect("encode"),
+        encode_frame(BINARY, &vec![Numbered(12, grant(3))]).expect("encode"),
     ];
     let answers = answers_to(chunks).await;
     let mut seen: Vec<(u64, u128)> = answers
@@ -120,11 +138,11 @@ async fn the_leader_answers_each_command_by_its_number_then_ends() {
 
 #[tokio::test]
 async fn the_leader_stops_reading_at_a_bad_frame_but_answers_what_it_took() {
-    let bad = encode_frame(&"not a batch").expect("encode");
+    let bad = encode_frame(BINARY, &"not a batch").expect("encode");
     let chunks = vec![
-        encode_frame(&vec![Numbered(0, grant(1))]).expect("encode"),
+        encode_frame(BINARY, &vec![Numbered(0, grant(1))]).expect("encode"),
         bad,
-        encode_frame(&vec![Numbered(1, grant(2))]).expect("encode"),
+        encode_frame(BINARY, &vec![Numbered(1, grant(2))]).expect("encode"),
     ];
     let answers = answers_to(chunks).await;
     let seqs: Vec<u64> = answers.into_iter().map(|n| n.0).collect();
@@ -137,9 +155,10 @@ async fn many_commands_share_one_stream_and_each_gets_its_own_answer() {
     let opened = streams.clone();
     let router = Router::new().route(
         PATH_PROPOSE_STREAM,
-        post(move |body: Body| {
+        post(move |headers: HeaderMap, body: Body| {
             opened.fetch_add(1, Ordering::SeqCst);
-            async move { Body::from_stream(serve(granting, body.into_data_stream())) }
+            let encoding = encoding_of(&headers);
+            async move { Body::from_stream(serve(granting, encoding, body.into_data_stream())) }
         }),
     );
     let addr = listen(router).await;
@@ -185,13 +204,14 @@ async fn a_broken_stream_fails_what_it_carried_and_the_next_command_opens_anothe
     let opened = streams.clone();
     let router = Router::new().route(
         PATH_PROPOSE_STREAM,
-        post(move |body: Body| {
+        post(move |headers: HeaderMap, body: Body| {
             let first = opened.fetch_add(1, Ordering::SeqCst) == 0;
+            let encoding = encoding_of(&headers);
             async move {
                 if first {
                     breaking_body()
                 } else {
-                    Body::from_stream(serve(granting, body.into_data_stream()))
+                    Body::from_stream(serve(granting, encoding, body.into_data_stream()))
                 }
             }
         }),
@@ -214,7 +234,11 @@ async fn an_overdue_answer_ends_the_stream_and_an_idle_one_does_not() {
     let pending = Mutex::new(Pending::default());
     // Idle: nothing outstanding, so the silence is no failure.
     let silent = futures::stream::pending::<Result<Vec<u8>, String>>();
-    let idle = tokio::time::timeout(Duration::from_secs(60), answer_all(silent, &pending)).await;
+    let idle = tokio::time::timeout(
+        Duration::from_secs(60),
+        answer_all(BINARY, silent, &pending),
+    )
+    .await;
     assert!(idle.is_err(), "an idle stream ended: {idle:?}");
 
     let (answer, answered) = oneshot::channel();
@@ -224,7 +248,7 @@ async fn an_overdue_answer_ends_the_stream_and_an_idle_one_does_not() {
         .waiting
         .insert(0, (Instant::now(), answer));
     let silent = futures::stream::pending::<Result<Vec<u8>, String>>();
-    let why = answer_all(silent, &pending).await;
+    let why = answer_all(BINARY, silent, &pending).await;
     assert!(why.contains("overdue"), "{why}");
     drop(answered);
 }
@@ -293,7 +317,7 @@ proptest::proptest! {
                 Numbered(seq as u64, command)
             })
             .collect();
-        let bytes = encode_frame(&numbered).expect("every command encodes");
+        let bytes = encode_frame(BINARY, &numbered).expect("every command encodes");
         let chunks: Vec<Vec<u8>> = bytes.chunks(chunk_bytes).map(<[u8]>::to_vec).collect();
         let replies = Arc::new(replies);
         let sent: Arc<Vec<String>> = Arc::new(commands.iter().map(|c| json(&c.submission)).collect());
@@ -323,13 +347,14 @@ where
     Fut: std::future::Future<Output = PeerReply<Response>> + Send + 'static,
 {
     let body = futures::stream::iter(chunks.into_iter().map(Ok::<_, String>));
-    let out: Vec<Result<Vec<u8>, String>> = serve(leader, body)
+    let out: Vec<Result<Vec<u8>, String>> = serve(leader, BINARY, body)
         .map(|frame| Ok(frame.unwrap_or_else(|never| match never {})))
         .collect()
         .await;
-    let frames: Vec<Vec<Numbered<PeerReply<Response>>>> = frames(futures::stream::iter(out))
-        .map(|frame| frame.expect("the leader's answers decode"))
-        .collect()
-        .await;
+    let frames: Vec<Vec<Numbered<PeerReply<Response>>>> =
+        frames(BINARY, futures::stream::iter(out))
+            .map(|frame| frame.expect("the leader's answers decode"))
+            .collect()
+            .await;
     frames.into_iter().flatten().collect()
 }

@@ -265,6 +265,8 @@ fn header_value() -> impl Strategy<Value = Vec<u8>> {
         Just(b"application/json; charset=utf-8".to_vec()),
         Just(b"text/plain".to_vec()),
         Just(b"key-1".to_vec()),
+        Just(b"1".to_vec()),
+        Just(b"2".to_vec()),
         Just(Vec::new()),
         Just(vec![b'k'; 300]),
         prop::collection::vec(prop_oneof![0x20u8..0x7f, 0x80u8..=0xff, Just(b'\t')], 0..40),
@@ -278,6 +280,7 @@ fn headers() -> impl Strategy<Value = Vec<(&'static str, Vec<u8>)>> {
         "x-request-id",
         "x-junk",
         "accept",
+        corral_raft::FORMAT_HEADER,
     ]);
     prop::collection::vec((name, header_value()), 0..4)
 }

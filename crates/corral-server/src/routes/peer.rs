@@ -64,16 +64,36 @@ fn readable(format: &str) -> bool {
 /// the cluster. A request without these headers comes from a node older
 /// than them, and is taken: a rolling upgrade passes through a cluster of
 /// both.
+///
+/// Every answer names the newest peer format this node reads, refusals
+/// too: that is how a sender learns what to frame its streams in (see
+/// `corral_raft::PeerFormats`).
 async fn same_cluster(
     State(node): State<Arc<Node>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let Some(refusal) = refusal_of(&node, request.headers()) else {
-        return next.run(request).await;
+    let mut response = match refusal_of(&node, request.headers()) {
+        None => next.run(request).await,
+        Some(refusal) => {
+            tracing::warn!("refused a peer request: {refusal}");
+            axum::response::IntoResponse::into_response(refusal)
+        }
     };
-    tracing::warn!("refused a peer request: {refusal}");
-    axum::response::IntoResponse::into_response(refusal)
+    response.headers_mut().insert(
+        corral_raft::FORMAT_HEADER,
+        axum::http::HeaderValue::from(u16::from(corral_raft::PEER_FORMAT)),
+    );
+    response
+}
+
+/// The peer format a request's bodies are in: 0 without the header (a
+/// node older than it). `same_cluster` refused any other it does not read.
+fn format_of(headers: &HeaderMap) -> u8 {
+    let value = headers.get(corral_raft::FORMAT_HEADER);
+    value
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Why a peer request with `headers` is refused, if it is.
@@ -109,8 +129,9 @@ async fn append(
 
 /// A replication session: requests framed in the body, answers framed in
 /// the response as they become durable. Lives as long as the session.
-async fn append_stream(State(node): State<Arc<Node>>, body: Body) -> Body {
-    Body::from_stream(node.raft.append_stream(body.into_data_stream()))
+async fn append_stream(State(node): State<Arc<Node>>, headers: HeaderMap, body: Body) -> Body {
+    let format = format_of(&headers);
+    Body::from_stream(node.raft.append_stream(format, body.into_data_stream()))
 }
 
 async fn vote(
@@ -163,7 +184,8 @@ fn reply<T>(attempt: Attempt<T>, node: &Node) -> Json<PeerReply<T>> {
 /// A follower's forwarded commands: each proposed as it arrives, under
 /// its client request's id, and answered as it commits. Lives as long as
 /// the follower forwards to this node.
-async fn propose_stream(State(node): State<Arc<Node>>, body: Body) -> Body {
+async fn propose_stream(State(node): State<Arc<Node>>, headers: HeaderMap, body: Body) -> Body {
+    let encoding = corral_raft::codec::Encoding::of_format(format_of(&headers));
     let propose = move |command: Forwarded| {
         let node = node.clone();
         async move {
@@ -181,7 +203,7 @@ async fn propose_stream(State(node): State<Arc<Node>>, body: Body) -> Body {
             reply(attempt, &node).0
         }
     };
-    Body::from_stream(forward::serve(propose, body.into_data_stream()))
+    Body::from_stream(forward::serve(propose, encoding, body.into_data_stream()))
 }
 
 async fn read_index(State(node): State<Arc<Node>>) -> Json<PeerReply<u64>> {

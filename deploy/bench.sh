@@ -9,7 +9,7 @@
 # warm-up, ROUNDS rounds of the three workloads the targets name, the two
 # 8-worker workloads once, then a keepalive run of 100 000 leases, one of
 # 1 000 000 leases each holding a lock, the lock table and its snapshots at
-# 10k, 100k and 1M leases, and 10 failover trials: 10 to 14
+# 10k, 100k and 1M leases, and 10 failover trials: 15 to 20
 # minutes in all, after the build). Each target is judged on the
 # median of its rounds' ratios: this machine's noise from one 10 s run to
 # the next is larger than some of the margins.
@@ -156,8 +156,9 @@ for leases in 10000 100000 1000000; do
     "$corral" --json bench --workload table --leases "$leases" >>"$results"
 done
 # Snapshots at the same sizes, each on a cluster of its own (3 nodes, then
-# a fourth that joins), started and stopped by the run: 20 s at 10k, 1 to
-# 2 minutes at 100k, several at 1M. One cluster at a time.
+# a fourth that joins), started and stopped by the run, one at a time:
+# about 10 s at 10k, 30 s at 100k, and some minutes at 1M (two of them to
+# load the leases).
 for leases in 10000 100000 1000000; do
     echo "bench: snapshots of $leases leases, one lock each (corral, its own cluster)" >&2
     "$corral" --json bench --workload snapshots --leases "$leases" >>"$results"

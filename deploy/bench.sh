@@ -8,7 +8,8 @@
 # Usage: deploy/bench.sh [SECONDS_PER_RUN] [ROUNDS]   (defaults 10 and 3: a
 # warm-up, ROUNDS rounds of the three workloads the targets name, the two
 # 8-worker workloads once, then a keepalive run of 100 000 leases, one of
-# 1 000 000 leases each holding a lock, and 10 failover trials: 10 to 14
+# 1 000 000 leases each holding a lock, the lock table and its snapshots at
+# 10k, 100k and 1M leases, and 10 failover trials: 15 to 20
 # minutes in all, after the build). Each target is judged on the
 # median of its rounds' ratios: this machine's noise from one 10 s run to
 # the next is larger than some of the margins.
@@ -153,6 +154,14 @@ echo "bench: keepalive, 1000000 leases of ttl 120s each with a lock, kept alive 
 for leases in 10000 100000 1000000; do
     echo "bench: lock table of $leases leases, one lock each (in one process)" >&2
     "$corral" --json bench --workload table --leases "$leases" >>"$results"
+done
+# Snapshots at the same sizes, each on a cluster of its own (3 nodes, then
+# a fourth that joins), started and stopped by the run, one at a time:
+# about 10 s at 10k, 30 s at 100k, and some minutes at 1M (two of them to
+# load the leases).
+for leases in 10000 100000 1000000; do
+    echo "bench: snapshots of $leases leases, one lock each (corral, its own cluster)" >&2
+    "$corral" --json bench --workload snapshots --leases "$leases" >>"$results"
 done
 echo "bench: failover, 10 kills of the leader (corral, its own cluster)" >&2
 "$corral" --json bench --workload failover --trials 10 >>"$results"

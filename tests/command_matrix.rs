@@ -287,6 +287,10 @@ const NOT_COMMANDS: &[(&str, &str)] = &[
         "DELETE /v1/cluster/members/{id}",
         "a raft membership entry, not a command (tests/membership.rs)",
     ),
+    (
+        "POST /v1/cluster/snapshot",
+        "a snapshot of the answering node, not a command",
+    ),
 ];
 
 /// The commands each write route proposes (its own, and the withdrawal of

@@ -10,7 +10,7 @@ use crate::{
     AckRequest, AddMemberRequest, AddTokenRequest, AddTokenResponse, ClaimRequest, ClaimResponse,
     ClaimedItemView, ConfigureQueueRequest, EnqueueRequest, EnqueueResponse, ExtendRequest, ItemId,
     ItemList, ItemResponse, ItemState, ItemView, JoinRequest, MemberList, MemberSelf, NackRequest,
-    QueueList, QueueView, RevokeTokenResponse, TokenList, TokenView,
+    QueueList, QueueView, RevokeTokenResponse, SnapshotBuilt, TokenList, TokenView,
 };
 
 fn round_trips<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T) -> bool {
@@ -55,10 +55,12 @@ proptest! {
         list in any::<MemberList>(),
         add in any::<AddMemberRequest>(),
         join in any::<JoinRequest>(),
+        built in any::<SnapshotBuilt>(),
     ) {
         prop_assert!(round_trips(&list));
         prop_assert!(round_trips(&add));
         prop_assert!(round_trips(&join));
+        prop_assert!(round_trips(&built));
     }
 
     /// Lists are kept short: proptest's default vectors of vectors of

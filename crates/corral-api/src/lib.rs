@@ -52,7 +52,8 @@ pub use kv::{
     KvDeleteRequest, KvPutRequest, KvValue, KvWriteResponse, ValidateRequest, ValidateResponse,
 };
 pub use members::{
-    AddMemberRequest, MemberList, MemberRole, MemberStatus, CATCH_UP_MS_DEFAULT, CATCH_UP_MS_MAX,
+    AddMemberRequest, MemberList, MemberRole, MemberStatus, SnapshotBuilt, CATCH_UP_MS_DEFAULT,
+    CATCH_UP_MS_MAX,
 };
 pub use queue::{
     AckRequest, ClaimRequest, ClaimResponse, ClaimedItemView, ConfigureQueueRequest,

@@ -1,5 +1,6 @@
 //! The membership API: `GET`, `POST /v1/cluster/members` and
-//! `DELETE /v1/cluster/members/{id}` (cluster admins only).
+//! `DELETE /v1/cluster/members/{id}`; and `POST /v1/cluster/snapshot`
+//! (cluster admins only).
 
 use serde::{Deserialize, Serialize};
 
@@ -85,4 +86,15 @@ pub struct AddMemberRequest {
     /// Leave it a learner: it receives the log but does not vote.
     #[serde(default)]
     pub learner: bool,
+}
+
+/// `POST /v1/cluster/snapshot`: the snapshot the answering node built of
+/// everything it had applied when asked.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotBuilt {
+    /// The node that built it.
+    pub node_id: u64,
+    /// The last log index its newest snapshot covers now.
+    pub snapshot_index: Option<u64>,
 }

@@ -12,12 +12,16 @@
 //!   were lost, and the leader's CPU.
 //! - [`table_scale`]: the lock table at 10k to 1M leases in this
 //!   process: memory per lease and lock, snapshot size and times.
+//! - [`SnapshotsReport`]: a working set of leases with locks on a cluster
+//!   of its own: snapshot size and build time, a new node's install, a
+//!   follower's restart (the cluster is run by the binary).
 //! - [`Report`]: cycles per second, acquire and release p50/p99, errors;
 //!   [`markdown`] puts runs side by side with the corral/etcd ratios.
 
 mod compare;
 mod keepalive;
 mod report;
+mod snapshots;
 mod table;
 mod target;
 mod workload;
@@ -25,6 +29,7 @@ mod workload;
 pub use compare::markdown;
 pub use keepalive::{keepalive, KeepaliveReport, KeepaliveSpec};
 pub use report::{percentile_ms, FailoverReport, Report};
+pub use snapshots::{snapshots_markdown, SnapshotsReport};
 pub use table::{table_markdown, table_scale, TableError, TableReport};
 pub use target::{BenchError, Held, Lease, Target};
 pub use workload::{run, Workload};

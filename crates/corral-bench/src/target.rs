@@ -74,6 +74,18 @@ fn base_url(endpoint: &str) -> String {
     }
 }
 
+/// Sends `request`; the answer's JSON, or the refusal of a status outside
+/// 2xx.
+async fn answer_of(request: reqwest::RequestBuilder) -> Result<Value, BenchError> {
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let text = response.text().await?;
+    if !(200..300).contains(&status) {
+        return Err(BenchError::Refused { status, body: text });
+    }
+    serde_json::from_str(&text).map_err(|e| BenchError::Unexpected(format!("{e}: {text}")))
+}
+
 fn client() -> Result<reqwest::Client, BenchError> {
     Ok(reqwest::Client::builder()
         .timeout(CALL_TIMEOUT)
@@ -116,17 +128,15 @@ impl Target {
             }
         };
         let endpoint = &endpoints[worker % endpoints.len()];
-        let response = http
-            .post(format!("{endpoint}{path}"))
-            .json(&body)
-            .send()
-            .await?;
-        let status = response.status().as_u16();
-        let text = response.text().await?;
-        if !(200..300).contains(&status) {
-            return Err(BenchError::Refused { status, body: text });
+        answer_of(http.post(format!("{endpoint}{path}")).json(&body)).await
+    }
+
+    /// The shared HTTP client of a corral target; etcd is refused.
+    fn corral_http(&self) -> Result<&reqwest::Client, BenchError> {
+        match self {
+            Target::Corral { http, .. } => Ok(http),
+            Target::Etcd { .. } => Err(BenchError::Unexpected("not a corral cluster".into())),
         }
-        serde_json::from_str(&text).map_err(|e| BenchError::Unexpected(format!("{e}: {text}")))
     }
 
     /// Grants a lease of `ttl` (whole seconds on etcd).
@@ -351,23 +361,76 @@ impl Target {
     /// The leader's id and the value of `metric` (a line `metric VALUE`
     /// of its `/metrics`). corral only.
     pub async fn leader_metric(&self, metric: &str) -> Option<(u64, f64)> {
-        let Target::Corral { http, .. } = self else {
-            return None;
-        };
         let (leader, addr) = self.leader().await?;
-        let text = http
-            .get(format!("{}/metrics", base_url(&addr)))
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        let value = text.lines().find_map(|line| {
-            let rest = line.strip_prefix(metric)?;
-            rest.strip_prefix(' ')
-        })?;
-        Some((leader, value.trim().parse().ok()?))
+        Some((leader, self.node_metric(&addr, metric).await?))
+    }
+
+    /// The value of `metric` (a line `metric VALUE`) in the `/metrics` of
+    /// the node serving clients at `addr`. corral only.
+    pub async fn node_metric(&self, addr: &str, metric: &str) -> Option<f64> {
+        let http = self.corral_http().ok()?;
+        let url = format!("{}/metrics", base_url(addr));
+        let text = http.get(url).send().await.ok()?.text().await.ok()?;
+        metric_value(&text, metric)
+    }
+
+    /// Has the node at `addr` build a snapshot of all it applied
+    /// (`POST /v1/cluster/snapshot`, which answers once it is built); the
+    /// last log index the snapshot covers. corral only.
+    pub async fn build_snapshot(&self, addr: &str) -> Result<u64, BenchError> {
+        let http = self.corral_http()?;
+        let url = format!("{}/v1/cluster/snapshot", base_url(addr));
+        // Longer than the node's own wait for the build (300 s).
+        let request = http.post(url).timeout(Duration::from_secs(320));
+        let built = answer_of(request.json(&json!({}))).await?;
+        built["snapshot_index"]
+            .as_u64()
+            .ok_or_else(|| BenchError::Unexpected(built.to_string()))
+    }
+
+    /// Adds node `node_id`, started with `--join` and serving peers at
+    /// `peer_addr`, through the leader at `leader_addr`; answers once it
+    /// caught up (waiting at most `catch_up`) and votes. corral only.
+    pub async fn add_member(
+        &self,
+        leader_addr: &str,
+        node_id: u64,
+        peer_addr: &str,
+        catch_up: Duration,
+    ) -> Result<(), BenchError> {
+        let http = self.corral_http()?;
+        let url = format!("{}/v1/cluster/members", base_url(leader_addr));
+        let body = json!({
+            "node_id": node_id,
+            "peer_addr": peer_addr,
+            "catch_up_ms": catch_up.as_millis() as u64,
+        });
+        let request = http.post(url).timeout(catch_up + CALL_TIMEOUT);
+        answer_of(request.json(&body)).await.map(|_| ())
+    }
+
+    /// The exclusive holder of lock `name` (its lease id and token) as the
+    /// node at `addr` reads it, linearizably: `None` while free. corral
+    /// only.
+    pub async fn holder_on(
+        &self,
+        addr: &str,
+        name: &str,
+    ) -> Result<Option<(String, u64)>, BenchError> {
+        let http = self.corral_http()?;
+        let url = format!("{}/v1/locks", base_url(addr));
+        let lock = answer_of(http.get(url).query(&[("name", name)])).await?;
+        let holder = &lock["holder"];
+        if holder.is_null() {
+            return Ok(None);
+        }
+        match (
+            holder["lease_id"].as_str(),
+            holder["fencing_token"].as_u64(),
+        ) {
+            (Some(lease), Some(token)) => Ok(Some((lease.to_string(), token))),
+            _ => Err(BenchError::Unexpected(lock.to_string())),
+        }
     }
 
     /// Ends a lease.
@@ -392,6 +455,16 @@ impl Target {
         }
         Ok(())
     }
+}
+
+/// The value of the sample `metric` (a line `metric VALUE`) in a
+/// `/metrics` text.
+fn metric_value(text: &str, metric: &str) -> Option<f64> {
+    let value = text.lines().find_map(|line| {
+        let rest = line.strip_prefix(metric)?;
+        rest.strip_prefix(' ')
+    })?;
+    value.trim().parse().ok()
 }
 
 #[cfg(test)]

@@ -281,6 +281,14 @@ impl Replica {
         }
     }
 
+    /// Asks raft to build a snapshot of what this node applied so far.
+    /// Raft drops the ask while a build is under way: the caller asks
+    /// again once that one is done.
+    pub async fn trigger_snapshot(&self) -> Result<(), WaitError> {
+        let asked = self.raft.trigger().snapshot().await;
+        asked.map_err(|e| WaitError::new("a snapshot build", e))
+    }
+
     /// Stops raft.
     pub async fn shutdown(&self) -> Result<(), WaitError> {
         let stopped = self.raft.shutdown().await;

@@ -192,6 +192,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, std::io::Error> {
+        let started = std::time::Instant::now();
         // Meta and table are copied at one log position under the read lock;
         // the slow encoding runs after it is released, so apply does not wait
         // for it.
@@ -215,6 +216,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             })
             .await?;
         self.metrics.snapshots_built.inc();
+        let seconds = started.elapsed().as_secs_f64();
+        self.metrics.snapshot_build.observe(seconds);
+        let bytes = i64::try_from(data.len()).unwrap_or(i64::MAX);
+        self.metrics.snapshot_bytes.set(bytes);
         self.pace.snapshot_at(log_index(meta.last_log_id));
         Ok(Snapshot {
             meta,

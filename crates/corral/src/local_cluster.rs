@@ -1,6 +1,7 @@
 //! A cluster of this binary's `corral server` processes on loopback, with
-//! their data and logs in one folder: what `corral dev` runs, and what
-//! `corral bench --workload failover` kills nodes of.
+//! their data and logs in one folder: what `corral dev` runs, what
+//! `corral bench --workload failover` kills nodes of, and what `--workload
+//! snapshots` adds a node to.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,6 +20,10 @@ pub(crate) const READY_WAIT: Duration = Duration::from_secs(30);
 pub(crate) struct LocalCluster {
     exe: PathBuf,
     data_dir: PathBuf,
+    /// Node 1's client port; node `i + 1` takes the `i`-th port above it.
+    base_port: u16,
+    /// Nodes 1 to `initial` formed the cluster; later ones joined it.
+    initial: usize,
     /// Node `i + 1` serves clients on `addrs[i]`.
     pub addrs: Vec<String>,
     /// Node `i + 1` serves peers on `peer_addrs[i]`.
@@ -37,12 +42,8 @@ impl LocalCluster {
         nodes: u16,
     ) -> anyhow::Result<LocalCluster> {
         let exe = std::env::current_exe().context("finding the corral binary")?;
-        let addrs: Vec<String> = (0..nodes)
-            .map(|i| format!("127.0.0.1:{}", base_port + i))
-            .collect();
-        let peer_addrs: Vec<String> = (0..nodes)
-            .map(|i| format!("127.0.0.1:{}", base_port + PEER_PORT_OFFSET + i))
-            .collect();
+        let (addrs, peer_addrs): (Vec<String>, Vec<String>) =
+            (0..nodes).map(|i| addrs_of(base_port, i)).unzip();
         let spec = peer_addrs
             .iter()
             .enumerate()
@@ -52,6 +53,8 @@ impl LocalCluster {
         let mut cluster = LocalCluster {
             exe,
             data_dir: data_dir.to_path_buf(),
+            base_port,
+            initial: usize::from(nodes),
             addrs,
             peer_addrs,
             spec,
@@ -74,11 +77,18 @@ impl LocalCluster {
             .append(true)
             .open(&log_path)
             .with_context(|| format!("opening {}", log_path.display()))?;
+        // A node that joined keeps `--join` on restarts, as an operator's
+        // would.
+        let membership = if index < self.initial {
+            vec!["--initial-cluster", self.spec.as_str()]
+        } else {
+            vec!["--join"]
+        };
         let child = Command::new(&self.exe)
             .args(["server", "--node-id", &id.to_string()])
             .args(["--listen", &self.addrs[index]])
             .args(["--peer-listen", &self.peer_addrs[index]])
-            .args(["--initial-cluster", &self.spec])
+            .args(membership)
             .arg("--data-dir")
             .arg(&dir)
             .stdin(Stdio::null())
@@ -88,6 +98,29 @@ impl LocalCluster {
             .with_context(|| format!("starting node {id}"))?;
         self.children[index] = Some(child);
         Ok(())
+    }
+
+    /// Starts one more node, with `--join` and the next id and ports: it
+    /// waits until a member adds it. Its id.
+    pub(crate) fn join(&mut self) -> anyhow::Result<u64> {
+        let next = u16::try_from(self.children.len()).context("too many nodes")?;
+        let (addr, peer_addr) = addrs_of(self.base_port, next);
+        self.addrs.push(addr);
+        self.peer_addrs.push(peer_addr);
+        self.children.push(None);
+        let id = u64::from(next) + 1;
+        self.spawn(id)?;
+        Ok(id)
+    }
+
+    /// Where node `id` serves clients.
+    pub(crate) fn addr(&self, id: u64) -> anyhow::Result<&str> {
+        Ok(&self.addrs[self.index(id)?])
+    }
+
+    /// Where node `id` serves its peers.
+    pub(crate) fn peer_addr(&self, id: u64) -> anyhow::Result<&str> {
+        Ok(&self.peer_addrs[self.index(id)?])
     }
 
     fn index(&self, id: u64) -> anyhow::Result<usize> {
@@ -158,6 +191,35 @@ impl Drop for LocalCluster {
     fn drop(&mut self) {
         self.stop_all();
     }
+}
+
+/// A folder of its own for one run's cluster, emptied when made and
+/// removed when dropped: drop it after the cluster, whose nodes write
+/// there until they stop.
+pub(crate) struct RunDir(pub(crate) PathBuf);
+
+impl RunDir {
+    /// `corral-NAME-PID` in the temporary folder.
+    pub(crate) fn new(name: &str) -> RunDir {
+        let dir = std::env::temp_dir().join(format!("corral-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        RunDir(dir)
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The client and peer addresses of the node at `index` (node `index +
+/// 1`), on ports from `base_port`.
+fn addrs_of(base_port: u16, index: u16) -> (String, String) {
+    (
+        format!("127.0.0.1:{}", base_port + index),
+        format!("127.0.0.1:{}", base_port + PEER_PORT_OFFSET + index),
+    )
 }
 
 /// `GET /readyz` answers 200: the node knows a leader.

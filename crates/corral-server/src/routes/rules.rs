@@ -62,6 +62,7 @@ pub(crate) const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/v1/auth/tokens", Rule::Admin),
     ("DELETE", "/v1/auth/tokens/{name}", Rule::Admin),
     ("GET", "/v1/snapshot", Rule::Admin),
+    ("POST", "/v1/cluster/snapshot", Rule::Admin),
     ("GET", "/v1/cluster/members", Rule::Admin),
     ("POST", "/v1/cluster/members", Rule::Admin),
     ("DELETE", "/v1/cluster/members/{id}", Rule::Admin),

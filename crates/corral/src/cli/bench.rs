@@ -5,11 +5,13 @@
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use corral_bench::{FailoverReport, KeepaliveReport, Report, TableReport, Target, Workload};
+use corral_bench::{
+    FailoverReport, KeepaliveReport, Report, SnapshotsReport, TableReport, Target, Workload,
+};
 
-use super::failover;
 use super::output::{self, duration, parse_duration};
 use super::{exit, lock_name, Connection};
+use super::{failover, snapshots};
 
 /// What the workers do.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -32,6 +34,12 @@ pub(crate) enum WorkloadArg {
     /// this process: memory per lease and lock, snapshot size, encode and
     /// decode times (no cluster; ignores --endpoints).
     Table,
+    /// A 3-node cluster of this binary, started for the run, holding
+    /// --leases leases, each with a lock: the leader's snapshot size and
+    /// build time, a new node's time to install it and serve, a killed
+    /// follower's time to restart and serve (ignores --endpoints and
+    /// --ttl: the leases outlive the run).
+    Snapshots,
 }
 
 /// `corral bench`.
@@ -56,7 +64,7 @@ pub(crate) struct BenchArgs {
     /// its JSON gateway, instead of corral.
     #[arg(long)]
     pub etcd: Option<String>,
-    /// keepalive, table: how many leases.
+    /// keepalive, table, snapshots: how many leases.
     #[arg(long, default_value_t = 100_000)]
     pub leases: usize,
     /// keepalive: the leases' time to live; each is renewed every ttl/3.
@@ -73,9 +81,12 @@ pub(crate) struct BenchArgs {
     /// failover: how many kills.
     #[arg(long, default_value_t = 10)]
     pub trials: usize,
-    /// failover: port of the run's node 1; nodes 2 and 3 take the next two.
-    #[arg(long, default_value_t = 27301)]
-    pub base_port: u16,
+    /// failover, snapshots: port of the run's node 1; the other nodes
+    /// take the next ones, and serve peers 100 above (default: 27301 for
+    /// failover, 17501 for snapshots, so that both can run beside the
+    /// tests' clusters, which take ports from 20000 to 31999).
+    #[arg(long)]
+    pub base_port: Option<u16>,
 }
 
 /// Runs the workload and prints the report; exit 1 if no cycle completed.
@@ -84,25 +95,19 @@ pub(super) async fn run(connection: &Connection, args: BenchArgs) -> anyhow::Res
         anyhow::bail!("--workers must be at least 1");
     }
     lock_name(&format!("{}probe", args.prefix))?;
-    if let WorkloadArg::Table = args.workload {
-        let report = corral_bench::table_scale(args.leases)?;
-        match connection.json {
-            true => output::json(&report)?,
-            false => print!("{}", corral_bench::table_markdown(&[report])),
-        }
-        return Ok(exit::OK);
+    if let Some(code) = run_apart(&args, connection.json).await? {
+        return Ok(code);
     }
     let target = match &args.etcd {
         Some(etcd) => Target::etcd(&split(etcd))?,
         None => {
             // The bench's own HTTP client has no TLS settings: refuse them
             // rather than send plain HTTP to an HTTPS cluster.
-            let failover = matches!(args.workload, WorkloadArg::Failover);
-            if connection.tls().is_set() && !failover {
+            if connection.tls().is_set() {
                 anyhow::bail!("corral bench does not take --cacert, --cert or --key");
             }
             // Nor a token: it would run into 401s on a cluster with auth on.
-            if connection.has_token() && !failover {
+            if connection.has_token() {
                 anyhow::bail!(
                     "corral bench sends no token: it does not take --token or --token-file \
                      (CORRAL_TOKEN, CORRAL_TOKEN_FILE)"
@@ -132,11 +137,8 @@ pub(super) async fn run(connection: &Connection, args: BenchArgs) -> anyhow::Res
                 exit::ERROR
             });
         }
-        WorkloadArg::Table => unreachable!("measured above"),
-        WorkloadArg::Failover => {
-            let report = failover::run(args.trials, args.base_port).await?;
-            print_failover(&report, connection.json)?;
-            return Ok(exit::OK);
+        WorkloadArg::Table | WorkloadArg::Snapshots | WorkloadArg::Failover => {
+            unreachable!("run apart, above")
         }
     };
     let report =
@@ -153,12 +155,49 @@ pub(super) async fn run(connection: &Connection, args: BenchArgs) -> anyhow::Res
     })
 }
 
+/// Runs the workloads that bring their own table or cluster and ignore
+/// --endpoints (table, snapshots, failover), and prints their report;
+/// `None` for the others.
+async fn run_apart(args: &BenchArgs, json: bool) -> anyhow::Result<Option<i32>> {
+    match args.workload {
+        WorkloadArg::Table => {
+            let report = corral_bench::table_scale(args.leases)?;
+            print_scale(&report, json, corral_bench::table_markdown)?;
+        }
+        WorkloadArg::Snapshots => {
+            let base_port = args.base_port.unwrap_or(17501);
+            let report = snapshots::run(args.leases, base_port).await?;
+            print_scale(&report, json, corral_bench::snapshots_markdown)?;
+        }
+        WorkloadArg::Failover => {
+            let base_port = args.base_port.unwrap_or(27301);
+            let report = failover::run(args.trials, base_port).await?;
+            print_failover(&report, json)?;
+        }
+        _ => return Ok(None),
+    }
+    Ok(Some(exit::OK))
+}
+
 fn split(endpoints: &str) -> Vec<String> {
     endpoints
         .split(',')
         .filter(|e| !e.trim().is_empty())
         .map(str::to_string)
         .collect()
+}
+
+/// Prints a scale report as JSON, or as the one row of its markdown table.
+fn print_scale<R: serde::Serialize>(
+    report: &R,
+    json: bool,
+    markdown: fn(&[R]) -> String,
+) -> anyhow::Result<()> {
+    if json {
+        return output::json(report);
+    }
+    print!("{}", markdown(std::slice::from_ref(report)));
+    Ok(())
 }
 
 fn print_keepalive(report: &KeepaliveReport, json: bool) -> anyhow::Result<()> {
@@ -261,28 +300,61 @@ pub(crate) struct BenchReportArgs {
 /// as Markdown.
 pub(super) fn report(args: BenchReportArgs) -> anyhow::Result<i32> {
     let text = std::fs::read_to_string(&args.file)?;
-    let mut runs = Vec::new();
-    let mut keepalives = Vec::new();
-    let mut failovers = Vec::new();
-    let mut tables = Vec::new();
-    for line in text.lines().filter(|line| !line.trim().is_empty()) {
-        let value: serde_json::Value = serde_json::from_str(line)?;
-        if value.get("snapshot_bytes").is_some() {
-            tables.push(serde_json::from_value::<TableReport>(value)?);
-        } else if value.get("leases").is_some() {
-            keepalives.push(serde_json::from_value::<KeepaliveReport>(value)?);
-        } else if value.get("median_seconds").is_some() {
-            failovers.push(serde_json::from_value::<FailoverReport>(value)?);
-        } else {
-            runs.push(serde_json::from_value::<Report>(value)?);
-        }
-    }
-    print!("{}", corral_bench::markdown(&runs, &keepalives, &failovers));
-    if !tables.is_empty() {
+    let reports = parse_reports(&text)?;
+    print!(
+        "{}",
+        corral_bench::markdown(&reports.runs, &reports.keepalives, &reports.failovers)
+    );
+    if !reports.tables.is_empty() {
         println!();
         println!("Lock table scale (`--workload table`, in one process, no cluster): each lease holds one lock of its own; memory is the growth of resident memory while the table was built; the snapshot is the table as a node writes it and sends it to a follower.");
         println!();
-        print!("{}", corral_bench::table_markdown(&tables));
+        print!("{}", corral_bench::table_markdown(&reports.tables));
+    }
+    if !reports.snapshots.is_empty() {
+        println!();
+        println!("{SNAPSHOTS_METHOD}");
+        println!();
+        print!("{}", corral_bench::snapshots_markdown(&reports.snapshots));
     }
     Ok(exit::OK)
 }
+
+/// How `--workload snapshots` measures, above its table.
+const SNAPSHOTS_METHOD: &str = "Snapshots at scale (`--workload snapshots`, each size on a 3-node cluster of its own): the leases are granted as `--workload keepalive --locks` grants them (groups of 1000, each lease then taking a lock of its own), with a ttl of 600 s so that nothing renews them while the cluster is timed; load is that time. Then one more lease takes a marker lock. The snapshot and its build are the leader's, asked for with `POST /v1/cluster/snapshot` and read from its `corral_raft_snapshot_bytes` and `corral_raft_snapshot_build_seconds` (the table copied, encoded and synced to disk). New node: a fourth node started with `--join` and added through the leader, timed from its start until it serves a linearizable read of the marker lock (`GET /v1/locks?name=`), which it can answer only once it has installed the leader's snapshot and applied the log after it; beside it, until the leader answered the add (caught up, and made a voter). Restarted follower: one of the first three, killed with SIGKILL and started again on its data, timed from its start until it serves the same read: it restores its own last snapshot and replays its log after it.";
+
+/// The reports of a `bench-report` file, by kind.
+#[derive(Default)]
+struct Reports {
+    runs: Vec<Report>,
+    keepalives: Vec<KeepaliveReport>,
+    failovers: Vec<FailoverReport>,
+    tables: Vec<TableReport>,
+    snapshots: Vec<SnapshotsReport>,
+}
+
+/// Sorts the lines of `corral bench --json` reports by the fields only
+/// their kind has (a snapshots report also has a table's `snapshot_bytes`
+/// and a keepalive's `leases`, so it is told first).
+fn parse_reports(text: &str) -> anyhow::Result<Reports> {
+    let mut reports = Reports::default();
+    for line in text.lines().filter(|line| !line.trim().is_empty()) {
+        let value: serde_json::Value = serde_json::from_str(line)?;
+        if value.get("join_seconds").is_some() {
+            reports.snapshots.push(serde_json::from_value(value)?);
+        } else if value.get("snapshot_bytes").is_some() {
+            reports.tables.push(serde_json::from_value(value)?);
+        } else if value.get("leases").is_some() {
+            reports.keepalives.push(serde_json::from_value(value)?);
+        } else if value.get("median_seconds").is_some() {
+            reports.failovers.push(serde_json::from_value(value)?);
+        } else {
+            reports.runs.push(serde_json::from_value(value)?);
+        }
+    }
+    Ok(reports)
+}
+
+#[cfg(test)]
+#[path = "bench_test.rs"]
+mod tests;

@@ -9,16 +9,13 @@ use std::time::Duration;
 use corral_bench::{FailoverReport, Target};
 use tokio::time::Instant;
 
-use crate::local_cluster::LocalCluster;
+use crate::local_cluster::{LocalCluster, RunDir};
 
 /// Runs `trials` kills of the leader on a cluster started on ports from
 /// `base_port`.
 pub(super) async fn run(trials: usize, base_port: u16) -> anyhow::Result<FailoverReport> {
-    let dir = std::env::temp_dir().join(format!("corral-failover-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let outcome = trials_on(&dir, trials, base_port).await;
-    let _ = std::fs::remove_dir_all(&dir);
-    outcome
+    let dir = RunDir::new("failover");
+    trials_on(&dir.0, trials, base_port).await
 }
 
 async fn trials_on(
@@ -30,8 +27,7 @@ async fn trials_on(
     let target = Target::corral(&cluster.addrs)?;
     let mut seconds = Vec::with_capacity(trials);
     for trial in 0..trials {
-        cluster =
-            tokio::task::spawn_blocking(move || cluster.wait_ready().map(|()| cluster)).await??;
+        cluster = ready(cluster).await?;
         let leader = leader_of(&target).await?;
         let survivor = (leader as usize) % 3; // the next node's index
         let lease = target
@@ -61,8 +57,14 @@ async fn trials_on(
     Ok(FailoverReport::of("corral", seconds))
 }
 
+/// `cluster` once every running node knows a leader, waited for off the
+/// runtime (the wait sleeps between polls).
+pub(super) async fn ready(mut cluster: LocalCluster) -> anyhow::Result<LocalCluster> {
+    tokio::task::spawn_blocking(move || cluster.wait_ready().map(|()| cluster)).await?
+}
+
 /// The leader's id, as some node reports it.
-async fn leader_of(target: &Target) -> anyhow::Result<u64> {
+pub(super) async fn leader_of(target: &Target) -> anyhow::Result<u64> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some((leader, _)) = target.leader().await {

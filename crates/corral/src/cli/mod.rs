@@ -9,6 +9,7 @@ mod members;
 mod output;
 mod queue;
 mod snapshot;
+mod snapshots;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -14,11 +14,12 @@ use harness::{Cluster, LEADER_TIMEOUT};
 use serde_json::{json, Value};
 
 /// Every peer endpoint, as a client might try it on the client listener.
-const PEER_ROUTES: [(&str, &str); 8] = [
+const PEER_ROUTES: [(&str, &str); 9] = [
     ("POST", "/raft/append"),
     ("POST", "/raft/append-stream"),
     ("POST", "/raft/vote"),
     ("POST", "/raft/snapshot"),
+    ("POST", "/raft/snapshot-chunk"),
     ("POST", "/raft/propose-stream"),
     ("POST", "/raft/read-index"),
     ("POST", "/raft/keepalive"),

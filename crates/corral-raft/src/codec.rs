@@ -7,6 +7,8 @@
 //! smaller than JSON and decodes about twice as fast (docs/benchmarks.md,
 //! "Formats"). Values written in format 0 or 1 are JSON and stay readable.
 
+use std::io::{Read, Write};
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -39,14 +41,34 @@ impl Encoding {
         bytes: &mut Vec<u8>,
         value: &T,
     ) -> Result<(), CodecError> {
+        self.encode_to(bytes, value)
+    }
+
+    /// Writes `value`'s encoding to `writer`, as it is encoded.
+    pub fn encode_to<W: Write, T: Serialize + ?Sized>(
+        self,
+        writer: W,
+        value: &T,
+    ) -> Result<(), CodecError> {
         match self {
-            Encoding::Json => serde_json::to_writer(bytes, value).map_err(CodecError::from),
+            Encoding::Json => serde_json::to_writer(writer, value).map_err(CodecError::from),
             Encoding::MessagePack => {
-                let mut serializer = rmp_serde::Serializer::new(bytes).with_struct_map();
+                let mut serializer = rmp_serde::Serializer::new(writer).with_struct_map();
                 value
                     .serialize(&mut serializer)
                     .map_err(|e| CodecError(e.to_string()))
             }
+        }
+    }
+
+    /// Decodes one value from `reader`, reading it as it goes.
+    pub fn decode_from<R: Read, T: DeserializeOwned>(self, reader: R) -> Result<T, CodecError> {
+        match self {
+            // JSON reads a byte at a time: buffered.
+            Encoding::Json => {
+                serde_json::from_reader(std::io::BufReader::new(reader)).map_err(CodecError::from)
+            }
+            Encoding::MessagePack => rmp_serde::from_read(reader).map_err(CodecError::from),
         }
     }
 

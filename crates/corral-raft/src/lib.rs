@@ -9,7 +9,9 @@
 //! - [`LogStore`]: the raft log, vote and committed id on a disk, reported
 //!   durable only after a sync, and its newest entries kept in memory for
 //!   the reads that follow each append;
-//! - [`StateMachineStore`]: the lock table in memory, snapshots on the disk;
+//! - [`StateMachineStore`]: the lock table in memory, snapshots on the disk
+//!   in chunks ([`snapshot_store`]), built, sent and installed a chunk at a
+//!   time;
 //! - [`PeerNetwork`]: raft RPCs as HTTP calls to the peers' `/raft/*`
 //!   endpoints, bounded by openraft's RPC timeouts;
 //! - [`append_stream`]: replication as a pipelined HTTP/2 stream of
@@ -41,6 +43,7 @@ mod replica;
 mod rocks;
 mod runtime;
 mod snapshot_pace;
+pub mod snapshot_store;
 mod state_machine;
 pub mod tls;
 mod transport;
@@ -60,9 +63,10 @@ pub use log_store::LogStore;
 pub use membership::{MemberProgress, Members, MembershipError};
 pub use metrics::StoreMetrics;
 pub use network::{
-    PeerClients, PeerFormats, PeerIdentity, PeerNetwork, Removal, RpcReply, SnapshotHeader,
-    SnapshotReply, CLUSTER_HEADER, FORMAT_HEADER, HEADER_SNAPSHOT, JSON_PEER_FORMAT, NODE_HEADER,
-    PATH_APPEND, PATH_SNAPSHOT, PATH_VOTE, PEER_FORMAT,
+    ChunkHeader, PeerClients, PeerFormats, PeerIdentity, PeerNetwork, Removal, RpcReply,
+    SnapshotHeader, SnapshotReply, CLUSTER_HEADER, FORMAT_HEADER, HEADER_SNAPSHOT,
+    HEADER_SNAPSHOT_CHUNK, JSON_PEER_FORMAT, NODE_HEADER, PATH_APPEND, PATH_SNAPSHOT,
+    PATH_SNAPSHOT_CHUNK, PATH_VOTE, PEER_FORMAT,
 };
 pub use node::{raft_config, start, start_on, NodeParts, RaftSettings, ReplicatedNode, StartError};
 pub use replica::{

@@ -27,6 +27,7 @@ use crate::append_stream::{Session, PATH_APPEND_STREAM};
 use crate::codec::Encoding;
 use crate::faults::Faults;
 use crate::node::StartError;
+use crate::snapshot_store::{ChunkSpan, SnapshotChunks};
 use crate::tls::{self, TlsFiles};
 use crate::type_config::{NodeId, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote};
 
@@ -34,11 +35,27 @@ use crate::type_config::{NodeId, Snapshot, SnapshotData, SnapshotMeta, TypeConfi
 pub const PATH_APPEND: &str = "/raft/append";
 /// Path of the vote RPC.
 pub const PATH_VOTE: &str = "/raft/vote";
-/// Path of the snapshot RPC.
+/// Path of the snapshot RPC of a snapshot sent whole: to and from nodes
+/// older than chunks (format 1 and before).
 pub const PATH_SNAPSHOT: &str = "/raft/snapshot";
-/// Header of the snapshot RPC that carries [`SnapshotHeader`] as JSON; the
-/// body is the snapshot's data.
+/// Path of the snapshot RPC that carries one chunk (see
+/// [`crate::snapshot_store`]): a snapshot is sent one request per chunk.
+pub const PATH_SNAPSHOT_CHUNK: &str = "/raft/snapshot-chunk";
+/// Header of both snapshot RPCs that carries [`SnapshotHeader`] as JSON;
+/// the body is the snapshot's data, or one stored chunk of it.
 pub const HEADER_SNAPSHOT: &str = "x-corral-snapshot";
+/// Header of the chunk RPC that carries [`ChunkHeader`] as JSON.
+pub const HEADER_SNAPSHOT_CHUNK: &str = "x-corral-snapshot-chunk";
+
+/// Which chunk a chunk RPC carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkHeader {
+    /// The snapshot's id and number of chunks.
+    pub span: ChunkSpan,
+    /// This chunk's index: the chunks are sent in order, and the last one
+    /// installs the snapshot.
+    pub index: u32,
+}
 
 /// The vote and meta sent with a snapshot.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -373,16 +390,56 @@ impl PeerConnection {
             vote,
             meta: snapshot.meta,
         };
-        let header = serde_json::to_string(&header)
-            .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
-        self.check_faults().map_err(StreamingError::from)?;
-        // A node older than format 2 reads only JSON snapshots: this node
-        // writes no format its peers cannot read.
+        let header = serde_json::to_string(&header).map_err(network_error)?;
+        let chunks = snapshot.snapshot;
         let format = self.formats.sending(&self.addr);
-        let data = snapshot.snapshot.into_inner();
+        if Encoding::of_format(format) != Encoding::MessagePack {
+            return self.send_whole(&header, &chunks, format, timeout).await;
+        }
+        // One request per chunk, each bounded by the snapshot timeout: a
+        // large snapshot takes as long as it needs, chunk by chunk.
+        let span = chunks.span;
+        for index in 0..span.chunks {
+            self.check_faults().map_err(StreamingError::from)?;
+            let stored = chunks.stored_chunk(index).map_err(network_error)?;
+            let chunk =
+                serde_json::to_string(&ChunkHeader { span, index }).map_err(network_error)?;
+            let response = self
+                .http
+                .post(format!("{}{PATH_SNAPSHOT_CHUNK}", self.base))
+                .timeout(timeout)
+                .header(HEADER_SNAPSHOT, &header)
+                .header(HEADER_SNAPSHOT_CHUNK, chunk)
+                .body(stored)
+                .send()
+                .await
+                .map_err(|e| StreamingError::from(transport_error(self.target, e)))?;
+            if index + 1 == span.chunks {
+                return self.snapshot_reply(response).await;
+            }
+            self.removal.check(self.target, response.status());
+            response
+                .error_for_status()
+                .map_err(|e| StreamingError::from(transport_error(self.target, e)))?;
+        }
+        Err(network_error("a snapshot of no chunks"))
+    }
+
+    /// Sends a snapshot whole, to a node older than chunks: in JSON for one
+    /// older than format 2, since this node writes no format its peers
+    /// cannot read.
+    async fn send_whole(
+        &self,
+        header: &str,
+        chunks: &SnapshotChunks,
+        format: u8,
+        timeout: Duration,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        self.check_faults().map_err(StreamingError::from)?;
+        let data = chunks.read_all().map_err(network_error)?;
         let data =
             crate::rocks::readable_by::<corral_state::LockTable>(format, "snapshot data", data)
-                .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
+                .map_err(network_error)?;
         let response = self
             .http
             .post(format!("{}{PATH_SNAPSHOT}", self.base))
@@ -392,6 +449,14 @@ impl PeerConnection {
             .send()
             .await
             .map_err(|e| StreamingError::from(transport_error(self.target, e)))?;
+        self.snapshot_reply(response).await
+    }
+
+    /// What the peer answered to a snapshot it installed.
+    async fn snapshot_reply(
+        &self,
+        response: reqwest::Response,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         self.removal.check(self.target, response.status());
         let reply: SnapshotReply = response
             .json()
@@ -399,6 +464,12 @@ impl PeerConnection {
             .map_err(|e| StreamingError::from(transport_error(self.target, e)))?;
         reply.map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))
     }
+}
+
+/// A local failure to send a snapshot, as openraft's network error.
+fn network_error(e: impl std::fmt::Display) -> StreamingError<TypeConfig> {
+    let e = std::io::Error::other(e.to_string());
+    StreamingError::Network(NetworkError::new(&e))
 }
 
 /// Connection failures mean the peer is down: openraft backs off longer.

@@ -147,6 +147,7 @@ where
     N::Network: NetSnapshot<TypeConfig, SnapshotData = SnapshotData>,
 {
     let log = LogStore::new(parts.disk.clone());
+    let disk = parts.disk.clone();
     let mut state = StateMachineStore::open(parts.disk, parts.events, parts.metrics)?;
     // corral paces snapshots by the table's size (see `snapshot_pace`);
     // the policy's count is the least number of entries between two.
@@ -162,7 +163,7 @@ where
         CorralRaft::new(node_id, Arc::new(config), parts.network, log, state.clone()).await?;
     ask_for_snapshots(&raft, state.pace.clone());
     Ok(ReplicatedNode {
-        raft: Replica::new(raft, node_id),
+        raft: Replica::new(raft, node_id, disk),
         state,
     })
 }

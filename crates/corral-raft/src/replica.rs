@@ -6,7 +6,7 @@
 //! then touches this crate alone.
 
 use std::collections::BTreeMap;
-use std::io::Cursor;
+use std::sync::Arc;
 use std::time::Duration;
 
 use corral_state::{Proposal, Response};
@@ -15,10 +15,13 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, InitializeError, LinearizableReadError, RaftError};
 use openraft::impls::ProgressResponder;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
-use openraft::{BasicNode, ReadPolicy, ServerState};
+use openraft::{BasicNode, ErrorSubject, ReadPolicy, ServerState};
 
-use crate::network::{RpcReply, SnapshotHeader, SnapshotReply};
+use crate::disk::Disk;
+use crate::network::{ChunkHeader, RpcReply, SnapshotHeader, SnapshotReply};
 use crate::node::StartError;
+use crate::rocks::StoreError;
+use crate::snapshot_store;
 use crate::type_config::{CorralRaft, NodeId, Snapshot, TypeConfig};
 
 /// A leader id: the term and the node that leads it.
@@ -37,6 +40,8 @@ pub type VoteReply = RpcReply<VoteResponse<TypeConfig>>;
 pub struct Replica {
     pub(crate) raft: CorralRaft,
     id: NodeId,
+    /// Where snapshot chunks a leader sends are kept until installed.
+    disk: Arc<dyn Disk>,
 }
 
 /// Why a write bound to a leader term did not apply.
@@ -116,8 +121,8 @@ pub struct RaftStatus {
 }
 
 impl Replica {
-    pub(crate) fn new(raft: CorralRaft, id: NodeId) -> Replica {
-        Replica { raft, id }
+    pub(crate) fn new(raft: CorralRaft, id: NodeId, disk: Arc<dyn Disk>) -> Replica {
+        Replica { raft, id, disk }
     }
 
     /// This node's id.
@@ -305,13 +310,49 @@ impl Replica {
         self.raft.vote(request).await
     }
 
-    /// Installs a snapshot a leader sent whole.
+    /// Installs a snapshot a leader sent whole (a leader older than
+    /// chunks, or the simulation's transport): its data is written as
+    /// chunks first, as if it had come in them.
     pub async fn install_snapshot(&self, header: SnapshotHeader, data: Vec<u8>) -> SnapshotReply {
+        let id = crate::state_machine::snapshot_id();
+        let chunks = match snapshot_store::write_whole(self.disk.clone(), id, &data) {
+            Ok(chunks) => chunks,
+            Err(e) => {
+                let e = std::io::Error::other(e.to_string());
+                let verb = openraft::ErrorVerb::Write;
+                let failed =
+                    openraft::StorageError::from_io_error(ErrorSubject::Snapshot(None), verb, e);
+                return Err(openraft::errors::Fatal::StorageError(failed));
+            }
+        };
+        drop(data);
         let snapshot = Snapshot {
             meta: header.meta,
-            snapshot: Cursor::new(data),
+            snapshot: chunks,
         };
         self.raft.install_full_snapshot(header.vote, snapshot).await
+    }
+
+    /// Keeps chunk `index` of a snapshot a leader sends in chunks; once the
+    /// last one is kept, installs the snapshot (openraft checks the vote
+    /// then) and answers. `None` before the last chunk.
+    pub async fn receive_snapshot_chunk(
+        &self,
+        header: SnapshotHeader,
+        chunk: ChunkHeader,
+        stored: Vec<u8>,
+    ) -> Result<Option<SnapshotReply>, StoreError> {
+        snapshot_store::store_chunk(self.disk.as_ref(), chunk.span, chunk.index, stored)?;
+        if chunk.index + 1 < chunk.span.chunks {
+            return Ok(None);
+        }
+        let snapshot = Snapshot {
+            meta: header.meta,
+            snapshot: snapshot_store::chunks_on(self.disk.clone(), chunk.span),
+        };
+        Ok(Some(
+            self.raft.install_full_snapshot(header.vote, snapshot).await,
+        ))
     }
 
     /// Serves a leader's replication session (see [`crate::append_stream`]),

@@ -2,11 +2,12 @@
 //! the node's [`Disk`].
 //!
 //! The table lives in memory. Its durable form is the latest snapshot, kept
-//! on the disk; on restart openraft restores it and re-applies the committed
-//! log after it. A snapshot's data and meta are taken under one read lock, so
-//! they describe the same point even while apply goes on.
+//! on the disk in chunks ([`crate::snapshot_store`]); on restart the node
+//! restores it and openraft re-applies the committed log after it. A
+//! snapshot's data and meta are taken under one read lock, so they
+//! describe the same point.
 
-use std::io::Cursor;
+use std::io::Write;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use corral_state::{EndedHold, Event, LeaseChange, LeaseId, LockTable, QueueTally};
@@ -14,18 +15,15 @@ use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::EntryPayload;
 
-use crate::disk::{Disk, Durability, Family, Op};
+use crate::codec::Encoding;
+use crate::disk::Disk;
 use crate::metrics::StoreMetrics;
-use crate::rocks::{decode, encode, StoreError};
+use crate::rocks::{StoreError, DISK_FORMAT};
 use crate::snapshot_pace::SnapshotPace;
+use crate::snapshot_store::{self, ChunkWriter, SnapshotChunks};
 use crate::type_config::{
     LogId, NodeId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig,
 };
-
-/// The current snapshot, as one value: the meta's length (8 bytes,
-/// big-endian), the meta as JSON, then the data. One value, so that a reader
-/// never sees the meta of one snapshot with the data of another.
-const KEY_CURRENT: &[u8] = b"current";
 
 /// What the state machine tells the node after each entry it applies.
 pub enum Notice<'a> {
@@ -72,7 +70,7 @@ pub struct AppliedState {
 /// state; the server keeps one to read the table.
 #[derive(Clone)]
 pub struct StateMachineStore {
-    disk: Arc<dyn Disk>,
+    pub(crate) disk: Arc<dyn Disk>,
     state: Arc<RwLock<AppliedState>>,
     events: EventSink,
     metrics: StoreMetrics,
@@ -101,8 +99,9 @@ impl StateMachineStore {
                 0,
             )),
         };
-        if let Some((meta, data)) = store.read_snapshot()? {
-            store.restore(&meta, &data)?;
+        snapshot_store::tidy(&store.disk, snapshot_id())?;
+        if let Some((meta, chunks)) = snapshot_store::current(&store.disk)? {
+            store.restore(&meta, chunks.decode("snapshot data")?)?;
         }
         Ok(store)
     }
@@ -121,44 +120,60 @@ impl StateMachineStore {
         self.state.write().expect("state lock").table = table;
     }
 
-    pub(crate) fn read_snapshot(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StoreError> {
-        let Some(value) = self.disk.get(Family::Snapshot, KEY_CURRENT)? else {
-            return Ok(None);
-        };
-        let corrupt = || StoreError::Invalid("snapshot value is shorter than its header".into());
-        let (len, rest) = value.split_at_checked(8).ok_or_else(corrupt)?;
-        let len = u64::from_be_bytes(len.try_into().map_err(|_| corrupt())?);
-        let len = usize::try_from(len).map_err(|_| corrupt())?;
-        let (meta, data) = rest.split_at_checked(len).ok_or_else(corrupt)?;
-        let meta: SnapshotMeta = decode("snapshot meta", meta)?;
-        Ok(Some((meta, data.to_vec())))
+    /// The current snapshot's meta and chunks, if there is one.
+    pub(crate) fn current_snapshot(
+        &self,
+    ) -> Result<Option<(SnapshotMeta, SnapshotChunks)>, StoreError> {
+        snapshot_store::current(&self.disk)
     }
 
-    /// Stores a snapshot as the current one, unless the stored one is newer.
-    pub(crate) fn write_snapshot(
+    /// Encodes the table straight into the chunks of snapshot `id`, under
+    /// the read lock: apply waits for the encoding (reads do not), and no
+    /// copy of the table is made. Returns its meta, its chunks and their
+    /// stored size in bytes.
+    fn encode_snapshot(&self, id: u64) -> Result<(SnapshotMeta, SnapshotChunks, u64), StoreError> {
+        let mut writer = ChunkWriter::new(self.disk.clone(), id);
+        let meta = {
+            let state = self.read();
+            writer
+                .write_all(&[DISK_FORMAT])
+                .map_err(|e| StoreError::Failed(e.to_string()))?;
+            Encoding::of_format(DISK_FORMAT)
+                .encode_to(&mut writer, &state.table)
+                .map_err(|source| StoreError::Encode {
+                    what: "snapshot data",
+                    source,
+                })?;
+            SnapshotMeta {
+                last_log_id: state.last_applied,
+                last_membership: state.membership.clone(),
+            }
+        };
+        let (chunks, bytes) = writer.finish()?;
+        self.keep_if_newest(&meta, &chunks)?;
+        Ok((meta, chunks, bytes))
+    }
+
+    /// Makes `chunks` the current snapshot unless the stored one is newer,
+    /// in which case they are deleted: a slow build never overwrites a
+    /// newer installed snapshot.
+    pub(crate) fn keep_if_newest(
         &self,
         meta: &SnapshotMeta,
-        data: &[u8],
+        chunks: &SnapshotChunks,
     ) -> Result<(), StoreError> {
         let _writing = self.snapshot_write.lock().expect("snapshot write lock");
-        if let Some((stored, _)) = self.read_snapshot()? {
+        if let Some((stored, _)) = self.current_snapshot()? {
             if stored.last_log_id > meta.last_log_id {
                 tracing::info!(stored = ?stored.last_log_id, skipped = ?meta.last_log_id, "kept the newer stored snapshot");
-                return Ok(());
+                return snapshot_store::discard(self.disk.as_ref(), chunks.span.id);
             }
         }
-        let meta = encode("snapshot meta", meta)?;
-        let mut value = Vec::with_capacity(8 + meta.len() + data.len());
-        value.extend_from_slice(&(meta.len() as u64).to_be_bytes());
-        value.extend_from_slice(&meta);
-        value.extend_from_slice(data);
-        let put = Op::Put(Family::Snapshot, KEY_CURRENT.to_vec(), value);
-        self.disk.write(vec![put], Durability::Synced)
+        snapshot_store::make_current(&self.disk, meta, chunks)
     }
 
-    /// Replaces the applied state with a snapshot's.
-    fn restore(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StoreError> {
-        let mut table: LockTable = decode("snapshot data", data)?;
+    /// Replaces the applied state with a snapshot's table.
+    fn restore(&self, meta: &SnapshotMeta, mut table: LockTable) -> Result<(), StoreError> {
         table.rebuild_derived();
         if let Err(broken) = table.check_invariants() {
             return Err(StoreError::Invalid(format!(
@@ -193,39 +208,32 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, std::io::Error> {
         let started = std::time::Instant::now();
-        // Meta and table are copied at one log position under the read lock;
-        // the slow encoding runs after it is released, so apply does not wait
-        // for it.
-        let (meta, table) = {
-            let state = self.read();
-            let meta = SnapshotMeta {
-                last_log_id: state.last_applied,
-                last_membership: state.membership.clone(),
-            };
-            (meta, state.table.clone())
-        };
-        // Encoding megabytes and syncing them take milliseconds: off the
+        // Encoding and syncing take milliseconds to seconds: off the
         // runtime, which may be a single thread that also serves heartbeats.
         let store = self.clone();
-        let (meta, data) = self
-            .blocking(move || {
-                let data = encode("snapshot data", &table)?;
-                drop(table);
-                store.write_snapshot(&meta, &data)?;
-                Ok((meta, data))
-            })
-            .await?;
+        let id = snapshot_id();
+        let (meta, chunks, bytes) = self.blocking(move || store.encode_snapshot(id)).await?;
         self.metrics.snapshots_built.inc();
         let seconds = started.elapsed().as_secs_f64();
         self.metrics.snapshot_build.observe(seconds);
-        let bytes = i64::try_from(data.len()).unwrap_or(i64::MAX);
-        self.metrics.snapshot_bytes.set(bytes);
+        self.metrics
+            .snapshot_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
         self.pace.snapshot_at(log_index(meta.last_log_id));
         Ok(Snapshot {
             meta,
-            snapshot: Cursor::new(data),
+            snapshot: chunks,
         })
     }
+}
+
+/// A new snapshot's id: random, so that no two snapshots a node ever
+/// holds, built or received, share one. Drawn from the operating system's
+/// generator, not the runtime's: the simulation seeds the runtime's, and an
+/// id that does not change what any node does must not shift the draws
+/// that do.
+pub(crate) fn snapshot_id() -> u64 {
+    rand010::random()
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
@@ -308,13 +316,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         meta: &SnapshotMeta,
         snapshot: SnapshotData,
     ) -> Result<(), std::io::Error> {
-        let data = snapshot.into_inner();
         let store = self.clone();
         let index = log_index(meta.last_log_id);
         let meta = meta.clone();
+        // Decoded from the chunks on disk as they are read; they become
+        // the current snapshot as they are, without being written again.
         self.blocking(move || {
-            store.restore(&meta, &data)?;
-            store.write_snapshot(&meta, &data)
+            store.restore(&meta, snapshot.decode("snapshot data")?)?;
+            store.keep_if_newest(&meta, &snapshot)
         })
         .await?;
         self.metrics.snapshots_installed.inc();
@@ -325,10 +334,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, std::io::Error> {
         let store = self.clone();
-        let stored = self.blocking(move || store.read_snapshot()).await?;
-        Ok(stored.map(|(meta, data)| Snapshot {
+        let stored = self.blocking(move || store.current_snapshot()).await?;
+        Ok(stored.map(|(meta, chunks)| Snapshot {
             meta,
-            snapshot: Cursor::new(data),
+            snapshot: chunks,
         }))
     }
 }

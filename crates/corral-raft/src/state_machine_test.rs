@@ -6,6 +6,7 @@ use corral_state::LockTable;
 
 use crate::metrics::StoreMetrics;
 use crate::rocks::{encode, test_disk};
+use crate::snapshot_store::{self, SnapshotChunks};
 use crate::state_machine::{Notice, StateMachineStore};
 use crate::type_config::{SnapshotMeta, TypeConfig};
 
@@ -16,48 +17,50 @@ fn meta(index: u64) -> SnapshotMeta {
     }
 }
 
-#[test]
-fn an_older_snapshot_never_replaces_a_newer_one() {
-    let dir = tempfile::TempDir::new().unwrap();
-    let store = StateMachineStore::open(
+fn open(dir: &tempfile::TempDir) -> StateMachineStore {
+    StateMachineStore::open(
         test_disk(dir.path()),
         Arc::new(|_: Notice<'_>| {}),
         StoreMetrics::default(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// The data of an empty table in the disk format, as chunks of `id`.
+fn empty_table(store: &StateMachineStore, id: u64) -> SnapshotChunks {
     let data = encode("snapshot data", &LockTable::new()).unwrap();
-    store.write_snapshot(&meta(10), &data).unwrap();
-    store.write_snapshot(&meta(5), &data).unwrap();
-    let (stored, stored_data) = store.read_snapshot().unwrap().unwrap();
-    assert_eq!(stored, meta(10));
-    assert_eq!(stored_data, data);
-    store.write_snapshot(&meta(12), b"{}").unwrap();
-    assert_eq!(store.read_snapshot().unwrap().unwrap().0, meta(12));
+    snapshot_store::write_whole(store.disk.clone(), id, &data).unwrap()
+}
+
+#[test]
+fn an_older_snapshot_never_replaces_a_newer_one() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let store = open(&dir);
+    store
+        .keep_if_newest(&meta(10), &empty_table(&store, 1))
+        .unwrap();
+    store
+        .keep_if_newest(&meta(5), &empty_table(&store, 2))
+        .unwrap();
+    let (stored, chunks) = store.current_snapshot().unwrap().unwrap();
+    assert_eq!((stored, chunks.span.id), (meta(10), 1));
+    store
+        .keep_if_newest(&meta(12), &empty_table(&store, 3))
+        .unwrap();
+    let (stored, chunks) = store.current_snapshot().unwrap().unwrap();
+    assert_eq!((stored, chunks.span.id), (meta(12), 3));
 }
 
 #[test]
 fn a_restart_restores_the_stored_snapshot() {
     let dir = tempfile::TempDir::new().unwrap();
     {
-        let store = StateMachineStore::open(
-            test_disk(dir.path()),
-            Arc::new(|_: Notice<'_>| {}),
-            StoreMetrics::default(),
-        )
-        .unwrap();
+        let store = open(&dir);
         store
-            .write_snapshot(
-                &meta(7),
-                &encode("snapshot data", &LockTable::new()).unwrap(),
-            )
+            .keep_if_newest(&meta(7), &empty_table(&store, 1))
             .unwrap();
     }
-    let store = StateMachineStore::open(
-        test_disk(dir.path()),
-        Arc::new(|_: Notice<'_>| {}),
-        StoreMetrics::default(),
-    )
-    .unwrap();
+    let store = open(&dir);
     assert_eq!(store.read().last_applied, meta(7).last_log_id);
 }
 

@@ -134,7 +134,14 @@ impl<T: Transport> RaftNetworkV2<TypeConfig> for TransportConnection<T> {
             vote,
             meta: snapshot.meta,
         };
-        let data = snapshot.snapshot.into_inner();
+        // The simulation's tables are small: sent whole.
+        let data = snapshot.snapshot.read_all().map_err(|e| {
+            let lost = PeerUnreachable {
+                target: self.target,
+                reason: e.to_string(),
+            };
+            StreamingError::Network(NetworkError::new(&lost))
+        })?;
         let target = self.target;
         let ttl = option.hard_ttl();
         let call = tokio::time::timeout(ttl, self.transport.snapshot(target, header, data));

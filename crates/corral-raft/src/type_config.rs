@@ -35,5 +35,5 @@ pub(crate) type StoredMembership = openraft::type_config::alias::StoredMembershi
 pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
 /// A snapshot whose data is the serialized lock table.
 pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, SnapshotData>;
-/// The bytes of a snapshot.
-pub type SnapshotData = std::io::Cursor<Vec<u8>>;
+/// A snapshot's data: its chunks on the node's disk.
+pub type SnapshotData = crate::snapshot_store::SnapshotChunks;

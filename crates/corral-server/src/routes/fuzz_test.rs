@@ -53,6 +53,7 @@ const TEMPLATES: &[(&str, &[&str])] = &[
     ("/v1/auth/tokens/{}", &["DELETE"]),
     ("/raft/append", &["POST"]),
     ("/raft/append-stream", &["POST"]),
+    ("/raft/snapshot-chunk", &["POST"]),
     ("/raft/vote", &["POST"]),
     ("/raft/snapshot", &["POST"]),
     ("/raft/propose-stream", &["POST"]),

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use corral_raft::append_stream::PATH_APPEND_STREAM;
-use corral_raft::{PATH_APPEND, PATH_SNAPSHOT, PATH_VOTE};
+use corral_raft::{PATH_APPEND, PATH_SNAPSHOT, PATH_SNAPSHOT_CHUNK, PATH_VOTE};
 
 use crate::forward::PATH_PROPOSE_STREAM;
 use crate::node::Node;
@@ -21,11 +21,12 @@ use crate::request_id;
 /// Routes of traffic between nodes that carries no single client request:
 /// raft's replication, and the stream of forwarded commands (each of which
 /// gets a span of its own).
-const RAFT_ROUTES: [&str; 5] = [
+const RAFT_ROUTES: [&str; 6] = [
     PATH_APPEND,
     PATH_APPEND_STREAM,
     PATH_VOTE,
     PATH_SNAPSHOT,
+    PATH_SNAPSHOT_CHUNK,
     PATH_PROPOSE_STREAM,
 ];
 

@@ -9,12 +9,14 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use corral_raft::append_stream::PATH_APPEND_STREAM;
 use corral_raft::{
-    AppendReply, AppendRequest, SnapshotHeader, SnapshotReply, VoteReply, VoteRpc, HEADER_SNAPSHOT,
-    PATH_APPEND, PATH_SNAPSHOT, PATH_VOTE,
+    AppendReply, AppendRequest, ChunkHeader, SnapshotHeader, SnapshotReply, VoteReply, VoteRpc,
+    HEADER_SNAPSHOT, HEADER_SNAPSHOT_CHUNK, PATH_APPEND, PATH_SNAPSHOT, PATH_SNAPSHOT_CHUNK,
+    PATH_VOTE,
 };
 use corral_state::LeaseId;
 use tracing::Instrument;
@@ -27,9 +29,11 @@ use crate::members::PATH_MEMBER;
 use crate::node::{Attempt, Node, PeerReply, Renewals, PATH_KEEPALIVE, PATH_READ_INDEX};
 use crate::request_id;
 
-/// A snapshot arrives in one body until snapshots stream in chunks: a large
-/// lock table's is far bigger than any other peer body.
+/// A snapshot sent whole, by a node older than chunks: a large lock
+/// table's is far bigger than any other peer body.
 const SNAPSHOT_BODY_BYTES_MAX: usize = 1 << 30;
+/// One stored chunk of a snapshot.
+const SNAPSHOT_CHUNK_BYTES_MAX: usize = corral_raft::snapshot_store::STORED_CHUNK_BYTES_MAX;
 /// A batch of log entries: as large as one frame of the append stream.
 const APPEND_BODY_BYTES_MAX: usize = corral_raft::frame::FRAME_BYTES_MAX;
 /// A vote, a read index, a keepalive of lease ids: small.
@@ -41,6 +45,7 @@ pub(super) fn router(node: &Arc<Node>) -> Router<Arc<Node>> {
         .route(PATH_APPEND_STREAM, post(append_stream))
         .route(PATH_VOTE, post(vote))
         .route(PATH_SNAPSHOT, post(snapshot))
+        .route(PATH_SNAPSHOT_CHUNK, post(snapshot_chunk))
         .route(PATH_PROPOSE_STREAM, post(propose_stream))
         .route(PATH_READ_INDEX, post(read_index))
         .route(PATH_KEEPALIVE, post(keepalive))
@@ -147,14 +152,47 @@ async fn snapshot(
     body: Body,
 ) -> Result<Json<SnapshotReply>, ApiError> {
     let body = read_body(body, SNAPSHOT_BODY_BYTES_MAX).await?;
-    let header = headers
-        .get(HEADER_SNAPSHOT)
-        .ok_or_else(|| ApiError::invalid(format!("missing header {HEADER_SNAPSHOT}")))?;
-    let header: SnapshotHeader = serde_json::from_slice(header.as_bytes())
-        .map_err(|e| ApiError::invalid(format!("header {HEADER_SNAPSHOT}: {e}")))?;
+    let header: SnapshotHeader = json_header(&headers, HEADER_SNAPSHOT)?;
     Ok(Json(
         node.raft.install_snapshot(header, body.to_vec()).await,
     ))
+}
+
+/// One chunk of a snapshot a leader sends in chunks: kept, and once the
+/// last is kept, the snapshot installed and its answer returned (`204`
+/// before that).
+async fn snapshot_chunk(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<axum::response::Response, ApiError> {
+    let body = read_body(body, SNAPSHOT_CHUNK_BYTES_MAX).await?;
+    let header: SnapshotHeader = json_header(&headers, HEADER_SNAPSHOT)?;
+    let chunk: ChunkHeader = json_header(&headers, HEADER_SNAPSHOT_CHUNK)?;
+    let received = node
+        .raft
+        .receive_snapshot_chunk(header, chunk, body.to_vec())
+        .await;
+    let received = received.map_err(|e| match e {
+        corral_raft::StoreError::Invalid(why) => ApiError::invalid(why),
+        other => ApiError::internal(format!("keeping a snapshot chunk: {other}")),
+    })?;
+    Ok(match received {
+        Some(reply) => Json(reply).into_response(),
+        None => axum::http::StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+/// The JSON value of header `name`.
+fn json_header<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    name: &str,
+) -> Result<T, ApiError> {
+    let value = headers
+        .get(name)
+        .ok_or_else(|| ApiError::invalid(format!("missing header {name}")))?;
+    serde_json::from_slice(value.as_bytes())
+        .map_err(|e| ApiError::invalid(format!("header {name}: {e}")))
 }
 
 /// What this node says of itself to a peer: its client address.

@@ -71,6 +71,7 @@ pub(crate) const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/raft/append-stream", Rule::Open),
     ("POST", "/raft/vote", Rule::Open),
     ("POST", "/raft/snapshot", Rule::Open),
+    ("POST", "/raft/snapshot-chunk", Rule::Open),
     ("POST", "/raft/join", Rule::Open),
     ("POST", "/raft/propose-stream", Rule::Open),
     ("POST", "/raft/read-index", Rule::Open),

@@ -192,8 +192,10 @@ pub const NODE_HEADER: &str = "x-corral-node";
 pub const FORMAT_HEADER: &str = "x-corral-format";
 /// The newest format of peer messages this version sends and reads (it
 /// reads 0 to this): since 2, the frames of append and propose streams
-/// are MessagePack ([`crate::codec`]). Single requests (votes, keepalives)
-/// stay JSON bodies, and snapshot data travels in the disk format.
+/// are MessagePack ([`crate::codec`]), and snapshots travel in chunks as
+/// they are stored ([`PATH_SNAPSHOT_CHUNK`]). Single requests (votes,
+/// keepalives) stay JSON bodies; an older node gets a snapshot whole, in
+/// JSON.
 pub const PEER_FORMAT: u8 = 2;
 /// The format of JSON bodies and frames, which every node that checks
 /// formats reads: what single requests are sent in.

@@ -98,6 +98,14 @@ impl LogStore {
     }
 }
 
+/// The log id of the entry stored at `index` on `disk`, if there is one.
+pub(crate) fn stored_log_id(disk: &dyn Disk, index: u64) -> Result<Option<LogId>, StoreError> {
+    match disk.get(Family::Log, &index.to_be_bytes())? {
+        None => Ok(None),
+        Some(bytes) => Ok(Some(decode::<Entry>("log entry", &bytes)?.log_id)),
+    }
+}
+
 fn index_of_key(key: &[u8]) -> Result<u64, StoreError> {
     let bytes: [u8; 8] = key
         .try_into()

@@ -22,7 +22,7 @@ use crate::network::{ChunkHeader, RpcReply, SnapshotHeader, SnapshotReply};
 use crate::node::StartError;
 use crate::rocks::StoreError;
 use crate::snapshot_store;
-use crate::type_config::{CorralRaft, NodeId, Snapshot, TypeConfig};
+use crate::type_config::{CorralRaft, LogId, NodeId, Snapshot, TypeConfig};
 
 /// A leader id: the term and the node that leads it.
 pub type LeaderId = openraft::type_config::alias::LeaderIdOf<TypeConfig>;
@@ -34,6 +34,21 @@ pub type AppendReply = RpcReply<AppendEntriesResponse<TypeConfig>>;
 pub type VoteRpc = VoteRequest<TypeConfig>;
 /// What `/raft/vote` answers.
 pub type VoteReply = RpcReply<VoteResponse<TypeConfig>>;
+
+/// How many times a snapshot's answer looks for its last log id on disk
+/// before the leader is told to try again.
+const DURABLE_TRIES_MAX: u32 = 200;
+/// How long it waits between two looks: an install of the same snapshot may
+/// be under way.
+const DURABLE_RETRY: Duration = Duration::from_millis(10);
+
+/// A storage failure, as openraft's answer to a snapshot.
+fn storage_fatal(e: StoreError) -> openraft::errors::Fatal<TypeConfig> {
+    let e = std::io::Error::other(e.to_string());
+    let verb = openraft::ErrorVerb::Write;
+    let failed = openraft::StorageError::from_io_error(ErrorSubject::Snapshot(None), verb, e);
+    openraft::errors::Fatal::StorageError(failed)
+}
 
 /// A node's raft instance, as the server uses it.
 #[derive(Clone)]
@@ -317,20 +332,16 @@ impl Replica {
         let id = crate::state_machine::snapshot_id();
         let chunks = match snapshot_store::write_whole(self.disk.clone(), id, &data) {
             Ok(chunks) => chunks,
-            Err(e) => {
-                let e = std::io::Error::other(e.to_string());
-                let verb = openraft::ErrorVerb::Write;
-                let failed =
-                    openraft::StorageError::from_io_error(ErrorSubject::Snapshot(None), verb, e);
-                return Err(openraft::errors::Fatal::StorageError(failed));
-            }
+            Err(e) => return Err(storage_fatal(e)),
         };
         drop(data);
+        let last = header.meta.last_log_id;
         let snapshot = Snapshot {
             meta: header.meta,
             snapshot: chunks,
         };
-        self.raft.install_full_snapshot(header.vote, snapshot).await
+        let reply = self.raft.install_full_snapshot(header.vote, snapshot).await;
+        self.once_durable(last, reply).await
     }
 
     /// Keeps chunk `index` of a snapshot a leader sends in chunks; once the
@@ -346,13 +357,60 @@ impl Replica {
         if chunk.index + 1 < chunk.span.chunks {
             return Ok(None);
         }
+        let last = header.meta.last_log_id;
         let snapshot = Snapshot {
             meta: header.meta,
             snapshot: snapshot_store::chunks_on(self.disk.clone(), chunk.span),
         };
-        Ok(Some(
-            self.raft.install_full_snapshot(header.vote, snapshot).await,
-        ))
+        let reply = self.raft.install_full_snapshot(header.vote, snapshot).await;
+        Ok(Some(self.once_durable(last, reply).await))
+    }
+
+    /// Passes on openraft's answer to a snapshot once this node holds the
+    /// snapshot's last log id durably: in a stored snapshot at or past it,
+    /// or in its log after a sync. The leader takes a successful answer as
+    /// the node's log matching through that log id, and never checks again.
+    ///
+    /// openraft answers at once, installing nothing, when the snapshot is
+    /// at or below what the node counts as committed; but a follower counts
+    /// as committed the entries it has accepted, which may be written and
+    /// not yet synced. A crash then would lose entries the leader counts
+    /// as matched: openraft's debug builds panic on the follower's log
+    /// going back (`follower log reversion is not allowed`), and its
+    /// release builds never send that follower anything it can accept
+    /// again while that leader leads. The same holds for a snapshot sent
+    /// twice while the first copy is still being installed.
+    async fn once_durable(&self, last: Option<LogId>, reply: SnapshotReply) -> SnapshotReply {
+        let (Ok(_), Some(last)) = (&reply, last) else {
+            return reply;
+        };
+        for _ in 0..DURABLE_TRIES_MAX {
+            match self.holds_durably(last).await {
+                Ok(true) => return reply,
+                Ok(false) => tokio::time::sleep(DURABLE_RETRY).await,
+                Err(e) => return Err(storage_fatal(e)),
+            }
+        }
+        let why = format!("the log through {last} is not durable here yet");
+        Err(storage_fatal(StoreError::Failed(why)))
+    }
+
+    /// Whether, after a sync, this node holds `last` durably.
+    async fn holds_durably(&self, last: LogId) -> Result<bool, StoreError> {
+        let (done, synced) = tokio::sync::oneshot::channel();
+        self.disk.sync_then(Box::new(move |result| {
+            let _ = done.send(result);
+        }));
+        match synced.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(StoreError::Failed(e)),
+            Err(_) => return Err(StoreError::Failed("the disk dropped a sync".into())),
+        }
+        let stored = snapshot_store::current(&self.disk)?.map(|(meta, _)| meta.last_log_id);
+        if stored.flatten() >= Some(last) {
+            return Ok(true);
+        }
+        Ok(crate::log_store::stored_log_id(self.disk.as_ref(), last.index)? == Some(last))
     }
 
     /// Serves a leader's replication session (see [`crate::append_stream`]),

@@ -233,7 +233,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
 /// id that does not change what any node does must not shift the draws
 /// that do.
 pub(crate) fn snapshot_id() -> u64 {
-    rand010::random()
+    use openraft::AsyncRuntime;
+    use rand010::RngExt;
+    crate::runtime::CorralRuntime::thread_rng().random()
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachineStore {

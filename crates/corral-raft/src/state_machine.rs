@@ -228,10 +228,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
 }
 
 /// A new snapshot's id: random, so that no two snapshots a node ever
-/// holds, built or received, share one. Drawn from the operating system's
-/// generator, not the runtime's: the simulation seeds the runtime's, and an
-/// id that does not change what any node does must not shift the draws
-/// that do.
+/// holds, built or received, share one. Drawn from the runtime's
+/// generator, which the simulation seeds, so that a seed replays its ids
+/// too (drawing them shifted the seeds' schedules once, which is how the
+/// early snapshot answer of `Replica::once_durable` was found).
 pub(crate) fn snapshot_id() -> u64 {
     use openraft::AsyncRuntime;
     use rand010::RngExt;

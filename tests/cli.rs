@@ -376,3 +376,24 @@ async fn queue_work_acks_the_items_its_command_did_and_nacks_a_failure() {
         "{text}"
     );
 }
+
+/// A command whose reader goes away (`corral cluster status | head -0`)
+/// ends by SIGPIPE, as Unix tools do, without a panic's backtrace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_closed_stdout_ends_a_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let cluster = Cluster::start(3).await;
+    cluster.wait_leader().await;
+    let mut command = corral(&cluster);
+    command
+        .args(["cluster", "status"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn corral");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().await.expect("corral ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.signal(), Some(libc::SIGPIPE), "{stderr}");
+}

@@ -91,9 +91,10 @@ pub struct PeerClients {
 /// answers: every answer of a node names the newest format it reads in
 /// [`FORMAT_HEADER`], and an answer without one comes from a node that
 /// reads JSON only (format 1 or older). A peer not heard from yet is sent
-/// [`PEER_FORMAT`]; an older node refuses that stream once, and the next
-/// one is framed in JSON. So a rolling upgrade passes through a cluster of
-/// both versions.
+/// [`PEER_FORMAT`]; an older node refuses that stream once (nothing on it
+/// was read: a forwarded write is sent again), and the next one is framed
+/// in JSON. So a rolling upgrade passes through a cluster of both
+/// versions.
 #[derive(Clone, Debug, Default)]
 pub struct PeerFormats(Arc<Mutex<HashMap<String, u8>>>);
 

@@ -84,6 +84,11 @@ pub(crate) enum NotSent {
     /// No connection to the leader could be opened.
     #[error("leader unreachable: {0}")]
     Unreachable(#[source] Arc<reqwest::Error>),
+    /// The leader refused the stream before it read any command: another
+    /// cluster, this node removed, or a format it does not read (an older
+    /// node, which the next stream is framed for).
+    #[error("the leader refused the stream: {0}")]
+    Refused(u16),
 }
 
 struct Queued {
@@ -329,10 +334,9 @@ async fn read_answers(
         Err(_) => Ok("the stream to the leader did not open in time".to_string()),
         Ok(Err(e)) if e.is_connect() => Err(NotSent::Unreachable(Arc::new(e))),
         Ok(Err(e)) => Ok(format!("the stream to the leader failed: {e}")),
-        Ok(Ok(response)) if !response.status().is_success() => Ok(format!(
-            "the leader refused the stream: {}",
-            response.status()
-        )),
+        Ok(Ok(response)) if !response.status().is_success() => {
+            Err(NotSent::Refused(response.status().as_u16()))
+        }
         Ok(Ok(response)) => Ok(answer_all(encoding, response.bytes_stream(), &pending).await),
     };
     match &ended {

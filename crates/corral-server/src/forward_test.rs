@@ -19,7 +19,8 @@ use tokio::time::Instant;
 
 use crate::error::ApiError;
 use crate::forward::{
-    answer_all, serve, Forwarded, Forwarder, Forwarding, Numbered, Pending, PATH_PROPOSE_STREAM,
+    answer_all, serve, Forwarded, Forwarder, Forwarding, NotSent, Numbered, Pending,
+    PATH_PROPOSE_STREAM,
 };
 use crate::node::{Attempt, PeerReply, Submission};
 
@@ -357,4 +358,41 @@ where
             .collect()
             .await;
     frames.into_iter().flatten().collect()
+}
+
+/// A leader older than format 2 refuses the first stream (framed in the
+/// newest format, to a peer not heard from): the command was not sent, so
+/// it is safe to retry, and the next stream is framed in JSON, which that
+/// leader reads.
+#[tokio::test]
+async fn a_stream_an_older_leader_refuses_is_safe_to_retry_in_json() {
+    let formats_seen = Arc::new(Mutex::new(Vec::new()));
+    let seen = formats_seen.clone();
+    let router = Router::new().route(
+        PATH_PROPOSE_STREAM,
+        post(move |headers: HeaderMap, body: Body| {
+            let encoding = encoding_of(&headers);
+            seen.lock().unwrap().push(encoding);
+            async move {
+                if encoding == Encoding::MessagePack {
+                    let refused = axum::http::StatusCode::FORBIDDEN;
+                    return axum::response::IntoResponse::into_response(refused);
+                }
+                let answers = serve(granting, encoding, body.into_data_stream());
+                axum::response::IntoResponse::into_response(Body::from_stream(answers))
+            }
+        }),
+    );
+    let addr = listen(router).await;
+    let forwarder = Forwarder::start(corral_raft::PeerClients::new(None).expect("peer clients"));
+    let refused = forwarder
+        .forward(&addr, grant(1).submission, PATIENCE)
+        .await;
+    assert!(matches!(refused, Err(NotSent::Refused(403))), "{refused:?}");
+    let answer = forwarder
+        .forward(&addr, grant(2).submission, PATIENCE)
+        .await;
+    assert_eq!(granted(answer), 2);
+    let seen = formats_seen.lock().unwrap().clone();
+    assert_eq!(seen, vec![Encoding::MessagePack, Encoding::Json]);
 }

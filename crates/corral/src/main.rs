@@ -213,6 +213,7 @@ fn main() -> anyhow::Result<()> {
         Commands::Server(args) => run_server(*args),
         Commands::Dev(args) => dev::run(args),
         Commands::Client(command) => {
+            end_quietly_on_a_closed_pipe();
             let mut connection = cli.connection;
             connection
                 .settle_token(&matches)
@@ -220,6 +221,18 @@ fn main() -> anyhow::Result<()> {
             let code = cli::run(connection, command)?;
             std::process::exit(code)
         }
+    }
+}
+
+/// A client command whose output is cut short (`corral locks list | head`)
+/// ends as Unix tools do, by SIGPIPE, instead of panicking on the broken
+/// pipe. Client commands only: a server must not die of a peer closing a
+/// socket, and Rust's default (the signal ignored, the write an error) is
+/// right for it.
+fn end_quietly_on_a_closed_pipe() {
+    // SAFETY: restores the default disposition; no handler of ours runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -247,17 +247,28 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<T, StoreError> {
     let (encoding, body) = match bytes.first() {
-        Some(&format) if format <= DISK_FORMAT && format > 0 => {
-            (Encoding::of_format(format), &bytes[1..])
-        }
-        Some(&format) if format < 0x20 && !b"\t\n\r".contains(&format) => {
-            return Err(StoreError::Format { what, format })
-        }
-        _ => (Encoding::Json, bytes),
+        Some(&first) => match format_of(what, first)? {
+            (encoding, true) => (encoding, &bytes[1..]),
+            (encoding, false) => (encoding, bytes),
+        },
+        None => (Encoding::Json, bytes),
     };
     encoding
         .decode(body)
         .map_err(|source| StoreError::Corrupt { what, source })
+}
+
+/// What the first byte of a disk value says: its encoding, and whether the
+/// byte is a format byte (formats 1 to [`DISK_FORMAT`]) or already the
+/// value's own (format 0, JSON). A newer format is refused by name.
+pub(crate) fn format_of(what: &'static str, first: u8) -> Result<(Encoding, bool), StoreError> {
+    match first {
+        1..=DISK_FORMAT => Ok((Encoding::of_format(first), true)),
+        format if format < 0x20 && !b"\t\n\r".contains(&format) => {
+            Err(StoreError::Format { what, format })
+        }
+        _ => Ok((Encoding::Json, false)),
+    }
 }
 
 /// Encodes a value for disk. The round-trip property tests show that every

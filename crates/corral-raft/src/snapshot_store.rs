@@ -18,9 +18,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::codec::Encoding;
 use crate::disk::{Disk, Durability, Family, Op};
-use crate::rocks::{decode, encode, StoreError, DISK_FORMAT};
+use crate::rocks::{decode, encode, format_of, StoreError};
 use crate::type_config::SnapshotMeta;
 
 /// The most bytes of a snapshot's data in one chunk, before compression:
@@ -133,19 +132,12 @@ impl SnapshotChunks {
         reader
             .read_exact(&mut format)
             .map_err(|e| StoreError::Failed(e.to_string()))?;
-        let corrupt = |source| StoreError::Corrupt { what, source };
-        match format[0] {
-            format @ 1..=DISK_FORMAT => Encoding::of_format(format)
-                .decode_from(reader)
-                .map_err(corrupt),
-            format if format < 0x20 && !b"\t\n\r".contains(&format) => {
-                Err(StoreError::Format { what, format })
-            }
+        let decoded = match format_of(what, format[0])? {
+            (encoding, true) => encoding.decode_from(reader),
             // Format 0: JSON from its first byte.
-            _ => Encoding::Json
-                .decode_from(std::io::Cursor::new(format).chain(reader))
-                .map_err(corrupt),
-        }
+            (encoding, false) => encoding.decode_from(std::io::Cursor::new(format).chain(reader)),
+        };
+        decoded.map_err(|source| StoreError::Corrupt { what, source })
     }
 }
 

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use corral_api::ITEM_PAYLOAD_BYTES_MAX;
 use harness::Cluster;
 use tokio::process::Command;
 
@@ -353,7 +354,11 @@ async fn queue_work_acks_the_items_its_command_did_and_nacks_a_failure() {
     assert_eq!(ready_and_claimed(&cluster, queue).await, (0, 0));
 
     // A command that fails leaves its item ready again, one attempt on.
-    queue_push(&cluster, queue, "4").await;
+    // It exits without reading its stdin: a payload larger than a pipe
+    // holds (64 KiB) makes sure the write to it breaks, which must not end
+    // `queue work`.
+    let unread = serde_json::Value::String("x".repeat(ITEM_PAYLOAD_BYTES_MAX - 2));
+    queue_push(&cluster, queue, &unread.to_string()).await;
     let failing = [queue, "--max-items", "1", "--", "sh", "-c", "exit 1"];
     let output = queue_work(&cluster, &failing).await;
     assert!(output.status.success(), "{output:?}");
@@ -364,7 +369,7 @@ async fn queue_work_acks_the_items_its_command_did_and_nacks_a_failure() {
     let (code, items, stderr) = corral_json(&cluster, &listing).await;
     assert_eq!(code, Some(0), "{stderr}");
     let item = &items["items"][0];
-    assert_eq!((&item["payload"], &item["attempt"]), (&4.into(), &1.into()));
+    assert_eq!((&item["payload"], &item["attempt"]), (&unread, &1.into()));
     let output = corral(&cluster)
         .args(["queue", "stats", queue])
         .output()

@@ -213,7 +213,9 @@ fn main() -> anyhow::Result<()> {
         Commands::Server(args) => run_server(*args),
         Commands::Dev(args) => dev::run(args),
         Commands::Client(command) => {
-            end_quietly_on_a_closed_pipe();
+            if !command.writes_to_a_child() {
+                end_quietly_on_a_closed_pipe();
+            }
             let mut connection = cli.connection;
             connection
                 .settle_token(&matches)
@@ -226,9 +228,10 @@ fn main() -> anyhow::Result<()> {
 
 /// A client command whose output is cut short (`corral locks list | head`)
 /// ends as Unix tools do, by SIGPIPE, instead of panicking on the broken
-/// pipe. Client commands only: a server must not die of a peer closing a
-/// socket, and Rust's default (the signal ignored, the write an error) is
-/// right for it.
+/// pipe. Not for a server, which must not die of a peer closing a socket,
+/// nor for a command that feeds its child's stdin, which must not die of a
+/// child that exits unread: Rust's default (the signal ignored, the write
+/// an error) is right for them.
 fn end_quietly_on_a_closed_pipe() {
     // SAFETY: restores the default disposition; no handler of ours runs.
     unsafe {

@@ -380,6 +380,15 @@ pub(crate) enum ClientCommand {
     BenchReport(bench::BenchReportArgs),
 }
 
+impl ClientCommand {
+    /// Whether the command writes to a child's stdin (`queue work` feeds
+    /// each item's payload to its command), so that a closed pipe is the
+    /// child's business, not a reason for this process to end.
+    pub(crate) fn writes_to_a_child(&self) -> bool {
+        matches!(self, ClientCommand::Queue(queue::QueueCommand::Work(_)))
+    }
+}
+
 /// Runs a client command; returns the exit code.
 pub(crate) fn run(connection: Connection, command: ClientCommand) -> anyhow::Result<i32> {
     let runtime = tokio::runtime::Runtime::new()?;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measures corral against etcd on this machine, in one run, at the same
-# durability (both fsync every acknowledged write on a majority): starts a
-# 3-node etcd and a 3-node corral on loopback, runs each workload against
+# durability (both fsync every acknowledged write on a majority): starts an
+# etcd and a corral of NODES nodes each (3, or 5) on loopback, runs each workload against
 # both with the same client code (`corral bench`), stops both, and writes
 # docs/benchmarks.md with the machine, the versions and the ratio table.
 #
@@ -10,15 +10,25 @@
 # 8-worker workloads once, then a keepalive run of 100 000 leases, one of
 # 1 000 000 leases each holding a lock, the lock table and its snapshots at
 # 10k, 100k and 1M leases, and 10 failover trials: 15 to 20
-# minutes in all, after the build). Each target is judged on the
-# median of its rounds' ratios: this machine's noise from one 10 s run to
-# the next is larger than some of the margins.
+# minutes in all, after the build). Each target must hold in every round.
+#
+# Environment: NODES=3|5 (default 3): the size of both clusters.
+# PARTS=all|compare (default all): compare runs only the workloads against
+# etcd (the rounds and the 8-worker runs), not the corral-only ones, whose
+# clusters are their own or none. OUT (default docs/benchmarks.md): the
+# file written.
 # Installs etcd (Debian packages etcd-server and etcd-client, 3.4) when
 # missing. Loopback only; everything it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
 rounds="${2:-3}"
+nodes="${NODES:-3}"
+parts="${PARTS:-all}"
+out="${OUT:-docs/benchmarks.md}"
+case "$nodes" in 3 | 5) ;; *) echo "bench: NODES is 3 or 5, not $nodes" >&2; exit 2 ;; esac
+case "$parts" in all | compare) ;; *) echo "bench: PARTS is all or compare" >&2; exit 2 ;; esac
+members=$(seq 1 "$nodes")
 bash deploy/setup.sh
 
 if ! command -v etcd >/dev/null 2>&1; then
@@ -46,9 +56,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# etcd: clients on 23791-23793, peers on 23801-23803.
-etcd_cluster="e1=http://127.0.0.1:23801,e2=http://127.0.0.1:23802,e3=http://127.0.0.1:23803"
-for i in 1 2 3; do
+# The members of a cluster, from a printf pattern of the node number:
+# "1=127.0.0.1:27201,2=...".
+cluster_of() {
+    local list="" i
+    for i in $members; do list="$list${list:+,}$(printf "$1" "$i" "$i")"; done
+    echo "$list"
+}
+
+# etcd: clients on 23791-2379N, peers on 23801-2380N.
+etcd_cluster=$(cluster_of "e%s=http://127.0.0.1:2380%s")
+for i in $members; do
     etcd --name "e$i" --data-dir "$work/etcd/e$i" \
         --listen-client-urls "http://127.0.0.1:2379$i" \
         --advertise-client-urls "http://127.0.0.1:2379$i" \
@@ -58,18 +76,18 @@ for i in 1 2 3; do
         --logger zap --log-level warn >"$work/etcd-e$i.log" 2>&1 &
     pids+=($!)
 done
-etcd_endpoints="http://127.0.0.1:23791,http://127.0.0.1:23792,http://127.0.0.1:23793"
+etcd_endpoints=$(cluster_of "http://127.0.0.1:2379%s%.0s")
 
-# corral: clients on 27101-27103, peers on 27201-27203.
-corral_cluster="1=127.0.0.1:27201,2=127.0.0.1:27202,3=127.0.0.1:27203"
-for i in 1 2 3; do
+# corral: clients on 27101-2710N, peers on 27201-2720N.
+corral_cluster=$(cluster_of "%s=127.0.0.1:2720%s")
+for i in $members; do
     "$corral" server --node-id "$i" --listen "127.0.0.1:2710$i" \
         --peer-listen "127.0.0.1:2720$i" \
         --data-dir "$work/corral/n$i" --initial-cluster "$corral_cluster" \
         >"$work/corral-n$i.log" 2>&1 &
     pids+=($!)
 done
-corral_endpoints="127.0.0.1:27101,127.0.0.1:27102,127.0.0.1:27103"
+corral_endpoints=$(cluster_of "127.0.0.1:2710%s%.0s")
 
 ready() {
     for _ in $(seq 1 100); do
@@ -88,7 +106,7 @@ corral_leader() {
         sed -n 's/^node [0-9]* says: leader \([0-9]*\),.*/\1/p' | head -1
 }
 etcd_leader() {
-    for i in 1 2 3; do
+    for i in $members; do
         etcdctl --endpoints "http://127.0.0.1:2379$i" endpoint status 2>/dev/null |
             awk -F', ' -v n="$i" '$5 == "true" {print n}'
     done | head -1
@@ -96,22 +114,28 @@ etcd_leader() {
 leaders() {
     echo "corral node $(corral_leader), etcd node $(etcd_leader)"
 }
-# The endpoints of nodes 1-3 (printf PATTERN with the node number), the
-# leader LEADER last. Worker i talks to the (i mod 3)-th endpoint, and a
+# The endpoints of nodes 1-N (printf PATTERN with the node number), the
+# leader LEADER last. Worker i talks to the (i mod N)-th endpoint, and a
 # write sent to a follower takes one more round trip, to the leader and
 # back, on both systems. With each leader last, the 1-worker runs go
 # through a follower on both, as two of every three requests of a client
 # that does not know the leader do, and at 32 workers each leader serves
-# 10 workers directly. Without this, which node won each election would
+# 10 workers directly (6 of 5 nodes). Without this, which node won each election would
 # decide the 1-worker row.
 leader_last() {
     local leader=$1 pattern=$2 list="" i
-    for i in 1 2 3; do
+    for i in $members; do
         if [ "$i" != "$leader" ]; then list="$list${list:+,}$(printf "$pattern" "$i")"; fi
     done
     if [ -n "$leader" ]; then list="$list,$(printf "$pattern" "$leader")"; fi
     echo "$list"
 }
+# A cluster can answer before it has elected a leader (five nodes take
+# longer): wait for both, so that the leader really goes last.
+for _ in $(seq 1 100); do
+    if [ -n "$(corral_leader)" ] && [ -n "$(etcd_leader)" ]; then break; fi
+    sleep 0.2
+done
 corral_endpoints=$(leader_last "$(corral_leader)" "127.0.0.1:2710%s")
 etcd_endpoints=$(leader_last "$(etcd_leader)" "http://127.0.0.1:2379%s")
 leaders_at_start=$(leaders)
@@ -140,50 +164,55 @@ done
 run uncontended 8
 run contended 8
 leaders_at_end=$(leaders)
-echo "bench: queue, push/claim/ack by 8 workers on one queue, ${secs}s (corral)" >&2
-"$corral" --endpoints "$corral_endpoints" --json bench --workload queue \
-    --workers 8 --duration "${secs}s" >>"$results"
-echo "bench: keepalive, 100000 leases of ttl 10s, kept alive 30s (corral)" >&2
-"$corral" --endpoints "$corral_endpoints" --json bench --workload keepalive \
-    --leases 100000 --ttl 10s --duration 30s >>"$results" || true
-# The working set: a million leases, each holding a lock of its own
-# (about 2 minutes to fill, 1 to 2 kept alive).
-echo "bench: keepalive, 1000000 leases of ttl 120s each with a lock, kept alive 60s (corral)" >&2
-"$corral" --endpoints "$corral_endpoints" --json bench --workload keepalive --locks \
-    --prefix working-set/ --leases 1000000 --ttl 120s --duration 60s >>"$results" || true
-for leases in 10000 100000 1000000; do
-    echo "bench: lock table of $leases leases, one lock each (in one process)" >&2
-    "$corral" --json bench --workload table --leases "$leases" >>"$results"
-done
-# Snapshots at the same sizes, each on a cluster of its own (3 nodes, then
-# a fourth that joins), started and stopped by the run, one at a time:
-# about 10 s at 10k, 30 s at 100k, and some minutes at 1M (four of them to
-# load the leases). The largest is 999 000: the cluster holds at most
-# 1 000 000 leases, and the run needs one for its marker and room for a
-# grant whose answer was lost.
-for leases in 10000 100000 999000; do
-    echo "bench: snapshots of $leases leases, one lock each (corral, its own cluster)" >&2
-    "$corral" --json bench --workload snapshots --leases "$leases" >>"$results"
-done
-echo "bench: failover, 10 kills of the leader (corral, its own cluster)" >&2
-"$corral" --json bench --workload failover --trials 10 >>"$results"
+if [ "$parts" = all ]; then
+    echo "bench: queue, push/claim/ack by 8 workers on one queue, ${secs}s (corral)" >&2
+    "$corral" --endpoints "$corral_endpoints" --json bench --workload queue \
+        --workers 8 --duration "${secs}s" >>"$results"
+    echo "bench: keepalive, 100000 leases of ttl 10s, kept alive 30s (corral)" >&2
+    "$corral" --endpoints "$corral_endpoints" --json bench --workload keepalive \
+        --leases 100000 --ttl 10s --duration 30s >>"$results" || true
+    # The working set: a million leases, each holding a lock of its own
+    # (about 2 minutes to fill, 1 to 2 kept alive).
+    echo "bench: keepalive, 1000000 leases of ttl 120s each with a lock, kept alive 60s (corral)" >&2
+    "$corral" --endpoints "$corral_endpoints" --json bench --workload keepalive --locks \
+        --prefix working-set/ --leases 1000000 --ttl 120s --duration 60s >>"$results" || true
+    for leases in 10000 100000 1000000; do
+        echo "bench: lock table of $leases leases, one lock each (in one process)" >&2
+        "$corral" --json bench --workload table --leases "$leases" >>"$results"
+    done
+    # Snapshots at the same sizes, each on a cluster of its own (3 nodes, then
+    # a fourth that joins), started and stopped by the run, one at a time:
+    # about 10 s at 10k, 30 s at 100k, and some minutes at 1M (four of them to
+    # load the leases). The largest is 999 000: the cluster holds at most
+    # 1 000 000 leases, and the run needs one for its marker and room for a
+    # grant whose answer was lost.
+    for leases in 10000 100000 999000; do
+        echo "bench: snapshots of $leases leases, one lock each (corral, its own cluster)" >&2
+        "$corral" --json bench --workload snapshots --leases "$leases" >>"$results"
+    done
+    echo "bench: failover, 10 kills of the leader (corral, its own cluster)" >&2
+    "$corral" --json bench --workload failover --trials 10 >>"$results"
+fi
 
 cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
 {
     echo "# Benchmarks: corral against etcd"
     echo
     echo "Written by \`deploy/bench.sh\` on $(date -u +%Y-%m-%d). Both clusters ran at once"
-    echo "on this machine, 3 nodes each on loopback, data on the same disk; each"
+    echo "on this machine, $nodes nodes each on loopback, data on the same disk; each"
     echo "workload ran ${secs} s against corral, then ${secs} s against etcd (the"
-    echo "three the targets name in ${rounds} rounds, each target judged on the"
-    echo "median of its rounds' ratios), through"
+    echo "three the targets name in ${rounds} rounds; each target must hold in every"
+    echo "round), through"
     echo "the same client code (\`corral bench\`, HTTP/1.1 keep-alive, worker i on"
-    echo "endpoint i mod 3 with the leader's endpoint last, one lease per worker,"
+    echo "endpoint i mod $nodes with the leader's endpoint last, one lease per worker,"
     echo "renewed at ttl/3). Both fsync every"
     echo "acknowledged write on a majority. Compare the ratios, not absolute"
-    echo "numbers across runs. The \`queue\` row is corral alone (etcd has no"
-    echo "queue): a cycle is a push, a claim and an ack on one work queue; its"
-    echo "acquire columns are the claim, its release columns the ack."
+    echo "numbers across runs."
+    if [ "$parts" = all ]; then
+        echo "The \`queue\` row is corral alone (etcd has no"
+        echo "queue): a cycle is a push, a claim and an ack on one work queue; its"
+        echo "acquire columns are the claim, its release columns the ack."
+    fi
     echo
     echo "- Machine: $(nproc) cores ($cpu), $(free -g | awk '/Mem:/ {print $2}') GiB, Linux $(uname -r)"
     echo "- corral: $(git rev-parse --short HEAD), release build"
@@ -194,7 +223,7 @@ cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
     echo "  1-worker runs went through a follower, which forwards to the leader."
     echo
     "$corral" bench-report "$results"
-} >docs/benchmarks.md.new
-mv docs/benchmarks.md.new docs/benchmarks.md
-cp "$results" target/bench-results.jsonl
-echo "bench: wrote docs/benchmarks.md (raw reports in target/bench-results.jsonl)" >&2
+} >"$out.new"
+mv "$out.new" "$out"
+cp "$results" "target/bench-results-$nodes-nodes.jsonl"
+echo "bench: wrote $out (raw reports in target/bench-results-$nodes-nodes.jsonl)" >&2

@@ -4,19 +4,48 @@
 use std::fmt::Write;
 
 use crate::keepalive::KeepaliveReport;
-use crate::report::{median, FailoverReport, Report};
+use crate::report::{FailoverReport, Report};
 use crate::workload::Workload;
 
-/// A performance target: a ratio corral/etcd for one workload.
+/// A performance target: a ratio corral/etcd for one workload, which
+/// every round must meet. (A median would let a bad round hide: on a
+/// shared machine a target that holds only on the median does not hold.)
 struct Goal {
     workload: Workload,
     workers: usize,
     what: &'static str,
     /// The ratio from a corral and an etcd report.
     ratio: fn(&Report, &Report) -> f64,
-    /// Whether the ratio meets the target.
-    met: fn(f64) -> bool,
-    target: &'static str,
+    /// Whether a higher ratio is better (throughput) or a lower one
+    /// (latency): which round is the worst.
+    higher_is_better: bool,
+    /// The ratio a round must reach (at least, or at most).
+    bound: f64,
+}
+
+impl Goal {
+    fn met(&self, ratio: f64) -> bool {
+        if self.higher_is_better {
+            ratio >= self.bound
+        } else {
+            ratio <= self.bound
+        }
+    }
+
+    /// The round that is furthest from the goal.
+    fn worst(&self, ratios: &[f64]) -> Option<f64> {
+        let fold = if self.higher_is_better {
+            f64::min
+        } else {
+            f64::max
+        };
+        ratios.iter().copied().reduce(fold)
+    }
+
+    fn target(&self) -> String {
+        let sign = if self.higher_is_better { ">=" } else { "<=" };
+        format!("{sign} {}x", self.bound)
+    }
 }
 
 const GOALS: [Goal; 4] = [
@@ -25,32 +54,32 @@ const GOALS: [Goal; 4] = [
         workers: 32,
         what: "cycles/s",
         ratio: |c, e| c.cycles_per_second / e.cycles_per_second,
-        met: |r| r >= 3.0,
-        target: ">= 3x",
+        higher_is_better: true,
+        bound: 4.0,
     },
     Goal {
         workload: Workload::Uncontended,
         workers: 32,
         what: "acquire p99",
         ratio: |c, e| c.acquire_p99_ms / e.acquire_p99_ms,
-        met: |r| r <= 0.5,
-        target: "<= 0.5x",
+        higher_is_better: false,
+        bound: 0.5,
     },
     Goal {
         workload: Workload::Uncontended,
         workers: 1,
         what: "acquire p50",
         ratio: |c, e| c.acquire_p50_ms / e.acquire_p50_ms,
-        met: |r| r <= 0.6,
-        target: "<= 0.6x",
+        higher_is_better: false,
+        bound: 0.6,
     },
     Goal {
         workload: Workload::Contended,
         workers: 32,
         what: "hand-offs/s",
         ratio: |c, e| c.cycles_per_second / e.cycles_per_second,
-        met: |r| r >= 3.0,
-        target: ">= 3x",
+        higher_is_better: true,
+        bound: 4.0,
     },
 ];
 
@@ -74,7 +103,7 @@ fn workload_name(workload: Workload) -> &'static str {
     }
 }
 
-/// Markdown: every run's numbers, then each target with the median of the
+/// Markdown: every run's numbers, then each target with the worst of the
 /// ratios its rounds measured (each round runs corral, then etcd; runs of
 /// corral without an etcd twin are listed alone), then the keepalive and
 /// failover runs against their targets.
@@ -122,11 +151,11 @@ fn runs_table(out: &mut String, reports: &[Report]) {
     }
 }
 
-/// One row per goal: the median ratio of its rounds, each round's ratio,
-/// and whether the median meets it.
+/// One row per goal: the worst ratio of its rounds, each round's ratio,
+/// and whether every round meets it.
 fn goals_table(out: &mut String, reports: &[Report]) {
     out.push_str(
-        "\n| target | corral / etcd (median) | each round | goal | met |\n|---|---:|---|---|---|\n",
+        "\n| target | corral / etcd (worst round) | each round | goal | met |\n|---|---:|---|---|---|\n",
     );
     for goal in &GOALS {
         // The n-th corral run pairs with the n-th etcd run of the same
@@ -142,17 +171,17 @@ fn goals_table(out: &mut String, reports: &[Report]) {
             if goal.workers == 1 { "" } else { "s" },
             goal.what
         );
-        let Some(ratio) = median(&ratios) else {
-            let _ = writeln!(out, "| {name} | not run | - | {} | - |", goal.target);
+        let target = goal.target();
+        let Some(worst) = goal.worst(&ratios) else {
+            let _ = writeln!(out, "| {name} | not run | - | {target} | - |");
             continue;
         };
         let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}x")).collect();
-        let met = if (goal.met)(ratio) { "yes" } else { "**no**" };
+        let met = if goal.met(worst) { "yes" } else { "**no**" };
         let _ = writeln!(
             out,
-            "| {name} | {ratio:.2}x | {} | {} | {met} |",
-            each.join(", "),
-            goal.target
+            "| {name} | {worst:.2}x | {} | {target} | {met} |",
+            each.join(", ")
         );
     }
 }

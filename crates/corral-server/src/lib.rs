@@ -33,6 +33,8 @@ mod membership;
 #[cfg(test)]
 mod membership_test;
 mod metrics;
+#[cfg(test)]
+mod metrics_test;
 mod node;
 mod request_id;
 mod routes;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::http::Method;
 use corral_api::ErrorKind;
 use corral_raft::{RaftStatus, StateMachineStore, StoreMetrics};
-use corral_state::{EndedHold, Kind, LockTable, QueueTally};
+use corral_state::{EndedHold, Kind, LockName, LockTable, QueueTally};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -418,27 +418,24 @@ impl Metrics {
             .set(to_i64(status.commit_index.unwrap_or(0)));
         self.applied_index
             .set(to_i64(status.applied_index.unwrap_or(0)));
-        self.read_table(&state.read().table);
+        self.read_table(state);
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
     }
 
-    fn read_table(&self, table: &LockTable) {
-        self.leases.set(to_i64(table.lease_count() as u64));
+    fn read_table(&self, state: &StateMachineStore) {
         for kind in Kind::ALL {
-            let (mut held, mut waiting) = (0u64, 0u64);
-            for (_, lock) in table.with_prefix(kind, "") {
-                held += u64::from(!lock.holders.is_empty());
-                waiting += lock.waiters.len() as u64;
-            }
+            let (held, waiting) = held_and_waiting(&|read| read(&state.read().table), kind);
             let labels = KindLabels {
                 kind: kind_label(kind),
             };
             self.held.get_or_create(&labels).set(to_i64(held));
             self.waiters.get_or_create(&labels).set(to_i64(waiting));
         }
+        let table = &state.read().table;
+        self.leases.set(to_i64(table.lease_count() as u64));
         let since = table.now_ms().saturating_sub(FLAP_WINDOW_MS);
         let busiest = table.most_granted_since(since).map_or(0, |(_, n)| n);
         self.grants_last_minute_max.set(to_i64(busiest as u64));
@@ -465,6 +462,41 @@ impl Metrics {
                 .get_or_create(&labels)
                 .set(age_ms as f64 / 1_000.0);
         }
+    }
+}
+
+/// The most locks counted under one taking of the state lock.
+pub(crate) const LOCKS_PER_READ_MAX: usize = 4_096;
+
+/// Gives the table to a visitor under the state lock.
+pub(crate) type WithTable<'a> = &'a dyn Fn(&mut dyn FnMut(&LockTable));
+
+/// How many names of `kind` are held, and how many waiters they have.
+/// The walk takes the state lock for [`LOCKS_PER_READ_MAX`] names at a
+/// time and lets go in between, so that a scrape of a million locks never
+/// holds apply back for the whole walk; the counts are then not of one
+/// instant, which a gauge does not need.
+pub(crate) fn held_and_waiting(with_table: WithTable<'_>, kind: Kind) -> (u64, u64) {
+    let (mut held, mut waiting) = (0u64, 0u64);
+    let mut after: Option<LockName> = None;
+    loop {
+        let mut counted = 0usize;
+        let mut last = None;
+        with_table(&mut |table| {
+            for (name, lock) in table
+                .in_use_after(kind, after.as_ref())
+                .take(LOCKS_PER_READ_MAX)
+            {
+                held += u64::from(!lock.holders.is_empty());
+                waiting += lock.waiters.len() as u64;
+                counted += 1;
+                last = Some(name.clone());
+            }
+        });
+        if counted < LOCKS_PER_READ_MAX {
+            return (held, waiting);
+        }
+        after = last;
     }
 }
 

@@ -640,6 +640,18 @@ impl LockTable {
         self.with_prefix(Kind::Lock, prefix)
     }
 
+    /// The names in use of one kind after `after` (all of them with
+    /// `None`), in name order: a walk that lets go of the table between
+    /// steps resumes where it stopped.
+    pub fn in_use_after<'a>(
+        &'a self,
+        kind: Kind,
+        after: Option<&LockName>,
+    ) -> impl Iterator<Item = (&'a LockName, &'a Lock)> + 'a {
+        let start = after.map_or(Bound::Unbounded, |name| Bound::Excluded(name.clone()));
+        self.map(kind).range((start, Bound::Unbounded))
+    }
+
     fn map(&self, kind: Kind) -> &BTreeMap<LockName, Lock> {
         match kind {
             Kind::Lock => &self.locks,

@@ -39,7 +39,7 @@ pub const ROOT_TOKEN_NAME: &str = "root";
 /// digits, `.`, `_` and `-`, not all dots.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
-pub struct TokenName(String);
+pub struct TokenName(Box<str>);
 
 /// Why a string is not a token name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,12 +62,12 @@ impl TokenName {
         {
             return Err(TokenNameError);
         }
-        Ok(TokenName(name))
+        Ok(TokenName(name.into_boxed_str()))
     }
 
     /// The root token's name.
     pub fn root() -> TokenName {
-        TokenName(ROOT_TOKEN_NAME.to_string())
+        TokenName(ROOT_TOKEN_NAME.into())
     }
 
     /// The name as text.
@@ -90,7 +90,7 @@ impl fmt::Debug for TokenName {
 
 impl From<TokenName> for String {
     fn from(name: TokenName) -> String {
-        name.0
+        name.0.into_string()
     }
 }
 

@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use thin_vec::ThinVec;
 
 use crate::compact::NameSet;
 use crate::lock::{Kind, LockName, Mode};
@@ -97,9 +98,11 @@ pub struct Lease {
     #[serde(default)]
     pub campaigns: NameSet,
     /// The acquire-all requests this lease waits for. Each of their waited
-    /// names is also in `waits`.
+    /// names is also in `waits`. A `ThinVec`, one pointer where a `Vec`
+    /// takes three: almost every lease has none, and a million leases
+    /// each carry it.
     #[serde(default)]
-    pub groups: Vec<WaitGroup>,
+    pub groups: ThinVec<WaitGroup>,
     /// The token that granted it, when auth was on: only that token (or a
     /// cluster admin) may keep it alive, use it or revoke it, or see its
     /// id.

@@ -23,6 +23,15 @@ fn report(
     }
 }
 
+/// Rounds of a corral run then an etcd run, `make` given the target and
+/// its value of each pair.
+fn rounds_of(pairs: &[(f64, f64)], make: impl Fn(&str, f64) -> Report) -> Vec<Report> {
+    pairs
+        .iter()
+        .flat_map(|&(corral, etcd)| [make("corral", corral), make("etcd", etcd)])
+        .collect()
+}
+
 #[test]
 fn ratios_are_corral_over_etcd_and_judged_against_the_goals() {
     let reports = vec![
@@ -66,15 +75,9 @@ fn rounds_pair_in_order_and_every_round_must_meet_the_goal() {
     // (3.10x) does not, so the goal is not met, and every round's ratio
     // is shown.
     let rounds = [(4200.0, 1000.0), (3100.0, 1000.0), (4500.0, 1000.0)];
-    let reports: Vec<Report> = rounds
-        .iter()
-        .flat_map(|&(corral, etcd)| {
-            [
-                report("corral", Workload::Contended, 32, corral, 50.0, 90.0),
-                report("etcd", Workload::Contended, 32, etcd, 150.0, 300.0),
-            ]
-        })
-        .collect();
+    let reports = rounds_of(&rounds, |target, cps| {
+        report(target, Workload::Contended, 32, cps, 50.0, 90.0)
+    });
     let md = markdown(&reports, &[], &[]);
     assert!(
         md.contains(
@@ -92,15 +95,9 @@ fn rounds_pair_in_order_and_every_round_must_meet_the_goal() {
 #[test]
 fn for_a_latency_the_worst_round_is_the_highest_ratio() {
     let rounds = [(0.50, 1.0), (0.58, 1.0), (0.55, 1.0)];
-    let reports: Vec<Report> = rounds
-        .iter()
-        .flat_map(|&(corral, etcd)| {
-            [
-                report("corral", Workload::Uncontended, 1, 700.0, corral, 1.0),
-                report("etcd", Workload::Uncontended, 1, 500.0, etcd, 2.0),
-            ]
-        })
-        .collect();
+    let reports = rounds_of(&rounds, |target, p50| {
+        report(target, Workload::Uncontended, 1, 700.0, p50, 2.0)
+    });
     let md = markdown(&reports, &[], &[]);
     assert!(
         md.contains(

@@ -63,8 +63,8 @@ pub use log_store::LogStore;
 pub use membership::{MemberProgress, Members, MembershipError};
 pub use metrics::StoreMetrics;
 pub use network::{
-    ChunkHeader, PeerClients, PeerFormats, PeerIdentity, PeerNetwork, Removal, RpcReply,
-    SnapshotHeader, SnapshotReply, CLUSTER_HEADER, FORMAT_HEADER, HEADER_SNAPSHOT,
+    format_named, ChunkHeader, PeerClients, PeerFormats, PeerIdentity, PeerNetwork, Removal,
+    RpcReply, SnapshotHeader, SnapshotReply, CLUSTER_HEADER, FORMAT_HEADER, HEADER_SNAPSHOT,
     HEADER_SNAPSHOT_CHUNK, JSON_PEER_FORMAT, NODE_HEADER, PATH_APPEND, PATH_SNAPSHOT,
     PATH_SNAPSHOT_CHUNK, PATH_VOTE, PEER_FORMAT,
 };

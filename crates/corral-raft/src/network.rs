@@ -107,10 +107,7 @@ impl PeerFormats {
 
     /// Learns what the peer at `addr` reads from the headers of its answer.
     pub fn learn(&self, addr: &str, headers: &reqwest::header::HeaderMap) {
-        let reads = headers
-            .get(FORMAT_HEADER)
-            .and_then(|value| value.to_str().ok()?.parse::<u8>().ok())
-            .unwrap_or(JSON_PEER_FORMAT);
+        let reads = format_named(headers).unwrap_or(JSON_PEER_FORMAT);
         let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
         known.insert(addr.to_string(), reads.min(PEER_FORMAT));
     }
@@ -191,6 +188,13 @@ pub const NODE_HEADER: &str = "x-corral-node";
 /// (absent: format 0, a node older than the header), and every answer the
 /// newest format its node reads in.
 pub const FORMAT_HEADER: &str = "x-corral-format";
+
+/// The peer format that `headers` name in [`FORMAT_HEADER`], if they name
+/// one a byte holds.
+pub fn format_named(headers: &reqwest::header::HeaderMap) -> Option<u8> {
+    let value = headers.get(FORMAT_HEADER)?;
+    value.to_str().ok()?.parse().ok()
+}
 /// The newest format of peer messages this version sends and reads (it
 /// reads 0 to this): since 2, the frames of append and propose streams
 /// are MessagePack ([`crate::codec`]), and snapshots travel in chunks as

@@ -78,9 +78,7 @@ fn may_have_applied(forwarding: &Forwarding) -> bool {
 /// stream's request names. The forwarder sends the first stream in the
 /// newest format, and later ones in JSON.
 fn encoding_of(headers: &HeaderMap) -> Encoding {
-    let format = headers.get(corral_raft::FORMAT_HEADER);
-    let format = format.and_then(|v| v.to_str().ok()?.parse().ok());
-    Encoding::of_format(format.unwrap_or(0))
+    Encoding::of_format(corral_raft::format_named(headers).unwrap_or(0))
 }
 
 /// Serves `router` on a loopback port; its address.

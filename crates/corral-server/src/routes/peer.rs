@@ -95,10 +95,7 @@ async fn same_cluster(
 /// The peer format a request's bodies are in: 0 without the header (a
 /// node older than it). `same_cluster` refused any other it does not read.
 fn format_of(headers: &HeaderMap) -> u8 {
-    let value = headers.get(corral_raft::FORMAT_HEADER);
-    value
-        .and_then(|v| v.to_str().ok()?.parse().ok())
-        .unwrap_or(0)
+    corral_raft::format_named(headers).unwrap_or(0)
 }
 
 /// Why a peer request with `headers` is refused, if it is.

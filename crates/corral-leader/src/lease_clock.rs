@@ -151,7 +151,7 @@ impl LeaseClock {
         if d.expiring.contains(&lease_id) {
             return Renewal::Expiring;
         }
-        d.set(lease_id, self.deadline(now + ttl));
+        d.set(lease_id, self.nanos(now + ttl));
         Renewal::Renewed
     }
 
@@ -186,14 +186,14 @@ impl LeaseClock {
         if !d.met_all {
             d.granted.clear();
             for (lease_id, ttl) in leases.each() {
-                d.meet(lease_id, self.deadline(now + ttl));
+                d.meet(lease_id, self.nanos(now + ttl));
             }
             d.met_all = true;
         }
         for (lease_id, ttl) in std::mem::take(&mut d.granted) {
-            d.meet(lease_id, self.deadline(now + ttl));
+            d.meet(lease_id, self.nanos(now + ttl));
         }
-        let now = self.deadline(now);
+        let now = self.nanos(now);
         let mut due = Vec::new();
         while due.len() < max {
             let Some(&(at, lease_id)) = d.by_deadline.first() else {
@@ -256,7 +256,7 @@ impl LeaseClock {
     /// An instant as the indexes keep it: nanoseconds after the base,
     /// which orders as the instants do (an instant before the base counts
     /// as the base; a clock made at start sees none).
-    fn deadline(&self, at: Instant) -> Nanos {
+    fn nanos(&self, at: Instant) -> Nanos {
         let after = at.saturating_duration_since(self.base).as_nanos();
         Nanos::try_from(after).unwrap_or(Nanos::MAX)
     }

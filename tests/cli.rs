@@ -382,23 +382,43 @@ async fn queue_work_acks_the_items_its_command_did_and_nacks_a_failure() {
     );
 }
 
+/// Runs `corral` with `args` and its stdout closed before it writes; how
+/// it ended, and its stderr.
+async fn with_stdout_closed(
+    cluster: &Cluster,
+    args: &[&str],
+) -> (std::process::ExitStatus, String) {
+    let mut command = corral(cluster);
+    command
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn corral");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().await.expect("corral ends");
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    (output.status, stderr)
+}
+
 /// A command whose reader goes away (`corral cluster status | head -0`)
-/// ends by SIGPIPE, as Unix tools do, without a panic's backtrace.
+/// ends by SIGPIPE, as Unix tools do, without a panic's backtrace. `corral
+/// lock NAME`, which prints its token and holds, first gives the lock back:
+/// it is free at once, not when the lease's 60 s run out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_closed_stdout_ends_a_command_quietly() {
     use std::os::unix::process::ExitStatusExt;
 
     let cluster = Cluster::start(3).await;
     cluster.wait_leader().await;
-    let mut command = corral(&cluster);
-    command
-        .args(["cluster", "status"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("spawn corral");
-    drop(child.stdout.take());
-    let output = child.wait_with_output().await.expect("corral ends");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (status, stderr) = with_stdout_closed(&cluster, &["cluster", "status"]).await;
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(output.status.signal(), Some(libc::SIGPIPE), "{stderr}");
+    assert_eq!(status.signal(), Some(libc::SIGPIPE), "{stderr}");
+
+    let hold = ["lock", "printed", "--ttl", "60s"];
+    let (status, stderr) = with_stdout_closed(&cluster, &hold).await;
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(status.signal(), Some(libc::SIGPIPE), "{stderr}");
+    let (code, view, stderr) = corral_json(&cluster, &["locks", "show", "printed"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(view["holder"].is_null(), "the lock is still held: {view}");
 }

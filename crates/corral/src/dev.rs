@@ -25,32 +25,32 @@ pub(crate) fn run(args: DevArgs) -> anyhow::Result<()> {
     let stop = stop_requested();
     let mut cluster = LocalCluster::start(&args.data_dir, args.base_port, args.nodes)?;
     let outcome = cluster.wait_ready().and_then(|()| {
-        announce(&args, &cluster.addrs);
+        announce(&args, &cluster.addrs)?;
         supervise(&mut cluster, stop)
     });
     cluster.stop_all();
     outcome
 }
 
-fn announce(args: &DevArgs, addrs: &[String]) {
-    println!(
+fn announce(args: &DevArgs, addrs: &[String]) -> std::io::Result<()> {
+    outln!(
         "corral dev cluster is up: {} nodes, each its own process.",
         addrs.len()
-    );
+    )?;
     for (i, a) in addrs.iter().enumerate() {
-        println!("  node {}: http://{a}", i + 1);
+        outln!("  node {}: http://{a}", i + 1)?;
     }
-    println!("data and logs: {}", args.data_dir.display());
-    println!("try:");
-    println!(
+    outln!("data and logs: {}", args.data_dir.display())?;
+    outln!("try:")?;
+    outln!(
         "  LEASE=$(curl -s -XPOST {base}/v1/leases -d '{{\"ttl_ms\":30000}}' | sed 's/.*\"lease_id\":\"\\([0-9a-f]*\\)\".*/\\1/')",
         base = format_args!("http://{}", addrs[0])
-    );
-    println!(
+    )?;
+    outln!(
         "  curl -s -XPOST http://{}/v1/locks/acquire -d \"{{\\\"lease_id\\\":\\\"$LEASE\\\",\\\"name\\\":\\\"invoice/42\\\"}}\"",
         addrs[1]
-    );
-    println!("Ctrl-C stops them all.");
+    )?;
+    outln!("Ctrl-C stops them all.")
 }
 
 /// Waits until a node exits or this process is told to stop.

@@ -1,6 +1,24 @@
 //! `corral`: run a node of the lock service or a local 3-node cluster, and
 //! the client commands (`corral lock NAME -- CMD`, `corral locks list`, ...).
 
+/// `print!` for a command's output: an `io::Result` to return with `?`
+/// (see [`cli::output::write`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write(format_args!($($arg)*))
+    };
+}
+
+/// `println!` for a command's output, as [`out!`].
+macro_rules! outln {
+    () => {
+        out!("\n")
+    };
+    ($($arg:tt)*) => {
+        out!("{}\n", format_args!($($arg)*))
+    };
+}
+
 mod cli;
 mod dev;
 mod local_cluster;
@@ -211,32 +229,38 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
         Commands::Server(args) => run_server(*args),
-        Commands::Dev(args) => dev::run(args),
+        Commands::Dev(args) => match dev::run(args) {
+            Err(e) if cli::output::closed_stdout(&e) => end_by_sigpipe(),
+            ended => ended,
+        },
         Commands::Client(command) => {
-            if !command.writes_to_a_child() {
-                end_quietly_on_a_closed_pipe();
-            }
             let mut connection = cli.connection;
             connection
                 .settle_token(&matches)
                 .unwrap_or_else(|e| e.exit());
-            let code = cli::run(connection, command)?;
-            std::process::exit(code)
+            match cli::run(connection, command) {
+                Ok(code) => std::process::exit(code),
+                Err(e) if cli::output::closed_stdout(&e) => end_by_sigpipe(),
+                Err(e) => Err(e),
+            }
         }
     }
 }
 
-/// A client command whose output is cut short (`corral locks list | head`)
-/// ends as Unix tools do, by SIGPIPE, instead of panicking on the broken
-/// pipe. Not for a server, which must not die of a peer closing a socket,
-/// nor for a command that feeds its child's stdin, which must not die of a
-/// child that exits unread: Rust's default (the signal ignored, the write
-/// an error) is right for them.
-fn end_quietly_on_a_closed_pipe() {
-    // SAFETY: restores the default disposition; no handler of ours runs.
+/// A client command whose reader went away (`corral locks list | head`)
+/// ends as Unix tools do, by SIGPIPE, once it has given back what it held.
+/// The signal is only raised here, at the end: until then it stays ignored
+/// (Rust's default), so that no write, to stdout or to a child's stdin,
+/// kills the process midway.
+fn end_by_sigpipe() -> ! {
+    // SAFETY: restores the default disposition and raises the signal; no
+    // handler of ours runs.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
     }
+    // Only if the signal did not end the process: the shell's code for it.
+    std::process::exit(128 + libc::SIGPIPE)
 }
 
 /// How a server writes its log.

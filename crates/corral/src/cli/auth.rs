@@ -180,14 +180,14 @@ pub(super) async fn run(client: &Client, command: AuthCommand, json: bool) -> an
         TokenCommand::Add(args) => add(client, args, json).await,
         TokenCommand::List => finish(client.list_tokens().await, json, |list| {
             let header = ["NAME", "PERMISSIONS", "QUOTAS", "CREATED (UTC)"];
-            output::table(&header, &token_rows(list));
+            output::table(&header, &token_rows(list))
         }),
         TokenCommand::Revoke { name } => {
             let revoked = client
                 .revoke_token(&name)
                 .await
                 .map(|()| serde_json::json!({ "name": name, "revoked": true }));
-            finish(revoked, json, |_| println!("revoked token {name}"))
+            finish(revoked, json, |_| outln!("revoked token {name}"))
         }
     }
 }
@@ -205,7 +205,7 @@ async fn add(client: &Client, args: AddArgs, json: bool) -> anyhow::Result<i32> 
         })
     );
     let code = finish(added, json, |added: &AddTokenResponse| {
-        println!("{}", added.token)
+        outln!("{}", added.token)
     })?;
     if code == exit::OK {
         eprintln!(

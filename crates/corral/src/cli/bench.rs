@@ -146,7 +146,7 @@ pub(super) async fn run(connection: &Connection, args: BenchArgs) -> anyhow::Res
     if connection.json {
         output::json(&report)?;
     } else {
-        print_table(&report);
+        print_table(&report)?;
     }
     Ok(if report.cycles > 0 {
         exit::OK
@@ -196,7 +196,7 @@ fn print_scale<R: serde::Serialize>(
     if json {
         return output::json(report);
     }
-    print!("{}", markdown(std::slice::from_ref(report)));
+    out!("{}", markdown(std::slice::from_ref(report)))?;
     Ok(())
 }
 
@@ -234,7 +234,7 @@ fn print_keepalive(report: &KeepaliveReport, json: bool) -> anyhow::Result<()> {
             "ERRORS",
         ],
         &rows,
-    );
+    )?;
     Ok(())
 }
 
@@ -252,11 +252,11 @@ fn print_failover(report: &FailoverReport, json: bool) -> anyhow::Result<()> {
             format!("{:.2}", report.max_seconds),
             each.join(" "),
         ]],
-    );
+    )?;
     Ok(())
 }
 
-fn print_table(report: &Report) {
+fn print_table(report: &Report) -> std::io::Result<()> {
     let workload = serde_json::to_value(report.workload)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
@@ -285,7 +285,7 @@ fn print_table(report: &Report) {
             "ERRORS",
         ],
         &rows,
-    );
+    )
 }
 
 /// `corral bench-report`.
@@ -301,21 +301,21 @@ pub(crate) struct BenchReportArgs {
 pub(super) fn report(args: BenchReportArgs) -> anyhow::Result<i32> {
     let text = std::fs::read_to_string(&args.file)?;
     let reports = parse_reports(&text)?;
-    print!(
+    out!(
         "{}",
         corral_bench::markdown(&reports.runs, &reports.keepalives, &reports.failovers)
-    );
+    )?;
     if !reports.tables.is_empty() {
-        println!();
-        println!("Lock table scale (`--workload table`, in one process, no cluster): each lease holds one lock of its own; memory is the growth of resident memory while the table was built; the snapshot is the table as a node writes it and sends it to a follower.");
-        println!();
-        print!("{}", corral_bench::table_markdown(&reports.tables));
+        outln!()?;
+        outln!("Lock table scale (`--workload table`, in one process, no cluster): each lease holds one lock of its own; memory is the growth of resident memory while the table was built; the snapshot is the table as a node writes it and sends it to a follower.")?;
+        outln!()?;
+        out!("{}", corral_bench::table_markdown(&reports.tables))?;
     }
     if !reports.snapshots.is_empty() {
-        println!();
-        println!("{SNAPSHOTS_METHOD}");
-        println!();
-        print!("{}", corral_bench::snapshots_markdown(&reports.snapshots));
+        outln!()?;
+        outln!("{SNAPSHOTS_METHOD}")?;
+        outln!()?;
+        out!("{}", corral_bench::snapshots_markdown(&reports.snapshots))?;
     }
     Ok(exit::OK)
 }

@@ -89,10 +89,12 @@ pub(super) async fn run(client: Client, claim: Claim, args: HoldArgs) -> anyhow:
             guard.fencing_token()
         );
     }
+    // An error (a closed stdout, a command that did not start) is
+    // returned once the claim is given back.
     let code = if args.command.is_empty() {
         hold_until_interrupted(&lease, &guard, &what).await
     } else {
-        run_command(&lease, &guard, &args).await?
+        run_command(&lease, &guard, &args).await
     };
     let lost = !lease.is_held();
     if let Err(e) = guard.release().await {
@@ -103,7 +105,7 @@ pub(super) async fn run(client: Client, claim: Claim, args: HoldArgs) -> anyhow:
             eprintln!("corral: revoking the lease failed ({e}); it expires by itself");
         }
     }
-    Ok(code)
+    code
 }
 
 fn fail(what: &str, error: &Error) -> i32 {
@@ -112,24 +114,28 @@ fn fail(what: &str, error: &Error) -> i32 {
 
 /// Without a command: print the token and hold until Ctrl-C, SIGTERM or
 /// the lease is lost.
-async fn hold_until_interrupted(lease: &Lease, guard: &LockGuard, what: &str) -> i32 {
-    println!(
+async fn hold_until_interrupted(
+    lease: &Lease,
+    guard: &LockGuard,
+    what: &str,
+) -> anyhow::Result<i32> {
+    outln!(
         "holding {what} under token {} (lease {}); Ctrl-C releases",
         guard.fencing_token(),
         lease.id()
-    );
+    )?;
     let mut term = match signal(SignalKind::terminate()) {
         Ok(term) => term,
         Err(e) => {
             eprintln!("corral: cannot listen for SIGTERM: {e}");
-            return exit::ERROR;
+            return Ok(exit::ERROR);
         }
     };
-    tokio::select! {
+    Ok(tokio::select! {
         reason = lease.lost() => lost_message(reason, what),
         _ = tokio::signal::ctrl_c() => exit::OK,
         _ = term.recv() => exit::OK,
-    }
+    })
 }
 
 fn lost_message(reason: LostReason, what: &str) -> i32 {

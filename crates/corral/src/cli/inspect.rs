@@ -127,12 +127,12 @@ pub(crate) enum KvCommand {
 pub(super) fn finish<T: serde::Serialize>(
     result: Result<T, Error>,
     json: bool,
-    show: impl FnOnce(&T),
+    show: impl FnOnce(&T) -> std::io::Result<()>,
 ) -> anyhow::Result<i32> {
     match result {
         Ok(value) if json => output::json(&value).map(|()| exit::OK),
         Ok(value) => {
-            show(&value);
+            show(&value)?;
             Ok(exit::OK)
         }
         Err(e) => Ok(exit::report(None, &e)),
@@ -146,7 +146,7 @@ pub(super) async fn lease(
 ) -> anyhow::Result<i32> {
     match command {
         LeaseCommand::Grant { ttl } => finish(client.grant_lease_id(ttl).await, json, |granted| {
-            println!("{}", granted.lease_id);
+            outln!("{}", granted.lease_id)
         }),
         LeaseCommand::Keepalive { id } => {
             let sent = Instant::now();
@@ -155,7 +155,7 @@ pub(super) async fn lease(
                 .await
                 .map(|()| serde_json::json!({ "lease_id": id, "renewed": true }));
             finish(renewed, json, |_| {
-                println!("renewed {id} ({} round trip)", duration(sent.elapsed()));
+                outln!("renewed {id} ({} round trip)", duration(sent.elapsed()))
             })
         }
         LeaseCommand::Revoke { id } => {
@@ -163,16 +163,16 @@ pub(super) async fn lease(
                 .revoke(id)
                 .await
                 .map(|()| serde_json::json!({ "lease_id": id, "revoked": true }));
-            finish(revoked, json, |_| println!("revoked {id}"))
+            finish(revoked, json, |_| outln!("revoked {id}"))
         }
         LeaseCommand::Show { id } => finish(client.lease(id).await, json, |lease| {
-            println!(
+            outln!(
                 "lease {}  ttl {}  order {:?}  lock-delay {}",
                 lease.lease_id,
                 duration(Duration::from_millis(lease.ttl_ms)),
                 lease.lock_order,
                 duration(Duration::from_millis(lease.lock_delay_ms))
-            );
+            )?;
             let rows: Vec<Vec<String>> = [
                 ("lock", &lease.locks),
                 ("semaphore", &lease.semaphores),
@@ -189,7 +189,7 @@ pub(super) async fn lease(
                 })
             })
             .collect();
-            output::table(&["KIND", "NAME", "TOKEN"], &rows);
+            output::table(&["KIND", "NAME", "TOKEN"], &rows)
         }),
     }
 }
@@ -252,10 +252,11 @@ pub(super) async fn locks(
     match command {
         LocksCommand::List { prefix } => finish(client.locks(&prefix).await, json, |list| {
             let rows: Vec<Vec<String>> = list.locks.iter().map(lock_row).collect();
-            output::table(&LOCK_HEADER, &rows);
+            output::table(&LOCK_HEADER, &rows)?;
             if list.truncated {
-                println!("(more: narrow the prefix)");
+                outln!("(more: narrow the prefix)")?;
             }
+            Ok(())
         }),
         LocksCommand::History { name } => {
             let name = lock_name(&name)?;
@@ -273,15 +274,15 @@ pub(super) async fn locks(
                         ]
                     })
                     .collect();
-                output::table(&["SEQ", "TIME (UTC)", "EVENT", "LEASE", "TOKEN"], &rows);
+                output::table(&["SEQ", "TIME (UTC)", "EVENT", "LEASE", "TOKEN"], &rows)
             })
         }
         LocksCommand::Show { name } => {
             let name = lock_name(&name)?;
             finish(client.lock(&name).await, json, |lock| {
-                output::table(&LOCK_HEADER, &[lock_row(lock)]);
+                output::table(&LOCK_HEADER, &[lock_row(lock)])?;
                 if !lock.queue.is_empty() {
-                    println!();
+                    outln!()?;
                     let rows: Vec<Vec<String>> = lock
                         .queue
                         .iter()
@@ -295,8 +296,9 @@ pub(super) async fn locks(
                             ]
                         })
                         .collect();
-                    output::table(&["#", "WAITING LEASE", "MODE", "ACQUIRE-ALL"], &rows);
+                    output::table(&["#", "WAITING LEASE", "MODE", "ACQUIRE-ALL"], &rows)?;
                 }
+                Ok(())
             })
         }
     }
@@ -319,7 +321,7 @@ pub(super) async fn cluster(
 async fn status(client: &Client, json: bool) -> anyhow::Result<i32> {
     finish(client.cluster().await, json, |view| {
         let show = |i: Option<u64>| i.map_or("-".into(), |i| i.to_string());
-        println!(
+        outln!(
             "node {} says: leader {}, term {}, commit {}, applied {}, snapshot {}, auth {}",
             view.node_id,
             show(view.leader_id),
@@ -328,7 +330,7 @@ async fn status(client: &Client, json: bool) -> anyhow::Result<i32> {
             show(view.applied_index),
             show(view.snapshot_index),
             if view.auth_enabled { "on" } else { "off" }
-        );
+        )?;
         let rows: Vec<Vec<String>> = view
             .members
             .iter()
@@ -342,7 +344,7 @@ async fn status(client: &Client, json: bool) -> anyhow::Result<i32> {
                 ]
             })
             .collect();
-        output::table(&["ID", "CLIENT ADDRESS", "PEER ADDRESS", "ROLE"], &rows);
+        output::table(&["ID", "CLIENT ADDRESS", "PEER ADDRESS", "ROLE"], &rows)
     })
 }
 
@@ -355,8 +357,8 @@ pub(super) async fn kv(client: &Client, command: KvCommand, json: bool) -> anyho
                     eprintln!("corral: no such key {key}");
                     Ok(exit::NOT_ACQUIRED)
                 }
-                Ok(Some(value)) => finish(Ok(value), json, |v| println!("{}", v.value)),
-                Err(e) => finish::<KvValue>(Err(e), json, |_| {}),
+                Ok(Some(value)) => finish(Ok(value), json, |v| outln!("{}", v.value)),
+                Err(e) => finish::<KvValue>(Err(e), json, |_| Ok(())),
             }
         }
         KvCommand::Put {
@@ -371,7 +373,7 @@ pub(super) async fn kv(client: &Client, command: KvCommand, json: bool) -> anyho
             };
             let written = client.kv_put(&lock_name(&key)?, &value, fence).await;
             finish(written, json, |w| {
-                println!("wrote {} under token {}", w.key, w.fencing_token)
+                outln!("wrote {} under token {}", w.key, w.fencing_token)
             })
         }
         KvCommand::Delete {
@@ -385,7 +387,7 @@ pub(super) async fn kv(client: &Client, command: KvCommand, json: bool) -> anyho
             };
             let deleted = client.kv_delete(&lock_name(&key)?, fence).await;
             finish(deleted, json, |w| {
-                println!("deleted {} under token {}", w.key, w.fencing_token)
+                outln!("deleted {} under token {}", w.key, w.fencing_token)
             })
         }
     }

@@ -124,9 +124,9 @@ pub(super) fn summary(list: &MemberList) -> String {
 }
 
 /// Prints a member list for people.
-fn show(list: &MemberList) {
-    println!("{}", summary(list));
-    output::table(&MEMBERS_HEADER, &member_rows(list));
+fn show(list: &MemberList) -> std::io::Result<()> {
+    outln!("{}", summary(list))?;
+    output::table(&MEMBERS_HEADER, &member_rows(list))
 }
 
 /// `corral cluster members`.
@@ -150,8 +150,8 @@ pub(super) async fn add(client: &Client, args: AddArgs, json: bool) -> anyhow::R
         );
     }
     finish(client.add_member(&request).await, json, |list| {
-        println!("{}", added(list, request.node_id));
-        show(list);
+        outln!("{}", added(list, request.node_id))?;
+        show(list)
     })
 }
 
@@ -169,8 +169,8 @@ pub(super) fn added(list: &MemberList, id: u64) -> String {
 pub(super) async fn remove(client: &Client, args: RemoveArgs, json: bool) -> anyhow::Result<i32> {
     let removed = client.remove_member(args.id, args.force).await;
     finish(removed, json, |list| {
-        println!("removed node {}; its id is never taken again", args.id);
-        show(list);
+        outln!("removed node {}; its id is never taken again", args.id)?;
+        show(list)
     })
 }
 

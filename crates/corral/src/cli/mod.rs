@@ -6,7 +6,7 @@ mod failover;
 mod hold;
 mod inspect;
 mod members;
-mod output;
+pub(crate) mod output;
 mod queue;
 mod snapshot;
 mod snapshots;
@@ -378,15 +378,6 @@ pub(crate) enum ClientCommand {
     /// Print `corral bench --json` reports of corral and etcd side by side,
     /// with their ratios, as Markdown.
     BenchReport(bench::BenchReportArgs),
-}
-
-impl ClientCommand {
-    /// Whether the command writes to a child's stdin (`queue work` feeds
-    /// each item's payload to its command), so that a closed pipe is the
-    /// child's business, not a reason for this process to end.
-    pub(crate) fn writes_to_a_child(&self) -> bool {
-        matches!(self, ClientCommand::Queue(queue::QueueCommand::Work(_)))
-    }
 }
 
 /// Runs a client command; returns the exit code.

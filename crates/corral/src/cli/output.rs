@@ -1,18 +1,36 @@
 //! Output for people (aligned tables, short durations) and for scripts
 //! (`--json`).
 
+use std::io::{self, Write};
 use std::time::Duration;
 
 use serde::Serialize;
 
+/// Writes `text` to stdout, for [`out!`] and [`outln!`]. A reader that went
+/// away (`corral locks list | head -1`) is an `Err`, not a panic: the
+/// command returns it by its usual way out, giving back what it holds, and
+/// `main` then ends as Unix tools do (see [`closed_stdout`]).
+pub(crate) fn write(text: std::fmt::Arguments<'_>) -> io::Result<()> {
+    io::stdout().lock().write_fmt(text)
+}
+
+/// Whether `error` is a write to a stdout whose reader went away.
+pub(crate) fn closed_stdout(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// Prints `value` as JSON on one line.
 pub(super) fn json(value: &impl Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string(value)?);
+    outln!("{}", serde_json::to_string(value)?)?;
     Ok(())
 }
 
 /// Prints rows as a table: columns padded to their widest cell.
-pub(super) fn table(header: &[&str], rows: &[Vec<String>]) {
+pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -27,12 +45,13 @@ pub(super) fn table(header: &[&str], rows: &[Vec<String>]) {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        outln!("{}", padded.join("  ").trim_end())
     };
-    line(header.to_vec());
+    line(header.to_vec())?;
     for row in rows {
-        line(row.iter().map(String::as_str).collect());
+        line(row.iter().map(String::as_str).collect())?;
     }
+    Ok(())
 }
 
 /// A duration for people: `250ms`, `9.8s`, `2m30s`, `1h5m`.

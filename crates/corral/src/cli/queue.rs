@@ -174,9 +174,7 @@ pub(super) async fn run(client: Client, command: QueueCommand, json: bool) -> an
             let pushed = queue
                 .push_with(&args.payload, delay, args.dedup_id.as_deref())
                 .await;
-            finish(pushed, json, |p| {
-                println!("{}", pushed_line(queue.name(), p))
-            })
+            finish(pushed, json, |p| outln!("{}", pushed_line(queue.name(), p)))
         }
         QueueCommand::Stats { queue } => {
             let queue = client.queue(&lock_name(&queue)?);
@@ -194,7 +192,7 @@ pub(super) async fn run(client: Client, command: QueueCommand, json: bool) -> an
             let view = queue
                 .configure(args.max_attempts, dead_letter.as_ref())
                 .await;
-            finish(view, json, |v| println!("{}: {}", v.queue, settings(v)))
+            finish(view, json, |v| outln!("{}: {}", v.queue, settings(v)))
         }
         QueueCommand::Work(args) => work(client, args).await,
     }
@@ -252,9 +250,9 @@ pub(super) fn settings(view: &QueueView) -> String {
     }
 }
 
-fn show_stats(view: &QueueView) {
-    output::table(&STATS_HEADER, &[stats_row(view)]);
-    println!("{}", settings(view));
+fn show_stats(view: &QueueView) -> std::io::Result<()> {
+    output::table(&STATS_HEADER, &[stats_row(view)])?;
+    outln!("{}", settings(view))
 }
 
 /// The header of the items table.
@@ -292,12 +290,13 @@ pub(super) fn item_row(item: &ItemView) -> Vec<String> {
     ]
 }
 
-fn show_items(list: &ItemList) {
+fn show_items(list: &ItemList) -> std::io::Result<()> {
     let rows: Vec<Vec<String>> = list.items.iter().map(item_row).collect();
-    output::table(&ITEMS_HEADER, &rows);
+    output::table(&ITEMS_HEADER, &rows)?;
     if list.truncated {
-        println!("(more items: raise --limit)");
+        outln!("(more items: raise --limit)")?;
     }
+    Ok(())
 }
 
 /// How many more items `work` may claim (`--max-items`), shared by its

@@ -50,11 +50,11 @@ pub(crate) async fn run(client: &Client, command: SnapshotCommand) -> anyhow::Re
             bump_tokens,
         } => {
             let from = restore_into(&file, &data_dir, bump_tokens)?;
-            println!(
+            outln!(
                 "restored into {}: the cluster's next token is above {}",
                 data_dir.display(),
                 from.0
-            );
+            )?;
             Ok(exit::OK)
         }
     }
@@ -72,11 +72,11 @@ async fn save(client: &Client, file: &Path) -> anyhow::Result<i32> {
     let partial = file.with_extension("partial");
     std::fs::write(&partial, bytes).with_context(|| format!("writing {}", partial.display()))?;
     std::fs::rename(&partial, file).with_context(|| format!("writing {}", file.display()))?;
-    println!(
+    outln!(
         "saved {}: last token {}, taken at {} (Unix ms)",
         file.display(),
         backup.last_token.0,
         backup.taken_at_ms
-    );
+    )?;
     Ok(exit::OK)
 }

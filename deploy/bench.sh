@@ -3,7 +3,8 @@
 # durability (both fsync every acknowledged write on a majority): starts an
 # etcd and a corral of NODES nodes each (3, or 5) on loopback, runs each workload against
 # both with the same client code (`corral bench`), stops both, and writes
-# docs/benchmarks.md with the machine, the versions and the ratio table.
+# a report with the machine, the versions and the ratio table. It never
+# writes docs/benchmarks.md, which is kept by hand from these reports.
 #
 # Usage: deploy/bench.sh [SECONDS_PER_RUN] [ROUNDS]   (defaults 10 and 3: a
 # warm-up, ROUNDS rounds of the three workloads the targets name, the two
@@ -15,8 +16,9 @@
 # Environment: NODES=3|5 (default 3): the size of both clusters.
 # PARTS=all|compare (default all): compare runs only the workloads against
 # etcd (the rounds and the 8-worker runs), not the corral-only ones, whose
-# clusters are their own or none. OUT (default docs/benchmarks.md): the
-# file written.
+# clusters are their own or none. OUT: the file written (default
+# docs/benchmarks-full-NODES-nodes.md, or docs/benchmarks-etcd-NODES-nodes.md
+# with PARTS=compare).
 # Installs etcd (Debian packages etcd-server and etcd-client, 3.4) when
 # missing. Loopback only; everything it starts is stopped on exit.
 set -euo pipefail
@@ -25,9 +27,10 @@ secs="${1:-10}"
 rounds="${2:-3}"
 nodes="${NODES:-3}"
 parts="${PARTS:-all}"
-out="${OUT:-docs/benchmarks.md}"
 case "$nodes" in 3 | 5) ;; *) echo "bench: NODES is 3 or 5, not $nodes" >&2; exit 2 ;; esac
 case "$parts" in all | compare) ;; *) echo "bench: PARTS is all or compare" >&2; exit 2 ;; esac
+case "$parts" in all) report=full ;; *) report=etcd ;; esac
+out="${OUT:-docs/benchmarks-$report-$nodes-nodes.md}"
 members=$(seq 1 "$nodes")
 bash deploy/setup.sh
 
@@ -196,7 +199,7 @@ fi
 
 cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
 {
-    echo "# Benchmarks: corral against etcd"
+    echo "# corral against etcd, $nodes nodes: a report of deploy/bench.sh"
     echo
     echo "Written by \`deploy/bench.sh\` on $(date -u +%Y-%m-%d). Both clusters ran at once"
     echo "on this machine, $nodes nodes each on loopback, data on the same disk; each"

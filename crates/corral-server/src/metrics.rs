@@ -427,7 +427,7 @@ impl Metrics {
 
     fn read_table(&self, state: &StateMachineStore) {
         for kind in Kind::ALL {
-            let (held, waiting) = held_and_waiting(&|read| read(&state.read().table), kind);
+            let (held, waiting) = held_and_waiting(state, kind);
             let labels = KindLabels {
                 kind: kind_label(kind),
             };
@@ -468,30 +468,38 @@ impl Metrics {
 /// The most locks counted under one taking of the state lock.
 pub(crate) const LOCKS_PER_READ_MAX: usize = 4_096;
 
-/// Gives the table to a visitor under the state lock.
-pub(crate) type WithTable<'a> = &'a dyn Fn(&mut dyn FnMut(&LockTable));
+/// The applied lock table, read under the state lock: each call is one
+/// short hold of it.
+pub(crate) trait ReadTable {
+    /// Runs `read` on the table under the lock.
+    fn read_table<T>(&self, read: impl FnOnce(&LockTable) -> T) -> T;
+}
+
+impl ReadTable for StateMachineStore {
+    fn read_table<T>(&self, read: impl FnOnce(&LockTable) -> T) -> T {
+        read(&self.read().table)
+    }
+}
 
 /// How many names of `kind` are held, and how many waiters they have.
 /// The walk takes the state lock for [`LOCKS_PER_READ_MAX`] names at a
 /// time and lets go in between, so that a scrape of a million locks never
 /// holds apply back for the whole walk; the counts are then not of one
 /// instant, which a gauge does not need.
-pub(crate) fn held_and_waiting(with_table: WithTable<'_>, kind: Kind) -> (u64, u64) {
+pub(crate) fn held_and_waiting(tables: &impl ReadTable, kind: Kind) -> (u64, u64) {
     let (mut held, mut waiting) = (0u64, 0u64);
     let mut after: Option<LockName> = None;
     loop {
-        let mut counted = 0usize;
-        let mut last = None;
-        with_table(&mut |table| {
-            for (name, lock) in table
-                .in_use_after(kind, after.as_ref())
-                .take(LOCKS_PER_READ_MAX)
-            {
+        let (counted, last) = tables.read_table(|table| {
+            let (mut counted, mut last) = (0usize, None);
+            let chunk = table.in_use_after(kind, after.as_ref());
+            for (name, lock) in chunk.take(LOCKS_PER_READ_MAX) {
                 held += u64::from(!lock.holders.is_empty());
                 waiting += lock.waiters.len() as u64;
                 counted += 1;
-                last = Some(name.clone());
+                last = Some(name);
             }
+            (counted, last.cloned())
         });
         if counted < LOCKS_PER_READ_MAX {
             return (held, waiting);

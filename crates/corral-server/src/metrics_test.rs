@@ -2,7 +2,7 @@ use std::cell::Cell;
 
 use corral_state::{Command, LeaseId, LockName, LockTable, Mode, Proposal};
 
-use crate::metrics::{held_and_waiting, LOCKS_PER_READ_MAX};
+use crate::metrics::{held_and_waiting, ReadTable, LOCKS_PER_READ_MAX};
 use corral_state::Kind;
 
 /// A table of `leases` leases, each holding a lock of its own, and one
@@ -38,33 +38,40 @@ fn table_of(leases: usize) -> LockTable {
     table
 }
 
+/// A table that counts its reads.
+struct Counted {
+    table: LockTable,
+    reads: Cell<usize>,
+}
+
+impl Counted {
+    fn new(table: LockTable) -> Counted {
+        let reads = Cell::new(0);
+        Counted { table, reads }
+    }
+}
+
+impl ReadTable for Counted {
+    fn read_table<T>(&self, read: impl FnOnce(&LockTable) -> T) -> T {
+        self.reads.set(self.reads.get() + 1);
+        read(&self.table)
+    }
+}
+
 #[test]
 fn the_lock_counts_are_walked_a_bounded_chunk_per_read() {
     let leases = 2 * LOCKS_PER_READ_MAX + 7;
-    let table = table_of(leases);
-    let reads = Cell::new(0usize);
-    let with_table = |visit: &mut dyn FnMut(&LockTable)| {
-        reads.set(reads.get() + 1);
-        visit(&table);
-    };
-    assert_eq!(
-        held_and_waiting(&with_table, Kind::Lock),
-        (leases as u64, 1)
-    );
+    let table = Counted::new(table_of(leases));
+    assert_eq!(held_and_waiting(&table, Kind::Lock), (leases as u64, 1));
     // Three chunks, each under a read of its own.
-    assert_eq!(reads.get(), 3);
-    assert_eq!(held_and_waiting(&with_table, Kind::Semaphore), (0, 0));
+    assert_eq!(table.reads.get(), 3);
+    assert_eq!(held_and_waiting(&table, Kind::Semaphore), (0, 0));
 }
 
 #[test]
 fn a_count_of_exactly_one_chunk_ends_with_an_empty_read() {
-    let table = table_of(LOCKS_PER_READ_MAX);
-    let reads = Cell::new(0usize);
-    let with_table = |visit: &mut dyn FnMut(&LockTable)| {
-        reads.set(reads.get() + 1);
-        visit(&table);
-    };
+    let table = Counted::new(table_of(LOCKS_PER_READ_MAX));
     let held = LOCKS_PER_READ_MAX as u64;
-    assert_eq!(held_and_waiting(&with_table, Kind::Lock), (held, 1));
-    assert_eq!(reads.get(), 2);
+    assert_eq!(held_and_waiting(&table, Kind::Lock), (held, 1));
+    assert_eq!(table.reads.get(), 2);
 }

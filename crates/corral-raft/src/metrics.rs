@@ -18,6 +18,9 @@ pub struct StoreMetrics {
     /// Time of each snapshot this node built: the table copied, encoded and
     /// synced to disk.
     pub snapshot_build: Histogram,
+    /// Time each snapshot build held the state lock while it encoded the
+    /// table: writes wait for it (reads do not).
+    pub snapshot_locked: Histogram,
     /// Size of the last snapshot this node built, in bytes: what it stores
     /// and sends to a follower that lags past its log.
     pub snapshot_bytes: Gauge,
@@ -33,6 +36,7 @@ impl Default for StoreMetrics {
             // 1 ms to about 65 s: a table of a million leases builds in
             // seconds.
             snapshot_build: Histogram::new(exponential_buckets(0.001, 2.0, 17)),
+            snapshot_locked: Histogram::new(exponential_buckets(0.001, 2.0, 17)),
             snapshot_bytes: Gauge::default(),
         }
     }
@@ -62,6 +66,12 @@ impl StoreMetrics {
             "Time to build one snapshot: copy the table, encode it, sync it to disk",
             Unit::Seconds,
             self.snapshot_build.clone(),
+        );
+        registry.register_with_unit(
+            "raft_snapshot_locked",
+            "Time one snapshot build held the state lock to encode the table; writes wait for it",
+            Unit::Seconds,
+            self.snapshot_locked.clone(),
         );
         registry.register_with_unit(
             "raft_snapshot",

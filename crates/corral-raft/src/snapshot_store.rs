@@ -186,59 +186,161 @@ fn decompress(stored: &[u8]) -> std::io::Result<Vec<u8>> {
 
 /// Writes a snapshot's data into chunks on a disk as it is encoded.
 pub struct ChunkWriter {
+    /// The chunk being filled.
+    buffer: Vec<u8>,
+    /// Chunks handed to the sink so far.
+    handed: u32,
+    sink: ChunkSink,
+}
+
+/// Where full chunks go to be compressed and stored.
+enum ChunkSink {
+    /// Here, on the encoding thread.
+    Here(ChunkStore),
+    /// To a thread of their own, at most [`CHUNKS_QUEUED_MAX`] waiting, so
+    /// that the encoding (which holds the state lock, and apply with it)
+    /// does not wait for compression and disk writes as well. Emptied
+    /// buffers come back for the next chunks.
+    Thread {
+        chunks: std::sync::mpsc::SyncSender<Vec<u8>>,
+        emptied: std::sync::mpsc::Receiver<Vec<u8>>,
+        stored: std::thread::JoinHandle<std::io::Result<ChunkStore>>,
+    },
+}
+
+/// Full chunks handed to a chunk thread and not yet taken by it: with the
+/// one being filled and the one being compressed, at most 4 x
+/// [`CHUNK_BYTES`] of a snapshot are in memory at once.
+const CHUNKS_QUEUED_MAX: usize = 2;
+
+/// Compresses chunks and stores them under a snapshot id.
+struct ChunkStore {
     disk: Arc<dyn Disk>,
     id: u64,
-    buffer: Vec<u8>,
     written: u32,
     stored_bytes: u64,
 }
 
-impl ChunkWriter {
-    /// A writer of snapshot `id`'s chunks.
-    pub fn new(disk: Arc<dyn Disk>, id: u64) -> ChunkWriter {
-        ChunkWriter {
+impl ChunkStore {
+    fn new(disk: Arc<dyn Disk>, id: u64) -> ChunkStore {
+        ChunkStore {
             disk,
             id,
-            buffer: Vec::with_capacity(CHUNK_BYTES),
             written: 0,
             stored_bytes: 0,
         }
     }
 
-    fn put_chunk(&mut self) -> std::io::Result<()> {
+    /// Compresses `chunk` and stores it as the next one.
+    fn put(&mut self, chunk: &[u8]) -> std::io::Result<()> {
         if self.written == CHUNKS_MAX {
             return Err(std::io::Error::other(format!(
                 "a snapshot of more than {CHUNKS_MAX} chunks"
             )));
         }
-        let stored = lz4_flex::block::compress_prepend_size(&self.buffer);
+        let stored = lz4_flex::block::compress_prepend_size(chunk);
         self.stored_bytes += stored.len() as u64;
         let put = Op::Put(Family::Snapshot, chunk_key(self.id, self.written), stored);
         self.disk
             .write(vec![put], Durability::Buffered)
             .map_err(std::io::Error::other)?;
         self.written += 1;
-        self.buffer.clear();
         Ok(())
+    }
+}
+
+impl ChunkWriter {
+    /// A writer of snapshot `id`'s chunks, which compresses and stores
+    /// each one on the caller's thread.
+    pub fn new(disk: Arc<dyn Disk>, id: u64) -> ChunkWriter {
+        ChunkWriter {
+            buffer: Vec::with_capacity(CHUNK_BYTES),
+            handed: 0,
+            sink: ChunkSink::Here(ChunkStore::new(disk, id)),
+        }
+    }
+
+    /// A writer of snapshot `id`'s chunks that compresses and stores them
+    /// on a thread of its own, while the caller goes on encoding.
+    pub fn on_a_thread(disk: Arc<dyn Disk>, id: u64) -> std::io::Result<ChunkWriter> {
+        let (chunks, queued) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_QUEUED_MAX);
+        let (give_back, emptied) = std::sync::mpsc::channel();
+        let mut store = ChunkStore::new(disk, id);
+        let stored = std::thread::Builder::new()
+            .name("corral-snapshot-chunks".into())
+            .spawn(move || {
+                for mut chunk in queued {
+                    store.put(&chunk)?;
+                    chunk.clear();
+                    // The writer may be finished and gone: the buffer is
+                    // then dropped here.
+                    let _ = give_back.send(chunk);
+                }
+                Ok(store)
+            })?;
+        Ok(ChunkWriter {
+            buffer: Vec::with_capacity(CHUNK_BYTES),
+            handed: 0,
+            sink: ChunkSink::Thread {
+                chunks,
+                emptied,
+                stored,
+            },
+        })
+    }
+
+    fn put_chunk(&mut self) -> std::io::Result<()> {
+        self.handed += 1;
+        match &mut self.sink {
+            ChunkSink::Here(store) => {
+                store.put(&self.buffer)?;
+                self.buffer.clear();
+                Ok(())
+            }
+            ChunkSink::Thread {
+                chunks, emptied, ..
+            } => {
+                let next = emptied
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(CHUNK_BYTES));
+                let full = std::mem::replace(&mut self.buffer, next);
+                // Only fails once the thread has stopped on an error, which
+                // `finish` returns.
+                chunks
+                    .send(full)
+                    .map_err(|_| std::io::Error::other("the snapshot chunk thread stopped"))
+            }
+        }
     }
 
     /// Writes what is left; returns the chunks and their stored size in
     /// bytes. They are durable once the head that names them is written
     /// (synced).
     pub fn finish(mut self) -> Result<(SnapshotChunks, u64), StoreError> {
-        if !self.buffer.is_empty() || self.written == 0 {
-            self.put_chunk()
-                .map_err(|e| StoreError::Failed(e.to_string()))?;
-        }
+        let failed = |e: std::io::Error| StoreError::Failed(e.to_string());
+        // Even no data is one chunk.
+        let unsent = !self.buffer.is_empty() || self.handed == 0;
+        let last = if unsent { self.put_chunk() } else { Ok(()) };
+        let store = match self.sink {
+            ChunkSink::Here(store) => store,
+            ChunkSink::Thread { chunks, stored, .. } => {
+                drop(chunks);
+                let ended = stored
+                    .join()
+                    .map_err(|_| StoreError::Failed("the snapshot chunk thread panicked".into()))?;
+                ended.map_err(failed)?
+            }
+        };
+        last.map_err(failed)?;
         let span = ChunkSpan {
-            id: self.id,
-            chunks: self.written,
+            id: store.id,
+            chunks: store.written,
         };
         let chunks = SnapshotChunks {
-            disk: self.disk,
+            disk: store.disk,
             span,
         };
-        Ok((chunks, self.stored_bytes))
+        Ok((chunks, store.stored_bytes))
     }
 }
 

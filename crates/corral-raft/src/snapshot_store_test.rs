@@ -44,24 +44,35 @@ fn chunk_ids(disk: &Arc<dyn Disk>) -> Vec<u64> {
 /// time; each stored chunk is within the bound a peer's is held to.
 #[test]
 fn data_round_trips_through_chunks() {
+    round_trips_through_chunks(ChunkWriter::new);
+}
+
+/// The same through a writer that compresses and stores its chunks on a
+/// thread of its own: the same chunks, in order.
+#[test]
+fn data_round_trips_through_chunks_stored_on_a_thread() {
+    round_trips_through_chunks(|disk, id| ChunkWriter::on_a_thread(disk, id).expect("thread"));
+}
+
+fn round_trips_through_chunks(writer_of: impl Fn(Arc<dyn Disk>, u64) -> ChunkWriter) {
     let dir = tempfile::TempDir::new().unwrap();
     let disk = test_disk(dir.path());
-    let data = noise(2 * CHUNK_BYTES + 12_345);
-    let mut writer = ChunkWriter::new(disk.clone(), 7);
+    let data = noise(5 * CHUNK_BYTES + 12_345);
+    let mut writer = writer_of(disk.clone(), 7);
     for piece in data.chunks(1_000_003) {
         writer.write_all(piece).expect("written");
     }
     let (chunks, stored_bytes) = writer.finish().expect("finished");
-    assert_eq!(chunks.span, ChunkSpan { id: 7, chunks: 3 });
+    assert_eq!(chunks.span, ChunkSpan { id: 7, chunks: 6 });
     let mut stored_total = 0;
-    for index in 0..3 {
+    for index in 0..6 {
         let stored = chunks.stored_chunk(index).expect("stored");
         assert!(stored.len() <= STORED_CHUNK_BYTES_MAX);
         stored_total += stored.len() as u64;
     }
     assert_eq!(stored_total, stored_bytes);
     assert_eq!(chunks.read_all().expect("read"), data);
-    let empty = ChunkWriter::new(disk, 8).finish().expect("finished").0;
+    let empty = writer_of(disk, 8).finish().expect("finished").0;
     assert_eq!(empty.span.chunks, 1, "even no data is one chunk");
     assert!(empty.read_all().expect("read").is_empty());
 }
@@ -127,4 +138,70 @@ fn replaced_and_stray_chunks_go_and_a_whole_snapshot_becomes_chunks() {
     assert_eq!(chunks.read_all().expect("read"), b"{\"old\":1}".to_vec());
     let old: serde_json::Value = chunks.decode("snapshot data").expect("format 0 decodes");
     assert_eq!(old["old"], 1);
+}
+
+/// A disk whose snapshot writes fail after the first `good` of them.
+struct FailingAfter {
+    disk: Arc<dyn Disk>,
+    good: std::sync::atomic::AtomicUsize,
+}
+
+impl Disk for FailingAfter {
+    fn get(&self, family: Family, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.disk.get(family, key)
+    }
+
+    fn last(&self, family: Family) -> Result<Option<crate::disk::KeyValue>, StoreError> {
+        self.disk.last(family)
+    }
+
+    fn scan_from(
+        &self,
+        family: Family,
+        from: &[u8],
+        visit: crate::disk::Visit<'_>,
+    ) -> Result<(), StoreError> {
+        self.disk.scan_from(family, from, visit)
+    }
+
+    fn write(&self, ops: Vec<Op>, durability: Durability) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        let left = self.good.load(Ordering::SeqCst);
+        if left == 0 {
+            return Err(StoreError::Failed("the disk is full".into()));
+        }
+        self.good.store(left - 1, Ordering::SeqCst);
+        self.disk.write(ops, durability)
+    }
+
+    fn sync_then(&self, done: crate::disk::SyncDone) {
+        self.disk.sync_then(done)
+    }
+}
+
+/// A chunk the thread cannot store stops the encoding at the next chunk
+/// handed over, and `finish` says why, instead of the encoder waiting on a
+/// thread that is gone.
+#[test]
+fn a_chunk_the_thread_cannot_store_fails_the_writer() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let disk: Arc<dyn Disk> = Arc::new(FailingAfter {
+        disk: test_disk(dir.path()),
+        good: 1.into(),
+    });
+    let mut writer = ChunkWriter::on_a_thread(disk, 9).expect("thread");
+    let data = noise(CHUNK_BYTES);
+    let mut refused = None;
+    for round in 0..(CHUNKS_QUEUED_MAX + 8) {
+        if let Err(e) = writer.write_all(&data) {
+            refused = Some((round, e));
+            break;
+        }
+    }
+    let (round, _) = refused.expect("a write fails once the thread stopped");
+    assert!(round >= 1, "the first chunk was stored");
+    let Err(e) = writer.finish() else {
+        panic!("finish must fail")
+    };
+    assert!(e.to_string().contains("the disk is full"), "{e}");
 }

@@ -129,11 +129,19 @@ impl StateMachineStore {
 
     /// Encodes the table straight into the chunks of snapshot `id`, under
     /// the read lock: apply waits for the encoding (reads do not), and no
-    /// copy of the table is made. Returns its meta, its chunks and their
-    /// stored size in bytes.
+    /// copy of the table is made. A real disk's chunks are compressed and
+    /// stored on a thread of their own meanwhile, so that apply waits for
+    /// the encoding alone. Returns its meta, its chunks and their stored
+    /// size in bytes.
     fn encode_snapshot(&self, id: u64) -> Result<(SnapshotMeta, SnapshotChunks, u64), StoreError> {
-        let mut writer = ChunkWriter::new(self.disk.clone(), id);
+        let mut writer = if self.disk.offloads_slow_work() {
+            ChunkWriter::on_a_thread(self.disk.clone(), id)
+                .map_err(|e| StoreError::Failed(format!("starting the chunk thread: {e}")))?
+        } else {
+            ChunkWriter::new(self.disk.clone(), id)
+        };
         let meta = {
+            let locked = std::time::Instant::now();
             let state = self.read();
             writer
                 .write_all(&[DISK_FORMAT])
@@ -144,10 +152,15 @@ impl StateMachineStore {
                     what: "snapshot data",
                     source,
                 })?;
-            SnapshotMeta {
+            let meta = SnapshotMeta {
                 last_log_id: state.last_applied,
                 last_membership: state.membership.clone(),
-            }
+            };
+            drop(state);
+            self.metrics
+                .snapshot_locked
+                .observe(locked.elapsed().as_secs_f64());
+            meta
         };
         let (chunks, bytes) = writer.finish()?;
         self.keep_if_newest(&meta, &chunks)?;

@@ -189,3 +189,7 @@ pub struct WaitGroup {
     /// The mode of every grant.
     pub mode: Mode,
 }
+
+#[cfg(test)]
+#[path = "lease_test.rs"]
+mod tests;

@@ -354,6 +354,23 @@ impl Write for ChunkWriter {
         Ok(n)
     }
 
+    /// The encoder writes a table a few bytes at a time, under the state
+    /// lock: what fits in the chunk is appended at once, without the
+    /// default's loop of `write` calls.
+    #[inline]
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if bytes.len() < CHUNK_BYTES - self.buffer.len() {
+            self.buffer.extend_from_slice(bytes);
+            return Ok(());
+        }
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let n = self.write(rest)?;
+            rest = &rest[n..];
+        }
+        Ok(())
+    }
+
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }

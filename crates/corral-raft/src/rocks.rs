@@ -311,3 +311,50 @@ pub(crate) fn test_disk(dir: &Path) -> Arc<dyn Disk> {
     let fsync_seconds = crate::StoreMetrics::default().log_fsync;
     Arc::new(RocksDisk::open(dir, fsync_seconds, Faults::default()).expect("open a database"))
 }
+
+/// A test's disk whose writes fail once the first `good` of them are done.
+#[cfg(test)]
+pub(crate) struct FailingWrites {
+    disk: Arc<dyn Disk>,
+    good: std::sync::atomic::AtomicUsize,
+}
+
+#[cfg(test)]
+impl FailingWrites {
+    /// `disk`, failing every write after the first `good`.
+    pub(crate) fn after(disk: Arc<dyn Disk>, good: usize) -> Arc<dyn Disk> {
+        Arc::new(FailingWrites {
+            disk,
+            good: good.into(),
+        })
+    }
+}
+
+#[cfg(test)]
+impl Disk for FailingWrites {
+    fn get(&self, family: Family, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.disk.get(family, key)
+    }
+
+    fn last(&self, family: Family) -> Result<Option<KeyValue>, StoreError> {
+        self.disk.last(family)
+    }
+
+    fn scan_from(&self, family: Family, from: &[u8], visit: Visit<'_>) -> Result<(), StoreError> {
+        self.disk.scan_from(family, from, visit)
+    }
+
+    fn write(&self, ops: Vec<Op>, durability: Durability) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        let left = self.good.load(Ordering::SeqCst);
+        if left == 0 {
+            return Err(StoreError::Failed("the disk is full".into()));
+        }
+        self.good.store(left - 1, Ordering::SeqCst);
+        self.disk.write(ops, durability)
+    }
+
+    fn sync_then(&self, done: SyncDone) {
+        self.disk.sync_then(done)
+    }
+}

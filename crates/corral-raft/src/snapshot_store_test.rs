@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::rocks::test_disk;
+use crate::rocks::{test_disk, FailingWrites};
 use crate::type_config::TypeConfig;
 
 fn meta(index: u64) -> SnapshotMeta {
@@ -140,55 +140,13 @@ fn replaced_and_stray_chunks_go_and_a_whole_snapshot_becomes_chunks() {
     assert_eq!(old["old"], 1);
 }
 
-/// A disk whose snapshot writes fail after the first `good` of them.
-struct FailingAfter {
-    disk: Arc<dyn Disk>,
-    good: std::sync::atomic::AtomicUsize,
-}
-
-impl Disk for FailingAfter {
-    fn get(&self, family: Family, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.disk.get(family, key)
-    }
-
-    fn last(&self, family: Family) -> Result<Option<crate::disk::KeyValue>, StoreError> {
-        self.disk.last(family)
-    }
-
-    fn scan_from(
-        &self,
-        family: Family,
-        from: &[u8],
-        visit: crate::disk::Visit<'_>,
-    ) -> Result<(), StoreError> {
-        self.disk.scan_from(family, from, visit)
-    }
-
-    fn write(&self, ops: Vec<Op>, durability: Durability) -> Result<(), StoreError> {
-        use std::sync::atomic::Ordering;
-        let left = self.good.load(Ordering::SeqCst);
-        if left == 0 {
-            return Err(StoreError::Failed("the disk is full".into()));
-        }
-        self.good.store(left - 1, Ordering::SeqCst);
-        self.disk.write(ops, durability)
-    }
-
-    fn sync_then(&self, done: crate::disk::SyncDone) {
-        self.disk.sync_then(done)
-    }
-}
-
 /// A chunk the thread cannot store stops the encoding at the next chunk
 /// handed over, and `finish` says why, instead of the encoder waiting on a
 /// thread that is gone.
 #[test]
 fn a_chunk_the_thread_cannot_store_fails_the_writer() {
     let dir = tempfile::TempDir::new().unwrap();
-    let disk: Arc<dyn Disk> = Arc::new(FailingAfter {
-        disk: test_disk(dir.path()),
-        good: 1.into(),
-    });
+    let disk = FailingWrites::after(test_disk(dir.path()), 1);
     let mut writer = ChunkWriter::on_a_thread(disk, 9).expect("thread");
     let data = noise(CHUNK_BYTES);
     let mut refused = None;

@@ -133,36 +133,39 @@ impl StateMachineStore {
     /// stored on a thread of their own meanwhile, so that apply waits for
     /// the encoding alone. Returns its meta, its chunks and their stored
     /// size in bytes.
-    fn encode_snapshot(&self, id: u64) -> Result<(SnapshotMeta, SnapshotChunks, u64), StoreError> {
+    pub(crate) fn encode_snapshot(
+        &self,
+        id: u64,
+    ) -> Result<(SnapshotMeta, SnapshotChunks, u64), StoreError> {
         let mut writer = if self.disk.offloads_slow_work() {
             ChunkWriter::on_a_thread(self.disk.clone(), id)
                 .map_err(|e| StoreError::Failed(format!("starting the chunk thread: {e}")))?
         } else {
             ChunkWriter::new(self.disk.clone(), id)
         };
-        let meta = {
-            let locked = std::time::Instant::now();
-            let state = self.read();
-            writer
-                .write_all(&[DISK_FORMAT])
-                .map_err(|e| StoreError::Failed(e.to_string()))?;
-            Encoding::of_format(DISK_FORMAT)
+        let state = self.read();
+        let locked = std::time::Instant::now();
+        let encoded = match writer.write_all(&[DISK_FORMAT]) {
+            Err(e) => Err(StoreError::Failed(e.to_string())),
+            Ok(()) => Encoding::of_format(DISK_FORMAT)
                 .encode_to(&mut writer, &state.table)
                 .map_err(|source| StoreError::Encode {
                     what: "snapshot data",
                     source,
-                })?;
-            let meta = SnapshotMeta {
-                last_log_id: state.last_applied,
-                last_membership: state.membership.clone(),
-            };
-            drop(state);
-            self.metrics
-                .snapshot_locked
-                .observe(locked.elapsed().as_secs_f64());
-            meta
+                }),
         };
+        let meta = SnapshotMeta {
+            last_log_id: state.last_applied,
+            last_membership: state.membership.clone(),
+        };
+        drop(state);
+        self.metrics
+            .snapshot_locked
+            .observe(locked.elapsed().as_secs_f64());
+        // A chunk thread that stopped on a disk error says why; the encoder
+        // only saw that it stopped.
         let (chunks, bytes) = writer.finish()?;
+        encoded?;
         self.keep_if_newest(&meta, &chunks)?;
         Ok((meta, chunks, bytes))
     }

@@ -109,3 +109,52 @@ async fn a_membership_change_retires_the_nodes_it_drops() {
     let retired = store.read().table.retired_nodes().clone();
     assert_eq!(retired, BTreeSet::from([3]));
 }
+
+/// A table whose encoding spans a few chunks: 4 leases, each holding
+/// 10 000 locks of long names (the most a lease may hold).
+fn table_of_long_names() -> LockTable {
+    use corral_state::{Command, LeaseId, LockName, Mode, Proposal, LOCKS_PER_LEASE_MAX};
+    let mut table = LockTable::new();
+    let mut apply = |command| {
+        let applied = table.apply(Proposal::new(1_700_000_000_000, command));
+        assert!(applied.response.is_ok(), "{:?}", applied.response);
+    };
+    for lease in 1..=4u128 {
+        let lease_id = LeaseId(lease);
+        apply(Command::GrantLease {
+            lease_id,
+            ttl_ms: 60_000,
+            lock_order: Default::default(),
+            lock_delay_ms: 0,
+        });
+        for n in 0..LOCKS_PER_LEASE_MAX {
+            let name = format!("{lease}/{n:05}/{}", "x".repeat(200));
+            let name = LockName::new(name).expect("a name");
+            let mode = Mode::Exclusive;
+            apply(Command::Acquire {
+                lease_id,
+                name,
+                mode,
+                wait_ms: 0,
+            });
+        }
+    }
+    table
+}
+
+/// A build whose chunks cannot be stored fails with the disk's error, not
+/// the encoder's "the chunk thread stopped", and leaves no snapshot.
+#[test]
+fn a_build_the_disk_refuses_fails_with_the_disk_error() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let disk = crate::rocks::FailingWrites::after(test_disk(dir.path()), 0);
+    let store =
+        StateMachineStore::open(disk, Arc::new(|_: Notice<'_>| {}), StoreMetrics::default())
+            .unwrap();
+    store.set_table(table_of_long_names());
+    let Err(e) = store.encode_snapshot(1) else {
+        panic!("the build must fail")
+    };
+    assert!(e.to_string().contains("the disk is full"), "{e}");
+    assert!(store.current_snapshot().unwrap().is_none());
+}

@@ -195,6 +195,7 @@ pub fn format_named(headers: &reqwest::header::HeaderMap) -> Option<u8> {
     let value = headers.get(FORMAT_HEADER)?;
     value.to_str().ok()?.parse().ok()
 }
+
 /// The newest format of peer messages this version sends and reads (it
 /// reads 0 to this): since 2, the frames of append and propose streams
 /// are MessagePack ([`crate::codec`]), and snapshots travel in chunks as

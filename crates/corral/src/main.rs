@@ -227,23 +227,20 @@ struct ServerArgs {
 fn main() -> anyhow::Result<()> {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    match cli.command {
-        Commands::Server(args) => run_server(*args),
-        Commands::Dev(args) => match dev::run(args) {
-            Err(e) if cli::output::closed_stdout(&e) => end_by_sigpipe(),
-            ended => ended,
-        },
+    let ended = match cli.command {
+        Commands::Server(args) => return run_server(*args),
+        Commands::Dev(args) => dev::run(args),
         Commands::Client(command) => {
             let mut connection = cli.connection;
             connection
                 .settle_token(&matches)
                 .unwrap_or_else(|e| e.exit());
-            match cli::run(connection, command) {
-                Ok(code) => std::process::exit(code),
-                Err(e) if cli::output::closed_stdout(&e) => end_by_sigpipe(),
-                Err(e) => Err(e),
-            }
+            cli::run(connection, command).map(|code| std::process::exit(code))
         }
+    };
+    match ended {
+        Err(e) if cli::output::closed_stdout(&e) => end_by_sigpipe(),
+        ended => ended,
     }
 }
 

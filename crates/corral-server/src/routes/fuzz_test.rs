@@ -49,6 +49,7 @@ const TEMPLATES: &[(&str, &[&str])] = &[
     ("/metrics", &["GET"]),
     ("/ui", &["GET"]),
     ("/test/faults", &["POST"]),
+    ("/test/load", &["POST"]),
     ("/v1/auth/tokens", &["GET", "POST"]),
     ("/v1/auth/tokens/{}", &["DELETE"]),
     ("/raft/append", &["POST"]),

@@ -10,6 +10,9 @@ mod fuzz_test;
 mod input_test;
 mod kv;
 mod leases;
+mod load;
+#[cfg(test)]
+mod load_test;
 mod locks;
 mod members;
 mod metrics;
@@ -65,6 +68,7 @@ fn api(node: &Node) -> Router<Arc<Node>> {
         .merge(kv::router())
         .merge(elections::router())
         .merge(faults::router())
+        .merge(load::router())
         .merge(status::router())
         .merge(metrics::router())
         .merge(ui::router())

@@ -67,6 +67,7 @@ pub(crate) const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/v1/cluster/members", Rule::Admin),
     ("DELETE", "/v1/cluster/members/{id}", Rule::Admin),
     ("POST", "/test/faults", Rule::Admin),
+    ("POST", "/test/load", Rule::Admin),
     ("POST", "/raft/append", Rule::Open),
     ("POST", "/raft/append-stream", Rule::Open),
     ("POST", "/raft/vote", Rule::Open),

@@ -1,0 +1,182 @@
+//! `POST /test/load`: the bench's uncontended cycle (acquire, release) run
+//! from inside this node, with no HTTP in front of it.
+//!
+//! It measures what raft, the log, replication and the state machine cost
+//! on their own: run on the leader, every write is proposed here; run on a
+//! follower, every write crosses the forward stream. The difference to the
+//! bench's numbers is what client HTTP costs. Only on a node started with
+//! `--test-faults`; a 404 otherwise.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use corral_state::{Command, Kind, LeaseId, LockName, LockOrder, Mode, Outcome};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::error::ApiError;
+use crate::json::JsonBody;
+use crate::node::Node;
+
+/// The most workers of one run.
+const WORKERS_MAX: usize = 256;
+/// The longest run.
+const DURATION_MS_MAX: u64 = 60_000;
+/// Each worker cycles over this many names of its own, as the bench does.
+const NAMES_PER_WORKER: u64 = 16;
+/// How much longer than the run a worker's lease lives: no keepalives.
+const LEASE_SLACK_MS: u64 = 30_000;
+
+pub(super) fn router() -> Router<Arc<Node>> {
+    Router::new().route("/test/load", post(run))
+}
+
+/// How many workers, for how long.
+#[derive(Debug, Deserialize)]
+struct LoadRequest {
+    workers: usize,
+    duration_ms: u64,
+}
+
+/// What the run did.
+#[derive(Debug, Default, Serialize)]
+struct LoadReport {
+    workers: usize,
+    seconds: f64,
+    cycles: u64,
+    cycles_per_second: f64,
+    acquire_p50_ms: f64,
+    acquire_p99_ms: f64,
+    errors: u64,
+}
+
+/// One worker's cycles: the latency of each acquire, and its errors.
+#[derive(Default)]
+struct Cycles {
+    acquire: Vec<Duration>,
+    errors: u64,
+}
+
+async fn run(
+    State(node): State<Arc<Node>>,
+    JsonBody(request): JsonBody<LoadRequest>,
+) -> Result<Json<LoadReport>, ApiError> {
+    if !node.faults.is_enabled() {
+        return Err(ApiError::not_found());
+    }
+    if !(1..=WORKERS_MAX).contains(&request.workers) {
+        return Err(ApiError::invalid(format!(
+            "field `workers`: must be from 1 to {WORKERS_MAX}"
+        )));
+    }
+    if !(1..=DURATION_MS_MAX).contains(&request.duration_ms) {
+        return Err(ApiError::invalid(format!(
+            "field `duration_ms`: must be from 1 to {DURATION_MS_MAX}"
+        )));
+    }
+    let duration = Duration::from_millis(request.duration_ms);
+    let started = Instant::now();
+    let until = started + duration;
+    let run_id: u32 = rand::random();
+    let workers: Vec<_> = (0..request.workers)
+        .map(|worker| {
+            let node = node.clone();
+            let prefix = format!("test-load/{run_id:08x}/{worker}/");
+            tokio::spawn(async move { work(&node, &prefix, duration, until).await })
+        })
+        .collect();
+    let mut all = Cycles::default();
+    for worker in workers {
+        match worker.await {
+            Ok(cycles) => {
+                all.acquire.extend(cycles.acquire);
+                all.errors += cycles.errors;
+            }
+            Err(_) => all.errors += 1,
+        }
+    }
+    Ok(Json(report(request.workers, all, started.elapsed())))
+}
+
+/// One worker: a lease of its own, acquire and release until `until`,
+/// then the lease revoked.
+async fn work(node: &Node, prefix: &str, duration: Duration, until: Instant) -> Cycles {
+    let mut cycles = Cycles::default();
+    let lease_id = LeaseId(rand::random());
+    let grant = Command::GrantLease {
+        lease_id,
+        ttl_ms: duration.as_millis() as u64 + LEASE_SLACK_MS,
+        lock_order: LockOrder::default(),
+        lock_delay_ms: 0,
+    };
+    if !matches!(node.propose(grant).await, Ok(Outcome::LeaseGranted { .. })) {
+        cycles.errors += 1;
+        return cycles;
+    }
+    let mut cycle = 0u64;
+    while Instant::now() < until {
+        let name = format!("{prefix}{}", cycle % NAMES_PER_WORKER);
+        cycle += 1;
+        let Ok(name) = LockName::new(name) else {
+            cycles.errors += 1;
+            break;
+        };
+        if !cycle_once(node, lease_id, name, &mut cycles).await {
+            cycles.errors += 1;
+        }
+    }
+    if node
+        .propose(Command::RevokeLease { lease_id })
+        .await
+        .is_err()
+    {
+        cycles.errors += 1;
+    }
+    cycles
+}
+
+/// Acquires `name` and releases it; whether both were done.
+async fn cycle_once(node: &Node, lease_id: LeaseId, name: LockName, cycles: &mut Cycles) -> bool {
+    let sent = Instant::now();
+    let acquire = Command::Acquire {
+        lease_id,
+        name: name.clone(),
+        mode: Mode::default(),
+        wait_ms: 0,
+    };
+    let Ok(Outcome::Granted(grant)) = node.propose(acquire).await else {
+        return false;
+    };
+    cycles.acquire.push(sent.elapsed());
+    let release = Command::Release {
+        lease_id,
+        name,
+        kind: Kind::Lock,
+        fencing_token: Some(grant.fencing_token),
+    };
+    node.propose(release).await.is_ok()
+}
+
+fn report(workers: usize, mut all: Cycles, elapsed: Duration) -> LoadReport {
+    all.acquire.sort_unstable();
+    let quantile_ms = |q: f64| {
+        let last = all.acquire.len().saturating_sub(1);
+        let at = (last as f64 * q).round() as usize;
+        all.acquire
+            .get(at)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    let seconds = elapsed.as_secs_f64();
+    LoadReport {
+        workers,
+        seconds,
+        cycles: all.acquire.len() as u64,
+        cycles_per_second: all.acquire.len() as f64 / seconds.max(f64::MIN_POSITIVE),
+        acquire_p50_ms: quantile_ms(0.5),
+        acquire_p99_ms: quantile_ms(0.99),
+        errors: all.errors,
+    }
+}

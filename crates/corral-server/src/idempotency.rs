@@ -70,6 +70,7 @@ pub(crate) struct Origin {
 
 /// The `Idempotency-Key` header of a write, if it sent one, with the
 /// write's caller.
+#[derive(Clone)]
 pub(crate) struct IdempotencyKey {
     key: Option<String>,
     caller: Caller,
@@ -101,6 +102,15 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 }
 
 impl IdempotencyKey {
+    /// The same caller with no key: for writes made on the caller's
+    /// behalf, none of which is a retry of another.
+    pub(crate) fn without_key(self) -> IdempotencyKey {
+        IdempotencyKey {
+            key: None,
+            caller: self.caller,
+        }
+    }
+
     /// An id for the request in `scope`, the same for each of its
     /// retries: drawn from its key and caller when it has a key, at
     /// random otherwise. Never 0.

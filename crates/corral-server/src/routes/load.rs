@@ -1,10 +1,12 @@
-//! `POST /test/load`: the bench's uncontended cycle (acquire, release) run
-//! from inside this node, with no HTTP in front of it.
+//! `POST /test/load`: the bench's cycle (acquire, release) run from inside
+//! this node, with no HTTP in front of it.
 //!
 //! It measures what raft, the log, replication and the state machine cost
 //! on their own: run on the leader, every write is proposed here; run on a
-//! follower, every write crosses the forward stream. The difference to the
-//! bench's numbers is what client HTTP costs. Only on a node started with
+//! follower, every write crosses the forward stream. An acquire takes the
+//! acquire route's own path (its wait, its metrics), with the caller of the
+//! load request and no idempotency key. The difference to the bench's
+//! numbers is what client HTTP costs. Only on a node started with
 //! `--test-faults`; a 404 otherwise.
 
 use std::sync::Arc;
@@ -17,7 +19,9 @@ use corral_state::{Command, Kind, LeaseId, LockName, LockOrder, Mode, Outcome};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use super::waiting;
 use crate::error::ApiError;
+use crate::idempotency::{scope, IdempotencyKey};
 use crate::json::JsonBody;
 use crate::node::Node;
 
@@ -29,16 +33,33 @@ const DURATION_MS_MAX: u64 = 60_000;
 const NAMES_PER_WORKER: u64 = 16;
 /// How much longer than the run a worker's lease lives: no keepalives.
 const LEASE_SLACK_MS: u64 = 30_000;
+/// How long an acquire may wait in the queue, as in the bench.
+const WAIT_MS: u64 = 10_000;
 
 pub(super) fn router() -> Router<Arc<Node>> {
     Router::new().route("/test/load", post(run))
 }
 
-/// How many workers, for how long.
+/// How many workers, for how long, and whether on one name.
 #[derive(Debug, Deserialize)]
 struct LoadRequest {
     workers: usize,
     duration_ms: u64,
+    /// Every worker cycles on one name (hand-offs), instead of 16 names
+    /// of its own.
+    #[serde(default)]
+    contended: bool,
+}
+
+/// What every worker of a run shares.
+struct Run {
+    node: Arc<Node>,
+    key: IdempotencyKey,
+    /// The run's names start with it.
+    prefix: String,
+    contended: bool,
+    duration: Duration,
+    until: Instant,
 }
 
 /// What the run did.
@@ -62,6 +83,7 @@ struct Cycles {
 
 async fn run(
     State(node): State<Arc<Node>>,
+    key: IdempotencyKey,
     JsonBody(request): JsonBody<LoadRequest>,
 ) -> Result<Json<LoadReport>, ApiError> {
     if !node.faults.is_enabled() {
@@ -79,13 +101,18 @@ async fn run(
     }
     let duration = Duration::from_millis(request.duration_ms);
     let started = Instant::now();
-    let until = started + duration;
-    let run_id: u32 = rand::random();
+    let run = Arc::new(Run {
+        node,
+        key: key.without_key(),
+        prefix: format!("test-load/{:08x}/", rand::random::<u32>()),
+        contended: request.contended,
+        duration,
+        until: started + duration,
+    });
     let workers: Vec<_> = (0..request.workers)
         .map(|worker| {
-            let node = node.clone();
-            let prefix = format!("test-load/{run_id:08x}/{worker}/");
-            tokio::spawn(async move { work(&node, &prefix, duration, until).await })
+            let run = run.clone();
+            tokio::spawn(async move { work(&run, worker).await })
         })
         .collect();
     let mut all = Cycles::default();
@@ -101,30 +128,34 @@ async fn run(
     Ok(Json(report(request.workers, all, started.elapsed())))
 }
 
-/// One worker: a lease of its own, acquire and release until `until`,
-/// then the lease revoked.
-async fn work(node: &Node, prefix: &str, duration: Duration, until: Instant) -> Cycles {
+/// One worker: a lease of its own, acquire and release until the run's
+/// end, then the lease revoked.
+async fn work(run: &Run, worker: usize) -> Cycles {
     let mut cycles = Cycles::default();
     let lease_id = LeaseId(rand::random());
     let grant = Command::GrantLease {
         lease_id,
-        ttl_ms: duration.as_millis() as u64 + LEASE_SLACK_MS,
+        ttl_ms: run.duration.as_millis() as u64 + LEASE_SLACK_MS,
         lock_order: LockOrder::default(),
         lock_delay_ms: 0,
     };
+    let node = &run.node;
     if !matches!(node.propose(grant).await, Ok(Outcome::LeaseGranted { .. })) {
         cycles.errors += 1;
         return cycles;
     }
     let mut cycle = 0u64;
-    while Instant::now() < until {
-        let name = format!("{prefix}{}", cycle % NAMES_PER_WORKER);
+    while Instant::now() < run.until {
+        let name = match run.contended {
+            true => format!("{}contended", run.prefix),
+            false => format!("{}{worker}/{}", run.prefix, cycle % NAMES_PER_WORKER),
+        };
         cycle += 1;
         let Ok(name) = LockName::new(name) else {
             cycles.errors += 1;
             break;
         };
-        if !cycle_once(node, lease_id, name, &mut cycles).await {
+        if !cycle_once(run, lease_id, name, &mut cycles).await {
             cycles.errors += 1;
         }
     }
@@ -138,16 +169,18 @@ async fn work(node: &Node, prefix: &str, duration: Duration, until: Instant) -> 
     cycles
 }
 
-/// Acquires `name` and releases it; whether both were done.
-async fn cycle_once(node: &Node, lease_id: LeaseId, name: LockName, cycles: &mut Cycles) -> bool {
+/// Acquires `name` (waiting for it, as the bench does) and releases it;
+/// whether both were done.
+async fn cycle_once(run: &Run, lease_id: LeaseId, name: LockName, cycles: &mut Cycles) -> bool {
     let sent = Instant::now();
     let acquire = Command::Acquire {
         lease_id,
         name: name.clone(),
         mode: Mode::default(),
-        wait_ms: 0,
+        wait_ms: WAIT_MS,
     };
-    let Ok(Outcome::Granted(grant)) = node.propose(acquire).await else {
+    let key = run.key.clone();
+    let Ok(grant) = waiting::acquire_one(&run.node, acquire, key, scope::ACQUIRE).await else {
         return false;
     };
     cycles.acquire.push(sent.elapsed());
@@ -157,7 +190,7 @@ async fn cycle_once(node: &Node, lease_id: LeaseId, name: LockName, cycles: &mut
         kind: Kind::Lock,
         fencing_token: Some(grant.fencing_token),
     };
-    node.propose(release).await.is_ok()
+    run.node.propose(release).await.is_ok()
 }
 
 fn report(workers: usize, mut all: Cycles, elapsed: Duration) -> LoadReport {

@@ -27,6 +27,21 @@ async fn load(router: &axum::Router, body: &str) -> (u16, Value) {
     (status, json)
 }
 
+/// Sends `GET path`; the status and the body as text.
+async fn get(router: &axum::Router, path: &str) -> (u16, String) {
+    let request = Request::builder()
+        .uri(path)
+        .body(Body::empty())
+        .expect("a request");
+    let response = router.clone().oneshot(request).await.expect("an answer");
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await;
+    (
+        status,
+        String::from_utf8_lossy(&bytes.expect("a body")).into_owned(),
+    )
+}
+
 async fn node_with_faults(dir: &TempDir) -> Arc<Node> {
     let mut config = default_config(&dir.0);
     config.test_faults = true;
@@ -40,17 +55,28 @@ async fn a_load_run_cycles_and_leaves_nothing_behind() {
     let node = node_with_faults(&dir).await;
     lead_alone(&node).await;
     let router = super::router(node.clone());
-    let (status, report) = load(&router, r#"{"workers":4,"duration_ms":300}"#).await;
-    assert_eq!(status, 200, "{report}");
-    assert_eq!(report["workers"], 4);
-    assert_eq!(report["errors"], 0, "{report}");
-    let cycles = report["cycles"].as_u64().expect("cycles");
-    assert!(cycles >= 4, "{report}");
-    assert!(report["acquire_p50_ms"].as_f64() > Some(0.0), "{report}");
-    let state = node.state.read();
-    assert_eq!(state.table.lease_count(), 0, "a worker's lease is left");
-    let held = state.table.locks_with_prefix("test-load/").count();
-    assert_eq!(held, 0, "a lock is left in use");
+    let mut granted = 0;
+    for contended in [false, true] {
+        let body = format!(r#"{{"workers":4,"duration_ms":300,"contended":{contended}}}"#);
+        let (status, report) = load(&router, &body).await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(report["workers"], 4);
+        assert_eq!(report["errors"], 0, "{report}");
+        let cycles = report["cycles"].as_u64().expect("cycles");
+        assert!(cycles >= 4, "{report}");
+        granted += cycles;
+        assert!(report["acquire_p50_ms"].as_f64() > Some(0.0), "{report}");
+        let state = node.state.read();
+        assert_eq!(state.table.lease_count(), 0, "a worker's lease is left");
+        let held = state.table.locks_with_prefix("test-load/").count();
+        assert_eq!(held, 0, "a lock is left in use");
+    }
+    // Each acquire went the acquire route's way, and is counted as the route's are.
+    let (_, metrics) = get(&router, "/metrics").await;
+    let counted = format!(
+        "corral_acquire_duration_seconds_count{{kind=\"lock\",outcome=\"granted\"}} {granted}\n"
+    );
+    assert!(metrics.contains(&counted), "{counted} not in {metrics}");
 }
 
 #[tokio::test]

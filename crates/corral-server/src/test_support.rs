@@ -117,3 +117,25 @@ pub(crate) async fn lead_alone(node: &Node) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Sends `method path` with the JSON `body` through `router`, in process;
+/// the status and the body as text.
+pub(crate) async fn send_json(
+    router: &axum::Router,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String) {
+    use tower::ServiceExt;
+    let request = axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_string()))
+        .expect("a request");
+    let response = router.clone().oneshot(request).await.expect("an answer");
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await;
+    let text = String::from_utf8_lossy(&bytes.expect("a body")).into_owned();
+    (status, text)
+}

@@ -4,42 +4,15 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::Request;
 use serde_json::Value;
-use tower::ServiceExt;
 
 use crate::node::Node;
-use crate::test_support::{default_config, lead_alone, uninitialized_node, TempDir};
+use crate::test_support::{default_config, lead_alone, send_json, uninitialized_node, TempDir};
 
 /// Sends `POST /test/load` with `body`; the status and the body as JSON.
 async fn load(router: &axum::Router, body: &str) -> (u16, Value) {
-    let request = Request::builder()
-        .method("POST")
-        .uri("/test/load")
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .expect("a request");
-    let response = router.clone().oneshot(request).await.expect("an answer");
-    let status = response.status().as_u16();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await;
-    let json = serde_json::from_slice(&bytes.expect("a body")).expect("a JSON body");
-    (status, json)
-}
-
-/// Sends `GET path`; the status and the body as text.
-async fn get(router: &axum::Router, path: &str) -> (u16, String) {
-    let request = Request::builder()
-        .uri(path)
-        .body(Body::empty())
-        .expect("a request");
-    let response = router.clone().oneshot(request).await.expect("an answer");
-    let status = response.status().as_u16();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await;
-    (
-        status,
-        String::from_utf8_lossy(&bytes.expect("a body")).into_owned(),
-    )
+    let (status, text) = send_json(router, "POST", "/test/load", body).await;
+    (status, serde_json::from_str(&text).expect("a JSON body"))
 }
 
 async fn node_with_faults(dir: &TempDir) -> Arc<Node> {
@@ -72,7 +45,7 @@ async fn a_load_run_cycles_and_leaves_nothing_behind() {
         assert_eq!(held, 0, "a lock is left in use");
     }
     // Each acquire went the acquire route's way, and is counted as the route's are.
-    let (_, metrics) = get(&router, "/metrics").await;
+    let (_, metrics) = send_json(&router, "GET", "/metrics", "").await;
     let counted = format!(
         "corral_acquire_duration_seconds_count{{kind=\"lock\",outcome=\"granted\"}} {granted}\n"
     );

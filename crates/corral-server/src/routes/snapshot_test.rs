@@ -2,27 +2,9 @@
 //! the router in process: every call builds a snapshot covering what was
 //! applied before it, and the build's size and time show in `/metrics`.
 
-use axum::body::Body;
-use axum::http::Request;
 use serde_json::Value;
-use tower::ServiceExt;
 
-use crate::test_support::{lead_alone, uninitialized_node, TempDir};
-
-/// Sends `method path` with `body`; the status and the body as text.
-async fn send(router: &axum::Router, method: &str, path: &str, body: &str) -> (u16, String) {
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .expect("a request");
-    let response = router.clone().oneshot(request).await.expect("an answer");
-    let status = response.status().as_u16();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await;
-    let text = String::from_utf8_lossy(&bytes.expect("a body")).into_owned();
-    (status, text)
-}
+use crate::test_support::{lead_alone, send_json as send, uninitialized_node, TempDir};
 
 /// The value of the sample `name` in a `/metrics` text.
 fn sample(text: &str, name: &str) -> Option<f64> {

@@ -7,7 +7,7 @@ const BOTH: [Encoding; 2] = [Encoding::Json, Encoding::MessagePack];
 fn acquire() -> Proposal {
     let command = Command::Acquire {
         lease_id: LeaseId(u128::MAX - 7),
-        name: LockName::new("invoice/42".to_string()).expect("a valid name"),
+        name: LockName::new("invoice/42").expect("a valid name"),
         mode: Default::default(),
         wait_ms: 250,
     };

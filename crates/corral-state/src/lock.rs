@@ -17,8 +17,7 @@ pub const LOCK_NAME_BYTES_MAX: usize = 512;
 ///
 /// Shared, not copied, when cloned: a held lock's name is in the table, in
 /// its grant and in its lease.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-#[serde(try_from = "String")]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LockName(Arc<str>);
 
 impl Serialize for LockName {
@@ -41,10 +40,38 @@ pub enum LockNameError {
     ControlCharacter,
 }
 
+/// Decodes a name straight from the decoder's string: one allocation (the
+/// shared name itself), where going through a `String` took two.
+impl<'de> Deserialize<'de> for LockName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(LockNameVisitor)
+    }
+}
+
+struct LockNameVisitor;
+
+impl serde::de::Visitor<'_> for LockNameVisitor {
+    type Value = LockName;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a lock name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<LockName, E> {
+        LockName::new(name).map_err(E::custom)
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<LockName, E> {
+        let name = std::str::from_utf8(bytes)
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Bytes(bytes), &self))?;
+        self.visit_str(name)
+    }
+}
+
 impl LockName {
     /// Checks `name` and wraps it.
-    pub fn new(name: impl Into<String>) -> Result<LockName, LockNameError> {
-        let name = name.into();
+    pub fn new(name: impl AsRef<str>) -> Result<LockName, LockNameError> {
+        let name = name.as_ref();
         if name.is_empty() {
             return Err(LockNameError::Empty);
         }
@@ -312,3 +339,7 @@ impl Lock {
         self.holders.values().map(|g| g.fencing_token).max()
     }
 }
+
+#[cfg(test)]
+#[path = "lock_test.rs"]
+mod tests;

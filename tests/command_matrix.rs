@@ -269,7 +269,8 @@ const SETUP: &[Step] = &[
 /// After a pass's rows: ends the waits SETUP left open.
 const TEARDOWN: &[Step] = &[delete("/v1/leases/{lease:dlb}", "", 200)];
 
-/// POST, PUT and DELETE routes that propose nothing, so have no row.
+/// POST, PUT and DELETE routes that propose nothing of their own, so have
+/// no row.
 const NOT_COMMANDS: &[(&str, &str)] = &[
     (
         "POST /v1/locks/validate",
@@ -278,6 +279,12 @@ const NOT_COMMANDS: &[(&str, &str)] = &[
     (
         "POST /test/faults",
         "the failure tests' fault switch, off outside them",
+    ),
+    (
+        "POST /test/load",
+        "a measurement, off outside the failure tests' flag: it proposes \
+         grants, acquires, releases and revokes, each with rows of its own \
+         route",
     ),
     (
         "POST /v1/cluster/members",

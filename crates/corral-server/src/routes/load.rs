@@ -91,12 +91,14 @@ async fn run(
     }
     if !(1..=WORKERS_MAX).contains(&request.workers) {
         return Err(ApiError::invalid(format!(
-            "field `workers`: must be from 1 to {WORKERS_MAX}"
+            "field `workers`: must be from 1 to {WORKERS_MAX}, got {}",
+            request.workers
         )));
     }
     if !(1..=DURATION_MS_MAX).contains(&request.duration_ms) {
         return Err(ApiError::invalid(format!(
-            "field `duration_ms`: must be from 1 to {DURATION_MS_MAX}"
+            "field `duration_ms`: must be from 1 to {DURATION_MS_MAX}, got {}",
+            request.duration_ms
         )));
     }
     let duration = Duration::from_millis(request.duration_ms);
@@ -146,9 +148,10 @@ async fn work(run: &Run, worker: usize) -> Cycles {
     }
     let mut cycle = 0u64;
     while Instant::now() < run.until {
-        let name = match run.contended {
-            true => format!("{}contended", run.prefix),
-            false => format!("{}{worker}/{}", run.prefix, cycle % NAMES_PER_WORKER),
+        let name = if run.contended {
+            format!("{}contended", run.prefix)
+        } else {
+            format!("{}{worker}/{}", run.prefix, cycle % NAMES_PER_WORKER)
         };
         cycle += 1;
         let Ok(name) = LockName::new(name) else {

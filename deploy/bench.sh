@@ -8,15 +8,17 @@
 #
 # Usage: deploy/bench.sh [SECONDS_PER_RUN] [ROUNDS]   (defaults 10 and 3: a
 # warm-up, ROUNDS rounds of the three workloads the targets name, the two
-# 8-worker workloads once, then a keepalive run of 100 000 leases, one of
+# 8-worker workloads once, the three inside corral's leader and inside a
+# follower with no client HTTP (`corral bench --inside`, which is why the
+# corral nodes run with --test-faults), then a keepalive run of 100 000 leases, one of
 # 1 000 000 leases each holding a lock, the lock table and its snapshots at
 # 10k, 100k and 1M leases, and 10 failover trials: 15 to 20
 # minutes in all, after the build). Each target must hold in every round.
 #
 # Environment: NODES=3|5 (default 3): the size of both clusters.
 # PARTS=all|compare (default all): compare runs only the workloads against
-# etcd (the rounds and the 8-worker runs), not the corral-only ones, whose
-# clusters are their own or none. OUT: the file written (default
+# etcd (the rounds and the 8-worker runs) and the inside ones, not the other
+# corral-only ones, whose clusters are their own or none. OUT: the file written (default
 # docs/benchmarks-full-NODES-nodes.md, or docs/benchmarks-etcd-NODES-nodes.md
 # with PARTS=compare).
 # Installs etcd (Debian packages etcd-server and etcd-client, 3.4) when
@@ -86,7 +88,7 @@ corral_cluster=$(cluster_of "%s=127.0.0.1:2720%s")
 for i in $members; do
     "$corral" server --node-id "$i" --listen "127.0.0.1:2710$i" \
         --peer-listen "127.0.0.1:2720$i" \
-        --data-dir "$work/corral/n$i" --initial-cluster "$corral_cluster" \
+        --data-dir "$work/corral/n$i" --initial-cluster "$corral_cluster" --test-faults \
         >"$work/corral-n$i.log" 2>&1 &
     pids+=($!)
 done
@@ -167,6 +169,19 @@ done
 run uncontended 8
 run contended 8
 leaders_at_end=$(leaders)
+# The same three workloads inside corral's leader and inside a follower
+# (`POST /test/load`, which --test-faults opens): no client HTTP, so the
+# difference to the rows above is what HTTP and the client cost.
+inside_leader="127.0.0.1:2710$(corral_leader)"
+inside_follower="${corral_endpoints%%,*}"
+for node in "$inside_leader" "$inside_follower"; do
+    for pair in "uncontended 32" "uncontended 1" "contended 32"; do
+        read -r workload workers <<<"$pair"
+        echo "bench: $workload, $workers workers, ${secs}s, inside corral node $node" >&2
+        "$corral" --endpoints "$node" --json bench --inside \
+            --workload "$workload" --workers "$workers" --duration "${secs}s" >>"$results"
+    done
+done
 if [ "$parts" = all ]; then
     echo "bench: queue, push/claim/ack by 8 workers on one queue, ${secs}s (corral)" >&2
     "$corral" --endpoints "$corral_endpoints" --json bench --workload queue \
@@ -211,6 +226,9 @@ cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
     echo "renewed at ttl/3). Both fsync every"
     echo "acknowledged write on a majority. Compare the ratios, not absolute"
     echo "numbers across runs."
+    echo "The rows whose target is \`corral inside\` ran the same cycles inside one"
+    echo "corral node (\`corral bench --inside\`, \`POST /test/load\`), with no client"
+    echo "HTTP: what raft, the log and the state machine do on their own."
     if [ "$parts" = all ]; then
         echo "The \`queue\` row is corral alone (etcd has no"
         echo "queue): a cycle is a push, a claim and an ack on one work queue; its"

@@ -303,6 +303,50 @@ async fn bench_runs_both_workloads_and_reports_json() {
     assert!(report["renewals"].as_u64().unwrap() >= 40, "{report}");
 }
 
+/// `corral bench --inside` runs the cycles in the node at its first
+/// endpoint and says whether that node led; refused against etcd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bench_inside_runs_in_the_node_it_names() {
+    let cluster = Cluster::start_with(3, &["--test-faults"]).await;
+    let leader = cluster.wait_leader().await;
+    let follower = cluster.followers_of(leader)[0];
+    for (id, workload, target) in [
+        (leader, "uncontended", "corral inside the leader"),
+        (follower, "contended", "corral inside a follower"),
+    ] {
+        let endpoint = cluster.url(id, "");
+        let args = [
+            "--endpoints",
+            endpoint.as_str(),
+            "bench",
+            "--inside",
+            "--workload",
+            workload,
+            "--workers",
+            "2",
+            "--duration",
+            "1s",
+            "--json",
+        ];
+        let output = corral(&cluster).args(args).output().await.unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["target"], target, "{report}");
+        assert_eq!(report["workload"], workload, "{report}");
+        assert_eq!(report["workers"], 2, "{report}");
+        assert!(report["cycles"].as_u64().unwrap() > 0, "{report}");
+        assert_eq!(report["errors"], 0, "{report}");
+        assert!(report["release_p50_ms"].as_f64().unwrap() > 0.0, "{report}");
+    }
+    let (code, _, stderr) = corral_json(
+        &cluster,
+        &["bench", "--inside", "--etcd", "http://127.0.0.1:9"],
+    )
+    .await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("not in etcd"), "{stderr}");
+}
+
 /// Runs `corral queue work` with `args`, within 30 s; its output.
 async fn queue_work(cluster: &Cluster, args: &[&str]) -> std::process::Output {
     let run = corral(cluster).args(["queue", "work"]).args(args).output();

@@ -30,6 +30,7 @@ mod error;
 #[cfg(test)]
 mod error_test;
 mod kv;
+mod load;
 mod members;
 mod queue;
 mod semaphore;
@@ -50,6 +51,10 @@ pub use election::{
 pub use error::{ErrorBody, ErrorDetail, ErrorKind, WaitEdge};
 pub use kv::{
     KvDeleteRequest, KvPutRequest, KvValue, KvWriteResponse, ValidateRequest, ValidateResponse,
+};
+pub use load::{
+    percentile_ms, CycleSamples, CycleSummary, LoadReport, LoadRequest, LOAD_DURATION_MS_MAX,
+    LOAD_WORKERS_MAX,
 };
 pub use members::{
     AddMemberRequest, MemberList, MemberRole, MemberStatus, SnapshotBuilt, CATCH_UP_MS_DEFAULT,

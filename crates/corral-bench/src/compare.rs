@@ -53,7 +53,7 @@ const GOALS: [Goal; 4] = [
         workload: Workload::Uncontended,
         workers: 32,
         what: "cycles/s",
-        ratio: |c, e| c.cycles_per_second / e.cycles_per_second,
+        ratio: |c, e| c.summary.cycles_per_second / e.summary.cycles_per_second,
         higher_is_better: true,
         bound: 4.0,
     },
@@ -61,7 +61,7 @@ const GOALS: [Goal; 4] = [
         workload: Workload::Uncontended,
         workers: 32,
         what: "acquire p99",
-        ratio: |c, e| c.acquire_p99_ms / e.acquire_p99_ms,
+        ratio: |c, e| c.summary.acquire_p99_ms / e.summary.acquire_p99_ms,
         higher_is_better: false,
         bound: 0.5,
     },
@@ -69,7 +69,7 @@ const GOALS: [Goal; 4] = [
         workload: Workload::Uncontended,
         workers: 1,
         what: "acquire p50",
-        ratio: |c, e| c.acquire_p50_ms / e.acquire_p50_ms,
+        ratio: |c, e| c.summary.acquire_p50_ms / e.summary.acquire_p50_ms,
         higher_is_better: false,
         bound: 0.6,
     },
@@ -77,7 +77,7 @@ const GOALS: [Goal; 4] = [
         workload: Workload::Contended,
         workers: 32,
         what: "hand-offs/s",
-        ratio: |c, e| c.cycles_per_second / e.cycles_per_second,
+        ratio: |c, e| c.summary.cycles_per_second / e.summary.cycles_per_second,
         higher_is_better: true,
         bound: 4.0,
     },
@@ -90,9 +90,9 @@ fn runs<'a>(
     workload: Workload,
     workers: usize,
 ) -> impl Iterator<Item = &'a Report> + 'a {
-    reports
-        .iter()
-        .filter(move |r| r.target == target && r.workload == workload && r.workers == workers)
+    reports.iter().filter(move |r| {
+        r.target == target && r.workload == workload && r.summary.workers == workers
+    })
 }
 
 fn workload_name(workload: Workload) -> &'static str {
@@ -139,14 +139,14 @@ fn runs_table(out: &mut String, reports: &[Report]) {
             out,
             "| {} | {} | {} | {:.0} | {:.2} / {:.2} | {:.2} / {:.2} | {} |",
             workload_name(r.workload),
-            r.workers,
+            r.summary.workers,
             r.target,
-            r.cycles_per_second,
-            r.acquire_p50_ms,
-            r.acquire_p99_ms,
-            r.release_p50_ms,
-            r.release_p99_ms,
-            r.errors
+            r.summary.cycles_per_second,
+            r.summary.acquire_p50_ms,
+            r.summary.acquire_p99_ms,
+            r.summary.release_p50_ms,
+            r.summary.release_p99_ms,
+            r.summary.errors
         );
     }
 }

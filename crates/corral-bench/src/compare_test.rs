@@ -1,4 +1,5 @@
 use super::*;
+use corral_api::CycleSummary;
 
 fn report(
     target: &str,
@@ -11,15 +12,17 @@ fn report(
     Report {
         target: target.into(),
         workload,
-        workers,
-        seconds: 10.0,
-        cycles: (cps * 10.0) as usize,
-        cycles_per_second: cps,
-        acquire_p50_ms: p50,
-        acquire_p99_ms: p99,
-        release_p50_ms: p50,
-        release_p99_ms: p99,
-        errors: 0,
+        summary: CycleSummary {
+            workers,
+            seconds: 10.0,
+            cycles: (cps * 10.0) as usize,
+            cycles_per_second: cps,
+            acquire_p50_ms: p50,
+            acquire_p99_ms: p99,
+            release_p50_ms: p50,
+            release_p99_ms: p99,
+            errors: 0,
+        },
     }
 }
 

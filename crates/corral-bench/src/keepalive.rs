@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::report::percentile_ms;
 use crate::target::{BenchError, Lease, Target};
+use corral_api::percentile_ms;
 
 /// What the keepalive workload measured.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -8,6 +8,8 @@
 //!   `i mod n`, so the load spreads over every node.
 //! - [`Workload`] and [`run`]: workers that cycle acquire/release over
 //!   names of their own (`uncontended`) or all on one name (`contended`).
+//! - [`run_inside`]: the same cycles run inside one corral node (`POST
+//!   /test/load`), with no client HTTP.
 //! - [`keepalive`]: many leases renewed in batches at ttl/3; how many
 //!   were lost, and the leader's CPU.
 //! - [`table_scale`]: the lock table at 10k to 1M leases in this
@@ -28,8 +30,8 @@ mod workload;
 
 pub use compare::markdown;
 pub use keepalive::{keepalive, KeepaliveReport, KeepaliveSpec};
-pub use report::{percentile_ms, FailoverReport, Report};
+pub use report::{FailoverReport, Report};
 pub use snapshots::{snapshots_markdown, SnapshotsReport};
 pub use table::{table_markdown, table_scale, TableError, TableReport};
 pub use target::{BenchError, Held, Lease, Target};
-pub use workload::{run, Workload};
+pub use workload::{run, run_inside, Workload};

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
+use corral_api::{LoadReport, LoadRequest};
 use serde_json::{json, Value};
 
 /// Why a call failed.
@@ -273,6 +274,17 @@ impl Target {
         Ok(())
     }
 
+    /// The first endpoint of a corral cluster.
+    pub(crate) fn first_endpoint(&self) -> Result<&str, BenchError> {
+        match self {
+            Target::Corral { endpoints, .. } => endpoints
+                .first()
+                .map(String::as_str)
+                .ok_or_else(|| BenchError::Unexpected("no endpoint".into())),
+            Target::Etcd { .. } => Err(BenchError::Unexpected("not a corral cluster".into())),
+        }
+    }
+
     /// Refuses what only corral has.
     fn require_corral(&self, what: &str) -> Result<(), BenchError> {
         match self {
@@ -386,6 +398,22 @@ impl Target {
         built["snapshot_index"]
             .as_u64()
             .ok_or_else(|| BenchError::Unexpected(built.to_string()))
+    }
+
+    /// Runs `request`'s cycles inside the node at `addr` (`POST
+    /// /test/load`, on a node started with `--test-faults`), with no client
+    /// HTTP in front of them. corral only.
+    pub async fn load_inside(
+        &self,
+        addr: &str,
+        request: &LoadRequest,
+    ) -> Result<LoadReport, BenchError> {
+        let http = self.corral_http()?;
+        let url = format!("{}/test/load", base_url(addr));
+        let run = Duration::from_millis(request.duration_ms);
+        // A worker may end its run in a wait of up to 10 s, then revoke.
+        let answer = answer_of(http.post(url).timeout(run + CALL_TIMEOUT).json(request)).await?;
+        serde_json::from_value(answer).map_err(|e| BenchError::Unexpected(e.to_string()))
     }
 
     /// Adds node `node_id`, started with `--join` and serving peers at

@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
+use corral_api::{CycleSamples, LoadRequest};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::report::{Report, Samples};
-use crate::target::{Lease, Target};
+use crate::report::Report;
+use crate::target::{BenchError, Lease, Target};
 
 /// What the workers do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,14 +45,57 @@ pub async fn run(
             tokio::spawn(async move { work(&target, workload, worker, &prefix, until).await })
         })
         .collect();
-    let mut all = Samples::default();
+    let mut all = CycleSamples::default();
     for task in tasks {
         match task.await {
             Ok(samples) => all.merge(samples),
             Err(_) => all.errors += 1,
         }
     }
-    all.report(target.name(), workload, workers, started.elapsed())
+    Report {
+        target: target.name().to_string(),
+        workload,
+        summary: all.summary(workers, started.elapsed()),
+    }
+}
+
+/// Runs `workload` (uncontended or contended) with `workers` workers for
+/// `duration` inside the node at `target`'s first endpoint (`POST
+/// /test/load`), with no client HTTP: what raft, the log and the state
+/// machine do on their own. The report's target says whether that node
+/// led.
+pub async fn run_inside(
+    target: &Target,
+    workload: Workload,
+    workers: usize,
+    duration: Duration,
+) -> Result<Report, BenchError> {
+    let contended = match workload {
+        Workload::Uncontended => false,
+        Workload::Contended => true,
+        Workload::Queue => {
+            return Err(BenchError::Unexpected(
+                "a node runs lock cycles only, not queue ones".into(),
+            ))
+        }
+    };
+    let request = LoadRequest {
+        workers,
+        duration_ms: duration.as_millis().try_into().unwrap_or(u64::MAX),
+        contended,
+    };
+    let addr = target.first_endpoint()?;
+    let load = target.load_inside(addr, &request).await?;
+    let node = if load.on_leader {
+        "the leader"
+    } else {
+        "a follower"
+    };
+    Ok(Report {
+        target: format!("corral inside {node}"),
+        workload,
+        summary: load.cycles,
+    })
 }
 
 /// One worker: cycles until `until`, keeping its lease alive at ttl/3.
@@ -61,8 +105,8 @@ async fn work(
     worker: usize,
     prefix: &str,
     until: Instant,
-) -> Samples {
-    let mut samples = Samples::default();
+) -> CycleSamples {
+    let mut samples = CycleSamples::default();
     let lease = match target.grant_lease(worker, LEASE_TTL).await {
         Ok(lease) => lease,
         Err(_) => {
@@ -100,7 +144,7 @@ async fn queue_cycle(
     worker: usize,
     lease: &Lease,
     queue: &str,
-    samples: &mut Samples,
+    samples: &mut CycleSamples,
 ) {
     if target.push(worker, queue).await.is_err() {
         samples.errors += 1;
@@ -127,7 +171,7 @@ async fn cycle_once(
     worker: usize,
     lease: &Lease,
     name: &str,
-    samples: &mut Samples,
+    samples: &mut CycleSamples,
 ) {
     let sent = Instant::now();
     let held = match target.lock(worker, lease, name, WAIT).await {

@@ -6,8 +6,10 @@
 //! follower, every write crosses the forward stream. An acquire takes the
 //! acquire route's own path (its wait, its metrics), with the caller of the
 //! load request and no idempotency key. The difference to the bench's
-//! numbers is what client HTTP costs. Only on a node started with
-//! `--test-faults`; a 404 otherwise.
+//! numbers is what client HTTP costs. The report says whether this node
+//! led when the run began, and counts and times cycles with the bench's own
+//! [`CycleSamples`]. Only on a node started with `--test-faults`; a 404
+//! otherwise.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +17,8 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
+use corral_api::{CycleSamples, LoadReport, LoadRequest, LOAD_DURATION_MS_MAX, LOAD_WORKERS_MAX};
 use corral_state::{Command, Kind, LeaseId, LockName, LockOrder, Mode, Outcome};
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::waiting;
@@ -25,10 +27,6 @@ use crate::idempotency::{scope, IdempotencyKey};
 use crate::json::JsonBody;
 use crate::node::Node;
 
-/// The most workers of one run.
-const WORKERS_MAX: usize = 256;
-/// The longest run.
-const DURATION_MS_MAX: u64 = 60_000;
 /// Each worker cycles over this many names of its own, as the bench does.
 const NAMES_PER_WORKER: u64 = 16;
 /// How much longer than the run a worker's lease lives: no keepalives.
@@ -38,17 +36,6 @@ const WAIT_MS: u64 = 10_000;
 
 pub(super) fn router() -> Router<Arc<Node>> {
     Router::new().route("/test/load", post(run))
-}
-
-/// How many workers, for how long, and whether on one name.
-#[derive(Debug, Deserialize)]
-struct LoadRequest {
-    workers: usize,
-    duration_ms: u64,
-    /// Every worker cycles on one name (hand-offs), instead of 16 names
-    /// of its own.
-    #[serde(default)]
-    contended: bool,
 }
 
 /// What every worker of a run shares.
@@ -62,25 +49,6 @@ struct Run {
     until: Instant,
 }
 
-/// What the run did.
-#[derive(Debug, Default, Serialize)]
-struct LoadReport {
-    workers: usize,
-    seconds: f64,
-    cycles: u64,
-    cycles_per_second: f64,
-    acquire_p50_ms: f64,
-    acquire_p99_ms: f64,
-    errors: u64,
-}
-
-/// One worker's cycles: the latency of each acquire, and its errors.
-#[derive(Default)]
-struct Cycles {
-    acquire: Vec<Duration>,
-    errors: u64,
-}
-
 async fn run(
     State(node): State<Arc<Node>>,
     key: IdempotencyKey,
@@ -89,19 +57,20 @@ async fn run(
     if !node.faults.is_enabled() {
         return Err(ApiError::not_found());
     }
-    if !(1..=WORKERS_MAX).contains(&request.workers) {
+    if !(1..=LOAD_WORKERS_MAX).contains(&request.workers) {
         return Err(ApiError::invalid(format!(
-            "field `workers`: must be from 1 to {WORKERS_MAX}, got {}",
+            "field `workers`: must be from 1 to {LOAD_WORKERS_MAX}, got {}",
             request.workers
         )));
     }
-    if !(1..=DURATION_MS_MAX).contains(&request.duration_ms) {
+    if !(1..=LOAD_DURATION_MS_MAX).contains(&request.duration_ms) {
         return Err(ApiError::invalid(format!(
-            "field `duration_ms`: must be from 1 to {DURATION_MS_MAX}, got {}",
+            "field `duration_ms`: must be from 1 to {LOAD_DURATION_MS_MAX}, got {}",
             request.duration_ms
         )));
     }
     let duration = Duration::from_millis(request.duration_ms);
+    let on_leader = node.leadership().is_some();
     let started = Instant::now();
     let run = Arc::new(Run {
         node,
@@ -117,23 +86,23 @@ async fn run(
             tokio::spawn(async move { work(&run, worker).await })
         })
         .collect();
-    let mut all = Cycles::default();
+    let mut all = CycleSamples::default();
     for worker in workers {
         match worker.await {
-            Ok(cycles) => {
-                all.acquire.extend(cycles.acquire);
-                all.errors += cycles.errors;
-            }
+            Ok(samples) => all.merge(samples),
             Err(_) => all.errors += 1,
         }
     }
-    Ok(Json(report(request.workers, all, started.elapsed())))
+    Ok(Json(LoadReport {
+        on_leader,
+        cycles: all.summary(request.workers, started.elapsed()),
+    }))
 }
 
 /// One worker: a lease of its own, acquire and release until the run's
 /// end, then the lease revoked.
-async fn work(run: &Run, worker: usize) -> Cycles {
-    let mut cycles = Cycles::default();
+async fn work(run: &Run, worker: usize) -> CycleSamples {
+    let mut samples = CycleSamples::default();
     let lease_id = LeaseId(rand::random());
     let grant = Command::GrantLease {
         lease_id,
@@ -143,8 +112,8 @@ async fn work(run: &Run, worker: usize) -> Cycles {
     };
     let node = &run.node;
     if !matches!(node.propose(grant).await, Ok(Outcome::LeaseGranted { .. })) {
-        cycles.errors += 1;
-        return cycles;
+        samples.errors += 1;
+        return samples;
     }
     let mut cycle = 0u64;
     while Instant::now() < run.until {
@@ -155,11 +124,11 @@ async fn work(run: &Run, worker: usize) -> Cycles {
         };
         cycle += 1;
         let Ok(name) = LockName::new(name) else {
-            cycles.errors += 1;
+            samples.errors += 1;
             break;
         };
-        if !cycle_once(run, lease_id, name, &mut cycles).await {
-            cycles.errors += 1;
+        if !cycle_once(run, lease_id, name, &mut samples).await {
+            samples.errors += 1;
         }
     }
     if node
@@ -167,14 +136,19 @@ async fn work(run: &Run, worker: usize) -> Cycles {
         .await
         .is_err()
     {
-        cycles.errors += 1;
+        samples.errors += 1;
     }
-    cycles
+    samples
 }
 
-/// Acquires `name` (waiting for it, as the bench does) and releases it;
-/// whether both were done.
-async fn cycle_once(run: &Run, lease_id: LeaseId, name: LockName, cycles: &mut Cycles) -> bool {
+/// Acquires `name` (waiting for it, as the bench does) and releases it,
+/// timing each as the bench does; whether both were done.
+async fn cycle_once(
+    run: &Run,
+    lease_id: LeaseId,
+    name: LockName,
+    samples: &mut CycleSamples,
+) -> bool {
     let sent = Instant::now();
     let acquire = Command::Acquire {
         lease_id,
@@ -186,33 +160,17 @@ async fn cycle_once(run: &Run, lease_id: LeaseId, name: LockName, cycles: &mut C
     let Ok(grant) = waiting::acquire_one(&run.node, acquire, key, scope::ACQUIRE).await else {
         return false;
     };
-    cycles.acquire.push(sent.elapsed());
+    samples.acquire.push(sent.elapsed());
     let release = Command::Release {
         lease_id,
         name,
         kind: Kind::Lock,
         fencing_token: Some(grant.fencing_token),
     };
-    run.node.propose(release).await.is_ok()
-}
-
-fn report(workers: usize, mut all: Cycles, elapsed: Duration) -> LoadReport {
-    all.acquire.sort_unstable();
-    let quantile_ms = |q: f64| {
-        let last = all.acquire.len().saturating_sub(1);
-        let at = (last as f64 * q).round() as usize;
-        all.acquire
-            .get(at)
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
-    let seconds = elapsed.as_secs_f64();
-    LoadReport {
-        workers,
-        seconds,
-        cycles: all.acquire.len() as u64,
-        cycles_per_second: all.acquire.len() as f64 / seconds.max(f64::MIN_POSITIVE),
-        acquire_p50_ms: quantile_ms(0.5),
-        acquire_p99_ms: quantile_ms(0.99),
-        errors: all.errors,
+    let sent = Instant::now();
+    let released = run.node.propose(release).await.is_ok();
+    if released {
+        samples.release.push(sent.elapsed());
     }
+    released
 }

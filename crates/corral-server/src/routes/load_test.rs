@@ -34,11 +34,13 @@ async fn a_load_run_cycles_and_leaves_nothing_behind() {
         let (status, report) = load(&router, &body).await;
         assert_eq!(status, 200, "{report}");
         assert_eq!(report["workers"], 4);
+        assert_eq!(report["on_leader"], true, "{report}");
         assert_eq!(report["errors"], 0, "{report}");
         let cycles = report["cycles"].as_u64().expect("cycles");
         assert!(cycles >= 4, "{report}");
         granted += cycles;
         assert!(report["acquire_p50_ms"].as_f64() > Some(0.0), "{report}");
+        assert!(report["release_p50_ms"].as_f64() > Some(0.0), "{report}");
         let state = node.state.read();
         assert_eq!(state.table.lease_count(), 0, "a worker's lease is left");
         let held = state.table.locks_with_prefix("test-load/").count();

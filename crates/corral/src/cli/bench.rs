@@ -87,6 +87,13 @@ pub(crate) struct BenchArgs {
     /// tests' clusters, which take ports from 20000 to 31999).
     #[arg(long)]
     pub base_port: Option<u16>,
+    /// uncontended, contended: run the workers inside the node at the
+    /// first endpoint (`POST /test/load`, on a node started with
+    /// --test-faults), with no client HTTP: what raft, the log and the
+    /// state machine do on their own. The report says whether that node
+    /// led.
+    #[arg(long)]
+    pub inside: bool,
 }
 
 /// Runs the workload and prints the report; exit 1 if no cycle completed.
@@ -95,6 +102,9 @@ pub(super) async fn run(connection: &Connection, args: BenchArgs) -> anyhow::Res
         anyhow::bail!("--workers must be at least 1");
     }
     lock_name(&format!("{}probe", args.prefix))?;
+    if args.inside && args.etcd.is_some() {
+        anyhow::bail!("--inside runs the workers in a corral node, not in etcd");
+    }
     if let Some(code) = run_apart(&args, connection.json).await? {
         return Ok(code);
     }
@@ -141,14 +151,17 @@ pub(super) async fn run(connection: &Connection, args: BenchArgs) -> anyhow::Res
             unreachable!("run apart, above")
         }
     };
-    let report =
-        corral_bench::run(&target, workload, args.workers, args.duration, &args.prefix).await;
+    let report = if args.inside {
+        corral_bench::run_inside(&target, workload, args.workers, args.duration).await?
+    } else {
+        corral_bench::run(&target, workload, args.workers, args.duration, &args.prefix).await
+    };
     if connection.json {
         output::json(&report)?;
     } else {
         print_table(&report)?;
     }
-    Ok(if report.cycles > 0 {
+    Ok(if report.summary.cycles > 0 {
         exit::OK
     } else {
         exit::ERROR
@@ -264,13 +277,19 @@ fn print_table(report: &Report) -> std::io::Result<()> {
     let rows = vec![vec![
         report.target.clone(),
         workload,
-        report.workers.to_string(),
-        duration(Duration::from_secs_f64(report.seconds)),
-        report.cycles.to_string(),
-        format!("{:.0}", report.cycles_per_second),
-        format!("{:.2}/{:.2}", report.acquire_p50_ms, report.acquire_p99_ms),
-        format!("{:.2}/{:.2}", report.release_p50_ms, report.release_p99_ms),
-        report.errors.to_string(),
+        report.summary.workers.to_string(),
+        duration(Duration::from_secs_f64(report.summary.seconds)),
+        report.summary.cycles.to_string(),
+        format!("{:.0}", report.summary.cycles_per_second),
+        format!(
+            "{:.2}/{:.2}",
+            report.summary.acquire_p50_ms, report.summary.acquire_p99_ms
+        ),
+        format!(
+            "{:.2}/{:.2}",
+            report.summary.release_p50_ms, report.summary.release_p99_ms
+        ),
+        report.summary.errors.to_string(),
     ]];
     output::table(
         &[

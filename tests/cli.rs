@@ -345,6 +345,14 @@ async fn bench_inside_runs_in_the_node_it_names() {
     .await;
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("not in etcd"), "{stderr}");
+    // Only the lock workloads run inside a node; the others are refused,
+    // not run over HTTP instead.
+    for workload in ["queue", "keepalive", "table"] {
+        let args = ["bench", "--inside", "--workload", workload];
+        let (code, _, stderr) = corral_json(&cluster, &args).await;
+        assert_eq!(code, Some(1), "{workload}: {stderr}");
+        assert!(stderr.contains("uncontended or the contended"), "{stderr}");
+    }
 }
 
 /// Runs `corral queue work` with `args`, within 30 s; its output.

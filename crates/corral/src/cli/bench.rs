@@ -90,21 +90,15 @@ pub(crate) struct BenchArgs {
     /// uncontended, contended: run the workers inside the node at the
     /// first endpoint (`POST /test/load`, on a node started with
     /// --test-faults), with no client HTTP: what raft, the log and the
-    /// state machine do on their own. The report says whether that node
-    /// led.
+    /// state machine do on their own (the node names its own locks, under
+    /// test-load/). The report says whether that node led.
     #[arg(long)]
     pub inside: bool,
 }
 
 /// Runs the workload and prints the report; exit 1 if no cycle completed.
 pub(super) async fn run(connection: &Connection, args: BenchArgs) -> anyhow::Result<i32> {
-    if args.workers == 0 {
-        anyhow::bail!("--workers must be at least 1");
-    }
-    lock_name(&format!("{}probe", args.prefix))?;
-    if args.inside && args.etcd.is_some() {
-        anyhow::bail!("--inside runs the workers in a corral node, not in etcd");
-    }
+    check(&args)?;
     if let Some(code) = run_apart(&args, connection.json).await? {
         return Ok(code);
     }
@@ -166,6 +160,25 @@ pub(super) async fn run(connection: &Connection, args: BenchArgs) -> anyhow::Res
     } else {
         exit::ERROR
     })
+}
+
+/// Refuses arguments that do not go together.
+fn check(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.workers == 0 {
+        anyhow::bail!("--workers must be at least 1");
+    }
+    lock_name(&format!("{}probe", args.prefix))?;
+    if args.inside && args.etcd.is_some() {
+        anyhow::bail!("--inside runs the workers in a corral node, not in etcd");
+    }
+    let lock_cycles = matches!(
+        args.workload,
+        WorkloadArg::Uncontended | WorkloadArg::Contended
+    );
+    if args.inside && !lock_cycles {
+        anyhow::bail!("--inside runs the uncontended or the contended workload only");
+    }
+    Ok(())
 }
 
 /// Runs the workloads that bring their own table or cluster and ignore

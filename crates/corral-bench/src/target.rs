@@ -132,12 +132,18 @@ impl Target {
         answer_of(http.post(format!("{endpoint}{path}")).json(&body)).await
     }
 
-    /// The shared HTTP client of a corral target; etcd is refused.
-    fn corral_http(&self) -> Result<&reqwest::Client, BenchError> {
+    /// The endpoints and the shared HTTP client of a corral target; etcd
+    /// is refused.
+    fn corral_parts(&self) -> Result<(&[String], &reqwest::Client), BenchError> {
         match self {
-            Target::Corral { http, .. } => Ok(http),
+            Target::Corral { endpoints, http } => Ok((endpoints, http)),
             Target::Etcd { .. } => Err(BenchError::Unexpected("not a corral cluster".into())),
         }
+    }
+
+    /// The shared HTTP client of a corral target; etcd is refused.
+    fn corral_http(&self) -> Result<&reqwest::Client, BenchError> {
+        self.corral_parts().map(|(_, http)| http)
     }
 
     /// Grants a lease of `ttl` (whole seconds on etcd).
@@ -276,13 +282,11 @@ impl Target {
 
     /// The first endpoint of a corral cluster.
     pub(crate) fn first_endpoint(&self) -> Result<&str, BenchError> {
-        match self {
-            Target::Corral { endpoints, .. } => endpoints
-                .first()
-                .map(String::as_str)
-                .ok_or_else(|| BenchError::Unexpected("no endpoint".into())),
-            Target::Etcd { .. } => Err(BenchError::Unexpected("not a corral cluster".into())),
-        }
+        let (endpoints, _) = self.corral_parts()?;
+        endpoints
+            .first()
+            .map(String::as_str)
+            .ok_or_else(|| BenchError::Unexpected("no endpoint".into()))
     }
 
     /// Refuses what only corral has.
@@ -323,11 +327,7 @@ impl Target {
         worker: usize,
         leases: &[Lease],
     ) -> Result<Vec<String>, BenchError> {
-        let Target::Corral { .. } = self else {
-            return Err(BenchError::Unexpected(
-                "etcd's gateway has no batch keepalive".into(),
-            ));
-        };
+        self.require_corral("batch keepalive")?;
         let ids: Vec<&str> = leases.iter().map(|l| l.id.as_str()).collect();
         let answer = self
             .post(worker, "/v1/leases/keepalive", json!({ "lease_ids": ids }))
@@ -344,9 +344,7 @@ impl Target {
     /// The leader's id and client address, as the first node that knows
     /// one says. corral only.
     pub async fn leader(&self) -> Option<(u64, String)> {
-        let Target::Corral { endpoints, http } = self else {
-            return None;
-        };
+        let (endpoints, http) = self.corral_parts().ok()?;
         for endpoint in endpoints {
             let answer = http
                 .get(format!("{endpoint}/v1/cluster"))

@@ -22,9 +22,11 @@
 # docs/benchmarks-full-NODES-nodes.md, or docs/benchmarks-etcd-NODES-nodes.md
 # with PARTS=compare).
 # Installs etcd (Debian packages etcd-server and etcd-client, 3.4) when
-# missing. Loopback only; everything it starts is stopped on exit.
+# missing. CORRAL: a corral binary to use instead of building the release
+# one. Loopback only; everything it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source deploy/lib.sh
 secs="${1:-10}"
 rounds="${2:-3}"
 nodes="${NODES:-3}"
@@ -34,7 +36,7 @@ case "$parts" in all | compare) ;; *) echo "bench: PARTS is all or compare" >&2;
 case "$parts" in all) report=full ;; *) report=etcd ;; esac
 out="${OUT:-docs/benchmarks-$report-$nodes-nodes.md}"
 members=$(seq 1 "$nodes")
-bash deploy/setup.sh
+corral=$(corral_binary)
 
 if ! command -v etcd >/dev/null 2>&1; then
     install="apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends etcd-server etcd-client"
@@ -46,10 +48,6 @@ if ! command -v etcd >/dev/null 2>&1; then
 fi
 # The Debian package starts its own etcd on 2379/2380; this run uses other
 # ports and does not touch it.
-
-cargo build --release -p corral
-target_dir="${CARGO_TARGET_DIR:-target}"
-corral="$target_dir/release/corral"
 
 work="$PWD/target/bench-run"
 rm -rf "$work"
@@ -106,10 +104,6 @@ ready etcdctl --endpoints "$etcd_endpoints" endpoint health
 ready "$corral" --endpoints "$corral_endpoints" cluster status
 
 # Which node leads each cluster.
-corral_leader() {
-    "$corral" --endpoints "$corral_endpoints" cluster status 2>/dev/null |
-        sed -n 's/^node [0-9]* says: leader \([0-9]*\),.*/\1/p' | head -1
-}
 etcd_leader() {
     for i in $members; do
         etcdctl --endpoints "http://127.0.0.1:2379$i" endpoint status 2>/dev/null |
@@ -117,32 +111,24 @@ etcd_leader() {
     done | head -1
 }
 leaders() {
-    echo "corral node $(corral_leader), etcd node $(etcd_leader)"
-}
-# The endpoints of nodes 1-N (printf PATTERN with the node number), the
-# leader LEADER last. Worker i talks to the (i mod N)-th endpoint, and a
-# write sent to a follower takes one more round trip, to the leader and
-# back, on both systems. With each leader last, the 1-worker runs go
-# through a follower on both, as two of every three requests of a client
-# that does not know the leader do, and at 32 workers each leader serves
-# 10 workers directly (6 of 5 nodes). Without this, which node won each election would
-# decide the 1-worker row.
-leader_last() {
-    local leader=$1 pattern=$2 list="" i
-    for i in $members; do
-        if [ "$i" != "$leader" ]; then list="$list${list:+,}$(printf "$pattern" "$i")"; fi
-    done
-    if [ -n "$leader" ]; then list="$list,$(printf "$pattern" "$leader")"; fi
-    echo "$list"
+    echo "corral node $(corral_leader "$corral" "$corral_endpoints"), etcd node $(etcd_leader)"
 }
 # A cluster can answer before it has elected a leader (five nodes take
 # longer): wait for both, so that the leader really goes last.
+# Each cluster's endpoints with its leader last (see leader_last in
+# deploy/lib.sh), the same rule for both: at 32 workers each leader then
+# serves 10 workers directly (6 of 5 nodes).
 for _ in $(seq 1 100); do
-    if [ -n "$(corral_leader)" ] && [ -n "$(etcd_leader)" ]; then break; fi
+    if [ -n "$(corral_leader "$corral" "$corral_endpoints")" ] && [ -n "$(etcd_leader)" ]; then
+        break
+    fi
     sleep 0.2
 done
-corral_endpoints=$(leader_last "$(corral_leader)" "127.0.0.1:2710%s")
-etcd_endpoints=$(leader_last "$(etcd_leader)" "http://127.0.0.1:2379%s")
+# $members unquoted: one argument per node.
+# shellcheck disable=SC2086
+corral_endpoints=$(leader_last "$(corral_leader "$corral" "$corral_endpoints")" "127.0.0.1:2710%s" $members)
+# shellcheck disable=SC2086
+etcd_endpoints=$(leader_last "$(etcd_leader)" "http://127.0.0.1:2379%s" $members)
 leaders_at_start=$(leaders)
 
 results="$work/results.jsonl"
@@ -172,7 +158,7 @@ leaders_at_end=$(leaders)
 # The same three workloads inside corral's leader and inside a follower
 # (`POST /test/load`, which --test-faults opens): no client HTTP, so the
 # difference to the rows above is what HTTP and the client cost.
-inside_leader="127.0.0.1:2710$(corral_leader)"
+inside_leader="127.0.0.1:2710$(corral_leader "$corral" "$corral_endpoints")"
 inside_follower="${corral_endpoints%%,*}"
 for node in "$inside_leader" "$inside_follower"; do
     for pair in "uncontended 32" "uncontended 1" "contended 32"; do

@@ -13,14 +13,11 @@
 # building the release one. Loopback only; what it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source deploy/lib.sh
 secs="${1:-8}"
 workload="${WORKLOAD:-uncontended}"
 workers="${WORKERS:-32}"
-if [ -z "${CORRAL:-}" ]; then
-    bash deploy/setup.sh
-    cargo build --release -p corral
-fi
-corral="${CORRAL:-${CARGO_TARGET_DIR:-target}/release/corral}"
+corral=$(corral_binary)
 work="$PWD/target/profile-run"
 rm -rf "$work"
 mkdir -p "$work"
@@ -35,22 +32,11 @@ for i in 1 2 3; do
     pids+=($!)
 done
 all="127.0.0.1:27121,127.0.0.1:27122,127.0.0.1:27123"
-leader=""
-for _ in $(seq 1 100); do
-    leader=$("$corral" --endpoints "$all" cluster status 2>/dev/null |
-        sed -n 's/^node [0-9]* says: leader \([0-9]*\),.*/\1/p' | head -1)
-    [ -n "$leader" ] && break
-    sleep 0.2
-done
-[ -n "$leader" ] || { echo "profile: no leader" >&2; exit 1; }
-endpoints="" follower=""
-for i in 1 2 3; do
-    if [ "$i" != "$leader" ]; then
-        endpoints="$endpoints${endpoints:+,}127.0.0.1:2712$i"
-        follower="${follower:-$i}"
-    fi
-done
-endpoints="$endpoints,127.0.0.1:2712$leader"
+leader=$(wait_corral_leader "$corral" "$all")
+endpoints=$(leader_last "$leader" "127.0.0.1:2712%s" 1 2 3)
+# The first endpoint is a follower's: the one profiled.
+follower="${endpoints%%,*}"
+follower="${follower##*:2712}"
 
 # A warm-up, then the measured run; the counters start once it has begun.
 "$corral" --endpoints "$endpoints" bench --workload uncontended --workers 32 --duration 3s >/dev/null

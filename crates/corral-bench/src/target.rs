@@ -133,17 +133,18 @@ impl Target {
     }
 
     /// The endpoints and the shared HTTP client of a corral target; etcd
-    /// is refused.
-    fn corral_parts(&self) -> Result<(&[String], &reqwest::Client), BenchError> {
+    /// is refused as having no `what`.
+    fn corral_parts(&self, what: &str) -> Result<(&[String], &reqwest::Client), BenchError> {
         match self {
             Target::Corral { endpoints, http } => Ok((endpoints, http)),
-            Target::Etcd { .. } => Err(BenchError::Unexpected("not a corral cluster".into())),
+            Target::Etcd { .. } => Err(BenchError::Unexpected(format!("etcd has no {what}"))),
         }
     }
 
-    /// The shared HTTP client of a corral target; etcd is refused.
-    fn corral_http(&self) -> Result<&reqwest::Client, BenchError> {
-        self.corral_parts().map(|(_, http)| http)
+    /// The shared HTTP client of a corral target; etcd is refused as
+    /// having no `what`.
+    fn corral_http(&self, what: &str) -> Result<&reqwest::Client, BenchError> {
+        self.corral_parts(what).map(|(_, http)| http)
     }
 
     /// Grants a lease of `ttl` (whole seconds on etcd).
@@ -235,7 +236,7 @@ impl Target {
     /// Adds an item to the work queue `queue` (corral only: etcd has no
     /// queue).
     pub async fn push(&self, worker: usize, queue: &str) -> Result<(), BenchError> {
-        self.require_corral("queues")?;
+        self.corral_parts("queues")?;
         let body = json!({ "payload": { "worker": worker } });
         self.post(worker, &format!("/v1/queues/{queue}/items"), body)
             .await?;
@@ -251,7 +252,7 @@ impl Target {
         queue: &str,
         wait: Duration,
     ) -> Result<(u64, u64), BenchError> {
-        self.require_corral("queues")?;
+        self.corral_parts("queues")?;
         let body = json!({
             "lease_id": lease.id,
             "visibility_ms": 30_000,
@@ -280,21 +281,14 @@ impl Target {
         Ok(())
     }
 
-    /// The first endpoint of a corral cluster.
+    /// The first endpoint of a corral cluster: the node a load inside runs
+    /// in.
     pub(crate) fn first_endpoint(&self) -> Result<&str, BenchError> {
-        let (endpoints, _) = self.corral_parts()?;
+        let (endpoints, _) = self.corral_parts("load inside a node")?;
         endpoints
             .first()
             .map(String::as_str)
             .ok_or_else(|| BenchError::Unexpected("no endpoint".into()))
-    }
-
-    /// Refuses what only corral has.
-    fn require_corral(&self, what: &str) -> Result<(), BenchError> {
-        match self {
-            Target::Corral { .. } => Ok(()),
-            Target::Etcd { .. } => Err(BenchError::Unexpected(format!("etcd has no {what}"))),
-        }
     }
 
     /// Renews a lease once.
@@ -327,7 +321,7 @@ impl Target {
         worker: usize,
         leases: &[Lease],
     ) -> Result<Vec<String>, BenchError> {
-        self.require_corral("batch keepalive")?;
+        self.corral_parts("batch keepalive")?;
         let ids: Vec<&str> = leases.iter().map(|l| l.id.as_str()).collect();
         let answer = self
             .post(worker, "/v1/leases/keepalive", json!({ "lease_ids": ids }))
@@ -344,7 +338,7 @@ impl Target {
     /// The leader's id and client address, as the first node that knows
     /// one says. corral only.
     pub async fn leader(&self) -> Option<(u64, String)> {
-        let (endpoints, http) = self.corral_parts().ok()?;
+        let (endpoints, http) = self.corral_parts("leader lookup").ok()?;
         for endpoint in endpoints {
             let answer = http
                 .get(format!("{endpoint}/v1/cluster"))
@@ -378,7 +372,7 @@ impl Target {
     /// The value of `metric` (a line `metric VALUE`) in the `/metrics` of
     /// the node serving clients at `addr`. corral only.
     pub async fn node_metric(&self, addr: &str, metric: &str) -> Option<f64> {
-        let http = self.corral_http().ok()?;
+        let http = self.corral_http("metrics lookup").ok()?;
         let url = format!("{}/metrics", base_url(addr));
         let text = http.get(url).send().await.ok()?.text().await.ok()?;
         metric_value(&text, metric)
@@ -388,7 +382,7 @@ impl Target {
     /// (`POST /v1/cluster/snapshot`, which answers once it is built); the
     /// last log index the snapshot covers. corral only.
     pub async fn build_snapshot(&self, addr: &str) -> Result<u64, BenchError> {
-        let http = self.corral_http()?;
+        let http = self.corral_http("snapshot on request")?;
         let url = format!("{}/v1/cluster/snapshot", base_url(addr));
         // Longer than the node's own wait for the build (300 s).
         let request = http.post(url).timeout(Duration::from_secs(320));
@@ -406,7 +400,7 @@ impl Target {
         addr: &str,
         request: &LoadRequest,
     ) -> Result<LoadReport, BenchError> {
-        let http = self.corral_http()?;
+        let http = self.corral_http("load inside a node")?;
         let url = format!("{}/test/load", base_url(addr));
         let run = Duration::from_millis(request.duration_ms);
         // A worker may end its run in a wait of up to 10 s, then revoke.
@@ -424,7 +418,7 @@ impl Target {
         peer_addr: &str,
         catch_up: Duration,
     ) -> Result<(), BenchError> {
-        let http = self.corral_http()?;
+        let http = self.corral_http("members added by a call")?;
         let url = format!("{}/v1/cluster/members", base_url(leader_addr));
         let body = json!({
             "node_id": node_id,
@@ -443,7 +437,7 @@ impl Target {
         addr: &str,
         name: &str,
     ) -> Result<Option<(String, u64)>, BenchError> {
-        let http = self.corral_http()?;
+        let http = self.corral_http("lock holders")?;
         let url = format!("{}/v1/locks", base_url(addr));
         let lock = answer_of(http.get(url).query(&[("name", name)])).await?;
         let holder = &lock["holder"];

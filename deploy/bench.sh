@@ -115,16 +115,16 @@ leaders() {
 }
 # A cluster can answer before it has elected a leader (five nodes take
 # longer): wait for both, so that the leader really goes last.
-# Each cluster's endpoints with its leader last (see leader_last in
-# deploy/lib.sh), the same rule for both: at 32 workers each leader then
-# serves 10 workers directly (6 of 5 nodes).
 for _ in $(seq 1 100); do
     if [ -n "$(corral_leader "$corral" "$corral_endpoints")" ] && [ -n "$(etcd_leader)" ]; then
         break
     fi
     sleep 0.2
 done
-# $members unquoted: one argument per node.
+# Each cluster's endpoints with its leader last (see leader_last in
+# deploy/lib.sh), the same rule for both: at 32 workers each leader then
+# serves 10 workers directly (6 of 5 nodes). $members unquoted: one
+# argument per node.
 # shellcheck disable=SC2086
 corral_endpoints=$(leader_last "$(corral_leader "$corral" "$corral_endpoints")" "127.0.0.1:2710%s" $members)
 # shellcheck disable=SC2086

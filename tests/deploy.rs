@@ -292,3 +292,36 @@ fn the_container_files_build_in_stages_and_ship_what_the_binary_links() {
     ids.sort();
     assert_eq!(ids, ["1", "2", "3"]);
 }
+
+/// The helpers `deploy/bench.sh` and `deploy/profile.sh` share: every
+/// script parses, and the endpoints go out with the leader last, the order
+/// the bench's 1-worker rows depend on (with no leader known, in order).
+#[test]
+fn the_bench_scripts_parse_and_put_the_leader_last() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let bash = |script: &str| {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .current_dir(&root)
+            .output()
+            .expect("bash runs");
+        assert!(out.status.success(), "{script}: {out:?}");
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_string()
+    };
+    for script in ["deploy/bench.sh", "deploy/profile.sh", "deploy/lib.sh"] {
+        bash(&format!("bash -n {script}"));
+    }
+    let order = |leader: &str, members: &str| {
+        bash(&format!(
+            "source deploy/lib.sh && leader_last '{leader}' 'n%s' {members}"
+        ))
+    };
+    assert_eq!(order("2", "1 2 3"), "n1,n3,n2");
+    assert_eq!(order("1", "1 2 3 4 5"), "n2,n3,n4,n5,n1");
+    assert_eq!(order("5", "1 2 3 4 5"), "n1,n2,n3,n4,n5");
+    assert_eq!(order("", "1 2 3"), "n1,n2,n3");
+}

@@ -34,9 +34,9 @@ done
 all="127.0.0.1:27121,127.0.0.1:27122,127.0.0.1:27123"
 leader=$(wait_corral_leader "$corral" "$all")
 endpoints=$(leader_last "$leader" "127.0.0.1:2712%s" 1 2 3)
-# The first endpoint is a follower's: the one profiled.
-follower="${endpoints%%,*}"
-follower="${follower##*:2712}"
+# The follower profiled: the first of the nodes that do not lead.
+follower=1
+if [ "$leader" = 1 ]; then follower=2; fi
 
 # A warm-up, then the measured run; the counters start once it has begun.
 "$corral" --endpoints "$endpoints" bench --workload uncontended --workers 32 --duration 3s >/dev/null

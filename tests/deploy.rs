@@ -12,9 +12,13 @@ use std::time::{Duration, Instant};
 
 use serde_yaml::Value;
 
+/// The repository's top folder.
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 fn repo_file(path: &str) -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+    std::fs::read_to_string(repo_root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// The unit's `key=value` lines by section; a key set twice keeps both.
@@ -298,7 +302,7 @@ fn the_container_files_build_in_stages_and_ship_what_the_binary_links() {
 /// the bench's 1-worker rows depend on (with no leader known, in order).
 #[test]
 fn the_bench_scripts_parse_and_put_the_leader_last() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = repo_root();
     let bash = |script: &str| {
         let out = Command::new("bash")
             .arg("-c")
